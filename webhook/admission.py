@@ -1,0 +1,143 @@
+"""The AdmissionReview envelope: validate a request body, build the response (DESIGN §5).
+
+`admission.k8s.io/v1` and `v1beta1` are both read, and the response speaks the request's
+version and echoes its `uid`. Bodies arrive as parsed JSON; every way they can be wrong raises
+`ReviewError` with a message that names the field, for an HTTP 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, NotRequired, TypedDict
+
+from webhook import keys
+from webhook.mutate import Context, Decision
+
+API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+
+
+class ReviewError(ValueError):
+    """The body is not an AdmissionReview we can answer."""
+
+
+class Status(TypedDict):
+    code: int
+    message: str
+
+
+class AdmissionResponse(TypedDict):
+    uid: str
+    allowed: bool
+    patchType: NotRequired[str]
+    patch: NotRequired[str]
+    warnings: NotRequired[list[str]]
+    auditAnnotations: NotRequired[dict[str, str]]
+    status: NotRequired[Status]
+
+
+class AdmissionReviewResponse(TypedDict):
+    apiVersion: str
+    kind: str
+    response: AdmissionResponse
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRequest:
+    """The fields of `request` the webhook uses, checked for type."""
+
+    api_version: str
+    uid: str
+    operation: str
+    kind: Mapping[str, Any]
+    namespace: str
+    name: str
+    dry_run: bool
+    pod: Mapping[str, Any]
+
+    def context(self, *, shadow: bool = False) -> Context:
+        return Context(self.operation, self.kind, self.namespace, shadow=shadow)
+
+
+def _field(request: Mapping[str, Any], name: str, kind: type, *, required: bool) -> Any:
+    value = request.get(name)
+    if value is None:
+        if required:
+            raise ReviewError(f"request.{name} is missing")
+        return kind()
+    if not isinstance(value, kind):
+        raise ReviewError(f"request.{name} must be a {_TYPE_NAMES[kind]}")
+    return value
+
+
+_TYPE_NAMES: Final = {str: "string", dict: "object", bool: "boolean"}
+
+
+def parse_review(body: object) -> ReviewRequest:
+    """Check that `body` is an AdmissionReview with what we need, and pull those fields out."""
+    if not isinstance(body, dict):
+        raise ReviewError("body is not a JSON object")
+    if body.get("kind") != "AdmissionReview":
+        raise ReviewError('kind must be "AdmissionReview"')
+    api_version = body.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError("request is missing or not an object")
+    uid = _field(request, "uid", str, required=True)
+    if not uid:
+        raise ReviewError("request.uid is empty")
+    pod = _field(request, "object", dict, required=True)
+    kind = _field(request, "kind", dict, required=False)
+    return ReviewRequest(
+        api_version=api_version,
+        uid=uid,
+        operation=_field(request, "operation", str, required=False),
+        kind=kind,
+        namespace=_field(request, "namespace", str, required=False),
+        name=_field(request, "name", str, required=False),
+        dry_run=_field(request, "dryRun", bool, required=False),
+        pod=pod,
+    )
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def audit_annotations(decision: Decision) -> dict[str, str]:
+    """Short keys: the API server prefixes each with the webhook's name."""
+    audit = {"decision": decision.decision, "reason": decision.reason}
+    if decision.rules:
+        audit["rules"] = ";".join(f"{name}={'+'.join(r)}" for name, r in decision.rules.items())
+    return audit
+
+
+def allow(review: ReviewRequest, decision: Decision) -> AdmissionReviewResponse:
+    """The response for a decision: a patch only when there is one."""
+    response: AdmissionResponse = {"uid": review.uid, "allowed": True}
+    if decision.patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(_compact(decision.patch)).decode()
+    if decision.warnings:
+        response["warnings"] = decision.warnings
+    response["auditAnnotations"] = audit_annotations(decision)
+    return _envelope(review, response)
+
+
+def failed(review: ReviewRequest, *, message: str, deny: bool) -> AdmissionReviewResponse:
+    """The response when our own code failed: fail open by default, or deny with a 500."""
+    response: AdmissionResponse = {"uid": review.uid, "allowed": not deny}
+    if deny:
+        response["status"] = {"code": 500, "message": message}
+    else:
+        response["warnings"] = [f"{keys.PREFIX}: internal error, pod admitted unchanged"]
+    response["auditAnnotations"] = {"decision": "error", "reason": message[:200]}
+    return _envelope(review, response)
+
+
+def _envelope(review: ReviewRequest, response: AdmissionResponse) -> AdmissionReviewResponse:
+    return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}

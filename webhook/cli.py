@@ -1,0 +1,154 @@
+"""The `multinode-webhook` command line: argument parsing, file I/O and exit codes only.
+
+Every subcommand hands its input to the core and prints what comes back. Unreadable input
+ends with exit 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from webhook import __version__, documents, keys
+from webhook.migrate import migrate_document
+from webhook.preview import FORMATS, Simulation, preview_text, render
+
+EXIT_CHANGES = 1
+EXIT_INPUT = 2
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"multinode-webhook: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_INPUT)
+
+
+def _read(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        _fail(f"cannot read {path}: {error}")
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _preview(args: argparse.Namespace) -> int:
+    labels = dict(args.namespace_label) if args.namespace_label is not None else None
+    sim = Simulation(namespace=args.namespace, namespace_labels=labels, mode=args.mode)
+    try:
+        results = preview_text(_read(args.file), sim)
+    except documents.InputError as error:
+        _fail(str(error))
+    sys.stdout.write(render(results, args.output))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    output: list[str] = []
+    changes: list[str] = []
+    try:
+        for marker, body in documents.split(_read(args.file)):
+            migration = migrate_document(documents.load_one(body))
+            changes.extend(migration.changes)
+            text = body if migration.document is None else documents.dump(migration.document)
+            output.append(marker + text)
+    except documents.InputError as error:
+        _fail(str(error))
+    if args.check:
+        return EXIT_CHANGES if changes else 0
+    sys.stdout.write("".join(output))
+    for change in changes:
+        print(f"migrated {change}", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="multinode-webhook",
+        description=(
+            "Repairs KServe multi-node (Ray) predictor pods whose launch script sits in args, "
+            "so that InferenceService args reach the model server."
+        ),
+    )
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    preview = commands.add_parser(
+        "preview",
+        help="show what admission would do to pods, workloads or AdmissionReviews (no cluster)",
+        description=(
+            "Read a Pod, a workload with a pod template, a List, a multi-document YAML stream "
+            "or an AdmissionReview, and print for each object the decision, the reason, the "
+            "selection trace, the JSON patch, the resulting object and a diff. Exit 0 when the "
+            "input was understood, 2 when it could not be read."
+        ),
+    )
+    preview.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="JSON or YAML; - for stdin (default)"
+    )
+    preview.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default="json",
+        help="json, yaml: full results; patch: a JSON patch per object a line; diff: unified diff",
+    )
+    preview.add_argument(
+        "--namespace", help="namespace to simulate (default: the object's, else 'default')"
+    )
+    preview.add_argument(
+        "--namespace-label",
+        action="append",
+        type=_label,
+        metavar="KEY=VALUE",
+        help=(
+            "a label of the simulated namespace (repeatable); given at least once, the namespace "
+            f"test of the install mode runs first, e.g. {keys.INJECT_LABEL}={keys.NAMESPACE_SHADOW}"
+        ),
+    )
+    preview.add_argument(
+        "--mode",
+        choices=keys.MODES,
+        default=keys.MODE_OPT_IN,
+        help="install mode for the namespace test (default: %(default)s)",
+    )
+    preview.set_defaults(run=_preview)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="rewrite legacy ServingRuntimes, ClusterServingRuntimes and Templates at the source",
+        description=(
+            "Apply the admission rewrite to ServingRuntime, ClusterServingRuntime and OpenShift "
+            "Template objects and print the YAML stream with them fixed; other documents are "
+            "printed as they were. Changes are listed on stderr."
+        ),
+    )
+    migrate.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="YAML or JSON; - for stdin (default)"
+    )
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="print nothing; exit 1 when anything would change (for GitOps CI)",
+    )
+    migrate.set_defaults(run=_migrate)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    # Lone surrogates can come from JSON escapes; print them escaped rather than crash.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    code: int = args.run(args)
+    return code
