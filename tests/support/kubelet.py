@@ -1,0 +1,113 @@
+"""Run a container's `command + args` under the real /bin/bash, as the kubelet would.
+
+Kubernetes expands `$(VAR)` in command, args and env values (`$$` escapes a dollar), then
+execs argv. Stub `ray`, `python`, `python3` and `vllm` executables first on PATH record the
+argv they receive, one JSON list a line; `ray status` prints one node line per pipeline stage
+so the head scripts' wait loops finish at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+STUBS = ("ray", "python", "python3", "vllm")
+POD_IP = "10.244.1.7"
+
+_STUB = """#!{python}
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a", encoding="utf-8") as log:
+    log.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+if sys.argv[1:2] == ["status"]:
+    stages = int(os.environ.get("PIPELINE_PARALLEL_SIZE") or 1)
+    print("\\n".join(" 1 node_%d" % i for i in range(stages)))
+"""
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: defined names are replaced, others left as written."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        if text.startswith("$(", i) and (end := text.find(")", i + 2)) != -1:
+            name = text[i + 2 : end]
+            out.append(env[name] if name in env else text[i : end + 1])
+            i = end + 1
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def container_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, str]:
+    """The container's env as the kubelet resolves it (fieldRefs from the pod)."""
+    fields = {
+        "metadata.name": pod["metadata"].get("name", ""),
+        "metadata.namespace": pod["metadata"].get("namespace", ""),
+        "status.podIP": POD_IP,
+    }
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = expand(str(item["value"]), env)
+        else:
+            ref = (item.get("valueFrom") or {}).get("fieldRef") or {}
+            env[item["name"]] = fields.get(ref.get("fieldPath", ""), "")
+    return env
+
+
+def install_stubs(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in STUBS:
+        stub = directory / name
+        stub.write_text(_STUB.format(python=sys.executable))
+        stub.chmod(0o755)
+
+
+def run(
+    pod: Mapping[str, Any], name: str, workdir: Path, *, unset: tuple[str, ...] = ()
+) -> list[list[str]]:
+    """Execute container `name` of `pod` and return every stub call, in order.
+
+    `unset` removes variables from the container's env, to exercise unset-vs-empty cases.
+    """
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == name)
+    env = {k: v for k, v in container_env(pod, container).items() if k not in unset}
+    argv = [
+        expand(word, env) for word in [*container.get("command", []), *container.get("args", [])]
+    ]
+    stubs = workdir / "stubs"
+    install_stubs(stubs)
+    log = workdir / "calls.jsonl"
+    log.write_text("")
+    # Files in the working directory make an unquoted `*` visible: it would glob to them.
+    for decoy in ("decoy-a.txt", "decoy-b.txt"):
+        (workdir / decoy).write_text("")
+    process_env = {
+        **env,
+        "PATH": f"{stubs}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(workdir),
+        "LC_ALL": "C.UTF-8",
+        "STUB_LOG": str(log),
+    }
+    completed = subprocess.run(
+        argv,
+        executable="/bin/bash",
+        env=process_env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]

@@ -1,0 +1,61 @@
+"""The semantic proof: what the launch command receives before and after the rewrite."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+
+from tests.support import kubelet
+from webhook.mutate import mutate
+
+# Arguments a user might write, and every way a shell could mangle them.
+NASTY_ARGS = [
+    "--max-model-len=4096",
+    "--served-model-name=my model",
+    'say "hi"',
+    "it's",
+    "*",
+    "$(date)",
+    "`id`",
+    "$HOME",
+    "a;b",
+    "line\nbreak",
+    "ünïcødé ✓",
+    "",
+    "--dtype",
+    "half",
+    "back\\slash",
+]
+
+
+def with_user_args(pod: dict[str, Any], name: str, user_args: list[str]) -> dict[str, Any]:
+    """The pod as KServe would build it had the InferenceService carried `user_args`."""
+    changed = copy.deepcopy(pod)
+    container = next(c for c in changed["spec"]["containers"] if c["name"] == name)
+    script = container["args"][:1]
+    container["args"] = [*script, *user_args]
+    return changed
+
+
+def launch(pod: dict[str, Any], name: str, workdir: Path) -> list[str]:
+    """The argv the last stub call (the launch command) received."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    calls = kubelet.run(pod, name, workdir)
+    assert calls, "the script called none of the stubs"
+    return calls[-1]
+
+
+def assert_args_forwarded(pod: dict[str, Any], name: str, tmp_path: Path) -> None:
+    """Original: user args lost. Rewritten: runtime flags, then the user's args, nothing else."""
+    bare = with_user_args(pod, name, [])
+    loaded = with_user_args(pod, name, NASTY_ARGS)
+    flags = launch(bare, name, tmp_path / "original-bare")
+    assert launch(loaded, name, tmp_path / "original") == flags, "legacy pod should drop user args"
+
+    decision = mutate(loaded)
+    assert decision.decision == "patched", decision
+    rewritten = jsonpatch.apply_patch(loaded, decision.patch)
+    assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *NASTY_ARGS]
