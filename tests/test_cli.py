@@ -1,0 +1,208 @@
+"""`multinode-webhook preview` and `migrate` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+import yaml
+
+from tests.support.kserve import EXAMPLES, example
+from webhook import keys
+
+HEAD = EXAMPLES / "legacy-head-pod.yaml"
+RUNTIME = EXAMPLES / "legacy-servingruntime.yaml"
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def preview_json(text: str, *args: str) -> list[dict[str, Any]]:
+    done = cli("preview", "-", "-o", "json", *args, stdin=text)
+    assert done.returncode == 0, done.stderr
+    results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
+    return results
+
+
+def workload(kind: str, api_version: str, template_path: tuple[str, ...]) -> dict[str, Any]:
+    pod = example("legacy-head-pod.yaml")
+    template: dict[str, Any] = {"metadata": pod["metadata"], "spec": pod["spec"]}
+    for token in reversed(template_path[1:]):
+        template = {token: template}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": "w", "namespace": "models"},
+        template_path[0]: template,
+    }
+
+
+WORKLOADS = [
+    ("Deployment", "apps/v1", ("spec", "template")),
+    ("ReplicaSet", "apps/v1", ("spec", "template")),
+    ("StatefulSet", "apps/v1", ("spec", "template")),
+    ("DaemonSet", "apps/v1", ("spec", "template")),
+    ("Job", "batch/v1", ("spec", "template")),
+    ("CronJob", "batch/v1", ("spec", "jobTemplate", "spec", "template")),
+]
+
+
+def test_pod_from_file_json_output() -> None:
+    done = cli("preview", str(HEAD))
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert set(result) == {
+        "kind",
+        "name",
+        "decision",
+        "reason",
+        "trace",
+        "patch",
+        "warnings",
+        "object",
+        "diff",
+    }
+    assert (result["kind"], result["decision"]) == ("Pod", keys.PATCHED)
+    assert (
+        jsonpatch.apply_patch(example("legacy-head-pod.yaml"), result["patch"]) == result["object"]
+    )
+
+
+@pytest.mark.parametrize(("kind", "api_version", "path"), WORKLOADS, ids=[w[0] for w in WORKLOADS])
+def test_workload_patch_points_into_the_template(
+    kind: str, api_version: str, path: tuple[str, ...]
+) -> None:
+    obj = workload(kind, api_version, path)
+    [result] = preview_json(json.dumps(obj))
+    assert (result["kind"], result["decision"]) == (kind, keys.PATCHED)
+    prefix = "/" + "/".join(path) + "/"
+    assert all(op["path"].startswith(prefix) for op in result["patch"])
+    assert jsonpatch.apply_patch(obj, result["patch"]) == result["object"]
+
+
+def test_list_multidoc_and_admission_review() -> None:
+    head, worker = example("legacy-head-pod.yaml"), example("legacy-worker-pod.yaml")
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}
+    listed = preview_json(
+        json.dumps({"apiVersion": "v1", "kind": "List", "items": [head, service]})
+    )
+    assert [r["decision"] for r in listed] == [keys.PATCHED, keys.SKIPPED]
+    assert listed[1]["reason"] == keys.NOT_POD_CREATE
+
+    stream = yaml.safe_dump_all([head, worker, service])
+    assert [r["decision"] for r in preview_json(stream)] == [
+        keys.PATCHED,
+        keys.PATCHED,
+        keys.SKIPPED,
+    ]
+
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "models",
+            "object": worker,
+        },
+    }
+    [result] = preview_json(json.dumps(review))
+    assert result["decision"] == keys.PATCHED
+    assert jsonpatch.apply_patch(worker, result["patch"]) == result["object"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "mode", "decision"),
+    [
+        ([f"{keys.INJECT_LABEL}=shadow"], keys.MODE_OPT_IN, keys.SHADOW),
+        ([f"{keys.INJECT_LABEL}=enabled"], keys.MODE_OPT_IN, keys.PATCHED),
+        (["team=a"], keys.MODE_OPT_IN, keys.SKIPPED),
+        (["team=a"], keys.MODE_CLUSTER_WIDE, keys.PATCHED),
+    ],
+)
+def test_namespace_simulation(labels: list[str], mode: str, decision: str) -> None:
+    args = [a for label in labels for a in ("--namespace-label", label)]
+    [result] = preview_json(HEAD.read_text(), *args, "--mode", mode, "--namespace", "team-a")
+    assert result["decision"] == decision
+
+
+def test_yaml_patch_and_diff_formats() -> None:
+    as_yaml = cli("preview", str(HEAD), "-o", "yaml")
+    assert yaml.safe_load(as_yaml.stdout)["results"][0]["decision"] == keys.PATCHED
+    patch = cli("preview", str(HEAD), "-o", "patch")
+    ops = json.loads(patch.stdout)
+    assert jsonpatch.apply_patch(example("legacy-head-pod.yaml"), ops)
+    diff = cli("preview", str(HEAD), "-o", "diff").stdout
+    assert diff.startswith("--- a/Pod/")
+    assert '+        --pipeline-parallel-size=${PIPELINE_PARALLEL_SIZE} "$@"' in diff
+
+
+@pytest.mark.parametrize(
+    ("stdin", "args", "message"),
+    [
+        ("{not json", [], "invalid JSON"),
+        ("a: [b\n", [], "invalid YAML"),
+        ("", [], "the input holds no Kubernetes object"),
+        ("just a string\n", [], "expected a Kubernetes object"),
+        ("metadata: {}\n", [], "a document has no kind"),
+        (
+            '{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {}}',
+            [],
+            "AdmissionReview: request.uid is missing",
+        ),
+        (None, ["/nonexistent/pod.yaml"], "cannot read /nonexistent/pod.yaml"),
+        ("[1, 2]", [], "expected a Kubernetes object, found a int"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(stdin: str | None, args: list[str], message: str) -> None:
+    done = cli("preview", *(args or ["-"]), stdin=stdin)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> None:
+    other = "# a comment that must survive\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+    source = tmp_path / "stream.yaml"
+    source.write_text(other + "---\n" + RUNTIME.read_text())
+    done = cli("migrate", str(source))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(other + "---\n")
+    fixed = list(yaml.safe_load_all(done.stdout))[1]
+    assert fixed["spec"]["containers"][0]["command"][3] == keys.HEAD_CONTAINER
+    assert done.stderr.count("migrated ServingRuntime/") == 2
+
+    (tmp_path / "fixed.yaml").write_text(done.stdout)
+    assert cli("migrate", "--check", str(tmp_path / "fixed.yaml")).returncode == 0
+    check = cli("migrate", "--check", str(source))
+    assert (check.returncode, check.stdout, check.stderr) == (1, "", "")
+
+
+def test_migrate_bad_input() -> None:
+    done = cli("migrate", "-", stdin="a: [b\n")
+    assert done.returncode == 2
+    assert "invalid YAML" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_explains_every_command() -> None:
+    done = cli("--help")
+    assert "preview" in done.stdout
+    assert "migrate" in done.stdout
+    assert "--namespace-label" in cli("preview", "--help").stdout

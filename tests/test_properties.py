@@ -1,0 +1,163 @@
+"""Property tests: generated pods never make mutate() raise, and every patch is sound."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support import shell
+from webhook import keys
+from webhook.mutate import mutate
+
+# Lines in the style of the runtime scripts, plus the constructs that trip naive parsers.
+FRAGMENTS = [
+    "export MODEL=${MODEL_ID}",
+    "if [[ ! -z ${MODEL_DIR} ]]\nthen\n  export MODEL=${MODEL_DIR}\nfi",
+    "if [[ ! -z $MODEL_DIR ]]; then MODEL=$MODEL_DIR; fi",
+    "ray start --head --disable-usage-stats --include-dashboard false ",
+    "until [[ $(ray status | grep -c node_) -eq ${PIPELINE_PARALLEL_SIZE} ]]; do\n  sleep 1\ndone",
+    "while true; do\n  if (( SECONDS <= 240 )); then\n    break\n  fi\ndone",
+    "python ./huggingfaceserver/health_check.py registered_nodes --retries 200",
+    "python -m huggingfaceserver --model_name=${MODEL_NAME} --model_dir=${MODEL} \\\n  --x=1",
+    "exec python3 -m vllm.entrypoints.openai.api_server --port=8080 2>&1 | tee log",
+    'CMD="vllm serve $0 $@"',
+    "exec $CMD",
+    "vllm serve /mnt/models # serve",
+    'ray start --address="${RAY_HEAD_ADDRESS}" --block     ',
+    "cat <<EOF\npython -m huggingfaceserver\nEOF",
+    "x=$(python -m huggingfaceserver --version)",
+    'echo "unterminated',
+    "fi",
+    "# comment ünïcødé",
+    "",
+]
+
+text = st.text(max_size=20)
+scripts = st.lists(st.sampled_from(FRAGMENTS) | text, max_size=8).map("\n".join)
+bashes = st.sampled_from([*keys.BASH_PATHS, "sh", "/bin/sh"])
+commands = st.one_of(
+    st.none(),
+    st.tuples(bashes, st.just("-c")).map(list),
+    st.tuples(bashes, st.just("-c"), scripts).map(list),
+    st.lists(text, max_size=4),
+    st.integers(),
+    st.lists(st.integers() | text, max_size=3),
+)
+args = st.one_of(
+    st.none(),
+    st.tuples(scripts, st.lists(text, max_size=5)).map(lambda t: [t[0], *t[1]]),
+    st.lists(text, max_size=3),
+    st.text(max_size=5),
+    st.lists(st.none() | st.integers(), max_size=2),
+)
+names = (
+    st.sampled_from(keys.DEFAULT_TARGET_CONTAINERS) | st.sampled_from(["agent", "modelcar"]) | text
+)
+
+
+@st.composite
+def containers(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 20)) == 0:
+        return draw(st.none() | st.integers() | text)
+    container: dict[str, Any] = {"name": draw(names)}
+    for key, strategy in (("command", commands), ("args", args)):
+        if draw(st.booleans()):
+            container[key] = draw(strategy)
+    if draw(st.booleans()):
+        container["env"] = [{"name": "MODEL_ID", "value": draw(text)}]
+    return container
+
+
+label_values = st.sampled_from(["m", "false", "enabled", ""]) | text
+maps = st.dictionaries(
+    st.sampled_from(
+        [
+            keys.ISVC_LABEL,
+            keys.INJECT_LABEL,
+            keys.STATUS_ANNOTATION,
+            keys.MIRROR_ANNOTATION,
+            "a/b~c",
+        ]
+    )
+    | text,
+    label_values,
+    max_size=4,
+)
+
+
+@st.composite
+def pods(draw: st.DrawFn) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": draw(text)}
+    if draw(st.integers(0, 3)):
+        metadata["labels"] = {keys.ISVC_LABEL: "m", **draw(maps)}
+    if draw(st.booleans()):
+        metadata["annotations"] = draw(maps | st.none())
+    if draw(st.booleans()):
+        metadata["namespace"] = draw(st.sampled_from(["models", "kube-system"]) | text)
+    spec: dict[str, Any] = {"containers": draw(st.lists(containers(), max_size=4))}
+    if draw(st.booleans()):
+        spec["initContainers"] = draw(st.lists(containers(), max_size=2))
+    pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "spec": spec}
+    if draw(st.integers(0, 10)):
+        pod["metadata"] = metadata
+    return pod
+
+
+def _patched_indexes(patch: list[Any]) -> set[int]:
+    return {
+        int(op["path"].split("/")[3]) for op in patch if op["path"].startswith("/spec/containers/")
+    }
+
+
+@given(pods())
+def test_mutate_is_total_sound_and_idempotent(pod: dict[str, Any]) -> None:
+    original = copy.deepcopy(pod)
+    decision = mutate(pod)
+    assert pod == original
+    assert decision.decision in keys.DECISIONS
+    result = jsonpatch.apply_patch(pod, decision.patch)
+
+    touched = _patched_indexes(decision.patch)
+    for index, container in enumerate(original["spec"]["containers"]):
+        if index not in touched:
+            assert result["spec"]["containers"][index] == container
+        else:
+            assert container["name"] in keys.DEFAULT_TARGET_CONTAINERS
+            new_script = result["spec"]["containers"][index]["command"][2]
+            assert shell.parses(new_script)
+    assert result["spec"].get("initContainers") == original["spec"].get("initContainers")
+
+    again = mutate(result)
+    assert again.patch == []
+    assert again.decision in (keys.UNCHANGED, keys.SKIPPED)
+
+
+@given(scripts, st.lists(text, max_size=4))
+def test_legacy_scripts_either_rewrite_cleanly_or_say_why(
+    script: str, user_args: list[str]
+) -> None:
+    pod = {
+        "metadata": {"labels": {keys.ISVC_LABEL: "m"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": keys.WORKER_CONTAINER,
+                    "command": ["bash", "-c"],
+                    "args": [script, *user_args],
+                }
+            ]
+        },
+    }
+    decision = mutate(pod)
+    if decision.decision == keys.PATCHED:
+        result = jsonpatch.apply_patch(pod, decision.patch)["spec"]["containers"][0]
+        assert result["command"][3] == keys.WORKER_CONTAINER
+        assert result.get("args", []) == user_args
+        assert '"$@"' in result["command"][2] or "$@" in script
+    else:
+        assert decision.reason == keys.NO_LAUNCH_COMMAND
+        assert decision.warnings
