@@ -124,7 +124,7 @@ def _launch_edit(root: Node) -> tuple[_Edit | None, str]:
     return _Edit(launch.end_byte, launch.end_byte, _FORWARD.encode()), kind
 
 
-def _model_edits(root: Node) -> Iterator[_Edit]:
+def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
     stack = [root]
     while stack:
         node = stack.pop()
@@ -134,7 +134,7 @@ def _model_edits(root: Node) -> Iterator[_Edit]:
         following = node.next_named_sibling
         if following is None or following.type != "if_statement":
             continue
-        between = (root.text or b"")[node.end_byte : following.start_byte]
+        between = source[node.end_byte : following.start_byte]
         if between.strip(b" \t\n;") or between.count(b";") > 1:
             continue
         if _IF_MODEL_DIR.fullmatch(_text(following)):
@@ -156,7 +156,7 @@ def rewrite_script(script: str) -> ScriptRewrite:
     rules = [keys.RULE_SCRIPT_TO_COMMAND]
     if launch.text:
         rules.append(keys.RULE_FORWARD_ARGS)
-    model = [edit for edit in _model_edits(root) if edit.end <= launch.start]
+    model = [edit for edit in _model_edits(root, source) if edit.end <= launch.start]
     if model:
         edits.extend(model)
         rules.append(keys.RULE_MODEL_DEFAULT)
