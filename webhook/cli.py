@@ -10,9 +10,11 @@ import argparse
 import io
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from webhook import __version__, documents, keys
+from webhook.config import Settings
 from webhook.migrate import migrate_document
 from webhook.preview import FORMATS, Simulation, preview_text, render
 
@@ -70,6 +72,60 @@ def _migrate(args: argparse.Namespace) -> int:
     for change in changes:
         print(f"migrated {change}", file=sys.stderr)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so that preview and migrate start without the server's dependencies.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from webhook import certs, logs, server  # noqa: PLC0415
+
+    given = {name: getattr(args, name) for name in Settings.model_fields}
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        _fail(problems)
+    logs.configure(level=settings.log_level, fmt=settings.log_format)
+    if settings.cert_dir is None:
+        directory = Path("certs").resolve()
+        made = certs.ensure_self_signed(directory, sans=(*certs.DEFAULT_SANS, *settings.san))
+        bundle = certs.Bundle((directory / certs.CA_FILE).read_bytes(), b"", b"")
+        print(f"{'made' if made else 'reusing'} a self-signed certificate in {directory}")
+        print(f"CA certificate: {directory / certs.CA_FILE}")
+        print(f"caBundle: {bundle.ca_bundle()}", flush=True)
+        settings = settings.model_copy(update={"cert_dir": directory})
+    try:
+        server.serve(settings)
+    except (OSError, ValueError) as error:
+        _fail(str(error))
+    return 0
+
+
+def _settings_flags(command: argparse.ArgumentParser) -> None:
+    """One flag per Settings field; unset flags leave the environment and defaults in force."""
+    for name, spec in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = f"MULTINODE_WEBHOOK_{name.upper()}"
+        default = spec.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        help_text = f"{spec.description} (env {env}; default: {shown if shown != '' else 'none'})"
+        choices = (
+            getattr(spec.annotation, "__args__", None)
+            if "Literal" in str(spec.annotation)
+            else None
+        )
+        if isinstance(default, tuple):
+            command.add_argument(
+                flag, action="append", metavar="VALUE", help=help_text + "; repeatable"
+            )
+        else:
+            command.add_argument(
+                flag, choices=choices, metavar=None if choices else name.upper(), help=help_text
+            )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -142,6 +198,18 @@ def parser() -> argparse.ArgumentParser:
         help="print nothing; exit 1 when anything would change (for GitOps CI)",
     )
     migrate.set_defaults(run=_migrate)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the admission webhook (HTTPS /mutate, /mutate/shadow, /preview; HTTP health)",
+        description=(
+            "Serve admission reviews over HTTPS and /healthz, /readyz, /metrics over plain HTTP. "
+            "Without --cert-dir, a self-signed CA and serving certificate for localhost are made "
+            "under ./certs (reused on the next start) and the caBundle is printed."
+        ),
+    )
+    _settings_flags(serve)
+    serve.set_defaults(run=_serve)
     return root
 
 

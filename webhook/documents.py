@@ -20,19 +20,29 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def load(text: str) -> list[Any]:
-    """Every non-empty document of a JSON text or a YAML stream."""
+def load(text: str, *, allow_aliases: bool = True) -> list[Any]:
+    """Every non-empty document of a JSON text or a YAML stream.
+
+    A server reading untrusted YAML passes `allow_aliases=False`: a few aliases can stand
+    for a structure far larger than the text (the "billion laughs").
+    """
     stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
-        try:
-            return [json.loads(text)]
-        except ValueError as error:
-            if stripped.startswith("{"):
-                raise InputError(f"invalid JSON: {_one_line(error)}") from None
     try:
+        if stripped.startswith(("{", "[")):
+            try:
+                return [json.loads(text)]
+            except ValueError as error:
+                if stripped.startswith("{"):
+                    raise InputError(f"invalid JSON: {_one_line(error)}") from None
+        if not allow_aliases and any(
+            isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_SAFE_LOADER)
+        ):
+            raise InputError("YAML aliases (*name) are not accepted here")
         documents = list(yaml.load_all(text, Loader=_SAFE_LOADER))
     except yaml.YAMLError as error:
         raise InputError(f"invalid YAML: {_one_line(error)}") from None
+    except RecursionError:
+        raise InputError("input is nested too deeply") from None
     return [document for document in documents if document is not None]
 
 

@@ -160,9 +160,10 @@ def preview_object(obj: Any, sim: Simulation) -> list[Result]:
     return [_result(obj, kind, decision)]
 
 
-def preview_text(text: str, sim: Simulation) -> list[Result]:
+def preview_text(text: str, sim: Simulation, *, allow_aliases: bool = True) -> list[Result]:
     """Results for every object in a JSON or YAML text."""
-    results = [result for doc in documents.load(text) for result in preview_object(doc, sim)]
+    loaded = documents.load(text, allow_aliases=allow_aliases)
+    results = [result for doc in loaded for result in preview_object(doc, sim)]
     if not results:
         raise documents.InputError("the input holds no Kubernetes object")
     return results

@@ -1,0 +1,235 @@
+"""TLS material: generating a CA and serving certificate, and serving it with hot reload.
+
+Kubernetes updates a mounted Secret by swapping a `..data` symlink, so the reloader compares
+digests of the files' contents, not mtimes. A new pair is first loaded into a scratch context;
+only a pair that loads there is loaded into the live context, so a half-written or mismatched
+pair never replaces the one being served.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import ipaddress
+import logging
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CERT_FILE: Final = "tls.crt"
+KEY_FILE: Final = "tls.key"
+CA_FILE: Final = "ca.crt"
+DEFAULT_SANS: Final = ("localhost", "127.0.0.1")
+
+log = logging.getLogger("multinode_webhook.certs")
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A CA and a serving certificate it signed, PEM-encoded."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+    def ca_bundle(self) -> str:
+        """The base64 `caBundle` of a webhook configuration."""
+        return base64.b64encode(self.ca_pem).decode()
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def generate(*, sans: tuple[str, ...], days: int = 365, now: dt.datetime | None = None) -> Bundle:
+    """A fresh CA (P-256) and a serving certificate for `sans`, valid for `days`."""
+    if not sans:
+        raise ValueError("a serving certificate needs at least one subject alternative name")
+    start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=5)
+    end = start + dt.timedelta(days=days, minutes=5)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("multinode-webhook CA")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(sans[0]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(_san(sans), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Bundle(
+        ca_pem=ca.public_bytes(serialization.Encoding.PEM),
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def write(bundle: Bundle, directory: Path) -> None:
+    """`tls.crt`, `tls.key` (mode 0600) and `ca.crt` into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / KEY_FILE
+    key.touch(mode=0o600, exist_ok=True)
+    key.chmod(0o600)
+    key.write_bytes(bundle.key_pem)
+    (directory / CERT_FILE).write_bytes(bundle.cert_pem)
+    (directory / CA_FILE).write_bytes(bundle.ca_pem)
+
+
+def not_after(cert_pem: bytes) -> dt.datetime:
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
+def covers(cert_pem: bytes, sans: tuple[str, ...]) -> bool:
+    """Whether the certificate names every one of `sans`."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    wanted = _san(sans)
+    return all(name in present for name in wanted)
+
+
+def ensure_self_signed(directory: Path, *, sans: tuple[str, ...], days: int = 365) -> bool:
+    """Reuse the pair in `directory` when it is valid for a day more and names `sans`, else
+    make a new one. Returns True when it made one."""
+    ca, cert = directory / CA_FILE, directory / CERT_FILE
+    if ca.exists() and cert.exists() and (directory / KEY_FILE).exists():
+        try:
+            pem = cert.read_bytes()
+            fresh = not_after(pem) - dt.datetime.now(dt.UTC) > dt.timedelta(days=1)
+            if fresh and covers(pem, sans):
+                return False
+        except ValueError:
+            log.warning("unreadable certificate in %s: making a new one", directory)
+    write(generate(sans=sans, days=days), directory)
+    return True
+
+
+def server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class CertificateReloader:
+    """The live server context, reloaded in place when `tls.crt`/`tls.key` change."""
+
+    def __init__(self, directory: Path) -> None:
+        self.cert_file = directory / CERT_FILE
+        self.key_file = directory / KEY_FILE
+        self.context = server_context()
+        # The pair is checked and loaded from one snapshot of its bytes, so a file swapped
+        # between the check and the load cannot reach the live context.
+        self._stage = Path(tempfile.mkdtemp(prefix="multinode-webhook-tls-"))
+        self.expires: dt.datetime | None = None
+        self._digest = b""
+        self._rejected = b""
+        if not self.check():
+            raise ValueError(f"no valid certificate and key in {directory}")
+
+    def _read(self) -> tuple[bytes, bytes, bytes]:
+        cert, key = self.cert_file.read_bytes(), self.key_file.read_bytes()
+        return cert, key, hashlib.sha256(cert + b"\0" + key).digest()
+
+    def check(self) -> bool:
+        """Load the files if they changed. True when the pair being served is a good one."""
+        try:
+            cert, key, digest = self._read()
+        except OSError as error:
+            log.error("cannot read certificate files: %s; keeping the current pair", error)
+            return self.expires is not None
+        if digest in (self._digest, self._rejected):
+            return self.expires is not None
+        staged_cert, staged_key = self._stage / CERT_FILE, self._stage / KEY_FILE
+        try:
+            staged_key.touch(mode=0o600, exist_ok=True)
+            staged_key.write_bytes(key)
+            staged_cert.write_bytes(cert)
+            server_context().load_cert_chain(staged_cert, staged_key)
+            expires = not_after(cert)
+        except (ssl.SSLError, ValueError, OSError) as error:
+            self._rejected = digest
+            log.error("new certificate pair rejected (%s); keeping the current pair", error)
+            return self.expires is not None
+        self.context.load_cert_chain(staged_cert, staged_key)
+        self._digest, self.expires = digest, expires
+        log.info("serving certificate loaded, valid until %s", expires.isoformat())
+        return True
+
+    def valid(self, now: dt.datetime | None = None) -> bool:
+        return self.expires is not None and (now or dt.datetime.now(dt.UTC)) < self.expires

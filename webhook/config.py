@@ -1,0 +1,67 @@
+"""Every setting of `multinode-webhook serve`, in one pydantic-settings class.
+
+Each field is also an environment variable (`MULTINODE_WEBHOOK_<FIELD>`) and a `serve` flag
+(`--field-name`); a flag wins over the environment, the environment over the default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from webhook import keys
+from webhook.mutate import Options
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """The webhook server's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="MULTINODE_WEBHOOK_", frozen=True)
+
+    bind_address: str = Field("0.0.0.0", description="address both listeners bind to")
+    https_port: int = Field(
+        keys.HTTPS_PORT, ge=0, le=65535, description="HTTPS port: /mutate, /mutate/shadow, /preview"
+    )
+    http_port: int = Field(
+        keys.HTTP_PORT, ge=0, le=65535, description="plain HTTP port: /healthz, /readyz, /metrics"
+    )
+    cert_dir: Path | None = Field(
+        None,
+        description="directory with tls.crt and tls.key (reloaded when they change); "
+        "unset: a self-signed CA and certificate are made under ./certs and reused",
+    )
+    san: tuple[str, ...] = Field(
+        (), description="extra subject alternative names for the self-signed certificate"
+    )
+    cert_reload_seconds: float = Field(
+        5.0, gt=0, description="how often to check the certificate files for changes"
+    )
+    body_limit: int = Field(
+        4 * MiB, gt=0, description="largest request body in bytes (HTTP 413 above it)"
+    )
+    on_error: Literal["allow", "deny"] = Field(
+        "allow", description="answer to an internal error: allow the pod unchanged, or deny it"
+    )
+    deadline_seconds: float = Field(
+        1.0, gt=0, description="internal budget of one review; over it counts as an error"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    log_format: Literal["json", "text"] = Field("json", description="log line format")
+    workers: int = Field(1, ge=1, le=64, description="server processes sharing the ports")
+    containers: tuple[str, ...] = Field(
+        keys.DEFAULT_TARGET_CONTAINERS, description="names of the containers that may be rewritten"
+    )
+    own_namespace: str = Field(
+        keys.DEFAULT_OWN_NAMESPACE, description="the webhook's own namespace (never mutated)"
+    )
+    shutdown_grace_seconds: int = Field(
+        25, gt=0, description="how long SIGTERM waits for in-flight reviews before closing"
+    )
+
+    def options(self) -> Options:
+        return Options(containers=self.containers, own_namespace=self.own_namespace)

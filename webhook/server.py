@@ -1,0 +1,175 @@
+"""Running the webhook: both listeners in one event loop, certificate polling, clean shutdown.
+
+Uvicorn serves the HTTPS admission app and the plain-HTTP operations app on sockets bound
+here, so a port of 0 picks a free one and several worker processes can share a port
+(`SO_REUSEPORT`). SIGTERM stops both listeners from accepting, lets every review already
+received finish, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from webhook import app, certs
+from webhook.config import Settings
+
+log = logging.getLogger("multinode_webhook.server")
+
+
+class _Uvicorn(uvicorn.Server):
+    """A uvicorn server that leaves signals to `WebhookServer`, which owns two of them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class WebhookServer:
+    """One process serving both listeners on already-bound sockets."""
+
+    state: app.Server
+    https_socket: socket.socket
+    http_socket: socket.socket
+    started: threading.Event = field(default_factory=threading.Event)
+    _servers: list[_Uvicorn] = field(default_factory=list)
+
+    def _uvicorn(self, asgi: Callable[..., Any], *, tls: bool) -> _Uvicorn:
+        settings = self.state.settings
+        tls_state = self.state.tls
+        config = uvicorn.Config(
+            asgi,
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            ssl_context_factory=(lambda *_: tls_state.context) if tls and tls_state else None,
+        )
+        return _Uvicorn(config)
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+
+    async def _watch_certificates(self) -> None:
+        tls = self.state.tls
+        while tls is not None and not all(s.should_exit for s in self._servers):
+            await asyncio.sleep(self.state.settings.cert_reload_seconds)
+            tls.check()
+            self.state.metrics.certificate_expires(tls.expires)
+
+    async def serve(self) -> None:
+        self._servers = [
+            self._uvicorn(app.https_app(self.state), tls=True),
+            self._uvicorn(app.ops_app(self.state), tls=False),
+        ]
+        if self.state.tls is not None:
+            self.state.metrics.certificate_expires(self.state.tls.expires)
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        watcher = asyncio.create_task(self._watch_certificates())
+        serving = [
+            asyncio.create_task(self._servers[0].serve(sockets=[self.https_socket])),
+            asyncio.create_task(self._servers[1].serve(sockets=[self.http_socket])),
+        ]
+        while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
+            await asyncio.sleep(0.01)
+        self.started.set()
+        try:
+            await asyncio.gather(*serving)
+        finally:
+            watcher.cancel()
+            self.stop()
+
+
+def _tls(settings: Settings) -> certs.CertificateReloader:
+    if settings.cert_dir is None:
+        raise ValueError("cert_dir must be set: the CLI makes a self-signed pair when it is not")
+    return certs.CertificateReloader(settings.cert_dir)
+
+
+def _run_worker(settings: Settings, https_fd: int, http_fd: int) -> None:
+    from webhook import logs  # noqa: PLC0415 - a spawned worker configures its own logging
+
+    logs.configure(level=settings.log_level, fmt=settings.log_format)
+    tls = _tls(settings)
+    https_socket = socket.socket(fileno=https_fd)
+    http_socket = socket.socket(fileno=http_fd)
+    run(WebhookServer(app.Server(settings, tls=tls), https_socket, http_socket))
+
+
+def run(server: WebhookServer) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
+
+        uvloop.run(server.serve())
+    except ImportError:
+        asyncio.run(server.serve())
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM, in this process or in `settings.workers` processes."""
+    tls = _tls(settings)
+    reuse = settings.workers > 1
+    https_socket = bind(settings.bind_address, settings.https_port, reuse_port=reuse)
+    http_socket = bind(settings.bind_address, settings.http_port, reuse_port=reuse)
+    log.info(
+        "serving",
+        extra={
+            "fields": {
+                "https_port": https_socket.getsockname()[1],
+                "http_port": http_socket.getsockname()[1],
+                "workers": settings.workers,
+            }
+        },
+    )
+    if settings.workers == 1:
+        run(WebhookServer(app.Server(settings, tls=tls), https_socket, http_socket))
+        return
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(
+            target=_run_worker, args=(settings, https_socket.fileno(), http_socket.fileno())
+        )
+        for _ in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(_signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    worker.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
