@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from webhook import __version__, admission, documents, keys
 from webhook.certs import CertificateReloader
 from webhook.config import Settings
+from webhook.logs import ReviewLog
 from webhook.metrics import ERROR, Metrics
 from webhook.mutate import Decision, mutate
 from webhook.preview import FORMATS, Simulation, preview_text, render
@@ -39,7 +40,7 @@ PREVIEW_MEDIA: Final = {
     "diff": "text/x-diff",
 }
 
-log = logging.getLogger("multinode_webhook.review")
+log = logging.getLogger("multinode_webhook.app")
 
 Review = Callable[..., Decision]
 
@@ -134,6 +135,7 @@ class AdmissionHandler:
         self.server = server
         self.options = server.settings.options()
         self.deny = server.settings.on_error == "deny"
+        self.review_log = ReviewLog(level=server.settings.log_level, fmt=server.settings.log_format)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = scope["path"]
@@ -165,12 +167,11 @@ class AdmissionHandler:
         seconds = time.perf_counter() - started
         outcome = decision.decision if decision else ERROR
         self.server.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
-        metadata = request.pod.get("metadata")
-        metadata = metadata if isinstance(metadata, dict) else {}
-        log.info(
-            "review",
-            extra={
-                "fields": {
+        if self.review_log.enabled:
+            metadata = request.pod.get("metadata")
+            metadata = metadata if isinstance(metadata, dict) else {}
+            self.review_log(
+                {
                     "endpoint": endpoint,
                     "uid": request.uid,
                     "namespace": request.namespace,
@@ -181,8 +182,7 @@ class AdmissionHandler:
                     "reason": decision.reason if decision else "internal-error",
                     "duration_ms": round(seconds * 1000, 3),
                 }
-            },
-        )
+            )
 
     def _answer(
         self, request: admission.ReviewRequest, *, shadow: bool, started: float
@@ -195,7 +195,7 @@ class AdmissionHandler:
             elapsed = time.perf_counter() - started
             if elapsed > self.server.settings.deadline_seconds:
                 raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
-            return admission.allow(request, decision), decision
+            return admission.allow(request, decision, encode=orjson.dumps), decision
         except Exception as error:
             log.exception("review failed", extra={"fields": {"uid": request.uid}})
             message = f"multinode-webhook internal error: {type(error).__name__}"

@@ -30,7 +30,7 @@ class Options:
     own_namespace: str = keys.DEFAULT_OWN_NAMESPACE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
     """What the request says around the pod.
 
@@ -48,7 +48,7 @@ class Context:
     base: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContainerPlan:
     """What happens to one named container: `outcome` is LEGACY_SHAPE when it is rewritten."""
 
@@ -60,7 +60,7 @@ class ContainerPlan:
     rules: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The whole answer for one pod."""
 
@@ -118,6 +118,8 @@ def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
 
 def previous_rules(annotations: Mapping[str, Any]) -> dict[str, list[str]]:
     """The rules an earlier run recorded in the status annotation, by container."""
+    if keys.STATUS_ANNOTATION not in annotations:
+        return {}
     try:
         status = json.loads(annotations[keys.STATUS_ANNOTATION])
         rules = status["rules"]
@@ -128,11 +130,23 @@ def previous_rules(annotations: Mapping[str, Any]) -> dict[str, list[str]]:
     return {str(name): list(applied) for name, applied in rules.items() if string_list(applied)}
 
 
+def patch_digest(ops: Sequence[PatchOp]) -> str:
+    """sha256 over each operation's op, path and string values, NUL-separated; 16 hex digits.
+
+    Built from the strings themselves rather than a JSON rendering, so that every encoder
+    (the CLI's, the server's) records the same digest for the same patch.
+    """
+    digest = hashlib.sha256()
+    for op in ops:
+        value = op.get("value")
+        parts = [op["op"], op["path"], *(value if isinstance(value, list) else ())]
+        digest.update("\0".join(parts).encode("utf-8", "surrogatepass") + b"\n")
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
 def status_annotation(rules: Mapping[str, Sequence[str]], ops: Sequence[PatchOp]) -> str:
     """The compact JSON recorded on the pod: version, rules by container, digest of the patch."""
-    canonical = json.dumps(ops, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    body = {"version": __version__, "rules": rules, "digest": f"sha256:{digest}"}
+    body = {"version": __version__, "rules": rules, "digest": patch_digest(ops)}
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 

@@ -28,7 +28,7 @@ class TraceStep(TypedDict):
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Selection:
     """The verdict of steps 0 to 5: `skip_reason` is None when the pod goes on to the rewrite."""
 

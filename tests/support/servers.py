@@ -1,0 +1,142 @@
+"""A real webhook server on 127.0.0.1 for tests, and a client that verifies it as
+kube-apiserver does (the CA, and the name in the certificate's SANs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.kserve import example
+from webhook import app, certs
+from webhook.config import Settings
+from webhook.server import WebhookServer, bind
+
+SANS = ("localhost", "127.0.0.1")
+
+
+def kube_style_cert_dir(root: Path, bundle: certs.Bundle) -> Path:
+    """A cert dir laid out like a mounted Secret: files are symlinks through `..data`."""
+    root.mkdir(parents=True, exist_ok=True)
+    swap_certificate(root, bundle)
+    for name in (certs.CERT_FILE, certs.KEY_FILE, certs.CA_FILE):
+        (root / name).symlink_to(Path("..data") / name)
+    return root
+
+
+def swap_certificate(root: Path, bundle: certs.Bundle | None, *, corrupt: bool = False) -> None:
+    """Replace the pair the way the kubelet does: a new timestamped dir, then one rename."""
+    target = root / f"..{time.time_ns()}"
+    target.mkdir()
+    if bundle is not None:
+        certs.write(bundle, target)
+    if corrupt:
+        (target / certs.KEY_FILE).write_bytes(b"-----BEGIN PRIVATE KEY-----\nbroken\n")
+    link = root / "..data_tmp"
+    link.symlink_to(target.name)
+    os.replace(link, root / "..data")
+
+
+def client_context(*ca_pems: bytes) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata="".join(p.decode() for p in ca_pems))
+    context.check_hostname = True
+    return context
+
+
+@dataclass
+class Running:
+    state: app.Server
+    https_port: int
+    http_port: int
+    ca_pem: bytes
+
+    def client(self, *extra_cas: bytes, host: str = "localhost") -> httpx.Client:
+        # kube-apiserver's Go client turns Nagle off; httpx's default transport does not.
+        transport = httpx.HTTPTransport(
+            verify=client_context(self.ca_pem, *extra_cas),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+        return httpx.Client(
+            base_url=f"https://{host}:{self.https_port}", transport=transport, timeout=10
+        )
+
+    def ops(self) -> httpx.Client:
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
+
+    def served_certificate(self, *cas: bytes) -> bytes:
+        """The DER certificate a fresh handshake presents."""
+        with (
+            socket.create_connection(("127.0.0.1", self.https_port)) as raw,
+            client_context(*(cas or (self.ca_pem,))).wrap_socket(
+                raw, server_hostname="localhost"
+            ) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+@contextlib.contextmanager
+def running(
+    tmp_path: Path, *, bundle: certs.Bundle | None = None, **settings: Any
+) -> Iterator[Running]:
+    """Serve in a background thread until the block ends."""
+    bundle = bundle or certs.generate(sans=SANS)
+    cert_dir = kube_style_cert_dir(tmp_path / "tls", bundle)
+    review = settings.pop("review", None)
+    config = Settings(cert_dir=cert_dir, cert_reload_seconds=0.1, log_level="warning", **settings)
+    state = app.Server(config, tls=certs.CertificateReloader(cert_dir))
+    if review is not None:
+        state.review = review
+    https_socket = bind("127.0.0.1", 0, reuse_port=False)
+    http_socket = bind("127.0.0.1", 0, reuse_port=False)
+    server = WebhookServer(state, https_socket, http_socket)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    assert server.started.wait(10), "server did not start"
+    try:
+        yield Running(
+            state, https_socket.getsockname()[1], http_socket.getsockname()[1], bundle.ca_pem
+        )
+    finally:
+        server.stop()
+        thread.join(15)
+
+
+def review_body(
+    obj: dict[str, Any] | None = None,
+    *,
+    api_version: str = "admission.k8s.io/v1",
+    uid: str = "0d7c5b3e-8c1f-4a55-b0e3-6f1a2b3c4d5e",
+    namespace: str = "models",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": namespace,
+            "dryRun": False,
+            "object": obj if obj is not None else example("legacy-head-pod.yaml"),
+        },
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

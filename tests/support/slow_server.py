@@ -1,0 +1,33 @@
+"""A webhook server in its own process whose reviews take 0.2 s, so that a test can send
+SIGTERM while reviews are in flight. Usage: python -m tests.support.slow_server CERT_DIR"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from webhook import app, certs
+from webhook.config import Settings
+from webhook.mutate import Decision, mutate
+from webhook.server import WebhookServer, bind, run
+
+
+def slow_review(pod: Any, **kwargs: Any) -> Decision:
+    time.sleep(0.2)
+    return mutate(pod, **kwargs)
+
+
+def main() -> None:
+    cert_dir = Path(sys.argv[1])
+    settings = Settings(cert_dir=cert_dir, log_level="warning", deadline_seconds=5)
+    state = app.Server(settings, tls=certs.CertificateReloader(cert_dir), review=slow_review)
+    https_socket = bind("127.0.0.1", 0, reuse_port=False)
+    http_socket = bind("127.0.0.1", 0, reuse_port=False)
+    print(https_socket.getsockname()[1], http_socket.getsockname()[1], flush=True)
+    run(WebhookServer(state, https_socket, http_socket))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""The running server over real TLS: admission, error policy, preview, shadow, metrics."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+import yaml
+
+from tests.support.kserve import EXAMPLES, example
+from tests.support.servers import Running, review_body, running
+from webhook import keys
+from webhook.mutate import Decision, mutate
+from webhook.preview import Simulation, preview_object
+
+HEAD = example("legacy-head-pod.yaml")
+WORKER = example("legacy-worker-pod.yaml")
+MIGRATED = yaml.safe_load(
+    (Path(__file__).parent / "fixtures/pods/already-migrated.yaml").read_text()
+)
+NOT_KSERVE = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "web"},
+    "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+}
+FAIL_LABEL = "test.multinode-webhook.io/fail"
+
+
+def failing_review(pod: Any, **kwargs: Any) -> Decision:
+    """mutate(), except for pods labelled to make it raise or overrun its deadline."""
+    labels = pod.get("metadata", {}).get("labels", {})
+    if labels.get(FAIL_LABEL) == "raise":
+        raise RuntimeError("injected failure")
+    if labels.get(FAIL_LABEL) == "slow":
+        time.sleep(0.3)
+    return mutate(pod, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(
+        tmp_path_factory.mktemp("server"),
+        review=failing_review,
+        body_limit=256 * 1024,
+        deadline_seconds=0.2,
+    ) as live:
+        yield live
+
+
+def post_review(live: Running, body: Any, path: str = "/mutate") -> dict[str, Any]:
+    with live.client() as client:
+        reply = client.post(path, json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    data: dict[str, Any] = reply.json()
+    return data
+
+
+@pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
+@pytest.mark.parametrize(
+    ("pod", "decision"),
+    [
+        (HEAD, keys.PATCHED),
+        (WORKER, keys.PATCHED),
+        (MIGRATED, keys.UNCHANGED),
+        (NOT_KSERVE, keys.SKIPPED),
+    ],
+    ids=["head", "worker", "already-migrated", "not-kserve"],
+)
+def test_review(server: Running, api_version: str, pod: dict[str, Any], decision: str) -> None:
+    body = review_body(pod, api_version=api_version, uid=f"uid-{decision}")
+    reply = post_review(server, body)
+    assert reply["apiVersion"] == api_version and reply["kind"] == "AdmissionReview"
+    response = reply["response"]
+    assert response["uid"] == f"uid-{decision}" and response["allowed"] is True
+    assert response["auditAnnotations"]["decision"] == decision
+    [expected] = preview_object(body, Simulation())
+    if decision != keys.PATCHED:
+        assert "patchType" not in response and "patch" not in response
+        return
+    assert response["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(response["patch"]))
+    assert jsonpatch.apply_patch(pod, patch) == expected["object"]
+    assert response["warnings"] == expected["warnings"] and len(response["warnings"][0]) <= 120
+
+
+def test_dry_run_is_answered_the_same(server: Running) -> None:
+    body = review_body(HEAD)
+    dry = copy.deepcopy(body)
+    dry["request"]["dryRun"] = True
+    assert post_review(server, dry)["response"] == post_review(server, body)["response"]
+
+
+def _raw(
+    live: Running, path: str, content: bytes, content_type: str | None = "application/json"
+) -> Any:
+    headers = {"content-type": content_type} if content_type else {}
+    with live.client() as client:
+        return client.post(path, content=content, headers=headers)
+
+
+def _labelled(value: str) -> dict[str, Any]:
+    pod = copy.deepcopy(HEAD)
+    pod["metadata"]["labels"][FAIL_LABEL] = value
+    return pod
+
+
+ERRORS = [
+    ("empty body", b"", "application/json", 400, "body is empty"),
+    ("invalid JSON", b"{nope", "application/json", 400, "body is not valid JSON"),
+    ("not a review", b'{"kind": "Pod"}', "application/json", 400, 'kind must be "AdmissionReview"'),
+    (
+        "missing uid",
+        json.dumps(
+            {**review_body(), "request": {**review_body()["request"], "uid": None}}
+        ).encode(),
+        "application/json",
+        400,
+        "request.uid is missing",
+    ),
+    (
+        "missing object",
+        json.dumps({**review_body(), "request": {"uid": "u"}}).encode(),
+        "application/json",
+        400,
+        "request.object is missing",
+    ),
+    (
+        "wrong content type",
+        json.dumps(review_body()).encode(),
+        "text/plain",
+        415,
+        "content type must be",
+    ),
+    ("no content type", json.dumps(review_body()).encode(), None, 415, "got none"),
+    (
+        "oversized",
+        b"{" + b" " * (300 * 1024) + b"}",
+        "application/json",
+        413,
+        "over the 262144-byte limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [e[1:] for e in ERRORS],
+    ids=[e[0] for e in ERRORS],
+)
+def test_error_matrix(
+    server: Running, body: bytes, content_type: str | None, status: int, message: str
+) -> None:
+    reply = _raw(server, "/mutate", body, content_type)
+    assert reply.status_code == status
+    assert message in reply.json()["error"]
+    assert post_review(server, review_body())["response"]["allowed"] is True  # still serving
+
+
+@pytest.mark.parametrize("fault", ["raise", "slow"])
+def test_internal_error_fails_open(server: Running, fault: str) -> None:
+    response = post_review(server, review_body(_labelled(fault)))["response"]
+    assert response["allowed"] is True and "patch" not in response
+    assert response["auditAnnotations"]["decision"] == "error"
+    assert "internal error" in response["warnings"][0]
+
+
+def test_internal_error_denies_when_configured(tmp_path: Path) -> None:
+    with running(tmp_path, review=failing_review, on_error="deny") as live:
+        response = post_review(live, review_body(_labelled("raise")))["response"]
+        assert response["allowed"] is False and response["status"]["code"] == 500
+        assert post_review(live, review_body())["response"]["allowed"] is True
+
+
+def test_shadow_reports_and_never_patches(server: Running) -> None:
+    response = post_review(server, review_body(HEAD), path="/mutate/shadow")["response"]
+    assert response["allowed"] is True and "patch" not in response and "patchType" not in response
+    assert "would rewrite kserve-container" in response["warnings"][0]
+    assert response["auditAnnotations"]["decision"] == keys.SHADOW
+    with server.ops() as ops:
+        assert (
+            'multinode_webhook_reviews_total{decision="shadow",endpoint="/mutate/shadow"}'
+            in ops.get("/metrics").text
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [("legacy-head-pod.yaml", "application/yaml"), ("legacy-worker-pod.yaml", "application/json")],
+)
+def test_preview_matches_the_cli(server: Running, name: str, content_type: str) -> None:
+    text = (EXAMPLES / name).read_text()
+    body = text if content_type == "application/yaml" else json.dumps(yaml.safe_load(text))
+    params = {"namespace": "team-a", "namespaceLabel": f"{keys.INJECT_LABEL}=enabled"}
+    with server.client() as client:
+        reply = client.post(
+            "/preview", content=body, params=params, headers={"content-type": content_type}
+        )
+    assert reply.status_code == 200, reply.text
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "preview",
+            "-",
+            "--namespace",
+            "team-a",
+            "--namespace-label",
+            f"{keys.INJECT_LABEL}=enabled",
+        ],
+        input=body,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert reply.json() == json.loads(cli.stdout)
+    assert reply.json()["results"][0]["decision"] == keys.PATCHED
+
+
+@pytest.mark.parametrize(
+    ("params", "content_type", "body", "status"),
+    [
+        ({"format": "xml"}, "application/json", "{}", 400),
+        ({"namespaceLabel": "novalue"}, "application/json", json.dumps(HEAD), 400),
+        ({}, "application/json", "{not json", 400),
+        ({}, "application/yaml", "a: &x [1]\nb: *x\n", 400),
+        ({}, "text/plain", json.dumps(HEAD), 415),
+        ({"format": "diff"}, "application/json", json.dumps(HEAD), 200),
+        ({"format": "patch"}, "application/json", json.dumps(HEAD), 200),
+        ({"format": "yaml"}, "application/json", json.dumps(HEAD), 200),
+    ],
+)
+def test_preview_parameters(
+    server: Running, params: dict[str, str], content_type: str, body: str, status: int
+) -> None:
+    with server.client() as client:
+        reply = client.post(
+            "/preview", content=body, params=params, headers={"content-type": content_type}
+        )
+    assert reply.status_code == status, reply.text
+    if status != 200:
+        assert reply.json()["error"]
+
+
+def _metric(text: str, name: str) -> float:
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
+    return sum(values)
+
+
+def test_metrics_move_after_requests(server: Running) -> None:
+    with server.ops() as ops:
+        before = ops.get("/metrics").text
+        post_review(server, review_body(HEAD))
+        _raw(server, "/mutate", b"", "application/json")
+        after = ops.get("/metrics").text
+    for family in (
+        "multinode_webhook_reviews_total",
+        "multinode_webhook_review_duration_seconds_count",
+        "multinode_webhook_request_body_bytes_count",
+        "multinode_webhook_rejected_requests_total",
+    ):
+        assert _metric(after, family) > _metric(before, family), family
+    assert 'multinode_webhook_build_info{version="' in after
+    assert 3.0e7 < _metric(after, "multinode_webhook_certificate_expiry_seconds") < 3.2e7
+    assert 'le="0.00025"' in after and 'le="1.0"' in after
+
+
+def test_health_and_readiness(server: Running) -> None:
+    with server.ops() as ops:
+        assert ops.get("/healthz").status_code == 200
+        assert ops.get("/readyz").json() == {"status": "ready"}
+
+
+def test_wrong_method_and_unknown_path(server: Running) -> None:
+    with server.client() as client:
+        assert client.get("/mutate").status_code == 405
+        assert client.post("/nowhere", json={}).status_code == 404
+
+
+def test_ip_address_san_verifies(server: Running) -> None:
+    with server.client(host="127.0.0.1") as client:
+        assert client.post("/mutate", json=review_body()).status_code == 200

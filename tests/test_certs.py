@@ -1,0 +1,63 @@
+"""Certificate generation and the reloader's guard against bad pairs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from webhook import certs
+
+
+def test_generated_chain_verifies_and_serves(tmp_path: Path) -> None:
+    bundle = certs.generate(sans=("webhook.ns.svc", "127.0.0.1"), days=30)
+    ca = x509.load_pem_x509_certificate(bundle.ca_pem)
+    leaf = x509.load_pem_x509_certificate(bundle.cert_pem)
+    leaf.verify_directly_issued_by(ca)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["webhook.ns.svc"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    assert dt.timedelta(days=30) <= lifetime <= dt.timedelta(days=30, minutes=10)
+    certs.write(bundle, tmp_path)
+    assert (tmp_path / certs.KEY_FILE).stat().st_mode & 0o777 == 0o600
+    ssl.create_default_context().load_verify_locations(tmp_path / certs.CA_FILE)
+    assert bundle.ca_bundle().startswith("LS0t")  # base64 of "-----BEGIN"
+
+
+def test_self_signed_pair_is_reused_until_it_no_longer_fits(tmp_path: Path) -> None:
+    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) is True
+    first = (tmp_path / certs.CERT_FILE).read_bytes()
+    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) is False
+    assert (tmp_path / certs.CERT_FILE).read_bytes() == first
+    assert certs.ensure_self_signed(tmp_path, sans=(*certs.DEFAULT_SANS, "extra.example")) is True
+    assert certs.covers((tmp_path / certs.CERT_FILE).read_bytes(), ("extra.example",))
+
+
+def test_reloader_refuses_to_start_without_a_good_pair(tmp_path: Path) -> None:
+    bundle = certs.generate(sans=("localhost",))
+    other = certs.generate(sans=("localhost",))
+    certs.write(bundle, tmp_path)
+    (tmp_path / certs.KEY_FILE).write_bytes(other.key_pem)  # key of another certificate
+    with pytest.raises(ValueError, match="no valid certificate and key"):
+        certs.CertificateReloader(tmp_path)
+
+
+def test_reloader_keeps_the_good_pair(tmp_path: Path) -> None:
+    good = certs.generate(sans=("localhost",))
+    certs.write(good, tmp_path)
+    reloader = certs.CertificateReloader(tmp_path)
+    expires = reloader.expires
+    (tmp_path / certs.CERT_FILE).write_bytes(b"garbage")
+    assert reloader.check() is True and reloader.expires == expires
+    newer = certs.generate(sans=("localhost",), days=90)
+    certs.write(newer, tmp_path)
+    assert reloader.check() is True and reloader.expires != expires

@@ -1,0 +1,60 @@
+"""Settings: flag over environment over default, every setting documented, bad values named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.kserve import REPO
+from webhook.cli import parser
+from webhook.config import Settings
+
+
+def test_environment_overrides_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MULTINODE_WEBHOOK_HTTPS_PORT", "9443")
+    monkeypatch.setenv("MULTINODE_WEBHOOK_CONTAINERS", '["a", "b"]')
+    settings = Settings()
+    assert (settings.https_port, settings.containers, settings.http_port) == (
+        9443,
+        ("a", "b"),
+        8080,
+    )
+    assert settings.options().containers == ("a", "b")
+
+
+def test_flags_reach_every_setting() -> None:
+    args = parser().parse_args(
+        ["serve", "--https-port", "1", "--san", "a", "--san", "b", "--on-error", "deny"]
+    )
+    assert (args.https_port, args.san, args.on_error) == ("1", ["a", "b"], "deny")
+    assert all(hasattr(args, name) for name in Settings.model_fields)
+
+
+def test_every_setting_is_documented() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`--{name.replace('_', '-')}" in readme, name
+        assert f"`MULTINODE_WEBHOOK_{name.upper()}`" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--https-port", "70000"], "--https-port: Input should be less than or equal to 65535"),
+        (["--workers", "zero"], "--workers: Input should be a valid integer"),
+        (["--body-limit", "0"], "--body-limit: Input should be greater than 0"),
+    ],
+)
+def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"multinode-webhook: error: {message}")

@@ -1,0 +1,246 @@
+"""The server's life: certificate rotation under load, SIGTERM mid-burst, the README's quick
+start, several workers on one port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import servers
+from tests.support.kserve import REPO
+from tests.support.servers import client_context, review_body, running
+from webhook import certs
+from webhook.server import bind
+
+
+def _der(pem: bytes) -> bytes:
+    return certs.x509.load_pem_x509_certificate(pem).public_bytes(certs.serialization.Encoding.DER)
+
+
+def test_listening_sockets_turn_nagle_off() -> None:
+    sock = bind("127.0.0.1", 0, reuse_port=False)
+    with sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_certificate_rotation_under_keep_alive_load(tmp_path: Path) -> None:
+    first = certs.generate(sans=servers.SANS)
+    second = certs.generate(sans=servers.SANS)  # another CA altogether
+    with running(tmp_path, bundle=first) as live:
+        assert live.served_certificate() == _der(first.cert_pem)
+        failures: list[str] = []
+        answered = 0
+        stop = threading.Event()
+
+        def hammer() -> None:
+            nonlocal answered
+            # Trusts both CAs, as a caBundle does while a rotation is rolled out.
+            with live.client(second.ca_pem) as client:
+                while not stop.is_set():
+                    try:
+                        reply = client.post("/mutate", json=review_body())
+                        if reply.status_code != 200:
+                            failures.append(f"status {reply.status_code}")
+                        answered += 1
+                    except httpx.HTTPError as error:
+                        failures.append(repr(error))
+
+        workers = [threading.Thread(target=hammer) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        time.sleep(0.3)
+        servers.swap_certificate(tmp_path / "tls", second)
+        deadline = time.monotonic() + 5
+        while live.served_certificate(first.ca_pem, second.ca_pem) != _der(second.cert_pem):
+            assert time.monotonic() < deadline, "new certificate never served"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        servers.swap_certificate(tmp_path / "tls", second, corrupt=True)
+        time.sleep(0.5)  # several reload intervals
+        assert live.served_certificate(first.ca_pem, second.ca_pem) == _der(second.cert_pem)
+        stop.set()
+        for worker in workers:
+            worker.join()
+        assert failures == [] and answered > 50
+        with live.ops() as ops:
+            assert ops.get("/readyz").status_code == 200
+
+
+def test_expired_certificate_is_not_ready(tmp_path: Path) -> None:
+    import datetime as dt
+
+    expired = certs.generate(
+        sans=servers.SANS, days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    )
+    with running(tmp_path, bundle=expired) as live, live.ops() as ops:
+        reply = ops.get("/readyz")
+        assert reply.status_code == 503 and reply.json()["reason"] == "no valid certificate"
+        assert ops.get("/healthz").status_code == 200
+
+
+def _exchange(tls: socket.socket, body: bytes) -> bytes:
+    request = (
+        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n" % len(body)
+    ) + body
+    tls.sendall(request)
+    return request
+
+
+def _read_response(tls: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        assert chunk, f"connection closed before a complete response: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
+    bundle = certs.generate(sans=servers.SANS)
+    cert_dir = tmp_path / "tls"
+    certs.write(bundle, cert_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.slow_server", str(cert_dir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        https_port = int(process.stdout.readline().split()[0])
+        connections = []
+        for index in range(6):
+            raw = socket.create_connection(("127.0.0.1", https_port))
+            tls = client_context(bundle.ca_pem).wrap_socket(raw, server_hostname="localhost")
+            _exchange(tls, json.dumps(review_body(uid=f"burst-{index}")).encode())
+            connections.append(tls)
+        time.sleep(0.3)  # the first review is running, the others are queued behind it
+        process.send_signal(signal.SIGTERM)
+        for index, tls in enumerate(connections):
+            status, body = _read_response(tls)
+            assert status == 200
+            assert json.loads(body)["response"]["uid"] == f"burst-{index}"
+            tls.close()
+        assert process.wait(20) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        process.kill()
+
+
+def _readme_server_command() -> list[str]:
+    """The server start of the README's first quick-start command."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, re.DOTALL)
+    assert block
+    first = next(line for line in block.group(1).splitlines() if line and not line.startswith("#"))
+    start = first.split("&&")[-1].strip()
+    assert start.startswith(".venv/bin/multinode-webhook serve"), start
+    return [str(Path(sys.executable).parent / "multinode-webhook"), *shlex.split(start)[1:]]
+
+
+def test_readme_quick_start_serves(tmp_path: Path) -> None:
+    https_port, http_port = servers.free_port(), servers.free_port()
+    command = [
+        *_readme_server_command(),
+        "--https-port",
+        str(https_port),
+        "--http-port",
+        str(http_port),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, (
+                "server did not become ready"
+            )
+            time.sleep(0.1)
+        ca = (tmp_path / "certs" / "ca.crt").read_bytes()
+        pod = (REPO / "examples" / "legacy-head-pod.yaml").read_text()
+        reply = httpx.post(
+            f"https://localhost:{https_port}/preview",
+            content=pod,
+            headers={"content-type": "application/yaml"},
+            verify=client_context(ca),
+        )
+        assert reply.json()["results"][0]["decision"] == "patched"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "caBundle: " in out and str(tmp_path / "certs" / "ca.crt") in out
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    https_port, http_port = servers.free_port(), servers.free_port()
+    env = {**os.environ, "MULTINODE_WEBHOOK_WORKERS": "2", "MULTINODE_WEBHOOK_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "serve",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-port",
+            str(https_port),
+            "--http-port",
+            str(http_port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        ca = tmp_path / "certs" / "ca.crt"
+        while not ca.exists() or process.poll() is not None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        verify = client_context(ca.read_bytes())
+        uids: set[str] = set()
+        while len(uids) < 20:
+            assert time.monotonic() < deadline, "workers never answered"
+            try:
+                with httpx.Client(verify=verify) as client:  # a new connection each time
+                    reply = client.post(
+                        f"https://localhost:{https_port}/mutate",
+                        json=review_body(uid=f"w{len(uids)}"),
+                    )
+                uids.add(reply.json()["response"]["uid"])
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
