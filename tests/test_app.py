@@ -80,18 +80,22 @@ def post_review(live: Running, body: Any, path: str = "/mutate") -> dict[str, An
 def test_review(server: Running, api_version: str, pod: dict[str, Any], decision: str) -> None:
     body = review_body(pod, api_version=api_version, uid=f"uid-{decision}")
     reply = post_review(server, body)
-    assert reply["apiVersion"] == api_version and reply["kind"] == "AdmissionReview"
+    assert reply["apiVersion"] == api_version
+    assert reply["kind"] == "AdmissionReview"
     response = reply["response"]
-    assert response["uid"] == f"uid-{decision}" and response["allowed"] is True
+    assert response["uid"] == f"uid-{decision}"
+    assert response["allowed"] is True
     assert response["auditAnnotations"]["decision"] == decision
     [expected] = preview_object(body, Simulation())
     if decision != keys.PATCHED:
-        assert "patchType" not in response and "patch" not in response
+        assert "patchType" not in response
+        assert "patch" not in response
         return
     assert response["patchType"] == "JSONPatch"
     patch = json.loads(base64.b64decode(response["patch"]))
     assert jsonpatch.apply_patch(pod, patch) == expected["object"]
-    assert response["warnings"] == expected["warnings"] and len(response["warnings"][0]) <= 120
+    assert response["warnings"] == expected["warnings"]
+    assert len(response["warnings"][0]) <= 120
 
 
 def test_dry_run_is_answered_the_same(server: Running) -> None:
@@ -170,7 +174,8 @@ def test_error_matrix(
 @pytest.mark.parametrize("fault", ["raise", "slow"])
 def test_internal_error_fails_open(server: Running, fault: str) -> None:
     response = post_review(server, review_body(_labelled(fault)))["response"]
-    assert response["allowed"] is True and "patch" not in response
+    assert response["allowed"] is True
+    assert "patch" not in response
     assert response["auditAnnotations"]["decision"] == "error"
     assert "internal error" in response["warnings"][0]
 
@@ -178,13 +183,16 @@ def test_internal_error_fails_open(server: Running, fault: str) -> None:
 def test_internal_error_denies_when_configured(tmp_path: Path) -> None:
     with running(tmp_path, review=failing_review, on_error="deny") as live:
         response = post_review(live, review_body(_labelled("raise")))["response"]
-        assert response["allowed"] is False and response["status"]["code"] == 500
+        assert response["allowed"] is False
+        assert response["status"]["code"] == 500
         assert post_review(live, review_body())["response"]["allowed"] is True
 
 
 def test_shadow_reports_and_never_patches(server: Running) -> None:
     response = post_review(server, review_body(HEAD), path="/mutate/shadow")["response"]
-    assert response["allowed"] is True and "patch" not in response and "patchType" not in response
+    assert response["allowed"] is True
+    assert "patch" not in response
+    assert "patchType" not in response
     assert "would rewrite kserve-container" in response["warnings"][0]
     assert response["auditAnnotations"]["decision"] == keys.SHADOW
     with server.ops() as ops:
@@ -273,7 +281,8 @@ def test_metrics_move_after_requests(server: Running) -> None:
         assert _metric(after, family) > _metric(before, family), family
     assert 'multinode_webhook_build_info{version="' in after
     assert 3.0e7 < _metric(after, "multinode_webhook_certificate_expiry_seconds") < 3.2e7
-    assert 'le="0.00025"' in after and 'le="1.0"' in after
+    assert 'le="0.00025"' in after
+    assert 'le="1.0"' in after
 
 
 def test_health_and_readiness(server: Running) -> None:

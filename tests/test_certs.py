@@ -57,7 +57,9 @@ def test_reloader_keeps_the_good_pair(tmp_path: Path) -> None:
     reloader = certs.CertificateReloader(tmp_path)
     expires = reloader.expires
     (tmp_path / certs.CERT_FILE).write_bytes(b"garbage")
-    assert reloader.check() is True and reloader.expires == expires
+    assert reloader.check() is True
+    assert reloader.expires == expires
     newer = certs.generate(sans=("localhost",), days=90)
     certs.write(newer, tmp_path)
-    assert reloader.check() is True and reloader.expires != expires
+    assert reloader.check() is True
+    assert reloader.expires != expires

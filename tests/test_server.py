@@ -3,6 +3,7 @@ start, several workers on one port."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -74,20 +75,20 @@ def test_certificate_rotation_under_keep_alive_load(tmp_path: Path) -> None:
         stop.set()
         for worker in workers:
             worker.join()
-        assert failures == [] and answered > 50
+        assert failures == []
+        assert answered > 50
         with live.ops() as ops:
             assert ops.get("/readyz").status_code == 200
 
 
 def test_expired_certificate_is_not_ready(tmp_path: Path) -> None:
-    import datetime as dt
-
     expired = certs.generate(
         sans=servers.SANS, days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
     )
     with running(tmp_path, bundle=expired) as live, live.ops() as ops:
         reply = ops.get("/readyz")
-        assert reply.status_code == 503 and reply.json()["reason"] == "no valid certificate"
+        assert reply.status_code == 503
+        assert reply.json()["reason"] == "no valid certificate"
         assert ops.get("/healthz").status_code == 200
 
 
@@ -178,9 +179,8 @@ def test_readme_quick_start_serves(tmp_path: Path) -> None:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline and process.poll() is None, (
-                "server did not become ready"
-            )
+            assert process.poll() is None, "server exited before it was ready"
+            assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.1)
         ca = (tmp_path / "certs" / "ca.crt").read_bytes()
         pod = (REPO / "examples" / "legacy-head-pod.yaml").read_text()
@@ -195,7 +195,8 @@ def test_readme_quick_start_serves(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=20)
     assert process.returncode == 0
-    assert "caBundle: " in out and str(tmp_path / "certs" / "ca.crt") in out
+    assert "caBundle: " in out
+    assert str(tmp_path / "certs" / "ca.crt") in out
 
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
