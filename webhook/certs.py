@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -57,6 +58,44 @@ def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
         except ValueError:
             entries.append(x509.DNSName(name))
     return x509.SubjectAlternativeName(entries)
+
+
+def service_sans(service: str, namespace: str) -> tuple[str, ...]:
+    """Every name a client may use for a Service, short to fully qualified."""
+    return (
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    )
+
+
+def split_pem(bundle: bytes) -> list[x509.Certificate]:
+    """The certificates of a PEM bundle, in order."""
+    return x509.load_pem_x509_certificates(bundle) if bundle.strip() else []
+
+
+def issued_by(cert_pem: bytes, ca_pems: bytes) -> bool:
+    """Whether one of the CAs in `ca_pems` signed the certificate."""
+    leaf = x509.load_pem_x509_certificate(cert_pem)
+    for ca in split_pem(ca_pems):
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
+    """Whether the private key belongs to the certificate."""
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    cert_key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    private = serialization.load_pem_private_key(key_pem, password=None)
+    return bool(
+        cert_key.public_bytes(serialization.Encoding.DER, spki)
+        == private.public_key().public_bytes(serialization.Encoding.DER, spki)
+    )
 
 
 def generate(*, sans: tuple[str, ...], days: int = 365, now: dt.datetime | None = None) -> Bundle:

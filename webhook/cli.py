@@ -7,11 +7,13 @@ ends with exit 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from webhook import __version__, documents, keys
 from webhook.config import Settings
@@ -103,6 +105,106 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         _fail(str(error))
     return 0
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> dt.timedelta:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _DURATION_UNITS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a duration like 720h or 30d, got {text!r}")
+    return dt.timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+
+
+def _certs_generate(args: argparse.Namespace) -> int:
+    from webhook import certs  # noqa: PLC0415 - preview and migrate start without cryptography
+
+    bundle = certs.generate(sans=certs.service_sans(args.service, args.namespace), days=args.days)
+    try:
+        certs.write(bundle, args.out)
+    except OSError as error:
+        _fail(f"cannot write {args.out}: {error}")
+    written = ", ".join(
+        str(args.out / name) for name in (certs.CERT_FILE, certs.KEY_FILE, certs.CA_FILE)
+    )
+    print(f"wrote {written}", file=sys.stderr)
+    print(bundle.ca_bundle())
+    return 0
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    from webhook import kube  # noqa: PLC0415 - only the cluster commands need the client
+
+    try:
+        return kube.Cluster(kube.connect(kubeconfig=args.kubeconfig, context=args.context))
+    except kube.KubeError as error:
+        _fail(str(error))
+
+
+def _certs_bootstrap(args: argparse.Namespace) -> int:
+    from webhook import kube  # noqa: PLC0415
+
+    namespace = args.namespace or kube.current_namespace()
+    if not namespace:
+        _fail("--namespace is required outside a pod")
+    try:
+        actions = kube.bootstrap(
+            _cluster(args),
+            namespace=namespace,
+            service=args.service,
+            secret=args.secret,
+            webhook_config=args.webhook_config,
+            days=args.days,
+            renew_before=args.renew_before,
+        )
+    except kube.KubeError as error:
+        _fail(str(error))
+    for action in actions:
+        print(action)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from webhook import kube  # noqa: PLC0415
+
+    address = None
+    if args.address:
+        host, _, port = args.address.rpartition(":")
+        if not host or not port.isdigit():
+            _fail(f"--address must be HOST:PORT, got {args.address!r}")
+        address = (host, int(port))
+    try:
+        findings = kube.check(
+            _cluster(args),
+            webhook_config=args.webhook_config,
+            secret=args.secret,
+            namespace=args.namespace,
+            pod=args.pod,
+            address=address,
+        )
+    except kube.KubeError as error:
+        _fail(str(error))
+    for finding in findings:
+        print(("   " if finding.ok else "!! ") + finding.text)
+    return 0 if all(f.ok for f in findings) else EXIT_CHANGES
+
+
+def _cluster_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)"
+    )
+    command.add_argument("--context", help="kubeconfig context (default: the current one)")
+    command.add_argument(
+        "--webhook-config",
+        default="multinode-webhook",
+        help="MutatingWebhookConfiguration name (default: %(default)s)",
+    )
+    command.add_argument(
+        "--secret",
+        default="multinode-webhook-tls",
+        help="the serving certificate's Secret (default: %(default)s)",
+    )
 
 
 def _settings_flags(command: argparse.ArgumentParser) -> None:
@@ -210,6 +312,70 @@ def parser() -> argparse.ArgumentParser:
     )
     _settings_flags(serve)
     serve.set_defaults(run=_serve)
+
+    certs_command = commands.add_parser("certs", help="make or install the serving certificate")
+    certs_commands = certs_command.add_subparsers(
+        dest="certs_command", required=True, metavar="COMMAND"
+    )
+    generate = certs_commands.add_parser(
+        "generate",
+        help="write a CA and a serving certificate for a Service into a folder",
+        description="Write ca.crt, tls.crt and tls.key for NAME, NAME.NS, NAME.NS.svc and "
+        "NAME.NS.svc.cluster.local, and print the base64 caBundle for the webhook configuration.",
+    )
+    generate.add_argument("--service", required=True, help="the webhook's Service name")
+    generate.add_argument("--namespace", required=True, help="the Service's namespace")
+    generate.add_argument(
+        "--out", type=Path, default=Path("certs"), help="folder (default: %(default)s)"
+    )
+    generate.add_argument(
+        "--days", type=int, default=365, help="validity in days (default: %(default)s)"
+    )
+    generate.set_defaults(run=_certs_generate)
+
+    bootstrap = certs_commands.add_parser(
+        "bootstrap",
+        help="in the cluster: create or renew the TLS Secret and patch caBundle (idempotent)",
+        description="Create the serving Secret when it is missing, renew it when it expires within "
+        "--renew-before or no longer names the Service, and write its CA into every entry's "
+        "caBundle. On renewal the old CA stays in caBundle next to the new one, so no handshake "
+        "fails while the pods reload. Safe to run again and again.",
+    )
+    bootstrap.add_argument(
+        "--namespace",
+        help="namespace of the Secret and Service (default: $POD_NAMESPACE, else the pod's own)",
+    )
+    bootstrap.add_argument(
+        "--service", default="multinode-webhook", help="Service name (default: %(default)s)"
+    )
+    bootstrap.add_argument(
+        "--days", type=int, default=365, help="validity of a new pair (default: %(default)s)"
+    )
+    bootstrap.add_argument(
+        "--renew-before",
+        type=_duration,
+        default=dt.timedelta(days=30),
+        help="renew when the certificate expires within this (default: 720h)",
+    )
+    _cluster_flags(bootstrap)
+    bootstrap.set_defaults(run=_certs_bootstrap)
+
+    check = commands.add_parser(
+        "check",
+        help="read-only cluster report: coverage, TLS, and why a pod was (not) mutated",
+        description="Report which namespaces the installed webhook mutates or shadows, whether "
+        "caBundle verifies the Secret's and the Service's certificate, days to expiry, and for "
+        "--pod whether that pod was mutated or why not. Exit 1 when a problem is found.",
+    )
+    check.add_argument("--namespace", help="report on this namespace only (and the --pod's)")
+    check.add_argument("--pod", help="a pod name in --namespace to explain")
+    check.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="where to reach the webhook (default: its Service's DNS name)",
+    )
+    _cluster_flags(check)
+    check.set_defaults(run=_check)
     return root
 
 
@@ -218,5 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Lone surrogates can come from JSON escapes; print them escaped rather than crash.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code

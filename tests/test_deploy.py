@@ -1,0 +1,293 @@
+"""The kustomize install: every overlay renders, validates against Kubernetes schemas, says what
+the code says (labels, names, paths), and its CEL conditions select exactly the legacy pods."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import celpy
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.support.kserve import REPO, example
+from webhook import certs, keys
+from webhook.mutate import mutate
+from webhook.selection import label_selector_matches
+
+DEPLOY = REPO / "deploy"
+KUBERNETES_VERSION = "1.33.0"
+OVERLAYS = ["opt-in", "cluster-wide", "cert-manager"]
+CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor"}
+NAMESPACE = "multinode-webhook"
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    [found] = [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+    return found
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(DEPLOY / "overlays" / request.param)
+
+
+@pytest.fixture(scope="module")
+def with_components(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("components")
+    (folder / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY / "overlays" / "opt-in", folder)],
+                "components": [
+                    os.path.relpath(DEPLOY / "components" / c, folder)
+                    for c in ("servicemonitor", "networkpolicy")
+                ],
+            }
+        )
+    )
+    return render(folder)
+
+
+def _validate(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            assert obj["kind"] in CRD_KINDS, f"no schema for {obj['kind']}"
+
+
+def test_every_object_validates(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _validate(overlay[1])
+
+
+def test_optional_components_render_and_validate(with_components: list[dict[str, Any]]) -> None:
+    _validate(with_components)
+    policy = one(with_components, "NetworkPolicy")
+    assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {8443, 8080}
+    assert one(with_components, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_webhook_entries(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    configuration = one(overlay[1], "MutatingWebhookConfiguration")
+    entries = configuration["webhooks"]
+    assert [e["clientConfig"]["service"]["path"] for e in entries] == ["/mutate", "/mutate/shadow"]
+    for entry in entries:
+        assert entry["clientConfig"]["service"] == {
+            **entry["clientConfig"]["service"],
+            "name": "multinode-webhook",
+            "namespace": NAMESPACE,
+            "port": 443,
+        }
+        assert "caBundle" not in entry["clientConfig"]
+        assert entry["rules"] == [
+            {
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+                "scope": "Namespaced",
+            }
+        ]
+        assert (entry["admissionReviewVersions"], entry["sideEffects"], entry["failurePolicy"]) == (
+            ["v1"],
+            "None",
+            "Ignore",
+        )
+        assert (entry["timeoutSeconds"], entry["reinvocationPolicy"], entry["matchPolicy"]) == (
+            3,
+            "IfNeeded",
+            "Equivalent",
+        )
+        assert entry["objectSelector"] == {
+            "matchExpressions": [
+                {"key": keys.ISVC_LABEL, "operator": "Exists"},
+                {"key": keys.INJECT_LABEL, "operator": "NotIn", "values": [keys.POD_OPT_OUT]},
+            ]
+        }
+
+
+NAMESPACES = {
+    "enabled": {keys.INJECT_LABEL: keys.NAMESPACE_ENABLED},
+    "shadow": {keys.INJECT_LABEL: keys.NAMESPACE_SHADOW},
+    "disabled": {keys.INJECT_LABEL: keys.NAMESPACE_DISABLED},
+    "plain": {},
+    **{name: {} for name in sorted(keys.SYSTEM_NAMESPACES)},
+}
+EXPECTED = {  # namespace -> (mutated, shadowed), per install mode
+    keys.MODE_OPT_IN: {"enabled": (True, False), "shadow": (False, True)},
+    keys.MODE_CLUSTER_WIDE: {
+        "enabled": (True, False),
+        "shadow": (False, True),
+        "plain": (True, False),
+    },
+}
+
+
+def test_namespace_selection(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    name, objects = overlay
+    mode = keys.MODE_CLUSTER_WIDE if name == "cluster-wide" else keys.MODE_OPT_IN
+    entries = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    own = one(objects, "Namespace")
+    namespaces = {**NAMESPACES, NAMESPACE: own["metadata"].get("labels", {})}
+    for namespace, own_labels in namespaces.items():
+        labels = {**own_labels, "kubernetes.io/metadata.name": namespace}  # set by the API server
+        got = tuple(label_selector_matches(entry["namespaceSelector"], labels) for entry in entries)
+        assert got == EXPECTED[mode].get(namespace, (False, False)), (namespace, got)
+
+
+def _cel(entry: dict[str, Any]) -> list[Any]:
+    env = celpy.Environment()
+    return [env.program(env.compile(c["expression"])) for c in entry["matchConditions"]]
+
+
+def _calls(programs: list[Any], pod: dict[str, Any]) -> bool:
+    activation = {"object": celpy.json_to_cel(pod)}
+    return all(bool(program.evaluate(activation)) for program in programs)
+
+
+def _pod(
+    command: Any, *, name: str = keys.HEAD_CONTAINER, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": "i"}
+    if command is not None:
+        container["command"] = command
+    metadata: dict[str, Any] = {"name": "p"}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return {
+        "metadata": metadata,
+        "spec": {"containers": [{"name": "sidecar", "image": "s"}, container]},
+    }
+
+
+CEL_CASES = [
+    ("head bash -c", _pod(["bash", "-c"]), True),
+    *[(f"{bash} -c", _pod([bash, "-c"]), True) for bash in keys.BASH_PATHS],
+    ("worker", _pod(["bash", "-c"], name=keys.WORKER_CONTAINER), True),
+    ("annotated, not mirror", _pod(["bash", "-c"], annotations={"a": "b"}), True),
+    ("script in command", _pod(["bash", "-c", "script"]), False),
+    ("no command", _pod(None), False),
+    ("sh -c", _pod(["sh", "-c"]), False),
+    ("bash -lc", _pod(["bash", "-lc"]), False),
+    ("other container name", _pod(["bash", "-c"], name="transformer"), False),
+    ("mirror pod", _pod(["bash", "-c"], annotations={keys.MIRROR_ANNOTATION: "x"}), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("pod", "called"), [c[1:] for c in CEL_CASES], ids=[c[0] for c in CEL_CASES]
+)
+def test_match_conditions(pod: dict[str, Any], called: bool) -> None:
+    entries = one(render(DEPLOY / "overlays" / "opt-in"), "MutatingWebhookConfiguration")[
+        "webhooks"
+    ]
+    for entry in entries:
+        assert _calls(_cel(entry), pod) is called
+
+
+def test_match_conditions_let_through_every_pod_the_webhook_patches() -> None:
+    entries = one(render(DEPLOY / "overlays" / "opt-in"), "MutatingWebhookConfiguration")[
+        "webhooks"
+    ]
+    programs = _cel(entries[0])
+    pods = [
+        example("legacy-head-pod.yaml"),
+        example("legacy-worker-pod.yaml"),
+        *(
+            yaml.safe_load(p.read_text())
+            for p in (REPO / "tests" / "fixtures" / "pods").glob("*.yaml")
+        ),
+    ]
+    patched = [pod for pod in pods if mutate(pod).decision == keys.PATCHED]
+    assert len(patched) >= 6
+    for pod in patched:
+        assert _calls(programs, pod), pod["metadata"]
+
+
+def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    deployment = one(overlay[1], "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert deployment["spec"]["replicas"] == 2
+    assert (
+        spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0][
+            "podAffinityTerm"
+        ]["topologyKey"]
+        == "kubernetes.io/hostname"
+    )
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    assert "priorityClassName" not in spec
+    security = container["securityContext"]
+    assert (security["readOnlyRootFilesystem"], security["allowPrivilegeEscalation"]) == (
+        True,
+        False,
+    )
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "https": keys.HTTPS_PORT,
+        "http": keys.HTTP_PORT,
+    }
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    tls = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert tls["readOnly"] is True
+    assert f"--cert-dir={tls['mountPath']}" in container["args"]
+    secret = next(v for v in spec["volumes"] if v["name"] == "tls")["secret"]["secretName"]
+    if overlay[0] == "cert-manager":
+        certificate = one(overlay[1], "Certificate")
+        assert certificate["spec"]["secretName"] == secret
+        assert certificate["spec"]["dnsNames"] == list(
+            certs.service_sans("multinode-webhook", NAMESPACE)
+        )
+        annotation = one(overlay[1], "MutatingWebhookConfiguration")["metadata"]["annotations"]
+        assert (
+            annotation["cert-manager.io/inject-ca-from"]
+            == f"{NAMESPACE}/{certificate['metadata']['name']}"
+        )
+    else:
+        job = one(overlay[1], "Job")
+        args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[:2] == ["certs", "bootstrap"]
+        assert f"--secret={secret}" in args
+        cron = one(overlay[1], "CronJob")
+        assert cron["spec"]["jobTemplate"]["spec"]["template"] == job["spec"]["template"]
+
+
+def test_bootstrap_rbac_is_scoped_to_our_objects() -> None:
+    objects = render(DEPLOY / "overlays" / "opt-in")
+    role = one(objects, "Role")
+    for rule in role["rules"]:
+        if rule["verbs"] != ["create"]:  # a create cannot be narrowed to a name
+            assert rule["resourceNames"] == ["multinode-webhook-tls"]
+    [cluster_rule] = one(objects, "ClusterRole")["rules"]
+    assert cluster_rule["resourceNames"] == ["multinode-webhook"]
+    assert set(cluster_rule["verbs"]) == {"get", "patch"}
+    bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert all(s["namespace"] == NAMESPACE for b in bindings for s in b["subjects"])
