@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,46 @@ def test_reloader_keeps_the_good_pair(tmp_path: Path) -> None:
     certs.write(newer, tmp_path)
     assert reloader.check() is True
     assert reloader.expires != expires
+
+
+def test_generate_command_writes_a_service_certificate(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "certs",
+            "generate",
+            "--service",
+            "hook",
+            "--namespace",
+            "ops",
+            "--out",
+            str(tmp_path),
+            "--days",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    ca_pem = (tmp_path / certs.CA_FILE).read_bytes()
+    assert base64.b64decode(done.stdout.strip()) == ca_pem
+    leaf = x509.load_pem_x509_certificate((tmp_path / certs.CERT_FILE).read_bytes())
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [
+        "hook",
+        "hook.ops",
+        "hook.ops.svc",
+        "hook.ops.svc.cluster.local",
+    ]
+    assert list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH
+    ]
+    days = (leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
+    assert days in (89, 90)
+    assert certs.key_matches(
+        (tmp_path / certs.CERT_FILE).read_bytes(), (tmp_path / certs.KEY_FILE).read_bytes()
+    )

@@ -1,0 +1,167 @@
+"""A small fake of the Kubernetes API over real HTTP on 127.0.0.1, for the cluster commands.
+
+It serves the few paths they use, keeps objects as raw JSON with resourceVersions, answers 404,
+409 and 422 as the API server does, applies JSON patches, and records every request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+
+_MUTATING = r"^/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/(?P<name>[^/]+)$"
+ROUTES = [
+    (re.compile(r"^/api/v1/namespaces$"), "namespaces"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)$"), "pods"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/secrets(?:/(?P<name>[^/]+))?$"), "secrets"),
+    (re.compile(_MUTATING), "mutatingwebhookconfigurations"),
+]
+
+
+def route(path: str) -> tuple[str, str, str | None] | None:
+    """(resource, namespace, name) for a path the fake serves."""
+    for pattern, resource in ROUTES:
+        match = pattern.match(path)
+        if match:
+            groups = match.groupdict()
+            return resource, groups.get("ns") or "", groups.get("name")
+    return None
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.version = 0
+        self.lock = threading.Lock()
+
+    def put(self, resource: str, obj: dict[str, Any]) -> None:
+        self.version += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+        self.objects[resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]] = obj
+
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((resource, namespace, name))
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [r for r in self.requests if r[0] != "GET"]
+
+
+def _status(code: int, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "code": code,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # else every response waits ~40 ms for a delayed ACK
+    api: FakeApi
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> Any:
+        return json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"null")
+
+    def _handle(self) -> None:
+        path = self.path.split("?")[0]
+        api = self.api
+        with api.lock:
+            api.requests.append((self.command, path))
+            found = route(path)
+            if found is None:
+                return self._send(404, _status(404, f"no route {path}"))
+            resource, ns, name = found
+            if resource == "namespaces":
+                items = [o for (r, _, _), o in api.objects.items() if r == "namespaces"]
+                return self._send(
+                    200, {"kind": "NamespaceList", "apiVersion": "v1", "items": items}
+                )
+            current = api.get(resource, ns, name) if name else None
+            if self.command == "GET":
+                if current is None:
+                    return self._send(404, _status(404, f'{resource} "{name}" not found'))
+                return self._send(200, current)
+            body = self._body()
+            if self.command == "POST":
+                name = body["metadata"]["name"]
+                if api.get(resource, ns, name):
+                    return self._send(409, _status(409, f'{resource} "{name}" already exists'))
+                body["metadata"]["namespace"] = ns
+                api.put(resource, body)
+                return self._send(201, body)
+            if current is None:
+                return self._send(404, _status(404, f'{resource} "{name}" not found'))
+            if self.command == "PUT":
+                if (
+                    body["metadata"].get("resourceVersion")
+                    != current["metadata"]["resourceVersion"]
+                ):
+                    return self._send(409, _status(409, "the object has been modified"))
+                api.put(resource, body)
+                return self._send(200, body)
+            if self.command == "PATCH":
+                if self.headers.get("content-type") != "application/json-patch+json":
+                    return self._send(415, _status(415, "only JSON patch here"))
+                try:
+                    patched = jsonpatch.apply_patch(current, body)
+                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+                    return self._send(422, _status(422, str(error)))
+                api.put(resource, patched)
+                return self._send(200, patched)
+            return self._send(405, _status(405, self.command))
+
+    do_GET = do_POST = do_PUT = do_PATCH = _handle
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
+    """The fake API and a kubeconfig that points at it."""
+    api = FakeApi()
+    handler = type("Handler", (_Handler,), {"api": api})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [
+                    {
+                        "name": "fake",
+                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
+                    }
+                ],
+                "users": [{"name": "fake", "user": {"token": "fake"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }
+        )
+    )
+    try:
+        yield api, kubeconfig
+    finally:
+        server.shutdown()
+        server.server_close()

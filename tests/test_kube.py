@@ -1,0 +1,290 @@
+"""`certs bootstrap` and `check` against a fake Kubernetes API served over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import fakeapi, servers
+from tests.support.kserve import REPO, example
+from webhook import certs, keys, kube
+
+NS = "multinode-webhook"
+SERVICE = "multinode-webhook"
+SECRET = "multinode-webhook-tls"
+CONFIG = "multinode-webhook"
+NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+
+
+def webhook_configuration() -> dict[str, Any]:
+    """The opt-in overlay's configuration, as the cluster would hold it before bootstrap."""
+    base = yaml.safe_load((REPO / "deploy/base/mutatingwebhookconfiguration.yaml").read_text())
+    base["webhooks"][0]["namespaceSelector"] = {
+        "matchLabels": {keys.INJECT_LABEL: keys.NAMESPACE_ENABLED}
+    }
+    base["webhooks"][1]["namespaceSelector"] = {
+        "matchLabels": {keys.INJECT_LABEL: keys.NAMESPACE_SHADOW}
+    }
+    return base
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, kube.Cluster, Path]]:
+    with fakeapi.serving(tmp_path) as (api, kubeconfig):
+        api.put("mutatingwebhookconfigurations", webhook_configuration())
+        yield api, kube.Cluster(kube.connect(kubeconfig=str(kubeconfig))), kubeconfig
+
+
+def run_bootstrap(
+    cluster: kube.Cluster, *, now: dt.datetime = NOW, service: str = SERVICE
+) -> list[str]:
+    return kube.bootstrap(
+        cluster,
+        namespace=NS,
+        service=service,
+        secret=SECRET,
+        webhook_config=CONFIG,
+        days=365,
+        renew_before=dt.timedelta(days=30),
+        now=now,
+    )
+
+
+def stored(api: fakeapi.FakeApi) -> tuple[dict[str, bytes], list[bytes]]:
+    secret = api.get("secrets", NS, SECRET)
+    assert secret is not None
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    configuration = api.get("mutatingwebhookconfigurations", "", CONFIG)
+    assert configuration is not None
+    bundles = [base64.b64decode(e["clientConfig"]["caBundle"]) for e in configuration["webhooks"]]
+    return data, bundles
+
+
+def test_first_run_creates_the_secret_and_writes_every_ca_bundle(fake: Any) -> None:
+    api, cluster, _ = fake
+    actions = run_bootstrap(cluster)
+    assert any("created" in a for a in actions)
+    data, bundles = stored(api)
+    assert api.get("secrets", NS, SECRET)["type"] == "kubernetes.io/tls"
+    assert bundles == [data["ca.crt"], data["ca.crt"]]
+    assert certs.issued_by(data["tls.crt"], bundles[0])
+    assert certs.covers(data["tls.crt"], certs.service_sans(SERVICE, NS))
+    assert certs.key_matches(data["tls.crt"], data["tls.key"])
+
+
+def test_rerun_changes_nothing(fake: Any) -> None:
+    api, cluster, _ = fake
+    run_bootstrap(cluster)
+    before = copy.deepcopy(api.objects)
+    writes = len(api.writes())
+    actions = run_bootstrap(cluster, now=NOW + dt.timedelta(days=100))
+    assert api.writes()[writes:] == []
+    assert api.objects == before
+    assert actions == [f"Secret {NS}/{SECRET} is current", f"caBundle of {CONFIG} already current"]
+
+
+def test_renewal_trusts_old_and_new_ca_before_the_secret_changes(fake: Any) -> None:
+    api, cluster, _ = fake
+    run_bootstrap(cluster)
+    old, _ = stored(api)
+    writes = len(api.writes())
+    actions = run_bootstrap(cluster, now=NOW + dt.timedelta(days=340))
+    assert any("renewal window" in a for a in actions)
+    new, bundles = stored(api)
+    assert new["tls.crt"] != old["tls.crt"]
+    assert new["ca-previous.crt"] == old["ca.crt"]
+    for bundle in bundles:
+        assert certs.issued_by(old["tls.crt"], bundle), (
+            "pods still serving the old pair must verify"
+        )
+        assert certs.issued_by(new["tls.crt"], bundle)
+    # The webhook configuration is patched before the Secret is replaced.
+    assert [method for method, _ in api.writes()[writes:]] == ["PATCH", "PUT"]
+    # And the next run keeps both CAs without writing.
+    writes = len(api.writes())
+    run_bootstrap(cluster, now=NOW + dt.timedelta(days=341))
+    assert api.writes()[writes:] == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: data.pop("tls.key"), "no certificate yet"),
+        (
+            lambda data: data.update({"tls.key": certs.generate(sans=("x",)).key_pem}),
+            "key does not match",
+        ),
+        (
+            lambda data: data.update({"ca.crt": certs.generate(sans=("x",)).ca_pem}),
+            "not signed by ca.crt",
+        ),
+        (lambda data: data.update({"tls.crt": b"garbage"}), "unreadable certificate"),
+    ],
+)
+def test_broken_secret_is_replaced(fake: Any, damage: Any, reason: str) -> None:
+    api, cluster, _ = fake
+    run_bootstrap(cluster)
+    secret = api.get("secrets", NS, SECRET)
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    damage(data)
+    secret["data"] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    actions = run_bootstrap(cluster)
+    assert any(reason in a for a in actions), actions
+    fixed, bundles = stored(api)
+    assert certs.issued_by(fixed["tls.crt"], bundles[0])
+
+
+def test_renamed_service_gets_a_new_certificate(fake: Any) -> None:
+    api, cluster, _ = fake
+    run_bootstrap(cluster)
+    actions = run_bootstrap(cluster, service="renamed")
+    assert any("does not name the Service" in a for a in actions)
+    data, _ = stored(api)
+    assert certs.covers(data["tls.crt"], certs.service_sans("renamed", NS))
+
+
+def test_concurrent_writer_makes_the_update_fail_loudly(
+    fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, cluster, _ = fake
+    run_bootstrap(cluster)
+    real_secret = cluster.secret
+
+    def stale(namespace: str, name: str) -> Any:
+        found = real_secret(namespace, name)
+        api.put("secrets", copy.deepcopy(api.get("secrets", NS, SECRET)))  # someone else writes
+        return found
+
+    monkeypatch.setattr(cluster, "secret", stale)
+    with pytest.raises(kube.KubeError, match="409 the object has been modified"):
+        run_bootstrap(cluster, now=NOW + dt.timedelta(days=340))
+
+
+def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:
+    api, _, kubeconfig = fake
+    api.put(
+        "namespaces", {"metadata": {"name": "models", "labels": {keys.INJECT_LABEL: "enabled"}}}
+    )
+    command = [sys.executable, "-m", "webhook"]
+    bootstrap = subprocess.run(
+        [*command, "certs", "bootstrap", "--kubeconfig", str(kubeconfig), "--namespace", NS],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bootstrap.returncode == 0, bootstrap.stderr
+    assert f"Secret {NS}/{SECRET} created" in bootstrap.stdout
+    check = subprocess.run(
+        [*command, "check", "--kubeconfig", str(kubeconfig), "--address", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "namespaces mutated: models" in check.stdout
+    assert "caBundle verifies the Secret's certificate" in check.stdout
+    assert "not reachable from here" in check.stdout
+    assert check.returncode == 0, check.stdout
+
+
+def test_cluster_command_without_credentials_exits_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "check", "--kubeconfig", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("multinode-webhook: error: no cluster credentials")
+
+
+@pytest.fixture
+def installed(fake: Any) -> tuple[fakeapi.FakeApi, kube.Cluster]:
+    api, cluster, _ = fake
+    run_bootstrap(cluster, now=dt.datetime.now(dt.UTC))
+    for name, labels in {
+        "models": {keys.INJECT_LABEL: "enabled"},
+        "trial": {keys.INJECT_LABEL: "shadow"},
+        "other": {},
+    }.items():
+        api.put("namespaces", {"metadata": {"name": name, "labels": labels}})
+    return api, cluster
+
+
+def _pod(api: fakeapi.FakeApi, namespace: str, pod: dict[str, Any]) -> str:
+    pod = copy.deepcopy(pod)
+    pod["metadata"]["namespace"] = namespace
+    api.put("pods", pod)
+    return str(pod["metadata"]["name"])
+
+
+def _texts(findings: list[kube.Finding]) -> str:
+    return "\n".join(("ok " if f.ok else "!! ") + f.text for f in findings)
+
+
+def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> None:
+    api, cluster = installed
+    data, _ = stored(api)
+    bundle = certs.Bundle(data["ca.crt"], data["tls.crt"], data["tls.key"])
+    legacy = example("legacy-head-pod.yaml")
+    with servers.running(tmp_path, bundle=bundle) as live:
+        findings = kube.check(
+            cluster, webhook_config=CONFIG, secret=SECRET, address=("127.0.0.1", live.https_port)
+        )
+    report = _texts(findings)
+    assert "ok namespaces mutated: models" in report
+    assert "ok namespaces in shadow: trial" in report
+    assert "ok caBundle verifies the Secret's certificate" in report
+    assert f"verifies against caBundle as {SERVICE}.{NS}.svc" in report
+    assert all(f.ok for f in findings), report
+
+    mutated = copy.deepcopy(legacy)
+    mutated["metadata"]["annotations"] = {keys.STATUS_ANNOTATION: '{"rules":{}}'}
+    cases = {
+        ("models", _pod(api, "models", mutated)): ("was mutated", True),
+        ("other", _pod(api, "other", legacy)): ("its namespace is not selected", False),
+        (
+            "models",
+            _pod(api, "models", {**legacy, "metadata": {**legacy["metadata"], "name": "missed"}}),
+        ): ("would be: the webhook was not called or failed open", False),
+        ("trial", _pod(api, "trial", legacy)): ("would be: its namespace is in shadow", False),
+        (
+            "models",
+            _pod(
+                api,
+                "models",
+                yaml.safe_load((REPO / "tests/fixtures/pods/already-migrated.yaml").read_text()),
+            ),
+        ): ("unchanged (already-migrated)", True),
+    }
+    for (namespace, name), (text, ok) in cases.items():
+        finding = kube.check(
+            cluster,
+            webhook_config=CONFIG,
+            secret=SECRET,
+            namespace=namespace,
+            pod=name,
+            address=("127.0.0.1", 1),
+        )[-1]
+        assert text in finding.text, finding
+        assert finding.ok is ok, finding
+
+
+def test_check_flags_a_ca_bundle_that_does_not_verify(installed: Any, tmp_path: Path) -> None:
+    _api, cluster = installed
+    stranger = certs.generate(sans=(*certs.service_sans(SERVICE, NS), "127.0.0.1"))
+    with servers.running(tmp_path, bundle=stranger) as live:
+        findings = kube.check(
+            cluster, webhook_config=CONFIG, secret=SECRET, address=("127.0.0.1", live.https_port)
+        )
+    failed = [f.text for f in findings if not f.ok]
+    assert len(failed) == 1
+    assert "FAILS against caBundle" in failed[0]
