@@ -1,0 +1,239 @@
+"""End to end against a real kube-apiserver and etcd (the envtest convention).
+
+Set KUBEBUILDER_ASSETS to a folder holding `kube-apiserver` and `etcd` (as controller-runtime's
+setup-envtest lays them out) to run it; without them every test here skips, saying why. The
+API server calls the webhook by URL on 127.0.0.1 with the rendered opt-in configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support import servers
+from tests.support.kserve import REPO, example
+from webhook import certs, keys
+
+ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
+BINARIES = ("kube-apiserver", "etcd")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("KUBEBUILDER_ASSETS") or not all((ASSETS / b).is_file() for b in BINARIES),
+    reason="end-to-end tests need KUBEBUILDER_ASSETS pointing at kube-apiserver and etcd binaries",
+)
+
+
+@dataclass
+class Cluster:
+    url: str
+    token: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            verify=False,
+            timeout=10,
+            headers={"authorization": f"Bearer {self.token}"},
+        )
+
+
+def _wait(check: Any, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    work = tmp_path_factory.mktemp("envtest")
+    etcd_port, peer_port, api_port = servers.free_port(), servers.free_port(), servers.free_port()
+    token = secrets.token_hex(16)
+    (work / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (work / "sa.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    etcd = subprocess.Popen(
+        [
+            str(ASSETS / "etcd"),
+            "--data-dir",
+            str(work / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    apiserver = subprocess.Popen(
+        [
+            str(ASSETS / "kube-apiserver"),
+            "--etcd-servers",
+            f"http://127.0.0.1:{etcd_port}",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(api_port),
+            "--cert-dir",
+            str(work / "pki"),
+            "--token-auth-file",
+            str(work / "tokens.csv"),
+            "--authorization-mode",
+            "RBAC",
+            "--service-cluster-ip-range",
+            "10.0.0.0/24",
+            "--service-account-issuer",
+            "https://kubernetes.default.svc",
+            "--service-account-key-file",
+            str(work / "sa.key"),
+            "--service-account-signing-key-file",
+            str(work / "sa.key"),
+            "--disable-admission-plugins",
+            "ServiceAccount",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "apiserver.log", "w"),  # noqa: SIM115
+    )
+    found = Cluster(f"https://127.0.0.1:{api_port}", token)
+    try:
+        with found.client() as client:
+            _wait(lambda: client.get("/readyz").status_code == 200, "kube-apiserver", 90)
+        yield found
+    finally:
+        for process in (apiserver, etcd):
+            process.terminate()
+            process.wait(30)
+
+
+def _namespace(client: httpx.Client, name: str, labels: dict[str, str]) -> None:
+    reply = client.post(
+        "/api/v1/namespaces",
+        json={
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels},
+        },
+    )
+    assert reply.status_code in (201, 409), reply.text
+
+
+def _register(client: httpx.Client, port: int, ca_pem: bytes) -> None:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "deploy" / "overlays" / "opt-in")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    [configuration] = [
+        d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "MutatingWebhookConfiguration"
+    ]
+    for entry in configuration["webhooks"]:
+        path = entry["clientConfig"]["service"]["path"]
+        entry["clientConfig"] = {
+            "url": f"https://127.0.0.1:{port}{path}",
+            "caBundle": certs.Bundle(ca_pem, b"", b"").ca_bundle(),
+        }
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    client.delete(f"{path}/{configuration['metadata']['name']}")
+    reply = client.post(path, json=configuration)
+    assert reply.status_code == 201, reply.text
+
+
+def _create(
+    client: httpx.Client, namespace: str, pod: dict[str, Any], *, dry_run: bool = False
+) -> httpx.Response:
+    body = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
+    params = {"dryRun": "All"} if dry_run else {}
+    return client.post(f"/api/v1/namespaces/{namespace}/pods", json=body, params=params)
+
+
+def _named(pod: dict[str, Any], name: str, **labels: str) -> dict[str, Any]:
+    metadata = {**pod["metadata"], "name": name, "labels": {**pod["metadata"]["labels"], **labels}}
+    return {**pod, "metadata": metadata}
+
+
+def _rewritten(stored: dict[str, Any], container: str) -> bool:
+    target = next(c for c in stored["spec"]["containers"] if c["name"] == container)
+    return len(target["command"]) == 4 and keys.STATUS_ANNOTATION in stored["metadata"].get(
+        "annotations", {}
+    )
+
+
+def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -> None:
+    head, worker = example("legacy-head-pod.yaml"), example("legacy-worker-pod.yaml")
+    with cluster.client() as client:
+        _namespace(client, "enabled", {keys.INJECT_LABEL: keys.NAMESPACE_ENABLED})
+        _namespace(client, "trial", {keys.INJECT_LABEL: keys.NAMESPACE_SHADOW})
+        _namespace(client, "plain", {})
+        with servers.running(tmp_path) as live:
+            _register(client, live.https_port, live.ca_pem)
+            # The API server picks up a new webhook configuration within a moment.
+            _wait(
+                lambda: _rewritten(
+                    _create(client, "enabled", _named(head, "probe"), dry_run=True).json(),
+                    keys.HEAD_CONTAINER,
+                ),
+                "the webhook to be called",
+            )
+
+            for pod, container in ((head, keys.HEAD_CONTAINER), (worker, keys.WORKER_CONTAINER)):
+                reply = _create(client, "enabled", pod)
+                assert reply.status_code == 201, reply.text
+                assert _rewritten(reply.json(), container)
+                assert "multinode-webhook rewrote" in reply.headers.get("warning", "")
+
+            untouched = {
+                "plain": _named(head, "elsewhere"),
+                "enabled": _named(head, "opted-out", **{keys.INJECT_LABEL: keys.POD_OPT_OUT}),
+            }
+            for namespace, pod in untouched.items():
+                reply = _create(client, namespace, pod)
+                assert reply.status_code == 201, reply.text
+                assert reply.json()["spec"]["containers"][0]["command"] == ["bash", "-c"]
+
+            reply = _create(client, "trial", _named(head, "shadowed"))
+            assert reply.status_code == 201
+            assert reply.json()["spec"]["containers"][0]["command"] == ["bash", "-c"]
+            assert "(shadow) would rewrite" in reply.headers.get("warning", "")
+
+            reply = _create(client, "enabled", _named(head, "dry"), dry_run=True)
+            assert _rewritten(reply.json(), keys.HEAD_CONTAINER)
+            assert client.get("/api/v1/namespaces/enabled/pods/dry").status_code == 404
+
+        # The webhook is gone: pods are still admitted, unchanged (failurePolicy: Ignore).
+        reply = _create(client, "enabled", _named(head, "fail-open"))
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["spec"]["containers"][0]["command"] == ["bash", "-c"]
+
+
+def test_kubectl_is_available_for_rendering() -> None:
+    assert shutil.which("kubectl"), "the e2e test renders the overlay with kubectl kustomize"
