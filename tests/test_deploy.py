@@ -11,6 +11,7 @@ from typing import Any
 
 import celpy
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 
@@ -20,7 +21,8 @@ from webhook.mutate import mutate
 from webhook.selection import label_selector_matches
 
 DEPLOY = REPO / "deploy"
-KUBERNETES_VERSION = "1.33.0"
+# The newest Kubernetes whose schemas the installed kubernetes-validate ships.
+KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
 OVERLAYS = ["opt-in", "cluster-wide", "cert-manager"]
 CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor"}
 NAMESPACE = "multinode-webhook"
