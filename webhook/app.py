@@ -24,7 +24,7 @@ from webhook import __version__, admission, documents, keys
 from webhook.certs import CertificateReloader
 from webhook.config import Settings
 from webhook.logs import ReviewLog
-from webhook.metrics import ERROR, Metrics
+from webhook.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.mutate import Decision, mutate
 from webhook.preview import FORMATS, Simulation, preview_text, render
 
@@ -307,6 +307,6 @@ def ops_app(server: Server) -> FastAPI:
     async def metrics() -> Response:
         if server.tls is not None:
             server.metrics.certificate_expires(server.tls.expires)
-        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
 
     return app
