@@ -54,6 +54,17 @@ def test_reloader_refuses_to_start_without_a_good_pair(tmp_path: Path) -> None:
         certs.CertificateReloader(tmp_path)
 
 
+def test_reloader_leaves_no_copy_of_the_key_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(certs.tempfile, "tempdir", str(scratch))
+    certs.write(certs.generate(sans=("localhost",)), tmp_path / "tls")
+    certs.CertificateReloader(tmp_path / "tls")
+    assert list(scratch.iterdir()) == []
+
+
 def test_reloader_keeps_the_good_pair(tmp_path: Path) -> None:
     good = certs.generate(sans=("localhost",))
     certs.write(good, tmp_path)

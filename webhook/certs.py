@@ -227,9 +227,6 @@ class CertificateReloader:
         self.cert_file = directory / CERT_FILE
         self.key_file = directory / KEY_FILE
         self.context = server_context()
-        # The pair is checked and loaded from one snapshot of its bytes, so a file swapped
-        # between the check and the load cannot reach the live context.
-        self._stage = Path(tempfile.mkdtemp(prefix="multinode-webhook-tls-"))
         self.expires: dt.datetime | None = None
         self._digest = b""
         self._rejected = b""
@@ -249,18 +246,22 @@ class CertificateReloader:
             return self.expires is not None
         if digest in (self._digest, self._rejected):
             return self.expires is not None
-        staged_cert, staged_key = self._stage / CERT_FILE, self._stage / KEY_FILE
-        try:
-            staged_key.touch(mode=0o600, exist_ok=True)
-            staged_key.write_bytes(key)
-            staged_cert.write_bytes(cert)
-            server_context().load_cert_chain(staged_cert, staged_key)
-            expires = not_after(cert)
-        except (ssl.SSLError, ValueError, OSError) as error:
-            self._rejected = digest
-            log.error("new certificate pair rejected (%s); keeping the current pair", error)
-            return self.expires is not None
-        self.context.load_cert_chain(staged_cert, staged_key)
+        # The pair is checked and loaded from one snapshot of its bytes, so a file swapped
+        # between the check and the load cannot reach the live context; the snapshot (a key
+        # among it) is gone as soon as it is loaded.
+        with tempfile.TemporaryDirectory(prefix="multinode-webhook-tls-") as stage:
+            staged_cert, staged_key = Path(stage) / CERT_FILE, Path(stage) / KEY_FILE
+            try:
+                staged_key.touch(mode=0o600)
+                staged_key.write_bytes(key)
+                staged_cert.write_bytes(cert)
+                server_context().load_cert_chain(staged_cert, staged_key)
+                expires = not_after(cert)
+            except (ssl.SSLError, ValueError, OSError) as error:
+                self._rejected = digest
+                log.error("new certificate pair rejected (%s); keeping the current pair", error)
+                return self.expires is not None
+            self.context.load_cert_chain(staged_cert, staged_key)
         self._digest, self.expires = digest, expires
         log.info("serving certificate loaded, valid until %s", expires.isoformat())
         return True

@@ -94,7 +94,9 @@ def running(
     bundle = bundle or certs.generate(sans=SANS)
     cert_dir = kube_style_cert_dir(tmp_path / "tls", bundle)
     review = settings.pop("review", None)
-    config = Settings(cert_dir=cert_dir, cert_reload_seconds=0.1, log_level="warning", **settings)
+    config = Settings(
+        cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
+    )
     state = app.Server(config, tls=certs.CertificateReloader(cert_dir))
     if review is not None:
         state.review = review

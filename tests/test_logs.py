@@ -1,0 +1,85 @@
+"""One structured line per review, in JSON or text, with the fields an operator searches by."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.support.kserve import example
+from tests.support.servers import review_body, running
+from webhook import logs
+
+FIELDS = {
+    "endpoint": "/mutate",
+    "uid": "u-1",
+    "namespace": "models",
+    "pod": "llama-head",
+    "operation": "CREATE",
+    "dryRun": False,
+    "decision": "patched",
+    "reason": "legacy-shape",
+    "duration_ms": 0.25,
+}
+
+
+def test_json_line() -> None:
+    stream = io.StringIO()
+    logs.ReviewLog(level="info", fmt="json", stream=stream)(dict(FIELDS))
+    line = json.loads(stream.getvalue())
+    assert {k: line[k] for k in FIELDS} == FIELDS
+    assert (line["level"], line["msg"], line["logger"]) == ("info", "review", logs.REVIEW_LOGGER)
+
+
+def test_text_line() -> None:
+    stream = io.StringIO()
+    logs.ReviewLog(level="debug", fmt="text", stream=stream)(dict(FIELDS))
+    [line] = stream.getvalue().splitlines()
+    assert " INFO    review endpoint=/mutate uid=u-1 namespace=models pod=llama-head" in line
+    assert line.endswith("decision=patched reason=legacy-shape duration_ms=0.25")
+
+
+def test_quiet_above_info() -> None:
+    stream = io.StringIO()
+    logs.ReviewLog(level="warning", fmt="json", stream=stream)(dict(FIELDS))
+    assert stream.getvalue() == ""
+
+
+def test_records_share_the_format(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure(level="info", fmt="json")
+    try:
+        logging.getLogger("multinode_webhook.test").info("hello", extra={"fields": {"a": 1}})
+    finally:
+        logging.getLogger().handlers.clear()
+    line = json.loads(capsys.readouterr().err)
+    assert (line["msg"], line["a"], line["level"]) == ("hello", 1, "info")
+
+
+def test_the_server_logs_every_review(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = example("legacy-head-pod.yaml")
+    del pod["metadata"]["name"]
+    pod["metadata"]["generateName"] = "llama-predictor-"
+    body = review_body(pod, uid="logged")
+    body["request"]["dryRun"] = True
+    with running(tmp_path, log_level="info") as live, live.client() as client:
+        capsys.readouterr()
+        assert client.post("/mutate", json=body).status_code == 200
+    lines = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if '"msg":"review"' in line
+    ]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["uid"], line["namespace"], line["pod"], line["operation"], line["dryRun"]) == (
+        "logged",
+        "models",
+        "llama-predictor-",
+        "CREATE",
+        True,
+    )
+    assert (line["decision"], line["reason"]) == ("patched", "legacy-shape")
+    assert line["duration_ms"] > 0
