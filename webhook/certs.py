@@ -42,8 +42,12 @@ class Bundle:
     key_pem: bytes
 
     def ca_bundle(self) -> str:
-        """The base64 `caBundle` of a webhook configuration."""
-        return base64.b64encode(self.ca_pem).decode()
+        return ca_bundle(self.ca_pem)
+
+
+def ca_bundle(ca_pem: bytes) -> str:
+    """The base64 `caBundle` of a webhook configuration trusting these CAs."""
+    return base64.b64encode(ca_pem).decode()
 
 
 def _name(common_name: str) -> x509.Name:

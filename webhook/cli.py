@@ -95,10 +95,9 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.cert_dir is None:
         directory = Path("certs").resolve()
         made = certs.ensure_self_signed(directory, sans=(*certs.DEFAULT_SANS, *settings.san))
-        bundle = certs.Bundle((directory / certs.CA_FILE).read_bytes(), b"", b"")
         print(f"{'made' if made else 'reusing'} a self-signed certificate in {directory}")
         print(f"CA certificate: {directory / certs.CA_FILE}")
-        print(f"caBundle: {bundle.ca_bundle()}", flush=True)
+        print(f"caBundle: {certs.ca_bundle((directory / certs.CA_FILE).read_bytes())}", flush=True)
         settings = settings.model_copy(update={"cert_dir": directory})
     try:
         server.serve(settings)

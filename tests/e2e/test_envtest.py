@@ -160,7 +160,7 @@ def _register(client: httpx.Client, port: int, ca_pem: bytes) -> None:
         path = entry["clientConfig"]["service"]["path"]
         entry["clientConfig"] = {
             "url": f"https://127.0.0.1:{port}{path}",
-            "caBundle": certs.Bundle(ca_pem, b"", b"").ca_bundle(),
+            "caBundle": certs.ca_bundle(ca_pem),
         }
     path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
     client.delete(f"{path}/{configuration['metadata']['name']}")
