@@ -215,6 +215,7 @@ def _labels(pairs: list[str]) -> dict[str, str] | None:
 
 
 def preview_app(server: Server) -> FastAPI:
+    options = server.settings.options()
     app = FastAPI(title="multinode-webhook", version=__version__, docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestError)
@@ -255,7 +256,7 @@ def preview_app(server: Server) -> FastAPI:
             namespace=namespace,
             namespace_labels=_labels(namespace_label),
             mode=mode,
-            options=server.settings.options(),
+            options=options,
         )
         try:
             results = preview_text(text, sim, allow_aliases=False)

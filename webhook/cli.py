@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pydantic import ValidationError
+
 from webhook import __version__, documents, keys
 from webhook.config import Settings
 from webhook.migrate import migrate_document
@@ -77,9 +79,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # Imported here so that preview and migrate start without the server's dependencies.
-    from pydantic import ValidationError  # noqa: PLC0415
-
+    # Imported here so that preview and migrate start without uvicorn, FastAPI and cryptography.
     from webhook import certs, logs, server  # noqa: PLC0415
 
     given = {name: getattr(args, name) for name in Settings.model_fields}

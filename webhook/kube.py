@@ -196,7 +196,7 @@ def renewal_reason(
 
 def _ensure_ca_bundle(cluster: Cluster, name: str, bundle: bytes, actions: list[str]) -> None:
     configuration = cluster.webhook_configuration(name)
-    wanted = _b64(bundle)
+    wanted = certs.ca_bundle(bundle)
     ops: list[PatchOp] = []
     for index, entry in enumerate(configuration.get("webhooks") or []):
         if mapping(entry.get("clientConfig")).get("caBundle") == wanted:

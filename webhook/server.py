@@ -90,15 +90,12 @@ class WebhookServer:
         while tls is not None and not all(s.should_exit for s in self._servers):
             await asyncio.sleep(self.state.settings.cert_reload_seconds)
             tls.check()
-            self.state.metrics.certificate_expires(tls.expires)
 
     async def serve(self) -> None:
         self._servers = [
             self._uvicorn(app.https_app(self.state), tls=True),
             self._uvicorn(app.ops_app(self.state), tls=False),
         ]
-        if self.state.tls is not None:
-            self.state.metrics.certificate_expires(self.state.tls.expires)
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -118,22 +115,6 @@ class WebhookServer:
             self.stop()
 
 
-def _tls(settings: Settings) -> certs.CertificateReloader:
-    if settings.cert_dir is None:
-        raise ValueError("cert_dir must be set: the CLI makes a self-signed pair when it is not")
-    return certs.CertificateReloader(settings.cert_dir)
-
-
-def _run_worker(settings: Settings, https_fd: int, http_fd: int) -> None:
-    from webhook import logs  # noqa: PLC0415 - a spawned worker configures its own logging
-
-    logs.configure(level=settings.log_level, fmt=settings.log_format)
-    tls = _tls(settings)
-    https_socket = socket.socket(fileno=https_fd)
-    http_socket = socket.socket(fileno=http_fd)
-    run(WebhookServer(app.Server(settings, tls=tls), https_socket, http_socket))
-
-
 def run(server: WebhookServer) -> None:
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
@@ -145,7 +126,9 @@ def run(server: WebhookServer) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM, in this process or in `settings.workers` processes."""
-    tls = _tls(settings)
+    if settings.cert_dir is None:
+        raise ValueError("cert_dir must be set: the CLI makes a self-signed pair when it is not")
+    tls = certs.CertificateReloader(settings.cert_dir)
     reuse = settings.workers > 1
     https_socket = bind(settings.bind_address, settings.https_port, reuse_port=reuse)
     http_socket = bind(settings.bind_address, settings.http_port, reuse_port=reuse)
@@ -159,16 +142,14 @@ def serve(settings: Settings) -> None:
             }
         },
     )
+    webhook = WebhookServer(app.Server(settings, tls=tls), https_socket, http_socket)
     if settings.workers == 1:
-        run(WebhookServer(app.Server(settings, tls=tls), https_socket, http_socket))
+        run(webhook)
         return
+    # Forked workers inherit the bound sockets, the loaded certificate and the log setup;
+    # each then polls the certificate files and counts its metrics on its own.
     context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(
-            target=_run_worker, args=(settings, https_socket.fileno(), http_socket.fileno())
-        )
-        for _ in range(settings.workers)
-    ]
+    workers = [context.Process(target=run, args=(webhook,)) for _ in range(settings.workers)]
     for worker in workers:
         worker.start()
 
