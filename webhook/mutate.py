@@ -8,10 +8,11 @@ operations. `plan_container` is the per-container half, shared with runtime migr
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from webhook import __version__, keys, patch
 from webhook.patch import PatchOp
@@ -121,7 +122,7 @@ def previous_rules(annotations: Mapping[str, Any]) -> dict[str, list[str]]:
     if keys.STATUS_ANNOTATION not in annotations:
         return {}
     try:
-        status = json.loads(annotations[keys.STATUS_ANNOTATION])
+        status = orjson.loads(annotations[keys.STATUS_ANNOTATION])
         rules = status["rules"]
     except (KeyError, TypeError, ValueError):
         return {}
@@ -147,7 +148,7 @@ def patch_digest(ops: Sequence[PatchOp]) -> str:
 def status_annotation(rules: Mapping[str, Sequence[str]], ops: Sequence[PatchOp]) -> str:
     """The compact JSON recorded on the pod: version, rules by container, digest of the patch."""
     body = {"version": __version__, "rules": rules, "digest": patch_digest(ops)}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def short(text: str) -> str:
@@ -192,7 +193,7 @@ def mutate(
     containers = mapping(pod.get("spec")).get("containers")
     plans: list[tuple[int, ContainerPlan]] = []
     for index, container in enumerate(containers if isinstance(containers, list) else []):
-        name = container.get("name") if isinstance(container, Mapping) else None
+        name = container.get("name") if isinstance(container, dict) else None
         if not isinstance(name, str) or name not in options.containers:
             continue
         if name in recorded:
@@ -226,14 +227,14 @@ def mutate(
         ops.extend(container_ops(plan, path=f"{context.base}/spec/containers/{index}"))
     merged = {**recorded, **{name: list(applied) for name, applied in rules.items()}}
     status = status_annotation(merged, ops)
-    if "annotations" in metadata and isinstance(metadata["annotations"], Mapping):
+    if isinstance(metadata.get("annotations"), dict):
         ops.append(
             patch.add(
                 context.base + patch.pointer("metadata", "annotations", keys.STATUS_ANNOTATION),
                 status,
             )
         )
-    elif "metadata" in pod and isinstance(pod["metadata"], Mapping):
+    elif isinstance(pod.get("metadata"), dict):
         ops.append(
             patch.add(context.base + "/metadata/annotations", {keys.STATUS_ANNOTATION: status})
         )
