@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -40,6 +41,14 @@ def test_text_line() -> None:
     [line] = stream.getvalue().splitlines()
     assert " INFO    review endpoint=/mutate uid=u-1 namespace=models pod=llama-head" in line
     assert line.endswith("decision=patched reason=legacy-shape duration_ms=0.25")
+
+
+def test_timestamps_are_rfc3339_utc_milliseconds() -> None:
+    # In this order: a repeat, a second's rollover and a step back all pass the cache.
+    moments = [1_795_000_000.0004, 1_795_000_000.9994, 1_795_000_001.5, 1_795_000_000.0004, 0.0]
+    for created in moments:
+        expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
+        assert logs._clock(created) == expected
 
 
 def test_quiet_above_info() -> None:
