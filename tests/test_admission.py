@@ -61,7 +61,7 @@ def test_patched_response_echoes_uid_and_version(api_version: str) -> None:
     assert inner["allowed"] is True
     assert inner["patchType"] == "JSONPatch"
     ops = json.loads(base64.b64decode(inner["patch"]))
-    assert ops == decision.patch
+    assert ops == list(decision.patch)
     jsonpatch.apply_patch(request.pod, ops)
     assert inner["auditAnnotations"]["decision"] == keys.PATCHED
     assert inner["auditAnnotations"]["rules"].startswith("kserve-container=script-to-command+")

@@ -9,6 +9,7 @@ import sys
 CORE = [
     "keys",
     "raw",
+    "facts",
     "selection",
     "rewrite",
     "patch",

@@ -41,14 +41,14 @@ def test_decision_matches_the_runtime_shape(path: Path) -> None:
             assert decision.decision == expected, (role, decision.reason, decision.trace)
             if expected == keys.UNCHANGED:
                 assert decision.reason == keys.ALREADY_MIGRATED
-                assert decision.patch == []
+                assert decision.patch == ()
                 continue
             result = jsonpatch.apply_patch(pod, decision.patch)
             again = mutate(result)
             assert (again.decision, again.reason, again.patch) == (
                 keys.UNCHANGED,
                 keys.ALREADY_MIGRATED,
-                [],
+                (),
             )
 
 

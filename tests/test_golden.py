@@ -30,7 +30,7 @@ def outcome(pod: Any) -> dict[str, Any]:
     return {
         "decision": decision.decision,
         "reason": decision.reason,
-        "warnings": decision.warnings,
+        "warnings": list(decision.warnings),
         "object": jsonpatch.apply_patch(pod, decision.patch),
     }
 
@@ -50,7 +50,7 @@ def test_golden_is_a_fixed_point(source: Path) -> None:
     """Feeding the expected pod back in changes nothing."""
     expected = yaml.safe_load((GOLDEN / source.name).read_text())
     again = mutate(expected["object"])
-    assert again.patch == []
+    assert again.patch == ()
     assert again.decision == keys.UNCHANGED or expected["decision"] == keys.SKIPPED
 
 

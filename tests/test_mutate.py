@@ -160,5 +160,5 @@ def test_no_launch_command_warns() -> None:
 
 def test_shadow_reports_without_patching() -> None:
     decision = mutate(example("legacy-head-pod.yaml"), context=Context(shadow=True))
-    assert (decision.decision, decision.patch) == (keys.SHADOW, [])
+    assert (decision.decision, decision.patch) == (keys.SHADOW, ())
     assert "would rewrite" in decision.warnings[0]

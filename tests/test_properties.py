@@ -132,7 +132,7 @@ def test_mutate_is_total_sound_and_idempotent(pod: dict[str, Any]) -> None:
     assert result["spec"].get("initContainers") == original["spec"].get("initContainers")
 
     again = mutate(result)
-    assert again.patch == []
+    assert again.patch == ()
     assert again.decision in (keys.UNCHANGED, keys.SKIPPED)
 
 

@@ -182,6 +182,6 @@ def test_selection(pod_: dict[str, Any], context: Context, decision: str, reason
     if decision == keys.SKIPPED:
         assert skipped_steps == [result.trace[-1]]
         assert skipped_steps[0]["step"] == reason
-        assert result.patch == []
+        assert result.patch == ()
     else:
         assert skipped_steps == []

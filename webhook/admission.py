@@ -8,11 +8,10 @@ version and echoes its `uid`. Bodies arrive as parsed JSON; every way they can b
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NotRequired, TypedDict
-
-import orjson
 
 from webhook import keys
 from webhook.mutate import Context, Decision
@@ -105,6 +104,10 @@ def parse_review(body: object) -> ReviewRequest:
     )
 
 
+def _compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def audit_annotations(decision: Decision) -> dict[str, str]:
     """Short keys: the API server prefixes each with the webhook's name."""
     audit = {"decision": decision.decision, "reason": decision.reason}
@@ -113,14 +116,19 @@ def audit_annotations(decision: Decision) -> dict[str, str]:
     return audit
 
 
-def allow(review: ReviewRequest, decision: Decision) -> AdmissionReviewResponse:
-    """The response for a decision: a patch only when there is one."""
+def allow(
+    review: ReviewRequest, decision: Decision, *, encode: Callable[[Any], bytes] = _compact
+) -> AdmissionReviewResponse:
+    """The response for a decision: a patch only when there is one.
+
+    `encode` renders the patch as compact JSON; the server hands in a faster encoder.
+    """
     response: AdmissionResponse = {"uid": review.uid, "allowed": True}
     if decision.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(decision.patch)).decode()
+        response["patch"] = base64.b64encode(encode(decision.patch)).decode()
     if decision.warnings:
-        response["warnings"] = decision.warnings
+        response["warnings"] = list(decision.warnings)
     response["auditAnnotations"] = audit_annotations(decision)
     return _envelope(review, response)
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 import jsonpatch
 
 from webhook import keys, patch
+from webhook.facts import container_facts
 from webhook.mutate import DEFAULT_OPTIONS, Options, container_ops, plan_container
 from webhook.patch import PatchOp
 from webhook.raw import mapping, string
@@ -64,7 +65,7 @@ def migrate_document(document: Any, options: Options = DEFAULT_OPTIONS) -> Migra
                 cname = container.get("name") if isinstance(container, Mapping) else None
                 if not isinstance(cname, str) or cname not in options.containers:
                     continue
-                plan = plan_container(container, name=cname)
+                plan = plan_container(container_facts(container, position=index, name=cname))
                 if plan.outcome != keys.LEGACY_SHAPE:
                     continue
                 ops.extend(container_ops(plan, path=patch.pointer(*path, *list_path, index)))

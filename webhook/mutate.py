@@ -1,22 +1,24 @@
 """Pod in, Decision out: selection, the per-container rewrite plan, the patch and the status.
 
 `mutate` is the single entry point `/mutate`, `/mutate/shadow`, `/preview` and the CLI share.
-It reads the raw pod dict and never changes it: the result is a list of explicit JSON Patch
-operations. `plan_container` is the per-container half, shared with runtime migration.
+It reads the raw pod dict (into `PodFacts`) and never changes it: the result is a list of
+explicit JSON Patch operations. `plan_container` is the per-container half, shared with
+runtime migration.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
-import orjson
-
 from webhook import __version__, keys, patch
+from webhook.facts import ContainerFacts, PodFacts, pod_facts
 from webhook.patch import PatchOp
-from webhook.raw import mapping, string, string_list
+from webhook.raw import string_list
 from webhook.rewrite import rewrite_script
 from webhook.selection import POD_KIND, TraceStep, select
 
@@ -49,45 +51,50 @@ class Context:
     base: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ContainerPlan:
     """What happens to one named container: `outcome` is LEGACY_SHAPE when it is rewritten."""
 
     name: str
     outcome: str
     detail: str
-    command: list[str] | None = None
-    args: list[str] | None = None
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
     rules: tuple[str, ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
-    """The whole answer for one pod."""
+    """The whole answer for one pod.
+
+    Equal reviews share one Decision (see `mutate`), so it is immutable down to its tuples;
+    copy a patch before applying it to a document that will be changed further.
+    """
 
     decision: str
     reason: str
-    trace: list[TraceStep]
-    patch: list[PatchOp]
-    warnings: list[str]
-    rules: dict[str, tuple[str, ...]]
+    trace: tuple[TraceStep, ...]
+    patch: tuple[PatchOp, ...]
+    warnings: tuple[str, ...]
+    rules: Mapping[str, tuple[str, ...]]
 
 
 DEFAULT_OPTIONS: Final = Options()
 DEFAULT_CONTEXT: Final = Context()
+DECISION_CACHE_SIZE: Final = 1024
 
 
-def _is_bash_c(command: Sequence[Any]) -> bool:
+def _is_bash_c(command: Sequence[str]) -> bool:
     return len(command) >= 2 and command[0] in keys.BASH_PATHS and command[1] == "-c"
 
 
-def plan_container(container: Mapping[str, Any], *, name: str) -> ContainerPlan:
+def plan_container(container: ContainerFacts) -> ContainerPlan:
     """Classify a target-named container and, for the legacy shape, compute its new fields."""
-    command, args = container.get("command"), container.get("args")
+    name, command, args = container.name, container.command, container.args
+    if not container.typed:
+        return ContainerPlan(name, keys.NOT_A_TARGET, "command or args is not a list of strings")
     if command is None:
         return ContainerPlan(name, keys.ALREADY_MIGRATED, "no command: the image's entrypoint runs")
-    if not string_list(command) or (args is not None and not string_list(args)):
-        return ContainerPlan(name, keys.NOT_A_TARGET, "command or args is not a list of strings")
     if not _is_bash_c(command):
         return ContainerPlan(name, keys.ALREADY_MIGRATED, "command is not bash -c")
     if len(command) > 2:
@@ -101,7 +108,7 @@ def plan_container(container: Mapping[str, Any], *, name: str) -> ContainerPlan:
         name,
         keys.LEGACY_SHAPE,
         f"launch command: {rewritten.detail}",
-        command=[command[0], "-c", rewritten.script, name],
+        command=(command[0], "-c", rewritten.script, name),
         args=args[1:] or None,
         rules=rewritten.rules,
     )
@@ -112,18 +119,17 @@ def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
     args_op = (
         patch.remove(path + "/args")
         if plan.args is None
-        else patch.replace(path + "/args", plan.args)
+        else patch.replace(path + "/args", list(plan.args))
     )
-    return [patch.replace(path + "/command", plan.command), args_op]
+    return [patch.replace(path + "/command", list(plan.command or ())), args_op]
 
 
-def previous_rules(annotations: Mapping[str, Any]) -> dict[str, list[str]]:
+def previous_rules(status: str | None) -> dict[str, list[str]]:
     """The rules an earlier run recorded in the status annotation, by container."""
-    if keys.STATUS_ANNOTATION not in annotations:
+    if status is None:
         return {}
     try:
-        status = orjson.loads(annotations[keys.STATUS_ANNOTATION])
-        rules = status["rules"]
+        rules = json.loads(status)["rules"]
     except (KeyError, TypeError, ValueError):
         return {}
     if not isinstance(rules, dict):
@@ -148,7 +154,7 @@ def patch_digest(ops: Sequence[PatchOp]) -> str:
 def status_annotation(rules: Mapping[str, Sequence[str]], ops: Sequence[PatchOp]) -> str:
     """The compact JSON recorded on the pod: version, rules by container, digest of the patch."""
     body = {"version": __version__, "rules": rules, "digest": patch_digest(ops)}
-    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def short(text: str) -> str:
@@ -170,38 +176,44 @@ def mutate(
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
 ) -> Decision:
-    """Decide what admission does to this pod and build the patch that does it."""
-    metadata = mapping(pod.get("metadata"))
-    namespace = context.namespace
-    if namespace is None:
-        namespace = string(metadata.get("namespace"))
-    selection = select(
+    """Decide what admission does to this pod and build the patch that does it.
+
+    The pod is read once into `PodFacts`; the decision is a function of those facts and the
+    options, cached, so the pods of one runtime are decided once.
+    """
+    facts = pod_facts(
         pod,
         operation=context.operation,
         kind=context.kind,
-        namespace=namespace,
-        own_namespace=options.own_namespace,
+        namespace=context.namespace,
         namespace_labels=context.namespace_labels,
         mode=context.mode,
+        shadow=context.shadow,
+        base=context.base,
+        targets=options.containers,
+        own_namespace=options.own_namespace,
     )
+    return decide(facts)
+
+
+@lru_cache(maxsize=DECISION_CACHE_SIZE)
+def decide(facts: PodFacts) -> Decision:
+    """The decision for a pod with these facts."""
+    selection = select(facts)
     trace = selection.trace
     if selection.skip_reason is not None:
-        return Decision(keys.SKIPPED, selection.skip_reason, trace, [], [], {})
+        return Decision(keys.SKIPPED, selection.skip_reason, tuple(trace), (), (), {})
 
-    annotations = mapping(metadata.get("annotations"))
-    recorded = previous_rules(annotations)
-    containers = mapping(pod.get("spec")).get("containers")
+    recorded = previous_rules(facts.status)
     plans: list[tuple[int, ContainerPlan]] = []
-    for index, container in enumerate(containers if isinstance(containers, list) else []):
-        name = container.get("name") if isinstance(container, dict) else None
-        if not isinstance(name, str) or name not in options.containers:
-            continue
+    for container in facts.containers:
+        name = container.name
         if name in recorded:
             plan = ContainerPlan(name, keys.ALREADY_MIGRATED, f"{keys.STATUS_ANNOTATION} names it")
         else:
-            plan = plan_container(container, name=name)
+            plan = plan_container(container)
         trace.append({"step": f"container/{name}", "verdict": plan.outcome, "detail": plan.detail})
-        plans.append((index, plan))
+        plans.append((container.position, plan))
 
     warnings = [
         short(f"multinode-webhook left {plan.name} unchanged: {plan.detail}")
@@ -210,39 +222,33 @@ def mutate(
     ]
     targets = [(index, plan) for index, plan in plans if plan.outcome == keys.LEGACY_SHAPE]
     if not targets:
-        return Decision(
-            keys.UNCHANGED, _unchanged_reason([p for _, p in plans]), trace, [], warnings, {}
-        )
+        reason = _unchanged_reason([p for _, p in plans])
+        return Decision(keys.UNCHANGED, reason, tuple(trace), (), tuple(warnings), {})
 
     rules = {plan.name: plan.rules for _, plan in targets}
     names = ", ".join(rules)
-    if selection.shadow or context.shadow:
+    if selection.shadow or facts.shadow:
         warnings.insert(
             0, short(f"multinode-webhook (shadow) would rewrite {names} to forward args")
         )
-        return Decision(keys.SHADOW, keys.LEGACY_SHAPE, trace, [], warnings, rules)
+        return Decision(keys.SHADOW, keys.LEGACY_SHAPE, tuple(trace), (), tuple(warnings), rules)
 
+    base = facts.base
     ops: list[PatchOp] = []
     for index, plan in targets:
-        ops.extend(container_ops(plan, path=f"{context.base}/spec/containers/{index}"))
+        ops.extend(container_ops(plan, path=f"{base}/spec/containers/{index}"))
     merged = {**recorded, **{name: list(applied) for name, applied in rules.items()}}
     status = status_annotation(merged, ops)
-    if isinstance(metadata.get("annotations"), dict):
-        ops.append(
-            patch.add(
-                context.base + patch.pointer("metadata", "annotations", keys.STATUS_ANNOTATION),
-                status,
-            )
-        )
-    elif isinstance(pod.get("metadata"), dict):
-        ops.append(
-            patch.add(context.base + "/metadata/annotations", {keys.STATUS_ANNOTATION: status})
-        )
+    if facts.has_annotations:
+        path = base + patch.pointer("metadata", "annotations", keys.STATUS_ANNOTATION)
+        ops.append(patch.add(path, status))
+    elif facts.has_metadata:
+        ops.append(patch.add(base + "/metadata/annotations", {keys.STATUS_ANNOTATION: status}))
     else:
-        ops.append(
-            patch.add(context.base + "/metadata", {"annotations": {keys.STATUS_ANNOTATION: status}})
-        )
+        ops.append(patch.add(base + "/metadata", {"annotations": {keys.STATUS_ANNOTATION: status}}))
     warnings.insert(
         0, short(f"multinode-webhook rewrote {names} so InferenceService args reach it")
     )
-    return Decision(keys.PATCHED, keys.LEGACY_SHAPE, trace, ops, warnings, rules)
+    return Decision(
+        keys.PATCHED, keys.LEGACY_SHAPE, tuple(trace), tuple(ops), tuple(warnings), rules
+    )

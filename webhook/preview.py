@@ -7,6 +7,7 @@ patch (its pointers relative to the object given), the resulting object and a un
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from collections.abc import Mapping
@@ -83,15 +84,17 @@ def _diff(before: Any, after: Any, *, label: str) -> str:
 
 def _result(obj: Any, kind: str, decision: Decision) -> Result:
     name = _name(mapping(obj))
-    after = jsonpatch.apply_patch(obj, decision.patch) if decision.patch else obj
+    # A copy: the decision is shared, and the patched object goes back to the caller.
+    ops = copy.deepcopy(list(decision.patch))
+    after = jsonpatch.apply_patch(obj, ops) if ops else obj
     return {
         "kind": kind,
         "name": name,
         "decision": decision.decision,
         "reason": decision.reason,
-        "trace": decision.trace,
-        "patch": decision.patch,
-        "warnings": decision.warnings,
+        "trace": list(decision.trace),
+        "patch": ops,
+        "warnings": list(decision.warnings),
         "object": after,
         "diff": _diff(obj, after, label=f"{kind}/{name}") if decision.patch else "",
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from webhook import keys
+from webhook.facts import PodFacts
 from webhook.raw import mapping
 
 POD_KIND: Mapping[str, str] = {"group": "", "version": "v1", "kind": "Pod"}
@@ -37,31 +38,21 @@ class Selection:
     trace: list[TraceStep]
 
 
-def namespace_verdict(labels: Mapping[str, str], mode: str) -> tuple[bool, bool, str]:
-    """(selected, shadow, detail) for a namespace with these labels under this install mode."""
-    value = labels.get(keys.INJECT_LABEL)
-    if value == keys.NAMESPACE_DISABLED:
-        return False, False, f"{keys.INJECT_LABEL}={value}"
-    if value == keys.NAMESPACE_SHADOW:
-        return True, True, f"{keys.INJECT_LABEL}={value}"
-    if value == keys.NAMESPACE_ENABLED:
-        return True, False, f"{keys.INJECT_LABEL}={value}"
+def namespace_verdict(inject: str | None, mode: str) -> tuple[bool, bool, str]:
+    """(selected, shadow, detail) for a namespace with this inject label under this mode."""
+    if inject == keys.NAMESPACE_DISABLED:
+        return False, False, f"{keys.INJECT_LABEL}={inject}"
+    if inject == keys.NAMESPACE_SHADOW:
+        return True, True, f"{keys.INJECT_LABEL}={inject}"
+    if inject == keys.NAMESPACE_ENABLED:
+        return True, False, f"{keys.INJECT_LABEL}={inject}"
     if mode == keys.MODE_CLUSTER_WIDE:
         return True, False, f"{mode} install and no {keys.INJECT_LABEL}={keys.NAMESPACE_DISABLED}"
     return False, False, f"{mode} install and no {keys.INJECT_LABEL} label"
 
 
-def select(
-    pod: Mapping[str, Any],
-    *,
-    operation: str,
-    kind: Mapping[str, Any],
-    namespace: str,
-    own_namespace: str,
-    namespace_labels: Mapping[str, str] | None = None,
-    mode: str = keys.MODE_OPT_IN,
-) -> Selection:
-    """Run the selection steps on a pod and say where, if anywhere, it leaves the path."""
+def select(facts: PodFacts) -> Selection:
+    """Run the selection steps and say where, if anywhere, the pod leaves the path."""
     trace: list[TraceStep] = []
     shadow = False
 
@@ -72,34 +63,32 @@ def select(
     def skip(reason: str) -> Selection:
         return Selection(reason, shadow, trace)
 
-    if namespace_labels is not None:
-        selected, shadow, detail = namespace_verdict(namespace_labels, mode)
+    if facts.namespace_labels_known:
+        selected, shadow, detail = namespace_verdict(facts.namespace_inject, facts.mode)
         if step(keys.NAMESPACE_NOT_SELECTED, not selected, detail):
             return skip(keys.NAMESPACE_NOT_SELECTED)
 
-    group, version, kind_name = (kind.get(k) for k in ("group", "version", "kind"))
+    group, version, kind_name = facts.kind
     is_pod = (group or "", version, kind_name) == ("", "v1", "Pod")
-    described = f"{operation} {group + '/' if group else ''}{version}/{kind_name}"
-    if step(keys.NOT_POD_CREATE, not (is_pod and operation == "CREATE"), described):
+    described = f"{facts.operation} {group + '/' if group else ''}{version}/{kind_name}"
+    if step(keys.NOT_POD_CREATE, not (is_pod and facts.operation == "CREATE"), described):
         return skip(keys.NOT_POD_CREATE)
 
-    system = namespace in keys.SYSTEM_NAMESPACES or namespace == own_namespace
+    namespace = facts.namespace
+    system = namespace in keys.SYSTEM_NAMESPACES or namespace == facts.own_namespace
     if step(keys.SYSTEM_NAMESPACE, system, f"namespace {namespace or '(none)'}"):
         return skip(keys.SYSTEM_NAMESPACE)
 
-    metadata = mapping(pod.get("metadata"))
-    annotations = mapping(metadata.get("annotations"))
-    mirror = keys.MIRROR_ANNOTATION in annotations
+    mirror = facts.mirror
     if step(keys.MIRROR_POD, mirror, f"{keys.MIRROR_ANNOTATION} {'set' if mirror else 'absent'}"):
         return skip(keys.MIRROR_POD)
 
-    labels = mapping(metadata.get("labels"))
-    opted_out = labels.get(keys.INJECT_LABEL) == keys.POD_OPT_OUT
-    opt_detail = f'{keys.INJECT_LABEL}="{labels.get(keys.INJECT_LABEL, "")}"'
+    opted_out = facts.inject == keys.POD_OPT_OUT
+    opt_detail = f'{keys.INJECT_LABEL}="{facts.inject or ""}"'
     if step(keys.POD_OPTED_OUT, opted_out, opt_detail):
         return skip(keys.POD_OPTED_OUT)
 
-    isvc = labels.get(keys.ISVC_LABEL)
+    isvc = facts.isvc
     isvc_detail = f"{keys.ISVC_LABEL}={isvc}" if isvc is not None else f"no {keys.ISVC_LABEL}"
     if step(keys.NOT_KSERVE, isvc is None, isvc_detail):
         return skip(keys.NOT_KSERVE)
