@@ -67,6 +67,17 @@ def test_patched_response_echoes_uid_and_version(api_version: str) -> None:
     assert inner["auditAnnotations"]["rules"].startswith("kserve-container=script-to-command+")
 
 
+def test_pods_sharing_a_decision_share_its_encoded_patch() -> None:
+    first = parse_review(review(uid="a"))
+    second = parse_review(review(uid="b", name="llama-head-b"))
+    answers = [
+        allow(request, mutate(request.pod, context=request.context()))["response"]
+        for request in (first, second)
+    ]
+    assert [answer["uid"] for answer in answers] == ["a", "b"]
+    assert answers[0]["patch"] is answers[1]["patch"]
+
+
 def test_no_patch_type_without_a_patch() -> None:
     request = parse_review(review(namespace="kube-system"))
     inner = allow(request, mutate(request.pod, context=request.context()))["response"]

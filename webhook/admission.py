@@ -11,10 +11,11 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NotRequired, TypedDict
+from functools import lru_cache
+from typing import Any, Final, TypedDict
 
 from webhook import keys
-from webhook.mutate import Context, Decision
+from webhook.mutate import DECISION_CACHE_SIZE, Context, Decision
 
 API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
@@ -28,14 +29,19 @@ class Status(TypedDict):
     message: str
 
 
-class AdmissionResponse(TypedDict):
+class ResponseFields(TypedDict, total=False):
+    """What a response says besides its uid and verdict."""
+
+    patchType: str
+    patch: str
+    warnings: list[str]
+    auditAnnotations: dict[str, str]
+    status: Status
+
+
+class AdmissionResponse(ResponseFields):
     uid: str
     allowed: bool
-    patchType: NotRequired[str]
-    patch: NotRequired[str]
-    warnings: NotRequired[list[str]]
-    auditAnnotations: NotRequired[dict[str, str]]
-    status: NotRequired[Status]
 
 
 class AdmissionReviewResponse(TypedDict):
@@ -123,14 +129,28 @@ def allow(
 
     `encode` renders the patch as compact JSON; the server hands in a faster encoder.
     """
-    response: AdmissionResponse = {"uid": review.uid, "allowed": True}
-    if decision.patch:
-        response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(encode(decision.patch)).decode()
-    if decision.warnings:
-        response["warnings"] = list(decision.warnings)
-    response["auditAnnotations"] = audit_annotations(decision)
+    response: AdmissionResponse = {
+        "uid": review.uid,
+        "allowed": True,
+        **_decided(decision, encode),
+    }
     return _envelope(review, response)
+
+
+@lru_cache(maxsize=DECISION_CACHE_SIZE)
+def _decided(decision: Decision, encode: Callable[[Any], bytes]) -> ResponseFields:
+    """What a response says for a decision, whatever the request: built once per decision.
+
+    Shared between responses, so only ever read (serialised).
+    """
+    fields: ResponseFields = {}
+    if decision.patch:
+        fields["patchType"] = "JSONPatch"
+        fields["patch"] = base64.b64encode(encode(decision.patch)).decode()
+    if decision.warnings:
+        fields["warnings"] = list(decision.warnings)
+    fields["auditAnnotations"] = audit_annotations(decision)
+    return fields
 
 
 def failed(review: ReviewRequest, *, message: str, deny: bool) -> AdmissionReviewResponse:

@@ -63,12 +63,13 @@ class ContainerPlan:
     rules: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Decision:
     """The whole answer for one pod.
 
-    Equal reviews share one Decision (see `mutate`), so it is immutable down to its tuples;
-    copy a patch before applying it to a document that will be changed further.
+    Equal reviews share one Decision (see `mutate`), so it is immutable down to its tuples,
+    and compared and hashed by identity, which lets the wire response cache what it derives
+    from it. Copy a patch before applying it to a document that will be changed further.
     """
 
     decision: str
