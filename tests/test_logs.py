@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
@@ -49,6 +50,47 @@ def test_timestamps_are_rfc3339_utc_milliseconds() -> None:
     for created in moments:
         expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
         assert logs._clock(created) == expected
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_in_a_loop_one_iteration_s_lines_go_out_in_one_write() -> None:
+    stream = CountingStream()
+    review_log = logs.ReviewLog(level="info", fmt="json", stream=stream)
+
+    async def burst() -> int:
+        for uid in ("a", "b", "c"):
+            review_log({**FIELDS, "uid": uid})
+        written_during_the_iteration = stream.writes
+        await asyncio.sleep(0)
+        return written_during_the_iteration
+
+    assert asyncio.run(burst()) == 0
+    assert stream.writes == 1
+    assert [json.loads(line)["uid"] for line in stream.getvalue().splitlines()] == ["a", "b", "c"]
+
+
+def test_flush_writes_what_is_pending() -> None:
+    stream = CountingStream()
+    review_log = logs.ReviewLog(level="info", fmt="text", stream=stream)
+
+    async def log_and_flush() -> None:
+        review_log(dict(FIELDS))
+        review_log.flush()
+        assert stream.writes == 1
+        await asyncio.sleep(0)
+
+    asyncio.run(log_and_flush())
+    assert stream.writes == 1
+    assert stream.getvalue().count("\n") == 1
 
 
 def test_quiet_above_info() -> None:

@@ -143,7 +143,10 @@ def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
             assert status == 200
             assert json.loads(body)["response"]["uid"] == f"burst-{index}"
             tls.close()
-        assert process.wait(20) == 0, process.stderr.read() if process.stderr else ""
+        assert process.stderr is not None
+        assert process.wait(20) == 0, process.stderr.read()
+        logged = [json.loads(line) for line in process.stderr if '"msg":"review"' in line]
+        assert sorted(line["uid"] for line in logged) == [f"burst-{i}" for i in range(6)]
     finally:
         process.kill()
 

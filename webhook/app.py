@@ -59,7 +59,8 @@ class RequestError(Exception):
 
 @dataclass
 class Server:
-    """What the routes share: settings, metrics, the TLS reloader and the review function.
+    """What the routes share: settings, metrics, the TLS reloader, the review function and
+    the per-review log.
 
     `review` is `mutate` in production; tests hand in one that fails on purpose.
     """
@@ -68,6 +69,10 @@ class Server:
     metrics: Metrics = field(default_factory=Metrics)
     tls: CertificateReloader | None = None
     review: Review = mutate
+    review_log: ReviewLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
 
 
 def _media_type(headers: list[tuple[bytes, bytes]]) -> str:
@@ -135,7 +140,7 @@ class AdmissionHandler:
         self.server = server
         self.options = server.settings.options()
         self.deny = server.settings.on_error == "deny"
-        self.review_log = ReviewLog(level=server.settings.log_level, fmt=server.settings.log_format)
+        self.review_log = server.review_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = scope["path"]

@@ -113,6 +113,7 @@ class WebhookServer:
         finally:
             watcher.cancel()
             self.stop()
+            self.state.review_log.flush()
 
 
 def run(server: WebhookServer) -> None:

@@ -21,7 +21,7 @@ def slow_review(pod: Any, **kwargs: Any) -> Decision:
 
 def main() -> None:
     cert_dir = Path(sys.argv[1])
-    settings = Settings(cert_dir=cert_dir, log_level="warning", deadline_seconds=5)
+    settings = Settings(cert_dir=cert_dir, log_level="info", log_format="json", deadline_seconds=5)
     state = app.Server(settings, tls=certs.CertificateReloader(cert_dir), review=slow_review)
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
