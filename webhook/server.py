@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from webhook import app, certs
+from webhook.coalesce import CoalescingHttpToolsProtocol
 from webhook.config import Settings
 
 log = logging.getLogger("multinode_webhook.server")
@@ -69,7 +70,7 @@ class WebhookServer:
         tls_state = self.state.tls
         config = uvicorn.Config(
             asgi,
-            http="httptools",
+            http=CoalescingHttpToolsProtocol if tls else "httptools",
             lifespan="off",
             access_log=False,
             log_config=None,
