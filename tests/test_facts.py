@@ -10,8 +10,7 @@ import pytest
 
 from tests.support.kserve import example
 from webhook import keys
-from webhook.facts import PodFacts, pod_facts
-from webhook.mutate import DEFAULT_CONTEXT, DEFAULT_OPTIONS, decide, mutate
+from webhook.mutate import decide, mutate, request_facts
 from webhook.preview import Simulation, preview_object
 
 Edit = Callable[[dict[str, Any]], None]
@@ -21,22 +20,6 @@ def head_pod() -> dict[str, Any]:
     pod: dict[str, Any] = example("legacy-head-pod.yaml")
     pod["metadata"]["annotations"] = {"team": "a"}
     return pod
-
-
-def facts_of(pod: dict[str, Any]) -> PodFacts:
-    context, options = DEFAULT_CONTEXT, DEFAULT_OPTIONS
-    return pod_facts(
-        pod,
-        operation=context.operation,
-        kind=context.kind,
-        namespace=context.namespace,
-        namespace_labels=context.namespace_labels,
-        mode=context.mode,
-        shadow=context.shadow,
-        base=context.base,
-        targets=options.containers,
-        own_namespace=options.own_namespace,
-    )
 
 
 def head(pod: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +91,7 @@ def test_facts_hold_what_decisions_read(edit: Edit, changes_facts: bool) -> None
     pod = head_pod()
     edited = copy.deepcopy(pod)
     edit(edited)
-    assert (facts_of(edited) != facts_of(pod)) is changes_facts
+    assert (request_facts(edited) != request_facts(pod)) is changes_facts
 
 
 def test_pods_of_one_runtime_share_one_decision() -> None:

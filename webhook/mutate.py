@@ -179,10 +179,20 @@ def mutate(
 ) -> Decision:
     """Decide what admission does to this pod and build the patch that does it.
 
-    The pod is read once into `PodFacts`; the decision is a function of those facts and the
-    options, cached, so the pods of one runtime are decided once.
+    The pod is read once into `PodFacts`; the decision is a function of those facts only,
+    cached, so the pods of one runtime are decided once.
     """
-    facts = pod_facts(
+    return decide(request_facts(pod, context=context, options=options))
+
+
+def request_facts(
+    pod: Mapping[str, Any],
+    *,
+    context: Context = DEFAULT_CONTEXT,
+    options: Options = DEFAULT_OPTIONS,
+) -> PodFacts:
+    """What the decision for this pod, in this request, under these options, depends on."""
+    return pod_facts(
         pod,
         operation=context.operation,
         kind=context.kind,
@@ -194,7 +204,6 @@ def mutate(
         targets=options.containers,
         own_namespace=options.own_namespace,
     )
-    return decide(facts)
 
 
 @lru_cache(maxsize=DECISION_CACHE_SIZE)
