@@ -27,8 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,12 +39,13 @@ from bench.bench_mutate import realistic_head_pod
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 
 
-def review_bytes(kind: str, host: str) -> bytes:
+def review_json(kind: str) -> bytes:
+    """The AdmissionReview body replayed: the realistic head pod, or (`skip`) it unlabelled."""
     pod = realistic_head_pod()
     if kind == "skip":
         pod = copy.deepcopy(pod)
         del pod["metadata"]["labels"][ISVC_LABEL]
-    body = json.dumps(
+    return json.dumps(
         {
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
@@ -56,6 +58,10 @@ def review_bytes(kind: str, host: str) -> bytes:
             },
         }
     ).encode()
+
+
+def review_bytes(kind: str, host: str) -> bytes:
+    body = review_json(kind)
     head = (
         f"POST /mutate HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\n\r\n"
@@ -172,8 +178,11 @@ async def run(args: argparse.Namespace, url: str, ca: Path) -> None:
 
 
 @contextlib.contextmanager
-def spawned_server() -> Iterator[tuple[str, Path]]:
-    """The webhook on core 0 with a fresh self-signed certificate; this process on core 1."""
+def spawned_server(*flags: str) -> Iterator[tuple[str, Path]]:
+    """The webhook on core 0 with a fresh self-signed certificate; this process on core 1.
+
+    `flags` are extra `serve` flags.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="multinode-webhook-bench-"))
     port = 28443
     executable = (
@@ -190,6 +199,7 @@ def spawned_server() -> Iterator[tuple[str, Path]]:
         str(port),
         "--http-port",
         "28080",
+        *flags,
     ]
     if shutil.which("taskset"):
         command = ["taskset", "-c", "0", *command]
@@ -232,6 +242,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="fixed rate per second (rate mode)")
     parser.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
+    runner: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop  # noqa: PLC0415
 
