@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from webhook.mutate import decide, mutate
-from webhook.rewrite import rewrite_script
+from webhook.core.mutate import decide, mutate
+from webhook.core.script import rewrite_script
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "legacy-head-pod.yaml"
 
@@ -28,7 +28,9 @@ def realistic_head_pod() -> dict[str, Any]:
     container = pod["spec"]["containers"][0]
     container["env"] += [{"name": f"EXTRA_{i}", "value": "x" * 40} for i in range(50)]
     container["livenessProbe"] = {"exec": {"command": ["bash", "-c", "curl -sf localhost:8080"]}}
-    fields = {f"f:{key}": {} for key in ("command", "args", "env", "image", "resources")}
+    fields: dict[str, Any] = {
+        f"f:{key}": {} for key in ("command", "args", "env", "image", "resources")
+    }
     pod["metadata"].update(
         uid="3f1c7a5e-0d1b-4f7e-9a55-1d2b8f7e6c01",
         ownerReferences=[
@@ -72,8 +74,8 @@ def main() -> None:
     head = realistic_head_pod()
     skipped = copy.deepcopy(head)
     del skipped["metadata"]["labels"]["serving.kserve.io/inferenceservice"]
-    assert mutate(head).decision == "patched"
-    assert mutate(skipped).decision == "skipped"
+    assert mutate(head).action == "patched"
+    assert mutate(skipped).action == "skipped"
     size = len(json.dumps(head))
     print(f"head pod: {size / 1024:.1f} KiB JSON")
     patched_us = per_call_us(head, batch=500, batches=30)

@@ -10,9 +10,10 @@ import jsonpatch
 import pytest
 
 from tests.support.kserve import example
-from webhook import keys
-from webhook.admission import ReviewError, allow, failed, parse_review
-from webhook.mutate import mutate
+from webhook.core.admission import ReviewError, allow, failed, parse_review
+from webhook.core.mutate import mutate
+from webhook.core.names import Action, Reason
+from webhook.core.patch import to_json
 
 
 def review(api_version: str = "admission.k8s.io/v1", **request: Any) -> dict[str, Any]:
@@ -61,13 +62,13 @@ def test_patched_response_echoes_uid_and_version(api_version: str) -> None:
     assert inner["allowed"] is True
     assert inner["patchType"] == "JSONPatch"
     ops = json.loads(base64.b64decode(inner["patch"]))
-    assert ops == list(decision.patch)
+    assert ops == to_json(decision.patch)
     jsonpatch.apply_patch(request.pod, ops)
-    assert inner["auditAnnotations"]["decision"] == keys.PATCHED
+    assert inner["auditAnnotations"]["decision"] == Action.PATCHED
     assert inner["auditAnnotations"]["rules"].startswith("kserve-container=script-to-command+")
 
 
-def test_pods_sharing_a_decision_share_its_encoded_patch() -> None:
+def test_pods_of_one_runtime_get_the_same_patch_under_their_own_uid() -> None:
     first = parse_review(review(uid="a"))
     second = parse_review(review(uid="b", name="llama-head-b"))
     answers = [
@@ -75,7 +76,7 @@ def test_pods_sharing_a_decision_share_its_encoded_patch() -> None:
         for request in (first, second)
     ]
     assert [answer["uid"] for answer in answers] == ["a", "b"]
-    assert answers[0]["patch"] is answers[1]["patch"]
+    assert answers[0]["patch"] == answers[1]["patch"]
 
 
 def test_no_patch_type_without_a_patch() -> None:
@@ -83,7 +84,10 @@ def test_no_patch_type_without_a_patch() -> None:
     inner = allow(request, mutate(request.pod, context=request.context()))["response"]
     assert "patchType" not in inner
     assert "patch" not in inner
-    assert inner["auditAnnotations"] == {"decision": keys.SKIPPED, "reason": keys.SYSTEM_NAMESPACE}
+    assert inner["auditAnnotations"] == {
+        "decision": Action.SKIPPED,
+        "reason": Reason.SYSTEM_NAMESPACE,
+    }
 
 
 def test_shadow_context_gives_no_patch() -> None:

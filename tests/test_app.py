@@ -18,9 +18,11 @@ import yaml
 
 from tests.support.kserve import EXAMPLES, example
 from tests.support.servers import Running, review_body, running
-from webhook import keys
-from webhook.mutate import Decision, mutate
-from webhook.preview import Simulation, preview_object
+from webhook.core import names
+from webhook.core.model import Decision
+from webhook.core.mutate import mutate
+from webhook.core.names import Action
+from webhook.offline.preview import preview_object
 
 HEAD = example("legacy-head-pod.yaml")
 WORKER = example("legacy-worker-pod.yaml")
@@ -70,10 +72,10 @@ def post_review(live: Running, body: Any, path: str = "/mutate") -> dict[str, An
 @pytest.mark.parametrize(
     ("pod", "decision"),
     [
-        (HEAD, keys.PATCHED),
-        (WORKER, keys.PATCHED),
-        (MIGRATED, keys.UNCHANGED),
-        (NOT_KSERVE, keys.SKIPPED),
+        (HEAD, Action.PATCHED),
+        (WORKER, Action.PATCHED),
+        (MIGRATED, Action.UNCHANGED),
+        (NOT_KSERVE, Action.SKIPPED),
     ],
     ids=["head", "worker", "already-migrated", "not-kserve"],
 )
@@ -86,8 +88,8 @@ def test_review(server: Running, api_version: str, pod: dict[str, Any], decision
     assert response["uid"] == f"uid-{decision}"
     assert response["allowed"] is True
     assert response["auditAnnotations"]["decision"] == decision
-    [expected] = preview_object(body, Simulation())
-    if decision != keys.PATCHED:
+    [expected] = preview_object(body)
+    if decision != Action.PATCHED:
         assert "patchType" not in response
         assert "patch" not in response
         return
@@ -194,7 +196,7 @@ def test_shadow_reports_and_never_patches(server: Running) -> None:
     assert "patch" not in response
     assert "patchType" not in response
     assert "would rewrite kserve-container" in response["warnings"][0]
-    assert response["auditAnnotations"]["decision"] == keys.SHADOW
+    assert response["auditAnnotations"]["decision"] == Action.SHADOW
     with server.ops() as ops:
         assert (
             'multinode_webhook_reviews_total{decision="shadow",endpoint="/mutate/shadow"}'
@@ -209,7 +211,7 @@ def test_shadow_reports_and_never_patches(server: Running) -> None:
 def test_preview_matches_the_cli(server: Running, name: str, content_type: str) -> None:
     text = (EXAMPLES / name).read_text()
     body = text if content_type == "application/yaml" else json.dumps(yaml.safe_load(text))
-    params = {"namespace": "team-a", "namespaceLabel": f"{keys.INJECT_LABEL}=enabled"}
+    params = {"namespace": "team-a", "namespaceLabel": f"{names.INJECT_LABEL}=enabled"}
     with server.client() as client:
         reply = client.post(
             "/preview", content=body, params=params, headers={"content-type": content_type}
@@ -225,7 +227,7 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
             "--namespace",
             "team-a",
             "--namespace-label",
-            f"{keys.INJECT_LABEL}=enabled",
+            f"{names.INJECT_LABEL}=enabled",
         ],
         input=body,
         capture_output=True,
@@ -233,7 +235,7 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
         check=True,
     )
     assert reply.json() == json.loads(cli.stdout)
-    assert reply.json()["results"][0]["decision"] == keys.PATCHED
+    assert reply.json()["results"][0]["decision"] == Action.PATCHED
 
 
 @pytest.mark.parametrize(

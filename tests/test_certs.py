@@ -7,13 +7,14 @@ import datetime as dt
 import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from webhook import certs
+from webhook.adapters import certs
 
 
 def test_generated_chain_verifies_and_serves(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_reloader_leaves_no_copy_of_the_key_behind(
 ) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    monkeypatch.setattr(certs.tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     certs.write(certs.generate(sans=("localhost",)), tmp_path / "tls")
     certs.CertificateReloader(tmp_path / "tls")
     assert list(scratch.iterdir()) == []

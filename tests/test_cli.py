@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.support.kserve import EXAMPLES, example
-from webhook import keys
+from webhook.core import names
+from webhook.core.names import Action, Mode, Reason
 
 HEAD = EXAMPLES / "legacy-head-pod.yaml"
 RUNTIME = EXAMPLES / "legacy-servingruntime.yaml"
@@ -75,7 +76,7 @@ def test_pod_from_file_json_output() -> None:
         "object",
         "diff",
     }
-    assert (result["kind"], result["decision"]) == ("Pod", keys.PATCHED)
+    assert (result["kind"], result["decision"]) == ("Pod", Action.PATCHED)
     assert (
         jsonpatch.apply_patch(example("legacy-head-pod.yaml"), result["patch"]) == result["object"]
     )
@@ -87,7 +88,7 @@ def test_workload_patch_points_into_the_template(
 ) -> None:
     obj = workload(kind, api_version, path)
     [result] = preview_json(json.dumps(obj))
-    assert (result["kind"], result["decision"]) == (kind, keys.PATCHED)
+    assert (result["kind"], result["decision"]) == (kind, Action.PATCHED)
     prefix = "/" + "/".join(path) + "/"
     assert all(op["path"].startswith(prefix) for op in result["patch"])
     assert jsonpatch.apply_patch(obj, result["patch"]) == result["object"]
@@ -99,14 +100,14 @@ def test_list_multidoc_and_admission_review() -> None:
     listed = preview_json(
         json.dumps({"apiVersion": "v1", "kind": "List", "items": [head, service]})
     )
-    assert [r["decision"] for r in listed] == [keys.PATCHED, keys.SKIPPED]
-    assert listed[1]["reason"] == keys.NOT_POD_CREATE
+    assert [r["decision"] for r in listed] == [Action.PATCHED, Action.SKIPPED]
+    assert listed[1]["reason"] == Reason.NOT_POD_CREATE
 
     stream = yaml.safe_dump_all([head, worker, service])
     assert [r["decision"] for r in preview_json(stream)] == [
-        keys.PATCHED,
-        keys.PATCHED,
-        keys.SKIPPED,
+        Action.PATCHED,
+        Action.PATCHED,
+        Action.SKIPPED,
     ]
 
     review = {
@@ -121,17 +122,17 @@ def test_list_multidoc_and_admission_review() -> None:
         },
     }
     [result] = preview_json(json.dumps(review))
-    assert result["decision"] == keys.PATCHED
+    assert result["decision"] == Action.PATCHED
     assert jsonpatch.apply_patch(worker, result["patch"]) == result["object"]
 
 
 @pytest.mark.parametrize(
     ("labels", "mode", "decision"),
     [
-        ([f"{keys.INJECT_LABEL}=shadow"], keys.MODE_OPT_IN, keys.SHADOW),
-        ([f"{keys.INJECT_LABEL}=enabled"], keys.MODE_OPT_IN, keys.PATCHED),
-        (["team=a"], keys.MODE_OPT_IN, keys.SKIPPED),
-        (["team=a"], keys.MODE_CLUSTER_WIDE, keys.PATCHED),
+        ([f"{names.INJECT_LABEL}=shadow"], Mode.OPT_IN, Action.SHADOW),
+        ([f"{names.INJECT_LABEL}=enabled"], Mode.OPT_IN, Action.PATCHED),
+        (["team=a"], Mode.OPT_IN, Action.SKIPPED),
+        (["team=a"], Mode.CLUSTER_WIDE, Action.PATCHED),
     ],
 )
 def test_namespace_simulation(labels: list[str], mode: str, decision: str) -> None:
@@ -142,7 +143,7 @@ def test_namespace_simulation(labels: list[str], mode: str, decision: str) -> No
 
 def test_yaml_patch_and_diff_formats() -> None:
     as_yaml = cli("preview", str(HEAD), "-o", "yaml")
-    assert yaml.safe_load(as_yaml.stdout)["results"][0]["decision"] == keys.PATCHED
+    assert yaml.safe_load(as_yaml.stdout)["results"][0]["decision"] == Action.PATCHED
     patch = cli("preview", str(HEAD), "-o", "patch")
     ops = json.loads(patch.stdout)
     assert jsonpatch.apply_patch(example("legacy-head-pod.yaml"), ops)
@@ -185,7 +186,7 @@ def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(other + "---\n")
     fixed = list(yaml.safe_load_all(done.stdout))[1]
-    assert fixed["spec"]["containers"][0]["command"][3] == keys.HEAD_CONTAINER
+    assert fixed["spec"]["containers"][0]["command"][3] == names.HEAD_CONTAINER
     assert done.stderr.count("migrated ServingRuntime/") == 2
 
     (tmp_path / "fixed.yaml").write_text(done.stdout)

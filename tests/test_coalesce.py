@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from webhook.coalesce import CoalescingTransport
+from webhook.transport.coalesce import CoalescingTransport
 
 
 class Recording(asyncio.Transport):

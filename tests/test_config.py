@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from tests.support.kserve import REPO
+from webhook.adapters.config import Settings
 from webhook.cli import parser
-from webhook.config import Settings
 
 
 def test_environment_overrides_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,8 +10,10 @@ import pytest
 
 from tests.support import kserve, shell
 from tests.support.proof import assert_args_forwarded
-from webhook import keys
-from webhook.mutate import mutate
+from webhook.core import names
+from webhook.core.mutate import mutate
+from webhook.core.names import Action, Reason
+from webhook.core.patch import to_json
 
 if not kserve.CORPUS.is_dir():
     pytest.skip(
@@ -21,7 +23,7 @@ if not kserve.CORPUS.is_dir():
 
 FILES = kserve.corpus_files()
 LEGACY = [path for path in FILES if path.name.startswith(kserve.LEGACY_PREFIXES)]
-TARGET = {"head": keys.HEAD_CONTAINER, "worker": keys.WORKER_CONTAINER}
+TARGET = {"head": names.HEAD_CONTAINER, "worker": names.WORKER_CONTAINER}
 
 
 def test_every_legacy_prefix_names_a_file() -> None:
@@ -33,21 +35,21 @@ def test_every_legacy_prefix_names_a_file() -> None:
 def test_decision_matches_the_runtime_shape(path: Path) -> None:
     runtimes = kserve.load_runtimes(path)
     assert runtimes, f"no runtime in {path.name}"
-    expected = keys.PATCHED if path in LEGACY else keys.UNCHANGED
+    expected = Action.PATCHED if path in LEGACY else Action.UNCHANGED
     for runtime in runtimes:
         for role in ("head", "worker"):
             pod = kserve.build_pod(runtime, role=role, user_args=["--max-model-len=4096"])
             decision = mutate(pod)
-            assert decision.decision == expected, (role, decision.reason, decision.trace)
-            if expected == keys.UNCHANGED:
-                assert decision.reason == keys.ALREADY_MIGRATED
+            assert decision.action == expected, (role, decision.reason, decision.trace)
+            if expected == Action.UNCHANGED:
+                assert decision.reason == Reason.ALREADY_MIGRATED
                 assert decision.patch == ()
                 continue
-            result = jsonpatch.apply_patch(pod, decision.patch)
+            result = jsonpatch.apply_patch(pod, to_json(decision.patch))
             again = mutate(result)
-            assert (again.decision, again.reason, again.patch) == (
-                keys.UNCHANGED,
-                keys.ALREADY_MIGRATED,
+            assert (again.action, again.reason, again.patch) == (
+                Action.UNCHANGED,
+                Reason.ALREADY_MIGRATED,
                 (),
             )
 
@@ -68,7 +70,7 @@ def test_rewritten_script_parses_and_adds_no_shellcheck_finding(path: Path, role
         pod = kserve.build_pod(runtime, role=role)
         container = next(c for c in pod["spec"]["containers"] if c["name"] == TARGET[role])
         decision = mutate(pod)
-        script = decision.patch[0]["value"][2]
+        script = decision.patch[0].value[2]
         assert shell.parses(script)
         assert shell.new_findings(before=container["args"][0], after=script) == Counter()
 
@@ -76,13 +78,15 @@ def test_rewritten_script_parses_and_adds_no_shellcheck_finding(path: Path, role
 def test_tally(capsys: pytest.CaptureFixture[str]) -> None:
     tally: Counter[tuple[str, str]] = Counter()
     for path, _, pod in kserve.corpus_pods():
-        tally[kserve.family(path), mutate(pod).decision] += 1
+        tally[kserve.family(path), mutate(pod).action] += 1
     line = "; ".join(
         f"{fam}: "
-        + "/".join(f"{tally[fam, d]}" for d in (keys.PATCHED, keys.UNCHANGED, keys.SKIPPED))
+        + "/".join(f"{tally[fam, d]}" for d in (Action.PATCHED, Action.UNCHANGED, Action.SKIPPED))
         for fam in sorted({fam for fam, _ in tally})
     )
     with capsys.disabled():
         print(f"\ncorpus tally (patched/unchanged/skipped): {line}")
-    assert sum(n for (_, d), n in tally.items() if d == keys.PATCHED) == 2 * len(LEGACY)
-    assert tally.keys() <= {(fam, d) for fam, _ in tally for d in (keys.PATCHED, keys.UNCHANGED)}
+    assert sum(n for (_, d), n in tally.items() if d == Action.PATCHED) == 2 * len(LEGACY)
+    assert tally.keys() <= {
+        (fam, d) for fam, _ in tally for d in (Action.PATCHED, Action.UNCHANGED)
+    }

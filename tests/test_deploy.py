@@ -14,11 +14,14 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 import yaml
+from celpy.adapter import json_to_cel
 
 from tests.support.kserve import REPO, example
-from webhook import certs, keys
-from webhook.mutate import mutate
-from webhook.selection import label_selector_matches
+from webhook.adapters import certs
+from webhook.adapters.kube.check import label_selector_matches
+from webhook.core import names
+from webhook.core.mutate import mutate
+from webhook.core.names import Action, Inject, Mode
 
 DEPLOY = REPO / "deploy"
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
@@ -124,22 +127,22 @@ def test_webhook_entries(overlay: tuple[str, list[dict[str, Any]]]) -> None:
         )
         assert entry["objectSelector"] == {
             "matchExpressions": [
-                {"key": keys.ISVC_LABEL, "operator": "Exists"},
-                {"key": keys.INJECT_LABEL, "operator": "NotIn", "values": [keys.POD_OPT_OUT]},
+                {"key": names.ISVC_LABEL, "operator": "Exists"},
+                {"key": names.INJECT_LABEL, "operator": "NotIn", "values": [names.POD_OPT_OUT]},
             ]
         }
 
 
 NAMESPACES = {
-    "enabled": {keys.INJECT_LABEL: keys.NAMESPACE_ENABLED},
-    "shadow": {keys.INJECT_LABEL: keys.NAMESPACE_SHADOW},
-    "disabled": {keys.INJECT_LABEL: keys.NAMESPACE_DISABLED},
+    "enabled": {names.INJECT_LABEL: Inject.ENABLED},
+    "shadow": {names.INJECT_LABEL: Inject.SHADOW},
+    "disabled": {names.INJECT_LABEL: Inject.DISABLED},
     "plain": {},
-    **{name: {} for name in sorted(keys.SYSTEM_NAMESPACES)},
+    **{name: {} for name in sorted(names.SYSTEM_NAMESPACES)},
 }
 EXPECTED = {  # namespace -> (mutated, shadowed), per install mode
-    keys.MODE_OPT_IN: {"enabled": (True, False), "shadow": (False, True)},
-    keys.MODE_CLUSTER_WIDE: {
+    Mode.OPT_IN: {"enabled": (True, False), "shadow": (False, True)},
+    Mode.CLUSTER_WIDE: {
         "enabled": (True, False),
         "shadow": (False, True),
         "plain": (True, False),
@@ -149,7 +152,7 @@ EXPECTED = {  # namespace -> (mutated, shadowed), per install mode
 
 def test_namespace_selection(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     name, objects = overlay
-    mode = keys.MODE_CLUSTER_WIDE if name == "cluster-wide" else keys.MODE_OPT_IN
+    mode = Mode.CLUSTER_WIDE if name == "cluster-wide" else Mode.OPT_IN
     entries = one(objects, "MutatingWebhookConfiguration")["webhooks"]
     own = one(objects, "Namespace")
     namespaces = {**NAMESPACES, NAMESPACE: own["metadata"].get("labels", {})}
@@ -165,12 +168,12 @@ def _cel(entry: dict[str, Any]) -> list[Any]:
 
 
 def _calls(programs: list[Any], pod: dict[str, Any]) -> bool:
-    activation = {"object": celpy.json_to_cel(pod)}
+    activation = {"object": json_to_cel(pod)}
     return all(bool(program.evaluate(activation)) for program in programs)
 
 
 def _pod(
-    command: Any, *, name: str = keys.HEAD_CONTAINER, annotations: dict[str, str] | None = None
+    command: Any, *, name: str = names.HEAD_CONTAINER, annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:
     container: dict[str, Any] = {"name": name, "image": "i"}
     if command is not None:
@@ -186,15 +189,15 @@ def _pod(
 
 CEL_CASES = [
     ("head bash -c", _pod(["bash", "-c"]), True),
-    *[(f"{bash} -c", _pod([bash, "-c"]), True) for bash in keys.BASH_PATHS],
-    ("worker", _pod(["bash", "-c"], name=keys.WORKER_CONTAINER), True),
+    *[(f"{bash} -c", _pod([bash, "-c"]), True) for bash in names.BASH_PATHS],
+    ("worker", _pod(["bash", "-c"], name=names.WORKER_CONTAINER), True),
     ("annotated, not mirror", _pod(["bash", "-c"], annotations={"a": "b"}), True),
     ("script in command", _pod(["bash", "-c", "script"]), False),
     ("no command", _pod(None), False),
     ("sh -c", _pod(["sh", "-c"]), False),
     ("bash -lc", _pod(["bash", "-lc"]), False),
     ("other container name", _pod(["bash", "-c"], name="transformer"), False),
-    ("mirror pod", _pod(["bash", "-c"], annotations={keys.MIRROR_ANNOTATION: "x"}), False),
+    ("mirror pod", _pod(["bash", "-c"], annotations={names.MIRROR_ANNOTATION: "x"}), False),
 ]
 
 
@@ -222,7 +225,7 @@ def test_match_conditions_let_through_every_pod_the_webhook_patches() -> None:
             for p in (REPO / "tests" / "fixtures" / "pods").glob("*.yaml")
         ),
     ]
-    patched = [pod for pod in pods if mutate(pod).decision == keys.PATCHED]
+    patched = [pod for pod in pods if mutate(pod).action == Action.PATCHED]
     assert len(patched) >= 6
     for pod in patched:
         assert _calls(programs, pod), pod["metadata"]
@@ -252,8 +255,8 @@ def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> No
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
-        "https": keys.HTTPS_PORT,
-        "http": keys.HTTP_PORT,
+        "https": names.HTTPS_PORT,
+        "http": names.HTTP_PORT,
     }
     assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     assert container["resources"]["requests"]

@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from tests.support.kserve import EXAMPLES
-from webhook import documents, keys
-from webhook.mutate import mutate
+from webhook.core.mutate import mutate
+from webhook.core.names import Action
+from webhook.core.patch import to_json
+from webhook.offline import documents
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
@@ -28,10 +30,10 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 def outcome(pod: Any) -> dict[str, Any]:
     decision = mutate(pod)
     return {
-        "decision": decision.decision,
+        "decision": decision.action,
         "reason": decision.reason,
         "warnings": list(decision.warnings),
-        "object": jsonpatch.apply_patch(pod, decision.patch),
+        "object": jsonpatch.apply_patch(pod, to_json(decision.patch)),
     }
 
 
@@ -51,7 +53,7 @@ def test_golden_is_a_fixed_point(source: Path) -> None:
     expected = yaml.safe_load((GOLDEN / source.name).read_text())
     again = mutate(expected["object"])
     assert again.patch == ()
-    assert again.decision == keys.UNCHANGED or expected["decision"] == keys.SKIPPED
+    assert again.action == Action.UNCHANGED or expected["decision"] == Action.SKIPPED
 
 
 def test_no_stale_goldens() -> None:

@@ -16,7 +16,12 @@ import yaml
 
 from tests.support import fakeapi, servers
 from tests.support.kserve import REPO, example
-from webhook import certs, keys, kube
+from webhook.adapters import certs
+from webhook.adapters.kube.bootstrap import bootstrap
+from webhook.adapters.kube.check import Finding, check
+from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.core import names
+from webhook.core.names import Inject
 
 NS = "multinode-webhook"
 SERVICE = "multinode-webhook"
@@ -27,27 +32,23 @@ NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 
 def webhook_configuration() -> dict[str, Any]:
     """The opt-in overlay's configuration, as the cluster would hold it before bootstrap."""
-    base = yaml.safe_load((REPO / "deploy/base/mutatingwebhookconfiguration.yaml").read_text())
-    base["webhooks"][0]["namespaceSelector"] = {
-        "matchLabels": {keys.INJECT_LABEL: keys.NAMESPACE_ENABLED}
-    }
-    base["webhooks"][1]["namespaceSelector"] = {
-        "matchLabels": {keys.INJECT_LABEL: keys.NAMESPACE_SHADOW}
-    }
+    base: dict[str, Any] = yaml.safe_load(
+        (REPO / "deploy/base/mutatingwebhookconfiguration.yaml").read_text()
+    )
+    base["webhooks"][0]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.ENABLED}}
+    base["webhooks"][1]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.SHADOW}}
     return base
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, kube.Cluster, Path]]:
+def fake(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, Cluster, Path]]:
     with fakeapi.serving(tmp_path) as (api, kubeconfig):
         api.put("mutatingwebhookconfigurations", webhook_configuration())
-        yield api, kube.Cluster(kube.connect(kubeconfig=str(kubeconfig))), kubeconfig
+        yield api, Cluster(connect(kubeconfig=str(kubeconfig))), kubeconfig
 
 
-def run_bootstrap(
-    cluster: kube.Cluster, *, now: dt.datetime = NOW, service: str = SERVICE
-) -> list[str]:
-    return kube.bootstrap(
+def run_bootstrap(cluster: Cluster, *, now: dt.datetime = NOW, service: str = SERVICE) -> list[str]:
+    return bootstrap(
         cluster,
         namespace=NS,
         service=service,
@@ -165,14 +166,14 @@ def test_concurrent_writer_makes_the_update_fail_loudly(
         return found
 
     monkeypatch.setattr(cluster, "secret", stale)
-    with pytest.raises(kube.KubeError, match="409 the object has been modified"):
+    with pytest.raises(KubeError, match="409 the object has been modified"):
         run_bootstrap(cluster, now=NOW + dt.timedelta(days=340))
 
 
 def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:
     api, _, kubeconfig = fake
     api.put(
-        "namespaces", {"metadata": {"name": "models", "labels": {keys.INJECT_LABEL: "enabled"}}}
+        "namespaces", {"metadata": {"name": "models", "labels": {names.INJECT_LABEL: "enabled"}}}
     )
     command = [sys.executable, "-m", "webhook"]
     bootstrap = subprocess.run(
@@ -207,12 +208,12 @@ def test_cluster_command_without_credentials_exits_2(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def installed(fake: Any) -> tuple[fakeapi.FakeApi, kube.Cluster]:
+def installed(fake: Any) -> tuple[fakeapi.FakeApi, Cluster]:
     api, cluster, _ = fake
     run_bootstrap(cluster, now=dt.datetime.now(dt.UTC))
     for name, labels in {
-        "models": {keys.INJECT_LABEL: "enabled"},
-        "trial": {keys.INJECT_LABEL: "shadow"},
+        "models": {names.INJECT_LABEL: "enabled"},
+        "trial": {names.INJECT_LABEL: "shadow"},
         "other": {},
     }.items():
         api.put("namespaces", {"metadata": {"name": name, "labels": labels}})
@@ -226,7 +227,7 @@ def _pod(api: fakeapi.FakeApi, namespace: str, pod: dict[str, Any]) -> str:
     return str(pod["metadata"]["name"])
 
 
-def _texts(findings: list[kube.Finding]) -> str:
+def _texts(findings: list[Finding]) -> str:
     return "\n".join(("ok " if f.ok else "!! ") + f.text for f in findings)
 
 
@@ -236,7 +237,7 @@ def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> 
     bundle = certs.Bundle(data["ca.crt"], data["tls.crt"], data["tls.key"])
     legacy = example("legacy-head-pod.yaml")
     with servers.running(tmp_path, bundle=bundle) as live:
-        findings = kube.check(
+        findings = check(
             cluster, webhook_config=CONFIG, secret=SECRET, address=("127.0.0.1", live.https_port)
         )
     report = _texts(findings)
@@ -247,7 +248,7 @@ def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> 
     assert all(f.ok for f in findings), report
 
     mutated = copy.deepcopy(legacy)
-    mutated["metadata"]["annotations"] = {keys.STATUS_ANNOTATION: '{"rules":{}}'}
+    mutated["metadata"]["annotations"] = {names.STATUS_ANNOTATION: '{"rules":{}}'}
     cases = {
         ("models", _pod(api, "models", mutated)): ("was mutated", True),
         ("other", _pod(api, "other", legacy)): ("its namespace is not selected", False),
@@ -266,7 +267,7 @@ def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> 
         ): ("unchanged (already-migrated)", True),
     }
     for (namespace, name), (text, ok) in cases.items():
-        finding = kube.check(
+        finding = check(
             cluster,
             webhook_config=CONFIG,
             secret=SECRET,
@@ -282,7 +283,7 @@ def test_check_flags_a_ca_bundle_that_does_not_verify(installed: Any, tmp_path: 
     _api, cluster = installed
     stranger = certs.generate(sans=(*certs.service_sans(SERVICE, NS), "127.0.0.1"))
     with servers.running(tmp_path, bundle=stranger) as live:
-        findings = kube.check(
+        findings = check(
             cluster, webhook_config=CONFIG, secret=SECRET, address=("127.0.0.1", live.https_port)
         )
     failed = [f.text for f in findings if not f.ok]

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from webhook.metrics import Metrics
+from webhook.transport.metrics import Metrics
 
 LATENCY = "multinode_webhook_review_duration_seconds"
 SIZE = "multinode_webhook_request_body_bytes"

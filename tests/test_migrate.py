@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 
 from tests.support.kserve import build_pod, example
-from webhook import keys
-from webhook.migrate import migrate_document
-from webhook.mutate import mutate
+from webhook.core import names
+from webhook.core.mutate import mutate
+from webhook.core.names import Reason
+from webhook.offline.migrate import migrate_document
 
 
 def test_runtime_is_fixed_and_builds_pods_that_need_no_webhook() -> None:
@@ -19,7 +20,7 @@ def test_runtime_is_fixed_and_builds_pods_that_need_no_webhook() -> None:
     fixed = migration.document
     for role in ("head", "worker"):
         pod = build_pod(fixed, role=role, user_args=["--x"])
-        assert mutate(pod).reason == keys.ALREADY_MIGRATED
+        assert mutate(pod).reason == Reason.ALREADY_MIGRATED
     assert migrate_document(fixed).document is None
 
 
@@ -33,7 +34,7 @@ def test_template_objects_are_walked() -> None:
     migration = migrate_document(template)
     assert migration.document["objects"][0] == {"kind": "Secret"}
     head = migration.document["objects"][1]["spec"]["containers"][0]
-    assert head["command"][3] == keys.HEAD_CONTAINER
+    assert head["command"][3] == names.HEAD_CONTAINER
     assert "args" not in head
 
 

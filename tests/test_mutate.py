@@ -9,8 +9,11 @@ from typing import Any
 import jsonpatch
 
 from tests.support.kserve import example
-from webhook import keys
-from webhook.mutate import WARNING_LIMIT, Context, Options, mutate
+from webhook.core import names
+from webhook.core.model import Context, Options
+from webhook.core.mutate import WARNING_LIMIT, mutate
+from webhook.core.names import Action, Reason, Rule
+from webhook.core.patch import to_json
 
 
 def busy_pod() -> dict[str, Any]:
@@ -48,23 +51,23 @@ def test_only_the_target_container_and_the_status_annotation_change() -> None:
     original = copy.deepcopy(pod)
     decision = mutate(pod)
     assert pod == original, "mutate must not touch its input"
-    assert decision.decision == keys.PATCHED
-    assert {op["path"] for op in decision.patch} == {
+    assert decision.action == Action.PATCHED
+    assert {op.path for op in decision.patch} == {
         "/spec/containers/3/command",
         "/spec/containers/3/args",
         "/metadata/annotations/multinode-webhook.io~1status",
     }
-    result = jsonpatch.apply_patch(pod, decision.patch)
+    result = jsonpatch.apply_patch(pod, to_json(decision.patch))
     head = result["spec"]["containers"][3]
     assert head["command"][:2] == ["bash", "-c"]
-    assert head["command"][3] == keys.HEAD_CONTAINER
+    assert head["command"][3] == names.HEAD_CONTAINER
     assert head["args"] == ["--max-model-len=4096", "--dtype=half"]
     # Everything else, byte for byte.
     expected = copy.deepcopy(original)
     expected["spec"]["containers"][3].update(command=head["command"], args=head["args"])
-    expected["metadata"]["annotations"][keys.STATUS_ANNOTATION] = result["metadata"]["annotations"][
-        keys.STATUS_ANNOTATION
-    ]
+    expected["metadata"]["annotations"][names.STATUS_ANNOTATION] = result["metadata"][
+        "annotations"
+    ][names.STATUS_ANNOTATION]
     assert result == expected
 
 
@@ -72,32 +75,34 @@ def test_args_removed_when_only_the_script_was_there() -> None:
     pod = example("legacy-head-pod.yaml")
     pod["spec"]["containers"][0]["args"] = pod["spec"]["containers"][0]["args"][:1]
     decision = mutate(pod)
-    assert {"op": "remove", "path": "/spec/containers/0/args"} in decision.patch
-    assert "args" not in jsonpatch.apply_patch(pod, decision.patch)["spec"]["containers"][0]
+    assert {"op": "remove", "path": "/spec/containers/0/args"} in to_json(decision.patch)
+    assert (
+        "args" not in jsonpatch.apply_patch(pod, to_json(decision.patch))["spec"]["containers"][0]
+    )
 
 
 def test_bash_path_is_kept() -> None:
     pod = example("legacy-worker-pod.yaml")
     pod["spec"]["containers"][0]["command"] = ["/usr/local/bin/bash", "-c"]
     decision = mutate(pod)
-    assert decision.patch[0]["value"][0] == "/usr/local/bin/bash"
+    assert decision.patch[0].value[0] == "/usr/local/bin/bash"
 
 
 def test_status_annotation_records_version_rules_and_digest() -> None:
     pod = example("legacy-head-pod.yaml")
     decision = mutate(pod)
     status = json.loads(
-        jsonpatch.apply_patch(pod, decision.patch)["metadata"]["annotations"][
-            keys.STATUS_ANNOTATION
+        jsonpatch.apply_patch(pod, to_json(decision.patch))["metadata"]["annotations"][
+            names.STATUS_ANNOTATION
         ]
     )
-    assert status["rules"] == {keys.HEAD_CONTAINER: list(decision.rules[keys.HEAD_CONTAINER])}
+    assert status["rules"] == {names.HEAD_CONTAINER: list(decision.rules[names.HEAD_CONTAINER])}
     assert status["version"]
     assert status["digest"].startswith("sha256:")
-    assert decision.rules[keys.HEAD_CONTAINER] == (
-        keys.RULE_SCRIPT_TO_COMMAND,
-        keys.RULE_FORWARD_ARGS,
-        keys.RULE_MODEL_DEFAULT,
+    assert decision.rules[names.HEAD_CONTAINER] == (
+        Rule.SCRIPT_TO_COMMAND,
+        Rule.FORWARD_ARGS,
+        Rule.MODEL_DEFAULT,
     )
 
 
@@ -105,15 +110,15 @@ def test_pod_without_metadata_annotations_gets_the_map() -> None:
     pod = example("legacy-worker-pod.yaml")
     assert "annotations" not in pod["metadata"]
     decision = mutate(pod)
-    assert decision.patch[-1]["path"] == "/metadata/annotations"
+    assert decision.patch[-1].path == "/metadata/annotations"
 
 
 def test_container_named_in_the_status_annotation_is_left_alone() -> None:
     pod = example("legacy-head-pod.yaml")
-    rules = {keys.HEAD_CONTAINER: [keys.RULE_FORWARD_ARGS]}
-    pod["metadata"]["annotations"] = {keys.STATUS_ANNOTATION: json.dumps({"rules": rules})}
+    rules = {names.HEAD_CONTAINER: [Rule.FORWARD_ARGS]}
+    pod["metadata"]["annotations"] = {names.STATUS_ANNOTATION: json.dumps({"rules": rules})}
     decision = mutate(pod)
-    assert (decision.decision, decision.reason) == (keys.UNCHANGED, keys.ALREADY_MIGRATED)
+    assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.ALREADY_MIGRATED)
 
 
 def test_both_targets_in_one_pod_and_earlier_rules_kept() -> None:
@@ -121,23 +126,23 @@ def test_both_targets_in_one_pod_and_earlier_rules_kept() -> None:
     worker = example("legacy-worker-pod.yaml")["spec"]["containers"][0]
     head["spec"]["containers"].append(worker)
     head["metadata"]["annotations"] = {
-        keys.STATUS_ANNOTATION: '{"rules": {"old": ["forward-args"]}}'
+        names.STATUS_ANNOTATION: '{"rules": {"old": ["forward-args"]}}'
     }
     decision = mutate(head)
-    assert set(decision.rules) == {keys.HEAD_CONTAINER, keys.WORKER_CONTAINER}
+    assert set(decision.rules) == {names.HEAD_CONTAINER, names.WORKER_CONTAINER}
     status = json.loads(
-        jsonpatch.apply_patch(head, decision.patch)["metadata"]["annotations"][
-            keys.STATUS_ANNOTATION
+        jsonpatch.apply_patch(head, to_json(decision.patch))["metadata"]["annotations"][
+            names.STATUS_ANNOTATION
         ]
     )
-    assert set(status["rules"]) == {"old", keys.HEAD_CONTAINER, keys.WORKER_CONTAINER}
+    assert set(status["rules"]) == {"old", names.HEAD_CONTAINER, names.WORKER_CONTAINER}
 
 
 def test_configured_container_names() -> None:
     pod = example("legacy-head-pod.yaml")
     pod["spec"]["containers"][0]["name"] = "server"
-    assert mutate(pod).reason == keys.NOT_A_TARGET
-    assert mutate(pod, options=Options(containers=("server",))).decision == keys.PATCHED
+    assert mutate(pod).reason == Reason.NOT_A_TARGET
+    assert mutate(pod, options=Options(containers=("server",))).action == Action.PATCHED
 
 
 def test_warnings_are_short() -> None:
@@ -153,12 +158,12 @@ def test_no_launch_command_warns() -> None:
     pod = example("legacy-worker-pod.yaml")
     pod["spec"]["containers"][0]["args"][0] = "sleep infinity\n"
     decision = mutate(pod)
-    assert (decision.decision, decision.reason) == (keys.UNCHANGED, keys.NO_LAUNCH_COMMAND)
+    assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.NO_LAUNCH_COMMAND)
     assert decision.warnings
     assert "worker-container" in decision.warnings[0]
 
 
 def test_shadow_reports_without_patching() -> None:
     decision = mutate(example("legacy-head-pod.yaml"), context=Context(shadow=True))
-    assert (decision.decision, decision.patch) == (keys.SHADOW, ())
+    assert (decision.action, decision.patch) == (Action.SHADOW, ())
     assert "would rewrite" in decision.warnings[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import jsonpatch
@@ -10,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support import shell
-from webhook import keys
-from webhook.mutate import mutate
+from webhook.core import names
+from webhook.core.mutate import mutate
+from webhook.core.names import Action, Reason
+from webhook.core.patch import PatchOp, to_json
 
 # Lines in the style of the runtime scripts, plus the constructs that trip naive parsers.
 FRAGMENTS = [
@@ -38,7 +41,7 @@ FRAGMENTS = [
 
 text = st.text(max_size=20)
 scripts = st.lists(st.sampled_from(FRAGMENTS) | text, max_size=8).map("\n".join)
-bashes = st.sampled_from([*keys.BASH_PATHS, "sh", "/bin/sh"])
+bashes = st.sampled_from([*names.BASH_PATHS, "sh", "/bin/sh"])
 commands = st.one_of(
     st.none(),
     st.tuples(bashes, st.just("-c")).map(list),
@@ -54,8 +57,8 @@ args = st.one_of(
     st.text(max_size=5),
     st.lists(st.none() | st.integers(), max_size=2),
 )
-names = (
-    st.sampled_from(keys.DEFAULT_TARGET_CONTAINERS) | st.sampled_from(["agent", "modelcar"]) | text
+container_names = (
+    st.sampled_from(names.DEFAULT_TARGET_CONTAINERS) | st.sampled_from(["agent", "modelcar"]) | text
 )
 
 
@@ -63,7 +66,7 @@ names = (
 def containers(draw: st.DrawFn) -> Any:
     if draw(st.integers(0, 20)) == 0:
         return draw(st.none() | st.integers() | text)
-    container: dict[str, Any] = {"name": draw(names)}
+    container: dict[str, Any] = {"name": draw(container_names)}
     for key, strategy in (("command", commands), ("args", args)):
         if draw(st.booleans()):
             container[key] = draw(strategy)
@@ -76,10 +79,10 @@ label_values = st.sampled_from(["m", "false", "enabled", ""]) | text
 maps = st.dictionaries(
     st.sampled_from(
         [
-            keys.ISVC_LABEL,
-            keys.INJECT_LABEL,
-            keys.STATUS_ANNOTATION,
-            keys.MIRROR_ANNOTATION,
+            names.ISVC_LABEL,
+            names.INJECT_LABEL,
+            names.STATUS_ANNOTATION,
+            names.MIRROR_ANNOTATION,
             "a/b~c",
         ]
     )
@@ -93,7 +96,7 @@ maps = st.dictionaries(
 def pods(draw: st.DrawFn) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": draw(text)}
     if draw(st.integers(0, 3)):
-        metadata["labels"] = {keys.ISVC_LABEL: "m", **draw(maps)}
+        metadata["labels"] = {names.ISVC_LABEL: "m", **draw(maps)}
     if draw(st.booleans()):
         metadata["annotations"] = draw(maps | st.none())
     if draw(st.booleans()):
@@ -107,10 +110,8 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     return pod
 
 
-def _patched_indexes(patch: list[Any]) -> set[int]:
-    return {
-        int(op["path"].split("/")[3]) for op in patch if op["path"].startswith("/spec/containers/")
-    }
+def _patched_indexes(patch: Sequence[PatchOp]) -> set[int]:
+    return {int(op.path.split("/")[3]) for op in patch if op.path.startswith("/spec/containers/")}
 
 
 @given(pods())
@@ -118,22 +119,22 @@ def test_mutate_is_total_sound_and_idempotent(pod: dict[str, Any]) -> None:
     original = copy.deepcopy(pod)
     decision = mutate(pod)
     assert pod == original
-    assert decision.decision in keys.DECISIONS
-    result = jsonpatch.apply_patch(pod, decision.patch)
+    assert decision.action in tuple(Action)
+    result = jsonpatch.apply_patch(pod, to_json(decision.patch))
 
     touched = _patched_indexes(decision.patch)
     for index, container in enumerate(original["spec"]["containers"]):
         if index not in touched:
             assert result["spec"]["containers"][index] == container
         else:
-            assert container["name"] in keys.DEFAULT_TARGET_CONTAINERS
+            assert container["name"] in names.DEFAULT_TARGET_CONTAINERS
             new_script = result["spec"]["containers"][index]["command"][2]
             assert shell.parses(new_script)
     assert result["spec"].get("initContainers") == original["spec"].get("initContainers")
 
     again = mutate(result)
     assert again.patch == ()
-    assert again.decision in (keys.UNCHANGED, keys.SKIPPED)
+    assert again.action in (Action.UNCHANGED, Action.SKIPPED)
 
 
 @given(scripts, st.lists(text, max_size=4))
@@ -141,11 +142,11 @@ def test_legacy_scripts_either_rewrite_cleanly_or_say_why(
     script: str, user_args: list[str]
 ) -> None:
     pod = {
-        "metadata": {"labels": {keys.ISVC_LABEL: "m"}},
+        "metadata": {"labels": {names.ISVC_LABEL: "m"}},
         "spec": {
             "containers": [
                 {
-                    "name": keys.WORKER_CONTAINER,
+                    "name": names.WORKER_CONTAINER,
                     "command": ["bash", "-c"],
                     "args": [script, *user_args],
                 }
@@ -153,11 +154,11 @@ def test_legacy_scripts_either_rewrite_cleanly_or_say_why(
         },
     }
     decision = mutate(pod)
-    if decision.decision == keys.PATCHED:
-        result = jsonpatch.apply_patch(pod, decision.patch)["spec"]["containers"][0]
-        assert result["command"][3] == keys.WORKER_CONTAINER
+    if decision.action == Action.PATCHED:
+        result = jsonpatch.apply_patch(pod, to_json(decision.patch))["spec"]["containers"][0]
+        assert result["command"][3] == names.WORKER_CONTAINER
         assert result.get("args", []) == user_args
         assert '"$@"' in result["command"][2] or "$@" in script
     else:
-        assert decision.reason == keys.NO_LAUNCH_COMMAND
+        assert decision.reason == Reason.NO_LAUNCH_COMMAND
         assert decision.warnings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support import shell
-from webhook import keys
-from webhook.rewrite import MODEL_LINE, launch_kind, rewrite_script
+from webhook.core.names import Rule
+from webhook.core.script import MODEL_LINE, launch_kind, rewrite_script
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_launch_kind(words: list[str], kind: str | None) -> None:
 def test_forwarding_lands_after_the_last_word(script: str, expected: str) -> None:
     result = rewrite_script(script)
     assert result.script == expected
-    assert keys.RULE_FORWARD_ARGS in result.rules
+    assert Rule.FORWARD_ARGS in result.rules
     assert shell.parses(expected)
 
 
@@ -101,7 +101,7 @@ def test_launch_command_that_already_forwards_gets_no_second_copy() -> None:
     script = 'python -m huggingfaceserver --a "$@"\n'
     result = rewrite_script(script)
     assert result.script == script
-    assert result.rules == (keys.RULE_SCRIPT_TO_COMMAND,)
+    assert result.rules == (Rule.SCRIPT_TO_COMMAND,)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ LAUNCH = "python -m huggingfaceserver --model_dir=${MODEL}\n"
 def test_model_block_becomes_one_line(block: str) -> None:
     result = rewrite_script("echo start\n" + block + LAUNCH)
     assert result.script == f'echo start\n{MODEL_LINE}\n{LAUNCH[:-1]} "$@"\n'
-    assert keys.RULE_MODEL_DEFAULT in result.rules
+    assert Rule.MODEL_DEFAULT in result.rules
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_model_block_becomes_one_line(block: str) -> None:
 def test_lookalike_model_blocks_are_left_alone(block: str) -> None:
     result = rewrite_script(block + LAUNCH)
     assert result.script == block + LAUNCH[:-1] + ' "$@"\n'
-    assert keys.RULE_MODEL_DEFAULT not in result.rules
+    assert Rule.MODEL_DEFAULT not in result.rules
 
 
 def test_model_block_after_the_launch_command_is_left_alone() -> None:

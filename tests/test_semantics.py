@@ -10,15 +10,17 @@ import pytest
 from tests.support import kubelet
 from tests.support.kserve import example
 from tests.support.proof import assert_args_forwarded
-from webhook import keys
-from webhook.mutate import mutate
+from webhook.core import names
+from webhook.core.mutate import mutate
+from webhook.core.names import Rule
+from webhook.core.patch import to_json
 
 
 @pytest.mark.parametrize(
     ("example_name", "container"),
     [
-        ("legacy-head-pod.yaml", keys.HEAD_CONTAINER),
-        ("legacy-worker-pod.yaml", keys.WORKER_CONTAINER),
+        ("legacy-head-pod.yaml", names.HEAD_CONTAINER),
+        ("legacy-worker-pod.yaml", names.WORKER_CONTAINER),
     ],
 )
 def test_user_args_reach_the_launch_command(
@@ -52,13 +54,13 @@ MODEL_ID_CASES = {"set": "org/model", "unset": None}
 
 def _pod(script: str, env: dict[str, str | None]) -> dict[str, object]:
     container = {
-        "name": keys.HEAD_CONTAINER,
+        "name": names.HEAD_CONTAINER,
         "command": ["bash", "-c"],
         "args": [script],
         "env": [{"name": k, "value": v} for k, v in env.items() if v is not None],
     }
     return {
-        "metadata": {"name": "p", "namespace": "ns", "labels": {keys.ISVC_LABEL: "m"}},
+        "metadata": {"name": "p", "namespace": "ns", "labels": {names.ISVC_LABEL: "m"}},
         "spec": {"containers": [container]},
     }
 
@@ -72,14 +74,14 @@ def test_model_defaulting_matches_the_original_block(
     env = {"MODEL_DIR": MODEL_DIR_CASES[model_dir], "MODEL_ID": MODEL_ID_CASES[model_id]}
     original = _pod(MODEL_BLOCKS[block] + LAUNCH, env)
     decision = mutate(original)
-    assert keys.RULE_MODEL_DEFAULT in decision.rules[keys.HEAD_CONTAINER]
-    script = decision.patch[0]["value"][2]
+    assert Rule.MODEL_DEFAULT in decision.rules[names.HEAD_CONTAINER]
+    script = decision.patch[0].value[2]
     assert "MODEL_ID}\nif" not in script
     assert "${MODEL_DIR:-$MODEL_ID}" in script
 
-    rewritten = jsonpatch.apply_patch(original, decision.patch)
-    before = kubelet.run(original, keys.HEAD_CONTAINER, tmp_path)[-1]
-    after = kubelet.run(rewritten, keys.HEAD_CONTAINER, tmp_path)[-1]
+    rewritten = jsonpatch.apply_patch(original, to_json(decision.patch))
+    before = kubelet.run(original, names.HEAD_CONTAINER, tmp_path)[-1]
+    after = kubelet.run(rewritten, names.HEAD_CONTAINER, tmp_path)[-1]
     expected = env["MODEL_DIR"] or env["MODEL_ID"] or ""
     assert (
         before

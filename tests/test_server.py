@@ -18,16 +18,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.support import servers
 from tests.support.kserve import REPO
 from tests.support.servers import client_context, review_body, running
-from webhook import certs
-from webhook.server import bind
+from webhook.adapters import certs
+from webhook.transport.listeners import bind
 
 
 def _der(pem: bytes) -> bytes:
-    return certs.x509.load_pem_x509_certificate(pem).public_bytes(certs.serialization.Encoding.DER)
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
 def test_listening_sockets_turn_nagle_off() -> None:

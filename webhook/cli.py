@@ -17,12 +17,16 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from webhook import __version__, documents, keys
-from webhook.config import Settings
-from webhook.migrate import migrate_document
-from webhook.preview import FORMATS, Simulation, preview_text, render
+from webhook import __version__
+from webhook.adapters.config import Settings
+from webhook.core.model import Context
+from webhook.core.names import INJECT_LABEL, Inject, Mode
+from webhook.core.raw import label_pair
+from webhook.offline import documents
+from webhook.offline.migrate import migrate_document
+from webhook.offline.preview import FORMATS, preview_text, render
 
-EXIT_CHANGES = 1
+EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 
 
@@ -42,17 +46,17 @@ def _read(path: str) -> str:
 
 
 def _label(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
+    try:
+        return label_pair(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _preview(args: argparse.Namespace) -> int:
     labels = dict(args.namespace_label) if args.namespace_label is not None else None
-    sim = Simulation(namespace=args.namespace, namespace_labels=labels, mode=args.mode)
+    context = Context(namespace=args.namespace, namespace_labels=labels, mode=Mode(args.mode))
     try:
-        results = preview_text(_read(args.file), sim)
+        results = preview_text(_read(args.file), context=context)
     except documents.InputError as error:
         _fail(str(error))
     sys.stdout.write(render(results, args.output))
@@ -71,7 +75,7 @@ def _migrate(args: argparse.Namespace) -> int:
     except documents.InputError as error:
         _fail(str(error))
     if args.check:
-        return EXIT_CHANGES if changes else 0
+        return EXIT_FINDINGS if changes else 0
     sys.stdout.write("".join(output))
     for change in changes:
         print(f"migrated {change}", file=sys.stderr)
@@ -80,7 +84,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that preview and migrate start without uvicorn, FastAPI and cryptography.
-    from webhook import certs, logs, server  # noqa: PLC0415
+    from webhook.adapters import certs  # noqa: PLC0415
+    from webhook.transport import listeners, logs  # noqa: PLC0415
 
     given = {name: getattr(args, name) for name in Settings.model_fields}
     try:
@@ -100,7 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"caBundle: {certs.ca_bundle((directory / certs.CA_FILE).read_bytes())}", flush=True)
         settings = settings.model_copy(update={"cert_dir": directory})
     try:
-        server.serve(settings)
+        listeners.serve(settings)
     except (OSError, ValueError) as error:
         _fail(str(error))
     return 0
@@ -117,7 +122,7 @@ def _duration(text: str) -> dt.timedelta:
 
 
 def _certs_generate(args: argparse.Namespace) -> int:
-    from webhook import certs  # noqa: PLC0415 - preview and migrate start without cryptography
+    from webhook.adapters import certs  # noqa: PLC0415 - preview and migrate start without it
 
     bundle = certs.generate(sans=certs.service_sans(args.service, args.namespace), days=args.days)
     try:
@@ -133,22 +138,24 @@ def _certs_generate(args: argparse.Namespace) -> int:
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    from webhook import kube  # noqa: PLC0415 - only the cluster commands need the client
+    # Imported here: only the cluster commands need the Kubernetes client.
+    from webhook.adapters.kube.client import Cluster, KubeError, connect  # noqa: PLC0415
 
     try:
-        return kube.Cluster(kube.connect(kubeconfig=args.kubeconfig, context=args.context))
-    except kube.KubeError as error:
+        return Cluster(connect(kubeconfig=args.kubeconfig, context=args.context))
+    except KubeError as error:
         _fail(str(error))
 
 
 def _certs_bootstrap(args: argparse.Namespace) -> int:
-    from webhook import kube  # noqa: PLC0415
+    from webhook.adapters.kube.bootstrap import bootstrap  # noqa: PLC0415
+    from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
-    namespace = args.namespace or kube.current_namespace()
+    namespace = args.namespace or current_namespace()
     if not namespace:
         _fail("--namespace is required outside a pod")
     try:
-        actions = kube.bootstrap(
+        actions = bootstrap(
             _cluster(args),
             namespace=namespace,
             service=args.service,
@@ -157,7 +164,7 @@ def _certs_bootstrap(args: argparse.Namespace) -> int:
             days=args.days,
             renew_before=args.renew_before,
         )
-    except kube.KubeError as error:
+    except KubeError as error:
         _fail(str(error))
     for action in actions:
         print(action)
@@ -165,7 +172,8 @@ def _certs_bootstrap(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from webhook import kube  # noqa: PLC0415
+    from webhook.adapters.kube.check import check  # noqa: PLC0415
+    from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
 
     address = None
     if args.address:
@@ -174,7 +182,7 @@ def _check(args: argparse.Namespace) -> int:
             _fail(f"--address must be HOST:PORT, got {args.address!r}")
         address = (host, int(port))
     try:
-        findings = kube.check(
+        findings = check(
             _cluster(args),
             webhook_config=args.webhook_config,
             secret=args.secret,
@@ -182,11 +190,11 @@ def _check(args: argparse.Namespace) -> int:
             pod=args.pod,
             address=address,
         )
-    except kube.KubeError as error:
+    except KubeError as error:
         _fail(str(error))
     for finding in findings:
         print(("   " if finding.ok else "!! ") + finding.text)
-    return 0 if all(f.ok for f in findings) else EXIT_CHANGES
+    return 0 if all(f.ok for f in findings) else EXIT_FINDINGS
 
 
 def _cluster_flags(command: argparse.ArgumentParser) -> None:
@@ -270,13 +278,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help=(
             "a label of the simulated namespace (repeatable); given at least once, the namespace "
-            f"test of the install mode runs first, e.g. {keys.INJECT_LABEL}={keys.NAMESPACE_SHADOW}"
+            f"test of the install mode runs first, e.g. {INJECT_LABEL}={Inject.SHADOW}"
         ),
     )
     preview.add_argument(
         "--mode",
-        choices=keys.MODES,
-        default=keys.MODE_OPT_IN,
+        choices=tuple(Mode),
+        default=Mode.OPT_IN,
         help="install mode for the namespace test (default: %(default)s)",
     )
     preview.set_defaults(run=_preview)

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
 from tests.support.kserve import REPO, example
-from webhook import certs, keys
+from webhook.adapters import certs
+from webhook.core import names
+from webhook.core.names import Inject
 
 ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
 BINARIES = ("kube-apiserver", "etcd")
@@ -183,7 +185,7 @@ def _named(pod: dict[str, Any], name: str, **labels: str) -> dict[str, Any]:
 
 def _rewritten(stored: dict[str, Any], container: str) -> bool:
     target = next(c for c in stored["spec"]["containers"] if c["name"] == container)
-    return len(target["command"]) == 4 and keys.STATUS_ANNOTATION in stored["metadata"].get(
+    return len(target["command"]) == 4 and names.STATUS_ANNOTATION in stored["metadata"].get(
         "annotations", {}
     )
 
@@ -191,8 +193,8 @@ def _rewritten(stored: dict[str, Any], container: str) -> bool:
 def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -> None:
     head, worker = example("legacy-head-pod.yaml"), example("legacy-worker-pod.yaml")
     with cluster.client() as client:
-        _namespace(client, "enabled", {keys.INJECT_LABEL: keys.NAMESPACE_ENABLED})
-        _namespace(client, "trial", {keys.INJECT_LABEL: keys.NAMESPACE_SHADOW})
+        _namespace(client, "enabled", {names.INJECT_LABEL: Inject.ENABLED})
+        _namespace(client, "trial", {names.INJECT_LABEL: Inject.SHADOW})
         _namespace(client, "plain", {})
         with servers.running(tmp_path) as live:
             _register(client, live.https_port, live.ca_pem)
@@ -200,12 +202,12 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
             _wait(
                 lambda: _rewritten(
                     _create(client, "enabled", _named(head, "probe"), dry_run=True).json(),
-                    keys.HEAD_CONTAINER,
+                    names.HEAD_CONTAINER,
                 ),
                 "the webhook to be called",
             )
 
-            for pod, container in ((head, keys.HEAD_CONTAINER), (worker, keys.WORKER_CONTAINER)):
+            for pod, container in ((head, names.HEAD_CONTAINER), (worker, names.WORKER_CONTAINER)):
                 reply = _create(client, "enabled", pod)
                 assert reply.status_code == 201, reply.text
                 assert _rewritten(reply.json(), container)
@@ -213,7 +215,7 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
 
             untouched = {
                 "plain": _named(head, "elsewhere"),
-                "enabled": _named(head, "opted-out", **{keys.INJECT_LABEL: keys.POD_OPT_OUT}),
+                "enabled": _named(head, "opted-out", **{names.INJECT_LABEL: names.POD_OPT_OUT}),
             }
             for namespace, pod in untouched.items():
                 reply = _create(client, namespace, pod)
@@ -226,7 +228,7 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
             assert "(shadow) would rewrite" in reply.headers.get("warning", "")
 
             reply = _create(client, "enabled", _named(head, "dry"), dry_run=True)
-            assert _rewritten(reply.json(), keys.HEAD_CONTAINER)
+            assert _rewritten(reply.json(), names.HEAD_CONTAINER)
             assert client.get("/api/v1/namespaces/enabled/pods/dry").status_code == 404
 
         # The webhook is gone: pods are still admitted, unchanged (failurePolicy: Ignore).

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook import keys
+from webhook.core import names
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -108,7 +108,7 @@ def build_pod(
     """The pod KServe creates for `role` ("head" or "worker") with the user's args appended."""
     spec = runtime["spec"]
     source = spec if role == "head" else spec["workerSpec"]
-    target = keys.HEAD_CONTAINER if role == "head" else keys.WORKER_CONTAINER
+    target = names.HEAD_CONTAINER if role == "head" else names.WORKER_CONTAINER
     containers = copy.deepcopy(source["containers"])
     for container in containers:
         if container["name"] != target:
@@ -127,7 +127,7 @@ def build_pod(
         "metadata": {
             "name": f"{ISVC}-predictor-{suffix}",
             "namespace": NAMESPACE,
-            "labels": {keys.ISVC_LABEL: ISVC, "component": "predictor"},
+            "labels": {names.ISVC_LABEL: ISVC, "component": "predictor"},
         },
         "spec": {"containers": containers, "volumes": copy.deepcopy(source.get("volumes", []))},
     }
@@ -143,5 +143,6 @@ def corpus_pods() -> Iterator[tuple[Path, str, dict[str, Any]]]:
                 yield path, role, build_pod(runtime, role=role, user_args=["--max-model-len=4096"])
 
 
-def example(name: str) -> Any:
-    return yaml.safe_load((EXAMPLES / name).read_text())
+def example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return loaded

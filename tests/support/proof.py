@@ -9,7 +9,8 @@ from typing import Any
 import jsonpatch
 
 from tests.support import kubelet
-from webhook.mutate import mutate
+from webhook.core.mutate import mutate
+from webhook.core.patch import to_json
 
 # Arguments a user might write, and every way a shell could mangle them.
 NASTY_ARGS = [
@@ -56,6 +57,6 @@ def assert_args_forwarded(pod: dict[str, Any], name: str, tmp_path: Path) -> Non
     assert launch(loaded, name, tmp_path / "original") == flags, "legacy pod should drop user args"
 
     decision = mutate(loaded)
-    assert decision.decision == "patched", decision
-    rewritten = jsonpatch.apply_patch(loaded, decision.patch)
+    assert decision.action == "patched", decision
+    rewritten = jsonpatch.apply_patch(loaded, to_json(decision.patch))
     assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *NASTY_ARGS]

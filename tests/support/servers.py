@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 
 from tests.support.kserve import example
-from webhook import app, certs
-from webhook.config import Settings
-from webhook.server import WebhookServer, bind
+from webhook.adapters import certs
+from webhook.adapters.config import Settings
+from webhook.transport import app
+from webhook.transport.listeners import Listeners, bind
 
 SANS = ("localhost", "127.0.0.1")
 
@@ -55,7 +56,7 @@ def client_context(*ca_pems: bytes) -> ssl.SSLContext:
 
 @dataclass
 class Running:
-    state: app.Server
+    state: app.AppState
     https_port: int
     http_port: int
     ca_pem: bytes
@@ -97,21 +98,21 @@ def running(
     config = Settings(
         cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
     )
-    state = app.Server(config, tls=certs.CertificateReloader(cert_dir))
+    state = app.AppState(config, tls=certs.CertificateReloader(cert_dir))
     if review is not None:
         state.review = review
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
-    server = WebhookServer(state, https_socket, http_socket)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    listeners = Listeners(state, https_socket, http_socket)
+    thread = threading.Thread(target=lambda: asyncio.run(listeners.serve()), daemon=True)
     thread.start()
-    assert server.started.wait(10), "server did not start"
+    assert listeners.started.wait(10), "server did not start"
     try:
         yield Running(
             state, https_socket.getsockname()[1], http_socket.getsockname()[1], bundle.ca_pem
         )
     finally:
-        server.stop()
+        listeners.stop()
         thread.join(15)
 
 

@@ -10,7 +10,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from webhook.rewrite import _PARSER
+import tree_sitter_bash
+from tree_sitter import Language, Parser
+
+_PARSER = Parser(Language(tree_sitter_bash.language()))
 
 
 def parses(script: str) -> bool:

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from webhook import app, certs
-from webhook.config import Settings
-from webhook.mutate import Decision, mutate
-from webhook.server import WebhookServer, bind, run
+from webhook.adapters import certs
+from webhook.adapters.config import Settings
+from webhook.core.model import Decision
+from webhook.core.mutate import mutate
+from webhook.transport import app
+from webhook.transport.listeners import Listeners, bind, run
 
 
 def slow_review(pod: Any, **kwargs: Any) -> Decision:
@@ -22,11 +24,11 @@ def slow_review(pod: Any, **kwargs: Any) -> Decision:
 def main() -> None:
     cert_dir = Path(sys.argv[1])
     settings = Settings(cert_dir=cert_dir, log_level="info", log_format="json", deadline_seconds=5)
-    state = app.Server(settings, tls=certs.CertificateReloader(cert_dir), review=slow_review)
+    state = app.AppState(settings, tls=certs.CertificateReloader(cert_dir), review=slow_review)
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
     print(https_socket.getsockname()[1], http_socket.getsockname()[1], flush=True)
-    run(WebhookServer(state, https_socket, http_socket))
+    run(Listeners(state, https_socket, http_socket))
 
 
 if __name__ == "__main__":

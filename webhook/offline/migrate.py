@@ -13,11 +13,13 @@ from typing import Any, Final
 
 import jsonpatch
 
-from webhook import keys, patch
-from webhook.facts import container_facts
-from webhook.mutate import DEFAULT_OPTIONS, Options, container_ops, plan_container
-from webhook.patch import PatchOp
-from webhook.raw import mapping, string
+from webhook.core import patch
+from webhook.core.model import DEFAULT_OPTIONS, Options
+from webhook.core.names import Reason
+from webhook.core.patch import PatchOp
+from webhook.core.raw import mapping, string
+from webhook.core.read import read_container
+from webhook.core.rewrite import container_ops, plan_container
 
 RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime"})
 
@@ -51,7 +53,7 @@ def _container_lists(spec: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...],
         yield ("spec", "workerSpec", "containers"), worker["containers"]
 
 
-def migrate_document(document: Any, options: Options = DEFAULT_OPTIONS) -> Migration:
+def migrate_document(document: Any, *, options: Options = DEFAULT_OPTIONS) -> Migration:
     """Rewrite every legacy container of the runtimes in one document."""
     ops: list[PatchOp] = []
     changes: list[str] = []
@@ -65,11 +67,11 @@ def migrate_document(document: Any, options: Options = DEFAULT_OPTIONS) -> Migra
                 cname = container.get("name") if isinstance(container, Mapping) else None
                 if not isinstance(cname, str) or cname not in options.containers:
                     continue
-                plan = plan_container(container_facts(container, position=index, name=cname))
-                if plan.outcome != keys.LEGACY_SHAPE:
+                plan = plan_container(read_container(container, position=index, name=cname))
+                if plan.outcome is not Reason.LEGACY_SHAPE:
                     continue
                 ops.extend(container_ops(plan, path=patch.pointer(*path, *list_path, index)))
                 changes.append(f"{runtime['kind']}/{name} {cname}: {', '.join(plan.rules)}")
     if not ops:
         return Migration(None, [])
-    return Migration(jsonpatch.apply_patch(document, ops), changes)
+    return Migration(jsonpatch.apply_patch(document, patch.to_json(ops)), changes)

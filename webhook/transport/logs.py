@@ -1,14 +1,12 @@
 """Log lines as JSON objects or as `key=value` text, one line per record.
 
 Ordinary records go through `logging`. The one line per admission review is written by
-`ReviewLog` straight to stderr in the same format, a loop iteration's lines at a time: on
-the pod-creation path the logging machinery (caller lookup, record, handler lock) and a
-write per line would cost more than the review itself.
+`ReviewLog` straight to stderr in the same format: on the pod-creation path the logging
+machinery (caller lookup, record, handler lock) would cost more than the review itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import sys
@@ -78,18 +76,12 @@ class _Formatter(logging.Formatter):
 
 
 class ReviewLog:
-    """Writes the per-review line, when the level lets info lines through.
-
-    In an event loop, the lines of one loop iteration go out together in one write when it
-    ends: one write per review was the most expensive system call on the admission path.
-    Without a running loop each line is written at once. `flush` writes what is pending.
-    """
+    """Writes the per-review line, when the level lets info lines through."""
 
     def __init__(self, *, level: str, fmt: str, stream: IO[str] | None = None) -> None:
         self.enabled = logging.getLevelName(level.upper()) <= logging.INFO
         self.fmt = fmt
         self.stream = stream
-        self._pending: list[str] = []
 
     def __call__(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -102,20 +94,8 @@ class ReviewLog:
             msg="review",
             fields=fields,
         )
-        self._pending.append(line + "\n")
-        if len(self._pending) > 1:
-            return
-        try:
-            asyncio.get_running_loop().call_soon(self.flush)
-        except RuntimeError:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        lines, self._pending = self._pending, []
         stream = self.stream or sys.stderr
-        stream.write("".join(lines))
+        stream.write(line + "\n")
         stream.flush()
 
 

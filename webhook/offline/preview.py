@@ -7,21 +7,28 @@ patch (its pointers relative to the object given), the resulting object and a un
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import difflib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
 import jsonpatch
 
-from webhook import documents, keys
-from webhook.admission import ReviewError, parse_review
-from webhook.mutate import DEFAULT_OPTIONS, Context, Decision, Options, mutate
-from webhook.patch import PatchOp
-from webhook.raw import mapping, string
-from webhook.selection import TraceStep
+from webhook.core.admission import ReviewError, parse_review
+from webhook.core.model import (
+    DEFAULT_CONTEXT,
+    DEFAULT_OPTIONS,
+    POD_KIND,
+    Context,
+    Decision,
+    Kind,
+    Options,
+)
+from webhook.core.mutate import mutate
+from webhook.core.patch import PatchJson, to_json
+from webhook.core.raw import display_name, mapping, string
+from webhook.offline import documents
 
 FORMATS: Final = ("json", "yaml", "patch", "diff")
 
@@ -38,6 +45,14 @@ TEMPLATE_PATHS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
 }
 
 
+class TraceJson(TypedDict):
+    """One line of the selection trace, as preview shows it."""
+
+    step: str
+    verdict: str
+    detail: str
+
+
 class Result(TypedDict):
     """What preview reports for one object."""
 
@@ -45,31 +60,16 @@ class Result(TypedDict):
     name: str
     decision: str
     reason: str
-    trace: list[TraceStep]
-    patch: list[PatchOp]
+    trace: list[TraceJson]
+    patch: list[PatchJson]
     warnings: list[str]
     object: Any
     diff: str
 
 
-@dataclass(frozen=True, slots=True)
-class Simulation:
-    """How to simulate the request: namespace, its labels and the install mode, all optional."""
-
-    namespace: str | None = None
-    namespace_labels: Mapping[str, str] | None = None
-    mode: str = keys.MODE_OPT_IN
-    options: Options = field(default=DEFAULT_OPTIONS)
-
-
 def _group_version(api_version: object) -> tuple[str, str]:
     group, _, version = string(api_version).rpartition("/")
     return group, version
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    metadata = mapping(obj.get("metadata"))
-    return string(metadata.get("name")) or string(metadata.get("generateName"))
 
 
 def _diff(before: Any, after: Any, *, label: str) -> str:
@@ -83,16 +83,18 @@ def _diff(before: Any, after: Any, *, label: str) -> str:
 
 
 def _result(obj: Any, kind: str, decision: Decision) -> Result:
-    name = _name(mapping(obj))
-    # A copy: the decision is shared, and the patched object goes back to the caller.
-    ops = copy.deepcopy(list(decision.patch))
-    after = jsonpatch.apply_patch(obj, ops) if ops else obj
+    name = display_name(mapping(obj))
+    ops = to_json(decision.patch)
+    after = jsonpatch.apply_patch(obj, to_json(decision.patch)) if ops else obj
     return {
         "kind": kind,
         "name": name,
-        "decision": decision.decision,
-        "reason": decision.reason,
-        "trace": list(decision.trace),
+        "decision": str(decision.action),
+        "reason": str(decision.reason),
+        "trace": [
+            {"step": str(step), "verdict": str(verdict), "detail": detail}
+            for step, verdict, detail in decision.trace
+        ],
         "patch": ops,
         "warnings": list(decision.warnings),
         "object": after,
@@ -100,73 +102,64 @@ def _result(obj: Any, kind: str, decision: Decision) -> Result:
     }
 
 
-def _context(
-    sim: Simulation,
-    *,
-    kind: Mapping[str, Any],
-    namespace: str,
-    operation: str = "CREATE",
-    base: str = "",
-) -> Context:
-    return Context(
-        operation=operation,
-        kind=kind,
-        namespace=sim.namespace or namespace or "default",
-        namespace_labels=sim.namespace_labels,
-        mode=sim.mode,
-        base=base,
+def _simulated(context: Context, *, namespace: str, **request: Any) -> Context:
+    """The request for one object: the simulated namespace, else the object's, else default."""
+    return dataclasses.replace(
+        context, namespace=context.namespace or namespace or "default", **request
     )
 
 
-def preview_object(obj: Any, sim: Simulation) -> list[Result]:
-    """The results for one input document (several for a List)."""
+def preview_object(
+    obj: Any, *, context: Context = DEFAULT_CONTEXT, options: Options = DEFAULT_OPTIONS
+) -> list[Result]:
+    """The results for one input document (several for a List).
+
+    `context` says what to simulate: `namespace` (default: the object's own, else `default`),
+    `namespace_labels` and `mode` for the namespace test.
+    """
     if isinstance(obj, list):
-        return [result for item in obj for result in preview_object(item, sim)]
+        return [r for item in obj for r in preview_object(item, context=context, options=options)]
     if not isinstance(obj, Mapping):
         raise documents.InputError(f"expected a Kubernetes object, found a {type(obj).__name__}")
     kind = obj.get("kind")
     if not isinstance(kind, str) or not kind:
         raise documents.InputError("a document has no kind")
     if kind.endswith("List") and isinstance(obj.get("items"), list):
-        return preview_object(obj["items"], sim)
+        return preview_object(obj["items"], context=context, options=options)
     if kind == "AdmissionReview":
         try:
             review = parse_review(obj)
         except ReviewError as error:
             raise documents.InputError(f"AdmissionReview: {error}") from None
-        context = _context(
-            sim, kind=review.kind, namespace=review.namespace, operation=review.operation
+        request = _simulated(
+            context, namespace=review.namespace, kind=review.kind, operation=review.operation
         )
-        return [
-            _result(review.pod, "Pod", mutate(review.pod, context=context, options=sim.options))
-        ]
+        return [_result(review.pod, "Pod", mutate(review.pod, context=request, options=options))]
 
     group, version = _group_version(obj.get("apiVersion"))
     namespace = string(mapping(obj.get("metadata")).get("namespace"))
     path = TEMPLATE_PATHS.get((group, kind))
     if path is None:
-        context = _context(
-            sim, kind={"group": group, "version": version, "kind": kind}, namespace=namespace
-        )
-        return [_result(obj, kind, mutate(obj, context=context, options=sim.options))]
+        request = _simulated(context, namespace=namespace, kind=Kind(group, version, kind))
+        return [_result(obj, kind, mutate(obj, context=request, options=options))]
     template: Any = obj
     for token in path:
         template = mapping(template).get(token)
     pod = {"apiVersion": "v1", "kind": "Pod", **mapping(template)}
-    context = _context(
-        sim,
-        kind={"group": "", "version": "v1", "kind": "Pod"},
-        namespace=namespace,
-        base="/" + "/".join(path),
-    )
-    decision = mutate(pod, context=context, options=sim.options)
-    return [_result(obj, kind, decision)]
+    request = _simulated(context, namespace=namespace, kind=POD_KIND, base="/" + "/".join(path))
+    return [_result(obj, kind, mutate(pod, context=request, options=options))]
 
 
-def preview_text(text: str, sim: Simulation, *, allow_aliases: bool = True) -> list[Result]:
+def preview_text(
+    text: str,
+    *,
+    context: Context = DEFAULT_CONTEXT,
+    options: Options = DEFAULT_OPTIONS,
+    allow_aliases: bool = True,
+) -> list[Result]:
     """Results for every object in a JSON or YAML text."""
     loaded = documents.load(text, allow_aliases=allow_aliases)
-    results = [result for doc in loaded for result in preview_object(doc, sim)]
+    results = [r for doc in loaded for r in preview_object(doc, context=context, options=options)]
     if not results:
         raise documents.InputError("the input holds no Kubernetes object")
     return results

@@ -20,13 +20,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from webhook import __version__, admission, documents, keys
-from webhook.certs import CertificateReloader
-from webhook.config import Settings
-from webhook.logs import ReviewLog
-from webhook.metrics import CONTENT_TYPE, ERROR, Metrics
-from webhook.mutate import Decision, mutate
-from webhook.preview import FORMATS, Simulation, preview_text, render
+from webhook import __version__
+from webhook.adapters.certs import CertificateReloader
+from webhook.adapters.config import Settings
+from webhook.core import admission
+from webhook.core.model import Context, Decision
+from webhook.core.mutate import mutate
+from webhook.core.names import Mode
+from webhook.core.raw import display_name, label_pair
+from webhook.offline import documents
+from webhook.offline.preview import FORMATS, preview_text, render
+from webhook.transport.logs import ReviewLog
+from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 
 MUTATE: Final = "/mutate"
 MUTATE_SHADOW: Final = "/mutate/shadow"
@@ -58,7 +63,7 @@ class RequestError(Exception):
 
 
 @dataclass
-class Server:
+class AppState:
     """What the routes share: settings, metrics, the TLS reloader, the review function and
     the per-review log.
 
@@ -136,11 +141,11 @@ def _error_body(message: str) -> bytes:
 class AdmissionHandler:
     """`POST /mutate` and `POST /mutate/shadow`, straight on ASGI."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.options = server.settings.options()
-        self.deny = server.settings.on_error == "deny"
-        self.review_log = server.review_log
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.options = state.settings.options()
+        self.deny = state.settings.on_error == "deny"
+        self.review_log = state.review_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = scope["path"]
@@ -149,7 +154,7 @@ class AdmissionHandler:
             if scope["method"] != "POST":
                 raise RequestError(405, f"{endpoint} takes POST")
             body = await read_body(
-                scope, receive, limit=self.server.settings.body_limit, accept=JSON_TYPES
+                scope, receive, limit=self.state.settings.body_limit, accept=JSON_TYPES
             )
             if not body:
                 raise RequestError(400, "body is empty")
@@ -162,7 +167,7 @@ class AdmissionHandler:
             except admission.ReviewError as error:
                 raise RequestError(400, f"not an AdmissionReview we can answer: {error}") from None
         except RequestError as error:
-            self.server.metrics.rejected(endpoint, error.status)
+            self.state.metrics.rejected(endpoint, error.status)
             await send_json(send, error.status, _error_body(str(error)), close=error.status == 413)
             return
         response, decision = self._answer(
@@ -170,17 +175,15 @@ class AdmissionHandler:
         )
         await send_json(send, 200, orjson.dumps(response))
         seconds = time.perf_counter() - started
-        outcome = decision.decision if decision else ERROR
-        self.server.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
+        outcome = decision.action if decision else ERROR
+        self.state.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
         if self.review_log.enabled:
-            metadata = request.pod.get("metadata")
-            metadata = metadata if isinstance(metadata, dict) else {}
             self.review_log(
                 {
                     "endpoint": endpoint,
                     "uid": request.uid,
                     "namespace": request.namespace,
-                    "pod": metadata.get("name") or metadata.get("generateName") or "",
+                    "pod": display_name(request.pod),
                     "operation": request.operation,
                     "dryRun": request.dry_run,
                     "decision": outcome,
@@ -194,11 +197,11 @@ class AdmissionHandler:
     ) -> tuple[admission.AdmissionReviewResponse, Decision | None]:
         """The response, failing open (or closed, by setting) on any error of ours."""
         try:
-            decision = self.server.review(
+            decision = self.state.review(
                 request.pod, context=request.context(shadow=shadow), options=self.options
             )
             elapsed = time.perf_counter() - started
-            if elapsed > self.server.settings.deadline_seconds:
+            if elapsed > self.state.settings.deadline_seconds:
                 raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
             return admission.allow(request, decision, encode=orjson.dumps), decision
         except Exception as error:
@@ -210,27 +213,24 @@ class AdmissionHandler:
 def _labels(pairs: list[str]) -> dict[str, str] | None:
     if not pairs:
         return None
-    labels: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise RequestError(400, f"namespaceLabel must be KEY=VALUE, got {pair!r}")
-        labels[key] = value
-    return labels
+    try:
+        return dict(label_pair(pair) for pair in pairs)
+    except ValueError as error:
+        raise RequestError(400, f"namespaceLabel: {error}") from None
 
 
-def preview_app(server: Server) -> FastAPI:
-    options = server.settings.options()
+def preview_app(state: AppState) -> FastAPI:
+    options = state.settings.options()
     app = FastAPI(title="multinode-webhook", version=__version__, docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> Response:
-        server.metrics.rejected(PREVIEW, error.status)
+        state.metrics.rejected(PREVIEW, error.status)
         return JSONResponse({"error": str(error)}, status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> Response:
-        server.metrics.rejected(PREVIEW, 400)
+        state.metrics.rejected(PREVIEW, 400)
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return JSONResponse({"error": fields}, status_code=400)
 
@@ -239,39 +239,36 @@ def preview_app(server: Server) -> FastAPI:
         request: Request,
         namespace: str | None = None,
         namespace_label: list[str] = Query(default=[], alias="namespaceLabel"),  # noqa: B008
-        mode: str = keys.MODE_OPT_IN,
+        mode: str = Mode.OPT_IN,
         format: str = "json",
     ) -> Response:
         started = time.perf_counter()
         if format not in FORMATS:
             raise RequestError(400, f"format must be one of {', '.join(FORMATS)}")
-        if mode not in keys.MODES:
-            raise RequestError(400, f"mode must be one of {', '.join(keys.MODES)}")
+        if mode not in tuple(Mode):
+            raise RequestError(400, f"mode must be one of {', '.join(Mode)}")
         body = await read_body(
             request.scope,
             request.receive,
-            limit=server.settings.body_limit,
+            limit=state.settings.body_limit,
             accept=JSON_TYPES + YAML_TYPES,
         )
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise RequestError(400, "body is not UTF-8") from None
-        sim = Simulation(
-            namespace=namespace,
-            namespace_labels=_labels(namespace_label),
-            mode=mode,
-            options=options,
+        context = Context(
+            namespace=namespace, namespace_labels=_labels(namespace_label), mode=Mode(mode)
         )
         try:
-            results = preview_text(text, sim, allow_aliases=False)
+            results = preview_text(text, context=context, options=options, allow_aliases=False)
         except documents.InputError as error:
             raise RequestError(400, str(error)) from None
         except RecursionError:
             raise RequestError(400, "input is nested too deeply") from None
         rendered = render(results, format)
         for result in results:
-            server.metrics.review(
+            state.metrics.review(
                 PREVIEW, result["decision"], seconds=time.perf_counter() - started, size=len(body)
             )
         return Response(rendered, media_type=PREVIEW_MEDIA[format])
@@ -279,10 +276,10 @@ def preview_app(server: Server) -> FastAPI:
     return app
 
 
-def https_app(server: Server) -> Callable[[Scope, Receive, Send], Any]:
+def https_app(state: AppState) -> Callable[[Scope, Receive, Send], Any]:
     """The HTTPS listener's app: admission on the fast path, preview through FastAPI."""
-    admission_handler = AdmissionHandler(server)
-    fallback = preview_app(server)
+    admission_handler = AdmissionHandler(state)
+    fallback = preview_app(state)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in (MUTATE, MUTATE_SHADOW):
@@ -293,7 +290,7 @@ def https_app(server: Server) -> Callable[[Scope, Receive, Send], Any]:
     return app
 
 
-def ops_app(server: Server) -> FastAPI:
+def ops_app(state: AppState) -> FastAPI:
     """The plain-HTTP listener: liveness, readiness and metrics."""
     app = FastAPI(
         title="multinode-webhook operations", docs_url=None, redoc_url=None, openapi_url=None
@@ -305,14 +302,14 @@ def ops_app(server: Server) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        if server.tls is None or not server.tls.valid():
+        if state.tls is None or not state.tls.valid():
             return JSONResponse({"status": "not ready", "reason": "no valid certificate"}, 503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        if server.tls is not None:
-            server.metrics.certificate_expires(server.tls.expires)
-        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+        if state.tls is not None:
+            state.metrics.certificate_expires(state.tls.expires)
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

@@ -20,6 +20,25 @@ def string(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def string_list(value: object) -> bool:
+def is_string_list(value: object) -> bool:
     """Whether the value is a list of strings (as `command` and `args` must be)."""
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def text(value: object) -> str | None:
+    """None stays None, a string stays itself, any other JSON value becomes its text."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def display_name(obj: Mapping[str, Any]) -> str:
+    """An object's name for people: `metadata.name`, else its `generateName`, else empty."""
+    metadata = mapping(obj.get("metadata"))
+    return string(metadata.get("name")) or string(metadata.get("generateName"))
+
+
+def label_pair(pair: str) -> tuple[str, str]:
+    """`KEY=VALUE` as (key, value); ValueError naming the text when it is not of that form."""
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+    return key, value

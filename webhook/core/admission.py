@@ -11,11 +11,11 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final, TypedDict
 
-from webhook import keys
-from webhook.mutate import DECISION_CACHE_SIZE, Context, Decision
+from webhook.core.model import Context, Decision, Kind
+from webhook.core.names import PREFIX
+from webhook.core.patch import to_json
 
 API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
@@ -50,20 +50,21 @@ class AdmissionReviewResponse(TypedDict):
     response: AdmissionResponse
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ReviewRequest:
     """The fields of `request` the webhook uses, checked for type."""
 
     api_version: str
     uid: str
     operation: str
-    kind: Mapping[str, Any]
+    kind: Kind
     namespace: str
     name: str
     dry_run: bool
     pod: Mapping[str, Any]
 
     def context(self, *, shadow: bool = False) -> Context:
+        """The request around the pod; `shadow` for `/mutate/shadow`."""
         return Context(self.operation, self.kind, self.namespace, shadow=shadow)
 
 
@@ -102,7 +103,7 @@ def parse_review(body: object) -> ReviewRequest:
         api_version=api_version,
         uid=uid,
         operation=_field(request, "operation", str, required=False),
-        kind=kind,
+        kind=Kind.of(kind),
         namespace=_field(request, "namespace", str, required=False),
         name=_field(request, "name", str, required=False),
         dry_run=_field(request, "dryRun", bool, required=False),
@@ -116,7 +117,7 @@ def _compact(value: object) -> bytes:
 
 def audit_annotations(decision: Decision) -> dict[str, str]:
     """Short keys: the API server prefixes each with the webhook's name."""
-    audit = {"decision": decision.decision, "reason": decision.reason}
+    audit = {"decision": str(decision.action), "reason": str(decision.reason)}
     if decision.rules:
         audit["rules"] = ";".join(f"{name}={'+'.join(r)}" for name, r in decision.rules.items())
     return audit
@@ -129,28 +130,14 @@ def allow(
 
     `encode` renders the patch as compact JSON; the server hands in a faster encoder.
     """
-    response: AdmissionResponse = {
-        "uid": review.uid,
-        "allowed": True,
-        **_decided(decision, encode),
-    }
-    return _envelope(review, response)
-
-
-@lru_cache(maxsize=DECISION_CACHE_SIZE)
-def _decided(decision: Decision, encode: Callable[[Any], bytes]) -> ResponseFields:
-    """What a response says for a decision, whatever the request: built once per decision.
-
-    Shared between responses, so only ever read (serialised).
-    """
-    fields: ResponseFields = {}
+    response: AdmissionResponse = {"uid": review.uid, "allowed": True}
     if decision.patch:
-        fields["patchType"] = "JSONPatch"
-        fields["patch"] = base64.b64encode(encode(decision.patch)).decode()
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(encode(to_json(decision.patch))).decode()
     if decision.warnings:
-        fields["warnings"] = list(decision.warnings)
-    fields["auditAnnotations"] = audit_annotations(decision)
-    return fields
+        response["warnings"] = list(decision.warnings)
+    response["auditAnnotations"] = audit_annotations(decision)
+    return _envelope(review, response)
 
 
 def failed(review: ReviewRequest, *, message: str, deny: bool) -> AdmissionReviewResponse:
@@ -159,7 +146,7 @@ def failed(review: ReviewRequest, *, message: str, deny: bool) -> AdmissionRevie
     if deny:
         response["status"] = {"code": 500, "message": message}
     else:
-        response["warnings"] = [f"{keys.PREFIX}: internal error, pod admitted unchanged"]
+        response["warnings"] = [f"{PREFIX}: internal error, pod admitted unchanged"]
     response["auditAnnotations"] = {"decision": "error", "reason": message[:200]}
     return _envelope(review, response)
 

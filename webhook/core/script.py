@@ -20,7 +20,7 @@ from typing import Final
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
-from webhook import keys
+from webhook.core.names import Rule
 
 _BASH: Final = Language(tree_sitter_bash.language())
 _VLLM: Final = "vllm.entrypoints"
@@ -46,7 +46,7 @@ class ScriptRewrite:
     """The outcome for one script: the new text, or why there is none."""
 
     script: str | None
-    rules: tuple[str, ...]
+    rules: tuple[Rule, ...]
     detail: str
 
 
@@ -153,13 +153,13 @@ def rewrite_script(script: str) -> ScriptRewrite:
     if launch is None:
         return ScriptRewrite(None, (), "no server launch command found in the script")
     edits = [launch]
-    rules = [keys.RULE_SCRIPT_TO_COMMAND]
+    rules = [Rule.SCRIPT_TO_COMMAND]
     if launch.text:
-        rules.append(keys.RULE_FORWARD_ARGS)
+        rules.append(Rule.FORWARD_ARGS)
     model = [edit for edit in _model_edits(root, source) if edit.end <= launch.start]
     if model:
         edits.extend(model)
-        rules.append(keys.RULE_MODEL_DEFAULT)
+        rules.append(Rule.MODEL_DEFAULT)
     for edit in sorted(edits, key=lambda e: e.start, reverse=True):
         source = source[: edit.start] + edit.text + source[edit.end :]
     return ScriptRewrite(source.decode("utf-8", "surrogatepass"), tuple(rules), kind)

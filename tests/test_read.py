@@ -1,4 +1,4 @@
-"""PodFacts: what decisions read of a pod, and the decision cache keyed by it."""
+"""read_pod: what decisions read of a pod, so that pods differing elsewhere share a decision."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from tests.support.kserve import example
-from webhook import keys
-from webhook.mutate import decide, mutate, request_facts
-from webhook.preview import Simulation, preview_object
+from webhook.core import names
+from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context
+from webhook.core.mutate import mutate
+from webhook.core.names import Action
+from webhook.core.read import PodFacts, read_pod
+from webhook.offline.preview import preview_object
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -20,6 +23,10 @@ def head_pod() -> dict[str, Any]:
     pod: dict[str, Any] = example("legacy-head-pod.yaml")
     pod["metadata"]["annotations"] = {"team": "a"}
     return pod
+
+
+def facts(pod: dict[str, Any]) -> PodFacts:
+    return read_pod(pod, context=DEFAULT_CONTEXT, options=DEFAULT_OPTIONS)
 
 
 def head(pod: dict[str, Any]) -> dict[str, Any]:
@@ -76,10 +83,10 @@ def script_edit(pod: dict[str, Any]) -> None:
         (set_path("spec", "nodeName", value="gpu-3"), False),
         # What selection, the plans and the patch read.
         (set_path("metadata", "namespace", value="other"), True),
-        (delete("metadata", "labels", keys.ISVC_LABEL), True),
-        (set_path("metadata", "labels", keys.INJECT_LABEL, value=keys.POD_OPT_OUT), True),
-        (set_path("metadata", "annotations", keys.MIRROR_ANNOTATION, value="x"), True),
-        (set_path("metadata", "annotations", keys.STATUS_ANNOTATION, value="{}"), True),
+        (delete("metadata", "labels", names.ISVC_LABEL), True),
+        (set_path("metadata", "labels", names.INJECT_LABEL, value=names.POD_OPT_OUT), True),
+        (set_path("metadata", "annotations", names.MIRROR_ANNOTATION, value="x"), True),
+        (set_path("metadata", "annotations", names.STATUS_ANNOTATION, value="{}"), True),
         (delete("metadata", "annotations"), True),
         (sidecar_first, True),
         (more_user_args, True),
@@ -91,25 +98,23 @@ def test_facts_hold_what_decisions_read(edit: Edit, changes_facts: bool) -> None
     pod = head_pod()
     edited = copy.deepcopy(pod)
     edit(edited)
-    assert (request_facts(edited) != request_facts(pod)) is changes_facts
+    assert (facts(edited) != facts(pod)) is changes_facts
 
 
 def test_pods_of_one_runtime_share_one_decision() -> None:
     first, second = head_pod(), head_pod()
     second["metadata"].update(name="llama-head-other", uid="7e57")
     decision = mutate(first)
-    hits = decide.cache_info().hits
-    assert mutate(second) is decision
-    assert decide.cache_info().hits == hits + 1
-    assert decision.decision == keys.PATCHED
+    assert mutate(second) == decision
+    assert decision.action == Action.PATCHED
 
 
 def test_a_changed_preview_result_leaves_the_shared_decision_alone() -> None:
     pod = head_pod()
     before = mutate(pod)
-    [result] = preview_object(pod, Simulation(namespace="models"))
+    [result] = preview_object(pod, context=Context(namespace="models"))
     head(result["object"])["command"].append("--tampered")
     result["patch"][0]["value"].append("--tampered")
     after = mutate(pod)
-    assert after is before
-    assert "--tampered" not in after.patch[0]["value"]
+    assert after == before
+    assert "--tampered" not in after.patch[0].value

@@ -1,4 +1,4 @@
-"""Running the webhook: both listeners in one event loop, certificate polling, clean shutdown.
+"""The listeners: both served in one event loop, certificate polling, clean shutdown.
 
 Uvicorn serves the HTTPS admission app and the plain-HTTP operations app on sockets bound
 here, so a port of 0 picks a free one and several worker processes can share a port
@@ -21,15 +21,16 @@ from typing import Any
 
 import uvicorn
 
-from webhook import app, certs
-from webhook.coalesce import CoalescingHttpToolsProtocol
-from webhook.config import Settings
+from webhook.adapters import certs
+from webhook.adapters.config import Settings
+from webhook.transport import app
+from webhook.transport.coalesce import CoalescingHttpToolsProtocol
 
-log = logging.getLogger("multinode_webhook.server")
+log = logging.getLogger("multinode_webhook.listeners")
 
 
 class _Uvicorn(uvicorn.Server):
-    """A uvicorn server that leaves signals to `WebhookServer`, which owns two of them."""
+    """A uvicorn server that leaves signals to `Listeners`, which owns two of them."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -56,10 +57,10 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 @dataclass
-class WebhookServer:
-    """One process serving both listeners on already-bound sockets."""
+class Listeners:
+    """One process serving the HTTPS and the plain-HTTP listener on already-bound sockets."""
 
-    state: app.Server
+    state: app.AppState
     https_socket: socket.socket
     http_socket: socket.socket
     started: threading.Event = field(default_factory=threading.Event)
@@ -114,16 +115,15 @@ class WebhookServer:
         finally:
             watcher.cancel()
             self.stop()
-            self.state.review_log.flush()
 
 
-def run(server: WebhookServer) -> None:
+def run(listeners: Listeners) -> None:
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
 
-        uvloop.run(server.serve())
+        uvloop.run(listeners.serve())
     except ImportError:
-        asyncio.run(server.serve())
+        asyncio.run(listeners.serve())
 
 
 def serve(settings: Settings) -> None:
@@ -144,14 +144,14 @@ def serve(settings: Settings) -> None:
             }
         },
     )
-    webhook = WebhookServer(app.Server(settings, tls=tls), https_socket, http_socket)
+    listeners = Listeners(app.AppState(settings, tls=tls), https_socket, http_socket)
     if settings.workers == 1:
-        run(webhook)
+        run(listeners)
         return
     # Forked workers inherit the bound sockets, the loaded certificate and the log setup;
     # each then polls the certificate files and counts its metrics on its own.
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=run, args=(webhook,)) for _ in range(settings.workers)]
+    workers = [context.Process(target=run, args=(listeners,)) for _ in range(settings.workers)]
     for worker in workers:
         worker.start()
 

@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from webhook import keys
-from webhook.mutate import Options
+from webhook.core import names
+from webhook.core.model import Options
 
 MiB = 1024 * 1024
 
@@ -25,10 +25,13 @@ class Settings(BaseSettings):
 
     bind_address: str = Field("0.0.0.0", description="address both listeners bind to")
     https_port: int = Field(
-        keys.HTTPS_PORT, ge=0, le=65535, description="HTTPS port: /mutate, /mutate/shadow, /preview"
+        names.HTTPS_PORT,
+        ge=0,
+        le=65535,
+        description="HTTPS port: /mutate, /mutate/shadow, /preview",
     )
     http_port: int = Field(
-        keys.HTTP_PORT, ge=0, le=65535, description="plain HTTP port: /healthz, /readyz, /metrics"
+        names.HTTP_PORT, ge=0, le=65535, description="plain HTTP port: /healthz, /readyz, /metrics"
     )
     cert_dir: Path | None = Field(
         None,
@@ -54,10 +57,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="log line format")
     workers: int = Field(1, ge=1, le=64, description="server processes sharing the ports")
     containers: tuple[str, ...] = Field(
-        keys.DEFAULT_TARGET_CONTAINERS, description="names of the containers that may be rewritten"
+        names.DEFAULT_TARGET_CONTAINERS, description="names of the containers that may be rewritten"
     )
     own_namespace: str = Field(
-        keys.DEFAULT_OWN_NAMESPACE, description="the webhook's own namespace (never mutated)"
+        names.DEFAULT_OWN_NAMESPACE, description="the webhook's own namespace (never mutated)"
     )
     shutdown_grace_seconds: int = Field(
         25, gt=0, description="how long SIGTERM waits for in-flight reviews before closing"

@@ -1,0 +1,57 @@
+"""The rings of DESIGN §7, enforced: the import-linter contracts in pyproject.toml hold, and each
+kind of breach makes them fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.kserve import REPO
+
+
+def lint_imports(*, cwd: Path, package_root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` with the contracts of `cwd/pyproject.toml`, on the package under
+    `package_root`."""
+    executable = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert executable, "import-linter not installed: pip install -e '.[test]' brings it"
+    env = {**os.environ, "PYTHONPATH": str(package_root)}
+    return subprocess.run(
+        [executable, "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_contracts_hold() -> None:
+    done = lint_imports(cwd=REPO, package_root=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "statement", "contract"),
+    [
+        ("core/names.py", "import webhook.transport.app", "Rings"),
+        ("core/mutate.py", "import webhook.adapters.config", "Rings"),
+        ("core/read.py", "import yaml", "The core is pure"),
+        ("offline/preview.py", "import webhook.adapters.certs", "Rings"),
+        ("offline/migrate.py", "import kubernetes", "Offline front ends"),
+        ("adapters/certs.py", "import webhook.transport.metrics", "Rings"),
+        ("adapters/config.py", "import fastapi", "Adapters hold no web framework"),
+        ("transport/app.py", "import kubernetes", "The Kubernetes client module"),
+    ],
+)
+def test_a_wrong_import_breaks_a_contract(
+    tmp_path: Path, module: str, statement: str, contract: str
+) -> None:
+    shutil.copytree(REPO / "webhook", tmp_path / "webhook")
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "webhook" / module
+    target.write_text(target.read_text() + f"\n{statement}\n")
+    done = lint_imports(cwd=tmp_path, package_root=tmp_path)
+    assert done.returncode != 0, done.stdout
+    broken = [line for line in done.stdout.splitlines() if line.endswith("BROKEN")]
+    assert any(line.startswith(contract) for line in broken), done.stdout

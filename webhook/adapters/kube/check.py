@@ -1,0 +1,223 @@
+"""The read-only cluster report: what the installed webhook covers, whether its TLS is sound,
+and why a given pod was or was not mutated."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.adapters import certs
+from webhook.adapters.kube.client import Cluster, secret_data
+from webhook.adapters.kube.probe import handshake
+from webhook.core.model import Context
+from webhook.core.mutate import mutate
+from webhook.core.names import INJECT_LABEL, STATUS_ANNOTATION, Action, Inject, Mode
+from webhook.core.raw import mapping, string
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of the check report; `ok` False marks a problem."""
+
+    text: str
+    ok: bool = True
+
+
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selector semantics: matchLabels and matchExpressions, all must hold.
+
+    An empty or absent selector matches everything.
+    """
+    selector = mapping(selector)
+    for key, value in mapping(selector.get("matchLabels")).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def install_mode(selector: Mapping[str, Any]) -> str:
+    """How an entry's namespaceSelector selects: opt-in, cluster-wide, or custom."""
+    labels = mapping(selector.get("matchLabels"))
+    if labels.get(INJECT_LABEL) in (Inject.ENABLED, Inject.SHADOW):
+        return Mode.OPT_IN
+    for expression in selector.get("matchExpressions") or []:
+        if expression.get("key") == INJECT_LABEL and expression.get("operator") == "NotIn":
+            return Mode.CLUSTER_WIDE
+    return "custom"
+
+
+def served_certificate_finding(
+    address: tuple[str, int], *, server_name: str, ca_bundle: bytes
+) -> Finding:
+    """Whether the certificate served at `address` verifies as the API server would see it."""
+    host, port = address
+    found = handshake(address, server_name=server_name, ca_bundle=ca_bundle)
+    if found.verified is None:
+        return Finding(
+            f"served certificate at {host}:{port}: not reachable from here ({found.detail}); "
+            "the Secret was checked instead"
+        )
+    if not found.verified:
+        return Finding(
+            f"served certificate at {host}:{port} FAILS against caBundle: {found.detail}",
+            ok=False,
+        )
+    return Finding(
+        f"served certificate at {host}:{port} verifies against caBundle as {server_name}"
+        f" (until {found.expires:%Y-%m-%d})"
+    )
+
+
+def check(
+    cluster: Cluster,
+    *,
+    webhook_config: str,
+    secret: str,
+    namespace: str | None = None,
+    pod: str | None = None,
+    address: tuple[str, int] | None = None,
+    now: dt.datetime | None = None,
+) -> list[Finding]:
+    """What the installed webhook covers, whether its TLS is sound, and what happened to a pod."""
+    now = now or dt.datetime.now(dt.UTC)
+    findings: list[Finding] = []
+    configuration = cluster.webhook_configuration(webhook_config)
+    entries = configuration.get("webhooks") or []
+    findings.append(
+        Finding(f"MutatingWebhookConfiguration {webhook_config}: {len(entries)} entries")
+    )
+    if not entries:
+        return [*findings, Finding("no webhook entries: nothing is mutated", ok=False)]
+    service = mapping(mapping(entries[0].get("clientConfig")).get("service"))
+    service_name, service_ns = string(service.get("name")), string(service.get("namespace"))
+    for entry in entries:
+        client_config = mapping(entry.get("clientConfig"))
+        target = mapping(client_config.get("service"))
+        findings.append(
+            Finding(
+                f"  {entry.get('name')}: {install_mode(mapping(entry.get('namespaceSelector')))}, "
+                f"path {target.get('path', '/')}, failurePolicy {entry.get('failurePolicy')}, "
+                f"timeout {entry.get('timeoutSeconds')}s"
+            )
+        )
+
+    namespaces = {
+        string(mapping(ns.get("metadata")).get("name")): mapping(
+            mapping(ns.get("metadata")).get("labels")
+        )
+        for ns in cluster.namespaces()
+    }
+    mutated, shadowed = _covered(entries, namespaces)
+    shown = [namespace] if namespace else sorted(namespaces)
+    findings.append(
+        Finding("namespaces mutated: " + (", ".join(n for n in shown if n in mutated) or "none"))
+    )
+    findings.append(
+        Finding("namespaces in shadow: " + (", ".join(n for n in shown if n in shadowed) or "none"))
+    )
+
+    ca_bundle = base64.b64decode(
+        string(mapping(entries[0].get("clientConfig")).get("caBundle")) or ""
+    )
+    findings.extend(_certificate_findings(cluster, ca_bundle, service_ns, secret, now))
+    if service_name and ca_bundle:
+        server_name = f"{service_name}.{service_ns}.svc"
+        findings.append(
+            served_certificate_finding(
+                address or (server_name, int(service.get("port") or 443)),
+                server_name=server_name,
+                ca_bundle=ca_bundle,
+            )
+        )
+    if pod:
+        if not namespace:
+            return [*findings, Finding("--pod needs --namespace", ok=False)]
+        findings.append(
+            _pod_finding(
+                cluster.pod(namespace, pod),
+                namespace,
+                mutated=namespace in mutated,
+                shadowed=namespace in shadowed,
+            )
+        )
+    return findings
+
+
+def _covered(
+    entries: list[Any], namespaces: Mapping[str, Mapping[str, str]]
+) -> tuple[set[str], set[str]]:
+    mutated: set[str] = set()
+    shadowed: set[str] = set()
+    for entry in entries:
+        path = mapping(mapping(entry.get("clientConfig")).get("service")).get("path", "")
+        into = shadowed if str(path).endswith("/shadow") else mutated
+        selector = mapping(entry.get("namespaceSelector"))
+        into.update(
+            n for n, labels in namespaces.items() if label_selector_matches(selector, labels)
+        )
+    return mutated, shadowed
+
+
+def _certificate_findings(
+    cluster: Cluster, ca_bundle: bytes, namespace: str, secret: str, now: dt.datetime
+) -> list[Finding]:
+    if not ca_bundle:
+        return [Finding("caBundle is empty: the API server cannot verify the webhook", ok=False)]
+    data = secret_data(cluster.secret(namespace, secret))
+    cert = data.get(certs.CERT_FILE)
+    if not cert:
+        return [Finding(f"Secret {namespace}/{secret} has no tls.crt", ok=False)]
+    expires = certs.not_after(cert)
+    days = (expires - now).days
+    findings = [
+        Finding(
+            f"Secret {namespace}/{secret}: certificate valid until {expires:%Y-%m-%d} "
+            f"({days} days)",
+            ok=days > 0,
+        )
+    ]
+    if certs.issued_by(cert, ca_bundle):
+        findings.append(Finding("caBundle verifies the Secret's certificate"))
+    else:
+        findings.append(Finding("caBundle does NOT verify the Secret's certificate", ok=False))
+    return findings
+
+
+def _pod_finding(
+    pod: Mapping[str, Any], namespace: str, *, mutated: bool, shadowed: bool
+) -> Finding:
+    name = f"Pod {namespace}/{mapping(pod.get('metadata')).get('name')}"
+    annotations = mapping(mapping(pod.get("metadata")).get("annotations"))
+    status = annotations.get(STATUS_ANNOTATION)
+    if status:
+        return Finding(f"{name} was mutated: {status}")
+    if not (mutated or shadowed):
+        return Finding(
+            f"{name} was not mutated: its namespace is not selected "
+            f"(label it {INJECT_LABEL}={Inject.ENABLED})",
+            ok=False,
+        )
+    decision = mutate(pod, context=Context(namespace=namespace, shadow=shadowed and not mutated))
+    if decision.action in (Action.PATCHED, Action.SHADOW):
+        why = (
+            "its namespace is in shadow"
+            if decision.action is Action.SHADOW
+            else "the webhook was not called or failed open (see its logs and metrics)"
+        )
+        return Finding(f"{name} was not mutated but would be: {why}", ok=False)
+    return Finding(f"{name} was not mutated: {decision.action} ({decision.reason})")

@@ -1,0 +1,151 @@
+"""The Kubernetes client: credentials, and the few API calls the tools make, on raw JSON.
+
+The only module that imports `kubernetes`. Objects are read and written as raw JSON
+(`_preload_content=False`), never through the client's models, which drop the fields they do
+not know.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from webhook.core.patch import PatchOp, to_json
+from webhook.core.raw import mapping, string
+
+SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+NOT_FOUND: Final = 404
+
+
+class KubeError(RuntimeError):
+    """An API call failed; the message says which and why, in one line. `status` is the HTTP
+    status the API server answered, None when there was no answer."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """In-cluster credentials in a pod, else the kubeconfig (given, $KUBECONFIG or ~/.kube)."""
+    if kubeconfig is None and context is None:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context
+        )
+    except (config.ConfigException, OSError) as error:
+        raise KubeError(f"no cluster credentials: {error}") from None
+    return client.ApiClient()
+
+
+def current_namespace() -> str | None:
+    """$POD_NAMESPACE, else the namespace of the pod's service account, else None."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _api_reason(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "").get("message") or error.reason)
+    except (TypeError, ValueError):
+        return str(error.reason)
+
+
+def secret_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """A Secret's `data`, decoded; entries that are not base64 are left out."""
+    data = mapping(mapping(secret).get("data"))
+    decoded: dict[str, bytes] = {}
+    for key, value in data.items():
+        try:
+            decoded[key] = base64.b64decode(string(value), validate=True)
+        except ValueError:
+            continue
+    return decoded
+
+
+class Cluster:
+    """The few API calls the webhook's tools make, on raw JSON."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
+
+    @staticmethod
+    def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = method(*args, _preload_content=False, **kwargs)
+        except ApiException as error:
+            raise KubeError(
+                f"{what}: {error.status} {_api_reason(error)}", status=error.status
+            ) from None
+        found: dict[str, Any] = json.loads(response.data)
+        return found
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret, or None when there is none."""
+        try:
+            return self._call(
+                f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+            )
+        except KubeError as error:
+            if error.status == NOT_FOUND:
+                return None
+            raise
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        self._call(
+            f"create Secret {namespace}/{name}", self.core.create_namespaced_secret, namespace, body
+        )
+
+    def replace_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        self._call(
+            f"update Secret {namespace}/{name}",
+            self.core.replace_namespaced_secret,
+            name,
+            namespace,
+            body,
+        )
+
+    def webhook_configuration(self, name: str) -> dict[str, Any]:
+        return self._call(
+            f"read MutatingWebhookConfiguration {name}",
+            self.admission.read_mutating_webhook_configuration,
+            name,
+        )
+
+    def patch_webhook_configuration(self, name: str, ops: Sequence[PatchOp]) -> None:
+        self._call(
+            f"patch MutatingWebhookConfiguration {name}",
+            self.admission.patch_mutating_webhook_configuration,
+            name,
+            to_json(ops),
+        )
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._call("list Namespaces", self.core.list_namespace).get(
+            "items", []
+        )
+        return items
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._call(
+            f"read Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace
+        )

@@ -1,0 +1,90 @@
+"""Every name the webhook shares with Kubernetes, KServe and its own manifests, and the words
+of its domain (actions, reasons, verdicts, modes, rules) as enums.
+
+Manifests, docs and tests compare against these, so a name changes in one place. The enums
+are `StrEnum`s: each member is its wire string, so it is written to JSON, logs and metrics as
+is, and a misspelled member is a type error rather than a silent mismatch.
+"""
+
+from enum import StrEnum
+from typing import Final
+
+PREFIX: Final = "multinode-webhook.io"
+
+# Namespace label (selection) and pod opt-out label share one key.
+INJECT_LABEL: Final = f"{PREFIX}/inject"
+POD_OPT_OUT: Final = "false"
+
+STATUS_ANNOTATION: Final = f"{PREFIX}/status"
+
+DEFAULT_OWN_NAMESPACE: Final = "multinode-webhook"
+SYSTEM_NAMESPACES: Final = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+HTTPS_PORT: Final = 8443
+HTTP_PORT: Final = 8080
+
+# KServe facts.
+ISVC_LABEL: Final = "serving.kserve.io/inferenceservice"
+HEAD_CONTAINER: Final = "kserve-container"
+WORKER_CONTAINER: Final = "worker-container"
+DEFAULT_TARGET_CONTAINERS: Final = (HEAD_CONTAINER, WORKER_CONTAINER)
+
+# Kubernetes facts.
+MIRROR_ANNOTATION: Final = "kubernetes.io/config.mirror"
+BASH_PATHS: Final = ("bash", "/bin/bash", "/usr/bin/bash", "/usr/local/bin/bash")
+CREATE: Final = "CREATE"
+
+
+class Inject(StrEnum):
+    """Values of the namespace label `multinode-webhook.io/inject`."""
+
+    ENABLED = "enabled"
+    SHADOW = "shadow"
+    DISABLED = "disabled"
+
+
+class Mode(StrEnum):
+    """How the installation selects namespaces."""
+
+    OPT_IN = "opt-in"
+    CLUSTER_WIDE = "cluster-wide"
+
+
+class Action(StrEnum):
+    """What admission does to a pod (DESIGN §4, "Decisions")."""
+
+    PATCHED = "patched"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    SHADOW = "shadow"
+
+
+class Reason(StrEnum):
+    """Why, in the order selection tests them (DESIGN §4); the last four also classify a
+    container."""
+
+    NAMESPACE_NOT_SELECTED = "namespace-not-selected"
+    NOT_POD_CREATE = "not-pod-create"
+    SYSTEM_NAMESPACE = "system-namespace"
+    MIRROR_POD = "mirror-pod"
+    POD_OPTED_OUT = "pod-opted-out"
+    NOT_KSERVE = "not-kserve"
+    ALREADY_MIGRATED = "already-migrated"
+    NOT_A_TARGET = "not-a-target"
+    NO_LAUNCH_COMMAND = "no-launch-command"
+    LEGACY_SHAPE = "legacy-shape"
+
+
+class Verdict(StrEnum):
+    """The verdict of one selection step; a container's step has its `Reason` instead."""
+
+    PASS = "pass"
+    SKIP = "skip"
+
+
+class Rule(StrEnum):
+    """Rules the rewrite applies, as named in the status annotation and audit annotations."""
+
+    SCRIPT_TO_COMMAND = "script-to-command"
+    FORWARD_ARGS = "forward-args"
+    MODEL_DEFAULT = "model-default"

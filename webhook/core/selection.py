@@ -1,0 +1,132 @@
+"""Whether and why a pod is rewritten: all of DESIGN §4, steps 0 to 6, in one function.
+
+`select` answers for `/mutate`, `/mutate/shadow`, `/preview` and the CLI alike, from the pod's
+facts only. Step 0 (the namespace test) runs only when the caller knows the namespace's labels:
+in admission the API server's namespaceSelector has done it already. Step 6 classifies every
+target-named container with the container rewrite's own plan, so the verdict and the rewrite
+can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webhook.core.model import ContainerPlan, TraceStep
+from webhook.core.names import (
+    CREATE,
+    INJECT_LABEL,
+    ISVC_LABEL,
+    MIRROR_ANNOTATION,
+    POD_OPT_OUT,
+    STATUS_ANNOTATION,
+    SYSTEM_NAMESPACES,
+    Action,
+    Inject,
+    Mode,
+    Reason,
+    Verdict,
+)
+from webhook.core.read import PodFacts
+from webhook.core.rewrite import plan_container, previous_rules
+
+# When no container is rewritten, the first of these outcomes present names the pod's reason.
+_UNCHANGED_PRECEDENCE = (Reason.NO_LAUNCH_COMMAND, Reason.ALREADY_MIGRATED)
+
+
+@dataclass(frozen=True, slots=True)
+class Positioned:
+    """A container's plan and its index in `spec.containers`."""
+
+    position: int
+    plan: ContainerPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The verdict: what admission does, why, the trace that led there, and (from step 6 on)
+    the plan of every target-named container."""
+
+    action: Action
+    reason: Reason
+    trace: tuple[TraceStep, ...]
+    plans: tuple[Positioned, ...] = ()
+
+    @property
+    def targets(self) -> tuple[Positioned, ...]:
+        """The containers that are rewritten."""
+        return tuple(p for p in self.plans if p.plan.outcome is Reason.LEGACY_SHAPE)
+
+
+def namespace_verdict(inject: str | None, mode: Mode) -> tuple[bool, bool, str]:
+    """(selected, shadow, detail) for a namespace with this inject label under this mode."""
+    if inject == Inject.DISABLED:
+        return False, False, f"{INJECT_LABEL}={inject}"
+    if inject == Inject.SHADOW:
+        return True, True, f"{INJECT_LABEL}={inject}"
+    if inject == Inject.ENABLED:
+        return True, False, f"{INJECT_LABEL}={inject}"
+    if mode == Mode.CLUSTER_WIDE:
+        return True, False, f"{mode} install and no {INJECT_LABEL}={Inject.DISABLED}"
+    return False, False, f"{mode} install and no {INJECT_LABEL} label"
+
+
+def select(facts: PodFacts) -> Selection:
+    """Run the selection steps in order; the first that matches decides."""
+    trace: list[TraceStep] = []
+
+    def step(reason: Reason, skipped: bool, detail: str) -> bool:
+        trace.append(TraceStep(reason, Verdict.SKIP if skipped else Verdict.PASS, detail))
+        return skipped
+
+    def skip(reason: Reason) -> Selection:
+        return Selection(Action.SKIPPED, reason, tuple(trace))
+
+    # Steps 0 to 5: is this pod ours to look at?
+    shadow = facts.shadow
+    if facts.namespace_labels_known:
+        selected, shadow_namespace, detail = namespace_verdict(facts.namespace_inject, facts.mode)
+        shadow = shadow or shadow_namespace
+        if step(Reason.NAMESPACE_NOT_SELECTED, not selected, detail):
+            return skip(Reason.NAMESPACE_NOT_SELECTED)
+
+    kind = facts.kind
+    create_pod = kind.is_pod and facts.operation == CREATE
+    if step(Reason.NOT_POD_CREATE, not create_pod, f"{facts.operation} {kind}"):
+        return skip(Reason.NOT_POD_CREATE)
+
+    namespace = facts.namespace
+    system = namespace in SYSTEM_NAMESPACES or namespace == facts.own_namespace
+    if step(Reason.SYSTEM_NAMESPACE, system, f"namespace {namespace or '(none)'}"):
+        return skip(Reason.SYSTEM_NAMESPACE)
+
+    mirror = facts.mirror
+    if step(Reason.MIRROR_POD, mirror, f"{MIRROR_ANNOTATION} {'set' if mirror else 'absent'}"):
+        return skip(Reason.MIRROR_POD)
+
+    opt_detail = f'{INJECT_LABEL}="{facts.inject or ""}"'
+    if step(Reason.POD_OPTED_OUT, facts.inject == POD_OPT_OUT, opt_detail):
+        return skip(Reason.POD_OPTED_OUT)
+
+    isvc = facts.isvc
+    isvc_detail = f"{ISVC_LABEL}={isvc}" if isvc is not None else f"no {ISVC_LABEL}"
+    if step(Reason.NOT_KSERVE, isvc is None, isvc_detail):
+        return skip(Reason.NOT_KSERVE)
+
+    # Step 6: is any container in the legacy shape?
+    recorded = previous_rules(facts.status)
+    plans: list[Positioned] = []
+    for container in facts.containers:
+        name = container.name
+        if name in recorded:
+            plan = ContainerPlan(name, Reason.ALREADY_MIGRATED, f"{STATUS_ANNOTATION} names it")
+        else:
+            plan = plan_container(container)
+        trace.append(TraceStep(f"container/{name}", plan.outcome, plan.detail))
+        plans.append(Positioned(container.position, plan))
+
+    outcomes = {positioned.plan.outcome for positioned in plans}
+    if Reason.LEGACY_SHAPE in outcomes:
+        action = Action.SHADOW if shadow else Action.PATCHED
+        return Selection(action, Reason.LEGACY_SHAPE, tuple(trace), tuple(plans))
+    reason = next((r for r in _UNCHANGED_PRECEDENCE if r in outcomes), Reason.NOT_A_TARGET)
+    return Selection(Action.UNCHANGED, reason, tuple(trace), tuple(plans))

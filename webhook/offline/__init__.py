@@ -1,0 +1,1 @@
+"""Offline front ends on the core: preview, runtime migration, and document I/O."""

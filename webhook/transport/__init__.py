@@ -1,0 +1,1 @@
+"""Transport: the ASGI apps, the listeners that serve them, logs and metrics."""
