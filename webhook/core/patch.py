@@ -1,17 +1,23 @@
 """RFC 6902 JSON Patch operations and RFC 6901 pointers, built explicitly, never diffed.
 
-An operation is immutable down to its value (lists held as tuples, objects as read-only
-mappings), so one patch can be shared by every pod that gets it. `to_json` gives the wire form:
-fresh lists and dicts that a caller may encode, apply or change.
+An operation is immutable and hashable down to its value (arrays held as tuples, objects as
+`JsonObject`s), so one patch can be shared by every pod that gets it and cached by its value.
+`to_json` gives the wire form: fresh lists and dicts that a caller may encode, apply or change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, NotRequired, TypedDict
 
 OpName = Literal["add", "remove", "replace", "test"]
+
+
+class JsonObject(tuple[tuple[str, Any], ...]):
+    """A JSON object, frozen: its (key, value) pairs in order. A tuple, so hashable; a type of
+    its own, so it is told apart from an array when thawed."""
+
+    __slots__ = ()
 
 
 class PatchOp(NamedTuple):
@@ -42,17 +48,20 @@ def pointer(*tokens: str | int) -> str:
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+        return JsonObject((key, _freeze(item)) for key, item in value.items())
     if isinstance(value, list | tuple):
         return tuple(_freeze(item) for item in value)
     return value
 
 
 def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(item) for item in value]
+    # Exact type tests, strings first: this runs on every patched review, and the ABC check
+    # of `Mapping` costs more than the copy itself.
+    kind = type(value)
+    if kind is tuple:
+        return [item if type(item) is str else _thaw(item) for item in value]
+    if kind is JsonObject:
+        return {key: _thaw(item) for key, item in value}
     return value
 
 

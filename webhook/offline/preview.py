@@ -7,7 +7,6 @@ patch (its pointers relative to the object given), the resulting object and a un
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 from collections.abc import Mapping
@@ -104,9 +103,7 @@ def _result(obj: Any, kind: str, decision: Decision) -> Result:
 
 def _simulated(context: Context, *, namespace: str, **request: Any) -> Context:
     """The request for one object: the simulated namespace, else the object's, else default."""
-    return dataclasses.replace(
-        context, namespace=context.namespace or namespace or "default", **request
-    )
+    return context._replace(namespace=context.namespace or namespace or "default", **request)
 
 
 def preview_object(

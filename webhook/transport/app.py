@@ -203,7 +203,7 @@ class AdmissionHandler:
             elapsed = time.perf_counter() - started
             if elapsed > self.state.settings.deadline_seconds:
                 raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
-            return admission.allow(request, decision, encode=orjson.dumps), decision
+            return admission.allow(request, decision), decision
         except Exception as error:
             log.exception("review failed", extra={"fields": {"uid": request.uid}})
             message = f"multinode-webhook internal error: {type(error).__name__}"
