@@ -12,7 +12,7 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.support.kserve import EXAMPLES, example
+from tests.support.builders import EXAMPLES, example
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from celpy.adapter import json_to_cel
 
-from tests.support.kserve import REPO, example
+from tests.support.builders import REPO, TESTDATA
 from webhook.adapters import certs
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
@@ -218,12 +218,9 @@ def test_match_conditions_let_through_every_pod_the_webhook_patches() -> None:
     ]
     programs = _cel(entries[0])
     pods = [
-        example("legacy-head-pod.yaml"),
-        example("legacy-worker-pod.yaml"),
-        *(
-            yaml.safe_load(p.read_text())
-            for p in (REPO / "tests" / "fixtures" / "pods").glob("*.yaml")
-        ),
+        yaml.safe_load(p.read_text())
+        for p in (TESTDATA / "pods").glob("*.yaml")
+        if not p.name.endswith(".golden.yaml")
     ]
     patched = [pod for pod in pods if mutate(pod).action == Action.PATCHED]
     assert len(patched) >= 6

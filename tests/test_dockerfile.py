@@ -1,13 +1,32 @@
-"""The Dockerfile passes hadolint with nothing at or above warning."""
+"""The image: the Dockerfile passes hadolint, runs the CLI's `serve` as a non-root user, and what
+it installs (`pip install .`) holds every module of the package."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
-from tests.support.kserve import REPO
+from tests.support.builders import REPO
+from webhook.cli import parser
+
+
+def final_stage() -> dict[str, str]:
+    """The last value of each instruction in the Dockerfile's final stage."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    stage: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instruction, _, value = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            stage = {}
+        stage[instruction.upper()] = value.strip()
+    return stage
 
 
 def test_hadolint_finds_nothing() -> None:
@@ -24,8 +43,27 @@ def test_hadolint_finds_nothing() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_image_runs_the_cli_as_a_non_root_user() -> None:
-    text = (REPO / "Dockerfile").read_text()
-    assert 'ENTRYPOINT ["multinode-webhook"]' in text
-    assert 'CMD ["serve"]' in text
-    assert "USER 65532:65532" in text
+def test_the_image_serves_with_the_console_script_as_a_non_root_user() -> None:
+    stage = final_stage()
+    entrypoint, command = json.loads(stage["ENTRYPOINT"]), json.loads(stage["CMD"])
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert entrypoint == ["multinode-webhook"]
+    assert scripts[entrypoint[0]] == "webhook.cli:main"
+    assert parser().parse_args(command).command == "serve"
+    user, _, group = stage["USER"].partition(":")
+    assert user.isdigit(), stage["USER"]
+    assert int(user) > 0
+    assert not group or int(group) > 0
+
+
+def test_the_installed_package_holds_every_module(tmp_path: Path) -> None:
+    wheel = ["wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", *wheel, str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    [built] = tmp_path.glob("*.whl")
+    packaged = {name for name in zipfile.ZipFile(built).namelist() if name.endswith(".py")}
+    sources = {str(p.relative_to(REPO)) for p in (REPO / "webhook").rglob("*.py")}
+    assert sources <= packaged, sorted(sources - packaged)

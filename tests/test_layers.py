@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kserve import REPO
+from tests.support.builders import REPO
 
 
 def lint_imports(*, cwd: Path, package_root: Path) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from tests.support.kserve import REPO
+from tests.support.builders import REPO
 from webhook import __version__
 
 

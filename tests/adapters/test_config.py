@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support.kserve import REPO
+from tests.support.builders import REPO
 from webhook.adapters.config import Settings
 from webhook.cli import parser
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.support import fakeapi, servers
-from tests.support.kserve import REPO, example
+from tests.support.builders import REPO, data_pod, example
 from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import bootstrap
 from webhook.adapters.kube.check import Finding, check
@@ -262,7 +262,7 @@ def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> 
             _pod(
                 api,
                 "models",
-                yaml.safe_load((REPO / "tests/fixtures/pods/already-migrated.yaml").read_text()),
+                data_pod("already-migrated"),
             ),
         ): ("unchanged (already-migrated)", True),
     }

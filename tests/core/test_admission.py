@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import jsonpatch
 import pytest
 
-from tests.support.kserve import example
+from tests.support.builders import review
 from webhook.core.admission import ReviewError, allow, failed, parse_review
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.patch import to_json
-
-
-def review(api_version: str = "admission.k8s.io/v1", **request: Any) -> dict[str, Any]:
-    body = {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "operation": "CREATE",
-        "namespace": "models",
-        "object": example("legacy-head-pod.yaml"),
-        **request,
-    }
-    return {"apiVersion": api_version, "kind": "AdmissionReview", "request": body}
 
 
 @pytest.mark.parametrize(
@@ -52,7 +39,7 @@ def test_malformed_reviews_are_named(body: object, message: str) -> None:
 
 @pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
 def test_patched_response_echoes_uid_and_version(api_version: str) -> None:
-    request = parse_review(review(api_version))
+    request = parse_review(review(api_version=api_version))
     decision = mutate(request.pod, context=request.context())
     response = allow(request, decision)
     assert response["apiVersion"] == api_version

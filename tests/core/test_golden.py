@@ -1,8 +1,8 @@
 """Golden files: each input pod and the pod admission makes of it.
 
-Inputs are `examples/*-pod.yaml` and `tests/fixtures/pods/*.yaml`; goldens sit in
-`tests/golden/` under the input's name. `UPDATE_GOLDEN=1 pytest tests/test_golden.py` rewrites
-them; a golden with no input fails as stale.
+Every `tests/testdata/pods/NAME.yaml` is a case (the example pods are linked in from
+`examples/`); its golden is `NAME.golden.yaml` beside it. `UPDATE_GOLDEN=1 pytest
+tests/core/test_golden.py` rewrites them; a golden with no input fails as stale.
 """
 
 from __future__ import annotations
@@ -15,23 +15,27 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.support.kserve import EXAMPLES
+from tests.support.builders import TESTDATA
 from webhook.core.mutate import mutate
 from webhook.core.names import Action
 from webhook.core.patch import to_json
 from webhook.offline import documents
 
-HERE = Path(__file__).parent
-GOLDEN = HERE / "golden"
-INPUTS = sorted([*EXAMPLES.glob("*-pod.yaml"), *(HERE / "fixtures" / "pods").glob("*.yaml")])
+PODS = TESTDATA / "pods"
+SUFFIX = ".golden.yaml"
+INPUTS = sorted(p for p in PODS.glob("*.yaml") if not p.name.endswith(SUFFIX))
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def golden_of(source: Path) -> Path:
+    return source.with_name(source.name.removesuffix(".yaml") + SUFFIX)
 
 
 def outcome(pod: Any) -> dict[str, Any]:
     decision = mutate(pod)
     return {
-        "decision": decision.action,
-        "reason": decision.reason,
+        "decision": str(decision.action),
+        "reason": str(decision.reason),
         "warnings": list(decision.warnings),
         "object": jsonpatch.apply_patch(pod, to_json(decision.patch)),
     }
@@ -39,7 +43,7 @@ def outcome(pod: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("source", INPUTS, ids=lambda p: p.name)
 def test_golden(source: Path) -> None:
-    golden = GOLDEN / source.name
+    golden = golden_of(source)
     actual = outcome(yaml.safe_load(source.read_text()))
     if UPDATE:
         golden.write_text(documents.dump(actual))
@@ -50,12 +54,12 @@ def test_golden(source: Path) -> None:
 @pytest.mark.parametrize("source", INPUTS, ids=lambda p: p.name)
 def test_golden_is_a_fixed_point(source: Path) -> None:
     """Feeding the expected pod back in changes nothing."""
-    expected = yaml.safe_load((GOLDEN / source.name).read_text())
+    expected = yaml.safe_load(golden_of(source).read_text())
     again = mutate(expected["object"])
     assert again.patch == ()
     assert again.action == Action.UNCHANGED or expected["decision"] == Action.SKIPPED
 
 
 def test_no_stale_goldens() -> None:
-    stale = {p.name for p in GOLDEN.glob("*.yaml")} - {p.name for p in INPUTS}
+    stale = {p.name for p in PODS.glob("*" + SUFFIX)} - {golden_of(p).name for p in INPUTS}
     assert not stale, f"goldens without an input: {sorted(stale)}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonpatch
 
-from tests.support.kserve import example
+from tests.support.builders import example
 from webhook.core import names
 from webhook.core.model import Context, Options
 from webhook.core.mutate import WARNING_LIMIT, mutate

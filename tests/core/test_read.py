@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.kserve import example
+from tests.support.builders import example
 from webhook.core import names
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context
 from webhook.core.mutate import mutate

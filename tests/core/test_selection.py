@@ -6,29 +6,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.builders import LEGACY_HEAD, pod
 from webhook.core import names
 from webhook.core.model import Context, Kind
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode, Reason
-
-LEGACY = {
-    "name": names.HEAD_CONTAINER,
-    "command": ["bash", "-c"],
-    "args": ["python -m huggingfaceserver --x\n", "--user"],
-}
-
-
-def pod(
-    *,
-    labels: dict[str, str] | None = None,
-    annotations: dict[str, str] | None = None,
-    containers: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": "p", "labels": {names.ISVC_LABEL: "m", **(labels or {})}}
-    if annotations is not None:
-        metadata["annotations"] = annotations
-    return {"metadata": metadata, "spec": {"containers": containers or [dict(LEGACY)]}}
-
 
 DEPLOYMENT = Kind("apps", "v1", "Deployment")
 
@@ -92,28 +74,28 @@ CASES = [
     ),
     (
         "not-kserve",
-        {"metadata": {"name": "p"}, "spec": {"containers": [LEGACY]}},
+        {"metadata": {"name": "p"}, "spec": {"containers": [LEGACY_HEAD]}},
         Context(namespace="ns"),
         Action.SKIPPED,
         Reason.NOT_KSERVE,
     ),
     (
         "no-target-container",
-        pod(containers=[{**LEGACY, "name": "transformer"}]),
+        pod(containers=[{**LEGACY_HEAD, "name": "transformer"}]),
         Context(namespace="ns"),
         Action.UNCHANGED,
         Reason.NOT_A_TARGET,
     ),
     (
         "script-in-command",
-        pod(containers=[{**LEGACY, "command": ["bash", "-c", "x", "y"]}]),
+        pod(containers=[{**LEGACY_HEAD, "command": ["bash", "-c", "x", "y"]}]),
         Context(namespace="ns"),
         Action.UNCHANGED,
         Reason.ALREADY_MIGRATED,
     ),
     (
         "no-launch",
-        pod(containers=[{**LEGACY, "args": ["echo hi\n"]}]),
+        pod(containers=[{**LEGACY_HEAD, "args": ["echo hi\n"]}]),
         Context(namespace="ns"),
         Action.UNCHANGED,
         Reason.NO_LAUNCH_COMMAND,

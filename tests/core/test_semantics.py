@@ -8,7 +8,7 @@ import jsonpatch
 import pytest
 
 from tests.support import kubelet
-from tests.support.kserve import example
+from tests.support.builders import example
 from tests.support.proof import assert_args_forwarded
 from webhook.core import names
 from webhook.core.mutate import mutate

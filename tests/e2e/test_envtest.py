@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
-from tests.support.kserve import REPO, example
+from tests.support.builders import REPO, example
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from tests.support.kserve import build_pod, example
+from tests.support.builders import example
+from tests.support.kserve import build_pod
 from webhook.core import names
 from webhook.core.mutate import mutate
 from webhook.core.names import Reason

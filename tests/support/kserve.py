@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.builders import REPO
 from webhook.core import names
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 CORPUS = REPO.parent / "shared" / "fixtures" / "kserve-runtimes"
 
 ISVC = "llama"
@@ -141,8 +140,3 @@ def corpus_pods() -> Iterator[tuple[Path, str, dict[str, Any]]]:
                 if role == "worker" and not runtime["spec"].get("workerSpec"):
                     continue
                 yield path, role, build_pod(runtime, role=role, user_args=["--max-model-len=4096"])
-
-
-def example(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
-    return loaded

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from tests.support.kserve import example
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
 from webhook.transport import app
@@ -114,28 +113,6 @@ def running(
     finally:
         listeners.stop()
         thread.join(15)
-
-
-def review_body(
-    obj: dict[str, Any] | None = None,
-    *,
-    api_version: str = "admission.k8s.io/v1",
-    uid: str = "0d7c5b3e-8c1f-4a55-b0e3-6f1a2b3c4d5e",
-    namespace: str = "models",
-) -> dict[str, Any]:
-    return {
-        "apiVersion": api_version,
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": namespace,
-            "dryRun": False,
-            "object": obj if obj is not None else example("legacy-head-pod.yaml"),
-        },
-    }
 
 
 def free_port() -> int:

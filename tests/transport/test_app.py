@@ -16,8 +16,8 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.support.kserve import EXAMPLES, example
-from tests.support.servers import Running, review_body, running
+from tests.support.builders import EXAMPLES, data_pod, example, review
+from tests.support.servers import Running, running
 from webhook.core import names
 from webhook.core.model import Decision
 from webhook.core.mutate import mutate
@@ -26,9 +26,7 @@ from webhook.offline.preview import preview_object
 
 HEAD = example("legacy-head-pod.yaml")
 WORKER = example("legacy-worker-pod.yaml")
-MIGRATED = yaml.safe_load(
-    (Path(__file__).parent / "fixtures/pods/already-migrated.yaml").read_text()
-)
+MIGRATED = data_pod("already-migrated")
 NOT_KSERVE = {
     "apiVersion": "v1",
     "kind": "Pod",
@@ -80,7 +78,7 @@ def post_review(live: Running, body: Any, path: str = "/mutate") -> dict[str, An
     ids=["head", "worker", "already-migrated", "not-kserve"],
 )
 def test_review(server: Running, api_version: str, pod: dict[str, Any], decision: str) -> None:
-    body = review_body(pod, api_version=api_version, uid=f"uid-{decision}")
+    body = review(pod, api_version=api_version, uid=f"uid-{decision}")
     reply = post_review(server, body)
     assert reply["apiVersion"] == api_version
     assert reply["kind"] == "AdmissionReview"
@@ -101,7 +99,7 @@ def test_review(server: Running, api_version: str, pod: dict[str, Any], decision
 
 
 def test_dry_run_is_answered_the_same(server: Running) -> None:
-    body = review_body(HEAD)
+    body = review(HEAD)
     dry = copy.deepcopy(body)
     dry["request"]["dryRun"] = True
     assert post_review(server, dry)["response"] == post_review(server, body)["response"]
@@ -127,28 +125,26 @@ ERRORS = [
     ("not a review", b'{"kind": "Pod"}', "application/json", 400, 'kind must be "AdmissionReview"'),
     (
         "missing uid",
-        json.dumps(
-            {**review_body(), "request": {**review_body()["request"], "uid": None}}
-        ).encode(),
+        json.dumps({**review(), "request": {**review()["request"], "uid": None}}).encode(),
         "application/json",
         400,
         "request.uid is missing",
     ),
     (
         "missing object",
-        json.dumps({**review_body(), "request": {"uid": "u"}}).encode(),
+        json.dumps({**review(), "request": {"uid": "u"}}).encode(),
         "application/json",
         400,
         "request.object is missing",
     ),
     (
         "wrong content type",
-        json.dumps(review_body()).encode(),
+        json.dumps(review()).encode(),
         "text/plain",
         415,
         "content type must be",
     ),
-    ("no content type", json.dumps(review_body()).encode(), None, 415, "got none"),
+    ("no content type", json.dumps(review()).encode(), None, 415, "got none"),
     (
         "oversized",
         b"{" + b" " * (300 * 1024) + b"}",
@@ -170,12 +166,12 @@ def test_error_matrix(
     reply = _raw(server, "/mutate", body, content_type)
     assert reply.status_code == status
     assert message in reply.json()["error"]
-    assert post_review(server, review_body())["response"]["allowed"] is True  # still serving
+    assert post_review(server, review())["response"]["allowed"] is True  # still serving
 
 
 @pytest.mark.parametrize("fault", ["raise", "slow"])
 def test_internal_error_fails_open(server: Running, fault: str) -> None:
-    response = post_review(server, review_body(_labelled(fault)))["response"]
+    response = post_review(server, review(_labelled(fault)))["response"]
     assert response["allowed"] is True
     assert "patch" not in response
     assert response["auditAnnotations"]["decision"] == "error"
@@ -184,14 +180,14 @@ def test_internal_error_fails_open(server: Running, fault: str) -> None:
 
 def test_internal_error_denies_when_configured(tmp_path: Path) -> None:
     with running(tmp_path, review=failing_review, on_error="deny") as live:
-        response = post_review(live, review_body(_labelled("raise")))["response"]
+        response = post_review(live, review(_labelled("raise")))["response"]
         assert response["allowed"] is False
         assert response["status"]["code"] == 500
-        assert post_review(live, review_body())["response"]["allowed"] is True
+        assert post_review(live, review())["response"]["allowed"] is True
 
 
 def test_shadow_reports_and_never_patches(server: Running) -> None:
-    response = post_review(server, review_body(HEAD), path="/mutate/shadow")["response"]
+    response = post_review(server, review(HEAD), path="/mutate/shadow")["response"]
     assert response["allowed"] is True
     assert "patch" not in response
     assert "patchType" not in response
@@ -271,7 +267,7 @@ def _metric(text: str, name: str) -> float:
 def test_metrics_move_after_requests(server: Running) -> None:
     with server.ops() as ops:
         before = ops.get("/metrics").text
-        post_review(server, review_body(HEAD))
+        post_review(server, review(HEAD))
         _raw(server, "/mutate", b"", "application/json")
         after = ops.get("/metrics").text
     for family in (
@@ -301,4 +297,4 @@ def test_wrong_method_and_unknown_path(server: Running) -> None:
 
 def test_ip_address_san_verifies(server: Running) -> None:
     with server.client(host="127.0.0.1") as client:
-        assert client.post("/mutate", json=review_body()).status_code == 200
+        assert client.post("/mutate", json=review()).status_code == 200

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.servers import Running, review_body, running
+from tests.support.builders import review
+from tests.support.servers import Running, running
 
 EXAMPLES = 20_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1_500
 ALLOWED = {200, 400, 413, 415}
@@ -32,7 +33,7 @@ json_values = st.recursive(
 
 
 def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    body: dict[str, Any] = review_body()
+    body: dict[str, Any] = review()
     target = body
     for key in path[:-1]:
         target = target[key]
@@ -59,7 +60,7 @@ bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.tuples(st.sampled_from(FIELDS), json_values).map(lambda t: json.dumps(_with(*t)).encode()),
-    st.integers(1, 400).map(lambda n: json.dumps(review_body()).encode()[:-n]),
+    st.integers(1, 400).map(lambda n: json.dumps(review()).encode()[:-n]),
     st.integers(LIMIT - 200, LIMIT + 200).map(
         lambda n: json.dumps(_with(("request", "object", "metadata", "name"), "x" * n)).encode()
     ),
@@ -102,7 +103,7 @@ def test_generated_bodies_get_only_client_errors(
 
 
 def test_valid_review_after_the_fuzz(live: Running, client: httpx.Client) -> None:
-    reply = client.post("/mutate", json=review_body(uid="after"))
+    reply = client.post("/mutate", json=review(uid="after"))
     assert reply.status_code == 200
     assert reply.json()["response"]["uid"] == "after"
     assert reply.json()["response"]["patchType"] == "JSONPatch"

@@ -22,8 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.support import servers
-from tests.support.kserve import REPO
-from tests.support.servers import client_context, review_body, running
+from tests.support.builders import REPO, review
+from tests.support.servers import client_context, running
 from webhook.adapters import certs
 from webhook.transport.listeners import bind
 
@@ -54,7 +54,7 @@ def test_certificate_rotation_under_keep_alive_load(tmp_path: Path) -> None:
             with live.client(second.ca_pem) as client:
                 while not stop.is_set():
                     try:
-                        reply = client.post("/mutate", json=review_body())
+                        reply = client.post("/mutate", json=review())
                         if reply.status_code != 200:
                             failures.append(f"status {reply.status_code}")
                         answered += 1
@@ -136,7 +136,7 @@ def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
         for index in range(6):
             raw = socket.create_connection(("127.0.0.1", https_port))
             tls = client_context(bundle.ca_pem).wrap_socket(raw, server_hostname="localhost")
-            _exchange(tls, json.dumps(review_body(uid=f"burst-{index}")).encode())
+            _exchange(tls, json.dumps(review(uid=f"burst-{index}")).encode())
             connections.append(tls)
         time.sleep(0.3)  # the first review is running, the others are queued behind it
         process.send_signal(signal.SIGTERM)
@@ -241,7 +241,7 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
                 with httpx.Client(verify=verify) as client:  # a new connection each time
                     reply = client.post(
                         f"https://localhost:{https_port}/mutate",
-                        json=review_body(uid=f"w{len(uids)}"),
+                        json=review(uid=f"w{len(uids)}"),
                     )
                 uids.add(reply.json()["response"]["uid"])
             except httpx.TransportError:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kserve import example
-from tests.support.servers import review_body, running
+from tests.support.builders import example, review
+from tests.support.servers import running
 from webhook.transport import logs
 
 FIELDS = {
@@ -79,7 +79,7 @@ def test_the_server_logs_every_review(tmp_path: Path, capsys: pytest.CaptureFixt
     pod = example("legacy-head-pod.yaml")
     del pod["metadata"]["name"]
     pod["metadata"]["generateName"] = "llama-predictor-"
-    body = review_body(pod, uid="logged")
+    body = review(pod, uid="logged")
     body["request"]["dryRun"] = True
     with running(tmp_path, log_level="info") as live, live.client() as client:
         capsys.readouterr()

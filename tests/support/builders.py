@@ -1,0 +1,80 @@
+"""Builders for what the tests feed the webhook: the example and test-data pods, a generic
+KServe-labelled pod, and AdmissionReview bodies around any object."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from webhook.core import names
+
+REPO: Final = Path(__file__).resolve().parents[2]
+EXAMPLES: Final = REPO / "examples"
+TESTDATA: Final = REPO / "tests" / "testdata"
+
+LEGACY_HEAD: Final[dict[str, Any]] = {
+    "name": names.HEAD_CONTAINER,
+    "command": ["bash", "-c"],
+    "args": ["python -m huggingfaceserver --x\n", "--user"],
+}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+def example(name: str) -> dict[str, Any]:
+    """A manifest of `examples/`, freshly loaded."""
+    return _load(EXAMPLES / name)
+
+
+def data_pod(name: str) -> dict[str, Any]:
+    """An input pod of `tests/testdata/pods/`, freshly loaded."""
+    return _load(TESTDATA / "pods" / f"{name}.yaml")
+
+
+def pod(
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    containers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A small KServe pod: the InferenceService label, and a legacy head unless told otherwise."""
+    metadata: dict[str, Any] = {"name": "p", "labels": {names.ISVC_LABEL: "m", **(labels or {})}}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return {
+        "metadata": metadata,
+        "spec": {"containers": containers or [copy.deepcopy(LEGACY_HEAD)]},
+    }
+
+
+def review(
+    obj: dict[str, Any] | None = None,
+    *,
+    api_version: str = "admission.k8s.io/v1",
+    **request: Any,
+) -> dict[str, Any]:
+    """An AdmissionReview of a Pod CREATE in `models` (default object: the example head pod).
+
+    Keyword arguments replace fields of `request`, None included, so a test can send a field
+    that is missing or of the wrong type.
+    """
+    return {
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0d7c5b3e-8c1f-4a55-b0e3-6f1a2b3c4d5e",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "models",
+            "dryRun": False,
+            "object": obj if obj is not None else example("legacy-head-pod.yaml"),
+            **request,
+        },
+    }
