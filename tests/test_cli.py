@@ -207,3 +207,9 @@ def test_help_explains_every_command() -> None:
     assert "preview" in done.stdout
     assert "migrate" in done.stdout
     assert "--namespace-label" in cli("preview", "--help").stdout
+
+
+def test_an_unknown_mode_is_refused_naming_the_modes() -> None:
+    done = cli("preview", "--mode", "everywhere", str(HEAD))
+    assert done.returncode == 2
+    assert "invalid choice: 'everywhere' (choose from 'opt-in', 'cluster-wide')" in done.stderr

@@ -283,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     )
     preview.add_argument(
         "--mode",
-        choices=tuple(Mode),
+        choices=[mode.value for mode in Mode],
         default=Mode.OPT_IN,
         help="install mode for the namespace test (default: %(default)s)",
     )
