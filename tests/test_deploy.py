@@ -189,15 +189,21 @@ def _pod(
 
 CEL_CASES = [
     ("head bash -c", _pod(["bash", "-c"]), True),
-    *[(f"{bash} -c", _pod([bash, "-c"]), True) for bash in names.BASH_PATHS],
+    *[(f"{shell} -c", _pod([shell, "-c"]), True) for shell in names.SHELL_PATHS],
     ("worker", _pod(["bash", "-c"], name=names.WORKER_CONTAINER), True),
     ("annotated, not mirror", _pod(["bash", "-c"], annotations={"a": "b"}), True),
-    ("script in command", _pod(["bash", "-c", "script"]), False),
+    ("script in command", _pod(["bash", "-c", "script"]), True),
+    ("script and $0 in command", _pod(["bash", "-c", "script", "--"]), True),
+    ("bash -lc", _pod(["bash", "-lc", "script"]), True),
+    ("options then -c", _pod(["/bin/sh", "-e", "-o", "pipefail", "-c"]), True),
     ("no command", _pod(None), False),
-    ("sh -c", _pod(["sh", "-c"]), False),
-    ("bash -lc", _pod(["bash", "-lc"]), False),
+    ("not a shell", _pod(["vllm", "serve", "-c"]), False),
+    ("zsh -c", _pod(["zsh", "-c"]), False),
+    ("long option only", _pod(["bash", "--norc"]), False),
+    ("no script flag", _pod(["bash", "-e", "script.sh"]), False),
     ("other container name", _pod(["bash", "-c"], name="transformer"), False),
     ("mirror pod", _pod(["bash", "-c"], annotations={names.MIRROR_ANNOTATION: "x"}), False),
+    ("already rewritten", _pod(["bash", "-c"], annotations={names.STATUS_ANNOTATION: "{}"}), False),
 ]
 
 

@@ -262,7 +262,7 @@ def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> 
             _pod(
                 api,
                 "models",
-                data_pod("already-migrated"),
+                data_pod("exact-in-command"),
             ),
         ): ("unchanged (already-migrated)", True),
     }

@@ -1,19 +1,22 @@
-"""Every multi-node runtime KServe and OpenDataHub ever shipped, as the pods KServe builds."""
+"""Every multi-node runtime KServe and OpenDataHub ever shipped, as the pods KServe builds:
+args written on an InferenceService reach the model server exactly, on every release."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import jsonpatch
 import pytest
 
 from tests.support import kserve, shell
-from tests.support.proof import assert_args_forwarded
+from tests.support.proof import HOSTILE_ARGS, launch
 from webhook.core import names
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.patch import to_json
+from webhook.offline.migrate import migrate_document
 
 if not kserve.CORPUS.is_dir():
     pytest.skip(
@@ -22,12 +25,17 @@ if not kserve.CORPUS.is_dir():
     )
 
 FILES = kserve.corpus_files()
-LEGACY = [path for path in FILES if path.name.startswith(kserve.LEGACY_PREFIXES)]
+EXACT = [path for path in FILES if path.name.startswith(kserve.EXACT_PREFIXES)]
+REPAIRED = [path for path in FILES if path not in EXACT]
 TARGET = {"head": names.HEAD_CONTAINER, "worker": names.WORKER_CONTAINER}
 
 
-def test_every_legacy_prefix_names_a_file() -> None:
-    for prefix in kserve.LEGACY_PREFIXES:
+def roles(runtime: Any) -> list[str]:
+    return ["head", "worker"] if runtime["spec"].get("workerSpec") else ["head"]
+
+
+def test_every_prefix_names_a_file() -> None:
+    for prefix in (*kserve.LEGACY_PREFIXES, *kserve.EXACT_PREFIXES):
         assert any(path.name.startswith(prefix) for path in FILES), prefix
 
 
@@ -35,16 +43,18 @@ def test_every_legacy_prefix_names_a_file() -> None:
 def test_decision_matches_the_runtime_shape(path: Path) -> None:
     runtimes = kserve.load_runtimes(path)
     assert runtimes, f"no runtime in {path.name}"
-    expected = Action.PATCHED if path in LEGACY else Action.UNCHANGED
     for runtime in runtimes:
-        for role in ("head", "worker"):
+        for role in roles(runtime):
             pod = kserve.build_pod(runtime, role=role, user_args=["--max-model-len=4096"])
             decision = mutate(pod)
-            assert decision.action == expected, (role, decision.reason, decision.trace)
-            if expected == Action.UNCHANGED:
-                assert decision.reason == Reason.ALREADY_MIGRATED
+            if path in EXACT:
+                assert (decision.action, decision.reason) == (
+                    Action.UNCHANGED,
+                    Reason.ALREADY_MIGRATED,
+                ), (role, decision.trace)
                 assert decision.patch == ()
                 continue
+            assert decision.action == Action.PATCHED, (role, decision.reason, decision.trace)
             result = jsonpatch.apply_patch(pod, to_json(decision.patch))
             again = mutate(result)
             assert (again.action, again.reason, again.patch) == (
@@ -55,24 +65,39 @@ def test_decision_matches_the_runtime_shape(path: Path) -> None:
 
 
 @pytest.mark.parametrize("role", ["head", "worker"])
-@pytest.mark.parametrize("path", LEGACY, ids=lambda p: p.name)
-def test_legacy_runtime_forwards_user_args_under_bash(
-    path: Path, role: str, tmp_path: Path
-) -> None:
-    for runtime in kserve.load_runtimes(path):
-        assert_args_forwarded(kserve.build_pod(runtime, role=role), TARGET[role], tmp_path)
+@pytest.mark.parametrize("path", REPAIRED, ids=lambda p: p.name)
+def test_hostile_args_reach_the_launcher_exactly(path: Path, role: str, tmp_path: Path) -> None:
+    name = TARGET[role]
+    for index, runtime in enumerate(kserve.load_runtimes(path)):
+        bare = kserve.build_pod(runtime, role=role)
+        loaded = kserve.build_pod(runtime, role=role, user_args=HOSTILE_ARGS)
+        flags = launch(bare, name, tmp_path / f"{index}-bare")
+        before = launch(loaded, name, tmp_path / f"{index}-before")
+        assert before != [*flags, *HOSTILE_ARGS], "the shipped runtime should mangle these args"
+        decision = mutate(loaded)
+        assert decision.action == Action.PATCHED, decision.trace
+        rewritten = jsonpatch.apply_patch(loaded, to_json(decision.patch))
+        assert launch(rewritten, name, tmp_path / f"{index}-after") == [*flags, *HOSTILE_ARGS]
 
 
 @pytest.mark.parametrize("role", ["head", "worker"])
-@pytest.mark.parametrize("path", LEGACY, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", REPAIRED, ids=lambda p: p.name)
 def test_rewritten_script_parses_and_adds_no_shellcheck_finding(path: Path, role: str) -> None:
     for runtime in kserve.load_runtimes(path):
-        pod = kserve.build_pod(runtime, role=role)
+        pod = kserve.build_pod(runtime, role=role, user_args=["--x=1"])
         container = next(c for c in pod["spec"]["containers"] if c["name"] == TARGET[role])
+        before = container["command"][2] if len(container["command"]) > 2 else container["args"][0]
         decision = mutate(pod)
-        script = decision.patch[0].value[2]
-        assert shell.parses(script)
-        assert shell.new_findings(before=container["args"][0], after=script) == Counter()
+        after = decision.patch[0].value[2]
+        assert shell.parses(after)
+        assert shell.new_findings(before=before, after=after) == Counter()
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_migrate_repairs_exactly_the_runtimes_that_need_it(path: Path) -> None:
+    for runtime in kserve.load_runtimes(path):
+        migrated = migrate_document(runtime)
+        assert bool(migrated.changes) is (path not in EXACT), migrated.changes
 
 
 def test_tally(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +111,7 @@ def test_tally(capsys: pytest.CaptureFixture[str]) -> None:
     )
     with capsys.disabled():
         print(f"\ncorpus tally (patched/unchanged/skipped): {line}")
-    assert sum(n for (_, d), n in tally.items() if d == Action.PATCHED) == 2 * len(LEGACY)
-    assert tally.keys() <= {
-        (fam, d) for fam, _ in tally for d in (Action.PATCHED, Action.UNCHANGED)
-    }
+    unchanged = sum(n for (_, d), n in tally.items() if d == Action.UNCHANGED)
+    exact_pods = sum(len(roles(r)) for path in EXACT for r in kserve.load_runtimes(path))
+    assert unchanged == exact_pods
+    assert not any(d == Action.SKIPPED for _, d in tally)

@@ -41,11 +41,12 @@ FRAGMENTS = [
 
 text = st.text(max_size=20)
 scripts = st.lists(st.sampled_from(FRAGMENTS) | text, max_size=8).map("\n".join)
-bashes = st.sampled_from([*names.BASH_PATHS, "sh", "/bin/sh"])
+shells = st.sampled_from([*names.SHELL_PATHS, "zsh", "/bin/dash"])
 commands = st.one_of(
     st.none(),
-    st.tuples(bashes, st.just("-c")).map(list),
-    st.tuples(bashes, st.just("-c"), scripts).map(list),
+    st.tuples(shells, st.sampled_from(["-c", "-lc", "-e"])).map(list),
+    st.tuples(shells, st.just("-c"), scripts).map(list),
+    st.tuples(shells, st.just("-c"), scripts, st.sampled_from(["--", "x"])).map(list),
     st.lists(text, max_size=4),
     st.integers(),
     st.lists(st.integers() | text, max_size=3),
@@ -159,6 +160,12 @@ def test_legacy_scripts_either_rewrite_cleanly_or_say_why(
         assert result["command"][3] == names.WORKER_CONTAINER
         assert result.get("args", []) == user_args
         assert '"$@"' in result["command"][2] or "$@" in script
+    elif decision.reason == Reason.NOT_A_TARGET:
+        assert not user_args, "only a worker with no args is left alone"
     else:
-        assert decision.reason == Reason.NO_LAUNCH_COMMAND
+        assert decision.reason in (
+            Reason.NO_LAUNCH_COMMAND,
+            Reason.LAUNCH_IN_FUNCTION,
+            Reason.READS_POSITIONAL_PARAMS,
+        )
         assert decision.warnings

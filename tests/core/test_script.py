@@ -6,7 +6,11 @@ import pytest
 
 from tests.support import shell
 from webhook.core.names import Rule
-from webhook.core.script import MODEL_LINE, launch_kind, rewrite_script
+from webhook.core.script import MODEL_LINE, ScriptRewrite, launch_kind, rewrite_script
+
+
+def rewrite(script: str) -> ScriptRewrite:
+    return rewrite_script(script, frozenset(Rule))
 
 
 @pytest.mark.parametrize(
@@ -91,7 +95,7 @@ def test_launch_kind(words: list[str], kind: str | None) -> None:
     ],
 )
 def test_forwarding_lands_after_the_last_word(script: str, expected: str) -> None:
-    result = rewrite_script(script)
+    result = rewrite(script)
     assert result.script == expected
     assert Rule.FORWARD_ARGS in result.rules
     assert shell.parses(expected)
@@ -99,9 +103,9 @@ def test_forwarding_lands_after_the_last_word(script: str, expected: str) -> Non
 
 def test_launch_command_that_already_forwards_gets_no_second_copy() -> None:
     script = 'python -m huggingfaceserver --a "$@"\n'
-    result = rewrite_script(script)
+    result = rewrite(script)
     assert result.script == script
-    assert result.rules == (Rule.SCRIPT_TO_COMMAND,)
+    assert result.rules == ()
 
 
 @pytest.mark.parametrize(
@@ -122,7 +126,7 @@ def test_launch_command_that_already_forwards_gets_no_second_copy() -> None:
     ],
 )
 def test_no_launch_command(script: str, detail: str) -> None:
-    result = rewrite_script(script)
+    result = rewrite(script)
     assert (result.script, result.detail) == (None, detail)
 
 
@@ -139,7 +143,7 @@ LAUNCH = "python -m huggingfaceserver --model_dir=${MODEL}\n"
     ],
 )
 def test_model_block_becomes_one_line(block: str) -> None:
-    result = rewrite_script("echo start\n" + block + LAUNCH)
+    result = rewrite("echo start\n" + block + LAUNCH)
     assert result.script == f'echo start\n{MODEL_LINE}\n{LAUNCH[:-1]} "$@"\n'
     assert Rule.MODEL_DEFAULT in result.rules
 
@@ -161,14 +165,14 @@ def test_model_block_becomes_one_line(block: str) -> None:
     ],
 )
 def test_lookalike_model_blocks_are_left_alone(block: str) -> None:
-    result = rewrite_script(block + LAUNCH)
+    result = rewrite(block + LAUNCH)
     assert result.script == block + LAUNCH[:-1] + ' "$@"\n'
     assert Rule.MODEL_DEFAULT not in result.rules
 
 
 def test_model_block_after_the_launch_command_is_left_alone() -> None:
     block = "export MODEL=${MODEL_ID}\nif [[ ! -z ${MODEL_DIR} ]]; then MODEL=${MODEL_DIR}; fi\n"
-    result = rewrite_script(LAUNCH + block)
+    result = rewrite(LAUNCH + block)
     assert result.script == LAUNCH[:-1] + ' "$@"\n' + block
 
 
@@ -177,7 +181,7 @@ def test_rewrite_adds_no_kubernetes_expansion() -> None:
         "export MODEL=${MODEL_ID}\nif [[ ! -z ${MODEL_DIR} ]]; then MODEL=${MODEL_DIR}; fi\n"
         + LAUNCH
     )
-    result = rewrite_script(script)
+    result = rewrite(script)
     assert result.script is not None
     assert result.script.count("$(") == script.count("$(")
     assert result.script.count("$$") == script.count("$$")

@@ -87,8 +87,12 @@ CASES = [
         Reason.NOT_A_TARGET,
     ),
     (
-        "script-in-command",
-        pod(containers=[{**LEGACY_HEAD, "command": ["bash", "-c", "x", "y"]}]),
+        "exact-script-and-$0-in-command",
+        pod(
+            containers=[
+                {**LEGACY_HEAD, "command": ["bash", "-c", 'python -m huggingfaceserver "$@"', "y"]}
+            ]
+        ),
         Context(namespace="ns"),
         Action.UNCHANGED,
         Reason.ALREADY_MIGRATED,

@@ -24,7 +24,7 @@ CORPUS = REPO.parent / "shared" / "fixtures" / "kserve-runtimes"
 ISVC = "llama"
 NAMESPACE = "models"
 
-# Runtimes in the legacy shape, by file-name prefix; every other corpus file is already migrated.
+# Runtimes in the legacy shape (script in args), by file-name prefix.
 LEGACY_PREFIXES = (
     "v0.15.0-rc0-kserve-",
     "unreleased-6a651d1-pr3972-",
@@ -33,6 +33,8 @@ LEGACY_PREFIXES = (
     "odh-model-controller-odh-v2.25-",
     "odh-model-controller-incubating-testdata-",
 )
+# Runtimes whose args already arrive exactly (`"$@"` and a fixed `$0`, or no shell at all).
+EXACT_PREFIXES = ("odh-model-controller-odh-v3.5-",)
 
 _HELM_LINE = re.compile(r"^\s*\{\{-.*\}\}\s*$")
 _HELM_PLACEHOLDER = re.compile(r"\{\{.*?\}\}")

@@ -1,4 +1,5 @@
-"""Run a container's `command + args` under the real /bin/bash, as the kubelet would.
+"""Run a container's `command + args` under the real /bin/bash (or /bin/sh for an `sh`
+command), as the kubelet would.
 
 Kubernetes expands `$(VAR)` in command, args and env values (`$$` escapes a dollar), then
 execs argv. Stub `ray`, `python`, `python3` and `vllm` executables first on PATH record the
@@ -99,9 +100,10 @@ def run(
         "LC_ALL": "C.UTF-8",
         "STUB_LOG": str(log),
     }
+    shell = "/bin/sh" if argv[0].rsplit("/", 1)[-1] == "sh" else "/bin/bash"
     completed = subprocess.run(
         argv,
-        executable="/bin/bash",
+        executable=shell,
         env=process_env,
         cwd=workdir,
         capture_output=True,

@@ -12,8 +12,9 @@ from tests.support import kubelet
 from webhook.core.mutate import mutate
 from webhook.core.patch import to_json
 
-# Arguments a user might write, and every way a shell could mangle them.
-NASTY_ARGS = [
+# Arguments a user might write, and every way a shell could mangle them: whitespace, JSON
+# with spaces, glob characters, expansions, quotes, a newline, unicode, an empty string.
+HOSTILE_ARGS = [
     "--max-model-len=4096",
     "--served-model-name=my model",
     'say "hi"',
@@ -29,6 +30,9 @@ NASTY_ARGS = [
     "--dtype",
     "half",
     "back\\slash",
+    '--override-generation-config={"temperature": 0.5}',
+    "a?c",
+    "$(id)",
 ]
 
 
@@ -52,11 +56,11 @@ def launch(pod: dict[str, Any], name: str, workdir: Path) -> list[str]:
 def assert_args_forwarded(pod: dict[str, Any], name: str, tmp_path: Path) -> None:
     """Original: user args lost. Rewritten: runtime flags, then the user's args, nothing else."""
     bare = with_user_args(pod, name, [])
-    loaded = with_user_args(pod, name, NASTY_ARGS)
+    loaded = with_user_args(pod, name, HOSTILE_ARGS)
     flags = launch(bare, name, tmp_path / "original-bare")
     assert launch(loaded, name, tmp_path / "original") == flags, "legacy pod should drop user args"
 
     decision = mutate(loaded)
     assert decision.action == "patched", decision
     rewritten = jsonpatch.apply_patch(loaded, to_json(decision.patch))
-    assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *NASTY_ARGS]
+    assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *HOSTILE_ARGS]

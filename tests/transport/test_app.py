@@ -26,7 +26,7 @@ from webhook.offline.preview import preview_object
 
 HEAD = example("legacy-head-pod.yaml")
 WORKER = example("legacy-worker-pod.yaml")
-MIGRATED = data_pod("already-migrated")
+MIGRATED = data_pod("exact-in-command")
 NOT_KSERVE = {
     "apiVersion": "v1",
     "kind": "Pod",

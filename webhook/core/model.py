@@ -51,10 +51,12 @@ POD_KIND: Final = Kind("", "v1", "Pod")
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """What the installation configures: which containers are targets, which namespace is ours."""
+    """What the installation configures: which containers are targets, which namespace is ours,
+    and which rules of the rewrite are on (all by default)."""
 
     containers: tuple[str, ...] = DEFAULT_TARGET_CONTAINERS
     own_namespace: str = DEFAULT_OWN_NAMESPACE
+    rules: frozenset[Rule] = frozenset(Rule)
 
 
 class Context(NamedTuple):
@@ -92,7 +94,8 @@ class TraceStep(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class ContainerPlan:
     """What happens to one target-named container: `outcome` is LEGACY_SHAPE when it is
-    rewritten, and then `command`/`args` are its new fields (`args` None: removed)."""
+    rewritten, and then `command`/`args` are its new fields (`args` None: removed; `keep_args`:
+    left as they are). `note` says how an arg now arrives differently, for a warning."""
 
     name: str
     outcome: Reason
@@ -100,6 +103,8 @@ class ContainerPlan:
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     rules: tuple[Rule, ...] = ()
+    keep_args: bool = False
+    note: str = ""
 
 
 NO_RULES: Final[Mapping[str, tuple[Rule, ...]]] = MappingProxyType({})

@@ -21,6 +21,10 @@ from webhook.core.rewrite import container_ops, previous_rules, status_annotatio
 from webhook.core.selection import select
 
 WARNING_LIMIT: Final = 120
+# A container left alone for these reasons may still lose its args: the response says so.
+_WARN_UNCHANGED: Final = frozenset(
+    {Reason.NO_LAUNCH_COMMAND, Reason.LAUNCH_IN_FUNCTION, Reason.READS_POSITIONAL_PARAMS}
+)
 DECISION_CACHE_SIZE: Final = 1024
 
 
@@ -46,7 +50,7 @@ def decide(facts: PodFacts) -> Decision:
     warnings = [
         short(f"multinode-webhook left {p.plan.name} unchanged: {p.plan.detail}")
         for p in selection.plans
-        if p.plan.outcome is Reason.NO_LAUNCH_COMMAND
+        if p.plan.outcome in _WARN_UNCHANGED
     ]
     if selection.action in (Action.SKIPPED, Action.UNCHANGED):
         return Decision(selection.action, selection.reason, selection.trace, (), tuple(warnings))
@@ -78,9 +82,11 @@ def decide(facts: PodFacts) -> Decision:
             has_annotations=facts.has_annotations,
         )
     )
-    warnings.insert(
-        0, short(f"multinode-webhook rewrote {names} so InferenceService args reach it")
-    )
+    notes = [f"{t.plan.name} {t.plan.note}" for t in targets if t.plan.note]
+    warnings[:0] = [
+        short(f"multinode-webhook rewrote {names} so InferenceService args reach it"),
+        *(short(f"multinode-webhook: {note}") for note in notes[:1]),
+    ]
     return Decision(
         Action.PATCHED, selection.reason, selection.trace, tuple(ops), tuple(warnings), rules
     )

@@ -31,7 +31,8 @@ DEFAULT_TARGET_CONTAINERS: Final = (HEAD_CONTAINER, WORKER_CONTAINER)
 
 # Kubernetes facts.
 MIRROR_ANNOTATION: Final = "kubernetes.io/config.mirror"
-BASH_PATHS: Final = ("bash", "/bin/bash", "/usr/bin/bash", "/usr/local/bin/bash")
+SHELL_DIRS: Final = ("", "/bin/", "/usr/bin/", "/usr/local/bin/")
+SHELL_PATHS: Final = tuple(f"{d}{shell}" for shell in ("bash", "sh") for d in SHELL_DIRS)
 CREATE: Final = "CREATE"
 
 
@@ -60,8 +61,8 @@ class Action(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why, in the order selection tests them (DESIGN §4); the last four also classify a
-    container."""
+    """Why, in the order selection tests them (DESIGN §4); from ALREADY_MIGRATED on they also
+    classify a container, LEGACY_SHAPE meaning it is rewritten."""
 
     NAMESPACE_NOT_SELECTED = "namespace-not-selected"
     NOT_POD_CREATE = "not-pod-create"
@@ -72,6 +73,8 @@ class Reason(StrEnum):
     ALREADY_MIGRATED = "already-migrated"
     NOT_A_TARGET = "not-a-target"
     NO_LAUNCH_COMMAND = "no-launch-command"
+    LAUNCH_IN_FUNCTION = "launch-in-function"
+    READS_POSITIONAL_PARAMS = "reads-positional-params"
     LEGACY_SHAPE = "legacy-shape"
 
 
@@ -87,4 +90,5 @@ class Rule(StrEnum):
 
     SCRIPT_TO_COMMAND = "script-to-command"
     FORWARD_ARGS = "forward-args"
+    EXACT_ARGS = "exact-args"
     MODEL_DEFAULT = "model-default"

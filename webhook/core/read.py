@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from webhook.core.model import Context, Kind, Options
-from webhook.core.names import INJECT_LABEL, ISVC_LABEL, MIRROR_ANNOTATION, STATUS_ANNOTATION, Mode
+from webhook.core.names import (
+    INJECT_LABEL,
+    ISVC_LABEL,
+    MIRROR_ANNOTATION,
+    STATUS_ANNOTATION,
+    Mode,
+    Rule,
+)
 from webhook.core.raw import is_string_list, mapping, string, text
 
 
@@ -50,6 +57,7 @@ class PodFacts(NamedTuple):
     shadow: bool
     base: str
     own_namespace: str
+    rules: frozenset[Rule]
     has_metadata: bool
     has_annotations: bool
     mirror: bool
@@ -102,6 +110,7 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
         shadow=context.shadow,
         base=context.base,
         own_namespace=options.own_namespace,
+        rules=options.rules,
         has_metadata=isinstance(raw_metadata, dict),
         has_annotations=isinstance(raw_annotations, dict),
         mirror=MIRROR_ANNOTATION in annotations,

@@ -1,67 +1,141 @@
 """The rewrite of one container (DESIGN §3): its new `command` and `args`, the patch ops that
 set them, and the status annotation that records what was done.
 
-`plan_container` classifies a target-named container and, for the legacy shape, moves the
-edited script (see `script`) into `command` with the container's name as bash's `$0`. Admission
-and runtime migration both call it, so a runtime is migrated exactly as its pods are mutated.
+`plan_container` reads a target-named container's shell (`bash` or `sh`, with its options, up
+to the `-c` flag) and finds its script: in `args[0]` (the legacy shape) or after `-c` in
+`command` (the post-fix shapes). The edited script (see `script`) goes into `command`, followed
+by bash's `$0`: the container's name, so that every element of `args` reaches `"$@"`.
+Admission and runtime migration both call it, so a runtime is migrated exactly as its pods
+are mutated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from webhook import __version__
 from webhook.core import patch
 from webhook.core.model import ContainerPlan
-from webhook.core.names import BASH_PATHS, STATUS_ANNOTATION, Reason
+from webhook.core.names import SHELL_PATHS, STATUS_ANNOTATION, Reason, Rule
 from webhook.core.patch import PatchOp
 from webhook.core.raw import is_string_list
 from webhook.core.read import ContainerFacts
 from webhook.core.script import rewrite_script
 
+# The flag that makes the shell run a script: `-c`, or a cluster ending in it (`-lc`, `-ec`).
+_RUN_SCRIPT: Final = re.compile(r"-[A-Za-z]*c")
+_OPTION: Final = re.compile(r"[-+][A-Za-z]+")
+_TAKES_VALUE: Final = ("-o", "+o")
+# What unquoted forwarding mangles: whitespace splits, glob characters expand.
+_SPLITS: Final = re.compile(r"\s")
+_GLOBS: Final = re.compile(r"[*?\[]")
 
-def _is_bash_c(command: Sequence[str]) -> bool:
-    return len(command) >= 2 and command[0] in BASH_PATHS and command[1] == "-c"
+
+def split_shell(command: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(the shell and its options through the flag that runs a script, what follows it) when
+    `command` runs a script with bash or sh; None for any other command."""
+    if not command or command[0] not in SHELL_PATHS:
+        return None
+    index = 1
+    while index < len(command):
+        word = command[index]
+        if _RUN_SCRIPT.fullmatch(word):
+            return tuple(command[: index + 1]), tuple(command[index + 1 :])
+        if word in _TAKES_VALUE:
+            index += 2
+        elif _OPTION.fullmatch(word):
+            index += 1
+        else:
+            return None
+    return None
 
 
-def plan_container(container: ContainerFacts) -> ContainerPlan:
-    """Classify a target-named container and, for the legacy shape, compute its new fields."""
-    name, command, args = container.name, container.command, container.args
+def changed_arg(args: Sequence[str], *, first_position: int) -> str:
+    """How the first arg that lossy forwarding mangled now arrives, or "" when none was."""
+    for position, arg in enumerate(args, start=first_position):
+        if not arg:
+            return f'arg {position} "" now reaches the server (it was dropped)'
+        if _SPLITS.search(arg):
+            return f'arg {position} "{arg}" now reaches the server as one word'
+        if _GLOBS.search(arg):
+            return f'arg {position} "{arg}" now reaches the server unexpanded'
+    return ""
+
+
+def plan_container(
+    container: ContainerFacts, *, rules: frozenset[Rule], runtime: bool = False
+) -> ContainerPlan:
+    """Classify a target-named container and, when its args do not arrive exactly, compute
+    its new fields with the edits of `rules`.
+
+    A pod's Ray worker with no args has nothing to forward and is left alone; a `runtime`'s is
+    rewritten all the same, since the InferenceService's args are appended to it later.
+    """
+    name, command, args = container.name, container.command, container.args or ()
     if not container.typed:
         return ContainerPlan(name, Reason.NOT_A_TARGET, "command or args is not a list of strings")
     if command is None:
         return ContainerPlan(
             name, Reason.ALREADY_MIGRATED, "no command: the image's entrypoint runs"
         )
-    if not _is_bash_c(command):
-        return ContainerPlan(name, Reason.ALREADY_MIGRATED, "command is not bash -c")
-    if len(command) > 2:
-        return ContainerPlan(name, Reason.ALREADY_MIGRATED, "the script is already in command")
-    if not args:
-        return ContainerPlan(name, Reason.NOT_A_TARGET, "bash -c with no script in args")
-    rewritten = rewrite_script(args[0])
+    split = split_shell(command)
+    if split is None:
+        return ContainerPlan(
+            name, Reason.ALREADY_MIGRATED, "command is not a shell running a script"
+        )
+    shell, rest = split
+    if len(rest) > 2:
+        return ContainerPlan(name, Reason.ALREADY_MIGRATED, "command holds words after the $0")
+    legacy = not rest
+    if legacy and not args:
+        return ContainerPlan(name, Reason.NOT_A_TARGET, "a shell -c with no script in args")
+    script, script_args = (args[0], args[1:]) if legacy else (rest[0], args)
+    rewritten = rewrite_script(script, rules)
     if rewritten.script is None:
-        return ContainerPlan(name, Reason.NO_LAUNCH_COMMAND, rewritten.detail)
+        return ContainerPlan(name, rewritten.reason or Reason.NO_LAUNCH_COMMAND, rewritten.detail)
+    if rewritten.worker and not script_args and not runtime:
+        return ContainerPlan(name, Reason.NOT_A_TARGET, "a Ray worker with no args to forward")
+    applied = set(rewritten.rules)
+    if legacy:
+        if Rule.SCRIPT_TO_COMMAND not in rules:
+            return ContainerPlan(name, Reason.NOT_A_TARGET, "script-to-command is switched off")
+        applied.add(Rule.SCRIPT_TO_COMMAND)
+        dollar0 = name
+    elif len(rest) == 2:
+        dollar0 = rest[1]
+        if not applied:
+            detail = "the script in command forwards its args exactly"
+            return ContainerPlan(name, Reason.ALREADY_MIGRATED, detail)
+    else:
+        if Rule.EXACT_ARGS not in rules:
+            return ContainerPlan(name, Reason.ALREADY_MIGRATED, "exact-args is switched off")
+        applied.add(Rule.EXACT_ARGS)
+        dollar0 = name
+    exact = Rule.EXACT_ARGS in applied and rewritten.splits
     return ContainerPlan(
         name,
         Reason.LEGACY_SHAPE,
         f"launch command: {rewritten.detail}",
-        command=(command[0], "-c", rewritten.script, name),
-        args=args[1:] or None,
-        rules=rewritten.rules,
+        command=(*shell, rewritten.script, dollar0),
+        args=(script_args or None) if legacy else None,
+        rules=tuple(rule for rule in Rule if rule in applied),
+        keep_args=not legacy,
+        note=changed_arg(script_args, first_position=2 if legacy else 1) if exact else "",
     )
 
 
 def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
     """The patch that applies a LEGACY_SHAPE plan to the container at `path`."""
-    args_op = (
-        patch.remove(path + "/args")
-        if plan.args is None
-        else patch.replace(path + "/args", plan.args)
-    )
-    return [patch.replace(path + "/command", plan.command or ()), args_op]
+    command = patch.replace(path + "/command", plan.command or ())
+    if plan.keep_args:
+        return [command]
+    if plan.args is None:
+        return [command, patch.remove(path + "/args")]
+    return [command, patch.replace(path + "/args", plan.args)]
 
 
 def previous_rules(status: str | None) -> dict[str, list[str]]:

@@ -1,10 +1,20 @@
-"""The script edits of DESIGN §3: MODEL defaulting and `"$@"` forwarding at the launch command.
+"""The script edits of DESIGN §3: MODEL defaulting and exact forwarding at the launch command.
 
 The script is parsed with tree-sitter-bash, so the launch command is found as a simple command
-(never inside a string, a heredoc or a command substitution) and `"$@"` lands after its last
-word: past `\\` continuations, before redirections, pipes, `&&`, `;` and comments. Everything
-else in the script is kept byte for byte. Results are cached by script text, because one
-runtime's script repeats across every pod it creates.
+(never inside a string, a heredoc or a command substitution) and the positional parameters are
+found as expansions, wherever they stand. The launch command must end up forwarding the args
+with exactly one quoted `"$@"`:
+
+- nothing forwarded: ` "$@"` is added after its last word, past `\\` continuations, before
+  redirections, pipes, `&&`, `;` and comments (`forward-args`);
+- a lossy form (`$0`, unquoted `$@`, `$*`, `${@}`, `"$*"`, or `$0 $@` inside a `CMD="..."`
+  string run by `exec $CMD`) is replaced by it (`exact-args`);
+- a script that reads its args elsewhere (`$1`, `"${@:2}"`, `X=("$@")`) is left to do so.
+
+A launch command inside a function, or a positional parameter inside one of its words, cannot
+be placed safely, and the script is left alone with the reason. Everything else in the script
+is kept byte for byte. Results are cached by script text and rules, because one runtime's
+script repeats across every pod it creates.
 """
 
 from __future__ import annotations
@@ -20,17 +30,20 @@ from typing import Final
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
-from webhook.core.names import Rule
+from webhook.core.names import Reason, Rule
 
 _BASH: Final = Language(tree_sitter_bash.language())
 _VLLM: Final = "vllm.entrypoints"
 _FORWARD: Final = ' "$@"'
+_ALL_QUOTED: Final = '"$@"'
 MODEL_LINE: Final = "export MODEL=${MODEL_DIR:-$MODEL_ID}"
 
 # Nodes whose commands run in a child shell whose output is captured: never the launch command.
 _CAPTURED: Final = frozenset({"command_substitution", "process_substitution"})
 _PYTHON: Final = re.compile(r"python(?:3(?:\.\d+)?)?")
-_ARGS_REFERENCE: Final = re.compile(r"\$(?:@|\{@\}|\*|\{\*\})")
+_EXPANSIONS: Final = frozenset({"simple_expansion", "expansion"})
+# Parameters whose use means the script reads its args: $1..$9, $@, $*, $#. ($0 names the shell.)
+_ARG_SPECIALS: Final = frozenset({"@", "*", "#"})
 _MODEL_ID: Final = r"(?:\$\{MODEL_ID\}|\$MODEL_ID)"
 _MODEL_DIR: Final = r"(?:\$\{MODEL_DIR\}|\$MODEL_DIR)"
 _EXPORT_MODEL: Final = re.compile(rf"export[ \t]+MODEL={_MODEL_ID}")
@@ -43,11 +56,21 @@ _IF_MODEL_DIR: Final = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class ScriptRewrite:
-    """The outcome for one script: the new text, or why there is none."""
+    """The outcome for one script.
+
+    `script` is the new text (the old one when no edit applies), or None when the script must
+    be left alone, with `reason` and `detail` saying why. `rules` name the edits made. `splits`
+    says the old forwarding split, glob-expanded or dropped args. `worker` marks a Ray worker
+    script (`ray start ... --block`). `reads_args` marks a script that reads its args itself.
+    """
 
     script: str | None
     rules: tuple[Rule, ...]
     detail: str
+    reason: Reason | None = None
+    splits: bool = False
+    worker: bool = False
+    reads_args: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +78,7 @@ class _Edit:
     start: int
     end: int
     text: bytes
+    rule: Rule
 
 
 _PARSER: Final = Parser(_BASH)
@@ -108,20 +132,154 @@ def launch_kind(words: list[str]) -> str | None:
     return None
 
 
-def _launch_edit(root: Node) -> tuple[_Edit | None, str]:
-    launch: Node | None = None
-    kind = ""
-    for command in _simple_commands(root):
-        words = _words(command)
-        found = launch_kind(words)
-        if found is not None:
-            launch, kind = command, found
-    if launch is None:
-        return None, ""
-    if any(_ARGS_REFERENCE.search(word) for word in _words(launch)):
-        # The script already hands its positional args on: moving it is all it needs.
-        return _Edit(launch.end_byte, launch.end_byte, b""), kind
-    return _Edit(launch.end_byte, launch.end_byte, _FORWARD.encode()), kind
+def _positional(node: Node) -> str | None:
+    """The parameter an expansion reads when it is a positional one ("0".."9", "@", "*", "#"),
+    suffixed with ":" when the expansion does more than read it (`${@:2}`, `${1:-x}`)."""
+    if node.type not in _EXPANSIONS or not node.named_children:
+        return None
+    name = node.named_children[0]
+    value = _text(name)
+    if not (
+        (name.type == "special_variable_name" and value in _ARG_SPECIALS)
+        or (name.type == "variable_name" and value.isdigit())
+    ):
+        return None
+    plain = node.type == "simple_expansion" or len(node.children) == 3
+    return value if plain else value + ":"
+
+
+def _expansions(node: Node) -> Iterator[Node]:
+    """Every positional expansion below `node`, in script order."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if _positional(current) is not None:
+            yield current
+        stack.extend(reversed(current.children))
+
+
+def _inside(node: Node, kinds: frozenset[str] | set[str]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.type in kinds:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _word_form(word: Node) -> str | None:
+    """How a launch command word forwards args: "$0", "$@" (quoted, exact), "split" (lossy),
+    "reads" (a single parameter or slice), "embedded" (a parameter inside a larger word), or
+    None when it reads no positional parameter."""
+    inner = word
+    quoted = word.type == "string"
+    if quoted and len(word.named_children) == 1:
+        inner = word.named_children[0]
+    param = _positional(inner)
+    if param is not None and (not quoted or inner is not word):
+        if param == "0":
+            return "$0"
+        if param == "@":
+            return "$@" if quoted else "split"
+        if param == "*":
+            return "split"
+        return "reads"
+    return "embedded" if any(True for _ in _expansions(word)) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Forwarding:
+    """The edits that make the launch command forward exactly, or why there are none."""
+
+    edits: tuple[_Edit, ...] = ()
+    splits: bool = False
+    unplaceable: str = ""
+
+
+def _delete(source: bytes, node: Node, rule: Rule) -> _Edit:
+    """Remove a word with the blanks before it."""
+    start = node.start_byte
+    while start > 0 and source[start - 1 : start] in (b" ", b"\t"):
+        start -= 1
+    return _Edit(start, node.end_byte, b"", rule)
+
+
+def _indirection(root: Node, launch: Node, source: bytes) -> tuple[list[_Edit], str]:
+    """For `exec $CMD`: delete the positional words from the last `CMD=...` before it."""
+    target = launch.children_by_field_name("argument")[0]
+    name = next((c for c in target.named_children if c.type == "variable_name"), None)
+    if name is None:
+        return [], ""
+    assignment: Node | None = None
+    for node in _walk(root):
+        if node.start_byte >= launch.start_byte:
+            break
+        variable = node.child_by_field_name("name") if node.type == "variable_assignment" else None
+        if variable is not None and _text(variable) == _text(name):
+            assignment = node
+    if assignment is None:
+        return [], ""
+    edits: list[_Edit] = []
+    for expansion in _expansions(assignment):
+        param = _positional(expansion)
+        # Only a whole word of the string can go: `$0`, `$@`, `$*`, `${@}` between blanks.
+        start = expansion.start_byte + len(_text(expansion)) - len(_text(expansion).lstrip())
+        before = source[start - 1 : start]
+        after = source[expansion.end_byte : expansion.end_byte + 1]
+        whole = before in (b" ", b"\t", b'"') and after in (b" ", b"\t", b'"', b"\n")
+        if param not in ("0", "@", "*") or not whole:
+            return [], f"{_text(expansion).strip()} inside {_text(name)}= cannot be moved"
+        edits.append(_delete(source, expansion, Rule.EXACT_ARGS))
+    return edits, ""
+
+
+def _walk(root: Node) -> Iterator[Node]:
+    """Every node, in script order."""
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwarding:
+    words = launch.children_by_field_name("argument")
+    edits: list[_Edit] = []
+    if kind == "exec-indirection":
+        edits, unplaceable = _indirection(root, launch, source)
+        if unplaceable:
+            return _Forwarding(unplaceable=unplaceable)
+        words = words[1:]
+    forms = [(word, _word_form(word)) for word in words]
+    forwarding = [(word, form) for word, form in forms if form is not None]
+    if any(form == "embedded" for _, form in forwarding):
+        return _Forwarding(unplaceable="a positional parameter inside a launch command word")
+    if any(form == "reads" for _, form in forwarding):
+        if edits:
+            return _Forwarding(unplaceable="the launch command reads single args")
+        return _Forwarding()
+    splits = bool(edits) or any(form == "split" for _, form in forwarding)
+    if not forwarding:
+        if edits or not _reads_args(root, launch):
+            rule = Rule.EXACT_ARGS if edits else Rule.FORWARD_ARGS
+            edits.append(_Edit(launch.end_byte, launch.end_byte, _FORWARD.encode(), rule))
+        return _Forwarding(tuple(edits), splits)
+    if [form for _, form in forwarding] == ["$@"]:
+        return _Forwarding(tuple(edits), splits)
+    first, *others = (word for word, _ in forwarding)
+    edits.append(_Edit(first.start_byte, first.end_byte, _ALL_QUOTED.encode(), Rule.EXACT_ARGS))
+    edits.extend(_delete(source, word, Rule.EXACT_ARGS) for word in others)
+    return _Forwarding(tuple(edits), splits)
+
+
+def _reads_args(root: Node, launch: Node) -> bool:
+    """Whether the script reads its args outside the launch command and any function body."""
+    return any(
+        not _inside(node, {"function_definition"})
+        and not (launch.start_byte <= node.start_byte < launch.end_byte)
+        and _positional(node) != "0"
+        for node in _expansions(root)
+    )
 
 
 def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
@@ -138,28 +296,48 @@ def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
         if between.strip(b" \t\n;") or between.count(b";") > 1:
             continue
         if _IF_MODEL_DIR.fullmatch(_text(following)):
-            yield _Edit(node.start_byte, following.end_byte, MODEL_LINE.encode())
+            yield _Edit(
+                node.start_byte, following.end_byte, MODEL_LINE.encode(), Rule.MODEL_DEFAULT
+            )
 
 
 @lru_cache(maxsize=1024)
-def rewrite_script(script: str) -> ScriptRewrite:
-    """Rewrite a legacy launch script so it forwards `"$@"`, or say why it cannot be."""
+def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+    """Make a launch script forward its args exactly, with the edits of `rules` only, or say
+    why it cannot be."""
     source = script.encode("utf-8", "surrogatepass")
     with _PARSE_LOCK:
         root = _PARSER.parse(source).root_node
     if root.has_error:
-        return ScriptRewrite(None, (), "the script does not parse as bash")
-    launch, kind = _launch_edit(root)
+        return ScriptRewrite(
+            None, (), "the script does not parse as bash", Reason.NO_LAUNCH_COMMAND
+        )
+    launch: Node | None = None
+    kind = ""
+    for command in _simple_commands(root):
+        found = launch_kind(_words(command))
+        if found is not None:
+            launch, kind = command, found
     if launch is None:
-        return ScriptRewrite(None, (), "no server launch command found in the script")
-    edits = [launch]
-    rules = [Rule.SCRIPT_TO_COMMAND]
-    if launch.text:
-        rules.append(Rule.FORWARD_ARGS)
-    model = [edit for edit in _model_edits(root, source) if edit.end <= launch.start]
-    if model:
-        edits.extend(model)
-        rules.append(Rule.MODEL_DEFAULT)
+        detail = "no server launch command found in the script"
+        return ScriptRewrite(None, (), detail, Reason.NO_LAUNCH_COMMAND)
+    if _inside(launch, {"function_definition"}):
+        detail = f"the launch command ({kind}) is inside a function"
+        return ScriptRewrite(None, (), detail, Reason.LAUNCH_IN_FUNCTION)
+    forwarding = _forwarding(root, launch, kind, source)
+    if forwarding.unplaceable:
+        return ScriptRewrite(None, (), forwarding.unplaceable, Reason.READS_POSITIONAL_PARAMS)
+    edits = [edit for edit in forwarding.edits if edit.rule in rules]
+    if Rule.MODEL_DEFAULT in rules:
+        edits.extend(edit for edit in _model_edits(root, source) if edit.end <= launch.start_byte)
     for edit in sorted(edits, key=lambda e: e.start, reverse=True):
         source = source[: edit.start] + edit.text + source[edit.end :]
-    return ScriptRewrite(source.decode("utf-8", "surrogatepass"), tuple(rules), kind)
+    applied = {edit.rule for edit in edits}
+    return ScriptRewrite(
+        source.decode("utf-8", "surrogatepass"),
+        tuple(rule for rule in Rule if rule in applied),
+        kind,
+        splits=forwarding.splits,
+        worker=kind == "ray start --block",
+        reads_args=not forwarding.edits and _reads_args(root, launch),
+    )

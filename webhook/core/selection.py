@@ -30,7 +30,12 @@ from webhook.core.read import PodFacts
 from webhook.core.rewrite import plan_container, previous_rules
 
 # When no container is rewritten, the first of these outcomes present names the pod's reason.
-_UNCHANGED_PRECEDENCE = (Reason.NO_LAUNCH_COMMAND, Reason.ALREADY_MIGRATED)
+_UNCHANGED_PRECEDENCE = (
+    Reason.NO_LAUNCH_COMMAND,
+    Reason.LAUNCH_IN_FUNCTION,
+    Reason.READS_POSITIONAL_PARAMS,
+    Reason.ALREADY_MIGRATED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,7 @@ def select(facts: PodFacts) -> Selection:
         if name in recorded:
             plan = ContainerPlan(name, Reason.ALREADY_MIGRATED, f"{STATUS_ANNOTATION} names it")
         else:
-            plan = plan_container(container)
+            plan = plan_container(container, rules=facts.rules)
         trace.append(TraceStep(f"container/{name}", plan.outcome, plan.detail))
         plans.append(Positioned(container.position, plan))
 

@@ -67,7 +67,8 @@ def migrate_document(document: Any, *, options: Options = DEFAULT_OPTIONS) -> Mi
                 cname = container.get("name") if isinstance(container, Mapping) else None
                 if not isinstance(cname, str) or cname not in options.containers:
                     continue
-                plan = plan_container(read_container(container, position=index, name=cname))
+                facts = read_container(container, position=index, name=cname)
+                plan = plan_container(facts, rules=options.rules, runtime=True)
                 if plan.outcome is not Reason.LEGACY_SHAPE:
                     continue
                 ops.extend(container_ops(plan, path=patch.pointer(*path, *list_path, index)))
