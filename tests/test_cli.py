@@ -213,3 +213,19 @@ def test_an_unknown_mode_is_refused_naming_the_modes() -> None:
     done = cli("preview", "--mode", "everywhere", str(HEAD))
     assert done.returncode == 2
     assert "invalid choice: 'everywhere' (choose from 'opt-in', 'cluster-wide')" in done.stderr
+
+
+def test_rules_narrow_preview_and_migrate(tmp_path: Path) -> None:
+    [full] = preview_json(HEAD.read_text())
+    [narrow] = preview_json(
+        HEAD.read_text(), "--rules", "script-to-command", "--rules", "forward-args"
+    )
+    assert full["decision"] == narrow["decision"] == "patched"
+    assert "${MODEL_DIR:-$MODEL_ID}" in full["object"]["spec"]["containers"][0]["command"][2]
+    assert "${MODEL_DIR:-$MODEL_ID}" not in narrow["object"]["spec"]["containers"][0]["command"][2]
+    migrated = cli("migrate", "--rules", "model-default", str(RUNTIME))
+    assert migrated.returncode == 0
+    assert "migrated" not in migrated.stderr  # model-default alone cannot reach a legacy script
+    refused = cli("preview", "--rules", "everything", str(HEAD))
+    assert refused.returncode == 2
+    assert "invalid choice: 'everything'" in refused.stderr

@@ -16,7 +16,9 @@ import pytest
 import yaml
 from celpy.adapter import json_to_cel
 
+from tests.support import kserve
 from tests.support.builders import REPO, TESTDATA
+from tests.support.positional import CASES, case_pod
 from webhook.adapters import certs
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
@@ -228,10 +230,13 @@ def test_match_conditions_let_through_every_pod_the_webhook_patches() -> None:
         for p in (TESTDATA / "pods").glob("*.yaml")
         if not p.name.endswith(".golden.yaml")
     ]
+    pods.extend(case_pod(case) for case in CASES)
+    if kserve.CORPUS.is_dir():
+        pods.extend(pod for _, _, pod in kserve.corpus_pods())
     patched = [pod for pod in pods if mutate(pod).action == Action.PATCHED]
-    assert len(patched) >= 6
+    assert len(patched) >= 6 + len(CASES) // 2
     for pod in patched:
-        assert _calls(programs, pod), pod["metadata"]
+        assert _calls(programs, pod), pod["spec"]["containers"]
 
 
 def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> None:

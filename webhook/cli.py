@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from webhook import __version__
 from webhook.adapters.config import Settings
-from webhook.core.model import Context
-from webhook.core.names import INJECT_LABEL, Inject, Mode
+from webhook.core.model import Context, Options
+from webhook.core.names import INJECT_LABEL, Inject, Mode, Rule
 from webhook.core.raw import label_pair
 from webhook.offline import documents
 from webhook.offline.migrate import migrate_document
@@ -52,11 +52,29 @@ def _label(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _options(args: argparse.Namespace) -> Options:
+    """The rewrite options of `preview` and `migrate`: the rules given, else all of them."""
+    chosen = args.rules or [rule.value for rule in Rule]
+    return Options(rules=frozenset(Rule(rule) for rule in chosen))
+
+
+def _rules_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--rules",
+        action="append",
+        choices=[rule.value for rule in Rule],
+        metavar="RULE",
+        help="a rewrite rule to apply (repeatable; default: all of "
+        f"{', '.join(Rule)}); the rules not named make none of their edits, as with "
+        "serve --rules",
+    )
+
+
 def _preview(args: argparse.Namespace) -> int:
     labels = dict(args.namespace_label) if args.namespace_label is not None else None
     context = Context(namespace=args.namespace, namespace_labels=labels, mode=Mode(args.mode))
     try:
-        results = preview_text(_read(args.file), context=context)
+        results = preview_text(_read(args.file), context=context, options=_options(args))
     except documents.InputError as error:
         _fail(str(error))
     sys.stdout.write(render(results, args.output))
@@ -68,7 +86,7 @@ def _migrate(args: argparse.Namespace) -> int:
     changes: list[str] = []
     try:
         for marker, body in documents.split(_read(args.file)):
-            migration = migrate_document(documents.load_one(body))
+            migration = migrate_document(documents.load_one(body), options=_options(args))
             changes.extend(migration.changes)
             text = body if migration.document is None else documents.dump(migration.document)
             output.append(marker + text)
@@ -287,6 +305,7 @@ def parser() -> argparse.ArgumentParser:
         default=Mode.OPT_IN,
         help="install mode for the namespace test (default: %(default)s)",
     )
+    _rules_flag(preview)
     preview.set_defaults(run=_preview)
 
     migrate = commands.add_parser(
@@ -306,6 +325,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print nothing; exit 1 when anything would change (for GitOps CI)",
     )
+    _rules_flag(migrate)
     migrate.set_defaults(run=_migrate)
 
     serve = commands.add_parser(

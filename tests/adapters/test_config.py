@@ -10,11 +10,13 @@ import pytest
 from tests.support.builders import REPO
 from webhook.adapters.config import Settings
 from webhook.cli import parser
+from webhook.core.names import Rule
 
 
 def test_environment_overrides_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MULTINODE_WEBHOOK_HTTPS_PORT", "9443")
     monkeypatch.setenv("MULTINODE_WEBHOOK_CONTAINERS", '["a", "b"]')
+    monkeypatch.setenv("MULTINODE_WEBHOOK_RULES", '["forward-args", "exact-args"]')
     settings = Settings()
     assert (settings.https_port, settings.containers, settings.http_port) == (
         9443,
@@ -22,6 +24,8 @@ def test_environment_overrides_default(monkeypatch: pytest.MonkeyPatch) -> None:
         8080,
     )
     assert settings.options().containers == ("a", "b")
+    assert settings.options().rules == {Rule.FORWARD_ARGS, Rule.EXACT_ARGS}
+    assert Settings.model_construct().rules == tuple(Rule)
 
 
 def test_flags_reach_every_setting() -> None:
@@ -45,6 +49,7 @@ def test_every_setting_is_documented() -> None:
         (["--https-port", "70000"], "--https-port: Input should be less than or equal to 65535"),
         (["--workers", "zero"], "--workers: Input should be a valid integer"),
         (["--body-limit", "0"], "--body-limit: Input should be greater than 0"),
+        (["--rules", "all"], "--rules-0: Input should be 'script-to-command', 'forward-args'"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 import jsonpatch
+import pytest
 
-from tests.support.builders import example
+from tests.support.builders import example, pod
 from webhook.core import names
 from webhook.core.model import Context, Options
 from webhook.core.mutate import WARNING_LIMIT, mutate
@@ -167,3 +168,24 @@ def test_shadow_reports_without_patching() -> None:
     decision = mutate(example("legacy-head-pod.yaml"), context=Context(shadow=True))
     assert (decision.action, decision.patch) == (Action.SHADOW, ())
     assert "would rewrite" in decision.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "warning"),
+    [
+        (["--model_name=m", "--x=a b"], 'arg 2 "--x=a b" now reaches the server as one word'),
+        (["--model_name=m", "--glob=*"], 'arg 2 "--glob=*" now reaches the server unexpanded'),
+        (["--model_name=m", ""], 'arg 2 "" now reaches the server (it was dropped)'),
+        (["--model_name=m", "--y", "a b", "c d"], 'arg 3 "a b" now reaches the server as one word'),
+        (["--model_name=m", "--y"], None),
+    ],
+)
+def test_exact_args_names_the_first_arg_it_changes(args: list[str], warning: str | None) -> None:
+    command = ["bash", "-c", "python -m huggingfaceserver $0 $@\n"]
+    container = {"name": names.HEAD_CONTAINER, "command": command, "args": args}
+    decision = mutate(pod(containers=[container]))
+    assert decision.action == Action.PATCHED
+    notes = [w for w in decision.warnings if " now reaches the server" in w]
+    expected = [] if warning is None else [f"multinode-webhook: kserve-container {warning}"]
+    assert notes == expected
+    assert all(len(w) <= WARNING_LIMIT for w in decision.warnings)

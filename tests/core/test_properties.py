@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import shell
+from tests.support import kubelet, shell
 from webhook.core import names
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
@@ -169,3 +171,74 @@ def test_legacy_scripts_either_rewrite_cleanly_or_say_why(
             Reason.READS_POSITIONAL_PARAMS,
         )
         assert decision.warnings
+
+
+# Launch lines with a slot for the forwarding form, and ways to forward.
+LAUNCHES = [
+    ("python -m huggingfaceserver --a{fwd}", ["python", "-m", "huggingfaceserver", "--a"]),
+    ("exec vllm serve /m --p=1{fwd} 2>&1", ["vllm", "serve", "/m", "--p=1"]),
+    ('ray start --address="h" --block{fwd}   ', ["ray", "start", "--address=h", "--block"]),
+    ('CMD="python3 -m vllm.entrypoints.openai.api_server --p{fwd}"\nexec $CMD', None),
+    ('CMD="python3 -m vllm.entrypoints.openai.api_server --p"\nexec $CMD{fwd}', None),
+    ("run() {{\n  python -m huggingfaceserver{fwd}\n}}\nrun", None),
+]
+CMD_FLAGS = ["python3", "-m", "vllm.entrypoints.openai.api_server", "--p"]
+FORWARDING = [
+    "",
+    " $0 $@",
+    " $0 $@        ",
+    " $@",
+    " $*",
+    " ${@}",
+    ' "$*"',
+    ' "$@"',
+    ' $0 "$@"',
+    ' "$0" "$@"',
+    ' "$@" "$@"',
+    ' "${@:1}"',
+    " --max=$1",
+]
+argv_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
+
+
+@settings(max_examples=60 if settings().max_examples <= 200 else 2_000)
+@given(
+    launch=st.sampled_from(LAUNCHES),
+    forwarding=st.sampled_from(FORWARDING),
+    shape=st.sampled_from(["legacy", "post-fix", "fixed-$0"]),
+    container_name=st.sampled_from(names.DEFAULT_TARGET_CONTAINERS),
+    user_args=st.lists(argv_text, max_size=4),
+)
+def test_args_arrive_exactly_or_the_pod_is_left_alone(
+    launch: tuple[str, list[str] | None],
+    forwarding: str,
+    shape: str,
+    container_name: str,
+    user_args: list[str],
+) -> None:
+    template, flags = launch
+    script = "set -e\n" + template.format(fwd=forwarding) + "\n"
+    if shape == "legacy":
+        container = {
+            "name": container_name,
+            "command": ["bash", "-c"],
+            "args": [script, *user_args],
+        }
+    else:
+        command = ["bash", "-c", script, *(["--"] if shape == "fixed-$0" else [])]
+        container = {"name": container_name, "command": command, "args": user_args}
+    original = {
+        "metadata": {"labels": {names.ISVC_LABEL: "m"}},
+        "spec": {"containers": [container]},
+    }
+    untouched = copy.deepcopy(original)
+    decision = mutate(original)
+    assert original == untouched
+    if decision.action is not Action.PATCHED:
+        assert decision.patch == ()
+        return
+    rewritten = jsonpatch.apply_patch(original, to_json(decision.patch))
+    with tempfile.TemporaryDirectory() as workdir:
+        calls = kubelet.run(rewritten, container_name, Path(workdir))
+    delivered = [kubelet.expand(arg, {}) for arg in user_args]
+    assert calls[-1] == [*(flags or CMD_FLAGS), *delivered]

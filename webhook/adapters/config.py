@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webhook.core import names
 from webhook.core.model import Options
+from webhook.core.names import Rule
 
 MiB = 1024 * 1024
 
@@ -65,6 +66,14 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(
         25, gt=0, description="how long SIGTERM waits for in-flight reviews before closing"
     )
+    rules: tuple[Rule, ...] = Field(
+        tuple(Rule),
+        description="the rewrite rules that are on; a rule left out makes none of its edits",
+    )
 
     def options(self) -> Options:
-        return Options(containers=self.containers, own_namespace=self.own_namespace)
+        return Options(
+            containers=self.containers,
+            own_namespace=self.own_namespace,
+            rules=frozenset(self.rules),
+        )
