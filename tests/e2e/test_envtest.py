@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
-from tests.support.builders import REPO, example
+from tests.support.builders import REPO, data_pod, example
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject
@@ -183,9 +183,17 @@ def _named(pod: dict[str, Any], name: str, **labels: str) -> dict[str, Any]:
     return {**pod, "metadata": metadata}
 
 
+POSTFIX_PODS = [
+    ("kserve-postfix-head", names.HEAD_CONTAINER),
+    ("odh-cmd-string", names.HEAD_CONTAINER),
+    ("postfix-worker-with-args", names.WORKER_CONTAINER),
+    ("sh-unquoted-args", names.HEAD_CONTAINER),
+]
+
+
 def _rewritten(stored: dict[str, Any], container: str) -> bool:
     target = next(c for c in stored["spec"]["containers"] if c["name"] == container)
-    return len(target["command"]) == 4 and names.STATUS_ANNOTATION in stored["metadata"].get(
+    return target["command"][-1] == container and names.STATUS_ANNOTATION in stored["metadata"].get(
         "annotations", {}
     )
 
@@ -207,7 +215,13 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
                 "the webhook to be called",
             )
 
-            for pod, container in ((head, names.HEAD_CONTAINER), (worker, names.WORKER_CONTAINER)):
+            # The legacy shape, and every post-fix shape the matchConditions must let through.
+            shapes = [
+                (head, names.HEAD_CONTAINER),
+                (worker, names.WORKER_CONTAINER),
+                *((_named(data_pod(name), name), container) for name, container in POSTFIX_PODS),
+            ]
+            for pod, container in shapes:
                 reply = _create(client, "enabled", pod)
                 assert reply.status_code == 201, reply.text
                 assert _rewritten(reply.json(), container)
