@@ -61,7 +61,7 @@ class ScriptRewrite:
     `script` is the new text (the old one when no edit applies), or None when the script must
     be left alone, with `reason` and `detail` saying why. `rules` name the edits made. `splits`
     says the old forwarding split, glob-expanded or dropped args. `worker` marks a Ray worker
-    script (`ray start ... --block`). `reads_args` marks a script that reads its args itself.
+    script (`ray start ... --block`).
     """
 
     script: str | None
@@ -70,7 +70,6 @@ class ScriptRewrite:
     reason: Reason | None = None
     splits: bool = False
     worker: bool = False
-    reads_args: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,20 +147,24 @@ def _positional(node: Node) -> str | None:
     return value if plain else value + ":"
 
 
-def _expansions(node: Node) -> Iterator[Node]:
-    """Every positional expansion below `node`, in script order."""
-    stack = [node]
+def _walk(root: Node) -> Iterator[Node]:
+    """Every node, in script order."""
+    stack = [root]
     while stack:
         current = stack.pop()
-        if _positional(current) is not None:
-            yield current
+        yield current
         stack.extend(reversed(current.children))
 
 
-def _inside(node: Node, kinds: frozenset[str] | set[str]) -> bool:
+def _expansions(node: Node) -> Iterator[Node]:
+    """Every positional expansion below `node`, in script order."""
+    return (current for current in _walk(node) if _positional(current) is not None)
+
+
+def _in_function(node: Node) -> bool:
     parent = node.parent
     while parent is not None:
-        if parent.type in kinds:
+        if parent.type == "function_definition":
             return True
         parent = parent.parent
     return False
@@ -176,7 +179,7 @@ def _word_form(word: Node) -> str | None:
     if quoted and len(word.named_children) == 1:
         inner = word.named_children[0]
     param = _positional(inner)
-    if param is not None and (not quoted or inner is not word):
+    if param is not None:
         if param == "0":
             return "$0"
         if param == "@":
@@ -233,15 +236,6 @@ def _indirection(root: Node, launch: Node, source: bytes) -> tuple[list[_Edit], 
     return edits, ""
 
 
-def _walk(root: Node) -> Iterator[Node]:
-    """Every node, in script order."""
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(reversed(current.children))
-
-
 def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwarding:
     words = launch.children_by_field_name("argument")
     edits: list[_Edit] = []
@@ -275,7 +269,7 @@ def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwardi
 def _reads_args(root: Node, launch: Node) -> bool:
     """Whether the script reads its args outside the launch command and any function body."""
     return any(
-        not _inside(node, {"function_definition"})
+        not _in_function(node)
         and not (launch.start_byte <= node.start_byte < launch.end_byte)
         and _positional(node) != "0"
         for node in _expansions(root)
@@ -283,10 +277,7 @@ def _reads_args(root: Node, launch: Node) -> bool:
 
 
 def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.children)
+    for node in _walk(root):
         if node.type != "declaration_command" or not _EXPORT_MODEL.fullmatch(_text(node)):
             continue
         following = node.next_named_sibling
@@ -321,7 +312,7 @@ def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     if launch is None:
         detail = "no server launch command found in the script"
         return ScriptRewrite(None, (), detail, Reason.NO_LAUNCH_COMMAND)
-    if _inside(launch, {"function_definition"}):
+    if _in_function(launch):
         detail = f"the launch command ({kind}) is inside a function"
         return ScriptRewrite(None, (), detail, Reason.LAUNCH_IN_FUNCTION)
     forwarding = _forwarding(root, launch, kind, source)
@@ -339,5 +330,4 @@ def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         kind,
         splits=forwarding.splits,
         worker=kind == "ray start --block",
-        reads_args=not forwarding.edits and _reads_args(root, launch),
     )
