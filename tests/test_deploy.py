@@ -19,6 +19,7 @@ from celpy.adapter import json_to_cel
 from tests.support import kserve
 from tests.support.builders import REPO, TESTDATA
 from tests.support.positional import CASES, case_pod
+from webhook import __version__
 from webhook.adapters import certs
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
@@ -304,3 +305,55 @@ def test_bootstrap_rbac_is_scoped_to_our_objects() -> None:
     assert set(cluster_rule["verbs"]) == {"get", "patch"}
     bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
     assert all(s["namespace"] == NAMESPACE for b in bindings for s in b["subjects"])
+
+
+def _images(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every container image of every workload, by `kind/name`."""
+    found: dict[str, set[str]] = {}
+    for obj in objects:
+        spec = obj.get("spec", {})
+        template = spec.get("jobTemplate", {}).get("spec", {}).get("template") or spec.get(
+            "template"
+        )
+        if not template:
+            continue
+        pod = template["spec"]
+        containers = [*pod.get("initContainers", []), *pod["containers"]]
+        found[f"{obj['kind']}/{obj['metadata']['name']}"] = {c["image"] for c in containers}
+    return found
+
+
+def test_every_workload_uses_the_configured_image(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    name, objects = overlay
+    images = _images(objects)
+    expected = {"Deployment"} | ({"Job", "CronJob"} if name != "cert-manager" else set())
+    assert {key.split("/")[0] for key in images} == expected
+    assert all(found == {f"multinode-webhook:{__version__}"} for found in images.values()), images
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_one_images_entry_in_a_user_overlay_changes_them_all(name: str, tmp_path: Path) -> None:
+    mine = tmp_path / "my-install"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY / "overlays" / name, mine)],
+                "images": [
+                    {
+                        "name": "multinode-webhook",
+                        "newName": "registry.example.com/platform/multinode-webhook",
+                        "newTag": "9.9.9",
+                    }
+                ],
+            }
+        )
+    )
+    images = _images(render(mine))
+    assert images
+    wanted = {"registry.example.com/platform/multinode-webhook:9.9.9"}
+    assert all(found == wanted for found in images.values()), images

@@ -14,7 +14,8 @@ from webhook import __version__
 def test_version_agrees_everywhere() -> None:
     assert importlib.metadata.version("multinode-webhook") == __version__
     assert f"ARG VERSION={__version__}" in (REPO / "Dockerfile").read_text()
-    kustomization = yaml.safe_load((REPO / "deploy" / "base" / "kustomization.yaml").read_text())
+    image = REPO / "deploy" / "components" / "image" / "kustomization.yaml"
+    kustomization = yaml.safe_load(image.read_text())
     assert kustomization["images"][0]["newTag"] == __version__
     assert re.search(
         rf'^version = "{re.escape(__version__)}"$', (REPO / "pyproject.toml").read_text(), re.M
