@@ -193,7 +193,50 @@ def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:
     assert "namespaces mutated: models" in check.stdout
     assert "caBundle verifies the Secret's certificate" in check.stdout
     assert "not reachable from here" in check.stdout
+    assert "running serve not found" in check.stdout
     assert check.returncode == 0, check.stdout
+
+
+def webhook_deployment(*extra_args: str) -> dict[str, Any]:
+    """The install's own Deployment, with extra `serve` flags."""
+    deployment: dict[str, Any] = yaml.safe_load((REPO / "deploy/base/deployment.yaml").read_text())
+    deployment["metadata"]["namespace"] = NS
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"] += list(extra_args)
+    return deployment
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "agree"),
+    [
+        ((), True),
+        (("--containers=kserve-container", "--containers", "worker-container"), True),
+        (("--containers=server",), False),
+        (("--containers", "kserve-container"), False),
+    ],
+    ids=["default", "same-names", "other-name", "one-missing"],
+)
+def test_check_compares_the_server_containers_with_the_cel_names(
+    fake: Any, extra_args: tuple[str, ...], agree: bool
+) -> None:
+    api, cluster, kubeconfig = fake
+    run_bootstrap(cluster, now=dt.datetime.now(dt.UTC))
+    api.put("deployments", webhook_deployment(*extra_args))
+    flags = ["--kubeconfig", str(kubeconfig), "--address", "127.0.0.1:1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "check", *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if agree:
+        assert (
+            "   target containers: kserve-container, worker-container (server and CEL agree)"
+            in (done.stdout)
+        )
+        assert done.returncode == 0, done.stdout
+    else:
+        assert "!! target containers differ: the server rewrites" in done.stdout
+        assert done.returncode == 1, done.stdout
 
 
 def test_cluster_command_without_credentials_exits_2(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,14 @@ from webhook.adapters.kube.client import Cluster, secret_data
 from webhook.adapters.kube.probe import handshake
 from webhook.core.model import Context
 from webhook.core.mutate import mutate
-from webhook.core.names import INJECT_LABEL, STATUS_ANNOTATION, Action, Inject, Mode
+from webhook.core.names import (
+    DEFAULT_TARGET_CONTAINERS,
+    INJECT_LABEL,
+    STATUS_ANNOTATION,
+    Action,
+    Inject,
+    Mode,
+)
 from webhook.core.raw import mapping, string
 
 
@@ -59,6 +68,75 @@ def install_mode(selector: Mapping[str, Any]) -> str:
         if expression.get("key") == INJECT_LABEL and expression.get("operator") == "NotIn":
             return Mode.CLUSTER_WIDE
     return "custom"
+
+
+# The container names a matchConditions expression lets through: `c.name in ['a', 'b']`.
+_CEL_NAMES = re.compile(r"\.name\s+in\s+\[([^\]]*)\]")
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_CONTAINERS_FLAG = "--containers"
+_CONTAINERS_ENV = "MULTINODE_WEBHOOK_CONTAINERS"
+
+
+def cel_container_names(entries: list[Any]) -> set[str]:
+    """The container names the entries' matchConditions list; empty when they list none."""
+    found: set[str] = set()
+    for entry in entries:
+        for condition in mapping(entry).get("matchConditions") or []:
+            expression = string(mapping(condition).get("expression"))
+            for listed in _CEL_NAMES.findall(expression):
+                found.update(single or double for single, double in _QUOTED.findall(listed))
+    return found
+
+
+def served_container_names(deployment: Mapping[str, Any]) -> set[str] | None:
+    """The containers the Deployment's `serve` rewrites (`--containers`, else its environment
+    variable, else the default); None when no container of it runs `serve`."""
+    spec = mapping(mapping(mapping(deployment.get("spec")).get("template")).get("spec"))
+    for container in spec.get("containers") or []:
+        words = [*(container.get("command") or []), *(container.get("args") or [])]
+        if "serve" not in words:
+            continue
+        flags = [
+            value
+            for word, value in zip(words, [*words[1:], ""], strict=True)
+            if word == _CONTAINERS_FLAG
+        ]
+        flags += [w.split("=", 1)[1] for w in words if w.startswith(_CONTAINERS_FLAG + "=")]
+        if flags:
+            return set(flags)
+        for variable in container.get("env") or []:
+            if variable.get("name") == _CONTAINERS_ENV:
+                try:
+                    return {str(name) for name in json.loads(string(variable.get("value")))}
+                except (TypeError, ValueError):
+                    return None
+        return set(DEFAULT_TARGET_CONTAINERS)
+    return None
+
+
+def target_containers_finding(
+    cluster: Cluster, entries: list[Any], *, namespace: str, deployment: str
+) -> Finding:
+    """Whether the server and the API server agree on which containers are targets: a name
+    the matchConditions leave out is never sent to the server."""
+    listed = cel_container_names(entries)
+    if not listed:
+        return Finding("matchConditions do not filter by container name")
+    found = cluster.deployment(namespace, deployment)
+    served = served_container_names(found) if found is not None else None
+    if served is None:
+        return Finding(
+            f"Deployment {namespace}/{deployment} running serve not found: "
+            "its --containers were not compared with the matchConditions"
+        )
+    if served == listed:
+        return Finding(f"target containers: {', '.join(sorted(served))} (server and CEL agree)")
+    return Finding(
+        f"target containers differ: the server rewrites {', '.join(sorted(served))}, the "
+        f"matchConditions let through {', '.join(sorted(listed))}; a name on one side only "
+        "is never rewritten",
+        ok=False,
+    )
 
 
 def served_certificate_finding(
@@ -115,6 +193,10 @@ def check(
                 f"timeout {entry.get('timeoutSeconds')}s"
             )
         )
+
+    findings.append(
+        target_containers_finding(cluster, entries, namespace=service_ns, deployment=service_name)
+    )
 
     namespaces = {
         string(mapping(ns.get("metadata")).get("name")): mapping(

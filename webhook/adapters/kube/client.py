@@ -84,6 +84,7 @@ class Cluster:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
 
     @staticmethod
@@ -97,16 +98,29 @@ class Cluster:
         found: dict[str, Any] = json.loads(response.data)
         return found
 
-    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Secret, or None when there is none."""
+    def _read(self, what: str, method: Any, *args: Any) -> dict[str, Any] | None:
+        """The object, or None when there is none."""
         try:
-            return self._call(
-                f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
-            )
+            return self._call(what, method, *args)
         except KubeError as error:
             if error.status == NOT_FOUND:
                 return None
             raise
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret, or None when there is none."""
+        return self._read(
+            f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        )
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Deployment, or None when there is none."""
+        return self._read(
+            f"read Deployment {namespace}/{name}",
+            self.apps.read_namespaced_deployment,
+            name,
+            namespace,
+        )
 
     def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]
