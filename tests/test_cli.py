@@ -187,12 +187,77 @@ def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> Non
     assert done.stdout.startswith(other + "---\n")
     fixed = list(yaml.safe_load_all(done.stdout))[1]
     assert fixed["spec"]["containers"][0]["command"][3] == names.HEAD_CONTAINER
-    assert done.stderr.count("migrated ServingRuntime/") == 2
+    assert done.stderr.count(f"migrated {source}: ServingRuntime/") == 2
 
     (tmp_path / "fixed.yaml").write_text(done.stdout)
     assert cli("migrate", "--check", str(tmp_path / "fixed.yaml")).returncode == 0
     check = cli("migrate", "--check", str(source))
-    assert (check.returncode, check.stdout, check.stderr) == (1, "", "")
+    assert (check.returncode, check.stderr) == (1, "")
+    header, *rows = check.stdout.splitlines()
+    assert header.split() == ["FILE", "OBJECT", "CONTAINER", "RULES"]
+    assert [row.split()[:3] for row in rows] == [
+        [str(source), "ServingRuntime/huggingface-multinode-legacy", names.HEAD_CONTAINER],
+        [str(source), "ServingRuntime/huggingface-multinode-legacy", names.WORKER_CONTAINER],
+    ]
+
+
+def _list_of(kind: str) -> str:
+    runtime = yaml.safe_load(RUNTIME.read_text())
+    return yaml.safe_dump({"apiVersion": "v1", "kind": kind, "items": [runtime]})
+
+
+@pytest.mark.parametrize("kind", ["List", "ServingRuntimeList"])
+def test_migrate_check_looks_inside_lists(kind: str) -> None:
+    done = cli("migrate", "--check", "-", stdin=_list_of(kind))
+    assert done.returncode == 1, done.stdout
+    assert "ServingRuntime/huggingface-multinode-legacy" in done.stdout
+
+
+def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
+    legacy, clean = tmp_path / "legacy.yaml", tmp_path / "clean.yaml"
+    legacy.write_text(RUNTIME.read_text())
+    clean.write_text("# untouched\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
+    before = clean.stat().st_mtime_ns
+    done = cli("migrate", "-i", str(legacy), str(clean))
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr.count(f"migrated {legacy}:") == 2
+    assert clean.stat().st_mtime_ns == before
+    assert cli("migrate", "--check", str(legacy), str(clean)).returncode == 0
+    refused = cli("migrate", str(legacy), str(clean))
+    assert refused.returncode == 2
+    assert "several files need -i/--in-place or --check" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("", "<stdin>: the input holds no Kubernetes object"),
+        ("# only a comment\n", "<stdin>: the input holds no Kubernetes object"),
+        ("just words\n", "<stdin>: expected a Kubernetes object, found a str"),
+        (
+            "kind: Pod\nmetadata:\n  name: a\nkind: Pod\n",
+            "<stdin>:4:1: duplicate key 'kind' (a missing --- between two documents?)",
+        ),
+        ("a: [b\n", "<stdin>:2:1: invalid YAML"),
+    ],
+    ids=["empty", "comment-only", "scalar", "two-documents-without-marker", "unclosed"],
+)
+@pytest.mark.parametrize("command", ["preview", "migrate"])
+def test_unreadable_input_names_the_file_and_line(command: str, stdin: str, message: str) -> None:
+    done = cli(command, "-", stdin=stdin)
+    assert done.returncode == 2, done.stdout
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"multinode-webhook: error: {message}"), line
+    assert "<unicode string>" not in line
+
+
+def test_a_document_start_with_a_tag_is_read(tmp_path: Path) -> None:
+    source = tmp_path / "tagged.yaml"
+    source.write_text("--- !!map\n" + RUNTIME.read_text())
+    done = cli("migrate", str(source))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("--- !!map\n")
+    assert done.stderr.count("migrated") == 2
 
 
 def test_migrate_bad_input() -> None:

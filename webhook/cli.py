@@ -23,7 +23,7 @@ from webhook.core.model import Context, Options
 from webhook.core.names import INJECT_LABEL, Inject, Mode, Rule
 from webhook.core.raw import label_pair
 from webhook.offline import documents
-from webhook.offline.migrate import migrate_document
+from webhook.offline.migrate import Change, migrate_text
 from webhook.offline.preview import FORMATS, preview_text, render
 
 EXIT_FINDINGS = 1
@@ -43,6 +43,11 @@ def _read(path: str) -> str:
             return handle.read()
     except (OSError, UnicodeDecodeError) as error:
         _fail(f"cannot read {path}: {error}")
+
+
+def _shown(path: str) -> str:
+    """How an input is named in messages."""
+    return "<stdin>" if path == "-" else path
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -74,7 +79,9 @@ def _preview(args: argparse.Namespace) -> int:
     labels = dict(args.namespace_label) if args.namespace_label is not None else None
     context = Context(namespace=args.namespace, namespace_labels=labels, mode=Mode(args.mode))
     try:
-        results = preview_text(_read(args.file), context=context, options=_options(args))
+        results = preview_text(
+            _read(args.file), name=_shown(args.file), context=context, options=_options(args)
+        )
     except documents.InputError as error:
         _fail(str(error))
     sys.stdout.write(render(results, args.output))
@@ -82,22 +89,48 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    output: list[str] = []
-    changes: list[str] = []
-    try:
-        for marker, body in documents.split(_read(args.file)):
-            migration = migrate_document(documents.load_one(body), options=_options(args))
-            changes.extend(migration.changes)
-            text = body if migration.document is None else documents.dump(migration.document)
-            output.append(marker + text)
-    except documents.InputError as error:
-        _fail(str(error))
+    files: list[str] = args.files or ["-"]
+    if len(files) > 1 and not (args.in_place or args.check):
+        _fail("several files need -i/--in-place or --check")
+    if args.in_place and "-" in files:
+        _fail("-i/--in-place needs files, not stdin")
+    found: list[tuple[str, Change]] = []
+    for name in files:
+        try:
+            text, changes = migrate_text(_read(name), name=_shown(name), options=_options(args))
+        except documents.InputError as error:
+            _fail(str(error))
+        found.extend((_shown(name), change) for change in changes)
+        if args.check:
+            continue
+        if args.in_place:
+            if changes:
+                _write(name, text)
+        else:
+            sys.stdout.write(text)
+        for change in changes:
+            print(f"migrated {_shown(name)}: {change}", file=sys.stderr)
     if args.check:
-        return EXIT_FINDINGS if changes else 0
-    sys.stdout.write("".join(output))
-    for change in changes:
-        print(f"migrated {change}", file=sys.stderr)
+        if found:
+            rows = [(name, c.runtime, c.container, ", ".join(c.rules)) for name, c in found]
+            _table([("FILE", "OBJECT", "CONTAINER", "RULES"), *rows])
+        return EXIT_FINDINGS if found else 0
     return 0
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot write {path}: {error}")
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -313,17 +346,29 @@ def parser() -> argparse.ArgumentParser:
         help="rewrite legacy ServingRuntimes, ClusterServingRuntimes and Templates at the source",
         description=(
             "Apply the admission rewrite to ServingRuntime, ClusterServingRuntime and OpenShift "
-            "Template objects and print the YAML stream with them fixed; other documents are "
-            "printed as they were. Changes are listed on stderr."
+            "Template objects (also inside a List) and print the stream with them fixed. Only "
+            "the changed command and args lines differ; comments, quoting and every other "
+            "document stay as written. Changes are listed on stderr. Exit 0 when done, 1 when "
+            "--check finds changes to make, 2 when the input cannot be read."
         ),
     )
     migrate.add_argument(
-        "file", nargs="?", default="-", metavar="FILE", help="YAML or JSON; - for stdin (default)"
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="YAML or JSON; - for stdin (the default); several need -i or --check",
     )
     migrate.add_argument(
         "--check",
         action="store_true",
-        help="print nothing; exit 1 when anything would change (for GitOps CI)",
+        help="change nothing; print a table of what would change (file, object, container, "
+        "rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
+    )
+    migrate.add_argument(
+        "-i",
+        "--in-place",
+        action="store_true",
+        help="write each changed file back instead of printing the stream",
     )
     _rules_flag(migrate)
     migrate.set_defaults(run=_migrate)

@@ -1,72 +1,119 @@
-"""Text to Kubernetes objects and back: JSON or (multi-document) YAML in, readable YAML out."""
+"""Text to Kubernetes objects and back: JSON or (multi-document) YAML in, readable YAML out.
+
+Every error names the input and the line, as `NAME:LINE:COLUMN: what`. A key that appears
+twice in one mapping is an error, not a silent last-one-wins: two manifests pasted together
+without a `---` between them would otherwise merge into one.
+"""
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Iterator
 from typing import Any, Final
 
 import yaml
-
-_SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DOCUMENT_MARKER: Final = re.compile(r"^---[ \t]*(?:#.*)?\n", re.MULTILINE)
 
 
 class InputError(ValueError):
     """The input is not JSON or YAML holding Kubernetes objects; the message is one line."""
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
-def load(text: str, *, allow_aliases: bool = True) -> list[Any]:
+def _where(name: str, mark: yaml.Mark | None) -> str:
+    return f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+
+
+def _unique_keys(node: yaml.MappingNode, name: str) -> None:
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in seen:
+            raise InputError(
+                f"{_where(name, key.start_mark)}: duplicate key {key.value!r} "
+                "(a missing --- between two documents?)"
+            )
+        seen.add(key.value)
+
+
+def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    class Loader(base):  # type: ignore[valid-type,misc]
+        """A safe loader that refuses duplicate keys."""
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+            _unique_keys(node, str(self.name))
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+_FAST_LOADER: Final = _loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+# Pure Python: its marks index the text in characters, which `migrate` edits by position.
+_POSITIONED_LOADER: Final = _loader(yaml.SafeLoader)
+
+
+def _yaml_error(error: yaml.YAMLError, name: str) -> InputError:
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "invalid YAML"
+        return InputError(f"{_where(name, mark)}: invalid YAML: {_one_line(problem)}")
+    return InputError(f"{name}: invalid YAML: {_one_line(error)}")
+
+
+def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> list[Any]:
     """Every non-empty document of a JSON text or a YAML stream.
 
     A server reading untrusted YAML passes `allow_aliases=False`: a few aliases can stand
     for a structure far larger than the text (the "billion laughs").
     """
     stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError as error:
+            if stripped.startswith("{"):
+                where = f"{name}:{error.lineno}:{error.colno}"
+                raise InputError(f"{where}: invalid JSON: {error.msg}") from None
     try:
-        if stripped.startswith(("{", "[")):
-            try:
-                return [json.loads(text)]
-            except ValueError as error:
-                if stripped.startswith("{"):
-                    raise InputError(f"invalid JSON: {_one_line(error)}") from None
         if not allow_aliases and any(
-            isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_SAFE_LOADER)
+            isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_FAST_LOADER)
         ):
-            raise InputError("YAML aliases (*name) are not accepted here")
-        documents = list(yaml.load_all(text, Loader=_SAFE_LOADER))
+            raise InputError(f"{name}: YAML aliases (*name) are not accepted here")
+        loader = _FAST_LOADER(text)
+        loader.name = name
+        try:
+            documents = list(_documents(loader))
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
-        raise InputError(f"invalid YAML: {_one_line(error)}") from None
+        raise _yaml_error(error, name) from None
     except RecursionError:
-        raise InputError("input is nested too deeply") from None
-    return [document for document in documents if document is not None]
+        raise InputError(f"{name}: input is nested too deeply") from None
+    return [document for _, document in documents if document is not None]
 
 
-def split(text: str) -> list[tuple[str, str]]:
-    """A YAML stream cut at its `---` lines: (marker line or "", document text) pairs.
-
-    Joining every pair gives the text back exactly, so unchanged documents can be re-emitted as
-    they were written.
-    """
-    pieces: list[tuple[str, str]] = []
-    marker, start = "", 0
-    for match in _DOCUMENT_MARKER.finditer(text):
-        pieces.append((marker, text[start : match.start()]))
-        marker, start = match.group(0), match.end()
-    pieces.append((marker, text[start:]))
-    return [(m, body) for m, body in pieces if m or body]
+def _documents(loader: yaml.SafeLoader) -> Iterator[tuple[yaml.Node, Any]]:
+    while loader.check_node():
+        node = loader.get_node()
+        if node is not None:
+            yield node, loader.construct_document(node)
 
 
-def load_one(text: str) -> Any:
-    """The single document of one piece of `split`, or None for an empty one."""
+def load_positioned(text: str, *, name: str) -> list[tuple[yaml.Node, Any]]:
+    """Each YAML document's node tree (marks index `text` in characters) and its value."""
+    loader = _POSITIONED_LOADER(text)
+    loader.name = name
     try:
-        return yaml.load(text, Loader=_SAFE_LOADER)
+        return list(_documents(loader))
     except yaml.YAMLError as error:
-        raise InputError(f"invalid YAML: {_one_line(error)}") from None
+        raise _yaml_error(error, name) from None
+    except RecursionError:
+        raise InputError(f"{name}: input is nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 class _Dumper(yaml.SafeDumper):

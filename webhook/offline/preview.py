@@ -150,15 +150,21 @@ def preview_object(
 def preview_text(
     text: str,
     *,
+    name: str = "<input>",
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
     allow_aliases: bool = True,
 ) -> list[Result]:
-    """Results for every object in a JSON or YAML text."""
-    loaded = documents.load(text, allow_aliases=allow_aliases)
-    results = [r for doc in loaded for r in preview_object(doc, context=context, options=options)]
+    """Results for every object in a JSON or YAML text; errors name the input."""
+    loaded = documents.load(text, name=name, allow_aliases=allow_aliases)
+    try:
+        results = [
+            r for doc in loaded for r in preview_object(doc, context=context, options=options)
+        ]
+    except documents.InputError as error:
+        raise documents.InputError(f"{name}: {error}") from None
     if not results:
-        raise documents.InputError("the input holds no Kubernetes object")
+        raise documents.InputError(f"{name}: the input holds no Kubernetes object")
     return results
 
 

@@ -261,7 +261,9 @@ def preview_app(state: AppState) -> FastAPI:
             namespace=namespace, namespace_labels=_labels(namespace_label), mode=Mode(mode)
         )
         try:
-            results = preview_text(text, context=context, options=options, allow_aliases=False)
+            results = preview_text(
+                text, name="body", context=context, options=options, allow_aliases=False
+            )
         except documents.InputError as error:
             raise RequestError(400, str(error)) from None
         except RecursionError:
