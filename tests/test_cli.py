@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.support.builders import EXAMPLES, example
+from tests.support import fakeapi
+from tests.support.builders import EXAMPLES, TESTDATA, example
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
 
@@ -294,3 +296,87 @@ def test_rules_narrow_preview_and_migrate(tmp_path: Path) -> None:
     refused = cli("preview", "--rules", "everything", str(HEAD))
     assert refused.returncode == 2
     assert "invalid choice: 'everything'" in refused.stderr
+
+
+EXAMPLE_FILES = ["legacy-head-pod.yaml", "legacy-worker-pod.yaml", "legacy-servingruntime.yaml"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_preview_manifest_applies_with_kubectl(tmp_path: Path) -> None:
+    stream = "---\n".join((EXAMPLES / name).read_text() for name in EXAMPLE_FILES)
+    manifest = cli("preview", "-o", "manifest", "-", stdin=stream)
+    assert manifest.returncode == 0, manifest.stderr
+    objects = list(yaml.safe_load_all(manifest.stdout))
+    assert objects == [r["object"] for r in preview_json(stream)]
+    assert objects[0]["spec"]["containers"][0]["command"][3] == names.HEAD_CONTAINER
+    with fakeapi.serving(tmp_path) as (_, kubeconfig):
+        apply = ["apply", "--dry-run=client", "--validate=false", "-f", "-"]
+        applied = subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfig), *apply],
+            input=manifest.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("created (dry run)") == len(EXAMPLE_FILES)
+
+
+def _opted_out() -> str:
+    pod = example("legacy-head-pod.yaml")
+    pod["metadata"]["labels"][names.INJECT_LABEL] = names.POD_OPT_OUT
+    return yaml.safe_dump(pod)
+
+
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+
+
+@pytest.mark.parametrize(
+    ("stdin", "warning", "unpatched"),
+    [
+        (HEAD.read_text(), 0, 0),
+        ((TESTDATA / "pods" / "exact-in-command.yaml").read_text(), 0, 0),
+        (CONFIGMAP, 0, 0),
+        ((TESTDATA / "pods" / "no-launch-command.yaml").read_text(), 1, 1),
+        ((TESTDATA / "pods" / "launch-in-function.yaml").read_text(), 1, 1),
+        (_opted_out(), 0, 1),
+        (HEAD.read_text() + "---\n" + _opted_out(), 0, 1),
+    ],
+    ids=["patched", "exact", "not-a-pod", "no-launch", "in-function", "opted-out", "mixed"],
+)
+def test_fail_on(stdin: str, warning: int, unpatched: int) -> None:
+    assert cli("preview", "-", stdin=stdin).returncode == 0
+    assert cli("preview", "--fail-on", "warning", "-", stdin=stdin).returncode == warning
+    assert cli("preview", "--fail-on", "unpatched", "-", stdin=stdin).returncode == unpatched
+    both = cli("preview", "--fail-on", "warning", "--fail-on", "unpatched", "-", stdin=stdin)
+    assert both.returncode == max(warning, unpatched)
+
+
+def test_preview_takes_the_server_container_and_namespace_settings() -> None:
+    pod = example("legacy-head-pod.yaml")
+    pod["spec"]["containers"][0]["name"] = "server"
+    text = yaml.safe_dump(pod)
+    assert preview_json(text)[0]["reason"] == Reason.NOT_A_TARGET
+    assert preview_json(text, "--containers", "server")[0]["decision"] == Action.PATCHED
+    own = preview_json(HEAD.read_text(), "--own-namespace", "models")[0]
+    assert (own["decision"], own["reason"]) == (Action.SKIPPED, Reason.SYSTEM_NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("document", "hint"),
+    [
+        (RUNTIME.read_text(), "`multinode-webhook migrate` rewrites ServingRuntimes"),
+        (
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: m\n",
+            "an InferenceService is not a pod",
+        ),
+    ],
+    ids=["runtime", "inferenceservice"],
+)
+def test_preview_hints_at_the_right_tool(document: str, hint: str) -> None:
+    done = cli("preview", "-", stdin=document)
+    assert done.returncode == 0
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("multinode-webhook: hint: ")
+    assert hint in line

@@ -24,7 +24,7 @@ from webhook.core.names import INJECT_LABEL, Inject, Mode, Rule
 from webhook.core.raw import label_pair
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
-from webhook.offline.preview import FORMATS, preview_text, render
+from webhook.offline.preview import FAIL_ON, FORMATS, fails, hints, preview_text, render
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
@@ -58,9 +58,14 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    """The rewrite options of `preview` and `migrate`: the rules given, else all of them."""
+    """The rewrite options of `preview` and `migrate`: what was given, else the defaults."""
     chosen = args.rules or [rule.value for rule in Rule]
-    return Options(rules=frozenset(Rule(rule) for rule in chosen))
+    defaults = Options()
+    return Options(
+        containers=tuple(getattr(args, "containers", None) or defaults.containers),
+        own_namespace=getattr(args, "own_namespace", None) or defaults.own_namespace,
+        rules=frozenset(Rule(rule) for rule in chosen),
+    )
 
 
 def _rules_flag(command: argparse.ArgumentParser) -> None:
@@ -84,8 +89,10 @@ def _preview(args: argparse.Namespace) -> int:
         )
     except documents.InputError as error:
         _fail(str(error))
+    for hint in hints(results):
+        print(f"multinode-webhook: hint: {hint}", file=sys.stderr)
     sys.stdout.write(render(results, args.output))
-    return 0
+    return EXIT_FINDINGS if any(fails(results, c) for c in args.fail_on or ()) else 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -306,7 +313,7 @@ def parser() -> argparse.ArgumentParser:
             "Read a Pod, a workload with a pod template, a List, a multi-document YAML stream "
             "or an AdmissionReview, and print for each object the decision, the reason, the "
             "selection trace, the JSON patch, the resulting object and a diff. Exit 0 when the "
-            "input was understood, 2 when it could not be read."
+            "input was understood, 1 when a --fail-on condition holds, 2 when it could not be read."
         ),
     )
     preview.add_argument(
@@ -317,7 +324,29 @@ def parser() -> argparse.ArgumentParser:
         "--output",
         choices=FORMATS,
         default="json",
-        help="json, yaml: full results; patch: a JSON patch per object a line; diff: unified diff",
+        help="json, yaml: full results; patch: a JSON patch per object a line; diff: unified "
+        "diff; manifest: only the resulting objects, a YAML stream for kubectl apply -f -",
+    )
+    preview.add_argument(
+        "--fail-on",
+        action="append",
+        choices=FAIL_ON,
+        help="exit 1 when a container was left unchanged with a warning (warning), or when a "
+        "KServe pod would not be patched though its args do not arrive (unpatched); "
+        "repeatable",
+    )
+    preview.add_argument(
+        "--containers",
+        action="append",
+        metavar="NAME",
+        help="a container name that may be rewritten, as serve --containers (repeatable; "
+        "default: kserve-container, worker-container)",
+    )
+    preview.add_argument(
+        "--own-namespace",
+        metavar="NAMESPACE",
+        help="the webhook's own namespace, never mutated, as serve --own-namespace "
+        "(default: multinode-webhook)",
     )
     preview.add_argument(
         "--namespace", help="namespace to simulate (default: the object's, else 'default')"

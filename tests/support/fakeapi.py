@@ -18,11 +18,15 @@ from typing import Any
 import jsonpatch
 
 _MUTATING = r"^/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/(?P<name>[^/]+)$"
+_SERVING_RUNTIMES = (
+    r"^/apis/serving.kserve.io/v1alpha1/namespaces/(?P<ns>[^/]+)/servingruntimes/(?P<name>[^/]+)$"
+)
 ROUTES = [
     (re.compile(r"^/api/v1/namespaces$"), "namespaces"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)$"), "pods"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/secrets(?:/(?P<name>[^/]+))?$"), "secrets"),
     (re.compile(_MUTATING), "mutatingwebhookconfigurations"),
+    (re.compile(_SERVING_RUNTIMES), "servingruntimes"),
     (
         re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments/(?P<name>[^/]+)$"),
         "deployments",
@@ -59,6 +63,41 @@ class FakeApi:
         return [r for r in self.requests if r[0] != "GET"]
 
 
+def _resources(group_version: str, *kinds: tuple[str, str]) -> dict[str, Any]:
+    verbs = ["create", "delete", "get", "list", "patch", "update"]
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": [
+            {"name": plural, "singularName": kind.lower(), "namespaced": True, "kind": kind}
+            | {"verbs": verbs}
+            for plural, kind in kinds
+        ],
+    }
+
+
+def _group(name: str, version: str) -> dict[str, Any]:
+    both = {"groupVersion": f"{name}/{version}", "version": version}
+    return {"name": name, "versions": [both], "preferredVersion": both}
+
+
+# Discovery, for `kubectl apply`: the kinds the tests send it.
+DISCOVERY: dict[str, dict[str, Any]] = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group("apps", "v1"), _group("serving.kserve.io", "v1alpha1")],
+    },
+    "/api/v1": _resources("v1", ("pods", "Pod"), ("secrets", "Secret")),
+    "/apis/apps/v1": _resources("apps/v1", ("deployments", "Deployment")),
+    "/apis/serving.kserve.io/v1alpha1": _resources(
+        "serving.kserve.io/v1alpha1", ("servingruntimes", "ServingRuntime")
+    ),
+}
+
+
 def _status(code: int, message: str) -> dict[str, Any]:
     return {
         "kind": "Status",
@@ -92,6 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.api
         with api.lock:
             api.requests.append((self.command, path))
+            if self.command == "GET" and path in DISCOVERY:
+                return self._send(200, DISCOVERY[path])
             found = route(path)
             if found is None:
                 return self._send(404, _status(404, f"no route {path}"))

@@ -259,6 +259,22 @@ def test_preview_parameters(
         assert reply.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("kind: Pod\nmetadata: {name: a}\nkind: Pod\n", "body:3:1: duplicate key 'kind'"),
+        ("a: [b\n", "body:2:1: invalid YAML"),
+        ("", "body: the input holds no Kubernetes object"),
+    ],
+    ids=["duplicate-key", "unclosed", "empty"],
+)
+def test_preview_errors_name_the_line(server: Running, body: str, error: str) -> None:
+    with server.client() as client:
+        reply = client.post("/preview", content=body, headers={"content-type": "application/yaml"})
+    assert reply.status_code == 400
+    assert reply.json()["error"].startswith(error), reply.json()
+
+
 def _metric(text: str, name: str) -> float:
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
     return sum(values)

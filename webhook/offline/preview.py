@@ -25,11 +25,29 @@ from webhook.core.model import (
     Options,
 )
 from webhook.core.mutate import mutate
+from webhook.core.names import Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import display_name, mapping, string
 from webhook.offline import documents
 
-FORMATS: Final = ("json", "yaml", "patch", "diff")
+FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
+FAIL_ON: Final = ("warning", "unpatched")
+# A container left alone for these reasons may still lose its args.
+_WARNED: Final = frozenset(
+    {Reason.NO_LAUNCH_COMMAND, Reason.LAUNCH_IN_FUNCTION, Reason.READS_POSITIONAL_PARAMS}
+)
+# Objects that are not KServe pods, or whose args already arrive: never "unpatched".
+_NOT_UNPATCHED: Final = frozenset(
+    {
+        Reason.NOT_POD_CREATE,
+        Reason.NOT_KSERVE,
+        Reason.SYSTEM_NAMESPACE,
+        Reason.MIRROR_POD,
+        Reason.ALREADY_MIGRATED,
+        Reason.NOT_A_TARGET,
+    }
+)
+RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime", "Template"})
 
 # Where each workload keeps its pod template, by (API group, kind).
 TEMPLATE_PATHS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
@@ -168,6 +186,38 @@ def preview_text(
     return results
 
 
+def fails(results: list[Result], condition: str) -> bool:
+    """Whether `--fail-on condition` fails on these results.
+
+    `warning`: a container was left unchanged with a warning (its args may still not arrive).
+    `unpatched`: a KServe pod (or pod template) would not be patched though its args do not
+    arrive: left alone with a warning, opted out, in shadow, or its namespace not selected.
+    """
+    if condition == "warning":
+        return any(step["verdict"] in _WARNED for result in results for step in result["trace"])
+    return any(
+        result["decision"] != Action.PATCHED and result["reason"] not in _NOT_UNPATCHED
+        for result in results
+    )
+
+
+def hints(results: list[Result]) -> list[str]:
+    """One line for each kind of input that preview is not the tool for."""
+    kinds = {result["kind"] for result in results}
+    found = []
+    if kinds & RUNTIME_KINDS:
+        found.append(
+            "runtimes are not pods: `multinode-webhook migrate` rewrites ServingRuntimes, "
+            "ClusterServingRuntimes and Templates"
+        )
+    if "InferenceService" in kinds:
+        found.append(
+            "an InferenceService is not a pod: preview the pods KServe built from it "
+            "(kubectl get pods -l serving.kserve.io/inferenceservice=NAME -o yaml)"
+        )
+    return found
+
+
 def render(results: list[Result], fmt: str) -> str:
     """The results as the CLI prints them and `/preview` returns them."""
     if fmt == "json":
@@ -178,4 +228,6 @@ def render(results: list[Result], fmt: str) -> str:
         return "".join(json.dumps(result["patch"], ensure_ascii=False) + "\n" for result in results)
     if fmt == "diff":
         return "".join(result["diff"] for result in results)
+    if fmt == "manifest":
+        return "---\n".join(documents.dump(result["object"]) for result in results)
     raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")

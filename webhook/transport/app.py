@@ -43,6 +43,7 @@ PREVIEW_MEDIA: Final = {
     "yaml": "application/yaml",
     "patch": "application/jsonl",
     "diff": "text/x-diff",
+    "manifest": "application/yaml",
 }
 
 log = logging.getLogger("multinode_webhook.app")
