@@ -241,8 +241,9 @@ def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
             "<stdin>:4:1: duplicate key 'kind' (a missing --- between two documents?)",
         ),
         ("a: [b\n", "<stdin>:2:1: invalid YAML"),
+        ('{"kind": "Pod", "kind": "Pod"}', "<stdin>: duplicate key 'kind'"),
     ],
-    ids=["empty", "comment-only", "scalar", "two-documents-without-marker", "unclosed"],
+    ids=["empty", "comment-only", "scalar", "two-documents-without-marker", "unclosed", "json"],
 )
 @pytest.mark.parametrize("command", ["preview", "migrate"])
 def test_unreadable_input_names_the_file_and_line(command: str, stdin: str, message: str) -> None:

@@ -55,6 +55,20 @@ _FAST_LOADER: Final = _loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 _POSITIONED_LOADER: Final = _loader(yaml.SafeLoader)
 
 
+def _json_object(name: str) -> Any:
+    """A `json` object hook that refuses a key given twice, as YAML loading does."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        built: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in built:
+                raise InputError(f"{name}: duplicate key {key!r}")
+            built[key] = value
+        return built
+
+    return build
+
+
 def _yaml_error(error: yaml.YAMLError, name: str) -> InputError:
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
@@ -72,7 +86,7 @@ def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> lis
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            return [json.loads(text)]
+            return [json.loads(text, object_pairs_hook=_json_object(name))]
         except json.JSONDecodeError as error:
             if stripped.startswith("{"):
                 where = f"{name}:{error.lineno}:{error.colno}"
