@@ -29,6 +29,7 @@ from webhook.core.names import Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import display_name, mapping, string
 from webhook.offline import documents
+from webhook.offline.migrate import RUNTIME_KINDS
 
 FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
 FAIL_ON: Final = ("warning", "unpatched")
@@ -47,7 +48,8 @@ _NOT_UNPATCHED: Final = frozenset(
         Reason.NOT_A_TARGET,
     }
 )
-RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime", "Template"})
+# What `migrate` rewrites: a runtime, or a Template holding one.
+_MIGRATE_KINDS: Final = RUNTIME_KINDS | {"Template"}
 
 # Where each workload keeps its pod template, by (API group, kind).
 TEMPLATE_PATHS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
@@ -205,7 +207,7 @@ def hints(results: list[Result]) -> list[str]:
     """One line for each kind of input that preview is not the tool for."""
     kinds = {result["kind"] for result in results}
     found = []
-    if kinds & RUNTIME_KINDS:
+    if kinds & _MIGRATE_KINDS:
         found.append(
             "runtimes are not pods: `multinode-webhook migrate` rewrites ServingRuntimes, "
             "ClusterServingRuntimes and Templates"
