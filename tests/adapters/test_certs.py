@@ -121,3 +121,35 @@ def test_generate_command_writes_a_service_certificate(tmp_path: Path) -> None:
     assert certs.key_matches(
         (tmp_path / certs.CERT_FILE).read_bytes(), (tmp_path / certs.KEY_FILE).read_bytes()
     )
+
+
+def _mismatched() -> certs.Bundle:
+    one, other = certs.generate(sans=("localhost",)), certs.generate(sans=("localhost",))
+    return certs.Bundle(one.ca_pem, one.cert_pem, other.key_pem)
+
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        certs.generate(sans=("localhost",), days=1, now=NOW - dt.timedelta(days=3)),
+        certs.generate(sans=("localhost",), days=30, now=NOW + dt.timedelta(days=2)),
+        _mismatched(),
+    ],
+    ids=["expired", "not-yet-valid", "mismatched-key"],
+)
+def test_a_reloaded_pair_that_is_not_valid_now_is_refused(
+    tmp_path: Path, bad: certs.Bundle
+) -> None:
+    good = certs.generate(sans=("localhost",))
+    certs.write(good, tmp_path)
+    reloader = certs.CertificateReloader(tmp_path)
+    expires = reloader.expires
+    certs.write(bad, tmp_path)
+    assert reloader.check() is True
+    assert (reloader.expires, reloader.reload_errors) == (expires, 1)
+    assert reloader.valid()
+    assert reloader.check() is True  # the same refused pair is not counted again
+    assert reloader.reload_errors == 1

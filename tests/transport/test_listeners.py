@@ -83,6 +83,21 @@ def test_certificate_rotation_under_keep_alive_load(tmp_path: Path) -> None:
             assert ops.get("/readyz").status_code == 200
 
 
+def test_an_expired_pair_never_replaces_the_served_one(tmp_path: Path) -> None:
+    expired = certs.generate(
+        sans=servers.SANS, days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    )
+    with running(tmp_path) as live, live.ops() as ops:
+        served = live.served_certificate()
+        servers.swap_certificate(tmp_path / "tls", expired)
+        deadline = time.monotonic() + 5
+        while "certificate_reload_errors_total 1.0" not in ops.get("/metrics").text:
+            assert time.monotonic() < deadline, "the refused pair was not counted"
+            time.sleep(0.1)
+        assert live.served_certificate() == served
+        assert ops.get("/readyz").status_code == 200
+
+
 def test_expired_certificate_is_not_ready(tmp_path: Path) -> None:
     expired = certs.generate(
         sans=servers.SANS, days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)

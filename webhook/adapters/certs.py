@@ -224,14 +224,30 @@ def server_context() -> ssl.SSLContext:
     return context
 
 
+def _valid_now(cert_pem: bytes) -> None:
+    """ValueError unless the certificate is valid at this moment."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    now = dt.datetime.now(dt.UTC)
+    if now < cert.not_valid_before_utc:
+        raise ValueError(f"not valid before {cert.not_valid_before_utc.isoformat()}")
+    if now >= cert.not_valid_after_utc:
+        raise ValueError(f"expired {cert.not_valid_after_utc.isoformat()}")
+
+
 class CertificateReloader:
-    """The live server context, reloaded in place when `tls.crt`/`tls.key` change."""
+    """The live server context, reloaded in place when `tls.crt`/`tls.key` change.
+
+    A changed pair replaces the one being served only when it parses, its key matches and it
+    is valid now; otherwise the last good pair keeps serving, with an error log and a count
+    in `reload_errors`. (The first pair is loaded even when expired: `/readyz` reports it.)
+    """
 
     def __init__(self, directory: Path) -> None:
         self.cert_file = directory / CERT_FILE
         self.key_file = directory / KEY_FILE
         self.context = server_context()
         self.expires: dt.datetime | None = None
+        self.reload_errors = 0
         self._digest = b""
         self._rejected = b""
         if not self.check():
@@ -261,8 +277,11 @@ class CertificateReloader:
                 staged_cert.write_bytes(cert)
                 server_context().load_cert_chain(staged_cert, staged_key)
                 expires = not_after(cert)
+                if self.expires is not None:
+                    _valid_now(cert)
             except (ssl.SSLError, ValueError, OSError) as error:
                 self._rejected = digest
+                self.reload_errors += 1
                 log.error("new certificate pair rejected (%s); keeping the current pair", error)
                 return self.expires is not None
             self.context.load_cert_chain(staged_cert, staged_key)

@@ -313,6 +313,7 @@ def ops_app(state: AppState) -> FastAPI:
     async def metrics() -> Response:
         if state.tls is not None:
             state.metrics.certificate_expires(state.tls.expires)
+            state.metrics.certificate_reload_errors(state.tls.reload_errors)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

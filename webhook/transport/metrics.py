@@ -106,6 +106,21 @@ class _Reviews(Collector):
             yield family
 
 
+class _ReloadErrors(Collector):
+    """Certificate pairs refused on reload, as counted by the reloader."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "multinode_webhook_certificate_reload_errors",
+            "Changed certificate pairs refused (unreadable, mismatched, expired or not yet "
+            "valid); the last good pair kept serving",
+            value=self.count,
+        )
+
+
 class Metrics:
     """Reviews by endpoint and decision, latency, body size, certificate expiry, version."""
 
@@ -119,6 +134,8 @@ class Metrics:
             ["endpoint", "code"],
             registry=self.registry,
         )
+        self._reload_errors = _ReloadErrors()
+        self.registry.register(self._reload_errors)
         self._expiry = Gauge(
             "multinode_webhook_certificate_expiry_seconds",
             "Seconds until the serving certificate expires",
@@ -133,6 +150,9 @@ class Metrics:
 
     def rejected(self, endpoint: str, code: int) -> None:
         self._rejected.labels(endpoint, str(code)).inc()
+
+    def certificate_reload_errors(self, count: int) -> None:
+        self._reload_errors.count = count
 
     def certificate_expires(self, when: dt.datetime | None) -> None:
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds() if when else 0.0
