@@ -306,9 +306,32 @@ def test_health_and_readiness(server: Running) -> None:
 
 
 def test_wrong_method_and_unknown_path(server: Running) -> None:
+    with server.client() as client, server.ops() as ops:
+        replies = {
+            405: [client.get("/mutate"), client.get("/preview"), ops.post("/metrics")],
+            404: [
+                client.post("/nowhere", json={}),
+                client.get("/openapi.json"),
+                client.get("/docs"),
+                ops.get("/nowhere"),
+            ],
+        }
+    for status, answers in replies.items():
+        for reply in answers:
+            assert reply.status_code == status, reply.request.url
+            assert set(reply.json()) == {"error"}, reply.text
+
+
+def test_a_readable_uid_is_echoed_on_a_400(server: Running) -> None:
+    body = review()
+    del body["request"]["object"]
     with server.client() as client:
-        assert client.get("/mutate").status_code == 405
-        assert client.post("/nowhere", json={}).status_code == 404
+        reply = client.post("/mutate", json=body)
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "error": "not an AdmissionReview we can answer: request.object is missing",
+        "uid": body["request"]["uid"],
+    }
 
 
 def test_ip_address_san_verifies(server: Running) -> None:

@@ -18,6 +18,7 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
@@ -58,9 +59,10 @@ class DeadlineExceeded(RuntimeError):
 class RequestError(Exception):
     """A request we refuse with a 4xx status and a JSON error."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, uid: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.uid = uid
 
 
 @dataclass
@@ -135,8 +137,25 @@ async def send_json(send: Send, status: int, body: bytes, *, close: bool = False
     await send({"type": "http.response.body", "body": body})
 
 
-def _error_body(message: str) -> bytes:
-    return orjson.dumps({"error": message})
+def _error_body(message: str, *, uid: str | None = None) -> bytes:
+    return orjson.dumps({"error": message} if uid is None else {"error": message, "uid": uid})
+
+
+def _readable_uid(document: object) -> str | None:
+    """The request's uid, when the body got far enough to hold one."""
+    request = document.get("request") if isinstance(document, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) and uid else None
+
+
+def _json_errors(app: FastAPI) -> None:
+    """Every HTTP error of the framework's own (404, 405, ...) as `{"error": ...}`."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+        return JSONResponse(
+            {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
+        )
 
 
 class AdmissionHandler:
@@ -166,10 +185,12 @@ class AdmissionHandler:
             try:
                 request = admission.parse_review(document)
             except admission.ReviewError as error:
-                raise RequestError(400, f"not an AdmissionReview we can answer: {error}") from None
+                message = f"not an AdmissionReview we can answer: {error}"
+                raise RequestError(400, message, uid=_readable_uid(document)) from None
         except RequestError as error:
             self.state.metrics.rejected(endpoint, error.status)
-            await send_json(send, error.status, _error_body(str(error)), close=error.status == 413)
+            body = _error_body(str(error), uid=error.uid)
+            await send_json(send, error.status, body, close=error.status == 413)
             return
         response, decision = self._answer(
             request, shadow=endpoint == MUTATE_SHADOW, started=started
@@ -222,7 +243,14 @@ def _labels(pairs: list[str]) -> dict[str, str] | None:
 
 def preview_app(state: AppState) -> FastAPI:
     options = state.settings.options()
-    app = FastAPI(title="multinode-webhook", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="multinode-webhook",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    _json_errors(app)
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> Response:
@@ -298,6 +326,7 @@ def ops_app(state: AppState) -> FastAPI:
     app = FastAPI(
         title="multinode-webhook operations", docs_url=None, redoc_url=None, openapi_url=None
     )
+    _json_errors(app)
 
     @app.get("/healthz")
     async def healthz() -> Response:
