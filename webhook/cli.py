@@ -10,12 +10,14 @@ import argparse
 import datetime as dt
 import io
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from webhook import __version__
 from webhook.adapters.config import Settings
@@ -148,6 +150,11 @@ def _serve(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in Settings.model_fields}
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except SettingsError as error:
+        # An environment variable that does not parse: name it and the form it takes.
+        field = re.search(r'field "(\w+)"', str(error))
+        name = field.group(1) if field else "?"
+        _fail(f'MULTINODE_WEBHOOK_{name.upper()}: expected a JSON list, e.g. ["a", "b"]')
     except ValidationError as error:
         problems = "; ".join(
             f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
@@ -182,6 +189,7 @@ def _duration(text: str) -> dt.timedelta:
 def _certs_generate(args: argparse.Namespace) -> int:
     from webhook.adapters import certs  # noqa: PLC0415 - preview and migrate start without it
 
+    _positive_days(args.days)
     bundle = certs.generate(sans=certs.service_sans(args.service, args.namespace), days=args.days)
     try:
         certs.write(bundle, args.out)
@@ -205,10 +213,16 @@ def _cluster(args: argparse.Namespace) -> Any:
         _fail(str(error))
 
 
+def _positive_days(days: int) -> None:
+    if days < 1:
+        _fail(f"--days must be at least 1, got {days}")
+
+
 def _certs_bootstrap(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.bootstrap import bootstrap  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
+    _positive_days(args.days)
     namespace = args.namespace or current_namespace()
     if not namespace:
         _fail("--namespace is required outside a pod")

@@ -153,3 +153,18 @@ def test_a_reloaded_pair_that_is_not_valid_now_is_refused(
     assert reloader.valid()
     assert reloader.check() is True  # the same refused pair is not counted again
     assert reloader.reload_errors == 1
+
+
+@pytest.mark.parametrize("days", ["0", "-5"])
+def test_generate_refuses_a_validity_under_one_day(tmp_path: Path, days: str) -> None:
+    flags = ["--service", "s", "--namespace", "n", "--out", str(tmp_path / "out"), "--days", days]
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "certs", "generate", *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line == f"multinode-webhook: error: --days must be at least 1, got {days}"
+    assert not (tmp_path / "out").exists()

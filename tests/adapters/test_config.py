@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,20 @@ def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"multinode-webhook: error: {message}")
+
+
+def test_a_malformed_environment_list_names_the_variable() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env={**os.environ, "MULTINODE_WEBHOOK_SAN": "foo"},
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert (
+        line
+        == 'multinode-webhook: error: MULTINODE_WEBHOOK_SAN: expected a JSON list, e.g. ["a", "b"]'
+    )

@@ -332,3 +332,35 @@ def test_check_flags_a_ca_bundle_that_does_not_verify(installed: Any, tmp_path: 
     failed = [f.text for f in findings if not f.ok]
     assert len(failed) == 1
     assert "FAILS against caBundle" in failed[0]
+
+
+@pytest.mark.parametrize("command", [["check"], ["certs", "bootstrap", "--namespace", NS]])
+def test_an_unreachable_api_server_is_one_line_and_exit_2(
+    tmp_path: Path, command: list[str]
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "gone",
+                "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "gone", "user": {"token": "t"}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", *command, "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "multinode-webhook: error: cannot reach the API server at https://127.0.0.1:1: "
+    )
+    assert "Connection refused" in line

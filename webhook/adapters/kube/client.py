@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError, MaxRetryError
 
 from webhook.core.patch import PatchOp, to_json
 from webhook.core.raw import mapping, string
@@ -83,18 +84,21 @@ class Cluster:
     """The few API calls the webhook's tools make, on raw JSON."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        self.host = str(api.configuration.host)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
 
-    @staticmethod
-    def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
             response = method(*args, _preload_content=False, **kwargs)
         except ApiException as error:
             raise KubeError(
                 f"{what}: {error.status} {_api_reason(error)}", status=error.status
             ) from None
+        except (HTTPError, OSError) as error:
+            reason = error.reason if isinstance(error, MaxRetryError) else error
+            raise KubeError(f"cannot reach the API server at {self.host}: {reason}") from None
         found: dict[str, Any] = json.loads(response.data)
         return found
 
