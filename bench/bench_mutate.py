@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from webhook.core import script
 from webhook.core.mutate import decide, mutate
-from webhook.core.script import rewrite_script
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "legacy-head-pod.yaml"
 
@@ -63,7 +63,7 @@ def per_call_us(pod: dict[str, Any], *, batch: int, batches: int, cold: bool = F
     def call() -> None:
         if cold:
             decide.cache_clear()
-            rewrite_script.cache_clear()
+            script.clear_cache()
         mutate(pod)
 
     timer = timeit.Timer(call)

@@ -3,6 +3,7 @@ start, several workers on one port."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +27,8 @@ from tests.support import servers
 from tests.support.builders import REPO, review
 from tests.support.servers import client_context, running
 from webhook.adapters import certs
+from webhook.core import names
+from webhook.core.names import Reason
 from webhook.transport.listeners import bind
 
 
@@ -265,3 +269,68 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _pod_with_script(size: int, serial: int) -> dict[str, Any]:
+    """A legacy head pod whose script is `size` bytes and unlike any other's."""
+    launch = "python -m huggingfaceserver --model_dir=/mnt/models\n"
+    line = f"# {serial:08d} " + "x" * 60 + "\n"
+    filler = line * ((size - len(launch)) // len(line))
+    container = {"name": "kserve-container", "command": ["bash", "-c"], "args": [filler + launch]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"p{serial}", "labels": {names.ISVC_LABEL: "m"}},
+        "spec": {"containers": [container]},
+    }
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) -> None:
+    https_port, http_port = servers.free_port(), servers.free_port()
+    ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
+    ports += ["--http-port", str(http_port), "--log-level", "warning"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webhook", "serve", *ports],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
+                    break
+            assert process.poll() is None, "server exited before it was ready"
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
+        with httpx.Client(base_url=f"https://localhost:{https_port}", verify=context) as client:
+
+            def send(size: int, serial: int) -> str:
+                reply = client.post("/mutate", json=review(_pod_with_script(size, serial)))
+                assert reply.status_code == 200
+                return str(reply.json()["response"]["auditAnnotations"]["reason"])
+
+            for serial in range(30):  # warm up the allocator
+                send(40 * 1024, serial)
+            before = _rss_bytes(process.pid)
+            reasons = {send(256 * 1024, 1000 + serial) for serial in range(150)}
+            reasons |= {send(48 * 1024, 2000 + serial) for serial in range(150)}
+            grown = _rss_bytes(process.pid) - before
+        assert reasons == {Reason.SCRIPT_TOO_LARGE, Reason.LEGACY_SHAPE}
+        metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
+        assert 'multinode_webhook_scripts_too_large_total{endpoint="/mutate"} 150.0' in metrics
+        # 300 distinct scripts of 48-256 KiB: about 45 MiB of scripts went through.
+        assert grown < 24 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)

@@ -16,7 +16,8 @@ from webhook.core import names
 from webhook.core.model import Options
 from webhook.core.names import Rule
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 
 class Settings(BaseSettings):
@@ -66,6 +67,18 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(
         25, gt=0, description="how long SIGTERM waits for in-flight reviews before closing"
     )
+    max_script_bytes: int = Field(
+        128 * KiB,
+        gt=0,
+        description="largest script rewritten; a larger one leaves its container unchanged "
+        "(reason script-too-large) and is never cached",
+    )
+    cache_bytes: int = Field(
+        32 * MiB,
+        ge=0,
+        description="bytes the decision caches may hold; a pod larger than its share "
+        "(this / 1024 entries) is decided every time instead",
+    )
     rules: tuple[Rule, ...] = Field(
         tuple(Rule),
         description="the rewrite rules that are on; a rule left out makes none of its edits",
@@ -76,4 +89,6 @@ class Settings(BaseSettings):
             containers=self.containers,
             own_namespace=self.own_namespace,
             rules=frozenset(self.rules),
+            max_script_bytes=self.max_script_bytes,
+            cache_bytes=self.cache_bytes,
         )

@@ -124,12 +124,12 @@ def audit_annotations(decision: Decision) -> dict[str, str]:
 
 def allow(review: ReviewRequest, decision: Decision) -> AdmissionReviewResponse:
     """The response for a decision: a patch only when there is one."""
-    response: AdmissionResponse = {"uid": review.uid, "allowed": True, **_decided(decision)}
+    fields = _decided(decision) if decision.cacheable else _fields(decision)
+    response: AdmissionResponse = {"uid": review.uid, "allowed": True, **fields}
     return _envelope(review, response)
 
 
-@lru_cache(maxsize=DECISION_CACHE_SIZE)
-def _decided(decision: Decision) -> ResponseFields:
+def _fields(decision: Decision) -> ResponseFields:
     """What a response says for a decision, whatever the request: built once per distinct
     decision, since the pods of one runtime share theirs. Shared, so only ever read.
 
@@ -145,6 +145,10 @@ def _decided(decision: Decision) -> ResponseFields:
         fields["warnings"] = list(decision.warnings)
     fields["auditAnnotations"] = audit_annotations(decision)
     return fields
+
+
+# Cached per distinct decision, as the decisions themselves are.
+_decided = lru_cache(maxsize=DECISION_CACHE_SIZE)(_fields)
 
 
 def failed(review: ReviewRequest, *, message: str, deny: bool) -> AdmissionReviewResponse:

@@ -52,11 +52,14 @@ POD_KIND: Final = Kind("", "v1", "Pod")
 @dataclass(frozen=True, slots=True)
 class Options:
     """What the installation configures: which containers are targets, which namespace is ours,
-    and which rules of the rewrite are on (all by default)."""
+    which rules of the rewrite are on (all by default), the largest script rewritten, and the
+    bytes the decision caches may hold."""
 
     containers: tuple[str, ...] = DEFAULT_TARGET_CONTAINERS
     own_namespace: str = DEFAULT_OWN_NAMESPACE
     rules: frozenset[Rule] = frozenset(Rule)
+    max_script_bytes: int = 128 * 1024
+    cache_bytes: int = 32 * 1024 * 1024
 
 
 class Context(NamedTuple):
@@ -121,6 +124,8 @@ class Decision:
     patch: tuple[PatchOp, ...] = ()
     warnings: tuple[str, ...] = ()
     rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: NO_RULES)
+    # False for a decision too large to cache: what is derived from it is not cached either.
+    cacheable: bool = True
 
     def __hash__(self) -> int:
         # The rules are a read-only mapping, which has no hash; equal decisions still hash

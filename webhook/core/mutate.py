@@ -8,6 +8,7 @@ one runtime are decided once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -23,7 +24,12 @@ from webhook.core.selection import select
 WARNING_LIMIT: Final = 120
 # A container left alone for these reasons may still lose its args: the response says so.
 _WARN_UNCHANGED: Final = frozenset(
-    {Reason.NO_LAUNCH_COMMAND, Reason.LAUNCH_IN_FUNCTION, Reason.READS_POSITIONAL_PARAMS}
+    {
+        Reason.NO_LAUNCH_COMMAND,
+        Reason.LAUNCH_IN_FUNCTION,
+        Reason.READS_POSITIONAL_PARAMS,
+        Reason.SCRIPT_TOO_LARGE,
+    }
 )
 DECISION_CACHE_SIZE: Final = 1024
 
@@ -39,12 +45,21 @@ def mutate(
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
 ) -> Decision:
-    """Decide what admission does to this pod and build the patch that does it."""
-    return decide(read_pod(pod, context=context, options=options))
+    """Decide what admission does to this pod and build the patch that does it.
+
+    A decision is cached only when the pod's command and args fit their share of the cache's
+    byte budget (held twice: in the key and in the patch), and never when they could hold a
+    script over the size limit (a character is at most 4 bytes); such a decision is computed
+    every time, so memory does not grow with the distinct large pods a client sends.
+    """
+    facts = read_pod(pod, context=context, options=options)
+    share = options.cache_bytes // DECISION_CACHE_SIZE
+    if 2 * facts.size > share or 4 * facts.size > options.max_script_bytes:
+        return dataclasses.replace(_decide(facts), cacheable=False)
+    return decide(facts)
 
 
-@lru_cache(maxsize=DECISION_CACHE_SIZE)
-def decide(facts: PodFacts) -> Decision:
+def _decide(facts: PodFacts) -> Decision:
     """The decision for a pod with these facts."""
     selection = select(facts)
     warnings = [
@@ -90,3 +105,7 @@ def decide(facts: PodFacts) -> Decision:
     return Decision(
         Action.PATCHED, selection.reason, selection.trace, tuple(ops), tuple(warnings), rules
     )
+
+
+# Cached: the pods of one runtime share their facts, and so their decision.
+decide = lru_cache(maxsize=DECISION_CACHE_SIZE)(_decide)

@@ -75,6 +75,7 @@ class Reason(StrEnum):
     NO_LAUNCH_COMMAND = "no-launch-command"
     LAUNCH_IN_FUNCTION = "launch-in-function"
     READS_POSITIONAL_PARAMS = "reads-positional-params"
+    SCRIPT_TOO_LARGE = "script-too-large"
     LEGACY_SHAPE = "legacy-shape"
 
 

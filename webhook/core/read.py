@@ -58,6 +58,8 @@ class PodFacts(NamedTuple):
     base: str
     own_namespace: str
     rules: frozenset[Rule]
+    max_script_bytes: int
+    size: int
     has_metadata: bool
     has_annotations: bool
     mirror: bool
@@ -80,6 +82,11 @@ def read_container(container: Mapping[str, Any], *, position: int, name: str) ->
         command=tuple(command),
         args=None if args is None else tuple(args),
     )
+
+
+def _size(container: ContainerFacts) -> int:
+    """Characters in a container's command and args: what a cached decision holds of it."""
+    return sum(map(len, container.command or ())) + sum(map(len, container.args or ()))
 
 
 def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> PodFacts:
@@ -111,6 +118,8 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
         base=context.base,
         own_namespace=options.own_namespace,
         rules=options.rules,
+        max_script_bytes=options.max_script_bytes,
+        size=sum(_size(container) for container in found),
         has_metadata=isinstance(raw_metadata, dict),
         has_annotations=isinstance(raw_annotations, dict),
         mirror=MIRROR_ANNOTATION in annotations,

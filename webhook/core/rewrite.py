@@ -67,7 +67,11 @@ def changed_arg(args: Sequence[str], *, first_position: int) -> str:
 
 
 def plan_container(
-    container: ContainerFacts, *, rules: frozenset[Rule], runtime: bool = False
+    container: ContainerFacts,
+    *,
+    rules: frozenset[Rule],
+    max_script_bytes: int,
+    runtime: bool = False,
 ) -> ContainerPlan:
     """Classify a target-named container and, when its args do not arrive exactly, compute
     its new fields with the edits of `rules`.
@@ -94,6 +98,10 @@ def plan_container(
     if legacy and not args:
         return ContainerPlan(name, Reason.NOT_A_TARGET, "a shell -c with no script in args")
     script, script_args = (args[0], args[1:]) if legacy else (rest[0], args)
+    size = len(script.encode("utf-8", "surrogatepass"))
+    if size > max_script_bytes:
+        detail = f"its script is {size} bytes, over the {max_script_bytes}-byte limit"
+        return ContainerPlan(name, Reason.SCRIPT_TOO_LARGE, detail)
     rewritten = rewrite_script(script, rules)
     if rewritten.script is None:
         return ContainerPlan(name, rewritten.reason or Reason.NO_LAUNCH_COMMAND, rewritten.detail)

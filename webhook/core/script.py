@@ -292,10 +292,21 @@ def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
             )
 
 
-@lru_cache(maxsize=1024)
 def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     """Make a launch script forward its args exactly, with the edits of `rules` only, or say
-    why it cannot be."""
+    why it cannot be. Scripts of ordinary size are cached; a larger one is parsed each time,
+    so the cache's memory stays bounded."""
+    if len(script) > _CACHED_SCRIPT_CHARS:
+        return _rewrite(script, rules)
+    return _cached_rewrite(script, rules)
+
+
+def clear_cache() -> None:
+    """Forget every cached script, as a new process would (for benchmarks of the cold path)."""
+    _cached_rewrite.cache_clear()
+
+
+def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     source = script.encode("utf-8", "surrogatepass")
     with _PARSE_LOCK:
         root = _PARSER.parse(source).root_node
@@ -331,3 +342,8 @@ def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         splits=forwarding.splits,
         worker=kind == "ray start --block",
     )
+
+
+# Runtime scripts are a few KiB: 256 of up to 32 Ki characters bound this cache near 16 MiB.
+_CACHED_SCRIPT_CHARS: Final = 32 * 1024
+_cached_rewrite = lru_cache(maxsize=256)(_rewrite)

@@ -34,6 +34,7 @@ _UNCHANGED_PRECEDENCE = (
     Reason.NO_LAUNCH_COMMAND,
     Reason.LAUNCH_IN_FUNCTION,
     Reason.READS_POSITIONAL_PARAMS,
+    Reason.SCRIPT_TOO_LARGE,
     Reason.ALREADY_MIGRATED,
 )
 
@@ -125,7 +126,9 @@ def select(facts: PodFacts) -> Selection:
         if name in recorded:
             plan = ContainerPlan(name, Reason.ALREADY_MIGRATED, f"{STATUS_ANNOTATION} names it")
         else:
-            plan = plan_container(container, rules=facts.rules)
+            plan = plan_container(
+                container, rules=facts.rules, max_script_bytes=facts.max_script_bytes
+            )
         trace.append(TraceStep(f"container/{name}", plan.outcome, plan.detail))
         plans.append(Positioned(container.position, plan))
 

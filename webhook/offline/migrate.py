@@ -91,7 +91,12 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                 if not spec or not isinstance(name, str) or name not in options.containers:
                     continue
                 facts = read_container(container, position=index, name=name)
-                plan = plan_container(facts, rules=options.rules, runtime=True)
+                plan = plan_container(
+                    facts,
+                    rules=options.rules,
+                    max_script_bytes=options.max_script_bytes,
+                    runtime=True,
+                )
                 if plan.outcome is Reason.LEGACY_SHAPE:
                     change = Change(label, name, tuple(plan.rules))
                     yield _Target((*path, *list_path, index), plan, change)

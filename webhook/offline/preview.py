@@ -35,7 +35,12 @@ FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
 FAIL_ON: Final = ("warning", "unpatched")
 # A container left alone for these reasons may still lose its args.
 _WARNED: Final = frozenset(
-    {Reason.NO_LAUNCH_COMMAND, Reason.LAUNCH_IN_FUNCTION, Reason.READS_POSITIONAL_PARAMS}
+    {
+        Reason.NO_LAUNCH_COMMAND,
+        Reason.LAUNCH_IN_FUNCTION,
+        Reason.READS_POSITIONAL_PARAMS,
+        Reason.SCRIPT_TOO_LARGE,
+    }
 )
 # Objects that are not KServe pods, or whose args already arrive: never "unpatched".
 _NOT_UNPATCHED: Final = frozenset(

@@ -27,7 +27,7 @@ from webhook.adapters.config import Settings
 from webhook.core import admission
 from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
-from webhook.core.names import Mode
+from webhook.core.names import Mode, Reason
 from webhook.core.raw import display_name, label_pair
 from webhook.offline import documents
 from webhook.offline.preview import FORMATS, preview_text, render
@@ -141,6 +141,10 @@ def _error_body(message: str, *, uid: str | None = None) -> bytes:
     return orjson.dumps({"error": message} if uid is None else {"error": message, "uid": uid})
 
 
+def _too_large(decision: Decision) -> bool:
+    return any(step.verdict is Reason.SCRIPT_TOO_LARGE for step in decision.trace)
+
+
 def _readable_uid(document: object) -> str | None:
     """The request's uid, when the body got far enough to hold one."""
     request = document.get("request") if isinstance(document, dict) else None
@@ -199,6 +203,8 @@ class AdmissionHandler:
         seconds = time.perf_counter() - started
         outcome = decision.action if decision else ERROR
         self.state.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
+        if decision is not None and not decision.cacheable and _too_large(decision):
+            self.state.metrics.script_too_large(endpoint)
         if self.review_log.enabled:
             self.review_log(
                 {

@@ -134,6 +134,12 @@ class Metrics:
             ["endpoint", "code"],
             registry=self.registry,
         )
+        self._too_large = Counter(
+            "multinode_webhook_scripts_too_large",
+            "Reviews with a script over --max-script-bytes, left unchanged, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
         self._reload_errors = _ReloadErrors()
         self.registry.register(self._reload_errors)
         self._expiry = Gauge(
@@ -147,6 +153,9 @@ class Metrics:
 
     def review(self, endpoint: str, decision: str, *, seconds: float, size: int) -> None:
         self._reviews.count(endpoint, decision, seconds=seconds, size=size)
+
+    def script_too_large(self, endpoint: str) -> None:
+        self._too_large.labels(endpoint).inc()
 
     def rejected(self, endpoint: str, code: int) -> None:
         self._rejected.labels(endpoint, str(code)).inc()
