@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,12 @@ import yaml
 
 from tests.support import fakeapi
 from tests.support.builders import EXAMPLES, TESTDATA, example
+from tests.support.cli import cli
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
 
 HEAD = EXAMPLES / "legacy-head-pod.yaml"
 RUNTIME = EXAMPLES / "legacy-servingruntime.yaml"
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def preview_json(text: str, *args: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.support.cli import cli, one_line_error
 from webhook.adapters import certs
 
 
@@ -158,13 +159,6 @@ def test_a_reloaded_pair_that_is_not_valid_now_is_refused(
 @pytest.mark.parametrize("days", ["0", "-5"])
 def test_generate_refuses_a_validity_under_one_day(tmp_path: Path, days: str) -> None:
     flags = ["--service", "s", "--namespace", "n", "--out", str(tmp_path / "out"), "--days", days]
-    done = subprocess.run(
-        [sys.executable, "-m", "webhook", "certs", "generate", *flags],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 2
-    [line] = done.stderr.strip().splitlines()
+    line = one_line_error(cli("certs", "generate", *flags))
     assert line == f"multinode-webhook: error: --days must be at least 1, got {days}"
     assert not (tmp_path / "out").exists()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.support.builders import REPO
+from tests.support.cli import cli, one_line_error
 from webhook.adapters.config import Settings
 from webhook.cli import parser
 from webhook.core.names import Rule
@@ -67,17 +67,6 @@ def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:
 
 
 def test_a_malformed_environment_list_names_the_variable() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "webhook", "serve"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-        env={**os.environ, "MULTINODE_WEBHOOK_SAN": "foo"},
-    )
-    assert done.returncode == 2
-    [line] = done.stderr.strip().splitlines()
-    assert (
-        line
-        == 'multinode-webhook: error: MULTINODE_WEBHOOK_SAN: expected a JSON list, e.g. ["a", "b"]'
-    )
+    line = one_line_error(cli("serve", env={"MULTINODE_WEBHOOK_SAN": "foo"}))
+    expected = 'MULTINODE_WEBHOOK_SAN: expected a JSON list, e.g. ["a", "b"]'
+    assert line == f"multinode-webhook: error: {expected}"

@@ -16,6 +16,7 @@ import yaml
 
 from tests.support import fakeapi, servers
 from tests.support.builders import REPO, data_pod, example
+from tests.support.cli import cli, one_line_error
 from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import bootstrap
 from webhook.adapters.kube.check import Finding, check
@@ -351,15 +352,7 @@ def test_an_unreachable_api_server_is_one_line_and_exit_2(
             }
         )
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "webhook", *command, "--kubeconfig", str(kubeconfig)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 2
-    [line] = done.stderr.strip().splitlines()
+    line = one_line_error(cli(*command, "--kubeconfig", str(kubeconfig)))
     assert line.startswith(
         "multinode-webhook: error: cannot reach the API server at https://127.0.0.1:1: "
     )

@@ -1,0 +1,29 @@
+"""Running the `multinode-webhook` command line as a user does: a subprocess, its output read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`multinode-webhook ARGS`, with `env` added to this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The error of a command that failed as a usage or input error: exit 2, one stderr line."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    return line
