@@ -299,6 +299,19 @@ def test_metrics_move_after_requests(server: Running) -> None:
     assert 'le="1.0"' in after
 
 
+def test_a_preview_request_is_counted_once(server: Running) -> None:
+    sample = 'multinode_webhook_reviews_total{decision="preview",endpoint="/preview"}'
+    stream = "---\n".join(yaml.safe_dump(pod) for pod in (HEAD, WORKER, HEAD))
+    with server.ops() as ops, server.client() as client:
+        before = _metric(ops.get("/metrics").text, sample)
+        reply = client.post(
+            "/preview", content=stream, headers={"content-type": "application/yaml"}
+        )
+        assert len(reply.json()["results"]) == 3
+        after = _metric(ops.get("/metrics").text, sample)
+    assert after == before + 1
+
+
 def test_health_and_readiness(server: Running) -> None:
     with server.ops() as ops:
         assert ops.get("/healthz").status_code == 200

@@ -11,6 +11,7 @@ import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -334,3 +335,71 @@ def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) 
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(20)
+
+
+def _tls_socket(live: servers.Running) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", live.https_port))
+    return client_context(live.ca_pem).wrap_socket(raw, server_hostname="localhost")
+
+
+def _closed_within(tls: ssl.SSLSocket, seconds: float, *, trickle: bytes = b"") -> bool:
+    """Whether the server closes the connection within `seconds`, while `trickle` is sent a
+    byte every 0.1 s."""
+    tls.settimeout(0.1)
+    deadline = time.monotonic() + seconds
+    for byte in [trickle[i : i + 1] for i in range(len(trickle))] or [b""]:
+        with contextlib.suppress(OSError):
+            if byte:
+                tls.sendall(byte)
+        try:
+            if tls.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+    while time.monotonic() < deadline:
+        try:
+            if tls.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n",
+        b"POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: 1000\r\n\r\n{",
+    ],
+    ids=["trickled-headers", "partial-body"],
+)
+def test_a_request_slower_than_the_read_deadline_is_closed(tmp_path: Path, start: bytes) -> None:
+    with running(tmp_path, read_seconds=0.6) as live, live.client() as client:
+        tls = _tls_socket(live)
+        tls.sendall(start)
+        # More header bytes keep arriving, but too slowly for the whole request to make it.
+        assert _closed_within(tls, 3.0, trickle=b"x-slow: " + b"a" * 40)
+        assert client.post("/mutate", json=review()).status_code == 200
+        tls.close()
+
+
+def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
+    with running(tmp_path, keep_alive_seconds=1) as live:
+        tls = _tls_socket(live)
+        body = json.dumps(review()).encode()
+        tls.sendall(
+            b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        status, _ = _read_response(tls)
+        assert status == 200
+        assert _closed_within(tls, 3.0)
+        tls.close()

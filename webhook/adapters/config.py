@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(
         25, gt=0, description="how long SIGTERM waits for in-flight reviews before closing"
     )
+    read_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="deadline for a request's headers and body to arrive on the HTTPS port; "
+        "a connection slower than that is closed",
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, description="how long an idle keep-alive connection stays open, in seconds"
+    )
     max_script_bytes: int = Field(
         128 * KiB,
         gt=0,

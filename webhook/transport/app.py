@@ -39,6 +39,7 @@ MUTATE_SHADOW: Final = "/mutate/shadow"
 PREVIEW: Final = "/preview"
 JSON_TYPES: Final = ("application/json",)
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+PREVIEW_DECISION: Final = "preview"
 PREVIEW_MEDIA: Final = {
     "json": "application/json",
     "yaml": "application/yaml",
@@ -304,10 +305,9 @@ def preview_app(state: AppState) -> FastAPI:
         except RecursionError:
             raise RequestError(400, "input is nested too deeply") from None
         rendered = render(results, format)
-        for result in results:
-            state.metrics.review(
-                PREVIEW, result["decision"], seconds=time.perf_counter() - started, size=len(body)
-            )
+        # One count per request, however many objects it held.
+        seconds = time.perf_counter() - started
+        state.metrics.review(PREVIEW, PREVIEW_DECISION, seconds=seconds, size=len(body))
         return Response(rendered, media_type=PREVIEW_MEDIA[format])
 
     return app

@@ -1,4 +1,4 @@
-"""One write per response on the HTTPS listener: uvicorn's protocol over a coalescing transport.
+"""The HTTPS listener's protocol: one write per response, and a deadline for each request.
 
 uvicorn writes a response's status line and headers, then its body, as two transport writes;
 over TLS each becomes its own record and its own system call. `CoalescingHttpToolsProtocol`
@@ -72,7 +72,48 @@ class CoalescingTransport(asyncio.Transport):
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a `CoalescingTransport`."""
+    """uvicorn's httptools protocol, writing through a `CoalescingTransport`, with a deadline
+    for reading each request.
+
+    uvicorn closes a connection idle between requests (`timeout_keep_alive`) but waits for
+    ever on one that trickles a request's headers or body. Here a request, from its first
+    byte (or from the connection's start) to its last, must arrive within `read_seconds`,
+    or the connection is closed. `with_deadline` makes the class for a setting.
+    """
+
+    read_seconds: float = 10.0
+    _read_deadline: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def with_deadline(cls, seconds: float) -> type[CoalescingHttpToolsProtocol]:
+        return type(cls.__name__, (cls,), {"read_seconds": seconds})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport))
+        self._start_read_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_read_deadline()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._cancel_read_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_deadline()
+        super().connection_lost(exc)
+
+    def _start_read_deadline(self) -> None:
+        self._cancel_read_deadline()
+        self._read_deadline = self.loop.call_later(self.read_seconds, self._read_too_slow)
+
+    def _cancel_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _read_too_slow(self) -> None:
+        self._read_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()

@@ -71,7 +71,12 @@ class Listeners:
         tls_state = self.state.tls
         config = uvicorn.Config(
             asgi,
-            http=CoalescingHttpToolsProtocol if tls else "httptools",
+            http=(
+                CoalescingHttpToolsProtocol.with_deadline(settings.read_seconds)
+                if tls
+                else "httptools"
+            ),
+            timeout_keep_alive=settings.keep_alive_seconds,
             lifespan="off",
             access_log=False,
             log_config=None,
