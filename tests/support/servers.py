@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import ssl
 import threading
@@ -120,3 +121,29 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def send_review(tls: socket.socket, body: bytes) -> bytes:
+    """POST `body` to /mutate over an open connection; the bytes sent."""
+    request = (
+        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n" % len(body)
+    ) + body
+    tls.sendall(request)
+    return request
+
+
+def read_response(tls: socket.socket) -> tuple[int, bytes]:
+    """(status, body) of the next response on an open connection; fails if it closes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        assert chunk, f"connection closed before a complete response: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import servers
 from tests.support.builders import review
-from tests.support.servers import Running, running
+from tests.support.servers import Running, client_context, running
 
 EXAMPLES = 20_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1_500
 ALLOWED = {200, 400, 413, 415}
@@ -107,3 +110,49 @@ def test_valid_review_after_the_fuzz(live: Running, client: httpx.Client) -> Non
     assert reply.status_code == 200
     assert reply.json()["response"]["uid"] == "after"
     assert reply.json()["response"]["patchType"] == "JSONPatch"
+
+
+DEEP_FIELDS = [
+    *FIELDS,
+    ("request", "name"),
+    ("request", "object", "metadata", "name"),
+    ("request", "object", "metadata", "generateName"),
+    ("request", "object", "metadata", "namespace"),
+    ("request", "object", "metadata", "labels"),
+    ("request", "object", "metadata", "annotations"),
+]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_deep_nesting_in_any_field_keeps_the_connection(tmp_path: Path) -> None:
+    """600 levels in every field the server reads, one after another on one keep-alive
+    connection: each is answered, and the same connection still serves a valid review. At
+    the info level, so that every review's log line is written too."""
+    deep = _nested(600)
+    bodies = [_with(path, deep) for path in DEEP_FIELDS]
+    container = review()["request"]["object"]["spec"]["containers"][0]
+    for key in ("name", "command", "args"):
+        body = review()
+        body["request"]["object"]["spec"]["containers"][0] = {**container, key: deep}
+        bodies.append(body)
+    with running(tmp_path, log_level="info") as live:
+        _exchange_all(live, bodies)
+
+
+def _exchange_all(live: Running, bodies: list[dict[str, Any]]) -> None:
+    raw = socket.create_connection(("127.0.0.1", live.https_port))
+    with client_context(live.ca_pem).wrap_socket(raw, server_hostname="localhost") as tls:
+        for body in bodies:
+            servers.send_review(tls, json.dumps(body).encode())
+            status, _ = servers.read_response(tls)
+            assert status in ALLOWED, status
+        servers.send_review(tls, json.dumps(review()).encode())
+        status, answer = servers.read_response(tls)
+        assert status == 200
+        assert json.loads(answer)["response"]["allowed"] is True

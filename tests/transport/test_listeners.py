@@ -114,30 +114,6 @@ def test_expired_certificate_is_not_ready(tmp_path: Path) -> None:
         assert ops.get("/healthz").status_code == 200
 
 
-def _exchange(tls: socket.socket, body: bytes) -> bytes:
-    request = (
-        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n" % len(body)
-    ) + body
-    tls.sendall(request)
-    return request
-
-
-def _read_response(tls: socket.socket) -> tuple[int, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = tls.recv(65536)
-        assert chunk, f"connection closed before a complete response: {data!r}"
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
-    while len(body) < length:
-        chunk = tls.recv(65536)
-        assert chunk, "connection closed mid-body"
-        body += chunk
-    return int(head.split(b" ", 2)[1]), body
-
-
 def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
     bundle = certs.generate(sans=servers.SANS)
     cert_dir = tmp_path / "tls"
@@ -156,12 +132,12 @@ def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
         for index in range(6):
             raw = socket.create_connection(("127.0.0.1", https_port))
             tls = client_context(bundle.ca_pem).wrap_socket(raw, server_hostname="localhost")
-            _exchange(tls, json.dumps(review(uid=f"burst-{index}")).encode())
+            servers.send_review(tls, json.dumps(review(uid=f"burst-{index}")).encode())
             connections.append(tls)
         time.sleep(0.3)  # the first review is running, the others are queued behind it
         process.send_signal(signal.SIGTERM)
         for index, tls in enumerate(connections):
-            status, body = _read_response(tls)
+            status, body = servers.read_response(tls)
             assert status == 200
             assert json.loads(body)["response"]["uid"] == f"burst-{index}"
             tls.close()
@@ -399,7 +375,7 @@ def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
             + f"content-length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        status, _ = _read_response(tls)
+        status, _ = servers.read_response(tls)
         assert status == 200
         assert _closed_within(tls, 3.0)
         tls.close()
