@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.builders import example, review
 from tests.support.servers import running
-from webhook.transport import logs
+from webhook.transport import app, logs
 
 FIELDS = {
     "endpoint": "/mutate",
@@ -100,3 +100,45 @@ def test_the_server_logs_every_review(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert (line["decision"], line["reason"]) == ("patched", "legacy-shape")
     assert line["duration_ms"] > 0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_allows_a_burst_then_counts_what_it_refuses() -> None:
+    clock = FakeClock()
+    limit = logs.RateLimit(3, clock=clock)
+    assert [limit.allow() for _ in range(5)] == [
+        (True, 0),
+        (True, 0),
+        (True, 0),
+        (False, 0),
+        (False, 0),
+    ]
+    clock.now = 1.0
+    assert limit.allow() == (True, 2)
+    assert limit.allow() == (True, 0)
+
+
+def test_refused_requests_are_logged_but_not_without_bound(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="multinode_webhook.app")
+    with running(tmp_path) as live, live.client() as client:
+        for _ in range(40):
+            reply = client.post(
+                "/mutate", content=b"{nope", headers={"content-type": "application/json"}
+            )
+            assert reply.status_code == 400
+        assert client.post("/preview?format=xml", content=b"{}").status_code in (400, 415)
+    refusals = [r for r in caplog.records if r.getMessage() == "request refused"]
+    assert 1 <= len(refusals) <= app.REFUSALS_LOGGED_PER_SECOND + 2
+    fields = refusals[0].fields  # type: ignore[attr-defined]
+    assert fields["endpoint"] == "/mutate"
+    assert fields["status"] == 400
+    assert fields["error"].startswith("body is not valid JSON")

@@ -31,7 +31,7 @@ from webhook.core.names import Mode, Reason
 from webhook.core.raw import display_name, label_pair
 from webhook.offline import documents
 from webhook.offline.preview import FORMATS, preview_text, render
-from webhook.transport.logs import ReviewLog
+from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 
 MUTATE: Final = "/mutate"
@@ -66,6 +66,10 @@ class RequestError(Exception):
         self.uid = uid
 
 
+# Refused requests are logged one line each, but a flood of them cannot fill the disk.
+REFUSALS_LOGGED_PER_SECOND: Final = 10
+
+
 @dataclass
 class AppState:
     """What the routes share: settings, metrics, the TLS reloader, the review function and
@@ -79,6 +83,17 @@ class AppState:
     tls: CertificateReloader | None = None
     review: Review = mutate
     review_log: ReviewLog = field(init=False)
+    refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
+
+    def refused(self, endpoint: str, error: RequestError) -> None:
+        """Count a refused request, and log it while the rate limit allows."""
+        self.metrics.rejected(endpoint, error.status)
+        allowed, left_out = self.refusals.allow()
+        if allowed:
+            fields = {"endpoint": endpoint, "status": error.status, "error": str(error)}
+            if left_out:
+                fields["refusals_not_logged"] = left_out
+            log.warning("request refused", extra={"fields": fields})
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
@@ -193,7 +208,7 @@ class AdmissionHandler:
                 message = f"not an AdmissionReview we can answer: {error}"
                 raise RequestError(400, message, uid=_readable_uid(document)) from None
         except RequestError as error:
-            self.state.metrics.rejected(endpoint, error.status)
+            self.state.refused(endpoint, error)
             body = _error_body(str(error), uid=error.uid)
             await send_json(send, error.status, body, close=error.status == 413)
             return
@@ -261,13 +276,13 @@ def preview_app(state: AppState) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> Response:
-        state.metrics.rejected(PREVIEW, error.status)
+        state.refused(PREVIEW, error)
         return JSONResponse({"error": str(error)}, status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> Response:
-        state.metrics.rejected(PREVIEW, 400)
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        state.refused(PREVIEW, RequestError(400, fields))
         return JSONResponse({"error": fields}, status_code=400)
 
     @app.post(PREVIEW)
