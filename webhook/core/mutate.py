@@ -15,22 +15,13 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context, Decision, Options
-from webhook.core.names import Action, Reason
+from webhook.core.names import WARNED_REASONS, Action
 from webhook.core.patch import PatchOp
 from webhook.core.read import PodFacts, read_pod
-from webhook.core.rewrite import container_ops, previous_rules, status_annotation, status_op
+from webhook.core.rewrite import container_ops, status_annotation, status_op
 from webhook.core.selection import select
 
 WARNING_LIMIT: Final = 120
-# A container left alone for these reasons may still lose its args: the response says so.
-_WARN_UNCHANGED: Final = frozenset(
-    {
-        Reason.NO_LAUNCH_COMMAND,
-        Reason.LAUNCH_IN_FUNCTION,
-        Reason.READS_POSITIONAL_PARAMS,
-        Reason.SCRIPT_TOO_LARGE,
-    }
-)
 DECISION_CACHE_SIZE: Final = 1024
 
 
@@ -65,7 +56,7 @@ def _decide(facts: PodFacts) -> Decision:
     warnings = [
         short(f"multinode-webhook left {p.plan.name} unchanged: {p.plan.detail}")
         for p in selection.plans
-        if p.plan.outcome in _WARN_UNCHANGED
+        if p.plan.outcome in WARNED_REASONS
     ]
     if selection.action in (Action.SKIPPED, Action.UNCHANGED):
         return Decision(selection.action, selection.reason, selection.trace, (), tuple(warnings))
@@ -86,7 +77,7 @@ def _decide(facts: PodFacts) -> Decision:
     for target in targets:
         ops.extend(container_ops(target.plan, path=f"{base}/spec/containers/{target.position}"))
     recorded: dict[str, list[str]] = {
-        **previous_rules(facts.status),
+        **selection.recorded,
         **{name: list(applied) for name, applied in rules.items()},
     }
     ops.append(

@@ -79,6 +79,16 @@ class Reason(StrEnum):
     LEGACY_SHAPE = "legacy-shape"
 
 
+# A container left alone for these reasons may still lose its args: the response warns, and
+# when no container is rewritten the first of them present names the pod's reason.
+WARNED_REASONS: Final = (
+    Reason.NO_LAUNCH_COMMAND,
+    Reason.LAUNCH_IN_FUNCTION,
+    Reason.READS_POSITIONAL_PARAMS,
+    Reason.SCRIPT_TOO_LARGE,
+)
+
+
 class Verdict(StrEnum):
     """The verdict of one selection step; a container's step has its `Reason` instead."""
 

@@ -9,7 +9,8 @@ can never disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from webhook.core.model import ContainerPlan, TraceStep
 from webhook.core.names import (
@@ -20,6 +21,7 @@ from webhook.core.names import (
     POD_OPT_OUT,
     STATUS_ANNOTATION,
     SYSTEM_NAMESPACES,
+    WARNED_REASONS,
     Action,
     Inject,
     Mode,
@@ -30,13 +32,7 @@ from webhook.core.read import PodFacts
 from webhook.core.rewrite import plan_container, previous_rules
 
 # When no container is rewritten, the first of these outcomes present names the pod's reason.
-_UNCHANGED_PRECEDENCE = (
-    Reason.NO_LAUNCH_COMMAND,
-    Reason.LAUNCH_IN_FUNCTION,
-    Reason.READS_POSITIONAL_PARAMS,
-    Reason.SCRIPT_TOO_LARGE,
-    Reason.ALREADY_MIGRATED,
-)
+_UNCHANGED_PRECEDENCE = (*WARNED_REASONS, Reason.ALREADY_MIGRATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +52,8 @@ class Selection:
     reason: Reason
     trace: tuple[TraceStep, ...]
     plans: tuple[Positioned, ...] = ()
+    # The rules the status annotation says earlier runs applied, by container.
+    recorded: Mapping[str, list[str]] = field(default_factory=dict)
 
     @property
     def targets(self) -> tuple[Positioned, ...]:
@@ -135,6 +133,6 @@ def select(facts: PodFacts) -> Selection:
     outcomes = {positioned.plan.outcome for positioned in plans}
     if Reason.LEGACY_SHAPE in outcomes:
         action = Action.SHADOW if shadow else Action.PATCHED
-        return Selection(action, Reason.LEGACY_SHAPE, tuple(trace), tuple(plans))
+        return Selection(action, Reason.LEGACY_SHAPE, tuple(trace), tuple(plans), recorded)
     reason = next((r for r in _UNCHANGED_PRECEDENCE if r in outcomes), Reason.NOT_A_TARGET)
-    return Selection(Action.UNCHANGED, reason, tuple(trace), tuple(plans))
+    return Selection(Action.UNCHANGED, reason, tuple(trace), tuple(plans), recorded)

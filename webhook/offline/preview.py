@@ -25,7 +25,7 @@ from webhook.core.model import (
     Options,
 )
 from webhook.core.mutate import mutate
-from webhook.core.names import Action, Reason
+from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import display_name, mapping, string
 from webhook.offline import documents
@@ -33,15 +33,6 @@ from webhook.offline.migrate import RUNTIME_KINDS
 
 FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
 FAIL_ON: Final = ("warning", "unpatched")
-# A container left alone for these reasons may still lose its args.
-_WARNED: Final = frozenset(
-    {
-        Reason.NO_LAUNCH_COMMAND,
-        Reason.LAUNCH_IN_FUNCTION,
-        Reason.READS_POSITIONAL_PARAMS,
-        Reason.SCRIPT_TOO_LARGE,
-    }
-)
 # Objects that are not KServe pods, or whose args already arrive: never "unpatched".
 _NOT_UNPATCHED: Final = frozenset(
     {
@@ -201,7 +192,9 @@ def fails(results: list[Result], condition: str) -> bool:
     arrive: left alone with a warning, opted out, in shadow, or its namespace not selected.
     """
     if condition == "warning":
-        return any(step["verdict"] in _WARNED for result in results for step in result["trace"])
+        return any(
+            step["verdict"] in WARNED_REASONS for result in results for step in result["trace"]
+        )
     return any(
         result["decision"] != Action.PATCHED and result["reason"] not in _NOT_UNPATCHED
         for result in results
