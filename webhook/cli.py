@@ -106,10 +106,11 @@ def _migrate(args: argparse.Namespace) -> int:
     found: list[tuple[str, Change]] = []
     for name in files:
         try:
-            text, changes = migrate_text(_read(name), name=_shown(name), options=_options(args))
+            shown = _shown(name)
+            text, changes = migrate_text(_read(name), name=shown, options=_options(args))
         except documents.InputError as error:
             _fail(str(error))
-        found.extend((_shown(name), change) for change in changes)
+        found.extend((shown, change) for change in changes)
         if args.check:
             continue
         if args.in_place:
@@ -118,7 +119,7 @@ def _migrate(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         for change in changes:
-            print(f"migrated {_shown(name)}: {change}", file=sys.stderr)
+            print(f"migrated {shown}: {change}", file=sys.stderr)
     if args.check:
         if found:
             rows = [(name, c.runtime, c.container, ", ".join(c.rules)) for name, c in found]

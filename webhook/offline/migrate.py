@@ -80,7 +80,6 @@ def _runtimes(document: Any, path: Path = (), parent: str = "") -> Iterator[tupl
 
 def _targets(document: Any, options: Options) -> Iterator[_Target]:
     for path, label, runtime in _runtimes(document):
-        spec = mapping(runtime.get("spec"))
         lists = [("spec", "containers"), ("spec", "workerSpec", "containers")]
         for list_path in lists:
             containers: Any = runtime
@@ -88,7 +87,7 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                 containers = mapping(containers).get(token)
             for index, container in enumerate(containers if isinstance(containers, list) else []):
                 name = container.get("name") if isinstance(container, Mapping) else None
-                if not spec or not isinstance(name, str) or name not in options.containers:
+                if not isinstance(name, str) or name not in options.containers:
                     continue
                 facts = read_container(container, position=index, name=name)
                 plan = plan_container(
@@ -107,12 +106,15 @@ def migrate_document(document: Any, *, options: Options = DEFAULT_OPTIONS) -> Mi
     targets = list(_targets(document, options))
     if not targets:
         return Migration(None, [])
+    return Migration(_applied(document, targets), [t.change for t in targets])
+
+
+def _applied(document: Any, targets: list[_Target]) -> Any:
+    """A copy of the document with every target's plan applied."""
     ops: list[PatchOp] = []
     for target in targets:
         ops.extend(container_ops(target.plan, path=patch.pointer(*target.path)))
-    return Migration(
-        jsonpatch.apply_patch(document, patch.to_json(ops)), [t.change for t in targets]
-    )
+    return jsonpatch.apply_patch(document, patch.to_json(ops))
 
 
 def _node_at(root: yaml.Node, path: Path) -> yaml.Node | None:
@@ -165,9 +167,7 @@ def migrate_text(
     whole = False
     for root, document in loaded:
         targets = list(_targets(_checked(document, name), options)) if document is not None else []
-        expected.append(
-            migrate_document(document, options=options).document if targets else document
-        )
+        expected.append(_applied(document, targets) if targets else document)
         for target in targets:
             changes.append(target.change)
             found = _edits(text, root, target)
