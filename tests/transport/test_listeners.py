@@ -23,6 +23,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import servers
 from tests.support.builders import REPO, review
@@ -201,9 +202,16 @@ def test_readme_quick_start_serves(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
-def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+def test_workers_share_the_port_sum_their_metrics_and_stop_together(tmp_path: Path) -> None:
     https_port, http_port = servers.free_port(), servers.free_port()
-    env = {**os.environ, "MULTINODE_WEBHOOK_WORKERS": "2", "MULTINODE_WEBHOOK_LOG_LEVEL": "warning"}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "MULTINODE_WEBHOOK_WORKERS": "2",
+        "MULTINODE_WEBHOOK_LOG_LEVEL": "warning",
+        "TMPDIR": str(scratch),
+    }
     process = subprocess.Popen(
         [
             sys.executable,
@@ -242,10 +250,25 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
                 uids.add(reply.json()["response"]["uid"])
             except httpx.TransportError:
                 time.sleep(0.1)
+        # Each scrape is a new connection, answered by either worker: all must show all 20.
+        for _ in range(10):
+            scraped = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
+            assert _reviews_answered(scraped) == len(uids), scraped
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
     assert process.returncode == 0
+    assert list(scratch.iterdir()) == [], "the metrics directory outlived the server"
+
+
+def _reviews_answered(exposition: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "multinode_webhook_reviews"
+        for sample in family.samples
+        if sample.name == "multinode_webhook_reviews_total"
+    )
 
 
 def _rss_bytes(pid: int) -> int:

@@ -95,6 +95,12 @@ class AppState:
                 fields["refusals_not_logged"] = left_out
             log.warning("request refused", extra={"fields": fields})
 
+    def certificate_metrics(self) -> None:
+        """Bring the certificate's expiry and the refused reloads up to date in the metrics."""
+        if self.tls is not None:
+            self.metrics.certificate_expires(self.tls.expires)
+            self.metrics.certificate_reload_errors(self.tls.reload_errors)
+
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
 
@@ -361,9 +367,7 @@ def ops_app(state: AppState) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        if state.tls is not None:
-            state.metrics.certificate_expires(state.tls.expires)
-            state.metrics.certificate_reload_errors(state.tls.reload_errors)
+        state.certificate_metrics()
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

@@ -14,17 +14,20 @@ import logging
 import multiprocessing
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
-from webhook.transport import app
+from webhook.transport import app, metrics
 from webhook.transport.coalesce import CoalescingHttpToolsProtocol
+from webhook.transport.metrics import Metrics
 
 log = logging.getLogger("multinode_webhook.listeners")
 
@@ -97,6 +100,7 @@ class Listeners:
         while tls is not None and not all(s.should_exit for s in self._servers):
             await asyncio.sleep(self.state.settings.cert_reload_seconds)
             tls.check()
+            self.state.certificate_metrics()
 
     async def serve(self) -> None:
         self._servers = [
@@ -149,14 +153,23 @@ def serve(settings: Settings) -> None:
             }
         },
     )
-    listeners = Listeners(app.AppState(settings, tls=tls), https_socket, http_socket)
     if settings.workers == 1:
-        run(listeners)
+        run(Listeners(app.AppState(settings, tls=tls), https_socket, http_socket))
         return
-    # Forked workers inherit the bound sockets, the loaded certificate and the log setup;
-    # each then polls the certificate files and counts its metrics on its own.
+    with tempfile.TemporaryDirectory(prefix="multinode-webhook-metrics-") as directory:
+        metrics.use_multiprocess(Path(directory))
+        state = app.AppState(settings, tls=tls, metrics=Metrics(multiprocess_dir=Path(directory)))
+        _run_workers(Listeners(state, https_socket, http_socket), settings.workers)
+
+
+def _run_workers(listeners: Listeners, count: int) -> None:
+    """Fork `count` workers and wait for them; SIGTERM and SIGINT are passed on to each.
+
+    The workers inherit the bound sockets, the loaded certificate and the log setup; each
+    polls the certificate files on its own, and counts its metrics in the shared directory.
+    """
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=run, args=(listeners,)) for _ in range(settings.workers)]
+    workers = [context.Process(target=run, args=(listeners,)) for _ in range(count)]
     for worker in workers:
         worker.start()
 
