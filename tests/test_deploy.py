@@ -266,7 +266,11 @@ def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> No
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "https": names.HTTPS_PORT,
         "http": names.HTTP_PORT,
+        "preview": names.PREVIEW_PORT,
     }
+    # /preview is reached by port-forward only: no Service sends traffic to it.
+    service_targets = {p["targetPort"] for p in one(overlay[1], "Service")["spec"]["ports"]}
+    assert service_targets == {"https", "http"}
     assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]

@@ -59,17 +59,25 @@ class Running:
     state: app.AppState
     https_port: int
     http_port: int
+    preview_port: int | None
     ca_pem: bytes
 
-    def client(self, *extra_cas: bytes, host: str = "localhost") -> httpx.Client:
+    def client(
+        self, *extra_cas: bytes, host: str = "localhost", port: int | None = None
+    ) -> httpx.Client:
         # kube-apiserver's Go client turns Nagle off; httpx's default transport does not.
         transport = httpx.HTTPTransport(
             verify=client_context(self.ca_pem, *extra_cas),
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         return httpx.Client(
-            base_url=f"https://{host}:{self.https_port}", transport=transport, timeout=10
+            base_url=f"https://{host}:{port or self.https_port}", transport=transport, timeout=30
         )
+
+    def previews(self) -> httpx.Client:
+        """A client of the preview listener."""
+        assert self.preview_port is not None, "started with preview_port=0"
+        return self.client(port=self.preview_port)
 
     def ops(self) -> httpx.Client:
         return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
@@ -103,13 +111,19 @@ def running(
         state.review = review
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
-    listeners = Listeners(state, https_socket, http_socket)
+    # A free port, unless the settings turn the preview listener off.
+    preview_socket = bind("127.0.0.1", 0, reuse_port=False) if config.preview_port else None
+    listeners = Listeners(state, https_socket, http_socket, preview_socket)
     thread = threading.Thread(target=lambda: asyncio.run(listeners.serve()), daemon=True)
     thread.start()
     assert listeners.started.wait(10), "server did not start"
     try:
         yield Running(
-            state, https_socket.getsockname()[1], http_socket.getsockname()[1], bundle.ca_pem
+            state,
+            https_socket.getsockname()[1],
+            http_socket.getsockname()[1],
+            preview_socket.getsockname()[1] if preview_socket else None,
+            bundle.ca_pem,
         )
     finally:
         listeners.stop()

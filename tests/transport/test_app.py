@@ -208,7 +208,7 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
     text = (EXAMPLES / name).read_text()
     body = text if content_type == "application/yaml" else json.dumps(yaml.safe_load(text))
     params = {"namespace": "team-a", "namespaceLabel": f"{names.INJECT_LABEL}=enabled"}
-    with server.client() as client:
+    with server.previews() as client:
         reply = client.post(
             "/preview", content=body, params=params, headers={"content-type": content_type}
         )
@@ -250,7 +250,7 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
 def test_preview_parameters(
     server: Running, params: dict[str, str], content_type: str, body: str, status: int
 ) -> None:
-    with server.client() as client:
+    with server.previews() as client:
         reply = client.post(
             "/preview", content=body, params=params, headers={"content-type": content_type}
         )
@@ -269,7 +269,7 @@ def test_preview_parameters(
     ids=["duplicate-key", "unclosed", "empty"],
 )
 def test_preview_errors_name_the_line(server: Running, body: str, error: str) -> None:
-    with server.client() as client:
+    with server.previews() as client:
         reply = client.post("/preview", content=body, headers={"content-type": "application/yaml"})
     assert reply.status_code == 400
     assert reply.json()["error"].startswith(error), reply.json()
@@ -302,7 +302,7 @@ def test_metrics_move_after_requests(server: Running) -> None:
 def test_a_preview_request_is_counted_once(server: Running) -> None:
     sample = 'multinode_webhook_reviews_total{decision="preview",endpoint="/preview"}'
     stream = "---\n".join(yaml.safe_dump(pod) for pod in (HEAD, WORKER, HEAD))
-    with server.ops() as ops, server.client() as client:
+    with server.ops() as ops, server.previews() as client:
         before = _metric(ops.get("/metrics").text, sample)
         reply = client.post(
             "/preview", content=stream, headers={"content-type": "application/yaml"}
@@ -319,13 +319,17 @@ def test_health_and_readiness(server: Running) -> None:
 
 
 def test_wrong_method_and_unknown_path(server: Running) -> None:
-    with server.client() as client, server.ops() as ops:
+    with server.client() as client, server.previews() as previews, server.ops() as ops:
         replies = {
-            405: [client.get("/mutate"), client.get("/preview"), ops.post("/metrics")],
+            405: [client.get("/mutate"), previews.get("/preview"), ops.post("/metrics")],
             404: [
                 client.post("/nowhere", json={}),
+                client.post("/preview", json={}),
                 client.get("/openapi.json"),
                 client.get("/docs"),
+                previews.get("/openapi.json"),
+                previews.get("/docs"),
+                previews.post("/mutate", json={}),
                 ops.get("/nowhere"),
             ],
         }

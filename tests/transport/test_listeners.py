@@ -162,13 +162,15 @@ def _readme_server_command() -> list[str]:
 
 
 def test_readme_quick_start_serves(tmp_path: Path) -> None:
-    https_port, http_port = servers.free_port(), servers.free_port()
+    https_port, http_port, preview_port = (servers.free_port() for _ in range(3))
     command = [
         *_readme_server_command(),
         "--https-port",
         str(https_port),
         "--http-port",
         str(http_port),
+        "--preview-port",
+        str(preview_port),
     ]
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -187,7 +189,7 @@ def test_readme_quick_start_serves(tmp_path: Path) -> None:
         ca = (tmp_path / "certs" / "ca.crt").read_bytes()
         pod = (REPO / "examples" / "legacy-head-pod.yaml").read_text()
         reply = httpx.post(
-            f"https://localhost:{https_port}/preview",
+            f"https://localhost:{preview_port}/preview",
             content=pod,
             headers={"content-type": "application/yaml"},
             verify=client_context(ca),
@@ -224,6 +226,8 @@ def test_workers_share_the_port_sum_their_metrics_and_stop_together(tmp_path: Pa
             str(https_port),
             "--http-port",
             str(http_port),
+            "--preview-port",
+            "0",
         ],
         cwd=tmp_path,
         env=env,
@@ -296,7 +300,7 @@ def _pod_with_script(size: int, serial: int) -> dict[str, Any]:
 def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) -> None:
     https_port, http_port = servers.free_port(), servers.free_port()
     ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
-    ports += ["--http-port", str(http_port), "--log-level", "warning"]
+    ports += ["--http-port", str(http_port), "--preview-port", "0", "--log-level", "warning"]
     process = subprocess.Popen(
         [sys.executable, "-m", "webhook", "serve", *ports],
         cwd=tmp_path,
@@ -334,6 +338,62 @@ def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) 
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(20)
+
+
+def test_admission_stays_fast_while_the_largest_preview_runs(tmp_path: Path) -> None:
+    limit = 4 * 1024 * 1024
+    pods: list[dict[str, Any]] = []
+    size = 0
+    while size < limit - 64 * 1024:  # distinct 16 KiB scripts, so that nothing is cached
+        pods.append(_pod_with_script(16 * 1024, len(pods)))
+        size += len(json.dumps(pods[-1])) + 8
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}).encode()
+    assert len(body) <= limit
+    with running(tmp_path, preview_body_limit=limit) as live, live.client() as client:
+        assert client.post("/mutate", json=review()).status_code == 200
+        answered: list[int] = []
+
+        def preview() -> None:
+            with live.previews() as previews:
+                reply = previews.post(
+                    "/preview", content=body, headers={"content-type": "application/json"}
+                )
+                answered.append(reply.status_code)
+                answered.append(len(reply.json()["results"]))
+
+        worker = threading.Thread(target=preview)
+        worker.start()
+        latencies: list[float] = []
+        while worker.is_alive() or len(latencies) < 20:
+            started = time.perf_counter()
+            assert client.post("/mutate", json=review()).status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.01)
+        worker.join()
+    assert answered == [200, len(pods)]
+    # Parsing and rewriting the List takes seconds; admission must not wait on it. On the
+    # event loop, /mutate waited for the whole preview.
+    assert len(latencies) > 100, "the preview finished too quickly to show anything"
+    assert max(latencies) < 0.5, f"slowest /mutate during a preview: {max(latencies):.3f} s"
+
+
+def test_over_the_connection_cap_a_request_gets_a_json_503(tmp_path: Path) -> None:
+    with running(tmp_path, max_connections=3) as live:
+        idle = [_tls_socket(live) for _ in range(3)]
+        time.sleep(0.2)  # the server has counted them once their handshakes are done
+        with live.client() as client:
+            reply = client.post("/mutate", json=review())
+            assert reply.status_code == 503
+            assert reply.headers["connection"] == "close"
+            assert reply.json() == {"error": "over 3 open connections or requests; retry"}
+        for sock in idle:
+            sock.close()
+        time.sleep(0.2)
+        with live.client() as client:
+            assert client.post("/mutate", json=review()).status_code == 200
+        with live.ops() as ops:
+            metrics = ops.get("/metrics").text
+    assert 'multinode_webhook_rejected_requests_total{code="503",endpoint="/mutate"} 1.0' in metrics
 
 
 def _tls_socket(live: servers.Running) -> ssl.SSLSocket:

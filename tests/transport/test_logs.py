@@ -129,13 +129,13 @@ def test_refused_requests_are_logged_but_not_without_bound(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="multinode_webhook.app")
-    with running(tmp_path) as live, live.client() as client:
+    with running(tmp_path) as live, live.client() as client, live.previews() as previews:
         for _ in range(40):
             reply = client.post(
                 "/mutate", content=b"{nope", headers={"content-type": "application/json"}
             )
             assert reply.status_code == 400
-        assert client.post("/preview?format=xml", content=b"{}").status_code in (400, 415)
+        assert previews.post("/preview?format=xml", content=b"{}").status_code in (400, 415)
     refusals = [r for r in caplog.records if r.getMessage() == "request refused"]
     assert 1 <= len(refusals) <= app.REFUSALS_LOGGED_PER_SECOND + 2
     fields = refusals[0].fields  # type: ignore[attr-defined]

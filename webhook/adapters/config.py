@@ -30,7 +30,13 @@ class Settings(BaseSettings):
         names.HTTPS_PORT,
         ge=0,
         le=65535,
-        description="HTTPS port: /mutate, /mutate/shadow, /preview",
+        description="HTTPS port of admission: /mutate, /mutate/shadow",
+    )
+    preview_port: int = Field(
+        names.PREVIEW_PORT,
+        ge=0,
+        le=65535,
+        description="HTTPS port of /preview, apart from admission; 0 turns /preview off",
     )
     http_port: int = Field(
         names.HTTP_PORT, ge=0, le=65535, description="plain HTTP port: /healthz, /readyz, /metrics"
@@ -47,7 +53,10 @@ class Settings(BaseSettings):
         5.0, gt=0, description="how often to check the certificate files for changes"
     )
     body_limit: int = Field(
-        4 * MiB, gt=0, description="largest request body in bytes (HTTP 413 above it)"
+        4 * MiB, gt=0, description="largest admission request body in bytes (HTTP 413 above it)"
+    )
+    preview_body_limit: int = Field(
+        4 * MiB, gt=0, description="largest /preview request body in bytes (HTTP 413 above it)"
     )
     on_error: Literal["allow", "deny"] = Field(
         "allow", description="answer to an internal error: allow the pod unchanged, or deny it"
@@ -75,6 +84,12 @@ class Settings(BaseSettings):
     )
     keep_alive_seconds: int = Field(
         5, ge=1, description="how long an idle keep-alive connection stays open, in seconds"
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections, or requests in flight, on one listener above which "
+        "requests are answered 503 and their connection closed",
     )
     max_script_bytes: int = Field(
         128 * KiB,

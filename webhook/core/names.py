@@ -22,6 +22,7 @@ SYSTEM_NAMESPACES: Final = frozenset({"kube-system", "kube-public", "kube-node-l
 
 HTTPS_PORT: Final = 8443
 HTTP_PORT: Final = 8080
+PREVIEW_PORT: Final = 8444
 
 # KServe facts.
 ISVC_LABEL: Final = "serving.kserve.io/inferenceservice"

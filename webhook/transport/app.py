@@ -19,7 +19,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import __version__
 from webhook.adapters.certs import CertificateReloader
@@ -29,14 +29,16 @@ from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import Mode, Reason
 from webhook.core.raw import display_name, label_pair
-from webhook.offline import documents
-from webhook.offline.preview import FORMATS, preview_text, render
+from webhook.offline.preview import FORMATS
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
+from webhook.transport.previews import PreviewRefused, PreviewWorker
 
 MUTATE: Final = "/mutate"
 MUTATE_SHADOW: Final = "/mutate/shadow"
 PREVIEW: Final = "/preview"
+ENDPOINTS: Final = (MUTATE, MUTATE_SHADOW, PREVIEW)
+OTHER: Final = "other"
 JSON_TYPES: Final = ("application/json",)
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 PREVIEW_DECISION: Final = "preview"
@@ -84,10 +86,12 @@ class AppState:
     review: Review = mutate
     review_log: ReviewLog = field(init=False)
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
+    previews: PreviewWorker = field(default_factory=PreviewWorker)
 
     def refused(self, endpoint: str, error: RequestError) -> None:
         """Count a refused request, and log it while the rate limit allows."""
-        self.metrics.rejected(endpoint, error.status)
+        # Any other path counts as one label value: a client must not grow the metrics.
+        self.metrics.rejected(endpoint if endpoint in ENDPOINTS else OTHER, error.status)
         allowed, left_out = self.refusals.allow()
         if allowed:
             fields = {"endpoint": endpoint, "status": error.status, "error": str(error)}
@@ -307,7 +311,7 @@ def preview_app(state: AppState) -> FastAPI:
         body = await read_body(
             request.scope,
             request.receive,
-            limit=state.settings.body_limit,
+            limit=state.settings.preview_body_limit,
             accept=JSON_TYPES + YAML_TYPES,
         )
         try:
@@ -318,14 +322,11 @@ def preview_app(state: AppState) -> FastAPI:
             namespace=namespace, namespace_labels=_labels(namespace_label), mode=Mode(mode)
         )
         try:
-            results = preview_text(
-                text, name="body", context=context, options=options, allow_aliases=False
+            rendered = await state.previews.render(
+                text, context=context, options=options, fmt=format
             )
-        except documents.InputError as error:
-            raise RequestError(400, str(error)) from None
-        except RecursionError:
-            raise RequestError(400, "input is nested too deeply") from None
-        rendered = render(results, format)
+        except PreviewRefused as refused:
+            raise RequestError(refused.status, str(refused)) from None
         # One count per request, however many objects it held.
         seconds = time.perf_counter() - started
         state.metrics.review(PREVIEW, PREVIEW_DECISION, seconds=seconds, size=len(body))
@@ -334,16 +335,40 @@ def preview_app(state: AppState) -> FastAPI:
     return app
 
 
-def https_app(state: AppState) -> Callable[[Scope, Receive, Send], Any]:
-    """The HTTPS listener's app: admission on the fast path, preview through FastAPI."""
-    admission_handler = AdmissionHandler(state)
-    fallback = preview_app(state)
+def capped(asgi: ASGIApp, state: AppState, *, limit: int, load: Callable[[], int]) -> ASGIApp:
+    """`asgi` behind a cap: over `limit` open connections or requests in flight (`load`, this
+    one included), a request is answered 503 and its connection closed.
+
+    uvicorn's own `limit_concurrency` does the same with a plain-text body; every error of
+    ours is JSON.
+    """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in (MUTATE, MUTATE_SHADOW):
+        if scope["type"] == "http" and load() > limit:
+            error = RequestError(503, f"over {limit} open connections or requests; retry")
+            state.refused(scope["path"], error)
+            await send_json(send, 503, _error_body(str(error)), close=True)
+            return
+        await asgi(scope, receive, send)
+
+    return app
+
+
+def admission_app(state: AppState) -> Callable[[Scope, Receive, Send], Any]:
+    """The admission listener's app: `/mutate` and `/mutate/shadow`, and nothing else."""
+    admission_handler = AdmissionHandler(state)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path in (MUTATE, MUTATE_SHADOW):
             await admission_handler(scope, receive, send)
-        else:
-            await fallback(scope, receive, send)
+            return
+        error = RequestError(404, f"no route {path} on the admission port")
+        if path == PREVIEW:
+            error = RequestError(404, "/preview is served on its own port (--preview-port)")
+        await send_json(send, 404, _error_body(str(error)))
 
     return app
 

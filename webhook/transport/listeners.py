@@ -1,9 +1,9 @@
-"""The listeners: both served in one event loop, certificate polling, clean shutdown.
+"""The listeners: all served in one event loop, certificate polling, clean shutdown.
 
-Uvicorn serves the HTTPS admission app and the plain-HTTP operations app on sockets bound
-here, so a port of 0 picks a free one and several worker processes can share a port
-(`SO_REUSEPORT`). SIGTERM stops both listeners from accepting, lets every review already
-received finish, and exits 0.
+Uvicorn serves the HTTPS admission app, the plain-HTTP operations app and, unless turned off,
+the HTTPS preview app on sockets bound here, so a port of 0 picks a free one and several
+worker processes can share a port (`SO_REUSEPORT`). SIGTERM stops every listener from
+accepting, lets every review already received finish, and exits 0.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
@@ -38,6 +38,10 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    def load(self) -> int:
+        """Open connections or requests in flight, whichever is more."""
+        return max(len(self.server_state.connections), len(self.server_state.tasks))
 
 
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -66,14 +70,18 @@ class Listeners:
     state: app.AppState
     https_socket: socket.socket
     http_socket: socket.socket
+    preview_socket: socket.socket | None = None
     started: threading.Event = field(default_factory=threading.Event)
     _servers: list[_Uvicorn] = field(default_factory=list)
 
-    def _uvicorn(self, asgi: Callable[..., Any], *, tls: bool) -> _Uvicorn:
+    def _uvicorn(self, asgi: ASGIApp, *, tls: bool) -> _Uvicorn:
         settings = self.state.settings
         tls_state = self.state.tls
+        server: _Uvicorn  # bound below; the cap reads it only once requests arrive
         config = uvicorn.Config(
-            asgi,
+            app.capped(
+                asgi, self.state, limit=settings.max_connections, load=lambda: server.load()
+            ),
             http=(
                 CoalescingHttpToolsProtocol.with_deadline(settings.read_seconds)
                 if tls
@@ -89,7 +97,8 @@ class Listeners:
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
             ssl_context_factory=(lambda *_: tls_state.context) if tls and tls_state else None,
         )
-        return _Uvicorn(config)
+        server = _Uvicorn(config)
+        return server
 
     def stop(self) -> None:
         for server in self._servers:
@@ -103,19 +112,20 @@ class Listeners:
             self.state.certificate_metrics()
 
     async def serve(self) -> None:
-        self._servers = [
-            self._uvicorn(app.https_app(self.state), tls=True),
-            self._uvicorn(app.ops_app(self.state), tls=False),
+        listening = [
+            (self._uvicorn(app.admission_app(self.state), tls=True), self.https_socket),
+            (self._uvicorn(app.ops_app(self.state), tls=False), self.http_socket),
         ]
+        if self.preview_socket is not None:
+            preview = self._uvicorn(app.preview_app(self.state), tls=True)
+            listening.append((preview, self.preview_socket))
+        self._servers = [server for server, _ in listening]
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
         watcher = asyncio.create_task(self._watch_certificates())
-        serving = [
-            asyncio.create_task(self._servers[0].serve(sockets=[self.https_socket])),
-            asyncio.create_task(self._servers[1].serve(sockets=[self.http_socket])),
-        ]
+        serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listening]
         while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
             await asyncio.sleep(0.01)
         self.started.set()
@@ -124,6 +134,7 @@ class Listeners:
         finally:
             watcher.cancel()
             self.stop()
+            self.state.previews.close()
 
 
 def run(listeners: Listeners) -> None:
@@ -141,25 +152,29 @@ def serve(settings: Settings) -> None:
         raise ValueError("cert_dir must be set: the CLI makes a self-signed pair when it is not")
     tls = certs.CertificateReloader(settings.cert_dir)
     reuse = settings.workers > 1
-    https_socket = bind(settings.bind_address, settings.https_port, reuse_port=reuse)
-    http_socket = bind(settings.bind_address, settings.http_port, reuse_port=reuse)
-    log.info(
-        "serving",
-        extra={
-            "fields": {
-                "https_port": https_socket.getsockname()[1],
-                "http_port": http_socket.getsockname()[1],
-                "workers": settings.workers,
-            }
-        },
-    )
+    sockets = {
+        "https_port": bind(settings.bind_address, settings.https_port, reuse_port=reuse),
+        "http_port": bind(settings.bind_address, settings.http_port, reuse_port=reuse),
+    }
+    if settings.preview_port:
+        sockets["preview_port"] = bind(
+            settings.bind_address, settings.preview_port, reuse_port=reuse
+        )
+    ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+    log.info("serving", extra={"fields": {**ports, "workers": settings.workers}})
+
+    def listeners(state: app.AppState) -> Listeners:
+        return Listeners(
+            state, sockets["https_port"], sockets["http_port"], sockets.get("preview_port")
+        )
+
     if settings.workers == 1:
-        run(Listeners(app.AppState(settings, tls=tls), https_socket, http_socket))
+        run(listeners(app.AppState(settings, tls=tls)))
         return
     with tempfile.TemporaryDirectory(prefix="multinode-webhook-metrics-") as directory:
         metrics.use_multiprocess(Path(directory))
         state = app.AppState(settings, tls=tls, metrics=Metrics(multiprocess_dir=Path(directory)))
-        _run_workers(Listeners(state, https_socket, http_socket), settings.workers)
+        _run_workers(listeners(state), settings.workers)
 
 
 def _run_workers(listeners: Listeners, count: int) -> None:

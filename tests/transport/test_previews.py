@@ -1,0 +1,111 @@
+"""The preview worker: a real process, a bounded queue, a restart after it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support.builders import EXAMPLES
+from webhook.core.model import Context, Options
+from webhook.offline.preview import preview_text, render
+from webhook.transport.previews import PreviewRefused, PreviewWorker
+
+HEAD = (EXAMPLES / "legacy-head-pod.yaml").read_text()
+CONTEXT = Context()
+OPTIONS = Options()
+
+
+def _many_pods(count: int) -> str:
+    """A YAML stream of legacy head pods with distinct scripts: seconds of work."""
+    return "---\n".join(HEAD.replace("ray start", f"ray start # {n}") for n in range(count))
+
+
+def _worker_pid(worker: PreviewWorker) -> int:
+    executor = worker._executor  # the test signals the process itself
+    assert executor is not None
+    [pid] = executor._processes
+    return pid
+
+
+def test_the_worker_renders_what_the_cli_renders() -> None:
+    async def go() -> str:
+        worker = PreviewWorker()
+        try:
+            return await worker.render(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
+        finally:
+            worker.close()
+
+    expected = render(preview_text(HEAD, name="body", context=CONTEXT, options=OPTIONS), "json")
+    assert json.loads(asyncio.run(go())) == json.loads(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [("a: [b\n", "body:2:1: invalid YAML"), ("", "body: the input holds no Kubernetes object")],
+)
+def test_bad_input_is_a_400_naming_the_fault(text: str, error: str) -> None:
+    async def go() -> None:
+        worker = PreviewWorker()
+        try:
+            await worker.render(text, context=CONTEXT, options=OPTIONS, fmt="json")
+        finally:
+            worker.close()
+
+    with pytest.raises(PreviewRefused) as refused:
+        asyncio.run(go())
+    assert refused.value.status == 400
+    assert str(refused.value).startswith(error)
+
+
+def test_previews_past_the_queue_are_refused() -> None:
+    async def go() -> tuple[list[str], int]:
+        worker = PreviewWorker(waiting=1)
+        try:
+            work = [
+                asyncio.ensure_future(
+                    worker.render(_many_pods(30), context=CONTEXT, options=OPTIONS, fmt="patch")
+                )
+                for _ in range(3)
+            ]
+            outcomes = await asyncio.gather(*work, return_exceptions=True)
+        finally:
+            worker.close()
+        refused = [o for o in outcomes if isinstance(o, PreviewRefused)]
+        return [o for o in outcomes if isinstance(o, str)], refused[0].status
+
+    done, status = asyncio.run(go())
+    assert len(done) == 2
+    assert status == 503
+
+
+@pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="needs /proc")
+def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
+    async def go() -> tuple[int, int, int, str]:
+        worker = PreviewWorker()
+        try:
+            await worker.render(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
+            pid = _worker_pid(worker)
+            priority = os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0)
+            oom = int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+            running = asyncio.ensure_future(
+                worker.render(_many_pods(1000), context=CONTEXT, options=OPTIONS, fmt="json")
+            )
+            await asyncio.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+            with pytest.raises(PreviewRefused) as refused:
+                await running
+            after = await worker.render(HEAD, context=CONTEXT, options=OPTIONS, fmt="patch")
+            return priority, oom, refused.value.status, after
+        finally:
+            worker.close()
+
+    priority, oom, status, after = asyncio.run(go())
+    assert priority == 10
+    assert oom == 1000
+    assert status == 503
+    assert json.loads(after.splitlines()[0])[0]["op"]
