@@ -80,7 +80,10 @@ class Listeners:
         server: _Uvicorn  # bound below; the cap reads it only once requests arrive
         config = uvicorn.Config(
             app.capped(
-                asgi, self.state, limit=settings.max_connections, load=lambda: server.load()
+                asgi,
+                self.state,
+                limit=settings.max_connections,
+                load=lambda: server.load(),  # noqa: PLW0108 - bound below
             ),
             http=(
                 CoalescingHttpToolsProtocol.with_deadline(settings.read_seconds)
