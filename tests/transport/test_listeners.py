@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,16 +297,19 @@ def _pod_with_script(size: int, serial: int) -> dict[str, Any]:
     }
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _served(tmp_path: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """`multinode-webhook serve` in a process of its own, as deployed (uvloop, signals), once
+    ready: the process, its HTTPS port and its plain-HTTP port. Its output is piped."""
     https_port, http_port = servers.free_port(), servers.free_port()
     ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
-    ports += ["--http-port", str(http_port), "--preview-port", "0", "--log-level", "warning"]
+    ports += ["--http-port", str(http_port), "--preview-port", "0", *flags]
     process = subprocess.Popen(
         [sys.executable, "-m", "webhook", "serve", *ports],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
@@ -316,6 +320,40 @@ def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) 
             assert process.poll() is None, "server exited before it was ready"
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.1)
+        yield process, https_port, http_port
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+
+
+def test_plain_http_and_requests_cut_at_shutdown_leave_no_traceback(tmp_path: Path) -> None:
+    with _served(tmp_path, "--shutdown-grace-seconds", "1") as (process, https_port, _):
+        with socket.create_connection(("127.0.0.1", https_port), timeout=5) as plain:
+            plain.sendall(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):
+                assert plain.recv(1024) == b""  # closed, without an answer it could misread
+        context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
+        raw = socket.create_connection(("127.0.0.1", https_port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="localhost") as cut:
+            cut.sendall(
+                b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+                b"content-length: 1000\r\n\r\n{"
+            )
+            time.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            status, body = servers.read_response(cut)
+        _, stderr = process.communicate(timeout=30)
+    assert (status, json.loads(body)) == (503, {"error": "the server is shutting down"})
+    assert process.returncode == 0
+    assert "request cut short at shutdown" in stderr
+    assert "Traceback" not in stderr, stderr
+    assert "Exception in ASGI application" not in stderr, stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) -> None:
+    with _served(tmp_path, "--log-level", "warning") as (process, https_port, http_port):
         context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
         with httpx.Client(base_url=f"https://localhost:{https_port}", verify=context) as client:
 
@@ -335,9 +373,6 @@ def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) 
         assert 'multinode_webhook_scripts_too_large_total{endpoint="/mutate"} 150.0' in metrics
         # 300 distinct scripts of 48-256 KiB: about 45 MiB of scripts went through.
         assert grown < 24 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(20)
 
 
 def test_admission_stays_fast_while_the_largest_preview_runs(tmp_path: Path) -> None:

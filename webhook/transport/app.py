@@ -8,6 +8,7 @@ routes. Every route calls the same core as the CLI.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webhook import __version__
 from webhook.adapters.certs import CertificateReloader
@@ -335,21 +336,38 @@ def preview_app(state: AppState) -> FastAPI:
     return app
 
 
-def capped(asgi: ASGIApp, state: AppState, *, limit: int, load: Callable[[], int]) -> ASGIApp:
-    """`asgi` behind a cap: over `limit` open connections or requests in flight (`load`, this
-    one included), a request is answered 503 and its connection closed.
+def guarded(asgi: ASGIApp, state: AppState, *, limit: int, load: Callable[[], int]) -> ASGIApp:
+    """`asgi` behind a cap, and quiet when shutdown cuts it short.
 
-    uvicorn's own `limit_concurrency` does the same with a plain-text body; every error of
-    ours is JSON.
+    Over `limit` open connections or requests in flight (`load`, this one included), a
+    request is answered 503 and its connection closed: uvicorn's own `limit_concurrency` does
+    the same with a plain-text body, and every error of ours is JSON. A request still running
+    when the shutdown grace ends is cancelled by uvicorn, which would log the cancellation as
+    an application error with its traceback; it is answered 503 and logged in one line.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and load() > limit:
+        if scope["type"] != "http":
+            await asgi(scope, receive, send)
+            return
+        if load() > limit:
             error = RequestError(503, f"over {limit} open connections or requests; retry")
             state.refused(scope["path"], error)
             await send_json(send, 503, _error_body(str(error)), close=True)
             return
-        await asgi(scope, receive, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await asgi(scope, receive, tracked)
+        except asyncio.CancelledError:
+            log.info("request cut short at shutdown", extra={"fields": {"path": scope["path"]}})
+            if not started:
+                await send_json(send, 503, _error_body("the server is shutting down"), close=True)
 
     return app
 

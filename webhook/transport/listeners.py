@@ -79,7 +79,7 @@ class Listeners:
         tls_state = self.state.tls
         server: _Uvicorn  # bound below; the cap reads it only once requests arrive
         config = uvicorn.Config(
-            app.capped(
+            app.guarded(
                 asgi,
                 self.state,
                 limit=settings.max_connections,
