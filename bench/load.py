@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -177,14 +177,22 @@ async def run(args: argparse.Namespace, url: str, ca: Path) -> None:
             connection.writer.close()
 
 
+class Spawned(NamedTuple):
+    url: str
+    ca: Path
+    pid: int
+    preview_url: str
+
+
 @contextlib.contextmanager
-def spawned_server(*flags: str) -> Iterator[tuple[str, Path]]:
+def spawned_server(*flags: str) -> Iterator[Spawned]:
     """The webhook on core 0 with a fresh self-signed certificate; this process on core 1.
 
-    `flags` are extra `serve` flags.
+    `flags` are extra `serve` flags. The preview worker, a child of the server, shares its
+    core: the worst case of a container limited to one CPU.
     """
     workdir = Path(tempfile.mkdtemp(prefix="multinode-webhook-bench-"))
-    port = 28443
+    port, preview_port = 28443, 28444
     executable = (
         shutil.which("multinode-webhook", path=str(Path(sys.executable).parent))
         or "multinode-webhook"
@@ -199,6 +207,8 @@ def spawned_server(*flags: str) -> Iterator[tuple[str, Path]]:
         str(port),
         "--http-port",
         "28080",
+        "--preview-port",
+        str(preview_port),
         *flags,
     ]
     if shutil.which("taskset"):
@@ -218,7 +228,12 @@ def spawned_server(*flags: str) -> Iterator[tuple[str, Path]]:
             if time.monotonic() > deadline:
                 raise SystemExit("server did not start")
             time.sleep(0.1)
-        yield f"https://localhost:{port}", workdir / "certs" / "ca.crt"
+        yield Spawned(
+            f"https://localhost:{port}",
+            workdir / "certs" / "ca.crt",
+            process.pid,
+            f"https://localhost:{preview_port}",
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
@@ -252,7 +267,8 @@ def main() -> None:
     if not args.spawn:
         runner(run(args, args.url, args.ca))
         return
-    with spawned_server() as (url, ca):
+    with spawned_server() as server:
+        url, ca = server.url, server.ca
         for rate, connections in ((0.0, 16), (200.0, 4)):
             runner(
                 run(

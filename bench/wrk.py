@@ -62,12 +62,12 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
     pods = ["patched", "skip"] if args.pod == "both" else [args.pod]
-    with tempfile.TemporaryDirectory() as scratch, spawned_server(*args.serve_flags) as (url, _):
+    with tempfile.TemporaryDirectory() as scratch, spawned_server(*args.serve_flags) as server:
         for pod in pods:
             body, script = Path(scratch, f"{pod}.json"), Path(scratch, f"{pod}.lua")
             body.write_bytes(review_json(pod))
             script.write_text(LUA.format(body=body))
-            target = url.replace("localhost", "127.0.0.1") + "/mutate"
+            target = server.url.replace("localhost", "127.0.0.1") + "/mutate"
             wrk_run(target, script, connections=args.connections, seconds=2)  # warm up
             runs = [
                 wrk_run(target, script, connections=args.connections, seconds=args.duration)

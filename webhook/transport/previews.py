@@ -6,9 +6,11 @@ the API server's timeout. Here it runs in one worker process, started with the f
 and restarted if it dies, so admission keeps a core and its own memory to itself; at most
 `WAITING` further previews queue behind the running one, and any more are refused (503).
 
-Measured with `bench/hardening.py` (2 cores, 4 MB preview running the whole time): `/mutate`
-p99 0.9 ms in a worker process against 13 ms in a worker thread, where the GIL hands the
-preview a 5 ms slice at a time, and 5,900 ms on the event loop.
+Measured with `bench/hardening.py preview` (server and worker sharing one core, 4 MB previews
+running all along, /mutate at 200/s): /mutate p50 0.8 ms and p99 2.6 ms with the worker
+process, against 5.6 ms and 16 ms with a worker thread, which the GIL hands 5 ms slices of the
+interpreter, and 1.0 ms and 1.8 ms with no preview at all. On the event loop, a /mutate waited
+for the whole preview: about 5 s.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Final
 from webhook.core.model import Context, Options
 from webhook.offline import documents
 from webhook.offline.preview import preview_text, render
+from webhook.offline.render import NEWEST
 
 WAITING: Final = 4
 
@@ -37,14 +40,21 @@ class PreviewRefused(Exception):
         self.status = status
 
 
-def rendered_preview(text: str, *, context: Context, options: Options, fmt: str) -> str:
+def rendered_preview(
+    text: str, *, context: Context, options: Options, fmt: str, kserve_version: str
+) -> str:
     """The preview of `text` in format `fmt`, or a `PreviewRefused(400)` naming the fault.
 
     Runs in the worker process; what crosses back is a string either way.
     """
     try:
         results = preview_text(
-            text, name="body", context=context, options=options, allow_aliases=False
+            text,
+            name="body",
+            context=context,
+            options=options,
+            allow_aliases=False,
+            kserve_version=kserve_version,
         )
     except documents.InputError as error:
         raise PreviewRefused(400, str(error)) from None
@@ -61,7 +71,15 @@ class PreviewWorker:
         self._admitted = 0
         self._executor: ProcessPoolExecutor | None = None
 
-    async def render(self, text: str, *, context: Context, options: Options, fmt: str) -> str:
+    async def render(
+        self,
+        text: str,
+        *,
+        context: Context,
+        options: Options,
+        fmt: str,
+        kserve_version: str = NEWEST,
+    ) -> str:
         if self._admitted >= self._limit:
             raise PreviewRefused(503, f"{self._admitted} previews are already queued; retry")
         if self._executor is None:
@@ -73,7 +91,12 @@ class PreviewWorker:
         self._admitted += 1
         try:
             future = self._executor.submit(
-                _render_in_worker, text, context=context, options=options, fmt=fmt
+                _render_in_worker,
+                text,
+                context=context,
+                options=options,
+                fmt=fmt,
+                kserve_version=kserve_version,
             )
             outcome = await asyncio.wrap_future(future)
         except BrokenProcessPool:
@@ -105,11 +128,13 @@ def _yield_to_admission() -> None:
 
 
 def _render_in_worker(
-    text: str, *, context: Context, options: Options, fmt: str
+    text: str, *, context: Context, options: Options, fmt: str, kserve_version: str
 ) -> str | tuple[int, str]:
     """`rendered_preview`, with a refusal returned as (status, message): exceptions with
     arguments of their own do not survive the trip between processes."""
     try:
-        return rendered_preview(text, context=context, options=options, fmt=fmt)
+        return rendered_preview(
+            text, context=context, options=options, fmt=fmt, kserve_version=kserve_version
+        )
     except PreviewRefused as refused:
         return refused.status, str(refused)
