@@ -14,7 +14,7 @@ import yaml
 
 from tests.support import fakeapi
 from tests.support.builders import EXAMPLES, TESTDATA, example
-from tests.support.cli import cli
+from tests.support.cli import cli, one_line_error
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
 
@@ -353,20 +353,22 @@ def test_preview_takes_the_server_container_and_namespace_settings() -> None:
     assert (own["decision"], own["reason"]) == (Action.SKIPPED, Reason.SYSTEM_NAMESPACE)
 
 
-@pytest.mark.parametrize(
-    ("document", "hint"),
-    [
-        (RUNTIME.read_text(), "`multinode-webhook migrate` rewrites ServingRuntimes"),
-        (
-            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: m\n",
-            "an InferenceService is not a pod",
-        ),
-    ],
-    ids=["runtime", "inferenceservice"],
-)
-def test_preview_hints_at_the_right_tool(document: str, hint: str) -> None:
-    done = cli("preview", "-", stdin=document)
+def test_preview_hints_at_migrate_for_a_runtime() -> None:
+    done = cli("preview", "-", stdin=RUNTIME.read_text())
     assert done.returncode == 0
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("multinode-webhook: hint: ")
-    assert hint in line
+    assert "`multinode-webhook migrate` rewrites ServingRuntimes" in line
+
+
+def test_preview_renders_an_inference_service_with_its_runtime() -> None:
+    isvc = str(EXAMPLES / "inferenceservice.yaml")
+    done = cli("preview", isvc, "--runtime", str(RUNTIME))
+    assert done.returncode == 0, done.stderr
+    head, worker = json.loads(done.stdout)["results"]
+    assert (head["decision"], worker["decision"]) == (Action.PATCHED, Action.PATCHED)
+    assert head["launch"][0]["after"][-1] == '--override-generation-config={"temperature": 0.5}'
+    assert one_line_error(cli("preview", isvc)).endswith(
+        "names runtime 'huggingface-multinode-legacy', not among those given (none): "
+        "pass it with --runtime FILE or in the same input"
+    )

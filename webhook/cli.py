@@ -26,7 +26,16 @@ from webhook.core.names import INJECT_LABEL, Inject, Mode, Rule
 from webhook.core.raw import label_pair
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
-from webhook.offline.preview import FAIL_ON, FORMATS, fails, hints, preview_text, render
+from webhook.offline.preview import (
+    FAIL_ON,
+    FORMATS,
+    fails,
+    hints,
+    preview_text,
+    render,
+    runtimes_in,
+)
+from webhook.offline.render import NEWEST, RELEASES
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
@@ -86,8 +95,18 @@ def _preview(args: argparse.Namespace) -> int:
     labels = dict(args.namespace_label) if args.namespace_label is not None else None
     context = Context(namespace=args.namespace, namespace_labels=labels, mode=Mode(args.mode))
     try:
+        runtimes = [
+            runtime
+            for path in args.runtime or ()
+            for runtime in runtimes_in(documents.load(_read(path), name=path))
+        ]
         results = preview_text(
-            _read(args.file), name=_shown(args.file), context=context, options=_options(args)
+            _read(args.file),
+            name=_shown(args.file),
+            context=context,
+            options=_options(args),
+            runtimes=runtimes,
+            kserve_version=args.kserve_version,
         )
     except documents.InputError as error:
         _fail(str(error))
@@ -327,8 +346,12 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Read a Pod, a workload with a pod template, a List, a multi-document YAML stream "
             "or an AdmissionReview, and print for each object the decision, the reason, the "
-            "selection trace, the JSON patch, the resulting object and a diff. Exit 0 when the "
-            "input was understood, 1 when a --fail-on condition holds, 2 when it could not be read."
+            "selection trace, the JSON patch, the resulting object and a diff. An "
+            "InferenceService is rendered into the head and worker pods KServe builds from it "
+            "and its runtime (--runtime, or in the same input), and each gets its launch "
+            "command's argv before and after admission: which of your args arrive, split, or "
+            "not at all. Exit 0 when the input was understood, 1 when a --fail-on condition "
+            "holds, 2 when it could not be read."
         ),
     )
     preview.add_argument(
@@ -381,6 +404,21 @@ def parser() -> argparse.ArgumentParser:
         choices=[mode.value for mode in Mode],
         default=Mode.OPT_IN,
         help="install mode for the namespace test (default: %(default)s)",
+    )
+    preview.add_argument(
+        "--runtime",
+        action="append",
+        metavar="FILE",
+        help="a ServingRuntime or ClusterServingRuntime (or a Template or List of them) for "
+        "the InferenceServices of the input; chosen by spec.predictor.model.runtime "
+        "(repeatable)",
+    )
+    preview.add_argument(
+        "--kserve-version",
+        default=NEWEST,
+        metavar="VERSION",
+        help="the KServe release whose rules build the pods of an InferenceService, from "
+        f"{RELEASES[0].line} (default: %(default)s)",
     )
     _rules_flag(preview)
     preview.set_defaults(run=_preview)

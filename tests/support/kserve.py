@@ -1,13 +1,11 @@
-"""Build the pods KServe builds, from runtime manifests (the shared corpus or the examples).
+"""Runtime manifests (the shared corpus or the examples), and the pods KServe builds from them.
 
-Head pod: the runtime's `spec.containers`, `args` = runtime args (with `{{.Name}}` replaced by
-the InferenceService name) + the user's args, plus the env the controller adds. Worker pod:
-`spec.workerSpec.containers` the same way, `{{.Name}}` left alone.
+The pods come from the product's own renderer (`webhook.offline.render`), given an
+InferenceService that carries the user's args: one implementation of KServe's rules.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ import yaml
 
 from tests.support.builders import REPO
 from webhook.core import names
+from webhook.offline.render import render
 
 CORPUS = REPO.parent / "shared" / "fixtures" / "kserve-runtimes"
 
@@ -85,53 +84,54 @@ def load_runtimes(path: Path) -> list[Mapping[str, Any]]:
     return found
 
 
-def controller_env(role: str, *, storage: str = "hf") -> list[dict[str, str]]:
-    env = [
-        {"name": "PIPELINE_PARALLEL_SIZE", "value": "2"},
-        {"name": "TENSOR_PARALLEL_SIZE", "value": "1"},
-        {"name": "MODEL_NAME", "value": ISVC},
-        {"name": "ISVC_NAME", "value": ISVC},
-        {"name": "HEAD_SVC", "value": f"{ISVC}-predictor-head"},
-        {"name": "RAY_NODE_COUNT", "value": "2"},
-    ]
-    if role == "head":
-        env.append(
-            {"name": "MODEL_ID", "value": "org/model"}
-            if storage == "hf"
-            else {"name": "MODEL_DIR", "value": "/mnt/models"}
-        )
-    return env
+def inference_service(
+    runtime: Mapping[str, Any],
+    *,
+    user_args: Sequence[str] = (),
+    worker_args: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """An InferenceService on `runtime` with `user_args` on its model (and, unless given
+    apart, on its worker container), its model on a PVC."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": ISVC,
+            "namespace": NAMESPACE,
+            "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"},
+        },
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "huggingface"},
+                    "runtime": runtime["metadata"]["name"],
+                    "storageUri": "pvc://models/llama",
+                    "args": list(user_args),
+                },
+                "workerSpec": {
+                    "pipelineParallelSize": 2,
+                    "containers": [
+                        {
+                            "name": names.WORKER_CONTAINER,
+                            "args": list(user_args if worker_args is None else worker_args),
+                        }
+                    ],
+                },
+            }
+        },
+    }
 
 
 def build_pod(
     runtime: Mapping[str, Any], *, role: str, user_args: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The pod KServe creates for `role` ("head" or "worker") with the user's args appended."""
-    spec = runtime["spec"]
-    source = spec if role == "head" else spec["workerSpec"]
-    target = names.HEAD_CONTAINER if role == "head" else names.WORKER_CONTAINER
-    containers = copy.deepcopy(source["containers"])
-    for container in containers:
-        if container["name"] != target:
-            continue
-        args = list(container.get("args") or [])
-        if role == "head":
-            args = [arg.replace("{{.Name}}", ISVC) for arg in args]
-        args.extend(user_args)
-        if args:
-            container["args"] = args
-        container["env"] = [*(container.get("env") or []), *controller_env(role)]
-    suffix = "head" if role == "head" else "worker-0"
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": f"{ISVC}-predictor-{suffix}",
-            "namespace": NAMESPACE,
-            "labels": {names.ISVC_LABEL: ISVC, "component": "predictor"},
-        },
-        "spec": {"containers": containers, "volumes": copy.deepcopy(source.get("volumes", []))},
-    }
+    """The pod KServe creates for `role` ("head" or "worker") with the user's args appended,
+    rendered as `multinode-webhook preview` renders an InferenceService."""
+    if not runtime["spec"].get("workerSpec"):  # a single-node runtime: its head alone
+        runtime = {**runtime, "spec": {**runtime["spec"], "workerSpec": {"containers": []}}}
+    isvc = inference_service(runtime, user_args=user_args)
+    [pod] = [rendered.pod for rendered in render(isvc, runtime) if rendered.role == role]
+    return pod
 
 
 def corpus_pods() -> Iterator[tuple[Path, str, dict[str, Any]]]:

@@ -100,7 +100,9 @@ def run(
         "LC_ALL": "C.UTF-8",
         "STUB_LOG": str(log),
     }
-    shell = "/bin/sh" if argv[0].rsplit("/", 1)[-1] == "sh" else "/bin/bash"
+    program = argv[0].rsplit("/", 1)[-1]
+    # A shell runs as the real /bin/bash or /bin/sh; anything else is found on the stubs' PATH.
+    shell = {"sh": "/bin/sh", "bash": "/bin/bash"}.get(program)
     completed = subprocess.run(
         argv,
         executable=shell,

@@ -234,6 +234,43 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
     assert reply.json()["results"][0]["decision"] == Action.PATCHED
 
 
+def test_preview_renders_an_inference_service_as_the_cli_does(server: Running) -> None:
+    stream = (EXAMPLES / "inferenceservice.yaml").read_text() + "---\n"
+    stream += (EXAMPLES / "legacy-servingruntime.yaml").read_text()
+    with server.previews() as client:
+        reply = client.post(
+            "/preview",
+            content=stream,
+            params={"kserveVersion": "0.15.2"},
+            headers={"content-type": "application/yaml"},
+        )
+        wrong = client.post(
+            "/preview",
+            content=stream,
+            params={"kserveVersion": "0.9"},
+            headers={"content-type": "application/yaml"},
+        )
+    assert reply.status_code == 200, reply.text
+    cli = subprocess.run(
+        [sys.executable, "-m", "webhook", "preview", "-", "--kserve-version", "0.15.2"],
+        input=stream,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert reply.json() == json.loads(cli.stdout)
+    head, worker = reply.json()["results"]
+    assert head["rendered_from"] == "InferenceService/llama (head)"
+    assert head["launch"][0]["args"][0] == {
+        "arg": "--max-model-len=4096",
+        "before": "dropped: bash took it as $0",
+        "after": "exact",
+    }
+    assert worker["launch"][0]["container"] == names.WORKER_CONTAINER
+    assert wrong.status_code == 400
+    assert "KServe 0.9 has no multi-node predictor rules" in wrong.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("params", "content_type", "body", "status"),
     [

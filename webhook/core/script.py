@@ -306,23 +306,36 @@ def clear_cache() -> None:
     _cached_rewrite.cache_clear()
 
 
-def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
-    source = script.encode("utf-8", "surrogatepass")
+def parse(source: bytes) -> Node | None:
+    """The script's syntax tree, or None when it does not parse as bash."""
     with _PARSE_LOCK:
         root = _PARSER.parse(source).root_node
-    if root.has_error:
+    return None if root.has_error else root
+
+
+def find_launch(root: Node) -> tuple[Node, str] | None:
+    """The script's launch command (the last simple command that starts a server) and its
+    kind, or None."""
+    found: tuple[Node, str] | None = None
+    for command in _simple_commands(root):
+        kind = launch_kind(_words(command))
+        if kind is not None:
+            found = command, kind
+    return found
+
+
+def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+    source = script.encode("utf-8", "surrogatepass")
+    root = parse(source)
+    if root is None:
         return ScriptRewrite(
             None, (), "the script does not parse as bash", Reason.NO_LAUNCH_COMMAND
         )
-    launch: Node | None = None
-    kind = ""
-    for command in _simple_commands(root):
-        found = launch_kind(_words(command))
-        if found is not None:
-            launch, kind = command, found
-    if launch is None:
+    found = find_launch(root)
+    if found is None:
         detail = "no server launch command found in the script"
         return ScriptRewrite(None, (), detail, Reason.NO_LAUNCH_COMMAND)
+    launch, kind = found
     if _in_function(launch):
         detail = f"the launch command ({kind}) is inside a function"
         return ScriptRewrite(None, (), detail, Reason.LAUNCH_IN_FUNCTION)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
-from typing import Any, Final, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NotRequired, TypedDict
 
 import jsonpatch
 
+from webhook.core import names
 from webhook.core.admission import ReviewError, parse_review
+from webhook.core.argv import Launch, container_launch
 from webhook.core.model import (
     DEFAULT_CONTEXT,
     DEFAULT_OPTIONS,
@@ -29,6 +31,7 @@ from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import display_name, mapping, string
 from webhook.offline import documents
+from webhook.offline import render as render_pods
 from webhook.offline.migrate import RUNTIME_KINDS
 
 FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
@@ -68,6 +71,24 @@ class TraceJson(TypedDict):
     detail: str
 
 
+class ArgJson(TypedDict):
+    """What became of one arg written on the InferenceService, before and after the rewrite."""
+
+    arg: str
+    before: str
+    after: str
+
+
+class LaunchJson(TypedDict):
+    """A container's launch command and the argv it is handed, before and after."""
+
+    container: str
+    command: str
+    before: list[str]
+    after: list[str]
+    args: list[ArgJson]
+
+
 class Result(TypedDict):
     """What preview reports for one object."""
 
@@ -80,6 +101,8 @@ class Result(TypedDict):
     warnings: list[str]
     object: Any
     diff: str
+    rendered_from: NotRequired[str]
+    launch: NotRequired[list[LaunchJson]]
 
 
 def _group_version(api_version: object) -> tuple[str, str]:
@@ -163,6 +186,92 @@ def preview_object(
     return [_result(obj, kind, mutate(pod, context=request, options=options))]
 
 
+def _fate(arg: str, launch: Launch | None, *, zero: bool) -> str:
+    """How one user arg reaches the launch command: exact, split, taken as $0, or dropped."""
+    if launch is None:
+        return "unknown: no launch command found"
+    if arg in launch.argv:
+        return "exact"
+    pieces = arg.split()
+    if len(pieces) > 1 and all(piece in launch.argv for piece in pieces):
+        return f"split into {len(pieces)} words"
+    if zero:
+        return "dropped: bash took it as $0"
+    return "dropped"
+
+
+def _launches(before: Any, after: Any, user_args: Sequence[str]) -> list[LaunchJson]:
+    """The target containers' launch argv in the pod as built and as admitted."""
+    reports: list[LaunchJson] = []
+    after_containers = mapping(mapping(after).get("spec")).get("containers") or []
+    for index, container in enumerate(mapping(mapping(before).get("spec")).get("containers") or []):
+        if mapping(container).get("name") not in (names.HEAD_CONTAINER, names.WORKER_CONTAINER):
+            continue
+        old, new = container_launch(container), container_launch(after_containers[index])
+        # The user's args are the last of the container's: the first of them is bash's $0
+        # when the script took the whole of args[0].
+        zero = bool(user_args) and old is not None and old.zero == user_args[0]
+        reports.append(
+            {
+                "container": string(mapping(container).get("name")),
+                "command": old.kind if old else "",
+                "before": list(old.argv) if old else [],
+                "after": list(new.argv) if new else [],
+                "args": [
+                    {
+                        "arg": arg,
+                        "before": _fate(arg, old, zero=zero and position == 0),
+                        "after": _fate(arg, new, zero=False),
+                    }
+                    for position, arg in enumerate(user_args)
+                ],
+            }
+        )
+    return reports
+
+
+def preview_inference_service(
+    isvc: Mapping[str, Any],
+    runtimes: Sequence[Mapping[str, Any]],
+    *,
+    context: Context = DEFAULT_CONTEXT,
+    options: Options = DEFAULT_OPTIONS,
+    kserve_version: str = render_pods.NEWEST,
+) -> list[Result]:
+    """The results for the head and worker pods KServe builds from `isvc`, each with the
+    launch argv before and after admission."""
+    try:
+        rendered = render_pods.render(
+            isvc, render_pods.choose_runtime(isvc, runtimes), version=kserve_version
+        )
+    except render_pods.RenderError as error:
+        name = display_name(mapping(isvc))
+        raise documents.InputError(f"InferenceService {name}: {error}") from None
+    results = []
+    for pod in rendered:
+        namespace = string(pod.pod["metadata"].get("namespace"))
+        request = _simulated(context, namespace=namespace, kind=POD_KIND)
+        result = _result(pod.pod, "Pod", mutate(pod.pod, context=request, options=options))
+        result["rendered_from"] = f"InferenceService/{display_name(mapping(isvc))} ({pod.role})"
+        result["launch"] = _launches(pod.pod, result["object"], pod.user_args)
+        results.append(result)
+    return results
+
+
+def runtimes_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """Every ServingRuntime and ClusterServingRuntime given, inside Lists and Templates too."""
+    found: list[Mapping[str, Any]] = []
+    for doc in documents_:
+        obj = mapping(doc)
+        kind = string(obj.get("kind"))
+        if kind in RUNTIME_KINDS:
+            found.append(obj)
+        elif kind == "Template" or kind.endswith("List"):
+            inner = obj.get("objects" if kind == "Template" else "items")
+            found.extend(runtimes_in(inner if isinstance(inner, list) else []))
+    return found
+
+
 def preview_text(
     text: str,
     *,
@@ -170,13 +279,30 @@ def preview_text(
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
     allow_aliases: bool = True,
+    runtimes: Sequence[Mapping[str, Any]] = (),
+    kserve_version: str = render_pods.NEWEST,
 ) -> list[Result]:
-    """Results for every object in a JSON or YAML text; errors name the input."""
+    """Results for every object in a JSON or YAML text; errors name the input.
+
+    An InferenceService is rendered into the pods KServe builds, with its runtime from
+    `runtimes` or from the same text; runtimes are then inputs, not objects to preview.
+    """
     loaded = documents.load(text, name=name, allow_aliases=allow_aliases)
+    isvcs = [doc for doc in loaded if mapping(doc).get("kind") == "InferenceService"]
+    results: list[Result] = []
     try:
-        results = [
-            r for doc in loaded for r in preview_object(doc, context=context, options=options)
-        ]
+        if isvcs:
+            given = [*runtimes, *runtimes_in(loaded)]
+            for doc in loaded:
+                if doc in isvcs:
+                    results += preview_inference_service(
+                        doc, given, context=context, options=options, kserve_version=kserve_version
+                    )
+                elif not runtimes_in([doc]):
+                    results += preview_object(doc, context=context, options=options)
+        else:
+            for doc in loaded:
+                results += preview_object(doc, context=context, options=options)
     except documents.InputError as error:
         raise documents.InputError(f"{name}: {error}") from None
     if not results:
@@ -209,11 +335,6 @@ def hints(results: list[Result]) -> list[str]:
         found.append(
             "runtimes are not pods: `multinode-webhook migrate` rewrites ServingRuntimes, "
             "ClusterServingRuntimes and Templates"
-        )
-    if "InferenceService" in kinds:
-        found.append(
-            "an InferenceService is not a pod: preview the pods KServe built from it "
-            "(kubectl get pods -l serving.kserve.io/inferenceservice=NAME -o yaml)"
         )
     return found
 

@@ -31,6 +31,7 @@ from webhook.core.mutate import mutate
 from webhook.core.names import Mode, Reason
 from webhook.core.raw import display_name, label_pair
 from webhook.offline.preview import FORMATS
+from webhook.offline.render import NEWEST
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.transport.previews import PreviewRefused, PreviewWorker
@@ -299,10 +300,12 @@ def preview_app(state: AppState) -> FastAPI:
     @app.post(PREVIEW)
     async def preview(
         request: Request,
+        *,
         namespace: str | None = None,
         namespace_label: list[str] = Query(default=[], alias="namespaceLabel"),  # noqa: B008
         mode: str = Mode.OPT_IN,
         format: str = "json",
+        kserve_version: str = Query(default=NEWEST, alias="kserveVersion"),
     ) -> Response:
         started = time.perf_counter()
         if format not in FORMATS:
@@ -324,7 +327,7 @@ def preview_app(state: AppState) -> FastAPI:
         )
         try:
             rendered = await state.previews.render(
-                text, context=context, options=options, fmt=format
+                text, context=context, options=options, fmt=format, kserve_version=kserve_version
             )
         except PreviewRefused as refused:
             raise RequestError(refused.status, str(refused)) from None

@@ -1,0 +1,227 @@
+"""What a container's launch command receives: its argv, worked out from the parsed script.
+
+The launch command's words are evaluated the way bash evaluates them, with the container's
+`$0` and positional parameters substituted: `"$@"` gives each parameter as one word, an
+unquoted `$@`, `$*` or `$0` is split at whitespace (an empty parameter vanishes), `"$*"` joins
+them with spaces, and `exec $CMD` splits the string assigned to `CMD`. Every other expansion
+(`${MODEL}`, `$(...)`) is shown as written: its value is known only in the running pod. An
+unquoted `*`, `?` or `[` is shown as is, which is also what bash passes when nothing in the
+working directory matches it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from tree_sitter import Node
+
+from webhook.core.rewrite import split_shell
+from webhook.core.script import find_launch, parse
+
+_BLANKS: Final = re.compile(r"[ \t\n]+")
+_ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
+_STRING_ESCAPE: Final = re.compile(r'\\([$`"\\])')
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """The launch command of one container and the argv it is handed."""
+
+    kind: str
+    argv: tuple[str, ...]
+    zero: str = ""  # the script's $0: the first word after it, when there is one
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    zero: str
+    rest: tuple[str, ...]
+
+
+def _text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8", "surrogatepass")
+
+
+def _parameter(node: Node) -> str | None:
+    """ "0", "@" or "*" when the expansion only reads that parameter."""
+    if node.type not in ("simple_expansion", "expansion") or not node.named_children:
+        return None
+    if node.type == "expansion" and len(node.children) != 3:
+        return None
+    value = _text(node.named_children[0])
+    return value if value in ("0", "@", "*") else None
+
+
+class _Fields:
+    """The words one shell word expands to, built piece by piece."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.current: str | None = None  # None: nothing yet, so no word
+
+    def add(self, text: str) -> None:
+        self.current = (self.current or "") + text
+
+    def split(self, value: str) -> None:
+        """An unquoted expansion: split at blanks, joined to what stands on either side."""
+        pieces = _BLANKS.split(value)
+        if len(pieces) == 1:
+            if pieces[0]:
+                self.add(pieces[0])
+            return
+        first, *middle, last = pieces
+        if first:
+            self.add(first)
+        self.end()
+        self.words.extend(piece for piece in middle if piece)
+        if last:
+            self.add(last)
+
+    def exact(self, values: Sequence[str]) -> None:
+        """A quoted `"$@"`: every parameter one word; the first and last join their sides."""
+        if not values:
+            return
+        first, *others = values
+        self.add(first)
+        for value in others:
+            self.end()
+            self.add(value)
+
+    def end(self) -> None:
+        if self.current is not None:
+            self.words.append(self.current)
+        self.current = None
+
+
+def _quoted_text(fields: _Fields, text: str) -> None:
+    """Literal text between double quotes: `\\` newline vanishes, `\\` keeps only `$`, `` ` ``,
+    `"` and itself."""
+    fields.add(_STRING_ESCAPE.sub(r"\1", text.replace("\\\n", "")))
+
+
+def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> None:
+    kind = node.type
+    parameter = _parameter(node)
+    if parameter is not None:
+        if parameter == "0" and quoted:
+            fields.add(params.zero)
+        elif parameter == "0":
+            fields.split(params.zero)
+        elif parameter == "@" and quoted:
+            fields.exact(params.rest)
+        elif quoted:
+            fields.add(" ".join(params.rest))
+        else:
+            for value in params.rest:
+                fields.split(value)
+                fields.end()
+        return
+    if kind == "string":
+        named = node.named_children
+        if len(named) == 1 and _parameter(named[0]) == "@" and len(node.children) == 3:
+            fields.exact(params.rest)  # "$@" alone: no word at all when there are no args
+            return
+        fields.add("")  # any other "..." is a word, even when empty
+        whole = node.text or b""
+        end = node.start_byte + 1
+        for child in node.children[1:-1]:
+            # tree-sitter leaves some blanks out of every child, or inside an expansion's node.
+            gap = whole[end - node.start_byte : child.start_byte - node.start_byte]
+            text = _text(child)
+            end = child.end_byte
+            if child.type == "string_content":
+                _quoted_text(fields, gap.decode("utf-8", "surrogatepass") + text)
+                continue
+            lead = len(text) - len(text.lstrip())
+            _quoted_text(fields, gap.decode("utf-8", "surrogatepass") + text[:lead])
+            _expand(child, params, fields, quoted=True)
+        return
+    if kind == "raw_string":
+        fields.add(_text(node)[1:-1])
+        return
+    if kind == "concatenation":
+        for child in node.children:
+            _expand(child, params, fields, quoted=quoted)
+        return
+    if kind == "word" and not quoted:
+        fields.add(_ESCAPE.sub(r"\1", _text(node)))
+        return
+    fields.add(_text(node))  # other expansions and substitutions: as written
+
+
+def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
+    fields = _Fields()
+    for node in nodes:
+        _expand(node, params, fields, quoted=False)
+        fields.end()
+    return fields.words
+
+
+def _assigned(root: Node, launch: Node, name: str) -> Node | None:
+    """The value of the last `NAME=...` before the launch command."""
+    value: Node | None = None
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.start_byte >= launch.start_byte:
+            continue
+        if node.type == "variable_assignment":
+            variable = node.child_by_field_name("name")
+            if variable is not None and _text(variable) == name:
+                candidate = node.child_by_field_name("value")
+                if candidate is not None and (
+                    value is None or candidate.start_byte > value.start_byte
+                ):
+                    value = candidate
+        stack.extend(node.children)
+    return value
+
+
+def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | None:
+    """The launch command of `script` run as `bash -c script zero *params`, or None when the
+    script holds none that can be followed."""
+    root = parse(script.encode("utf-8", "surrogatepass"))
+    found = find_launch(root) if root is not None else None
+    if root is None or found is None:
+        return None
+    launch, kind = found
+    values = _Params(zero, tuple(params))
+    name = launch.child_by_field_name("name")
+    words = [name, *launch.children_by_field_name("argument")] if name is not None else []
+    argv = _words(words, values)
+    if argv[:1] == ["exec"]:
+        argv = argv[1:]
+    if kind == "exec-indirection":
+        target = launch.children_by_field_name("argument")[0]
+        variable = next((c for c in target.named_children if c.type == "variable_name"), None)
+        value = _assigned(root, launch, _text(variable)) if variable is not None else None
+        if value is None:
+            return Launch(kind, tuple(argv), zero)
+        joined = _Fields()
+        _expand(value, values, joined, quoted=True)  # an assignment is never split
+        joined.end()
+        command = [word for word in _BLANKS.split(" ".join(joined.words)) if word]
+        argv = [*command, *_words(launch.children_by_field_name("argument")[1:], values)]
+    return Launch(kind, tuple(argv), zero)
+
+
+def container_launch(container: Mapping[str, Any]) -> Launch | None:
+    """What a container's launch command receives: from its script when it runs one with bash
+    or sh, else its command and args themselves; None when neither can be told."""
+    command = [str(word) for word in container.get("command") or []]
+    args = [str(word) for word in container.get("args") or []]
+    if not command:
+        return None
+    split = split_shell(command)
+    if split is None:  # no shell: the kubelet execs command + args as they are
+        return Launch(command[0].rsplit("/", 1)[-1], (*command, *args))
+    shell, tail = split
+    words = [*tail, *args]
+    if not words:
+        return None
+    script, *rest = words
+    zero = rest[0] if rest else shell[0].rsplit("/", 1)[-1]
+    return launch_argv(script, zero=zero, params=rest[1:])
