@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 import os
 import re
 import sys
@@ -22,7 +23,7 @@ from pydantic_settings import SettingsError
 from webhook import __version__
 from webhook.adapters.config import Settings
 from webhook.core.model import Context, Options
-from webhook.core.names import INJECT_LABEL, Inject, Mode, Rule
+from webhook.core.names import INJECT_LABEL, STATUS_ANNOTATION, Inject, Mode, Rule
 from webhook.core.raw import label_pair
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
@@ -263,9 +264,54 @@ def _certs_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from webhook.adapters.kube.audit import audit, restart  # noqa: PLC0415
+    from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
+
+    for flag, given in (("--pod", args.pod), ("--address", args.address)):
+        if given:
+            _fail(f"{flag} does not go with --audit")
+    if args.namespace and args.all_namespaces:
+        _fail("--namespace and --all-namespaces exclude each other")
+    if args.restart and not args.yes:
+        _fail("--restart recreates pods: add --yes to go ahead")
+    cluster = _cluster(args)
+    try:
+        found = audit(cluster, webhook_config=args.webhook_config, namespace=args.namespace)
+        done = restart(cluster, found.owners, now=dt.datetime.now(dt.UTC)) if args.restart else []
+    except KubeError as error:
+        _fail(str(error))
+    if args.output == "json":
+        print(json.dumps(found.to_json(), indent=2))
+    else:
+        looked = args.namespace or "all namespaces"
+        print(f"covered namespaces ({looked}): {', '.join(found.namespaces) or 'none'}")
+        print(f"unrepaired pods: {found.unrepaired}")
+        for owner in found.owners:
+            isvc = (
+                f" (InferenceService {owner.inference_service})" if owner.inference_service else ""
+            )
+            print(f"!! {owner.kind} {owner.namespace}/{owner.name}{isvc}: {', '.join(owner.pods)}")
+            if not args.restart:
+                print(f"   {owner.restart_command()}")
+    for line in done:
+        print(line, file=sys.stderr)
+    return EXIT_FINDINGS if found.unrepaired else 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.check import check  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
+
+    if args.audit:
+        return _audit(args)
+    for flag, given in (
+        ("--all-namespaces", args.all_namespaces),
+        ("--restart", args.restart),
+        ("-o json", args.output == "json"),
+    ):
+        if given:
+            _fail(f"{flag} goes with --audit")
 
     address = None
     if args.address:
@@ -327,6 +373,57 @@ def _settings_flags(command: argparse.ArgumentParser) -> None:
             command.add_argument(
                 flag, choices=choices, metavar=None if choices else name.upper(), help=help_text
             )
+
+
+def _add_check(commands: Any) -> None:
+    """The `check` command: the cluster report, and the audit."""
+    check = commands.add_parser(
+        "check",
+        help="read-only cluster report: coverage, TLS, and why a pod was (not) mutated",
+        description="Report which namespaces the installed webhook mutates or shadows, whether "
+        "caBundle verifies the Secret's and the Service's certificate, days to expiry, and for "
+        "--pod whether that pod was mutated or why not. With --audit, list instead the running "
+        "pods it covers that it left unrepaired (created while it was down, or before it was "
+        "installed), by owner, with the command that recreates them through it. Exit 1 when a "
+        "problem or an unrepaired pod is found, 2 on a usage or connection error.",
+    )
+    check.add_argument(
+        "--namespace", help="report on (or audit) this namespace only (and the --pod's)"
+    )
+    check.add_argument(
+        "--audit",
+        action="store_true",
+        help="list covered pods in a repairable shape that carry no "
+        f"{STATUS_ANNOTATION} annotation, grouped by Deployment and InferenceService",
+    )
+    check.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="audit every namespace (the default without --namespace)",
+    )
+    check.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="the audit as text or as JSON with the count to alert on (default: %(default)s)",
+    )
+    check.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --audit: restart each Deployment found, as kubectl rollout restart does "
+        "(needs --yes, and RBAC to patch Deployments)",
+    )
+    check.add_argument("--yes", action="store_true", help="confirm --restart")
+    check.add_argument("--pod", help="a pod name in --namespace to explain")
+    check.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="where to reach the webhook (default: its Service's DNS name)",
+    )
+    _cluster_flags(check)
+    check.set_defaults(run=_check)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -514,22 +611,7 @@ def parser() -> argparse.ArgumentParser:
     _cluster_flags(bootstrap)
     bootstrap.set_defaults(run=_certs_bootstrap)
 
-    check = commands.add_parser(
-        "check",
-        help="read-only cluster report: coverage, TLS, and why a pod was (not) mutated",
-        description="Report which namespaces the installed webhook mutates or shadows, whether "
-        "caBundle verifies the Secret's and the Service's certificate, days to expiry, and for "
-        "--pod whether that pod was mutated or why not. Exit 1 when a problem is found.",
-    )
-    check.add_argument("--namespace", help="report on this namespace only (and the --pod's)")
-    check.add_argument("--pod", help="a pod name in --namespace to explain")
-    check.add_argument(
-        "--address",
-        metavar="HOST:PORT",
-        help="where to reach the webhook (default: its Service's DNS name)",
-    )
-    _cluster_flags(check)
-    check.set_defaults(run=_check)
+    _add_check(commands)
     return root
 
 

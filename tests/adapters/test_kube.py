@@ -22,7 +22,6 @@ from webhook.adapters.kube.bootstrap import bootstrap
 from webhook.adapters.kube.check import Finding, check
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.core import names
-from webhook.core.names import Inject
 
 NS = "multinode-webhook"
 SERVICE = "multinode-webhook"
@@ -31,20 +30,10 @@ CONFIG = "multinode-webhook"
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 
 
-def webhook_configuration() -> dict[str, Any]:
-    """The opt-in overlay's configuration, as the cluster would hold it before bootstrap."""
-    base: dict[str, Any] = yaml.safe_load(
-        (REPO / "deploy/base/mutatingwebhookconfiguration.yaml").read_text()
-    )
-    base["webhooks"][0]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.ENABLED}}
-    base["webhooks"][1]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.SHADOW}}
-    return base
-
-
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, Cluster, Path]]:
     with fakeapi.serving(tmp_path) as (api, kubeconfig):
-        api.put("mutatingwebhookconfigurations", webhook_configuration())
+        api.put("mutatingwebhookconfigurations", fakeapi.opt_in_configuration())
         yield api, Cluster(connect(kubeconfig=str(kubeconfig))), kubeconfig
 
 

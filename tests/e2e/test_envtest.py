@@ -2,11 +2,13 @@
 
 Set KUBEBUILDER_ASSETS to a folder holding `kube-apiserver` and `etcd` (as controller-runtime's
 setup-envtest lays them out) to run it; without them every test here skips, saying why. The
-API server calls the webhook by URL on 127.0.0.1 with the rendered opt-in configuration.
+API server calls the webhook by URL on 127.0.0.1 with the rendered opt-in configuration, and
+`check --audit` reads the same API server for the pod admitted while the webhook was down.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
 from tests.support.builders import REPO, data_pod, example
+from tests.support.cli import cli
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject
@@ -249,6 +252,75 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
         reply = _create(client, "enabled", _named(head, "fail-open"))
         assert reply.status_code == 201, reply.text
         assert reply.json()["spec"]["containers"][0]["command"] == ["bash", "-c"]
+
+
+def _kubeconfig(cluster: Cluster, path: Path) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "envtest",
+                "clusters": [
+                    {
+                        "name": "envtest",
+                        "cluster": {"server": cluster.url, "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "admin", "user": {"token": cluster.token}}],
+                "contexts": [
+                    {"name": "envtest", "context": {"cluster": "envtest", "user": "admin"}}
+                ],
+            }
+        )
+    )
+    return path
+
+
+def _serving_again(client: httpx.Client, live: servers.Running) -> None:
+    _register(client, live.https_port, live.ca_pem)
+    _wait(
+        lambda: _rewritten(
+            _create(
+                client, "audited", _named(example("legacy-head-pod.yaml"), "probe"), dry_run=True
+            ).json(),
+            names.HEAD_CONTAINER,
+        ),
+        "the webhook to be called",
+    )
+
+
+def test_audit_finds_the_pod_admitted_during_an_outage(cluster: Cluster, tmp_path: Path) -> None:
+    head = example("legacy-head-pod.yaml")
+    kubeconfig = _kubeconfig(cluster, tmp_path / "kubeconfig")
+    with cluster.client() as client:
+        _namespace(client, "audited", {names.INJECT_LABEL: Inject.ENABLED})
+        with servers.running(tmp_path / "before") as live:
+            _serving_again(client, live)
+            reply = _create(client, "audited", _named(head, "repaired"))
+            assert _rewritten(reply.json(), names.HEAD_CONTAINER)
+        # The webhook is down: the pod is admitted as it is, and nothing says so.
+        reply = _create(client, "audited", _named(head, "outage"))
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["spec"]["containers"][0]["command"] == ["bash", "-c"]
+        with servers.running(tmp_path / "after") as live:
+            _serving_again(client, live)
+            done = cli(
+                "check",
+                "--audit",
+                "--namespace",
+                "audited",
+                "-o",
+                "json",
+                "--kubeconfig",
+                str(kubeconfig),
+            )
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = json.loads(done.stdout)
+    assert found["unrepaired"] == 1
+    assert [(o["kind"], o["name"], o["pods"]) for o in found["owners"]] == [
+        ("Pod", "outage", ["outage"])
+    ]
 
 
 def test_kubectl_is_available_for_rendering() -> None:

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
+import yaml
+
+from tests.support.builders import REPO
+from webhook.core import names
+from webhook.core.names import Inject
 
 _MUTATING = r"^/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/(?P<name>[^/]+)$"
 _SERVING_RUNTIMES = (
@@ -23,7 +28,7 @@ _SERVING_RUNTIMES = (
 )
 ROUTES = [
     (re.compile(r"^/api/v1/namespaces$"), "namespaces"),
-    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)$"), "pods"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods(?:/(?P<name>[^/]+))?$"), "pods"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/secrets(?:/(?P<name>[^/]+))?$"), "secrets"),
     (re.compile(_MUTATING), "mutatingwebhookconfigurations"),
     (re.compile(_SERVING_RUNTIMES), "servingruntimes"),
@@ -31,7 +36,22 @@ ROUTES = [
         re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments/(?P<name>[^/]+)$"),
         "deployments",
     ),
+    (
+        re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/replicasets/(?P<name>[^/]+)$"),
+        "replicasets",
+    ),
 ]
+
+
+def opt_in_configuration() -> dict[str, Any]:
+    """The opt-in overlay's MutatingWebhookConfiguration, as the cluster holds it before
+    bootstrap: `enabled` namespaces are mutated, `shadow` ones shadowed."""
+    base: dict[str, Any] = yaml.safe_load(
+        (REPO / "deploy/base/mutatingwebhookconfiguration.yaml").read_text()
+    )
+    base["webhooks"][0]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.ENABLED}}
+    base["webhooks"][1]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.SHADOW}}
+    return base
 
 
 def route(path: str) -> tuple[str, str, str | None] | None:
@@ -142,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(
                     200, {"kind": "NamespaceList", "apiVersion": "v1", "items": items}
                 )
+            if self.command == "GET" and name is None:
+                items = [o for (r, n, _), o in api.objects.items() if (r, n) == (resource, ns)]
+                return self._send(200, {"kind": "List", "apiVersion": "v1", "items": items})
             current = api.get(resource, ns, name) if name else None
             if self.command == "GET":
                 if current is None:

@@ -163,6 +163,30 @@ class Cluster:
         )
         return items
 
+    def pods(self, namespace: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._call(
+            f"list Pods in {namespace}", self.core.list_namespaced_pod, namespace
+        ).get("items", [])
+        return items
+
+    def replica_set(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ReplicaSet, or None when there is none."""
+        return self._read(
+            f"read ReplicaSet {namespace}/{name}",
+            self.apps.read_namespaced_replica_set,
+            name,
+            namespace,
+        )
+
+    def patch_deployment(self, namespace: str, name: str, ops: Sequence[PatchOp]) -> None:
+        self._call(
+            f"patch Deployment {namespace}/{name}",
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            to_json(ops),
+        )
+
     def pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self._call(
             f"read Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace

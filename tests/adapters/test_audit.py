@@ -1,0 +1,207 @@
+"""`check --audit` against the fake Kubernetes API over HTTP: pods the webhook left unrepaired."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from tests.support import fakeapi
+from tests.support.builders import data_pod, example
+from tests.support.cli import cli, one_line_error
+from webhook.adapters.kube.audit import RESTARTED_AT, covers, restart_ops
+from webhook.core import names
+from webhook.core.patch import to_json
+
+NS_LABELS = {
+    "models": {names.INJECT_LABEL: "enabled"},
+    "trial": {names.INJECT_LABEL: "shadow"},
+    "other": {},
+}
+
+
+def _owned(pod: dict[str, Any], *, name: str, namespace: str, deployment: str) -> dict[str, Any]:
+    pod = copy.deepcopy(pod)
+    pod["metadata"].update(
+        name=name,
+        namespace=namespace,
+        ownerReferences=[
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{deployment}-rs"}
+        ],
+    )
+    return pod
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, Path]]:
+    """The opt-in install: `models` is covered, `other` is not. In `models`, one pod the webhook
+    repaired, one created while it was down, one of a runtime already fixed upstream."""
+    with fakeapi.serving(tmp_path) as (api, kubeconfig):
+        api.put("mutatingwebhookconfigurations", fakeapi.opt_in_configuration())
+        for name, labels in NS_LABELS.items():
+            api.put("namespaces", {"metadata": {"name": name, "labels": labels}})
+        legacy = example("legacy-head-pod.yaml")
+        repaired = _owned(legacy, name="repaired", namespace="models", deployment="llama-predictor")
+        repaired["metadata"]["annotations"] = {names.STATUS_ANNOTATION: '{"rules":{}}'}
+        missed = _owned(legacy, name="missed", namespace="models", deployment="llama-predictor")
+        upstream = _owned(
+            data_pod("exact-in-command"), name="upstream", namespace="models", deployment="fixed"
+        )
+        elsewhere = _owned(legacy, name="elsewhere", namespace="other", deployment="other")
+        for pod in (repaired, missed, upstream, elsewhere):
+            api.put("pods", pod)
+        for namespace, deployment in (
+            ("models", "llama-predictor"),
+            ("models", "fixed"),
+            ("other", "other"),
+        ):
+            api.put(
+                "replicasets",
+                {
+                    "metadata": {
+                        "name": f"{deployment}-rs",
+                        "namespace": namespace,
+                        "ownerReferences": [{"kind": "Deployment", "name": deployment}],
+                    }
+                },
+            )
+            api.put(
+                "deployments",
+                {
+                    "metadata": {"name": deployment, "namespace": namespace},
+                    "spec": {"template": {"metadata": {"labels": {"app": deployment}}}},
+                },
+            )
+        yield api, kubeconfig
+
+
+def test_one_pod_missed_during_an_outage_is_the_one_finding(cluster: Any) -> None:
+    _, kubeconfig = cluster
+    done = cli("check", "--audit", "--kubeconfig", str(kubeconfig), "-o", "json")
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout) == {
+        "unrepaired": 1,
+        "namespaces": ["models"],
+        "owners": [
+            {
+                "namespace": "models",
+                "kind": "Deployment",
+                "name": "llama-predictor",
+                "inferenceService": "llama",
+                "pods": ["missed"],
+                "restart": "kubectl -n models rollout restart deployment/llama-predictor",
+            }
+        ],
+    }
+    text = cli("check", "--audit", "--all-namespaces", "--kubeconfig", str(kubeconfig))
+    assert text.returncode == 1
+    assert "!! Deployment models/llama-predictor (InferenceService llama): missed" in text.stdout
+    assert "kubectl -n models rollout restart deployment/llama-predictor" in text.stdout
+
+
+def test_an_uncovered_namespace_has_no_finding(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    done = cli("check", "--audit", "--namespace", "other", "--kubeconfig", str(kubeconfig))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "unrepaired pods: 0" in done.stdout
+    assert api.writes() == []
+
+
+def test_restart_patches_exactly_that_deployment(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    refused = cli("check", "--audit", "--restart", "--kubeconfig", str(kubeconfig))
+    assert one_line_error(refused).endswith("--restart recreates pods: add --yes to go ahead")
+    assert api.writes() == []
+    done = cli("check", "--audit", "--restart", "--yes", "--kubeconfig", str(kubeconfig))
+    assert done.returncode == 1
+    assert "restarted Deployment models/llama-predictor" in done.stderr
+    assert api.writes() == [
+        ("PATCH", "/apis/apps/v1/namespaces/models/deployments/llama-predictor")
+    ]
+    template = api.get("deployments", "models", "llama-predictor")["spec"]["template"]
+    stamp = template["metadata"]["annotations"][RESTARTED_AT]
+    assert dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+    assert template["metadata"]["labels"] == {"app": "llama-predictor"}
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--audit", "--pod", "x"], "--pod does not go with --audit"),
+        (
+            ["--audit", "--namespace", "a", "-A"],
+            "--namespace and --all-namespaces exclude each other",
+        ),
+        (["-o", "json"], "-o json goes with --audit"),
+        (["--restart", "--yes"], "--restart goes with --audit"),
+    ],
+)
+def test_audit_flag_errors(cluster: Any, args: list[str], error: str) -> None:
+    _, kubeconfig = cluster
+    assert one_line_error(cli("check", *args, "--kubeconfig", str(kubeconfig))).endswith(error)
+
+
+@pytest.mark.parametrize(
+    ("namespace_labels", "pod_labels", "object_selector", "covered"),
+    [
+        ({names.INJECT_LABEL: "enabled"}, {}, None, True),
+        ({}, {}, None, False),
+        ({names.INJECT_LABEL: "enabled"}, {"tier": "a"}, {"matchLabels": {"tier": "a"}}, True),
+        ({names.INJECT_LABEL: "enabled"}, {"tier": "b"}, {"matchLabels": {"tier": "a"}}, False),
+        (
+            {names.INJECT_LABEL: "enabled"},
+            {names.INJECT_LABEL: "disabled"},
+            {
+                "matchExpressions": [
+                    {"key": names.INJECT_LABEL, "operator": "NotIn", "values": ["disabled"]}
+                ]
+            },
+            False,
+        ),
+    ],
+)
+def test_coverage_is_the_namespace_and_the_object_selector(
+    namespace_labels: dict[str, str],
+    pod_labels: dict[str, str],
+    object_selector: dict[str, Any] | None,
+    covered: bool,
+) -> None:
+    entry: dict[str, Any] = {"namespaceSelector": {"matchLabels": {names.INJECT_LABEL: "enabled"}}}
+    if object_selector is not None:
+        entry["objectSelector"] = object_selector
+    assert covers([entry], namespace_labels=namespace_labels, pod_labels=pod_labels) is covered
+
+
+@pytest.mark.parametrize(
+    ("template_metadata", "path"),
+    [
+        (
+            {"annotations": {"a": "b"}},
+            "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt",
+        ),
+        ({"labels": {"a": "b"}}, "/spec/template/metadata/annotations"),
+        ({}, "/spec/template/metadata"),
+    ],
+)
+def test_restart_ops_add_the_annotation_wherever_it_is_missing(
+    template_metadata: dict[str, Any], path: str
+) -> None:
+    deployment = (
+        {"spec": {"template": {"metadata": template_metadata}}}
+        if template_metadata
+        else {"spec": {"template": {}}}
+    )
+    when = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+    ops = to_json(restart_ops(deployment, when))
+    assert [op["path"] for op in ops] == [path]
+    patched = jsonpatch.apply_patch(deployment, ops)
+    assert (
+        patched["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+        == "2026-11-25T12:00:00Z"
+    )

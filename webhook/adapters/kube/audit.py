@@ -1,0 +1,197 @@
+"""The audit: running pods the webhook should have repaired and did not.
+
+The webhook fails open, so a pod created while it was down, or before it was installed, runs
+with its args dropped until it is recreated. The audit finds them: pods the installed
+configuration covers (an entry's namespace and object selectors, as the API server evaluates
+them; shadow entries never patch) that carry no status annotation and that admission would
+patch now. It groups them by owner, the Deployment behind their ReplicaSet and the
+InferenceService of their label, and says how to recreate them through the webhook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypedDict
+
+from webhook.adapters.kube.check import label_selector_matches
+from webhook.adapters.kube.client import Cluster
+from webhook.core import patch
+from webhook.core.model import Context
+from webhook.core.mutate import mutate
+from webhook.core.names import ISVC_LABEL, STATUS_ANNOTATION, Action
+from webhook.core.patch import PatchOp
+from webhook.core.raw import mapping, string
+
+RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
+
+
+@dataclass
+class Owner:
+    """The pods of one owner that need recreating, and how."""
+
+    namespace: str
+    kind: str  # "Deployment", or "Pod" when no Deployment owns it
+    name: str
+    inference_service: str
+    pods: list[str] = field(default_factory=list)
+
+    def restart_command(self) -> str:
+        if self.kind == "Deployment":
+            return f"kubectl -n {self.namespace} rollout restart deployment/{self.name}"
+        return f"kubectl -n {self.namespace} delete pod {self.name}  # no Deployment recreates it"
+
+
+class OwnerJson(TypedDict):
+    namespace: str
+    kind: str
+    name: str
+    inferenceService: str
+    pods: list[str]
+    restart: str
+
+
+class AuditJson(TypedDict):
+    """`check --audit -o json`: the count to alert on, and the owners behind it."""
+
+    unrepaired: int
+    namespaces: list[str]
+    owners: list[OwnerJson]
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    namespaces: tuple[str, ...]  # the namespaces looked at that an entry covers
+    owners: tuple[Owner, ...]
+
+    @property
+    def unrepaired(self) -> int:
+        return sum(len(owner.pods) for owner in self.owners)
+
+    def to_json(self) -> AuditJson:
+        return {
+            "unrepaired": self.unrepaired,
+            "namespaces": list(self.namespaces),
+            "owners": [
+                {
+                    "namespace": o.namespace,
+                    "kind": o.kind,
+                    "name": o.name,
+                    "inferenceService": o.inference_service,
+                    "pods": o.pods,
+                    "restart": o.restart_command(),
+                }
+                for o in self.owners
+            ],
+        }
+
+
+def _patching_entries(configuration: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries that patch: every one but those calling /mutate/shadow."""
+    return [
+        mapping(entry)
+        for entry in configuration.get("webhooks") or []
+        if not string(
+            mapping(mapping(mapping(entry).get("clientConfig")).get("service")).get("path")
+        ).endswith("/shadow")
+    ]
+
+
+def covers(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    namespace_labels: Mapping[str, str],
+    pod_labels: Mapping[str, str],
+) -> bool:
+    """Whether any entry sends a pod with these labels, in a namespace with these, to us."""
+    return any(
+        label_selector_matches(mapping(entry.get("namespaceSelector")), namespace_labels)
+        and label_selector_matches(mapping(entry.get("objectSelector")), pod_labels)
+        for entry in entries
+    )
+
+
+def repairable(pod: Mapping[str, Any], namespace: str) -> bool:
+    """Unrepaired and in a shape admission would patch now."""
+    metadata = mapping(pod.get("metadata"))
+    if STATUS_ANNOTATION in mapping(metadata.get("annotations")):
+        return False
+    return mutate(pod, context=Context(namespace=namespace)).action is Action.PATCHED
+
+
+def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[str, str]:
+    """(kind, name) of the Deployment that recreates the pod, else ("Pod", its name)."""
+    metadata = mapping(pod.get("metadata"))
+    for reference in map(mapping, metadata.get("ownerReferences") or []):
+        if reference.get("kind") != "ReplicaSet":
+            continue
+        replica_set = cluster.replica_set(namespace, string(reference.get("name")))
+        for parent in mapping(mapping(replica_set).get("metadata")).get("ownerReferences") or []:
+            if mapping(parent).get("kind") == "Deployment":
+                return "Deployment", string(mapping(parent).get("name"))
+    return "Pod", string(metadata.get("name"))
+
+
+def audit(cluster: Cluster, *, webhook_config: str, namespace: str | None = None) -> Audit:
+    """Every covered pod in `namespace` (or in all namespaces) the webhook left unrepaired."""
+    entries = _patching_entries(cluster.webhook_configuration(webhook_config))
+    labels = {
+        string(mapping(ns.get("metadata")).get("name")): mapping(
+            mapping(ns.get("metadata")).get("labels")
+        )
+        for ns in cluster.namespaces()
+    }
+    looked_at = [namespace] if namespace else sorted(labels)
+    covered = [
+        name
+        for name in looked_at
+        if any(
+            label_selector_matches(mapping(e.get("namespaceSelector")), labels.get(name, {}))
+            for e in entries
+        )
+    ]
+    owners: dict[tuple[str, str, str], Owner] = {}
+    for name in covered:
+        for pod in cluster.pods(name):
+            metadata = mapping(pod.get("metadata"))
+            pod_labels = mapping(metadata.get("labels"))
+            if not covers(entries, namespace_labels=labels.get(name, {}), pod_labels=pod_labels):
+                continue
+            if not repairable(pod, name):
+                continue
+            kind, owner_name = _owner(cluster, pod, name)
+            key = (name, kind, owner_name)
+            if key not in owners:
+                owners[key] = Owner(name, kind, owner_name, string(pod_labels.get(ISVC_LABEL)))
+            owners[key].pods.append(string(metadata.get("name")))
+    return Audit(tuple(covered), tuple(owners[key] for key in sorted(owners)))
+
+
+def restart_ops(deployment: Mapping[str, Any], when: dt.datetime) -> tuple[PatchOp, ...]:
+    """What `kubectl rollout restart` changes: the pod template's restartedAt annotation."""
+    stamp = when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    template = mapping(mapping(mapping(deployment.get("spec")).get("template")).get("metadata"))
+    if template.get("annotations"):
+        path = patch.pointer("spec", "template", "metadata", "annotations", RESTARTED_AT)
+        return (patch.add(path, stamp),)
+    if template:
+        return (patch.add("/spec/template/metadata/annotations", {RESTARTED_AT: stamp}),)
+    return (patch.add("/spec/template/metadata", {"annotations": {RESTARTED_AT: stamp}}),)
+
+
+def restart(cluster: Cluster, owners: Sequence[Owner], *, now: dt.datetime) -> list[str]:
+    """Restart every Deployment among `owners`, as `kubectl rollout restart` does; what was
+    done, one line each."""
+    done = []
+    for owner in owners:
+        if owner.kind != "Deployment":
+            done.append(f"skipped Pod {owner.namespace}/{owner.name}: no Deployment recreates it")
+            continue
+        deployment = cluster.deployment(owner.namespace, owner.name)
+        if deployment is None:
+            done.append(f"skipped Deployment {owner.namespace}/{owner.name}: it is gone")
+            continue
+        cluster.patch_deployment(owner.namespace, owner.name, restart_ops(deployment, now))
+        done.append(f"restarted Deployment {owner.namespace}/{owner.name}")
+    return done
