@@ -9,6 +9,7 @@ routes. Every route calls the same core as the CLI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import __version__
 from webhook.adapters.certs import CertificateReloader
@@ -358,18 +359,12 @@ def guarded(asgi: ASGIApp, state: AppState, *, limit: int, load: Callable[[], in
             state.refused(scope["path"], error)
             await send_json(send, 503, _error_body(str(error)), close=True)
             return
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
         try:
-            await asgi(scope, receive, tracked)
+            await asgi(scope, receive, send)
         except asyncio.CancelledError:
             log.info("request cut short at shutdown", extra={"fields": {"path": scope["path"]}})
-            if not started:
+            # uvicorn refuses a second response when the first had begun: nothing more to say.
+            with contextlib.suppress(RuntimeError):
                 await send_json(send, 503, _error_body("the server is shutting down"), close=True)
 
     return app
