@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import (
     Spawned,
+    admission_review,
     connect,
     rate_mode,
     report,
@@ -72,32 +73,18 @@ def _pod(script_bytes: int, serial: int) -> dict[str, Any]:
     }
 
 
-def _review(pod: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "bench",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "operation": "CREATE",
-            "namespace": "models",
-            "object": pod,
-        },
-    }
-
-
 def memory() -> None:
     with (
         spawned_server() as server,
         httpx.Client(base_url=server.url, verify=_tls(server)) as client,
     ):
         for serial in range(30):
-            client.post("/mutate", json=_review(_pod(40 * KiB, serial))).raise_for_status()
+            client.post("/mutate", json=admission_review(_pod(40 * KiB, serial))).raise_for_status()
         for size, label in ((256 * KiB, "256 KiB (too large)"), (100 * KiB, "100 KiB (rewritten)")):
             before = _rss_mib(server.pid)
             reasons: dict[str, int] = {}
             for serial in range(1000):
-                reply = client.post("/mutate", json=_review(_pod(size, size + serial)))
+                reply = client.post("/mutate", json=admission_review(_pod(size, size + serial)))
                 reason = reply.json()["response"]["auditAnnotations"]["reason"]
                 reasons[reason] = reasons.get(reason, 0) + 1
             after = _rss_mib(server.pid)

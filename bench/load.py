@@ -39,25 +39,28 @@ from bench.bench_mutate import realistic_head_pod
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 
 
+def admission_review(pod: dict[str, Any]) -> dict[str, Any]:
+    """An AdmissionReview asking to create `pod` in namespace `models`."""
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "bench",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "models",
+            "object": pod,
+        },
+    }
+
+
 def review_json(kind: str) -> bytes:
     """The AdmissionReview body replayed: the realistic head pod, or (`skip`) it unlabelled."""
     pod = realistic_head_pod()
     if kind == "skip":
         pod = copy.deepcopy(pod)
         del pod["metadata"]["labels"][ISVC_LABEL]
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "bench",
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "operation": "CREATE",
-                "namespace": "models",
-                "object": pod,
-            },
-        }
-    ).encode()
+    return json.dumps(admission_review(pod)).encode()
 
 
 def review_bytes(kind: str, host: str) -> bytes:

@@ -104,6 +104,30 @@ def test_preview_shows_the_argv_bash_hands_the_server(path: Path, tmp_path: Path
             assert {arg["after"] for arg in launch["args"]} == {"exact"}
 
 
+@pytest.mark.parametrize("path", _multinode_sources(), ids=lambda p: p.name)
+def test_target_containers_are_the_runtimes_with_the_user_args_appended(path: Path) -> None:
+    """What the tests built by hand before the renderer existed: the runtime's command, its
+    args ({{.Name}} filled on the head only), then the InferenceService's."""
+    for runtime in _runtimes(path):
+        isvc = kserve.inference_service(runtime, user_args=HOSTILE_ARGS)
+        pods = {pod.role: pod.pod for pod in render.render(isvc, runtime)}
+        sources = {
+            "head": (runtime["spec"]["containers"], names.HEAD_CONTAINER),
+            "worker": (runtime["spec"]["workerSpec"]["containers"], names.WORKER_CONTAINER),
+        }
+        for role, (containers, name) in sources.items():
+            [source] = [c for c in containers if c["name"] == name]
+            [built] = [c for c in pods[role]["spec"]["containers"] if c["name"] == name]
+            args = list(source.get("args") or [])
+            if role == "head":
+                args = [arg.replace("{{.Name}}", kserve.ISVC) for arg in args]
+            assert built.get("command") == source.get("command"), role
+            assert built["args"] == [*args, *HOSTILE_ARGS], role
+            assert [c["name"] for c in pods[role]["spec"]["containers"]] == (
+                [c["name"] for c in containers] if role == "head" else [name]
+            )
+
+
 def test_the_before_column_shows_the_bug() -> None:
     runtime = yaml.safe_load(EXAMPLE_RUNTIME.read_text())
     isvc = kserve.inference_service(
