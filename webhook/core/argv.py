@@ -19,7 +19,7 @@ from typing import Any, Final
 from tree_sitter import Node
 
 from webhook.core.rewrite import split_shell
-from webhook.core.script import find_launch, parse
+from webhook.core.script import find_launch, indirect_assignment, node_text, parse, positional
 
 _BLANKS: Final = re.compile(r"[ \t\n]+")
 _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
@@ -41,18 +41,10 @@ class _Params:
     rest: tuple[str, ...]
 
 
-def _text(node: Node) -> str:
-    return (node.text or b"").decode("utf-8", "surrogatepass")
-
-
 def _parameter(node: Node) -> str | None:
     """ "0", "@" or "*" when the expansion only reads that parameter."""
-    if node.type not in ("simple_expansion", "expansion") or not node.named_children:
-        return None
-    if node.type == "expansion" and len(node.children) != 3:
-        return None
-    value = _text(node.named_children[0])
-    return value if value in ("0", "@", "*") else None
+    found = positional(node)
+    return found if found in ("0", "@", "*") else None
 
 
 class _Fields:
@@ -130,7 +122,7 @@ def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> No
         for child in node.children[1:-1]:
             # tree-sitter leaves some blanks out of every child, or inside an expansion's node.
             gap = whole[end - node.start_byte : child.start_byte - node.start_byte]
-            text = _text(child)
+            text = node_text(child)
             end = child.end_byte
             if child.type == "string_content":
                 _quoted_text(fields, gap.decode("utf-8", "surrogatepass") + text)
@@ -140,16 +132,16 @@ def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> No
             _expand(child, params, fields, quoted=True)
         return
     if kind == "raw_string":
-        fields.add(_text(node)[1:-1])
+        fields.add(node_text(node)[1:-1])
         return
     if kind == "concatenation":
         for child in node.children:
             _expand(child, params, fields, quoted=quoted)
         return
     if kind == "word" and not quoted:
-        fields.add(_ESCAPE.sub(r"\1", _text(node)))
+        fields.add(_ESCAPE.sub(r"\1", node_text(node)))
         return
-    fields.add(_text(node))  # other expansions and substitutions: as written
+    fields.add(node_text(node))  # other expansions and substitutions: as written
 
 
 def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
@@ -158,26 +150,6 @@ def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
         _expand(node, params, fields, quoted=False)
         fields.end()
     return fields.words
-
-
-def _assigned(root: Node, launch: Node, name: str) -> Node | None:
-    """The value of the last `NAME=...` before the launch command."""
-    value: Node | None = None
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.start_byte >= launch.start_byte:
-            continue
-        if node.type == "variable_assignment":
-            variable = node.child_by_field_name("name")
-            if variable is not None and _text(variable) == name:
-                candidate = node.child_by_field_name("value")
-                if candidate is not None and (
-                    value is None or candidate.start_byte > value.start_byte
-                ):
-                    value = candidate
-        stack.extend(node.children)
-    return value
 
 
 def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | None:
@@ -195,9 +167,8 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
     if argv[:1] == ["exec"]:
         argv = argv[1:]
     if kind == "exec-indirection":
-        target = launch.children_by_field_name("argument")[0]
-        variable = next((c for c in target.named_children if c.type == "variable_name"), None)
-        value = _assigned(root, launch, _text(variable)) if variable is not None else None
+        found_assignment = indirect_assignment(root, launch)
+        value = found_assignment[1].child_by_field_name("value") if found_assignment else None
         if value is None:
             return Launch(kind, tuple(argv), zero)
         joined = _Fields()

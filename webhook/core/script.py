@@ -85,7 +85,7 @@ _PARSER: Final = Parser(_BASH)
 _PARSE_LOCK: Final = threading.Lock()
 
 
-def _text(node: Node) -> str:
+def node_text(node: Node) -> str:
     return (node.text or b"").decode("utf-8", "surrogatepass")
 
 
@@ -105,7 +105,10 @@ def _words(command: Node) -> list[str]:
     name = command.child_by_field_name("name")
     if name is None:
         return []
-    return [_text(name), *(_text(arg) for arg in command.children_by_field_name("argument"))]
+    return [
+        node_text(name),
+        *(node_text(arg) for arg in command.children_by_field_name("argument")),
+    ]
 
 
 def launch_kind(words: list[str]) -> str | None:
@@ -131,13 +134,13 @@ def launch_kind(words: list[str]) -> str | None:
     return None
 
 
-def _positional(node: Node) -> str | None:
+def positional(node: Node) -> str | None:
     """The parameter an expansion reads when it is a positional one ("0".."9", "@", "*", "#"),
     suffixed with ":" when the expansion does more than read it (`${@:2}`, `${1:-x}`)."""
     if node.type not in _EXPANSIONS or not node.named_children:
         return None
     name = node.named_children[0]
-    value = _text(name)
+    value = node_text(name)
     if not (
         (name.type == "special_variable_name" and value in _ARG_SPECIALS)
         or (name.type == "variable_name" and value.isdigit())
@@ -158,7 +161,7 @@ def _walk(root: Node) -> Iterator[Node]:
 
 def _expansions(node: Node) -> Iterator[Node]:
     """Every positional expansion below `node`, in script order."""
-    return (current for current in _walk(node) if _positional(current) is not None)
+    return (current for current in _walk(node) if positional(current) is not None)
 
 
 def _in_function(node: Node) -> bool:
@@ -178,7 +181,7 @@ def _word_form(word: Node) -> str | None:
     quoted = word.type == "string"
     if quoted and len(word.named_children) == 1:
         inner = word.named_children[0]
-    param = _positional(inner)
+    param = positional(inner)
     if param is not None:
         if param == "0":
             return "$0"
@@ -207,31 +210,40 @@ def _delete(source: bytes, node: Node, rule: Rule) -> _Edit:
     return _Edit(start, node.end_byte, b"", rule)
 
 
-def _indirection(root: Node, launch: Node, source: bytes) -> tuple[list[_Edit], str]:
-    """For `exec $CMD`: delete the positional words from the last `CMD=...` before it."""
+def indirect_assignment(root: Node, launch: Node) -> tuple[str, Node] | None:
+    """For `exec $CMD`: the variable's name and its last `CMD=...` before the launch command."""
     target = launch.children_by_field_name("argument")[0]
     name = next((c for c in target.named_children if c.type == "variable_name"), None)
     if name is None:
-        return [], ""
+        return None
     assignment: Node | None = None
     for node in _walk(root):
         if node.start_byte >= launch.start_byte:
             break
         variable = node.child_by_field_name("name") if node.type == "variable_assignment" else None
-        if variable is not None and _text(variable) == _text(name):
+        if variable is not None and node_text(variable) == node_text(name):
             assignment = node
-    if assignment is None:
+    return None if assignment is None else (node_text(name), assignment)
+
+
+def _indirection(root: Node, launch: Node, source: bytes) -> tuple[list[_Edit], str]:
+    """For `exec $CMD`: delete the positional words from the last `CMD=...` before it."""
+    found = indirect_assignment(root, launch)
+    if found is None:
         return [], ""
+    variable, assignment = found
     edits: list[_Edit] = []
     for expansion in _expansions(assignment):
-        param = _positional(expansion)
+        param = positional(expansion)
         # Only a whole word of the string can go: `$0`, `$@`, `$*`, `${@}` between blanks.
-        start = expansion.start_byte + len(_text(expansion)) - len(_text(expansion).lstrip())
+        start = (
+            expansion.start_byte + len(node_text(expansion)) - len(node_text(expansion).lstrip())
+        )
         before = source[start - 1 : start]
         after = source[expansion.end_byte : expansion.end_byte + 1]
         whole = before in (b" ", b"\t", b'"') and after in (b" ", b"\t", b'"', b"\n")
         if param not in ("0", "@", "*") or not whole:
-            return [], f"{_text(expansion).strip()} inside {_text(name)}= cannot be moved"
+            return [], f"{node_text(expansion).strip()} inside {variable}= cannot be moved"
         edits.append(_delete(source, expansion, Rule.EXACT_ARGS))
     return edits, ""
 
@@ -271,14 +283,14 @@ def _reads_args(root: Node, launch: Node) -> bool:
     return any(
         not _in_function(node)
         and not (launch.start_byte <= node.start_byte < launch.end_byte)
-        and _positional(node) != "0"
+        and positional(node) != "0"
         for node in _expansions(root)
     )
 
 
 def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
     for node in _walk(root):
-        if node.type != "declaration_command" or not _EXPORT_MODEL.fullmatch(_text(node)):
+        if node.type != "declaration_command" or not _EXPORT_MODEL.fullmatch(node_text(node)):
             continue
         following = node.next_named_sibling
         if following is None or following.type != "if_statement":
@@ -286,7 +298,7 @@ def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
         between = source[node.end_byte : following.start_byte]
         if between.strip(b" \t\n;") or between.count(b";") > 1:
             continue
-        if _IF_MODEL_DIR.fullmatch(_text(following)):
+        if _IF_MODEL_DIR.fullmatch(node_text(following)):
             yield _Edit(
                 node.start_byte, following.end_byte, MODEL_LINE.encode(), Rule.MODEL_DEFAULT
             )

@@ -144,15 +144,8 @@ def fill_placeholders(value: Any, metadata: Mapping[str, Any]) -> Any:
 
 def _set_env(container: dict[str, Any], env: Sequence[tuple[str, str]]) -> None:
     """AddEnvVarToPodSpec: overwrite a variable of the same name, or append it."""
-    current = list(container.get("env") or [])
-    for name, value in env:
-        item = {"name": name, "value": value}
-        index = next((i for i, old in enumerate(current) if mapping(old).get("name") == name), None)
-        if index is None:
-            current.append(item)
-        else:
-            current[index] = item
-    container["env"] = current
+    added = [{"name": name, "value": value} for name, value in env]
+    container["env"] = _merged_list(container.get("env") or [], added, "name")
 
 
 @dataclass(frozen=True, slots=True)

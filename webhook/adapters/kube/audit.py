@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
-from webhook.adapters.kube.check import label_selector_matches
+from webhook.adapters.kube.check import covered_namespaces, label_selector_matches, shadows
 from webhook.adapters.kube.client import Cluster
 from webhook.core import patch
 from webhook.core.model import Context
@@ -89,13 +89,8 @@ class Audit:
 
 def _patching_entries(configuration: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The entries that patch: every one but those calling /mutate/shadow."""
-    return [
-        mapping(entry)
-        for entry in configuration.get("webhooks") or []
-        if not string(
-            mapping(mapping(mapping(entry).get("clientConfig")).get("service")).get("path")
-        ).endswith("/shadow")
-    ]
+    entries = map(mapping, configuration.get("webhooks") or [])
+    return [entry for entry in entries if not shadows(entry)]
 
 
 def covers(
@@ -135,22 +130,16 @@ def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[st
 
 def audit(cluster: Cluster, *, webhook_config: str, namespace: str | None = None) -> Audit:
     """Every covered pod in `namespace` (or in all namespaces) the webhook left unrepaired."""
-    entries = _patching_entries(cluster.webhook_configuration(webhook_config))
+    configuration = cluster.webhook_configuration(webhook_config)
+    entries = _patching_entries(configuration)
     labels = {
         string(mapping(ns.get("metadata")).get("name")): mapping(
             mapping(ns.get("metadata")).get("labels")
         )
         for ns in cluster.namespaces()
     }
-    looked_at = [namespace] if namespace else sorted(labels)
-    covered = [
-        name
-        for name in looked_at
-        if any(
-            label_selector_matches(mapping(e.get("namespaceSelector")), labels.get(name, {}))
-            for e in entries
-        )
-    ]
+    mutated, _ = covered_namespaces(configuration.get("webhooks") or [], labels)
+    covered = [name for name in ([namespace] if namespace else sorted(labels)) if name in mutated]
     owners: dict[tuple[str, str, str], Owner] = {}
     for name in covered:
         for pod in cluster.pods(name):

@@ -204,7 +204,7 @@ def check(
         )
         for ns in cluster.namespaces()
     }
-    mutated, shadowed = _covered(entries, namespaces)
+    mutated, shadowed = covered_namespaces(entries, namespaces)
     shown = [namespace] if namespace else sorted(namespaces)
     findings.append(
         Finding("namespaces mutated: " + (", ".join(n for n in shown if n in mutated) or "none"))
@@ -240,14 +240,20 @@ def check(
     return findings
 
 
-def _covered(
+def shadows(entry: Mapping[str, Any]) -> bool:
+    """Whether a webhook entry calls /mutate/shadow, which never patches."""
+    path = mapping(mapping(entry.get("clientConfig")).get("service")).get("path", "")
+    return str(path).endswith("/shadow")
+
+
+def covered_namespaces(
     entries: list[Any], namespaces: Mapping[str, Mapping[str, str]]
 ) -> tuple[set[str], set[str]]:
+    """(the namespaces some entry mutates, those some entry shadows), by namespace selector."""
     mutated: set[str] = set()
     shadowed: set[str] = set()
     for entry in entries:
-        path = mapping(mapping(entry.get("clientConfig")).get("service")).get("path", "")
-        into = shadowed if str(path).endswith("/shadow") else mutated
+        into = shadowed if shadows(entry) else mutated
         selector = mapping(entry.get("namespaceSelector"))
         into.update(
             n for n, labels in namespaces.items() if label_selector_matches(selector, labels)
