@@ -161,21 +161,19 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
         return None
     launch, kind = found
     values = _Params(zero, tuple(params))
-    name = launch.child_by_field_name("name")
-    words = [name, *launch.children_by_field_name("argument")] if name is not None else []
-    argv = _words(words, values)
-    if argv[:1] == ["exec"]:
-        argv = argv[1:]
-    if kind == "exec-indirection":
-        found_assignment = indirect_assignment(root, launch)
-        value = found_assignment[1].child_by_field_name("value") if found_assignment else None
-        if value is None:
-            return Launch(kind, tuple(argv), zero)
+    arguments = launch.children_by_field_name("argument")
+    assignment = indirect_assignment(root, launch) if kind == "exec-indirection" else None
+    value = assignment[1].child_by_field_name("value") if assignment else None
+    if value is not None:
         joined = _Fields()
         _expand(value, values, joined, quoted=True)  # an assignment is never split
         joined.end()
         command = [word for word in _BLANKS.split(" ".join(joined.words)) if word]
-        argv = [*command, *_words(launch.children_by_field_name("argument")[1:], values)]
+        return Launch(kind, (*command, *_words(arguments[1:], values)), zero)
+    name = launch.child_by_field_name("name")
+    argv = _words([name, *arguments] if name is not None else [], values)
+    if argv[:1] == ["exec"]:
+        argv = argv[1:]
     return Launch(kind, tuple(argv), zero)
 
 

@@ -288,13 +288,16 @@ def preview_text(
     `runtimes` or from the same text; runtimes are then inputs, not objects to preview.
     """
     loaded = documents.load(text, name=name, allow_aliases=allow_aliases)
-    isvcs = [doc for doc in loaded if mapping(doc).get("kind") == "InferenceService"]
+
+    def is_isvc(doc: Any) -> bool:
+        return mapping(doc).get("kind") == "InferenceService"
+
     results: list[Result] = []
     try:
-        if isvcs:
+        if any(map(is_isvc, loaded)):
             given = [*runtimes, *runtimes_in(loaded)]
             for doc in loaded:
-                if doc in isvcs:
+                if is_isvc(doc):
                     results += preview_inference_service(
                         doc, given, context=context, options=options, kserve_version=kserve_version
                     )

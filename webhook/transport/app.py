@@ -381,10 +381,10 @@ def admission_app(state: AppState) -> Callable[[Scope, Receive, Send], Any]:
         if path in (MUTATE, MUTATE_SHADOW):
             await admission_handler(scope, receive, send)
             return
-        error = RequestError(404, f"no route {path} on the admission port")
+        message = f"no route {path} on the admission port"
         if path == PREVIEW:
-            error = RequestError(404, "/preview is served on its own port (--preview-port)")
-        await send_json(send, 404, _error_body(str(error)))
+            message = "/preview is served on its own port (--preview-port)"
+        await send_json(send, 404, _error_body(message))
 
     return app
 
