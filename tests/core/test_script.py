@@ -5,8 +5,22 @@ from __future__ import annotations
 import pytest
 
 from tests.support import shell
-from webhook.core.names import Rule
-from webhook.core.script import MODEL_LINE, ScriptRewrite, launch_kind, rewrite_script
+from webhook.core.names import Reason, Rule
+from webhook.core.read import read_container
+from webhook.core.rewrite import plan_container
+from webhook.core.script import (
+    MODEL_LINE,
+    ScriptNotParsed,
+    ScriptRewrite,
+    _Cache,
+    cached_rewrite,
+    clear_cache,
+    launch_kind,
+    parse,
+    parser_failed,
+    remember,
+    rewrite_script,
+)
 
 
 def rewrite(script: str) -> ScriptRewrite:
@@ -185,3 +199,56 @@ def test_rewrite_adds_no_kubernetes_expansion() -> None:
     assert result.script is not None
     assert result.script.count("$(") == script.count("$(")
     assert result.script.count("$$") == script.count("$$")
+
+
+# Characters tree-sitter-bash's scanner crashes on (SIGSEGV) after `{` or `${`.
+UNSUPPORTED = ["\U000c1113", "\U0010ffff", "\U0001f600", "\U00010000"]
+
+
+@pytest.mark.parametrize("char", UNSUPPORTED)
+@pytest.mark.parametrize("prefix", ["{", "${", "x=${", "python -m huggingfaceserver # "])
+def test_a_character_above_the_bmp_is_never_parsed(prefix: str, char: str) -> None:
+    rewritten = rewrite(prefix + char)
+    assert (rewritten.script, rewritten.reason) == (None, Reason.UNSUPPORTED_CHARACTERS)
+    assert parse((prefix + char).encode()) is None
+
+
+@pytest.mark.parametrize("char", ["\u00e9", "\uffff", "\u4e2d", "\ud800"])
+def test_characters_up_to_uffff_are_parsed(char: str) -> None:
+    rewritten = rewrite(f"echo '{char}'\npython -m huggingfaceserver\n")
+    assert rewritten.rules == (Rule.FORWARD_ARGS,)
+
+
+def test_an_uncached_script_is_not_parsed_when_the_caller_says_so() -> None:
+    script = "echo never-seen-before\npython -m huggingfaceserver\n"
+    container = read_container(
+        {"name": "kserve-container", "command": ["bash", "-c"], "args": [script, "--x"]},
+        position=0,
+        name="kserve-container",
+    )
+    rules = frozenset(Rule)
+    clear_cache()
+    with pytest.raises(ScriptNotParsed) as missing:
+        plan_container(container, rules=rules, max_script_bytes=4096, parse=False)
+    assert (missing.value.script, missing.value.container) == (script, "kserve-container")
+    assert cached_rewrite(script, rules) is None
+    remember(script, rules, parser_failed())
+    plan = plan_container(container, rules=rules, max_script_bytes=4096, parse=False)
+    assert (plan.outcome, plan.detail) == (
+        Reason.PARSER_FAILED,
+        "the bash parser crashed on the script",
+    )
+
+
+def test_the_cache_drops_the_least_recently_used_past_its_budget() -> None:
+    cache = _Cache(budget=30)
+    unchanged = ScriptRewrite(None, (), "")
+    rules = frozenset(Rule)
+    for name in ("a" * 10, "b" * 10, "c" * 10):
+        cache.put((name, rules), unchanged)
+    assert cache.get(("a" * 10, rules)) is unchanged  # now the most recently used
+    cache.put(("d" * 10, rules), unchanged)
+    assert [cache.get((n * 10, rules)) is not None for n in "abcd"] == [True, False, True, True]
+    cache.put(("e" * 50, rules), unchanged)  # over the budget alone: kept, every other dropped
+    assert [cache.get((n * 10, rules)) is not None for n in "acd"] == [False, False, False]
+    assert cache.get(("e" * 50, rules)) is unchanged

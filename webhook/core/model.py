@@ -52,14 +52,17 @@ POD_KIND: Final = Kind("", "v1", "Pod")
 @dataclass(frozen=True, slots=True)
 class Options:
     """What the installation configures: which containers are targets, which namespace is ours,
-    which rules of the rewrite are on (all by default), the largest script rewritten, and the
-    bytes the decision caches may hold."""
+    which rules of the rewrite are on (all by default), the largest script rewritten, the
+    bytes the decision caches may hold, and whether this process may parse a script it has not
+    seen (`parse_scripts`; when False, such a script raises `ScriptNotParsed` for the caller to
+    parse in a sandbox and `remember`)."""
 
     containers: tuple[str, ...] = DEFAULT_TARGET_CONTAINERS
     own_namespace: str = DEFAULT_OWN_NAMESPACE
     rules: frozenset[Rule] = frozenset(Rule)
     max_script_bytes: int = 128 * 1024
     cache_bytes: int = 32 * 1024 * 1024
+    parse_scripts: bool = True
 
 
 class Context(NamedTuple):

@@ -77,6 +77,8 @@ class Reason(StrEnum):
     LAUNCH_IN_FUNCTION = "launch-in-function"
     READS_POSITIONAL_PARAMS = "reads-positional-params"
     SCRIPT_TOO_LARGE = "script-too-large"
+    UNSUPPORTED_CHARACTERS = "unsupported-characters"
+    PARSER_FAILED = "parser-failed"
     LEGACY_SHAPE = "legacy-shape"
 
 
@@ -87,6 +89,8 @@ WARNED_REASONS: Final = (
     Reason.LAUNCH_IN_FUNCTION,
     Reason.READS_POSITIONAL_PARAMS,
     Reason.SCRIPT_TOO_LARGE,
+    Reason.UNSUPPORTED_CHARACTERS,
+    Reason.PARSER_FAILED,
 )
 
 

@@ -59,6 +59,7 @@ class PodFacts(NamedTuple):
     own_namespace: str
     rules: frozenset[Rule]
     max_script_bytes: int
+    parse_scripts: bool
     size: int
     has_metadata: bool
     has_annotations: bool
@@ -119,6 +120,7 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
         own_namespace=options.own_namespace,
         rules=options.rules,
         max_script_bytes=options.max_script_bytes,
+        parse_scripts=options.parse_scripts,
         size=sum(_size(container) for container in found),
         has_metadata=isinstance(raw_metadata, dict),
         has_annotations=isinstance(raw_annotations, dict),

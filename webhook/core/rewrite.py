@@ -24,7 +24,7 @@ from webhook.core.names import SHELL_PATHS, STATUS_ANNOTATION, Reason, Rule
 from webhook.core.patch import PatchOp
 from webhook.core.raw import is_string_list
 from webhook.core.read import ContainerFacts
-from webhook.core.script import rewrite_script
+from webhook.core.script import ScriptNotParsed, cached_rewrite, rewrite_script
 
 # The flag that makes the shell run a script: `-c`, or a cluster ending in it (`-lc`, `-ec`).
 _RUN_SCRIPT: Final = re.compile(r"-[A-Za-z]*c")
@@ -72,12 +72,14 @@ def plan_container(
     rules: frozenset[Rule],
     max_script_bytes: int,
     runtime: bool = False,
+    parse: bool = True,
 ) -> ContainerPlan:
     """Classify a target-named container and, when its args do not arrive exactly, compute
     its new fields with the edits of `rules`.
 
     A pod's Ray worker with no args has nothing to forward and is left alone; a `runtime`'s is
-    rewritten all the same, since the InferenceService's args are appended to it later.
+    rewritten all the same, since the InferenceService's args are appended to it later. With
+    `parse` False, a script not yet cached raises `ScriptNotParsed` instead of being parsed.
     """
     name, command, args = container.name, container.command, container.args or ()
     if not container.typed:
@@ -102,7 +104,9 @@ def plan_container(
     if size > max_script_bytes:
         detail = f"its script is {size} bytes, over the {max_script_bytes}-byte limit"
         return ContainerPlan(name, Reason.SCRIPT_TOO_LARGE, detail)
-    rewritten = rewrite_script(script, rules)
+    rewritten = rewrite_script(script, rules) if parse else cached_rewrite(script, rules)
+    if rewritten is None:
+        raise ScriptNotParsed(script, rules, container=name)
     if rewritten.script is None:
         return ContainerPlan(name, rewritten.reason or Reason.NO_LAUNCH_COMMAND, rewritten.detail)
     if rewritten.worker and not script_args and not runtime:

@@ -15,6 +15,12 @@ A launch command inside a function, or a positional parameter inside one of its 
 be placed safely, and the script is left alone with the reason. Everything else in the script
 is kept byte for byte. Results are cached by script text and rules, because one runtime's
 script repeats across every pod it creates.
+
+The parser is C code fed with untrusted text: a script holding a character above U+FFFF
+crashes tree-sitter-bash's scanner (SIGSEGV) after `{` or `${`, so such a script is never
+handed to it (`unsupported-characters`). A server must not parse even other scripts in its own
+process: it asks with `parse=False`, gets `ScriptNotParsed` for a script not yet cached, has
+the script parsed in a sandbox process, and `remember`s the result.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 
 import tree_sitter_bash
@@ -44,6 +50,10 @@ _PYTHON: Final = re.compile(r"python(?:3(?:\.\d+)?)?")
 _EXPANSIONS: Final = frozenset({"simple_expansion", "expansion"})
 # Parameters whose use means the script reads its args: $1..$9, $@, $*, $#. ($0 names the shell.)
 _ARG_SPECIALS: Final = frozenset({"@", "*", "#"})
+# Code points above U+FFFF: tree-sitter-bash's scanner crashes on them (a fuzz of ASCII,
+# Basic Multilingual Plane, lone-surrogate and stray bytes found no other crash).
+_UNSUPPORTED: Final = re.compile("[\U00010000-\U0010ffff]")
+_UNSUPPORTED_DETAIL: Final = "the script has a character above U+FFFF, never parsed"
 _MODEL_ID: Final = r"(?:\$\{MODEL_ID\}|\$MODEL_ID)"
 _MODEL_DIR: Final = r"(?:\$\{MODEL_DIR\}|\$MODEL_DIR)"
 _EXPORT_MODEL: Final = re.compile(rf"export[ \t]+MODEL={_MODEL_ID}")
@@ -304,22 +314,100 @@ def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
             )
 
 
+class ScriptNotParsed(Exception):
+    """A script this process was asked not to parse, and has no result for: parse it in a
+    sandbox process, `remember` the result, and ask again."""
+
+    def __init__(self, script: str, rules: frozenset[Rule], *, container: str) -> None:
+        super().__init__(f"container {container}: its script is not parsed yet")
+        self.script = script
+        self.rules = rules
+        self.container = container
+
+
+class _Cache:
+    """Rewrites by (script, rules), the least recently used dropped first once the scripts and
+    their rewrites together pass `budget` characters; the newest entry always stays.
+
+    Not functools.lru_cache: a server must ask whether a script is cached without parsing it,
+    and store a result parsed in another process, and lru_cache offers neither.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._chars = 0
+        self._entries: OrderedDict[tuple[str, frozenset[Rule]], ScriptRewrite] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, frozenset[Rule]]) -> ScriptRewrite | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, frozenset[Rule]], value: ScriptRewrite) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._chars -= _cost(key, old)
+            self._entries[key] = value
+            self._chars += _cost(key, value)
+            while self._chars > self._budget and len(self._entries) > 1:
+                dropped = self._entries.popitem(last=False)
+                self._chars -= _cost(*dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._chars = 0
+
+
+def _cost(key: tuple[str, frozenset[Rule]], value: ScriptRewrite) -> int:
+    return len(key[0]) + len(value.script or "")
+
+
+# Runtime scripts are a few KiB: 8 Mi characters hold thousands of them, and bound the cache
+# near 16 MiB (2 bytes a character for text beyond Latin-1).
+_CACHE: Final = _Cache(8 * 1024 * 1024)
+
+
 def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     """Make a launch script forward its args exactly, with the edits of `rules` only, or say
-    why it cannot be. Scripts of ordinary size are cached; a larger one is parsed each time,
-    so the cache's memory stays bounded."""
-    if len(script) > _CACHED_SCRIPT_CHARS:
-        return _rewrite(script, rules)
-    return _cached_rewrite(script, rules)
+    why it cannot be. Cached, within the cache's character budget."""
+    key = (script, rules)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _rewrite(script, rules)
+        _CACHE.put(key, found)
+    return found
+
+
+def cached_rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite | None:
+    """The cached rewrite of `script`, or None: never parses."""
+    return _CACHE.get((script, rules))
+
+
+def remember(script: str, rules: frozenset[Rule], rewrite: ScriptRewrite) -> None:
+    """Cache a rewrite computed elsewhere (a sandbox process, or its crash)."""
+    _CACHE.put((script, rules), rewrite)
+
+
+def parser_failed() -> ScriptRewrite:
+    """What a script that crashed the parser in a sandbox gets: left alone, with the reason."""
+    return ScriptRewrite(None, (), "the bash parser crashed on the script", Reason.PARSER_FAILED)
 
 
 def clear_cache() -> None:
     """Forget every cached script, as a new process would (for benchmarks of the cold path)."""
-    _cached_rewrite.cache_clear()
+    _CACHE.clear()
 
 
 def parse(source: bytes) -> Node | None:
-    """The script's syntax tree, or None when it does not parse as bash."""
+    """The script's syntax tree, or None when it does not parse as bash or holds what the
+    parser cannot read safely."""
+    if _UNSUPPORTED.search(source.decode("utf-8", "surrogatepass")):
+        return None
     with _PARSE_LOCK:
         root = _PARSER.parse(source).root_node
     return None if root.has_error else root
@@ -337,6 +425,8 @@ def find_launch(root: Node) -> tuple[Node, str] | None:
 
 
 def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+    if _UNSUPPORTED.search(script):
+        return ScriptRewrite(None, (), _UNSUPPORTED_DETAIL, Reason.UNSUPPORTED_CHARACTERS)
     source = script.encode("utf-8", "surrogatepass")
     root = parse(source)
     if root is None:
@@ -367,8 +457,3 @@ def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         splits=forwarding.splits,
         worker=kind == "ray start --block",
     )
-
-
-# Runtime scripts are a few KiB: 256 of up to 32 Ki characters bound this cache near 16 MiB.
-_CACHED_SCRIPT_CHARS: Final = 32 * 1024
-_cached_rewrite = lru_cache(maxsize=256)(_rewrite)

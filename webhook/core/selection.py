@@ -125,7 +125,10 @@ def select(facts: PodFacts) -> Selection:
             plan = ContainerPlan(name, Reason.ALREADY_MIGRATED, f"{STATUS_ANNOTATION} names it")
         else:
             plan = plan_container(
-                container, rules=facts.rules, max_script_bytes=facts.max_script_bytes
+                container,
+                rules=facts.rules,
+                max_script_bytes=facts.max_script_bytes,
+                parse=facts.parse_scripts,
             )
         trace.append(TraceStep(f"container/{name}", plan.outcome, plan.detail))
         plans.append(Positioned(container.position, plan))
