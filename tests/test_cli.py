@@ -372,3 +372,13 @@ def test_preview_renders_an_inference_service_with_its_runtime() -> None:
         "names runtime 'huggingface-multinode-legacy', not among those given (none): "
         "pass it with --runtime FILE or in the same input"
     )
+
+
+def test_preview_of_a_script_that_crashes_the_parser_exits_by_its_status() -> None:
+    pod = example("legacy-head-pod.yaml")
+    for serial in range(10):  # fresh processes: the parser's crash on such input is not certain
+        pod["spec"]["containers"][0]["args"][0] = "${" + chr(0xC1113 + serial)
+        done = cli("preview", "-", "-o", "yaml", "--fail-on", "warning", stdin=json.dumps(pod))
+        assert done.returncode == 1, done.stderr
+        [result] = yaml.safe_load(done.stdout)["results"]
+        assert result["reason"] == Reason.UNSUPPORTED_CHARACTERS

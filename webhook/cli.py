@@ -77,6 +77,8 @@ def _options(args: argparse.Namespace) -> Options:
         containers=tuple(getattr(args, "containers", None) or defaults.containers),
         own_namespace=getattr(args, "own_namespace", None) or defaults.own_namespace,
         rules=frozenset(Rule(rule) for rule in chosen),
+        # The command line parses scripts in a sandbox: a parser crash is an error, not a signal.
+        parse_scripts=False,
     )
 
 

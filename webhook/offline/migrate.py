@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import jsonpatch
@@ -25,6 +26,7 @@ from webhook.core.raw import display_name, mapping
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
 from webhook.offline import documents, splice
+from webhook.offline.sandbox import ParserCrashed, resolved
 
 RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime"})
 Path = tuple[str | int, ...]
@@ -90,11 +92,16 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                 if not isinstance(name, str) or name not in options.containers:
                     continue
                 facts = read_container(container, position=index, name=name)
-                plan = plan_container(
-                    facts,
-                    rules=options.rules,
-                    max_script_bytes=options.max_script_bytes,
-                    runtime=True,
+                plan = resolved(
+                    partial(
+                        plan_container,
+                        facts,
+                        rules=options.rules,
+                        max_script_bytes=options.max_script_bytes,
+                        runtime=True,
+                        parse=options.parse_scripts,
+                    ),
+                    what=label,
                 )
                 if plan.outcome is Reason.LEGACY_SHAPE:
                     change = Change(label, name, tuple(plan.rules))
@@ -150,6 +157,13 @@ def migrate_text(
 ) -> tuple[str, list[Change]]:
     """The input with every runtime migrated, and the changes. YAML is edited in place; a
     document that cannot be is written out again whole. JSON comes back as JSON."""
+    try:
+        return _migrated(text, name=name, options=options)
+    except ParserCrashed as error:
+        raise ParserCrashed(f"{name}: {error}") from None
+
+
+def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Change]]:
     if text.lstrip().startswith(("{", "[")):
         [document] = documents.load(text, name=name)
         migration = migrate_document(_checked(document, name), options=options)

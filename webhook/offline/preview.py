@@ -33,6 +33,7 @@ from webhook.core.raw import display_name, mapping, string
 from webhook.offline import documents
 from webhook.offline import render as render_pods
 from webhook.offline.migrate import RUNTIME_KINDS
+from webhook.offline.sandbox import CRASHED, Crashed, ParserCrashed, resolved, shared
 
 FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
 FAIL_ON: Final = ("warning", "unpatched")
@@ -170,20 +171,32 @@ def preview_object(
         request = _simulated(
             context, namespace=review.namespace, kind=review.kind, operation=review.operation
         )
-        return [_result(review.pod, "Pod", mutate(review.pod, context=request, options=options))]
+        decision = _decided(
+            review.pod, what=f"Pod {display_name(review.pod)}", context=request, options=options
+        )
+        return [_result(review.pod, "Pod", decision)]
 
     group, version = _group_version(obj.get("apiVersion"))
     namespace = string(mapping(obj.get("metadata")).get("namespace"))
     path = TEMPLATE_PATHS.get((group, kind))
     if path is None:
         request = _simulated(context, namespace=namespace, kind=Kind(group, version, kind))
-        return [_result(obj, kind, mutate(obj, context=request, options=options))]
+        decision = _decided(
+            obj, what=f"{kind} {display_name(obj)}", context=request, options=options
+        )
+        return [_result(obj, kind, decision)]
     template: Any = obj
     for token in path:
         template = mapping(template).get(token)
     pod = {"apiVersion": "v1", "kind": "Pod", **mapping(template)}
     request = _simulated(context, namespace=namespace, kind=POD_KIND, base="/" + "/".join(path))
-    return [_result(obj, kind, mutate(pod, context=request, options=options))]
+    decision = _decided(pod, what=f"{kind} {display_name(obj)}", context=request, options=options)
+    return [_result(obj, kind, decision)]
+
+
+def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Options) -> Decision:
+    """`mutate`, with the scripts it may not parse itself parsed in the sandbox."""
+    return resolved(lambda: mutate(pod, context=context, options=options), what=what)
 
 
 def _fate(arg: str, launch: Launch | None, *, zero: bool) -> str:
@@ -251,9 +264,20 @@ def preview_inference_service(
     for pod in rendered:
         namespace = string(pod.pod["metadata"].get("namespace"))
         request = _simulated(context, namespace=namespace, kind=POD_KIND)
-        result = _result(pod.pod, "Pod", mutate(pod.pod, context=request, options=options))
+        what = f"InferenceService {display_name(mapping(isvc))} ({pod.role})"
+        result = _result(
+            pod.pod, "Pod", _decided(pod.pod, what=what, context=request, options=options)
+        )
         result["rendered_from"] = f"InferenceService/{display_name(mapping(isvc))} ({pod.role})"
-        result["launch"] = _launches(pod.pod, result["object"], pod.user_args)
+        if options.parse_scripts:
+            result["launch"] = _launches(pod.pod, result["object"], pod.user_args)
+        else:
+            try:
+                result["launch"] = shared().call(
+                    _launches, pod.pod, result["object"], pod.user_args
+                )
+            except Crashed:
+                raise ParserCrashed(f"{what}: {CRASHED}") from None
         results.append(result)
     return results
 

@@ -1,0 +1,119 @@
+"""The sandbox: a crash in its worker is an answer, never the asking process's death."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.builders import example
+from tests.support.crash import crashing_script, parse_or_crash
+from webhook.core.model import Options
+from webhook.core.names import Reason, Rule
+from webhook.core.script import ScriptNotParsed, cached_rewrite, clear_cache
+from webhook.offline import sandbox
+from webhook.offline.migrate import migrate_text
+from webhook.offline.preview import preview_object
+from webhook.offline.sandbox import Crashed, ParserCrashed, Sandbox
+
+RULES = frozenset(Rule)
+ISOLATED = Options(parse_scripts=False)
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@pytest.fixture
+def crashing() -> Iterator[Sandbox]:
+    """A sandbox whose parse dies on `crashing_script`, shared by the offline front ends."""
+    box = Sandbox(parse=parse_or_crash)
+    saved, sandbox._shared = sandbox._shared, box
+    clear_cache()
+    try:
+        yield box
+    finally:
+        sandbox._shared = saved
+        box.close()
+
+
+def test_a_call_runs_in_another_process_and_a_crash_starts_a_new_one() -> None:
+    box = Sandbox()
+    try:
+        first = box.call(os.getpid)
+        assert first != os.getpid()
+        with pytest.raises(Crashed):
+            box.call(_die)
+        assert box.crashes == 1
+        second = box.call(os.getpid)
+        assert second not in (first, os.getpid())
+        assert box.rewrite("python -m huggingfaceserver\n", RULES).rules == (Rule.FORWARD_ARGS,)
+    finally:
+        box.close()
+
+
+def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
+    box = Sandbox(parse=parse_or_crash)
+    script = crashing_script()
+    missing = ScriptNotParsed(script, RULES, container="kserve-container")
+    try:
+        clear_cache()
+        asyncio.run(box.remember_async(missing))
+        assert box.crashes == 1
+        rewritten = cached_rewrite(script, RULES)
+        assert rewritten is not None
+        assert rewritten.reason is Reason.PARSER_FAILED
+        clear_cache()  # the rewrite is forgotten; the crash is not
+        asyncio.run(box.remember_async(missing))
+        assert box.crashes == 1
+        again = cached_rewrite(script, RULES)
+        assert again is not None
+        assert again.reason is Reason.PARSER_FAILED
+        good = "python -m huggingfaceserver --x\n"
+        asyncio.run(box.remember_async(ScriptNotParsed(good, RULES, container="c")))
+        parsed = cached_rewrite(good, RULES)
+        assert parsed is not None
+        assert parsed.rules == (Rule.FORWARD_ARGS,)
+    finally:
+        box.close()
+
+
+def _crashing_pod() -> dict[str, object]:
+    pod = example("legacy-head-pod.yaml")
+    pod["spec"]["containers"][0]["args"][0] = crashing_script(1)
+    return pod
+
+
+def test_preview_names_the_object_and_container_whose_script_crashed(crashing: Sandbox) -> None:
+    with pytest.raises(ParserCrashed) as error:
+        preview_object(_crashing_pod(), options=ISOLATED)
+    name = example("legacy-head-pod.yaml")["metadata"]["name"]
+    assert str(error.value) == (
+        f"Pod {name}: container kserve-container: the bash parser crashed on its script"
+    )
+    assert crashing.crashes == 1
+    # The next object gets a new worker.
+    [result] = preview_object(example("legacy-head-pod.yaml"), options=ISOLATED)
+    assert result["decision"] == "patched"
+
+
+def test_migrate_names_the_file_runtime_and_container(crashing: Sandbox) -> None:
+    runtime = (
+        "apiVersion: serving.kserve.io/v1alpha1\n"
+        "kind: ServingRuntime\n"
+        "metadata: {name: rt}\n"
+        "spec:\n"
+        "  containers:\n"
+        "    - name: kserve-container\n"
+        "      command: [bash, -c]\n"
+        f"      args: [{crashing_script(2)!r}]\n"
+    )
+    with pytest.raises(ParserCrashed) as error:
+        migrate_text(runtime, name="rt.yaml", options=ISOLATED)
+    assert str(error.value) == (
+        "rt.yaml: ServingRuntime/rt: container kserve-container: "
+        "the bash parser crashed on its script"
+    )

@@ -1,0 +1,162 @@
+"""Parsing untrusted scripts in a process of their own, so that a parser crash costs no more
+than that process.
+
+tree-sitter-bash is C code fed with whatever text a pod holds, and some inputs crash it with a
+signal that no `except` catches. A process that must not die (the server) or be killed by a
+signal (the command line) sets `Options.parse_scripts` to False: the core then raises
+`ScriptNotParsed` for each script it has not cached instead of parsing it, the script is parsed
+here in one spawned worker process, the result is cached in the asking process (`remember`),
+and the call is made again. The pods of one runtime share its script, so only its first pod
+costs a trip to the worker.
+
+`Sandbox` runs one call at a time in the worker, so a crash names the call that caused it; the
+next call starts a fresh worker. The server answers a script that crashed it with
+`parser-failed`, and keeps its digest (`CRASHERS_KEPT` of them) so that the same pod, sent
+again, never reaches a worker: without that, a controller retrying one pod would kill a worker
+each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Final, TypeVar
+
+from webhook.core.names import Rule
+from webhook.core.script import (
+    ScriptNotParsed,
+    ScriptRewrite,
+    parser_failed,
+    remember,
+    rewrite_script,
+)
+from webhook.offline.documents import InputError
+
+T = TypeVar("T")
+
+CRASHED: Final = "the bash parser crashed on its script"
+CRASHERS_KEPT: Final = 1024
+
+
+class Crashed(Exception):
+    """The worker process died while it ran the call."""
+
+
+class ParserCrashed(InputError):
+    """A front end's input holds a script that crashes the parser: one line naming where."""
+
+
+class Sandbox:
+    """One spawned worker process, started with the first call and replaced after a crash."""
+
+    def __init__(
+        self, *, parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script
+    ) -> None:
+        self._parse = parse
+        self._executor: ProcessPoolExecutor | None = None
+        self._sync = threading.Lock()
+        self._making = threading.Lock()
+        self._async: asyncio.Lock | None = None
+        self._crashers: OrderedDict[bytes, None] = OrderedDict()
+        self.crashes = 0
+
+    def start(self) -> None:
+        """Start the worker now rather than on the first call, which then pays no start-up."""
+        self._pool().submit(int).result()
+
+    def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`fn(*args)` in the worker; `Crashed` if the worker died running it."""
+        with self._sync:
+            future = self._pool().submit(fn, *args)
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                self._crashed()
+                raise Crashed from None
+
+    async def call_async(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`call`, awaited: the event loop runs on while the worker parses."""
+        if self._async is None:
+            self._async = asyncio.Lock()
+        async with self._async:
+            future: Future[T] = self._pool().submit(fn, *args)
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._crashed()
+                raise Crashed from None
+
+    def rewrite(self, script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+        """The script's rewrite, parsed in the worker; `Crashed` if the parse killed it."""
+        return self.call(self._parse, script, rules)
+
+    async def remember_async(self, missing: ScriptNotParsed) -> None:
+        """Parse a missing script in the worker and cache its rewrite in this process; a script
+        that kills the worker, now or before, is cached as `parser-failed`."""
+        digest = hashlib.sha256(missing.script.encode("utf-8", "surrogatepass")).digest()
+        rewritten = parser_failed()
+        if digest in self._crashers:
+            self._crashers.move_to_end(digest)
+        else:
+            try:
+                rewritten = await self.call_async(self._parse, missing.script, missing.rules)
+            except Crashed:
+                self._crashers[digest] = None
+                if len(self._crashers) > CRASHERS_KEPT:
+                    self._crashers.popitem(last=False)
+        remember(missing.script, missing.rules, rewritten)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._making:  # `start` may run on another thread than the calls
+            if self._executor is None:
+                # spawn, not fork: the asking process may have an event loop and threads.
+                context = multiprocessing.get_context("spawn")
+                self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            return self._executor
+
+    def _crashed(self) -> None:
+        self.crashes += 1
+        self.close()
+
+
+_shared: Sandbox | None = None
+
+
+def shared() -> Sandbox:
+    """This process's sandbox for the offline front ends, started on first use."""
+    global _shared  # noqa: PLW0603 - one worker per process, made only when needed
+    if _shared is None:
+        _shared = Sandbox()
+    return _shared
+
+
+def resolved(call: Callable[[], T], *, what: str) -> T:
+    """`call()`, after the shared sandbox parsed each script it may not parse itself.
+
+    A script that crashes the worker is a `ParserCrashed` naming `what` and the container.
+    """
+    parsed: set[tuple[str, frozenset[Rule]]] = set()
+    while True:
+        try:
+            return call()
+        except ScriptNotParsed as missing:
+            key = (missing.script, missing.rules)
+            if key in parsed:
+                raise RuntimeError("the script cache cannot hold this object's scripts") from None
+            parsed.add(key)
+            try:
+                rewritten = shared().rewrite(missing.script, missing.rules)
+            except Crashed:
+                raise ParserCrashed(f"{what}: container {missing.container}: {CRASHED}") from None
+            remember(missing.script, missing.rules, rewritten)
