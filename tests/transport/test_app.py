@@ -17,12 +17,14 @@ import pytest
 import yaml
 
 from tests.support.builders import EXAMPLES, data_pod, example, review
+from tests.support.crash import crashing_script, parse_or_crash
 from tests.support.servers import Running, running
 from webhook.core import names
 from webhook.core.model import Decision
 from webhook.core.mutate import mutate
-from webhook.core.names import Action
+from webhook.core.names import Action, Reason
 from webhook.offline.preview import preview_object
+from webhook.offline.sandbox import Sandbox
 
 HEAD = example("legacy-head-pod.yaml")
 WORKER = example("legacy-worker-pod.yaml")
@@ -391,3 +393,35 @@ def test_a_readable_uid_is_echoed_on_a_400(server: Running) -> None:
 def test_ip_address_san_verifies(server: Running) -> None:
     with server.client(host="127.0.0.1") as client:
         assert client.post("/mutate", json=review()).status_code == 200
+
+
+def _crashing_head(serial: int) -> dict[str, Any]:
+    pod = copy.deepcopy(HEAD)
+    pod["spec"]["containers"][0]["args"][0] = crashing_script(serial)
+    return pod
+
+
+def test_a_script_that_crashes_the_parser_is_admitted_unchanged(tmp_path: Path) -> None:
+    with running(tmp_path, sandbox=Sandbox(parse=parse_or_crash)) as live, live.ops() as ops:
+        for _ in range(3):  # the same pod again, as its controller retries it
+            response = post_review(live, review(_crashing_head(7)))["response"]
+            assert response["allowed"] is True
+            assert "patch" not in response
+            assert response["auditAnnotations"]["reason"] == Reason.PARSER_FAILED
+            assert response["warnings"] == [
+                "multinode-webhook left kserve-container unchanged: "
+                "the bash parser crashed on the script"
+            ]
+        # One crash: the pod's script was never handed to a worker again.
+        assert _metric(ops.get("/metrics").text, "multinode_webhook_parser_crashes_total") == 1
+        assert post_review(live, review(HEAD))["response"]["patchType"] == "JSONPatch"
+        assert ops.get("/readyz").status_code == 200
+
+
+def test_a_parser_crash_denies_when_configured(tmp_path: Path) -> None:
+    with running(tmp_path, sandbox=Sandbox(parse=parse_or_crash), on_error="deny") as live:
+        response = post_review(live, review(_crashing_head(8)))["response"]
+        assert response["allowed"] is False
+        assert response["status"]["code"] == 500
+        assert response["auditAnnotations"]["decision"] == "error"
+        assert post_review(live, review(HEAD))["response"]["allowed"] is True

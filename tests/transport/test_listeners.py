@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import servers
-from tests.support.builders import REPO, review
+from tests.support.builders import REPO, example, review
 from tests.support.servers import client_context, running
 from webhook.adapters import certs
 from webhook.core import names
@@ -462,3 +462,29 @@ def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
         assert status == 200
         assert _closed_within(tls, 3.0)
         tls.close()
+
+
+# Each, followed by a character above U+FFFF, crashes tree-sitter-bash's scanner if parsed.
+HOSTILE_PREFIXES = ["{", "${", "x=${", 'echo "${', "f() {", "$({"]
+
+
+@pytest.mark.parametrize("server", range(2))
+def test_hostile_scripts_leave_the_server_up(tmp_path: Path, server: int) -> None:
+    with _served(tmp_path, "--log-level", "warning") as (process, https_port, http_port):
+        context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
+        with httpx.Client(base_url=f"https://localhost:{https_port}", verify=context) as client:
+            reasons = set()
+            for serial in range(36):
+                prefix = HOSTILE_PREFIXES[serial % len(HOSTILE_PREFIXES)]
+                pod = _pod_with_script(0, serial)
+                script = f"{prefix}{chr(0xC1113 + serial + 100 * server)}"
+                pod["spec"]["containers"][0]["args"] = [script, "--x"]
+                reply = client.post("/mutate", json=review(pod))
+                assert reply.status_code == 200
+                assert reply.json()["response"]["allowed"] is True
+                reasons.add(reply.json()["response"]["auditAnnotations"]["reason"])
+            assert reasons == {Reason.UNSUPPORTED_CHARACTERS}
+            assert process.poll() is None
+            assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
+            patched = client.post("/mutate", json=review(example("legacy-head-pod.yaml")))
+            assert patched.json()["response"]["patchType"] == "JSONPatch"

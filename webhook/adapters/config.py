@@ -115,4 +115,6 @@ class Settings(BaseSettings):
             rules=frozenset(self.rules),
             max_script_bytes=self.max_script_bytes,
             cache_bytes=self.cache_bytes,
+            # A server never parses a script in its own process: see webhook/offline/sandbox.
+            parse_scripts=False,
         )

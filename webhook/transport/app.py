@@ -29,10 +29,12 @@ from webhook.adapters.config import Settings
 from webhook.core import admission
 from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
-from webhook.core.names import Mode, Reason
+from webhook.core.names import Mode, Reason, Rule
 from webhook.core.raw import display_name, label_pair
+from webhook.core.script import ScriptNotParsed
 from webhook.offline.preview import FORMATS
 from webhook.offline.render import NEWEST
+from webhook.offline.sandbox import Sandbox
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.transport.previews import PreviewRefused, PreviewWorker
@@ -62,6 +64,10 @@ class DeadlineExceeded(RuntimeError):
     """The review took longer than its internal budget."""
 
 
+class ParserFailed(RuntimeError):
+    """A script of the pod crashed the parser: an error of ours, under `--on-error deny`."""
+
+
 class RequestError(Exception):
     """A request we refuse with a 4xx status and a JSON error."""
 
@@ -80,7 +86,8 @@ class AppState:
     """What the routes share: settings, metrics, the TLS reloader, the review function and
     the per-review log.
 
-    `review` is `mutate` in production; tests hand in one that fails on purpose.
+    `review` is `mutate` in production; tests hand in one that fails on purpose. `sandbox`
+    parses the scripts admission has not seen, in a process of its own.
     """
 
     settings: Settings
@@ -90,6 +97,7 @@ class AppState:
     review_log: ReviewLog = field(init=False)
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     previews: PreviewWorker = field(default_factory=PreviewWorker)
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
     def refused(self, endpoint: str, error: RequestError) -> None:
         """Count a refused request, and log it while the rate limit allows."""
@@ -174,6 +182,10 @@ def _too_large(decision: Decision) -> bool:
     return any(step.verdict is Reason.SCRIPT_TOO_LARGE for step in decision.trace)
 
 
+def _parser_failed(decision: Decision) -> bool:
+    return any(step.verdict is Reason.PARSER_FAILED for step in decision.trace)
+
+
 def _readable_uid(document: object) -> str | None:
     """The request's uid, when the body got far enough to hold one."""
     request = document.get("request") if isinstance(document, dict) else None
@@ -225,9 +237,13 @@ class AdmissionHandler:
             body = _error_body(str(error), uid=error.uid)
             await send_json(send, error.status, body, close=error.status == 413)
             return
-        response, decision = self._answer(
-            request, shadow=endpoint == MUTATE_SHADOW, started=started
-        )
+        shadow = endpoint == MUTATE_SHADOW
+        try:
+            response, decision = self._answer(request, shadow=shadow, started=started)
+        except ScriptNotParsed as missing:
+            response, decision = await self._answer_parsed(
+                request, missing, shadow=shadow, started=started
+            )
         await send_json(send, 200, orjson.dumps(response))
         seconds = time.perf_counter() - started
         outcome = decision.action if decision else ERROR
@@ -252,7 +268,8 @@ class AdmissionHandler:
     def _answer(
         self, request: admission.ReviewRequest, *, shadow: bool, started: float
     ) -> tuple[admission.AdmissionReviewResponse, Decision | None]:
-        """The response, failing open (or closed, by setting) on any error of ours."""
+        """The response, failing open (or closed, by setting) on any error of ours; a script
+        not parsed yet raises `ScriptNotParsed`, for `_answer_parsed`."""
         try:
             decision = self.state.review(
                 request.pod, context=request.context(shadow=shadow), options=self.options
@@ -260,11 +277,52 @@ class AdmissionHandler:
             elapsed = time.perf_counter() - started
             if elapsed > self.state.settings.deadline_seconds:
                 raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
+            if self.deny and _parser_failed(decision):
+                raise ParserFailed("the bash parser crashed on a script of the pod")
             return admission.allow(request, decision), decision
+        except ScriptNotParsed:
+            raise
         except Exception as error:
-            log.exception("review failed", extra={"fields": {"uid": request.uid}})
-            message = f"multinode-webhook internal error: {type(error).__name__}"
-            return admission.failed(request, message=message, deny=self.deny), None
+            return self._failed(request, error), None
+
+    async def _answer_parsed(
+        self,
+        request: admission.ReviewRequest,
+        missing: ScriptNotParsed,
+        *,
+        shadow: bool,
+        started: float,
+    ) -> tuple[admission.AdmissionReviewResponse, Decision | None]:
+        """`_answer` for a pod with scripts this process has not seen: each is parsed in the
+        sandbox first, while the event loop serves other reviews."""
+        asked: set[tuple[str, frozenset[Rule]]] = set()
+        while True:
+            key = (missing.script, missing.rules)
+            try:
+                if key in asked:
+                    raise RuntimeError("the script cache cannot hold this pod's scripts")
+                asked.add(key)
+                crashes = self.state.sandbox.crashes
+                await self.state.sandbox.remember_async(missing)
+                if self.state.sandbox.crashes > crashes:
+                    self.state.metrics.parser_crashed()
+                    log.error(
+                        "the bash parser crashed; its worker was replaced",
+                        extra={"fields": {"uid": request.uid, "container": missing.container}},
+                    )
+            except Exception as error:
+                return self._failed(request, error), None
+            try:
+                return self._answer(request, shadow=shadow, started=started)
+            except ScriptNotParsed as another:
+                missing = another
+
+    def _failed(
+        self, request: admission.ReviewRequest, error: Exception
+    ) -> admission.AdmissionReviewResponse:
+        log.exception("review failed", extra={"fields": {"uid": request.uid}})
+        message = f"multinode-webhook internal error: {type(error).__name__}"
+        return admission.failed(request, message=message, deny=self.deny)
 
 
 def _labels(pairs: list[str]) -> dict[str, str] | None:

@@ -127,6 +127,8 @@ class Listeners:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
+        # The sandbox starts now, so that the first new script does not wait for it.
+        starting = loop.run_in_executor(None, self.state.sandbox.start)
         watcher = asyncio.create_task(self._watch_certificates())
         serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listening]
         while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
@@ -138,6 +140,9 @@ class Listeners:
             watcher.cancel()
             self.stop()
             self.state.previews.close()
+            with contextlib.suppress(Exception):
+                await starting
+            self.state.sandbox.close()
 
 
 def run(listeners: Listeners) -> None:

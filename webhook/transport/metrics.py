@@ -100,6 +100,12 @@ class Metrics:
             ["endpoint"],
             registry=registry,
         )
+        self._parser_crashes = Counter(
+            "multinode_webhook_parser_crashes",
+            "Scripts whose parse crashed the sandbox worker (replaced); their pods were "
+            "admitted unchanged, reason parser-failed",
+            registry=registry,
+        )
         self._reload_errors = Counter(
             "multinode_webhook_certificate_reload_errors",
             "Changed certificate pairs refused (unreadable, mismatched, expired or not yet "
@@ -138,6 +144,9 @@ class Metrics:
 
     def script_too_large(self, endpoint: str) -> None:
         self._too_large.labels(endpoint).inc()
+
+    def parser_crashed(self) -> None:
+        self._parser_crashes.inc()
 
     def rejected(self, endpoint: str, code: int) -> None:
         self._rejected.labels(endpoint, str(code)).inc()

@@ -3,7 +3,8 @@
 A preview parses YAML and rewrites every script it holds, which takes seconds for a
 multi-megabyte List. Run on the event loop, that work held up every `/mutate` behind it past
 the API server's timeout. Here it runs in one worker process, started with the first preview
-and restarted if it dies, so admission keeps a core and its own memory to itself; at most
+and restarted if it dies (out of memory, or a script that crashes the bash parser), so
+admission keeps a core and its own memory to itself; at most
 `WAITING` further previews queue behind the running one, and any more are refused (503).
 
 Measured with `bench/hardening.py preview` (server and worker sharing one core, 4 MB previews
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -102,7 +104,7 @@ class PreviewWorker:
         except BrokenProcessPool:
             self.close()  # the next preview starts a fresh worker
             raise PreviewRefused(
-                503, "the preview worker stopped (out of memory?); retry"
+                503, "the preview worker stopped (out of memory, or a script crashed the parser)"
             ) from None
         finally:
             self._admitted -= 1
@@ -132,6 +134,9 @@ def _render_in_worker(
 ) -> str | tuple[int, str]:
     """`rendered_preview`, with a refusal returned as (status, message): exceptions with
     arguments of their own do not survive the trip between processes."""
+    # This process is a sandbox already: a script that crashes the parser ends it, and the
+    # next preview starts a new one.
+    options = dataclasses.replace(options, parse_scripts=True)
     try:
         return rendered_preview(
             text, context=context, options=options, fmt=fmt, kserve_version=kserve_version
