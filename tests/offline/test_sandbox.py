@@ -8,15 +8,17 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
-from tests.support.builders import example
+from tests.support import kserve
+from tests.support.builders import EXAMPLES, example
 from tests.support.crash import crashing_script, parse_or_crash
 from webhook.core.model import Options
 from webhook.core.names import Reason, Rule
 from webhook.core.script import ScriptNotParsed, cached_rewrite, clear_cache
 from webhook.offline import sandbox
 from webhook.offline.migrate import migrate_text
-from webhook.offline.preview import preview_object
+from webhook.offline.preview import preview_inference_service, preview_object
 from webhook.offline.sandbox import Crashed, ParserCrashed, Sandbox
 
 RULES = frozenset(Rule)
@@ -116,4 +118,24 @@ def test_migrate_names_the_file_runtime_and_container(crashing: Sandbox) -> None
     assert str(error.value) == (
         "rt.yaml: ServingRuntime/rt: container kserve-container: "
         "the bash parser crashed on its script"
+    )
+
+
+def test_a_rendered_pod_whose_script_crashes_names_the_inference_service(
+    crashing: Sandbox,
+) -> None:
+    runtime = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    runtime["spec"]["containers"][0]["args"][0] = crashing_script(3)
+    isvc = kserve.inference_service(runtime, user_args=["--x"])
+    with pytest.raises(ParserCrashed) as error:
+        preview_inference_service(isvc, [runtime], options=ISOLATED)
+    assert str(error.value) == (
+        f"InferenceService {kserve.ISVC} (head): container kserve-container: "
+        "the bash parser crashed on its script"
+    )
+    # Parsed in the sandbox, the example renders as it does in-process, launch argv included.
+    runtime = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    isvc = kserve.inference_service(runtime, user_args=["--x"])
+    assert preview_inference_service(isvc, [runtime], options=ISOLATED) == (
+        preview_inference_service(isvc, [runtime])
     )
