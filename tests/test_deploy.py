@@ -361,3 +361,70 @@ def test_one_images_entry_in_a_user_overlay_changes_them_all(name: str, tmp_path
     assert images
     wanted = {"registry.example.com/platform/multinode-webhook:9.9.9"}
     assert all(found == wanted for found in images.values()), images
+
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
+OPTIONAL = ["servicemonitor", "networkpolicy"]
+
+
+def _composition(folder: Path, overlay: str, *, namespace: str | None) -> list[dict[str, Any]]:
+    """What the README's own overlay renders: one of ours, the optional components, and for an
+    install elsewhere the namespace line (and, with cert-manager, its namespace-refs)."""
+    folder.mkdir(parents=True)
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, folder)],
+        "components": [os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL],
+    }
+    if namespace is not None:
+        kustomization["namespace"] = namespace
+        if overlay == "cert-manager":
+            refs = DEPLOY / "components" / "cert-manager" / "namespace-refs"
+            kustomization["transformers"] = [os.path.relpath(refs, folder)]
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return render(folder)
+
+
+def _names(objects: list[dict[str, Any]], kind: str, namespace: str) -> set[str]:
+    return {
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == kind and o["metadata"].get("namespace") == namespace
+    }
+
+
+@pytest.mark.parametrize("namespace", [None, "team-ml"])
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_every_namespaced_object_and_reference_is_in_the_install_namespace(
+    name: str, namespace: str | None, tmp_path: Path
+) -> None:
+    compositions = [
+        (render(DEPLOY / "overlays" / name), NAMESPACE),
+        (_composition(tmp_path / "mine", name, namespace=namespace), namespace or NAMESPACE),
+    ]
+    for objects, install in compositions:
+        for obj in objects:
+            where = obj["metadata"].get("namespace")
+            expected = None if obj["kind"] in CLUSTER_SCOPED else install
+            assert where == expected, f"{obj['kind']}/{obj['metadata']['name']} in {where}"
+        assert {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"} == {install}
+        accounts = _names(objects, "ServiceAccount", install)
+        for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+            for subject in binding["subjects"]:
+                assert (subject["namespace"], subject["name"] in accounts) == (install, True)
+        services = _names(objects, "Service", install)
+        configuration = one(objects, "MutatingWebhookConfiguration")
+        for entry in configuration["webhooks"]:
+            service = entry["clientConfig"]["service"]
+            assert (service["namespace"], service["name"] in services) == (install, True)
+        injected = configuration["metadata"].get("annotations", {}).get(
+            "cert-manager.io/inject-ca-from"
+        )
+        if name == "cert-manager":
+            [certificate] = _names(objects, "Certificate", install)
+            assert injected == f"{install}/{certificate}"
+            dns = one(objects, "Certificate")["spec"]["dnsNames"]
+            assert {f"{s}.{install}.svc" for s in services} <= set(dns)
+        else:
+            assert injected is None
