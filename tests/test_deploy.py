@@ -418,8 +418,8 @@ def test_every_namespaced_object_and_reference_is_in_the_install_namespace(
         for entry in configuration["webhooks"]:
             service = entry["clientConfig"]["service"]
             assert (service["namespace"], service["name"] in services) == (install, True)
-        injected = configuration["metadata"].get("annotations", {}).get(
-            "cert-manager.io/inject-ca-from"
+        injected = (
+            configuration["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
         )
         if name == "cert-manager":
             [certificate] = _names(objects, "Certificate", install)

@@ -9,134 +9,23 @@ API server calls the webhook by URL on 127.0.0.1 with the rendered opt-in config
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
 import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
 from tests.support.builders import REPO, data_pod, example
 from tests.support.cli import cli
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject
 
-ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
-BINARIES = ("kube-apiserver", "etcd")
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("KUBEBUILDER_ASSETS") or not all((ASSETS / b).is_file() for b in BINARIES),
-    reason="end-to-end tests need KUBEBUILDER_ASSETS pointing at kube-apiserver and etcd binaries",
-)
-
-
-@dataclass
-class Cluster:
-    url: str
-    token: str
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url,
-            verify=False,
-            timeout=10,
-            headers={"authorization": f"Bearer {self.token}"},
-        )
-
-
-def _wait(check: Any, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    work = tmp_path_factory.mktemp("envtest")
-    etcd_port, peer_port, api_port = servers.free_port(), servers.free_port(), servers.free_port()
-    token = secrets.token_hex(16)
-    (work / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (work / "sa.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    etcd = subprocess.Popen(
-        [
-            str(ASSETS / "etcd"),
-            "--data-dir",
-            str(work / "etcd"),
-            "--listen-client-urls",
-            f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls",
-            f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls",
-            f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster",
-            f"default=http://127.0.0.1:{peer_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    apiserver = subprocess.Popen(
-        [
-            str(ASSETS / "kube-apiserver"),
-            "--etcd-servers",
-            f"http://127.0.0.1:{etcd_port}",
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            str(api_port),
-            "--cert-dir",
-            str(work / "pki"),
-            "--token-auth-file",
-            str(work / "tokens.csv"),
-            "--authorization-mode",
-            "RBAC",
-            "--service-cluster-ip-range",
-            "10.0.0.0/24",
-            "--service-account-issuer",
-            "https://kubernetes.default.svc",
-            "--service-account-key-file",
-            str(work / "sa.key"),
-            "--service-account-signing-key-file",
-            str(work / "sa.key"),
-            "--disable-admission-plugins",
-            "ServiceAccount",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(work / "apiserver.log", "w"),  # noqa: SIM115
-    )
-    found = Cluster(f"https://127.0.0.1:{api_port}", token)
-    try:
-        with found.client() as client:
-            _wait(lambda: client.get("/readyz").status_code == 200, "kube-apiserver", 90)
-        yield found
-    finally:
-        for process in (apiserver, etcd):
-            process.terminate()
-            process.wait(30)
+pytestmark = ENVTEST
 
 
 def _namespace(client: httpx.Client, name: str, labels: dict[str, str]) -> None:
@@ -210,7 +99,7 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
         with servers.running(tmp_path) as live:
             _register(client, live.https_port, live.ca_pem)
             # The API server picks up a new webhook configuration within a moment.
-            _wait(
+            wait(
                 lambda: _rewritten(
                     _create(client, "enabled", _named(head, "probe"), dry_run=True).json(),
                     names.HEAD_CONTAINER,
@@ -254,32 +143,9 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
         assert reply.json()["spec"]["containers"][0]["command"] == ["bash", "-c"]
 
 
-def _kubeconfig(cluster: Cluster, path: Path) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "envtest",
-                "clusters": [
-                    {
-                        "name": "envtest",
-                        "cluster": {"server": cluster.url, "insecure-skip-tls-verify": True},
-                    }
-                ],
-                "users": [{"name": "admin", "user": {"token": cluster.token}}],
-                "contexts": [
-                    {"name": "envtest", "context": {"cluster": "envtest", "user": "admin"}}
-                ],
-            }
-        )
-    )
-    return path
-
-
 def _serving_again(client: httpx.Client, live: servers.Running) -> None:
     _register(client, live.https_port, live.ca_pem)
-    _wait(
+    wait(
         lambda: _rewritten(
             _create(
                 client, "audited", _named(example("legacy-head-pod.yaml"), "probe"), dry_run=True
@@ -292,7 +158,7 @@ def _serving_again(client: httpx.Client, live: servers.Running) -> None:
 
 def test_audit_finds_the_pod_admitted_during_an_outage(cluster: Cluster, tmp_path: Path) -> None:
     head = example("legacy-head-pod.yaml")
-    kubeconfig = _kubeconfig(cluster, tmp_path / "kubeconfig")
+    kubeconfig = kubeconfig_for(cluster, tmp_path / "kubeconfig")
     with cluster.client() as client:
         _namespace(client, "audited", {names.INJECT_LABEL: Inject.ENABLED})
         with servers.running(tmp_path / "before") as live:

@@ -1,0 +1,274 @@
+"""The README's install, on a real API server: `kubectl apply --server-side -k`, then what the
+cluster would run, run here.
+
+There is no kubelet, scheduler or controller manager in envtest: no pod ever starts. So the
+bootstrap Job's container is run here as a kubelet would run it (its args with `$(VAR)`
+expanded from its env, with a token of the Job's own ServiceAccount, so that the install's RBAC
+is what is tested), and the Deployment's container is started on the files of the Secret that
+Job made, mounted where its volume says, until `/readyz` answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.support import servers
+from tests.support.builders import REPO
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
+from webhook.adapters import certs
+
+pytestmark = ENVTEST
+
+DEPLOY = REPO / "deploy"
+OPTIONAL = ["servicemonitor", "networkpolicy"]
+# Stand-ins for the CRDs of cert-manager and the Prometheus Operator, which are not installed.
+STAND_INS = [
+    ("cert-manager.io", "Certificate", "certificates"),
+    ("cert-manager.io", "Issuer", "issuers"),
+    ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+]
+CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
+def _kubectl(kubeconfig: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def _stand_in_crds(client: httpx.Client) -> None:
+    for group, kind, plural in STAND_INS:
+        crd = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {
+                "group": group,
+                "names": {"kind": kind, "plural": plural},
+                "scope": "Namespaced",
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+        reply = client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
+        assert reply.status_code in (201, 409), reply.text
+    for group, _, plural in STAND_INS:
+        path = f"/apis/{group}/v1/{plural}"
+        wait(lambda path=path: client.get(path).status_code == 200, f"the {plural} stand-in")
+
+
+def _overlay(folder: Path, overlay: str, namespace: str) -> Path:
+    """The README's own overlay: one of ours, the optional components, the namespace line."""
+    folder.mkdir(parents=True)
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace,
+        "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, folder)],
+        "components": [os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL],
+    }
+    if overlay == "cert-manager":
+        refs = DEPLOY / "components" / "cert-manager" / "namespace-refs"
+        kustomization["transformers"] = [os.path.relpath(refs, folder)]
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return folder
+
+
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """`$(VAR)` as the kubelet expands it in args."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), value)
+
+
+def _container_env(container: Mapping[str, Any], *, namespace: str) -> dict[str, str]:
+    """The container's env as the kubelet sets it; the pod's namespace is the one fieldRef used."""
+    env = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace", item
+            env[item["name"]] = namespace
+    return env
+
+
+def _run_job(job: Mapping[str, Any], cluster: Cluster, token: str, work: Path) -> str:
+    """The Job's container, run as the kubelet would, with its ServiceAccount's token."""
+    namespace = job["metadata"]["namespace"]
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    env = _container_env(container, namespace=namespace)
+    args = [_expand(arg, env) for arg in container["args"]]
+    as_job = kubeconfig_for(cluster, work / "job.kubeconfig", token=token)
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **env, "KUBECONFIG": str(as_job)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@contextlib.contextmanager
+def _deployment_serving(
+    deployment: Mapping[str, Any], secret: Mapping[str, Any], work: Path
+) -> Iterator[tuple[int, int]]:
+    """The Deployment's container on the Secret's files, where its volume is mounted: its own
+    args, with the ports moved to free ones on 127.0.0.1. (https port, http port)"""
+    namespace = deployment["metadata"]["namespace"]
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    [volume] = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName")]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    mounted = work / "mounted"
+    mounted.mkdir()
+    for name, data in secret["data"].items():
+        (mounted / name).write_bytes(base64.b64decode(data))
+    env = _container_env(container, namespace=namespace)
+    args = [
+        _expand(arg, env).replace(mount["mountPath"], str(mounted)) for arg in container["args"]
+    ]
+    https_port, http_port = servers.free_port(), servers.free_port()
+    ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
+    ports += ["--http-port", str(http_port), "--preview-port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webhook", *args, *ports],
+        cwd=work,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
+                    break
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the Deployment's server did not become ready"
+            time.sleep(0.1)
+        yield https_port, http_port
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def _state(client: httpx.Client, path: str) -> str:
+    reply = client.get(path)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["metadata"]["resourceVersion"])
+
+
+@pytest.mark.parametrize(
+    ("overlay", "namespace"),
+    [
+        ("opt-in", None),
+        ("cluster-wide", "mw-cluster-wide"),
+        ("cert-manager", "mw-cert-manager"),
+    ],
+)
+def test_the_documented_install_works(
+    cluster: Cluster, tmp_path: Path, overlay: str, namespace: str | None
+) -> None:
+    admin = kubeconfig_for(cluster, tmp_path / "kubeconfig")
+    source = (
+        DEPLOY / "overlays" / overlay
+        if namespace is None
+        else _overlay(tmp_path / "my-install", overlay, namespace)
+    )
+    rendered = [
+        d for d in yaml.safe_load_all(_kubectl(admin, "kustomize", str(source))) if d is not None
+    ]
+    install = namespace or "multinode-webhook"
+    with cluster.client() as client:
+        _stand_in_crds(client)
+        client.delete(f"{CONFIGURATIONS}/multinode-webhook")  # another test's, or install's
+        try:
+            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+            # Every object is where the render says, and nowhere else.
+            for obj in rendered:
+                meta = obj["metadata"]
+                where = ["-n", meta["namespace"]] if "namespace" in meta else []
+                found = json.loads(
+                    _kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
+                )
+                assert found["metadata"].get("namespace") == meta.get("namespace"), obj["kind"]
+                if "namespace" in meta:
+                    assert meta["namespace"] == install, (obj["kind"], meta["name"])
+            jobs = [o for o in rendered if o["kind"] == "Job"]
+            if not jobs:
+                return  # cert-manager makes the Secret; it is not installed here
+            [job] = jobs
+            account = job["spec"]["template"]["spec"]["serviceAccountName"]
+            token = _kubectl(admin, "create", "token", account, "-n", install).strip()
+            print(_run_job(job, cluster, token, tmp_path))
+            secret_path = f"/api/v1/namespaces/{install}/secrets/multinode-webhook-tls"
+            configuration_path = f"{CONFIGURATIONS}/multinode-webhook"
+            secret = client.get(secret_path).json()
+            configuration = client.get(configuration_path).json()
+            bundles = {e["clientConfig"].get("caBundle") for e in configuration["webhooks"]}
+            ca_pem = base64.b64decode(secret["data"]["ca.crt"])
+            assert bundles == {certs.ca_bundle(ca_pem)}
+            # A rerun, as the daily CronJob does, changes nothing; nor does applying the
+            # install again, as an upgrade does: caBundle stays.
+            before = (_state(client, secret_path), _state(client, configuration_path))
+            _run_job(job, cluster, token, tmp_path)
+            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+            assert (_state(client, secret_path), _state(client, configuration_path)) == before
+            # The Deployment's own container serves on that Secret, with a certificate that
+            # verifies against caBundle for the name the API server calls.
+            [deployment] = [o for o in rendered if o["kind"] == "Deployment"]
+            with _deployment_serving(deployment, secret, tmp_path) as (https_port, http_port):
+                assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
+                [entry, _] = configuration["webhooks"]
+                service = entry["clientConfig"]["service"]
+                host = f"{service['name']}.{service['namespace']}.svc"
+                context = servers.client_context(
+                    base64.b64decode(entry["clientConfig"]["caBundle"])
+                )
+                with (
+                    socket.create_connection(("127.0.0.1", https_port), timeout=10) as raw,
+                    context.wrap_socket(raw, server_hostname=host) as tls,
+                ):
+                    assert tls.getpeercert() is not None
+            # The README's break glass, then uninstall (no namespace controller runs here to
+            # finish deleting the namespace, so kubectl is not asked to wait for it).
+            _kubectl(admin, "delete", "mutatingwebhookconfiguration", "multinode-webhook")
+            _kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
+        finally:
+            client.delete(f"{CONFIGURATIONS}/multinode-webhook")
