@@ -333,8 +333,13 @@ def _check(args: argparse.Namespace) -> int:
     except KubeError as error:
         _fail(str(error))
     for finding in findings:
-        print(("   " if finding.ok else "!! ") + finding.text)
-    return 0 if all(f.ok for f in findings) else EXIT_FINDINGS
+        print(
+            ("!! " if not finding.ok else "?? " if not finding.verified else "   ") + finding.text
+        )
+    problems = sum(not f.ok for f in findings)
+    unverified = sum(f.ok and not f.verified for f in findings)
+    print(f"{problems} problems (!!), {unverified} not verified from here (??)")
+    return 0 if not problems else EXIT_FINDINGS
 
 
 def _cluster_flags(command: argparse.ArgumentParser) -> None:

@@ -175,16 +175,104 @@ def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:
     assert bootstrap.returncode == 0, bootstrap.stderr
     assert f"Secret {NS}/{SECRET} created" in bootstrap.stdout
     check = subprocess.run(
-        [*command, "check", "--kubeconfig", str(kubeconfig), "--address", "127.0.0.1:1"],
+        [*command, "check", "--kubeconfig", str(kubeconfig)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert "namespaces mutated: models" in check.stdout
     assert "caBundle verifies the Secret's certificate" in check.stdout
-    assert "not reachable from here" in check.stdout
-    assert "running serve not found" in check.stdout
-    assert check.returncode == 0, check.stdout
+    # Certificates alone are no install: nothing serves, and check says so.
+    assert f"!! Deployment {NS}/{SERVICE} not found: nothing serves the webhook" in check.stdout
+    assert f"!! Service {NS}/{SERVICE} has no ready endpoints" in check.stdout
+    assert check.returncode == 1, check.stdout
+
+
+def serving_install(api: fakeapi.FakeApi, *extra_args: str) -> None:
+    """What a healthy install adds to the certificates: a ready Deployment (its `serve` given
+    `extra_args`), a ready endpoint behind the Service, and the bootstrap Job complete."""
+    deployment = webhook_deployment(*extra_args)
+    deployment["status"] = {"replicas": 2, "readyReplicas": 2}
+    api.put("deployments", deployment)
+    api.put(
+        "endpointslices",
+        {
+            "metadata": {
+                "name": f"{SERVICE}-abcde",
+                "namespace": NS,
+                "labels": {"kubernetes.io/service-name": SERVICE},
+            },
+            "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
+        },
+    )
+    api.put(
+        "jobs",
+        {
+            "metadata": {"name": "multinode-webhook-certs", "namespace": NS},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+        },
+    )
+
+
+def _break(api: fakeapi.FakeApi, fault: str) -> None:
+    if fault == "no-ready-replicas":
+        api.objects["deployments", NS, SERVICE]["status"] = {"replicas": 2}
+    elif fault == "no-deployment":
+        del api.objects["deployments", NS, SERVICE]
+    elif fault == "no-ready-endpoints":
+        slice_ = api.objects["endpointslices", NS, f"{SERVICE}-abcde"]
+        slice_["endpoints"][0]["conditions"]["ready"] = False
+    elif fault == "job-failed":
+        api.objects["jobs", NS, "multinode-webhook-certs"]["status"] = {
+            "conditions": [
+                {"type": "Failed", "status": "True", "message": "Job has reached the backoff limit"}
+            ]
+        }
+    elif fault == "no-secret":
+        del api.objects["secrets", NS, SECRET]
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("none", "0 problems (!!), 0 not verified from here (??)"),
+        ("no-ready-replicas", f"!! Deployment {NS}/{SERVICE} has no ready replicas (0 of 2)"),
+        ("no-deployment", f"!! Deployment {NS}/{SERVICE} not found"),
+        ("no-ready-endpoints", f"!! Service {NS}/{SERVICE} has no ready endpoints"),
+        ("job-failed", f"!! Job {NS}/multinode-webhook-certs failed (Job has reached the backoff"),
+        ("no-secret", f"!! Secret {NS}/{SECRET} not found"),
+        ("unreachable-address", "!! --address 127.0.0.1:1 cannot be reached"),
+    ],
+)
+def test_check_exits_1_for_each_way_the_install_is_down(
+    fake: Any, installed: Any, tmp_path: Path, fault: str, said: str
+) -> None:
+    api, _cluster, kubeconfig = fake
+    serving_install(api)
+    data, _ = stored(api)
+    _break(api, fault)
+    bundle = certs.Bundle(data["ca.crt"], data["tls.crt"], data["tls.key"])
+    with servers.running(tmp_path, bundle=bundle) as live:
+        address = (
+            "127.0.0.1:1" if fault == "unreachable-address" else f"127.0.0.1:{live.https_port}"
+        )
+        done = cli("check", "--kubeconfig", str(kubeconfig), "--address", address)
+    assert said in done.stdout, done.stdout
+    assert done.returncode == (0 if fault == "none" else 1), done.stdout
+
+
+def test_check_from_outside_the_cluster_says_what_it_did_not_verify(
+    fake: Any, installed: Any
+) -> None:
+    api, _cluster, kubeconfig = fake
+    serving_install(api)
+    done = cli("check", "--kubeconfig", str(kubeconfig))
+    assert (
+        f"?? served certificate NOT verified: {SERVICE}.{NS}.svc:443 is not reachable from here"
+        in done.stdout
+    )
+    assert done.stdout.endswith("0 problems (!!), 1 not verified from here (??)\n")
+    assert done.returncode == 0, done.stdout
 
 
 def webhook_deployment(*extra_args: str) -> dict[str, Any]:
@@ -210,8 +298,8 @@ def test_check_compares_the_server_containers_with_the_cel_names(
 ) -> None:
     api, cluster, kubeconfig = fake
     run_bootstrap(cluster, now=dt.datetime.now(dt.UTC))
-    api.put("deployments", webhook_deployment(*extra_args))
-    flags = ["--kubeconfig", str(kubeconfig), "--address", "127.0.0.1:1"]
+    serving_install(api, *extra_args)
+    flags = ["--kubeconfig", str(kubeconfig)]
     done = subprocess.run(
         [sys.executable, "-m", "webhook", "check", *flags],
         capture_output=True,
@@ -266,6 +354,7 @@ def _texts(findings: list[Finding]) -> str:
 
 def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> None:
     api, cluster = installed
+    serving_install(api)
     data, _ = stored(api)
     bundle = certs.Bundle(data["ca.crt"], data["tls.crt"], data["tls.key"])
     legacy = example("legacy-head-pod.yaml")
@@ -313,7 +402,8 @@ def test_check_reports_coverage_tls_and_pods(installed: Any, tmp_path: Path) -> 
 
 
 def test_check_flags_a_ca_bundle_that_does_not_verify(installed: Any, tmp_path: Path) -> None:
-    _api, cluster = installed
+    api, cluster = installed
+    serving_install(api)
     stranger = certs.generate(sans=(*certs.service_sans(SERVICE, NS), "127.0.0.1"))
     with servers.running(tmp_path, bundle=stranger) as live:
         findings = check(

@@ -29,6 +29,7 @@ import yaml
 
 from tests.support import servers
 from tests.support.builders import REPO
+from tests.support.cli import cli
 from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
 from webhook.adapters import certs
 
@@ -230,6 +231,11 @@ def test_the_documented_install_works(
                 assert found["metadata"].get("namespace") == meta.get("namespace"), obj["kind"]
                 if "namespace" in meta:
                     assert meta["namespace"] == install, (obj["kind"], meta["name"])
+            # No pod runs here, so the install is down, and check must say so.
+            done = cli("check", "--kubeconfig", str(admin))
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert f"!! Deployment {install}/multinode-webhook has no ready replicas" in done.stdout
+            assert f"!! Service {install}/multinode-webhook has no ready endpoints" in done.stdout
             jobs = [o for o in rendered if o["kind"] == "Job"]
             if not jobs:
                 return  # cert-manager makes the Secret; it is not installed here

@@ -40,7 +40,15 @@ ROUTES = [
         re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/replicasets/(?P<name>[^/]+)$"),
         "replicasets",
     ),
+    (re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs/(?P<name>[^/]+)$"), "jobs"),
+    (
+        re.compile(r"^/apis/discovery.k8s.io/v1/namespaces/(?P<ns>[^/]+)/endpointslices$"),
+        "endpointslices",
+    ),
 ]
+
+
+INSTALL_NAMESPACE = "multinode-webhook"
 
 
 def opt_in_configuration() -> dict[str, Any]:
@@ -51,6 +59,8 @@ def opt_in_configuration() -> dict[str, Any]:
     )
     base["webhooks"][0]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.ENABLED}}
     base["webhooks"][1]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.SHADOW}}
+    for entry in base["webhooks"]:  # as kustomize fills it in from the overlay's namespace
+        entry["clientConfig"]["service"]["namespace"] = INSTALL_NAMESPACE
     return base
 
 

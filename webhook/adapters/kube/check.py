@@ -1,5 +1,11 @@
-"""The read-only cluster report: what the installed webhook covers, whether its TLS is sound,
-and why a given pod was or was not mutated."""
+"""The read-only cluster report: what the installed webhook covers, whether it is serving
+(Deployment, endpoints, bootstrap Job, Secret), whether its TLS is sound, and why a given pod
+was or was not mutated.
+
+A webhook that fails open is silent when it is down: every pod is admitted unrepaired. So each
+way it can be down is a problem here, and what cannot be verified from where `check` runs is
+said, never passed over.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,9 @@ import base64
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from webhook.adapters import certs
 from webhook.adapters.kube.client import Cluster, secret_data
@@ -26,13 +32,17 @@ from webhook.core.names import (
 )
 from webhook.core.raw import mapping, string
 
+BOOTSTRAP_JOB: Final = "multinode-webhook-certs"
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One line of the check report; `ok` False marks a problem."""
+    """One line of the check report: `ok` False marks a problem, `verified` False what could
+    not be verified from here (neither a problem nor a pass)."""
 
     text: str
     ok: bool = True
+    verified: bool = True
 
 
 def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
@@ -115,19 +125,19 @@ def served_container_names(deployment: Mapping[str, Any]) -> set[str] | None:
 
 
 def target_containers_finding(
-    cluster: Cluster, entries: list[Any], *, namespace: str, deployment: str
+    entries: list[Any], deployment: Mapping[str, Any] | None, *, name: str
 ) -> Finding:
     """Whether the server and the API server agree on which containers are targets: a name
     the matchConditions leave out is never sent to the server."""
     listed = cel_container_names(entries)
     if not listed:
         return Finding("matchConditions do not filter by container name")
-    found = cluster.deployment(namespace, deployment)
-    served = served_container_names(found) if found is not None else None
+    served = served_container_names(deployment) if deployment is not None else None
     if served is None:
         return Finding(
-            f"Deployment {namespace}/{deployment} running serve not found: "
-            "its --containers were not compared with the matchConditions"
+            f"Deployment {name} running serve not found: "
+            "its --containers were not compared with the matchConditions",
+            verified=False,
         )
     if served == listed:
         return Finding(f"target containers: {', '.join(sorted(served))} (server and CEL agree)")
@@ -139,16 +149,84 @@ def target_containers_finding(
     )
 
 
-def served_certificate_finding(
-    address: tuple[str, int], *, server_name: str, ca_bundle: bytes
+_DOWN = "pods are admitted unrepaired while it is (failurePolicy Ignore)"
+
+
+def deployment_finding(
+    deployment: Mapping[str, Any] | None, *, namespace: str, name: str
 ) -> Finding:
-    """Whether the certificate served at `address` verifies as the API server would see it."""
+    """Whether the webhook's Deployment has a ready replica."""
+    if deployment is None:
+        return Finding(
+            f"Deployment {namespace}/{name} not found: nothing serves the webhook; {_DOWN}",
+            ok=False,
+        )
+    wanted = mapping(deployment.get("spec")).get("replicas", 1)
+    ready = mapping(deployment.get("status")).get("readyReplicas") or 0
+    if not ready:
+        return Finding(
+            f"Deployment {namespace}/{name} has no ready replicas (0 of {wanted}): {_DOWN}; "
+            f"see kubectl -n {namespace} describe deploy/{name}",
+            ok=False,
+        )
+    return Finding(f"Deployment {namespace}/{name}: {ready} of {wanted} replicas ready")
+
+
+def endpoints_finding(slices: Sequence[Mapping[str, Any]], *, name: str) -> Finding:
+    """Whether the Service the API server calls has a ready endpoint."""
+    ready = sum(
+        1
+        for piece in slices
+        for endpoint in piece.get("endpoints") or []
+        # An unset condition means ready (discovery.k8s.io/v1).
+        if mapping(endpoint.get("conditions")).get("ready") is not False
+    )
+    if not ready:
+        return Finding(f"Service {name} has no ready endpoints: {_DOWN}", ok=False)
+    return Finding(f"Service {name}: {ready} ready endpoints")
+
+
+def job_finding(job: Mapping[str, Any] | None, *, namespace: str, name: str) -> Finding:
+    """How the certificate bootstrap Job ended, when there is one."""
+    if job is None:
+        return Finding(
+            f"Job {namespace}/{name} not found: removed a day after it finished, or "
+            "certificates come from cert-manager",
+            verified=False,
+        )
+    conditions = {
+        string(c.get("type")): c
+        for c in mapping(job.get("status")).get("conditions") or []
+        if c.get("status") == "True"
+    }
+    if "Failed" in conditions:
+        why = string(conditions["Failed"].get("message")) or "failed"
+        return Finding(
+            f"Job {namespace}/{name} failed ({why}): the serving certificate was not made; "
+            f"see kubectl -n {namespace} logs job/{name}",
+            ok=False,
+        )
+    if "Complete" in conditions:
+        return Finding(f"Job {namespace}/{name} completed")
+    return Finding(f"Job {namespace}/{name} has not finished yet", verified=False)
+
+
+def served_certificate_finding(
+    address: tuple[str, int], *, server_name: str, ca_bundle: bytes, given: bool
+) -> Finding:
+    """Whether the certificate served at `address` verifies as the API server would see it.
+    An address the user `given` that cannot be reached is a problem; the Service's own, from
+    outside the cluster, is only not verified."""
     host, port = address
     found = handshake(address, server_name=server_name, ca_bundle=ca_bundle)
     if found.verified is None:
+        if given:
+            return Finding(f"--address {host}:{port} cannot be reached: {found.detail}", ok=False)
         return Finding(
-            f"served certificate at {host}:{port}: not reachable from here ({found.detail}); "
-            "the Secret was checked instead"
+            f"served certificate NOT verified: {host}:{port} is not reachable from here "
+            f"({found.detail}); the Secret was checked instead (--address HOST:PORT through "
+            "kubectl port-forward verifies it)",
+            verified=False,
         )
     if not found.verified:
         return Finding(
@@ -194,9 +272,16 @@ def check(
             )
         )
 
-    findings.append(
-        target_containers_finding(cluster, entries, namespace=service_ns, deployment=service_name)
-    )
+    deployment = cluster.deployment(service_ns, service_name)
+    name = f"{service_ns}/{service_name}"
+    findings += [
+        target_containers_finding(entries, deployment, name=name),
+        deployment_finding(deployment, namespace=service_ns, name=service_name),
+        endpoints_finding(cluster.endpoint_slices(service_ns, service_name), name=name),
+        job_finding(
+            cluster.job(service_ns, BOOTSTRAP_JOB), namespace=service_ns, name=BOOTSTRAP_JOB
+        ),
+    ]
 
     namespaces = {
         string(mapping(ns.get("metadata")).get("name")): mapping(
@@ -224,6 +309,7 @@ def check(
                 address or (server_name, int(service.get("port") or 443)),
                 server_name=server_name,
                 ca_bundle=ca_bundle,
+                given=address is not None,
             )
         )
     if pod:
@@ -266,7 +352,16 @@ def _certificate_findings(
 ) -> list[Finding]:
     if not ca_bundle:
         return [Finding("caBundle is empty: the API server cannot verify the webhook", ok=False)]
-    data = secret_data(cluster.secret(namespace, secret))
+    found = cluster.secret(namespace, secret)
+    if found is None:
+        return [
+            Finding(
+                f"Secret {namespace}/{secret} not found: the webhook's pods cannot start "
+                "without their serving certificate",
+                ok=False,
+            )
+        ]
+    data = secret_data(found)
     cert = data.get(certs.CERT_FILE)
     if not cert:
         return [Finding(f"Secret {namespace}/{secret} has no tls.crt", ok=False)]

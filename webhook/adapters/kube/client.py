@@ -88,6 +88,8 @@ class Cluster:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -125,6 +127,22 @@ class Cluster:
             name,
             namespace,
         )
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job, or None when there is none."""
+        return self._read(
+            f"read Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace
+        )
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """The EndpointSlices of a Service."""
+        items: list[dict[str, Any]] = self._call(
+            f"list EndpointSlices of Service {namespace}/{service}",
+            self.discovery.list_namespaced_endpoint_slice,
+            namespace,
+            label_selector=f"kubernetes.io/service-name={service}",
+        ).get("items", [])
+        return items
 
     def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]
