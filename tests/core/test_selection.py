@@ -104,13 +104,13 @@ CASES = [
         Action.UNCHANGED,
         Reason.NO_LAUNCH_COMMAND,
     ),
-    ("legacy", pod(), Context(namespace="ns"), Action.PATCHED, Reason.LEGACY_SHAPE),
+    ("legacy", pod(), Context(namespace="ns"), Action.PATCHED, Reason.LOSSY_ARGS),
     (
         "shadow-endpoint",
         pod(),
         Context(namespace="ns", shadow=True),
         Action.SHADOW,
-        Reason.LEGACY_SHAPE,
+        Reason.LOSSY_ARGS,
     ),
     # Step 0 runs only when the namespace's labels are known (preview).
     (
@@ -125,21 +125,21 @@ CASES = [
         pod(),
         Context(namespace="ns", namespace_labels={names.INJECT_LABEL: "enabled"}),
         Action.PATCHED,
-        Reason.LEGACY_SHAPE,
+        Reason.LOSSY_ARGS,
     ),
     (
         "opt-in-shadow",
         pod(),
         Context(namespace="ns", namespace_labels={names.INJECT_LABEL: "shadow"}),
         Action.SHADOW,
-        Reason.LEGACY_SHAPE,
+        Reason.LOSSY_ARGS,
     ),
     (
         "cluster-wide-unlabelled",
         pod(),
         Context(namespace="ns", namespace_labels={}, mode=Mode.CLUSTER_WIDE),
         Action.PATCHED,
-        Reason.LEGACY_SHAPE,
+        Reason.LOSSY_ARGS,
     ),
     (
         "cluster-wide-disabled",

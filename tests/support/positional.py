@@ -35,7 +35,7 @@ def _postfix(name: str, script: str, argv: list[str] | None, **kw: Any) -> Case:
 def _outcome(kw: dict[str, Any]) -> dict[str, Any]:
     return {
         "action": kw.get("action", Action.PATCHED),
-        "reason": kw.get("reason", Reason.LEGACY_SHAPE),
+        "reason": kw.get("reason", Reason.LOSSY_ARGS),
     }
 
 

@@ -333,7 +333,7 @@ def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) 
             reasons = {send(256 * 1024, 1000 + serial) for serial in range(150)}
             reasons |= {send(48 * 1024, 2000 + serial) for serial in range(150)}
             grown = _rss_bytes(process.pid) - before
-        assert reasons == {Reason.SCRIPT_TOO_LARGE, Reason.LEGACY_SHAPE}
+        assert reasons == {Reason.SCRIPT_TOO_LARGE, Reason.LOSSY_ARGS}
         metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
         assert 'multinode_webhook_scripts_too_large_total{endpoint="/mutate"} 150.0' in metrics
         # 300 distinct scripts of 48-256 KiB: about 45 MiB of scripts went through.

@@ -22,7 +22,7 @@ FIELDS = {
     "operation": "CREATE",
     "dryRun": False,
     "decision": "patched",
-    "reason": "legacy-shape",
+    "reason": "lossy-args",
     "duration_ms": 0.25,
 }
 
@@ -40,7 +40,7 @@ def test_text_line() -> None:
     logs.ReviewLog(level="debug", fmt="text", stream=stream)(dict(FIELDS))
     [line] = stream.getvalue().splitlines()
     assert " INFO    review endpoint=/mutate uid=u-1 namespace=models pod=llama-head" in line
-    assert line.endswith("decision=patched reason=legacy-shape duration_ms=0.25")
+    assert line.endswith("decision=patched reason=lossy-args duration_ms=0.25")
 
 
 def test_timestamps_are_rfc3339_utc_milliseconds() -> None:
@@ -98,7 +98,7 @@ def test_the_server_logs_every_review(tmp_path: Path, capsys: pytest.CaptureFixt
         "CREATE",
         True,
     )
-    assert (line["decision"], line["reason"]) == ("patched", "legacy-shape")
+    assert (line["decision"], line["reason"]) == ("patched", "lossy-args")
     assert line["duration_ms"] > 0
 
 

@@ -99,7 +99,7 @@ class TraceStep(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ContainerPlan:
-    """What happens to one target-named container: `outcome` is LEGACY_SHAPE when it is
+    """What happens to one target-named container: `outcome` is LOSSY_ARGS when it is
     rewritten, and then `command`/`args` are its new fields (`args` None: removed; `keep_args`:
     left as they are). `note` says how an arg now arrives differently, for a warning."""
 

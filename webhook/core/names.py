@@ -63,7 +63,8 @@ class Action(StrEnum):
 
 class Reason(StrEnum):
     """Why, in the order selection tests them (DESIGN §4); from ALREADY_MIGRATED on they also
-    classify a container, LEGACY_SHAPE meaning it is rewritten."""
+    classify a container. LOSSY_ARGS means it is rewritten: its args would not arrive exactly,
+    in any of the shapes of DESIGN §2 (legacy and post-fix alike)."""
 
     NAMESPACE_NOT_SELECTED = "namespace-not-selected"
     NOT_POD_CREATE = "not-pod-create"
@@ -79,7 +80,7 @@ class Reason(StrEnum):
     SCRIPT_TOO_LARGE = "script-too-large"
     UNSUPPORTED_CHARACTERS = "unsupported-characters"
     PARSER_FAILED = "parser-failed"
-    LEGACY_SHAPE = "legacy-shape"
+    LOSSY_ARGS = "lossy-args"
 
 
 # A container left alone for these reasons may still lose its args: the response warns, and

@@ -130,7 +130,7 @@ def plan_container(
     exact = Rule.EXACT_ARGS in applied and rewritten.splits
     return ContainerPlan(
         name,
-        Reason.LEGACY_SHAPE,
+        Reason.LOSSY_ARGS,
         f"launch command: {rewritten.detail}",
         command=(*shell, rewritten.script, dollar0),
         args=(script_args or None) if legacy else None,
@@ -141,7 +141,7 @@ def plan_container(
 
 
 def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
-    """The patch that applies a LEGACY_SHAPE plan to the container at `path`."""
+    """The patch that applies a LOSSY_ARGS plan to the container at `path`."""
     command = patch.replace(path + "/command", plan.command or ())
     if plan.keep_args:
         return [command]

@@ -58,7 +58,7 @@ class Selection:
     @property
     def targets(self) -> tuple[Positioned, ...]:
         """The containers that are rewritten."""
-        return tuple(p for p in self.plans if p.plan.outcome is Reason.LEGACY_SHAPE)
+        return tuple(p for p in self.plans if p.plan.outcome is Reason.LOSSY_ARGS)
 
 
 def namespace_verdict(inject: str | None, mode: Mode) -> tuple[bool, bool, str]:
@@ -134,8 +134,8 @@ def select(facts: PodFacts) -> Selection:
         plans.append(Positioned(container.position, plan))
 
     outcomes = {positioned.plan.outcome for positioned in plans}
-    if Reason.LEGACY_SHAPE in outcomes:
+    if Reason.LOSSY_ARGS in outcomes:
         action = Action.SHADOW if shadow else Action.PATCHED
-        return Selection(action, Reason.LEGACY_SHAPE, tuple(trace), tuple(plans), recorded)
+        return Selection(action, Reason.LOSSY_ARGS, tuple(trace), tuple(plans), recorded)
     reason = next((r for r in _UNCHANGED_PRECEDENCE if r in outcomes), Reason.NOT_A_TARGET)
     return Selection(Action.UNCHANGED, reason, tuple(trace), tuple(plans), recorded)

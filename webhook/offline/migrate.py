@@ -103,7 +103,7 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                     ),
                     what=label,
                 )
-                if plan.outcome is Reason.LEGACY_SHAPE:
+                if plan.outcome is Reason.LOSSY_ARGS:
                     change = Change(label, name, tuple(plan.rules))
                     yield _Target((*path, *list_path, index), plan, change)
 
