@@ -358,7 +358,9 @@ def test_health_and_readiness(server: Running) -> None:
 
 
 def test_wrong_method_and_unknown_path(server: Running) -> None:
+    sample = 'multinode_webhook_rejected_requests_total{code="404",endpoint="other"}'
     with server.client() as client, server.previews() as previews, server.ops() as ops:
+        before = _metric(ops.get("/metrics").text, sample)
         replies = {
             405: [client.get("/mutate"), previews.get("/preview"), ops.post("/metrics")],
             404: [
@@ -372,6 +374,9 @@ def test_wrong_method_and_unknown_path(server: Running) -> None:
                 ops.get("/nowhere"),
             ],
         }
+        # Each 404 is a refusal, counted as the README says: the six on paths that are not
+        # ours as "other" (/preview and /mutate on the wrong port count under their names).
+        assert _metric(ops.get("/metrics").text, sample) - before == 6
     for status, answers in replies.items():
         for reply in answers:
             assert reply.status_code == status, reply.request.url

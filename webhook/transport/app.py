@@ -193,11 +193,13 @@ def _readable_uid(document: object) -> str | None:
     return uid if isinstance(uid, str) and uid else None
 
 
-def _json_errors(app: FastAPI) -> None:
-    """Every HTTP error of the framework's own (404, 405, ...) as `{"error": ...}`."""
+def _json_errors(app: FastAPI, state: AppState) -> None:
+    """Every HTTP error of the framework's own (404, 405, ...) as `{"error": ...}`, counted
+    and logged as a refusal."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        state.refused(request.url.path, RequestError(error.status_code, str(error.detail)))
         return JSONResponse(
             {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
@@ -343,7 +345,7 @@ def preview_app(state: AppState) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    _json_errors(app)
+    _json_errors(app, state)
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> Response:
@@ -442,6 +444,7 @@ def admission_app(state: AppState) -> Callable[[Scope, Receive, Send], Any]:
         message = f"no route {path} on the admission port"
         if path == PREVIEW:
             message = "/preview is served on its own port (--preview-port)"
+        state.refused(path, RequestError(404, message))
         await send_json(send, 404, _error_body(message))
 
     return app
@@ -452,7 +455,7 @@ def ops_app(state: AppState) -> FastAPI:
     app = FastAPI(
         title="multinode-webhook operations", docs_url=None, redoc_url=None, openapi_url=None
     )
-    _json_errors(app)
+    _json_errors(app, state)
 
     @app.get("/healthz")
     async def healthz() -> Response:
