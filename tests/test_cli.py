@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,41 @@ def test_preview_of_a_script_that_crashes_the_parser_exits_by_its_status() -> No
         assert done.returncode == 1, done.stderr
         [result] = yaml.safe_load(done.stdout)["results"]
         assert result["reason"] == Reason.UNSUPPORTED_CHARACTERS
+
+
+def test_serve_names_the_port_it_cannot_listen_on_and_a_replaced_ca(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        flags = ["--bind-address", "127.0.0.1", "--http-port", "0", "--preview-port", "0"]
+        first = cli("serve", *flags, "--https-port", port, cwd=tmp_path)
+        assert one_line_error(first) == (
+            f"multinode-webhook: error: cannot listen on 127.0.0.1:{port} (--https-port): "
+            "Address already in use"
+        )
+        assert "made a self-signed CA and certificate" in first.stdout
+        again = cli("serve", *flags, "--https-port", port, "--san", "webhook.example", cwd=tmp_path)
+        assert "the certificate does not name webhook.example" in again.stdout
+        assert "the CA is new: update every caBundle" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "blamed"),
+    [
+        ([], {"MULTINODE_WEBHOOK_HTTPS_PORT": "abc"}, "MULTINODE_WEBHOOK_HTTPS_PORT: "),
+        (["--https-port", "70000"], {}, "--https-port: "),
+    ],
+)
+def test_a_bad_setting_blames_where_it_came_from(
+    flags: list[str], env: dict[str, str], blamed: str
+) -> None:
+    line = one_line_error(cli("serve", *flags, env=env))
+    assert line.startswith(f"multinode-webhook: error: {blamed}"), line
+
+
+def test_serve_help_speaks_of_every_listener() -> None:
+    text = cli("serve", "--help").stdout
+    assert "--preview-port" in text.split("options:")[0]
+    assert "both listeners" not in text
+    assert "default: None" not in text

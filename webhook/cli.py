@@ -165,6 +165,12 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         )
 
 
+def _setting_source(field: str, given: dict[str, Any]) -> str:
+    if given.get(field) is not None:
+        return "--" + field.replace("_", "-")
+    return f"MULTINODE_WEBHOOK_{field.upper()}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that preview and migrate start without uvicorn, FastAPI and cryptography.
     from webhook.adapters import certs  # noqa: PLC0415
@@ -179,16 +185,22 @@ def _serve(args: argparse.Namespace) -> int:
         name = field.group(1) if field else "?"
         _fail(f'MULTINODE_WEBHOOK_{name.upper()}: expected a JSON list, e.g. ["a", "b"]')
     except ValidationError as error:
+        # Blame what set the value: the flag when it was given, else its environment variable.
         problems = "; ".join(
-            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
+            f"{_setting_source(str(e['loc'][0]), given)}: {e['msg']}" for e in error.errors()
         )
         _fail(problems)
     logs.configure(level=settings.log_level, fmt=settings.log_format)
     if settings.cert_dir is None:
         directory = Path("certs").resolve()
+        replacing = (directory / certs.CA_FILE).exists()
         made = certs.ensure_self_signed(directory, sans=(*certs.DEFAULT_SANS, *settings.san))
-        print(f"{'made' if made else 'reusing'} a self-signed certificate in {directory}")
+        if made is None:
+            print(f"reusing a self-signed certificate in {directory}")
+        else:
+            print(f"made a self-signed CA and certificate in {directory}: {made}")
+            if replacing:
+                print("the CA is new: update every caBundle and --cacert made from the old one")
         print(f"CA certificate: {directory / certs.CA_FILE}")
         print(f"caBundle: {certs.ca_bundle((directory / certs.CA_FILE).read_bytes())}", flush=True)
         settings = settings.model_copy(update={"cert_dir": directory})
@@ -366,7 +378,7 @@ def _settings_flags(command: argparse.ArgumentParser) -> None:
         env = f"MULTINODE_WEBHOOK_{name.upper()}"
         default = spec.default
         shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = f"{spec.description} (env {env}; default: {shown if shown != '' else 'none'})"
+        help_text = f"{spec.description} (env {env}; default: {shown if shown else 'none'})"
         choices = (
             getattr(spec.annotation, "__args__", None)
             if "Literal" in str(spec.annotation)
@@ -563,7 +575,8 @@ def parser() -> argparse.ArgumentParser:
         "serve",
         help="run the admission webhook (HTTPS /mutate, /mutate/shadow, /preview; HTTP health)",
         description=(
-            "Serve admission reviews over HTTPS and /healthz, /readyz, /metrics over plain HTTP. "
+            "Serve admission reviews over HTTPS (--https-port), /preview on an HTTPS port of its "
+            "own (--preview-port), and /healthz, /readyz, /metrics over plain HTTP (--http-port). "
             "Without --cert-dir, a self-signed CA and serving certificate for localhost are made "
             "under ./certs (reused on the next start) and the caBundle is printed."
         ),

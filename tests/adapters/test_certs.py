@@ -39,11 +39,12 @@ def test_generated_chain_verifies_and_serves(tmp_path: Path) -> None:
 
 
 def test_self_signed_pair_is_reused_until_it_no_longer_fits(tmp_path: Path) -> None:
-    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) is True
+    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) == "no certificate yet"
     first = (tmp_path / certs.CERT_FILE).read_bytes()
-    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) is False
+    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) is None
     assert (tmp_path / certs.CERT_FILE).read_bytes() == first
-    assert certs.ensure_self_signed(tmp_path, sans=(*certs.DEFAULT_SANS, "extra.example")) is True
+    made = certs.ensure_self_signed(tmp_path, sans=(*certs.DEFAULT_SANS, "extra.example"))
+    assert made == "the certificate does not name extra.example"
     assert certs.covers((tmp_path / certs.CERT_FILE).read_bytes(), ("extra.example",))
 
 

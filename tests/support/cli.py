@@ -5,18 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def cli(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`multinode-webhook ARGS`, with `env` added to this process's environment."""
+    """`multinode-webhook ARGS` (in `cwd`), with `env` added to this process's environment."""
     return subprocess.run(
         [sys.executable, "-m", "webhook", *args],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
         check=False,
         env={**os.environ, **(env or {})},
     )

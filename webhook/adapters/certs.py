@@ -201,20 +201,25 @@ def covers(cert_pem: bytes, sans: tuple[str, ...]) -> bool:
     return all(name in present for name in wanted)
 
 
-def ensure_self_signed(directory: Path, *, sans: tuple[str, ...], days: int = 365) -> bool:
+def ensure_self_signed(directory: Path, *, sans: tuple[str, ...], days: int = 365) -> str | None:
     """Reuse the pair in `directory` when it is valid for a day more and names `sans`, else
-    make a new one. Returns True when it made one."""
+    make a new CA and pair (the CA's key is never kept). None when reused, else why it made
+    a new one."""
     ca, cert = directory / CA_FILE, directory / CERT_FILE
+    reason = "no certificate yet"
     if ca.exists() and cert.exists() and (directory / KEY_FILE).exists():
         try:
             pem = cert.read_bytes()
-            fresh = not_after(pem) - dt.datetime.now(dt.UTC) > dt.timedelta(days=1)
-            if fresh and covers(pem, sans):
-                return False
-        except ValueError:
-            log.warning("unreadable certificate in %s: making a new one", directory)
+            if not_after(pem) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1):
+                reason = "the certificate expires within a day"
+            elif missing := [name for name in sans if not covers(pem, (name,))]:
+                reason = f"the certificate does not name {', '.join(missing)}"
+            else:
+                return None
+        except ValueError as error:
+            reason = f"unreadable certificate ({error})"
     write(generate(sans=sans, days=days), directory)
-    return True
+    return reason
 
 
 def server_context() -> ssl.SSLContext:

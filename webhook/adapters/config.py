@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MULTINODE_WEBHOOK_", frozen=True)
 
-    bind_address: str = Field("0.0.0.0", description="address both listeners bind to")
+    bind_address: str = Field("0.0.0.0", description="address every listener binds to")
     https_port: int = Field(
         names.HTTPS_PORT,
         ge=0,

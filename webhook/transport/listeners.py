@@ -158,16 +158,19 @@ def serve(settings: Settings) -> None:
     """Serve until SIGTERM, in this process or in `settings.workers` processes."""
     if settings.cert_dir is None:
         raise ValueError("cert_dir must be set: the CLI makes a self-signed pair when it is not")
-    tls = certs.CertificateReloader(settings.cert_dir)
     reuse = settings.workers > 1
-    sockets = {
-        "https_port": bind(settings.bind_address, settings.https_port, reuse_port=reuse),
-        "http_port": bind(settings.bind_address, settings.http_port, reuse_port=reuse),
-    }
+    wanted = {"https_port": settings.https_port, "http_port": settings.http_port}
     if settings.preview_port:
-        sockets["preview_port"] = bind(
-            settings.bind_address, settings.preview_port, reuse_port=reuse
-        )
+        wanted["preview_port"] = settings.preview_port
+    sockets = {}
+    for name, port in wanted.items():
+        try:
+            sockets[name] = bind(settings.bind_address, port, reuse_port=reuse)
+        except OSError as error:
+            flag = "--" + name.replace("_", "-")
+            where = f"{settings.bind_address}:{port}"
+            raise OSError(f"cannot listen on {where} ({flag}): {error.strerror}") from None
+    tls = certs.CertificateReloader(settings.cert_dir)
     ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
     log.info("serving", extra={"fields": {**ports, "workers": settings.workers}})
 
