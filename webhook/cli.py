@@ -258,9 +258,11 @@ def _certs_bootstrap(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
     _positive_days(args.days)
-    namespace = args.namespace or current_namespace()
+    namespace = args.namespace or current_namespace(
+        kubeconfig=args.kubeconfig, context=args.context
+    )
     if not namespace:
-        _fail("--namespace is required outside a pod")
+        _fail("--namespace is required: neither a pod's nor the kubeconfig context's is known")
     try:
         actions = bootstrap(
             _cluster(args),
@@ -315,7 +317,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.check import check  # noqa: PLC0415
-    from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
+    from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
     if args.audit:
         return _audit(args)
@@ -333,12 +335,17 @@ def _check(args: argparse.Namespace) -> int:
         if not host or not port.isdigit():
             _fail(f"--address must be HOST:PORT, got {args.address!r}")
         address = (host, int(port))
+    namespace = args.namespace
+    if args.pod and not namespace:
+        namespace = current_namespace(kubeconfig=args.kubeconfig, context=args.context)
+        if not namespace:
+            _fail("--pod needs --namespace: the kubeconfig context names none")
     try:
         findings = check(
             _cluster(args),
             webhook_config=args.webhook_config,
             secret=args.secret,
-            namespace=args.namespace,
+            namespace=namespace,
             pod=args.pod,
             address=address,
         )
@@ -435,7 +442,9 @@ def _add_check(commands: Any) -> None:
         "(needs --yes, and RBAC to patch Deployments)",
     )
     check.add_argument("--yes", action="store_true", help="confirm --restart")
-    check.add_argument("--pod", help="a pod name in --namespace to explain")
+    check.add_argument(
+        "--pod", help="a pod to explain, in --namespace (default: the kubeconfig context's)"
+    )
     check.add_argument(
         "--address",
         metavar="HOST:PORT",

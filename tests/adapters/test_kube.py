@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -436,3 +437,33 @@ def test_an_unreachable_api_server_is_one_line_and_exit_2(
         "multinode-webhook: error: cannot reach the API server at https://127.0.0.1:1: "
     )
     assert "Connection refused" in line
+
+
+def _with_context_namespace(kubeconfig: Path, namespace: str) -> None:
+    config = json.loads(kubeconfig.read_text())
+    config["contexts"][0]["context"]["namespace"] = namespace
+    kubeconfig.write_text(json.dumps(config))
+
+
+def test_check_pod_takes_the_kubeconfig_namespace_or_is_a_usage_error(
+    fake: Any, installed: Any
+) -> None:
+    api, _cluster, kubeconfig = fake
+    serving_install(api)
+    name = _pod(api, "models", example("legacy-head-pod.yaml"))
+    refused = cli("check", "--kubeconfig", str(kubeconfig), "--pod", name)
+    assert one_line_error(refused) == (
+        "multinode-webhook: error: --pod needs --namespace: the kubeconfig context names none"
+    )
+    assert refused.stdout == ""
+    _with_context_namespace(kubeconfig, "models")
+    done = cli("check", "--kubeconfig", str(kubeconfig), "--pod", name)
+    assert f"Pod models/{name} was not mutated but would be" in done.stdout, done.stdout
+
+
+def test_bootstrap_outside_a_pod_takes_the_kubeconfig_namespace(fake: Any) -> None:
+    api, _cluster, kubeconfig = fake
+    _with_context_namespace(kubeconfig, NS)
+    done = cli("certs", "bootstrap", "--kubeconfig", str(kubeconfig))
+    assert done.returncode == 0, done.stderr
+    assert api.get("secrets", NS, SECRET) is not None

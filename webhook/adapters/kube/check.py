@@ -312,9 +312,7 @@ def check(
                 given=address is not None,
             )
         )
-    if pod:
-        if not namespace:
-            return [*findings, Finding("--pod needs --namespace", ok=False)]
+    if pod and namespace:
         findings.append(
             _pod_finding(
                 cluster.pod(namespace, pod),

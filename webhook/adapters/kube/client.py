@@ -51,14 +51,22 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
     return client.ApiClient()
 
 
-def current_namespace() -> str | None:
-    """$POD_NAMESPACE, else the namespace of the pod's service account, else None."""
+def current_namespace(*, kubeconfig: str | None = None, context: str | None = None) -> str | None:
+    """$POD_NAMESPACE, else the namespace of the pod's service account, else the namespace of
+    the kubeconfig's context (given, else the current one), else None."""
     if os.environ.get("POD_NAMESPACE"):
         return os.environ["POD_NAMESPACE"]
     try:
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
     except OSError:
+        pass
+    try:
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError):
         return None
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    found = mapping(mapping(chosen).get("context")).get("namespace")
+    return found if isinstance(found, str) and found else None
 
 
 def _api_reason(error: ApiException) -> str:
