@@ -421,3 +421,21 @@ def test_serve_help_speaks_of_every_listener() -> None:
     assert "--preview-port" in text.split("options:")[0]
     assert "both listeners" not in text
     assert "default: None" not in text
+
+
+@pytest.mark.parametrize("output", ["json", "diff", "patch"])
+def test_fail_on_says_why_on_stderr_whatever_the_output(output: str) -> None:
+    stdin = (TESTDATA / "pods" / "no-launch-command.yaml").read_text() + "---\n" + _opted_out()
+    name = yaml.safe_load((TESTDATA / "pods" / "no-launch-command.yaml").read_text())["metadata"]
+    done = cli(
+        "preview", "-", "-o", output, "--fail-on", "warning", "--fail-on", "unpatched", stdin=stdin
+    )
+    assert done.returncode == 1
+    head = example("legacy-head-pod.yaml")["metadata"]["name"]
+    pod = name.get("name") or name.get("generateName")
+    assert done.stderr.splitlines() == [
+        f"multinode-webhook: --fail-on warning: Pod {pod}: container/kserve-container left "
+        "unchanged, no-launch-command: no server launch command found in the script",
+        f"multinode-webhook: --fail-on unpatched: Pod {pod}: unchanged (no-launch-command)",
+        f"multinode-webhook: --fail-on unpatched: Pod {head}: skipped (pod-opted-out)",
+    ]

@@ -30,7 +30,7 @@ from webhook.offline.migrate import Change, migrate_text
 from webhook.offline.preview import (
     FAIL_ON,
     FORMATS,
-    fails,
+    failures,
     hints,
     preview_text,
     render,
@@ -116,7 +116,14 @@ def _preview(args: argparse.Namespace) -> int:
     for hint in hints(results):
         print(f"multinode-webhook: hint: {hint}", file=sys.stderr)
     sys.stdout.write(render(results, args.output))
-    return EXIT_FINDINGS if any(fails(results, c) for c in args.fail_on or ()) else 0
+    found = [
+        f"multinode-webhook: --fail-on {condition}: {line}"
+        for condition in args.fail_on or ()
+        for line in failures(results, condition)
+    ]
+    for line in found:
+        print(line, file=sys.stderr)
+    return EXIT_FINDINGS if found else 0
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -337,21 +337,27 @@ def preview_text(
     return results
 
 
-def fails(results: list[Result], condition: str) -> bool:
-    """Whether `--fail-on condition` fails on these results.
+def failures(results: list[Result], condition: str) -> list[str]:
+    """Why `--fail-on condition` fails on these results: one line per finding, naming the
+    object; none when it passes.
 
     `warning`: a container was left unchanged with a warning (its args may still not arrive).
     `unpatched`: a KServe pod (or pod template) would not be patched though its args do not
     arrive: left alone with a warning, opted out, in shadow, or its namespace not selected.
     """
     if condition == "warning":
-        return any(
-            step["verdict"] in WARNED_REASONS for result in results for step in result["trace"]
-        )
-    return any(
-        result["decision"] != Action.PATCHED and result["reason"] not in _NOT_UNPATCHED
+        return [
+            f"{result['kind']} {result['name']}: {step['step']} left unchanged, "
+            f"{step['verdict']}: {step['detail']}"
+            for result in results
+            for step in result["trace"]
+            if step["verdict"] in WARNED_REASONS
+        ]
+    return [
+        f"{result['kind']} {result['name']}: {result['decision']} ({result['reason']})"
         for result in results
-    )
+        if result["decision"] != Action.PATCHED and result["reason"] not in _NOT_UNPATCHED
+    ]
 
 
 def hints(results: list[Result]) -> list[str]:
