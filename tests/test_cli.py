@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import socket
@@ -185,17 +186,42 @@ def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> Non
     assert cli("migrate", "--check", str(tmp_path / "fixed.yaml")).returncode == 0
     check = cli("migrate", "--check", str(source))
     assert (check.returncode, check.stderr) == (1, "")
-    header, *rows = check.stdout.splitlines()
-    assert header.split() == ["FILE", "OBJECT", "CONTAINER", "RULES"]
-    assert [row.split()[:3] for row in rows] == [
-        [str(source), "ServingRuntime/huggingface-multinode-legacy", names.HEAD_CONTAINER],
-        [str(source), "ServingRuntime/huggingface-multinode-legacy", names.WORKER_CONTAINER],
+    header, *rows, summary = check.stdout.splitlines()
+    assert header.split() == ["FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"]
+    assert [row.split()[:4] for row in rows] == [
+        [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.HEAD_CONTAINER],
+        [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.WORKER_CONTAINER],
     ]
+    assert summary == "2 containers in 1 runtimes would change"
 
 
 def _list_of(kind: str) -> str:
     runtime = yaml.safe_load(RUNTIME.read_text())
     return yaml.safe_dump({"apiVersion": "v1", "kind": kind, "items": [runtime]})
+
+
+def test_migrate_check_of_a_cluster_tells_namespaces_and_cluster_runtimes_apart() -> None:
+    runtime = yaml.safe_load(RUNTIME.read_text())
+    items = []
+    for namespace in ("team-a", "team-b", None):
+        item = copy.deepcopy(runtime)
+        if namespace is None:
+            item["kind"] = "ClusterServingRuntime"
+        else:
+            item["metadata"]["namespace"] = namespace
+        items.append(item)
+    # What `kubectl get servingruntimes,clusterservingruntimes -A -o yaml` prints.
+    stdin = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items})
+    done = cli("migrate", "--check", "-", stdin=stdin)
+    assert done.returncode == 1
+    _, *rows, summary = done.stdout.splitlines()
+    assert [row.split()[1:3] for row in rows[::2]] == [
+        ["team-a", "ServingRuntime/huggingface-multinode-legacy"],
+        ["team-b", "ServingRuntime/huggingface-multinode-legacy"],
+        ["-", "ClusterServingRuntime/huggingface-multinode-legacy"],
+    ]
+    assert summary == "6 containers in 3 runtimes would change"
+    assert cli("migrate", "--check", "-", stdin=CONFIGMAP).stdout == "no runtime would change\n"
 
 
 @pytest.mark.parametrize("kind", ["List", "ServingRuntimeList"])
@@ -213,6 +239,7 @@ def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
     done = cli("migrate", "-i", str(legacy), str(clean))
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr.count(f"migrated {legacy}:") == 2
+    assert done.stderr.splitlines()[-1] == "migrated 2 containers in 1 runtimes"
     assert clean.stat().st_mtime_ns == before
     assert cli("migrate", "--check", str(legacy), str(clean)).returncode == 0
     refused = cli("migrate", str(legacy), str(clean))
@@ -250,7 +277,7 @@ def test_a_document_start_with_a_tag_is_read(tmp_path: Path) -> None:
     done = cli("migrate", str(source))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("--- !!map\n")
-    assert done.stderr.count("migrated") == 2
+    assert done.stderr.count(f"migrated {source}:") == 2
 
 
 def test_migrate_bad_input() -> None:

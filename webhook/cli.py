@@ -149,11 +149,18 @@ def _migrate(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         for change in changes:
             print(f"migrated {shown}: {change}", file=sys.stderr)
+    runtimes = len({(name, c.namespace, c.runtime) for name, c in found})
+    total = f"{len(found)} containers in {runtimes} runtimes"
     if args.check:
         if found:
-            rows = [(name, c.runtime, c.container, ", ".join(c.rules)) for name, c in found]
-            _table([("FILE", "OBJECT", "CONTAINER", "RULES"), *rows])
+            rows = [
+                (name, c.namespace or "-", c.runtime, c.container, ", ".join(c.rules))
+                for name, c in found
+            ]
+            _table([("FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"), *rows])
+        print(f"{total} would change" if found else "no runtime would change")
         return EXIT_FINDINGS if found else 0
+    print(f"migrated {total}" if found else "no runtime changed", file=sys.stderr)
     return 0
 
 

@@ -22,7 +22,7 @@ from webhook.core import patch
 from webhook.core.model import DEFAULT_OPTIONS, ContainerPlan, Options
 from webhook.core.names import Reason
 from webhook.core.patch import PatchOp
-from webhook.core.raw import display_name, mapping
+from webhook.core.raw import display_name, mapping, string
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
 from webhook.offline import documents, splice
@@ -34,11 +34,13 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One rewritten container: its runtime (with the Template around it) and the rules."""
+    """One rewritten container: its runtime (with the Template around it), the runtime's
+    namespace ("" for a ClusterServingRuntime or none given), and the rules."""
 
     runtime: str
     container: str
     rules: tuple[str, ...]
+    namespace: str = ""
 
     def __str__(self) -> str:
         return f"{self.runtime} {self.container}: {', '.join(self.rules)}"
@@ -104,7 +106,8 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                     what=label,
                 )
                 if plan.outcome is Reason.LOSSY_ARGS:
-                    change = Change(label, name, tuple(plan.rules))
+                    namespace = string(mapping(runtime.get("metadata")).get("namespace"))
+                    change = Change(label, name, tuple(plan.rules), namespace)
                     yield _Target((*path, *list_path, index), plan, change)
 
 
