@@ -50,7 +50,7 @@ def test_every_setting_is_documented() -> None:
         (["--https-port", "70000"], "--https-port: Input should be less than or equal to 65535"),
         (["--workers", "zero"], "--workers: Input should be a valid integer"),
         (["--body-limit", "0"], "--body-limit: Input should be greater than 0"),
-        (["--rules", "all"], "--rules-0: Input should be 'script-to-command', 'forward-args'"),
+        (["--rules", "all"], "--rules: Input should be 'script-to-command', 'forward-args'"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:
