@@ -32,6 +32,7 @@ KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
 OVERLAYS = ["opt-in", "cluster-wide", "cert-manager"]
 CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor"}
 NAMESPACE = "multinode-webhook"
+OPTIONAL = ["servicemonitor", "networkpolicy", "audit"]
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -69,8 +70,7 @@ def with_components(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, 
                 "kind": "Kustomization",
                 "resources": [os.path.relpath(DEPLOY / "overlays" / "opt-in", folder)],
                 "components": [
-                    os.path.relpath(DEPLOY / "components" / c, folder)
-                    for c in ("servicemonitor", "networkpolicy")
+                    os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL
                 ],
             }
         )
@@ -95,6 +95,9 @@ def test_optional_components_render_and_validate(with_components: list[dict[str,
     policy = one(with_components, "NetworkPolicy")
     assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {8443, 8080}
     assert one(with_components, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+    images = _images(with_components)
+    assert "CronJob/multinode-webhook-audit" in images
+    assert all(found == {f"multinode-webhook:{__version__}"} for found in images.values()), images
 
 
 def test_webhook_entries(overlay: tuple[str, list[dict[str, Any]]]) -> None:
@@ -364,7 +367,6 @@ def test_one_images_entry_in_a_user_overlay_changes_them_all(name: str, tmp_path
 
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
-OPTIONAL = ["servicemonitor", "networkpolicy"]
 
 
 def _composition(folder: Path, overlay: str, *, namespace: str | None) -> list[dict[str, Any]]:

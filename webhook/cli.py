@@ -295,7 +295,7 @@ def _certs_bootstrap(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from webhook.adapters.kube.audit import audit, restart  # noqa: PLC0415
+    from webhook.adapters.kube.audit import NotServing, audit, restart  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
 
     for flag, given in (("--pod", args.pod), ("--address", args.address)):
@@ -306,9 +306,22 @@ def _audit(args: argparse.Namespace) -> int:
     if args.restart and not args.yes:
         _fail("--restart recreates pods: add --yes to go ahead")
     cluster = _cluster(args)
+    done: list[str] = []
     try:
         found = audit(cluster, webhook_config=args.webhook_config, namespace=args.namespace)
-        done = restart(cluster, found.owners, now=dt.datetime.now(dt.UTC)) if args.restart else []
+        left = found.unrepaired
+        if args.restart and found.owners:
+            done, left = restart(
+                cluster,
+                found.owners,
+                webhook_config=args.webhook_config,
+                now=dt.datetime.now(dt.UTC),
+            )
+    except NotServing as error:
+        _fail(
+            f"--restart refused: the webhook is not serving ({error}); recreated pods would "
+            "be admitted unrepaired again. `multinode-webhook check` says why"
+        )
     except KubeError as error:
         _fail(str(error))
     if args.output == "json":
@@ -326,7 +339,8 @@ def _audit(args: argparse.Namespace) -> int:
                 print(f"   {owner.restart_command()}")
     for line in done:
         print(line, file=sys.stderr)
-    return EXIT_FINDINGS if found.unrepaired else 0
+    # After --restart, what is left is what no Deployment recreates.
+    return EXIT_FINDINGS if left else 0
 
 
 def _check(args: argparse.Namespace) -> int:

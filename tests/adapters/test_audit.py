@@ -50,6 +50,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, Path]]:
         repaired = _owned(legacy, name="repaired", namespace="models", deployment="llama-predictor")
         repaired["metadata"]["annotations"] = {names.STATUS_ANNOTATION: '{"rules":{}}'}
         missed = _owned(legacy, name="missed", namespace="models", deployment="llama-predictor")
+        missed["metadata"]["creationTimestamp"] = "2026-11-01T08:00:00Z"
         upstream = _owned(
             data_pod("exact-in-command"), name="upstream", namespace="models", deployment="fixed"
         )
@@ -113,13 +114,23 @@ def test_an_uncovered_namespace_has_no_finding(cluster: Any) -> None:
     assert api.writes() == []
 
 
-def test_restart_patches_exactly_that_deployment(cluster: Any) -> None:
+def test_restart_patches_exactly_that_deployment_once_and_only_while_serving(
+    cluster: Any,
+) -> None:
     api, kubeconfig = cluster
-    refused = cli("check", "--audit", "--restart", "--kubeconfig", str(kubeconfig))
+    restart = ["check", "--audit", "--restart", "--kubeconfig", str(kubeconfig)]
+    refused = cli(*restart)
     assert one_line_error(refused).endswith("--restart recreates pods: add --yes to go ahead")
+    # Nothing serves the webhook yet: the new pods would slip through again.
+    down = cli(*restart, "--yes")
+    assert one_line_error(down).startswith(
+        "multinode-webhook: error: --restart refused: the webhook is not serving "
+        "(Deployment multinode-webhook/multinode-webhook not found"
+    )
     assert api.writes() == []
-    done = cli("check", "--audit", "--restart", "--yes", "--kubeconfig", str(kubeconfig))
-    assert done.returncode == 1
+    fakeapi.serving_install(api)
+    done = cli(*restart, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "restarted Deployment models/llama-predictor" in done.stderr
     assert api.writes() == [
         ("PATCH", "/apis/apps/v1/namespaces/models/deployments/llama-predictor")
@@ -128,6 +139,11 @@ def test_restart_patches_exactly_that_deployment(cluster: Any) -> None:
     stamp = template["metadata"]["annotations"][RESTARTED_AT]
     assert dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
     assert template["metadata"]["labels"] == {"app": "llama-predictor"}
+    # The rollout has not replaced the pod yet: a second run leaves it to that rollout.
+    again = cli(*restart, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped Deployment models/llama-predictor: restarted at" in again.stderr
+    assert len(api.writes()) == 1
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from tests.support import fakeapi, servers
-from tests.support.builders import REPO, data_pod, example
+from tests.support.builders import data_pod, example
 from tests.support.cli import cli, one_line_error
+from tests.support.fakeapi import serving_install
 from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import bootstrap
 from webhook.adapters.kube.check import Finding, check
@@ -189,32 +190,6 @@ def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:
     assert check.returncode == 1, check.stdout
 
 
-def serving_install(api: fakeapi.FakeApi, *extra_args: str) -> None:
-    """What a healthy install adds to the certificates: a ready Deployment (its `serve` given
-    `extra_args`), a ready endpoint behind the Service, and the bootstrap Job complete."""
-    deployment = webhook_deployment(*extra_args)
-    deployment["status"] = {"replicas": 2, "readyReplicas": 2}
-    api.put("deployments", deployment)
-    api.put(
-        "endpointslices",
-        {
-            "metadata": {
-                "name": f"{SERVICE}-abcde",
-                "namespace": NS,
-                "labels": {"kubernetes.io/service-name": SERVICE},
-            },
-            "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
-        },
-    )
-    api.put(
-        "jobs",
-        {
-            "metadata": {"name": "multinode-webhook-certs", "namespace": NS},
-            "status": {"conditions": [{"type": "Complete", "status": "True"}]},
-        },
-    )
-
-
 def _break(api: fakeapi.FakeApi, fault: str) -> None:
     if fault == "no-ready-replicas":
         api.objects["deployments", NS, SERVICE]["status"] = {"replicas": 2}
@@ -274,14 +249,6 @@ def test_check_from_outside_the_cluster_says_what_it_did_not_verify(
     )
     assert done.stdout.endswith("0 problems (!!), 1 not verified from here (??)\n")
     assert done.returncode == 0, done.stdout
-
-
-def webhook_deployment(*extra_args: str) -> dict[str, Any]:
-    """The install's own Deployment, with extra `serve` flags."""
-    deployment: dict[str, Any] = yaml.safe_load((REPO / "deploy/base/deployment.yaml").read_text())
-    deployment["metadata"]["namespace"] = NS
-    deployment["spec"]["template"]["spec"]["containers"][0]["args"] += list(extra_args)
-    return deployment
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from webhook.adapters import certs
 pytestmark = ENVTEST
 
 DEPLOY = REPO / "deploy"
-OPTIONAL = ["servicemonitor", "networkpolicy"]
+OPTIONAL = ["servicemonitor", "networkpolicy", "audit"]
 # Stand-ins for the CRDs of cert-manager and the Prometheus Operator, which are not installed.
 STAND_INS = [
     ("cert-manager.io", "Certificate", "certificates"),
@@ -90,17 +90,19 @@ def _stand_in_crds(client: httpx.Client) -> None:
         wait(lambda path=path: client.get(path).status_code == 200, f"the {plural} stand-in")
 
 
-def _overlay(folder: Path, overlay: str, namespace: str) -> Path:
-    """The README's own overlay: one of ours, the optional components, the namespace line."""
+def _overlay(folder: Path, overlay: str, namespace: str | None) -> Path:
+    """The README's own overlay: one of ours, the optional components, and to install
+    elsewhere, the namespace line."""
     folder.mkdir(parents=True)
     kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "namespace": namespace,
         "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, folder)],
         "components": [os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL],
     }
-    if overlay == "cert-manager":
+    if namespace is not None:
+        kustomization["namespace"] = namespace
+    if namespace is not None and overlay == "cert-manager":
         refs = DEPLOY / "components" / "cert-manager" / "namespace-refs"
         kustomization["transformers"] = [os.path.relpath(refs, folder)]
     (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
@@ -124,21 +126,43 @@ def _container_env(container: Mapping[str, Any], *, namespace: str) -> dict[str,
     return env
 
 
-def _run_job(job: Mapping[str, Any], cluster: Cluster, token: str, work: Path) -> str:
-    """The Job's container, run as the kubelet would, with its ServiceAccount's token."""
-    namespace = job["metadata"]["namespace"]
-    [container] = job["spec"]["template"]["spec"]["containers"]
+def _run_as_kubelet(
+    template: Mapping[str, Any], namespace: str, cluster: Cluster, work: Path
+) -> subprocess.CompletedProcess[str]:
+    """A pod template's one container, run as the kubelet would: its args with `$(VAR)`
+    expanded from its env, and a token of the template's own ServiceAccount."""
+    [container] = template["spec"]["containers"]
+    account = template["spec"]["serviceAccountName"]
+    token = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig_for(cluster, work / "admin")),
+            "create",
+            "token",
+            account,
+            "-n",
+            namespace,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     env = _container_env(container, namespace=namespace)
     args = [_expand(arg, env) for arg in container["args"]]
-    as_job = kubeconfig_for(cluster, work / "job.kubeconfig", token=token)
-    done = subprocess.run(
+    as_pod = kubeconfig_for(cluster, work / f"{account}.kubeconfig", token=token)
+    return subprocess.run(
         [sys.executable, "-m", "webhook", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
-        env={**os.environ, **env, "KUBECONFIG": str(as_job)},
+        env={**os.environ, **env, "KUBECONFIG": str(as_pod)},
     )
+
+
+def _run_job(job: Mapping[str, Any], cluster: Cluster, work: Path) -> str:
+    done = _run_as_kubelet(job["spec"]["template"], job["metadata"]["namespace"], cluster, work)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -195,6 +219,64 @@ def _state(client: httpx.Client, path: str) -> str:
     return str(reply.json()["metadata"]["resourceVersion"])
 
 
+def _placed(admin: Path, rendered: list[dict[str, Any]], install: str) -> None:
+    """Every object is where the render says: namespaced ones in the install's namespace."""
+    for obj in rendered:
+        meta = obj["metadata"]
+        where = ["-n", meta["namespace"]] if "namespace" in meta else []
+        found = json.loads(
+            _kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
+        )
+        assert found["metadata"].get("namespace") == meta.get("namespace"), obj["kind"]
+        if "namespace" in meta:
+            assert meta["namespace"] == install, (obj["kind"], meta["name"])
+
+
+def _certificates(
+    client: httpx.Client, job: Mapping[str, Any], cluster: Cluster, work: Path, redo: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The bootstrap Job run as the kubelet would: the Secret and the configuration it made,
+    checked to agree and to stay as they are when it runs again and `redo()` runs."""
+    print(_run_job(job, cluster, work))
+    secret_path = f"/api/v1/namespaces/{job['metadata']['namespace']}/secrets/multinode-webhook-tls"
+    configuration_path = f"{CONFIGURATIONS}/multinode-webhook"
+    secret = client.get(secret_path).json()
+    configuration = client.get(configuration_path).json()
+    bundles = {e["clientConfig"].get("caBundle") for e in configuration["webhooks"]}
+    assert bundles == {certs.ca_bundle(base64.b64decode(secret["data"]["ca.crt"]))}
+    before = (_state(client, secret_path), _state(client, configuration_path))
+    _run_job(job, cluster, work)
+    redo()
+    assert (_state(client, secret_path), _state(client, configuration_path)) == before
+    return secret, configuration
+
+
+def _serves_as_the_api_server_expects(
+    deployment: Mapping[str, Any],
+    secret: Mapping[str, Any],
+    configuration: Mapping[str, Any],
+    work: Path,
+) -> None:
+    """The Deployment's own container serves on the Secret, ready, with a certificate that
+    verifies against caBundle for the name the API server calls."""
+    with _deployment_serving(deployment, secret, work) as (https_port, http_port):
+        assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
+        [entry, _] = configuration["webhooks"]
+        service = entry["clientConfig"]["service"]
+        host = f"{service['name']}.{service['namespace']}.svc"
+        context = servers.client_context(base64.b64decode(entry["clientConfig"]["caBundle"]))
+        with (
+            socket.create_connection(("127.0.0.1", https_port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            assert tls.getpeercert() is not None
+
+
+def _one(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [o for o in rendered if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
 @pytest.mark.parametrize(
     ("overlay", "namespace"),
     [
@@ -207,71 +289,41 @@ def test_the_documented_install_works(
     cluster: Cluster, tmp_path: Path, overlay: str, namespace: str | None
 ) -> None:
     admin = kubeconfig_for(cluster, tmp_path / "kubeconfig")
-    source = (
-        DEPLOY / "overlays" / overlay
-        if namespace is None
-        else _overlay(tmp_path / "my-install", overlay, namespace)
-    )
+    source = _overlay(tmp_path / "my-install", overlay, namespace)
     rendered = [
         d for d in yaml.safe_load_all(_kubectl(admin, "kustomize", str(source))) if d is not None
     ]
     install = namespace or "multinode-webhook"
     with cluster.client() as client:
         _stand_in_crds(client)
-        client.delete(f"{CONFIGURATIONS}/multinode-webhook")  # another test's, or install's
+        client.delete(f"{CONFIGURATIONS}/multinode-webhook")  # another test's
         try:
             _kubectl(admin, "apply", "--server-side", "-k", str(source))
-            # Every object is where the render says, and nowhere else.
-            for obj in rendered:
-                meta = obj["metadata"]
-                where = ["-n", meta["namespace"]] if "namespace" in meta else []
-                found = json.loads(
-                    _kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
-                )
-                assert found["metadata"].get("namespace") == meta.get("namespace"), obj["kind"]
-                if "namespace" in meta:
-                    assert meta["namespace"] == install, (obj["kind"], meta["name"])
+            _placed(admin, rendered, install)
             # No pod runs here, so the install is down, and check must say so.
             done = cli("check", "--kubeconfig", str(admin))
             assert done.returncode == 1, done.stdout + done.stderr
             assert f"!! Deployment {install}/multinode-webhook has no ready replicas" in done.stdout
             assert f"!! Service {install}/multinode-webhook has no ready endpoints" in done.stdout
-            jobs = [o for o in rendered if o["kind"] == "Job"]
-            if not jobs:
-                return  # cert-manager makes the Secret; it is not installed here
-            [job] = jobs
-            account = job["spec"]["template"]["spec"]["serviceAccountName"]
-            token = _kubectl(admin, "create", "token", account, "-n", install).strip()
-            print(_run_job(job, cluster, token, tmp_path))
-            secret_path = f"/api/v1/namespaces/{install}/secrets/multinode-webhook-tls"
-            configuration_path = f"{CONFIGURATIONS}/multinode-webhook"
-            secret = client.get(secret_path).json()
-            configuration = client.get(configuration_path).json()
-            bundles = {e["clientConfig"].get("caBundle") for e in configuration["webhooks"]}
-            ca_pem = base64.b64decode(secret["data"]["ca.crt"])
-            assert bundles == {certs.ca_bundle(ca_pem)}
-            # A rerun, as the daily CronJob does, changes nothing; nor does applying the
-            # install again, as an upgrade does: caBundle stays.
-            before = (_state(client, secret_path), _state(client, configuration_path))
-            _run_job(job, cluster, token, tmp_path)
-            _kubectl(admin, "apply", "--server-side", "-k", str(source))
-            assert (_state(client, secret_path), _state(client, configuration_path)) == before
-            # The Deployment's own container serves on that Secret, with a certificate that
-            # verifies against caBundle for the name the API server calls.
-            [deployment] = [o for o in rendered if o["kind"] == "Deployment"]
-            with _deployment_serving(deployment, secret, tmp_path) as (https_port, http_port):
-                assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
-                [entry, _] = configuration["webhooks"]
-                service = entry["clientConfig"]["service"]
-                host = f"{service['name']}.{service['namespace']}.svc"
-                context = servers.client_context(
-                    base64.b64decode(entry["clientConfig"]["caBundle"])
+            # The audit CronJob's command, with its own ServiceAccount: its RBAC reads all the
+            # audit reads (exit 1 exactly when it finds pods, such as those the other e2e
+            # tests left unrepaired; an RBAC refusal would be exit 2).
+            audit = _one(rendered, "CronJob", "multinode-webhook-audit")
+            template = audit["spec"]["jobTemplate"]["spec"]["template"]
+            done = _run_as_kubelet(template, install, cluster, tmp_path)
+            found = json.loads(done.stdout)["unrepaired"] if done.stdout else None
+            assert (done.returncode, found is not None) == (1 if found else 0, True), done.stderr
+            if overlay != "cert-manager":  # there cert-manager makes the Secret; not here
+                secret, configuration = _certificates(
+                    client,
+                    _one(rendered, "Job", "multinode-webhook-certs"),
+                    cluster,
+                    tmp_path,
+                    # Applying the install again, as an upgrade does, keeps caBundle.
+                    lambda: _kubectl(admin, "apply", "--server-side", "-k", str(source)),
                 )
-                with (
-                    socket.create_connection(("127.0.0.1", https_port), timeout=10) as raw,
-                    context.wrap_socket(raw, server_hostname=host) as tls,
-                ):
-                    assert tls.getpeercert() is not None
+                deployment = _one(rendered, "Deployment", "multinode-webhook")
+                _serves_as_the_api_server_expects(deployment, secret, configuration, tmp_path)
             # The README's break glass, then uninstall (no namespace controller runs here to
             # finish deleting the namespace, so kubectl is not asked to wait for it).
             _kubectl(admin, "delete", "mutatingwebhookconfiguration", "multinode-webhook")

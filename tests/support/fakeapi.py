@@ -49,6 +49,7 @@ ROUTES = [
 
 
 INSTALL_NAMESPACE = "multinode-webhook"
+SERVICE = "multinode-webhook"
 
 
 def opt_in_configuration() -> dict[str, Any]:
@@ -243,3 +244,37 @@ def serving(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def webhook_deployment(*extra_args: str) -> dict[str, Any]:
+    """The install's own Deployment, with extra `serve` flags."""
+    deployment: dict[str, Any] = yaml.safe_load((REPO / "deploy/base/deployment.yaml").read_text())
+    deployment["metadata"]["namespace"] = INSTALL_NAMESPACE
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"] += list(extra_args)
+    return deployment
+
+
+def serving_install(api: FakeApi, *extra_args: str) -> None:
+    """What a healthy install adds to the certificates: a ready Deployment (its `serve` given
+    `extra_args`), a ready endpoint behind the Service, and the bootstrap Job complete."""
+    deployment = webhook_deployment(*extra_args)
+    deployment["status"] = {"replicas": 2, "readyReplicas": 2}
+    api.put("deployments", deployment)
+    api.put(
+        "endpointslices",
+        {
+            "metadata": {
+                "name": f"{SERVICE}-abcde",
+                "namespace": INSTALL_NAMESPACE,
+                "labels": {"kubernetes.io/service-name": SERVICE},
+            },
+            "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
+        },
+    )
+    api.put(
+        "jobs",
+        {
+            "metadata": {"name": "multinode-webhook-certs", "namespace": INSTALL_NAMESPACE},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+        },
+    )

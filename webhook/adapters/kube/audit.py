@@ -15,7 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
-from webhook.adapters.kube.check import covered_namespaces, label_selector_matches, shadows
+from webhook.adapters.kube.check import (
+    covered_namespaces,
+    deployment_finding,
+    endpoints_finding,
+    label_selector_matches,
+    shadows,
+)
 from webhook.adapters.kube.client import Cluster
 from webhook.core import patch
 from webhook.core.model import Context
@@ -36,6 +42,8 @@ class Owner:
     name: str
     inference_service: str
     pods: list[str] = field(default_factory=list)
+    # The newest creationTimestamp of those pods (RFC 3339, UTC: ordered as text).
+    newest: str = ""
 
     def restart_command(self) -> str:
         if self.kind == "Deployment":
@@ -153,7 +161,9 @@ def audit(cluster: Cluster, *, webhook_config: str, namespace: str | None = None
             key = (name, kind, owner_name)
             if key not in owners:
                 owners[key] = Owner(name, kind, owner_name, string(pod_labels.get(ISVC_LABEL)))
-            owners[key].pods.append(string(metadata.get("name")))
+            owner = owners[key]
+            owner.pods.append(string(metadata.get("name")))
+            owner.newest = max(owner.newest, string(metadata.get("creationTimestamp")))
     return Audit(tuple(covered), tuple(owners[key] for key in sorted(owners)))
 
 
@@ -169,18 +179,55 @@ def restart_ops(deployment: Mapping[str, Any], when: dt.datetime) -> tuple[Patch
     return (patch.add("/spec/template/metadata", {"annotations": {RESTARTED_AT: stamp}}),)
 
 
-def restart(cluster: Cluster, owners: Sequence[Owner], *, now: dt.datetime) -> list[str]:
-    """Restart every Deployment among `owners`, as `kubectl rollout restart` does; what was
-    done, one line each."""
-    done = []
+class NotServing(RuntimeError):
+    """The webhook is down: pods recreated now would be admitted unrepaired again."""
+
+
+def not_serving(cluster: Cluster, configuration: Mapping[str, Any]) -> list[str]:
+    """Why nothing serves the webhook now (its Deployment, its Service's endpoints), or []."""
+    entries = configuration.get("webhooks") or []
+    service = mapping(
+        mapping(mapping(entries[0] if entries else {}).get("clientConfig")).get("service")
+    )
+    namespace, name = string(service.get("namespace")), string(service.get("name"))
+    found = [
+        deployment_finding(cluster.deployment(namespace, name), namespace=namespace, name=name),
+        endpoints_finding(cluster.endpoint_slices(namespace, name), name=f"{namespace}/{name}"),
+    ]
+    return [finding.text for finding in found if not finding.ok]
+
+
+def restart(
+    cluster: Cluster, owners: Sequence[Owner], *, webhook_config: str, now: dt.datetime
+) -> tuple[list[str], int]:
+    """Restart every Deployment among `owners`, as `kubectl rollout restart` does: (what was
+    done, one line each; how many owners are left unrepaired).
+
+    Refused with `NotServing` while the webhook is down. A Deployment restarted after its
+    unrepaired pods were created is left to its rollout, so a second run restarts nothing.
+    """
+    down = not_serving(cluster, cluster.webhook_configuration(webhook_config))
+    if down:
+        raise NotServing("; ".join(down))
+    done, left = [], 0
     for owner in owners:
+        where = f"{owner.namespace}/{owner.name}"
         if owner.kind != "Deployment":
-            done.append(f"skipped Pod {owner.namespace}/{owner.name}: no Deployment recreates it")
+            done.append(f"skipped Pod {where}: no Deployment recreates it")
+            left += 1
             continue
         deployment = cluster.deployment(owner.namespace, owner.name)
         if deployment is None:
-            done.append(f"skipped Deployment {owner.namespace}/{owner.name}: it is gone")
+            done.append(f"skipped Deployment {where}: it is gone")
+            continue
+        template = mapping(mapping(mapping(deployment.get("spec")).get("template")).get("metadata"))
+        stamp = string(mapping(template.get("annotations")).get(RESTARTED_AT))
+        if stamp and stamp >= owner.newest:
+            done.append(
+                f"skipped Deployment {where}: restarted at {stamp}, after its unrepaired pods "
+                "were created; its rollout replaces them"
+            )
             continue
         cluster.patch_deployment(owner.namespace, owner.name, restart_ops(deployment, now))
-        done.append(f"restarted Deployment {owner.namespace}/{owner.name}")
-    return done
+        done.append(f"restarted Deployment {where}")
+    return done, left
