@@ -21,6 +21,7 @@ from tests.support.builders import REPO, TESTDATA
 from tests.support.positional import CASES, case_pod
 from webhook import __version__
 from webhook.adapters import certs
+from webhook.adapters.config import Settings
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
 from webhook.core.mutate import mutate
@@ -430,3 +431,24 @@ def test_every_namespaced_object_and_reference_is_in_the_install_namespace(
             assert {f"{s}.{install}.svc" for s in services} <= set(dns)
         else:
             assert injected is None
+
+
+def test_a_rolling_restart_fits_the_termination_grace(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    deployment = one(overlay[1], "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    flags = dict(arg.split("=", 1) for arg in container["args"] if arg.startswith("--"))
+    pause = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep"
+    budget = float(pause[1]) + float(flags["--drain-seconds"])
+    budget += float(flags["--shutdown-grace-seconds"])
+    assert spec["terminationGracePeriodSeconds"] > budget
+    # The drain outlasts the keep-alive timeout, after which every idle connection is closed.
+    keep_alive = flags.get(
+        "--keep-alive-seconds", Settings.model_fields["keep_alive_seconds"].default
+    )
+    assert float(flags["--drain-seconds"]) > float(keep_alive)
+    budget_pdb = one(overlay[1], "PodDisruptionBudget")["spec"]
+    assert budget_pdb["minAvailable"] == 1 < deployment["spec"]["replicas"]

@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,3 +167,37 @@ def read_response(tls: socket.socket) -> tuple[int, bytes]:
         assert chunk, "connection closed mid-body"
         body += chunk
     return int(head.split(b" ", 2)[1]), body
+
+
+@contextlib.contextmanager
+def spawned(
+    tmp_path: Path, *flags: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """`multinode-webhook serve` in a process of its own, as deployed (uvloop, signals), once
+    ready: the process, its HTTPS port and its plain-HTTP port. Its output is piped; `env`
+    adds to this process's environment."""
+    https_port, http_port = free_port(), free_port()
+    ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
+    ports += ["--http-port", str(http_port), "--preview-port", "0", *flags]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webhook", "serve", *ports],
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
+                    break
+            assert process.poll() is None, "server exited before it was ready"
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        yield process, https_port, http_port
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import shlex
 import signal
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +207,11 @@ def test_workers_share_the_port_sum_their_metrics_and_stop_together(tmp_path: Pa
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"MULTINODE_WEBHOOK_WORKERS": "2", "TMPDIR": str(scratch)}
-    with _served(tmp_path, "--log-level", "warning", env=env) as (process, https_port, http_port):
+    with servers.spawned(tmp_path, "--log-level", "warning", env=env) as (
+        process,
+        https_port,
+        http_port,
+    ):
         verify = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
         for serial in range(20):
             with httpx.Client(verify=verify) as client:  # a new connection each time
@@ -258,42 +260,9 @@ def _pod_with_script(size: int, serial: int) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _served(
-    tmp_path: Path, *flags: str, env: Mapping[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
-    """`multinode-webhook serve` in a process of its own, as deployed (uvloop, signals), once
-    ready: the process, its HTTPS port and its plain-HTTP port. Its output is piped; `env`
-    adds to this process's environment."""
-    https_port, http_port = servers.free_port(), servers.free_port()
-    ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
-    ports += ["--http-port", str(http_port), "--preview-port", "0", *flags]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "webhook", "serve", *ports],
-        cwd=tmp_path,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
-                    break
-            assert process.poll() is None, "server exited before it was ready"
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-        yield process, https_port, http_port
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=30)
-
-
 def test_plain_http_and_requests_cut_at_shutdown_leave_no_traceback(tmp_path: Path) -> None:
-    with _served(tmp_path, "--shutdown-grace-seconds", "1") as (process, https_port, _):
+    flags = ("--shutdown-grace-seconds", "1", "--drain-seconds", "1")
+    with servers.spawned(tmp_path, *flags) as (process, https_port, _):
         with socket.create_connection(("127.0.0.1", https_port), timeout=5) as plain:
             plain.sendall(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n\r\n")
             with contextlib.suppress(ConnectionResetError):
@@ -318,7 +287,7 @@ def test_plain_http_and_requests_cut_at_shutdown_leave_no_traceback(tmp_path: Pa
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_memory_stays_bounded_under_many_distinct_large_scripts(tmp_path: Path) -> None:
-    with _served(tmp_path, "--log-level", "warning") as (process, https_port, http_port):
+    with servers.spawned(tmp_path, "--log-level", "warning") as (process, https_port, http_port):
         context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
         with httpx.Client(base_url=f"https://localhost:{https_port}", verify=context) as client:
 
@@ -470,7 +439,7 @@ HOSTILE_PREFIXES = ["{", "${", "x=${", 'echo "${', "f() {", "$({"]
 
 @pytest.mark.parametrize("server", range(2))
 def test_hostile_scripts_leave_the_server_up(tmp_path: Path, server: int) -> None:
-    with _served(tmp_path, "--log-level", "warning") as (process, https_port, http_port):
+    with servers.spawned(tmp_path, "--log-level", "warning") as (process, https_port, http_port):
         context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
         with httpx.Client(base_url=f"https://localhost:{https_port}", verify=context) as client:
             reasons = set()
@@ -488,3 +457,29 @@ def test_hostile_scripts_leave_the_server_up(tmp_path: Path, server: int) -> Non
             assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
             patched = client.post("/mutate", json=review(example("legacy-head-pod.yaml")))
             assert patched.json()["response"]["patchType"] == "JSONPatch"
+
+
+def test_sigterm_drains_before_it_stops(tmp_path: Path) -> None:
+    flags = ("--log-level", "warning", "--drain-seconds", "30")
+    with servers.spawned(tmp_path, *flags) as (process, https_port, http_port):
+        context = client_context((tmp_path / "certs" / "ca.crt").read_bytes())
+        body = json.dumps(review()).encode()
+        raw = socket.create_connection(("127.0.0.1", https_port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="localhost") as kept:
+            servers.send_review(kept, body)
+            assert servers.read_response(kept)[0] == 200
+            process.send_signal(signal.SIGTERM)
+            ops = f"http://127.0.0.1:{http_port}/readyz"
+            deadline = time.monotonic() + 10
+            while httpx.get(ops).status_code != 503:
+                assert time.monotonic() < deadline, "/readyz never failed"
+                time.sleep(0.05)
+            assert process.poll() is None  # still serving the connection it holds
+            servers.send_review(kept, body)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += kept.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200")
+            assert b"connection: close" in head.lower()
+        # Its last admission connection closed, the drain ends long before its 30 s.
+        assert process.wait(10) == 0

@@ -73,8 +73,14 @@ class Settings(BaseSettings):
     own_namespace: str = Field(
         names.DEFAULT_OWN_NAMESPACE, description="the webhook's own namespace (never mutated)"
     )
+    drain_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="after SIGTERM, how long at most the server keeps answering, /readyz failing "
+        "and every response closing its connection, until its clients have moved off",
+    )
     shutdown_grace_seconds: int = Field(
-        25, gt=0, description="how long SIGTERM waits for in-flight reviews before closing"
+        25, gt=0, description="after the drain, how long in-flight reviews have to finish"
     )
     read_seconds: float = Field(
         10.0,

@@ -98,6 +98,8 @@ class AppState:
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     previews: PreviewWorker = field(default_factory=PreviewWorker)
     sandbox: Sandbox = field(default_factory=Sandbox)
+    # Set on SIGTERM: /readyz fails and every admission response closes its connection.
+    draining: bool = False
 
     def refused(self, endpoint: str, error: RequestError) -> None:
         """Count a refused request, and log it while the rate limit allows."""
@@ -237,7 +239,8 @@ class AdmissionHandler:
         except RequestError as error:
             self.state.refused(endpoint, error)
             body = _error_body(str(error), uid=error.uid)
-            await send_json(send, error.status, body, close=error.status == 413)
+            close = error.status == 413 or self.state.draining
+            await send_json(send, error.status, body, close=close)
             return
         shadow = endpoint == MUTATE_SHADOW
         try:
@@ -246,7 +249,9 @@ class AdmissionHandler:
             response, decision = await self._answer_parsed(
                 request, missing, shadow=shadow, started=started
             )
-        await send_json(send, 200, orjson.dumps(response))
+        # Draining, the client is told to take its next review elsewhere, after this answer:
+        # a connection closed under a review it had already sent would lose that review.
+        await send_json(send, 200, orjson.dumps(response), close=self.state.draining)
         seconds = time.perf_counter() - started
         outcome = decision.action if decision else ERROR
         self.state.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
@@ -445,7 +450,7 @@ def admission_app(state: AppState) -> Callable[[Scope, Receive, Send], Any]:
         if path == PREVIEW:
             message = "/preview is served on its own port (--preview-port)"
         state.refused(path, RequestError(404, message))
-        await send_json(send, 404, _error_body(message))
+        await send_json(send, 404, _error_body(message), close=state.draining)
 
     return app
 
@@ -463,6 +468,8 @@ def ops_app(state: AppState) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> Response:
+        if state.draining:
+            return JSONResponse({"status": "not ready", "reason": "draining for shutdown"}, 503)
         if state.tls is None or not state.tls.valid():
             return JSONResponse({"status": "not ready", "reason": "no valid certificate"}, 503)
         return JSONResponse({"status": "ready"})

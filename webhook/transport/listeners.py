@@ -73,6 +73,7 @@ class Listeners:
     preview_socket: socket.socket | None = None
     started: threading.Event = field(default_factory=threading.Event)
     _servers: list[_Uvicorn] = field(default_factory=list)
+    _drain: asyncio.Future[None] | None = None
 
     def _uvicorn(self, asgi: ASGIApp, *, tls: bool) -> _Uvicorn:
         settings = self.state.settings
@@ -104,8 +105,34 @@ class Listeners:
         return server
 
     def stop(self) -> None:
+        """Shut down now: every listener stops accepting and in-flight reviews finish."""
         for server in self._servers:
             server.should_exit = True
+
+    def terminate(self) -> None:
+        """SIGTERM: drain, then stop. A second signal stops at once."""
+        if self._drain is not None:
+            self.stop()
+            return
+        self._drain = asyncio.ensure_future(self._drained())
+
+    async def _drained(self) -> None:
+        """Keep answering while the clients move off: /readyz fails, every admission response
+        closes its connection, and idle connections close once quiet for --keep-alive-seconds.
+        Stop when no admission connection is left, or after --drain-seconds.
+
+        Closing a keep-alive connection at once, as a plain shutdown does, loses the review a
+        client may be writing on it that moment: the API server does not retry a POST, and
+        admits the pod unrepaired.
+        """
+        self.state.draining = True
+        log.info("draining", extra={"fields": {"seconds": self.state.settings.drain_seconds}})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.state.settings.drain_seconds
+        admission = self._servers[0]
+        while admission.server_state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self.stop()
 
     async def _watch_certificates(self) -> None:
         tls = self.state.tls
@@ -125,8 +152,8 @@ class Listeners:
         self._servers = [server for server, _ in listening]
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(signal.SIGTERM, self.terminate)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
         # The sandbox starts now, so that the first new script does not wait for it.
         starting = loop.run_in_executor(None, self.state.sandbox.start)
         watcher = asyncio.create_task(self._watch_certificates())
