@@ -8,9 +8,13 @@ API server calls the webhook by URL on 127.0.0.1 with the rendered opt-in config
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from tests.support import servers
 from tests.support.builders import REPO, data_pod, example
 from tests.support.cli import cli
 from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
+from tests.support.keepalive import Service
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject
@@ -191,3 +196,70 @@ def test_audit_finds_the_pod_admitted_during_an_outage(cluster: Cluster, tmp_pat
 
 def test_kubectl_is_available_for_rendering() -> None:
     assert shutil.which("kubectl"), "the e2e test renders the overlay with kubectl kustomize"
+
+
+def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -> None:
+    """Two `serve` replicas behind a conntrack-like proxy, the API server calling it by URL;
+    pods are created all along while each replica in turn is replaced: every one is stored
+    repaired."""
+    head = example("legacy-head-pod.yaml")
+    flags = ("--log-level", "warning", "--keep-alive-seconds", "1")
+    created: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def create(worker: int) -> None:
+        with cluster.client() as client:
+            serial = 0
+            while not stop.is_set():
+                name = f"rolling-{worker}-{serial}"
+                reply = _create(client, "rolling", _named(head, name))
+                if reply.status_code == 201:
+                    created.append(name)
+                else:
+                    failures.append(reply.text)
+                serial += 1
+
+    with cluster.client() as client, contextlib.ExitStack() as stack:
+        _namespace(client, "rolling", {names.INJECT_LABEL: Inject.ENABLED})
+        process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
+        service = Service(https_port)
+        stack.callback(service.close)
+        _register(client, service.port, (tmp_path / "certs" / "ca.crt").read_bytes())
+        wait(
+            lambda: _rewritten(
+                _create(client, "rolling", _named(head, "probe"), dry_run=True).json(),
+                names.HEAD_CONTAINER,
+            ),
+            "the webhook to be called",
+        )
+        creators = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+        for creator in creators:
+            creator.start()
+        try:
+            time.sleep(1.0)
+            for _ in range(3):
+                old = process
+                process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
+                service.backend = https_port
+                time.sleep(0.5)  # the preStop pause
+                old.send_signal(signal.SIGTERM)
+                assert old.wait(60) == 0
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            for creator in creators:
+                creator.join(30)
+        stored = client.get("/api/v1/namespaces/rolling/pods").json()["items"]
+        client.delete(
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/multinode-webhook"
+        )
+    assert not failures, failures[:3]
+    unrepaired = [
+        p["metadata"]["name"]
+        for p in stored
+        if names.STATUS_ANNOTATION not in p["metadata"].get("annotations", {})
+    ]
+    print(f"{len(created)} pods created over 3 restarts, {len(unrepaired)} unrepaired")
+    assert len(created) > 200
+    assert unrepaired == []
