@@ -17,7 +17,8 @@ import yaml
 from celpy.adapter import json_to_cel
 
 from tests.support import kserve
-from tests.support.builders import REPO, TESTDATA
+from tests.support.builders import TESTDATA
+from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, user_overlay
 from tests.support.positional import CASES, case_pod
 from webhook import __version__
 from webhook.adapters import certs
@@ -27,13 +28,10 @@ from webhook.core import names
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Inject, Mode
 
-DEPLOY = REPO / "deploy"
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
-OVERLAYS = ["opt-in", "cluster-wide", "cert-manager"]
 CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor"}
 NAMESPACE = "multinode-webhook"
-OPTIONAL = ["servicemonitor", "networkpolicy", "audit"]
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -370,25 +368,6 @@ def test_one_images_entry_in_a_user_overlay_changes_them_all(name: str, tmp_path
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
 
 
-def _composition(folder: Path, overlay: str, *, namespace: str | None) -> list[dict[str, Any]]:
-    """What the README's own overlay renders: one of ours, the optional components, and for an
-    install elsewhere the namespace line (and, with cert-manager, its namespace-refs)."""
-    folder.mkdir(parents=True)
-    kustomization: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, folder)],
-        "components": [os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL],
-    }
-    if namespace is not None:
-        kustomization["namespace"] = namespace
-        if overlay == "cert-manager":
-            refs = DEPLOY / "components" / "cert-manager" / "namespace-refs"
-            kustomization["transformers"] = [os.path.relpath(refs, folder)]
-    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    return render(folder)
-
-
 def _names(objects: list[dict[str, Any]], kind: str, namespace: str) -> set[str]:
     return {
         o["metadata"]["name"]
@@ -404,7 +383,10 @@ def test_every_namespaced_object_and_reference_is_in_the_install_namespace(
 ) -> None:
     compositions = [
         (render(DEPLOY / "overlays" / name), NAMESPACE),
-        (_composition(tmp_path / "mine", name, namespace=namespace), namespace or NAMESPACE),
+        (
+            render(user_overlay(tmp_path / "mine", name, namespace=namespace)),
+            namespace or NAMESPACE,
+        ),
     ]
     for objects, install in compositions:
         for obj in objects:

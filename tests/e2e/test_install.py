@@ -18,7 +18,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,13 @@ import pytest
 import yaml
 
 from tests.support import servers
-from tests.support.builders import REPO
 from tests.support.cli import cli
 from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
+from tests.support.install import user_overlay
 from webhook.adapters import certs
 
 pytestmark = ENVTEST
 
-DEPLOY = REPO / "deploy"
-OPTIONAL = ["servicemonitor", "networkpolicy", "audit"]
 # Stand-ins for the CRDs of cert-manager and the Prometheus Operator, which are not installed.
 STAND_INS = [
     ("cert-manager.io", "Certificate", "certificates"),
@@ -88,25 +85,6 @@ def _stand_in_crds(client: httpx.Client) -> None:
     for group, _, plural in STAND_INS:
         path = f"/apis/{group}/v1/{plural}"
         wait(lambda path=path: client.get(path).status_code == 200, f"the {plural} stand-in")
-
-
-def _overlay(folder: Path, overlay: str, namespace: str | None) -> Path:
-    """The README's own overlay: one of ours, the optional components, and to install
-    elsewhere, the namespace line."""
-    folder.mkdir(parents=True)
-    kustomization: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, folder)],
-        "components": [os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL],
-    }
-    if namespace is not None:
-        kustomization["namespace"] = namespace
-    if namespace is not None and overlay == "cert-manager":
-        refs = DEPLOY / "components" / "cert-manager" / "namespace-refs"
-        kustomization["transformers"] = [os.path.relpath(refs, folder)]
-    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    return folder
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:
@@ -187,30 +165,8 @@ def _deployment_serving(
     args = [
         _expand(arg, env).replace(mount["mountPath"], str(mounted)) for arg in container["args"]
     ]
-    https_port, http_port = servers.free_port(), servers.free_port()
-    ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
-    ports += ["--http-port", str(http_port), "--preview-port", "0"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "webhook", *args, *ports],
-        cwd=work,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
-                    break
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "the Deployment's server did not become ready"
-            time.sleep(0.1)
+    with servers.spawned(work, env=env, command=args) as (_, https_port, http_port):
         yield https_port, http_port
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def _state(client: httpx.Client, path: str) -> str:
@@ -289,7 +245,7 @@ def test_the_documented_install_works(
     cluster: Cluster, tmp_path: Path, overlay: str, namespace: str | None
 ) -> None:
     admin = kubeconfig_for(cluster, tmp_path / "kubeconfig")
-    source = _overlay(tmp_path / "my-install", overlay, namespace)
+    source = user_overlay(tmp_path / "my-install", overlay, namespace=namespace)
     rendered = [
         d for d in yaml.safe_load_all(_kubectl(admin, "kustomize", str(source))) if d is not None
     ]

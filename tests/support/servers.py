@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,16 +171,20 @@ def read_response(tls: socket.socket) -> tuple[int, bytes]:
 
 @contextlib.contextmanager
 def spawned(
-    tmp_path: Path, *flags: str, env: Mapping[str, str] | None = None
+    tmp_path: Path,
+    *flags: str,
+    env: Mapping[str, str] | None = None,
+    command: Sequence[str] = ("serve",),
 ) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
-    """`multinode-webhook serve` in a process of its own, as deployed (uvloop, signals), once
-    ready: the process, its HTTPS port and its plain-HTTP port. Its output is piped; `env`
-    adds to this process's environment."""
+    """`multinode-webhook serve` (or `command`, a serve command line) in a process of its own,
+    as deployed (uvloop, signals), on free ports of 127.0.0.1, once ready: the process, its
+    HTTPS port and its plain-HTTP port. Its output is piped; `env` adds to this process's
+    environment."""
     https_port, http_port = free_port(), free_port()
     ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
     ports += ["--http-port", str(http_port), "--preview-port", "0", *flags]
     process = subprocess.Popen(
-        [sys.executable, "-m", "webhook", "serve", *ports],
+        [sys.executable, "-m", "webhook", *command, *ports],
         cwd=tmp_path,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
@@ -188,12 +192,12 @@ def spawned(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
                     break
-            assert process.poll() is None, "server exited before it was ready"
+            assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.1)
         yield process, https_port, http_port

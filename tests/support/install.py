@@ -1,0 +1,35 @@
+"""The README's own overlay for an install, written for the tests that render or apply it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from tests.support.builders import REPO
+
+DEPLOY: Final = REPO / "deploy"
+OVERLAYS: Final = ("opt-in", "cluster-wide", "cert-manager")
+OPTIONAL: Final = ("servicemonitor", "networkpolicy", "audit")
+
+
+def user_overlay(folder: Path, overlay: str, *, namespace: str | None) -> Path:
+    """A kustomization in `folder`, as the README writes one: one of our overlays, every
+    optional component, and to install elsewhere the namespace line (with cert-manager, also
+    its namespace-refs transformer)."""
+    folder.mkdir(parents=True)
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, folder)],
+        "components": [os.path.relpath(DEPLOY / "components" / c, folder) for c in OPTIONAL],
+    }
+    if namespace is not None:
+        kustomization["namespace"] = namespace
+        if overlay == "cert-manager":
+            refs = DEPLOY / "components" / "cert-manager" / "namespace-refs"
+            kustomization["transformers"] = [os.path.relpath(refs, folder)]
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return folder
