@@ -100,17 +100,16 @@ def test_migrate_repairs_exactly_the_runtimes_that_need_it(path: Path) -> None:
         assert bool(migrated.changes) is (path not in EXACT), migrated.changes
 
 
-def test_tally(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_corpus_is_whole() -> None:
+    # The 73 files of the corpus today: one lost in a copy would silently shrink every table
+    # above, so a change to the corpus is made here too, on purpose.
+    assert len(FILES) == 73
+
+
+def test_tally() -> None:
     tally: Counter[tuple[str, str]] = Counter()
     for path, _, pod in kserve.corpus_pods():
         tally[kserve.family(path), mutate(pod).action] += 1
-    line = "; ".join(
-        f"{fam}: "
-        + "/".join(f"{tally[fam, d]}" for d in (Action.PATCHED, Action.UNCHANGED, Action.SKIPPED))
-        for fam in sorted({fam for fam, _ in tally})
-    )
-    with capsys.disabled():
-        print(f"\ncorpus tally (patched/unchanged/skipped): {line}")
     unchanged = sum(n for (_, d), n in tally.items() if d == Action.UNCHANGED)
     exact_pods = sum(len(roles(r)) for path in EXACT for r in kserve.load_runtimes(path))
     assert unchanged == exact_pods
