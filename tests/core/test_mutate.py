@@ -189,3 +189,15 @@ def test_exact_args_names_the_first_arg_it_changes(args: list[str], warning: str
     expected = [] if warning is None else [f"multinode-webhook: kserve-container {warning}"]
     assert notes == expected
     assert all(len(w) <= WARNING_LIMIT for w in decision.warnings)
+
+
+def test_exact_args_numbers_the_arg_as_it_stands_in_a_legacy_pods_args() -> None:
+    # args[0] is the script, so the first user arg is arg 2 and "--x=a b" arg 3.
+    script = "python -m huggingfaceserver $@\n"
+    container = {"name": names.HEAD_CONTAINER, "command": ["bash", "-c"]}
+    decision = mutate(pod(containers=[{**container, "args": [script, "--a", "--x=a b"]}]))
+    assert decision.action == Action.PATCHED
+    notes = [w for w in decision.warnings if " now reaches the server" in w]
+    assert notes == [
+        'multinode-webhook: kserve-container arg 3 "--x=a b" now reaches the server as one word'
+    ]

@@ -167,6 +167,73 @@ CASES = [
         Action.SKIPPED,
         Reason.NAMESPACE_NOT_SELECTED,
     ),
+    # Each pair of neighbouring steps, both matching: the earlier one decides.
+    (
+        "operation-before-system",
+        pod(),
+        Context(operation="UPDATE", namespace="kube-system"),
+        Action.SKIPPED,
+        Reason.NOT_POD_CREATE,
+    ),
+    (
+        "system-before-mirror",
+        pod(annotations={names.MIRROR_ANNOTATION: "x"}),
+        Context(namespace="kube-system"),
+        Action.SKIPPED,
+        Reason.SYSTEM_NAMESPACE,
+    ),
+    (
+        "mirror-before-opt-out",
+        pod(
+            labels={names.INJECT_LABEL: names.POD_OPT_OUT},
+            annotations={names.MIRROR_ANNOTATION: "x"},
+        ),
+        Context(namespace="ns"),
+        Action.SKIPPED,
+        Reason.MIRROR_POD,
+    ),
+    (
+        "opt-out-before-not-kserve",
+        {
+            "metadata": {"name": "p", "labels": {names.INJECT_LABEL: names.POD_OPT_OUT}},
+            "spec": {"containers": [LEGACY_HEAD]},
+        },
+        Context(namespace="ns"),
+        Action.SKIPPED,
+        Reason.POD_OPTED_OUT,
+    ),
+    (
+        "not-kserve-before-containers",
+        {"metadata": {"name": "p"}, "spec": {"containers": [{**LEGACY_HEAD, "args": ["x"]}]}},
+        Context(namespace="ns"),
+        Action.SKIPPED,
+        Reason.NOT_KSERVE,
+    ),
+    # Among unchanged containers, a warned reason names the pod before already-migrated.
+    (
+        "warned-before-already-migrated",
+        pod(
+            containers=[
+                {**LEGACY_HEAD, "command": ["bash", "-c", 'python -m huggingfaceserver "$@"', "y"]},
+                {**LEGACY_HEAD, "name": names.WORKER_CONTAINER, "args": ["echo hi\n", "--x"]},
+            ]
+        ),
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.NO_LAUNCH_COMMAND,
+    ),
+    (
+        "already-migrated-before-not-a-target",
+        pod(
+            containers=[
+                {**LEGACY_HEAD, "command": ["bash", "-c", 'python -m huggingfaceserver "$@"', "y"]},
+                {**LEGACY_HEAD, "name": names.WORKER_CONTAINER, "command": [1], "args": []},
+            ]
+        ),
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.ALREADY_MIGRATED,
+    ),
 ]
 
 
