@@ -8,7 +8,7 @@ import json
 import jsonpatch
 import pytest
 
-from tests.support.builders import review
+from tests.support.builders import golden, review
 from webhook.core.admission import ReviewError, allow, failed, parse_review
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
@@ -50,7 +50,7 @@ def test_patched_response_echoes_uid_and_version(api_version: str) -> None:
     assert inner["patchType"] == "JSONPatch"
     ops = json.loads(base64.b64decode(inner["patch"]))
     assert ops == to_json(decision.patch)
-    jsonpatch.apply_patch(request.pod, ops)
+    assert jsonpatch.apply_patch(request.pod, ops) == golden("legacy-head-pod")["object"]
     assert inner["auditAnnotations"]["decision"] == Action.PATCHED
     assert inner["auditAnnotations"]["rules"].startswith("kserve-container=script-to-command+")
 

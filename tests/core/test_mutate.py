@@ -9,7 +9,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.support.builders import example, pod
+from tests.support.builders import example, golden, pod
+from webhook import __version__
 from webhook.core import names
 from webhook.core.model import Context, Options
 from webhook.core.mutate import WARNING_LIMIT, mutate
@@ -98,8 +99,9 @@ def test_status_annotation_records_version_rules_and_digest() -> None:
         ]
     )
     assert status["rules"] == {names.HEAD_CONTAINER: list(decision.rules[names.HEAD_CONTAINER])}
-    assert status["version"]
-    assert status["digest"].startswith("sha256:")
+    recorded = golden("legacy-head-pod")["object"]["metadata"]["annotations"]
+    assert status == json.loads(recorded[names.STATUS_ANNOTATION])
+    assert status["version"] == __version__
     assert decision.rules[names.HEAD_CONTAINER] == (
         Rule.SCRIPT_TO_COMMAND,
         Rule.FORWARD_ARGS,
@@ -112,6 +114,9 @@ def test_pod_without_metadata_annotations_gets_the_map() -> None:
     assert "annotations" not in pod["metadata"]
     decision = mutate(pod)
     assert decision.patch[-1].path == "/metadata/annotations"
+    assert (
+        jsonpatch.apply_patch(pod, to_json(decision.patch)) == golden("legacy-worker-pod")["object"]
+    )
 
 
 def test_container_named_in_the_status_annotation_is_left_alone() -> None:

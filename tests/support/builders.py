@@ -1,5 +1,6 @@
 """Builders for what the tests feed the webhook: the example and test-data pods, a generic
-KServe-labelled pod, and AdmissionReview bodies around any object."""
+KServe-labelled pod, AdmissionReview bodies around any object, and the goldens, the
+independent record of what admission makes of each test-data pod."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Final
 
 import yaml
 
+from webhook import __version__
 from webhook.core import names
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -25,6 +27,21 @@ LEGACY_HEAD: Final[dict[str, Any]] = {
 def _load(path: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load(path.read_text())
     return loaded
+
+
+# Goldens hold this in place of the webhook's version, so that a release touches none.
+VERSION_MASK: Final = "<version>"
+
+
+def golden(name: str) -> dict[str, Any]:
+    """The golden of test-data pod `name`: decision, reason, warnings and the admitted
+    `object`, whose status annotation names this version as the webhook writes it."""
+    found = _load(TESTDATA / "pods" / f"{name}.golden.yaml")
+    annotations = found["object"].get("metadata", {}).get("annotations", {})
+    if names.STATUS_ANNOTATION in annotations:
+        status = annotations[names.STATUS_ANNOTATION]
+        annotations[names.STATUS_ANNOTATION] = status.replace(VERSION_MASK, __version__)
+    return found
 
 
 def example(name: str) -> dict[str, Any]:
