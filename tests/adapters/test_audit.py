@@ -221,3 +221,19 @@ def test_restart_ops_add_the_annotation_wherever_it_is_missing(
         patched["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
         == "2026-11-25T12:00:00Z"
     )
+
+
+def test_restart_skips_what_no_deployment_recreates_and_exits_1_for_it(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    fakeapi.serving_install(api)
+    bare = copy.deepcopy(example("legacy-head-pod.yaml"))
+    bare["metadata"].update(name="bare", namespace="models")
+    api.put("pods", bare)
+    del api.objects["deployments", "models", "llama-predictor"]
+    done = cli("check", "--audit", "--restart", "--yes", "--kubeconfig", str(kubeconfig))
+    assert done.stderr.splitlines() == [
+        "skipped Deployment models/llama-predictor: it is gone",
+        "skipped Pod models/bare: no Deployment recreates it",
+    ]
+    assert done.returncode == 1  # the bare pod is still unrepaired
+    assert api.writes() == []

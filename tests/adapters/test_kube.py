@@ -434,3 +434,35 @@ def test_bootstrap_outside_a_pod_takes_the_kubeconfig_namespace(fake: Any) -> No
     done = cli("certs", "bootstrap", "--kubeconfig", str(kubeconfig))
     assert done.returncode == 0, done.stderr
     assert api.get("secrets", NS, SECRET) is not None
+
+
+def _no_ca_bundle(api: fakeapi.FakeApi) -> None:
+    for entry in api.objects["mutatingwebhookconfigurations", "", CONFIG]["webhooks"]:
+        entry["clientConfig"].pop("caBundle", None)
+
+
+def _no_tls_crt(api: fakeapi.FakeApi) -> None:
+    del api.objects["secrets", NS, SECRET]["data"]["tls.crt"]
+
+
+def _no_entries(api: fakeapi.FakeApi) -> None:
+    api.objects["mutatingwebhookconfigurations", "", CONFIG]["webhooks"] = []
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_no_ca_bundle, "caBundle is empty: the API server cannot verify the webhook"),
+        (_no_tls_crt, f"Secret {NS}/{SECRET} has no tls.crt"),
+        (_no_entries, "no webhook entries: nothing is mutated"),
+    ],
+    ids=["empty-ca-bundle", "secret-without-tls-crt", "no-entries"],
+)
+def test_check_names_each_broken_piece_of_tls_and_configuration(
+    installed: Any, damage: Any, said: str
+) -> None:
+    api, cluster = installed
+    serving_install(api)
+    damage(api)
+    findings = check(cluster, webhook_config=CONFIG, secret=SECRET, address=("127.0.0.1", 1))
+    assert [f.text for f in findings if not f.ok and said in f.text] == [said]

@@ -116,3 +116,29 @@ def test_changed_lines_per_file() -> None:
     counts = {path.name: changed_lines(path) for path in CORPUS_FILES}
     # The ODH v2.21 template was re-dumped whole before: a 468-line diff for 279 lines.
     assert counts["odh-model-controller-odh-v2.21-vllm-multinode-template.yaml"] <= 40
+
+
+@pytest.mark.parametrize(
+    ("chomp", "after", "tail"),
+    [("|-", "", "|-"), ("|", "", "|"), ("|+", "\n", "|+")],
+    ids=["strip", "clip", "keep"],
+)
+def test_a_literal_script_keeps_its_chomping(chomp: str, after: str, tail: str) -> None:
+    text = (
+        "kind: ServingRuntime\nmetadata:\n  name: rt\nspec:\n  containers:\n"
+        "    - name: kserve-container\n      command: [bash, -c]\n      args:\n"
+        f"        - {chomp}\n          ray start --head\n"
+        f"          python3 -m huggingfaceserver --model_dir=/mnt/models\n{after}"
+    )
+    migrated, _ = migrate_text(text, name="rt.yaml")
+    block = migrated.split("command:\n", 1)[1]
+    assert block == (
+        "        - bash\n        - -c\n"
+        f"        - {tail}\n          ray start --head\n"
+        '          python3 -m huggingfaceserver --model_dir=/mnt/models "$@"\n'
+        # With keep, the blank line that ended the old args block stays where it stood.
+        f"{after}        - kserve-container\n{after}"
+    )
+    script = yaml.safe_load(text)["spec"]["containers"][0]["args"][0]
+    new = yaml.safe_load(migrated)["spec"]["containers"][0]["command"][2]
+    assert new == script.replace("/mnt/models", '/mnt/models "$@"', 1)
