@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -236,16 +235,21 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
         creators = [threading.Thread(target=create, args=(n,)) for n in range(6)]
         for creator in creators:
             creator.start()
+
+        def more(count: int) -> None:
+            target = len(created) + count
+            wait(lambda: len(created) >= target, f"{count} more pods created", 60)
+
         try:
-            time.sleep(1.0)
+            more(100)
             for _ in range(3):
                 old = process
                 process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
                 service.backend = https_port
-                time.sleep(0.5)  # the preStop pause
+                more(100)  # the preStop pause: the old replica still serves its own
                 old.send_signal(signal.SIGTERM)
                 assert old.wait(60) == 0
-                time.sleep(0.5)
+                more(100)
         finally:
             stop.set()
             for creator in creators:

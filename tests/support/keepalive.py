@@ -79,6 +79,14 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def more(self, count: int) -> None:
+        """Return once `count` more requests have been answered (30 s at most)."""
+        target = self.answered + count
+        deadline = time.monotonic() + 30
+        while self.answered < target:
+            assert time.monotonic() < deadline, f"fewer than {count} answered in 30 s"
+            time.sleep(0.01)
+
     def count(self, *, error: str | None) -> None:
         with self.lock:
             if error is None:

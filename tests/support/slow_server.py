@@ -1,5 +1,6 @@
 """A webhook server in its own process whose reviews take 0.2 s, so that a test can send
-SIGTERM while reviews are in flight. Usage: python -m tests.support.slow_server CERT_DIR"""
+SIGTERM while reviews are in flight: it prints its ports, then `reviewing` as each review
+starts. Usage: python -m tests.support.slow_server CERT_DIR"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from webhook.transport.listeners import Listeners, bind, run
 
 
 def slow_review(pod: Any, **kwargs: Any) -> Decision:
+    print("reviewing", flush=True)
     time.sleep(0.2)
     return mutate(pod, **kwargs)
 

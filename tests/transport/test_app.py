@@ -43,8 +43,12 @@ def failing_review(pod: Any, **kwargs: Any) -> Decision:
     if labels.get(FAIL_LABEL) == "raise":
         raise RuntimeError("injected failure")
     if labels.get(FAIL_LABEL) == "slow":
-        time.sleep(0.3)
+        time.sleep(DEADLINE + 0.2)  # past the deadline, whatever the machine's speed
     return mutate(pod, **kwargs)
+
+
+# The default budget: an ordinary review is nowhere near it, even on a loaded machine.
+DEADLINE = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         tmp_path_factory.mktemp("server"),
         review=failing_review,
         body_limit=256 * 1024,
-        deadline_seconds=0.2,
+        deadline_seconds=DEADLINE,
     ) as live:
         yield live
 

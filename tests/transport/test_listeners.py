@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,18 +67,29 @@ def test_certificate_rotation_under_keep_alive_load(tmp_path: Path) -> None:
                     except httpx.HTTPError as error:
                         failures.append(repr(error))
 
+        def until(what: str, condition: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 10
+            while not condition():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.05)
+
         workers = [threading.Thread(target=hammer) for _ in range(4)]
         for worker in workers:
             worker.start()
-        time.sleep(0.3)
+        until("no review answered", lambda: answered >= 20)
         servers.swap_certificate(tmp_path / "tls", second)
-        deadline = time.monotonic() + 5
-        while live.served_certificate(first.ca_pem, second.ca_pem) != _der(second.cert_pem):
-            assert time.monotonic() < deadline, "new certificate never served"
-            time.sleep(0.05)
-        time.sleep(0.3)
+        until(
+            "new certificate never served",
+            lambda: live.served_certificate(first.ca_pem, second.ca_pem) == _der(second.cert_pem),
+        )
+        after_swap = answered
+        until("no review answered on the new pair", lambda: answered >= after_swap + 20)
         servers.swap_certificate(tmp_path / "tls", second, corrupt=True)
-        time.sleep(0.5)  # several reload intervals
+        with live.ops() as ops:
+            until(
+                "the corrupt pair was not refused",
+                lambda: "certificate_reload_errors_total 1.0" in ops.get("/metrics").text,
+            )
         assert live.served_certificate(first.ca_pem, second.ca_pem) == _der(second.cert_pem)
         stop.set()
         for worker in workers:
@@ -134,7 +146,8 @@ def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
             tls = client_context(bundle.ca_pem).wrap_socket(raw, server_hostname="localhost")
             servers.send_review(tls, json.dumps(review(uid=f"burst-{index}")).encode())
             connections.append(tls)
-        time.sleep(0.3)  # the first review is running, the others are queued behind it
+        # The first review is running, the others are queued behind it.
+        assert process.stdout.readline().strip() == "reviewing"
         process.send_signal(signal.SIGTERM)
         for index, tls in enumerate(connections):
             status, body = servers.read_response(tls)
@@ -274,7 +287,7 @@ def test_plain_http_and_requests_cut_at_shutdown_leave_no_traceback(tmp_path: Pa
                 b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
                 b"content-length: 1000\r\n\r\n{"
             )
-            time.sleep(0.3)
+            # The drain (1 s) gives the partial request time to arrive, whenever it does.
             process.send_signal(signal.SIGTERM)
             status, body = servers.read_response(cut)
         _, stderr = process.communicate(timeout=30)
@@ -332,34 +345,38 @@ def test_admission_stays_fast_while_the_largest_preview_runs(tmp_path: Path) -> 
 
         worker = threading.Thread(target=preview)
         worker.start()
-        latencies: list[float] = []
-        while worker.is_alive() or len(latencies) < 20:
-            started = time.perf_counter()
+        # Reviews sent and answered while the preview was still running: an order of events,
+        # not a clock. On the event loop, the first /mutate waited for the whole preview, so
+        # only those answered before its 4 MB body had arrived could be counted here.
+        during = 0
+        while worker.is_alive():
             assert client.post("/mutate", json=review()).status_code == 200
-            latencies.append(time.perf_counter() - started)
-            time.sleep(0.01)
+            during += worker.is_alive()
         worker.join()
     assert answered == [200, len(pods)]
-    # Parsing and rewriting the List takes seconds; admission must not wait on it. On the
-    # event loop, /mutate waited for the whole preview.
-    assert len(latencies) > 100, "the preview finished too quickly to show anything"
-    assert max(latencies) < 0.5, f"slowest /mutate during a preview: {max(latencies):.3f} s"
+    assert during >= 100, f"only {during} reviews were answered while the preview ran"
 
 
 def test_over_the_connection_cap_a_request_gets_a_json_503(tmp_path: Path) -> None:
+    def first_reply(status: int) -> httpx.Response:
+        """Reviews on fresh connections until one is answered `status`: the server counts a
+        connection once its handshake is done, and forgets it once it is closed."""
+        deadline = time.monotonic() + 10
+        while True:
+            with live.client() as client:
+                reply = client.post("/mutate", json=review())
+            if reply.status_code == status:
+                return reply
+            assert time.monotonic() < deadline, f"never answered {status}"
+
     with running(tmp_path, max_connections=3) as live:
         idle = [_tls_socket(live) for _ in range(3)]
-        time.sleep(0.2)  # the server has counted them once their handshakes are done
-        with live.client() as client:
-            reply = client.post("/mutate", json=review())
-            assert reply.status_code == 503
-            assert reply.headers["connection"] == "close"
-            assert reply.json() == {"error": "over 3 open connections or requests; retry"}
+        reply = first_reply(503)
+        assert reply.headers["connection"] == "close"
+        assert reply.json() == {"error": "over 3 open connections or requests; retry"}
         for sock in idle:
             sock.close()
-        time.sleep(0.2)
-        with live.client() as client:
-            assert client.post("/mutate", json=review()).status_code == 200
+        first_reply(200)
         with live.ops() as ops:
             metrics = ops.get("/metrics").text
     assert 'multinode_webhook_rejected_requests_total{code="503",endpoint="/mutate"} 1.0' in metrics

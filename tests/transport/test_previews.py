@@ -95,7 +95,7 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
             running = asyncio.ensure_future(
                 worker.render(_many_pods(1000), context=CONTEXT, options=OPTIONS, fmt="json")
             )
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0)  # the render runs up to its submission to the worker
             os.kill(pid, signal.SIGKILL)  # as the OOM killer would
             with pytest.raises(PreviewRefused) as refused:
                 await running
