@@ -180,9 +180,9 @@ def spawned(
     as deployed (uvloop, signals), on free ports of 127.0.0.1, once ready: the process, its
     HTTPS port and its plain-HTTP port. Its output is piped; `env` adds to this process's
     environment."""
-    https_port, http_port = free_port(), free_port()
-    ports = ["--bind-address", "127.0.0.1", "--https-port", str(https_port)]
-    ports += ["--http-port", str(http_port), "--preview-port", "0", *flags]
+    # Port 0: the server binds free ports itself and says which, so no port changes hands.
+    ports = ["--bind-address", "127.0.0.1", "--https-port", "0", "--http-port", "0"]
+    ports += ["--preview-port", "0", *flags]
     process = subprocess.Popen(
         [sys.executable, "-m", "webhook", *command, *ports],
         cwd=tmp_path,
@@ -192,6 +192,11 @@ def spawned(
         text=True,
     )
     try:
+        assert process.stdout is not None
+        bound = next((line for line in process.stdout if line.startswith("listening:")), None)
+        assert bound is not None, process.communicate()[1]
+        found = dict(pair.split("=") for pair in bound.split()[1:])
+        https_port, http_port = int(found["https_port"]), int(found["http_port"])
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.TransportError):

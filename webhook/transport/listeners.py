@@ -200,6 +200,8 @@ def serve(settings: Settings) -> None:
     tls = certs.CertificateReloader(settings.cert_dir)
     ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
     log.info("serving", extra={"fields": {**ports, "workers": settings.workers}})
+    # The ports as bound (port 0 takes a free one), for whoever started the server.
+    print("listening:", " ".join(f"{name}={port}" for name, port in ports.items()), flush=True)
 
     def listeners(state: app.AppState) -> Listeners:
         return Listeners(
