@@ -30,9 +30,13 @@ settings.register_profile(
 settings.register_profile(
     "long", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
-)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header() -> str:
+    drawn = "the same examples every run" if settings().derandomize else "new examples each run"
+    return f"hypothesis profile {PROFILE}: {settings().max_examples} examples, {drawn}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
