@@ -413,7 +413,9 @@ def _settings_flags(command: argparse.ArgumentParser) -> None:
         env = f"MULTINODE_WEBHOOK_{name.upper()}"
         default = spec.default
         shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = f"{spec.description} (env {env}; default: {shown if shown else 'none'})"
+        if shown in ("", None):
+            shown = "none"
+        help_text = f"{spec.description} (env {env}; default: {shown})"
         choices = (
             getattr(spec.annotation, "__args__", None)
             if "Literal" in str(spec.annotation)
