@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,9 +22,10 @@ from pydantic_settings import SettingsError
 
 from webhook import __version__
 from webhook.adapters.config import Settings
-from webhook.core.model import Context, Options
+from webhook.core.model import Context, Decision, Options
+from webhook.core.mutate import mutate
 from webhook.core.names import INJECT_LABEL, STATUS_ANNOTATION, Inject, Mode, Rule
-from webhook.core.raw import label_pair
+from webhook.core.raw import display_name, label_pair
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
 from webhook.offline.preview import (
@@ -37,6 +38,7 @@ from webhook.offline.preview import (
     runtimes_in,
 )
 from webhook.offline.render import NEWEST, RELEASES
+from webhook.offline.sandbox import resolved
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
@@ -179,6 +181,17 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         )
 
 
+def decide_in_sandbox(pod: Mapping[str, Any], context: Context) -> Decision:
+    """What admission decides for a cluster's pod, its scripts parsed in the sandbox, and a
+    script that crashes the parser answered `parser-failed` as admission answers it."""
+    options = Options(parse_scripts=False)
+    return resolved(
+        lambda: mutate(pod, context=context, options=options),
+        what=f"Pod {display_name(pod)}",
+        answer_crashes=True,
+    )
+
+
 def _setting_source(field: str, given: dict[str, Any]) -> str:
     if given.get(field) is not None:
         return "--" + field.replace("_", "-")
@@ -308,7 +321,12 @@ def _audit(args: argparse.Namespace) -> int:
     cluster = _cluster(args)
     done: list[str] = []
     try:
-        found = audit(cluster, webhook_config=args.webhook_config, namespace=args.namespace)
+        found = audit(
+            cluster,
+            webhook_config=args.webhook_config,
+            namespace=args.namespace,
+            decide=decide_in_sandbox,
+        )
         left = found.unrepaired
         if args.restart and found.owners:
             done, left = restart(
@@ -376,6 +394,7 @@ def _check(args: argparse.Namespace) -> int:
             namespace=namespace,
             pod=args.pod,
             address=address,
+            decide=decide_in_sandbox,
         )
     except KubeError as error:
         _fail(str(error))

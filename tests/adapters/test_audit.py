@@ -15,9 +15,15 @@ import pytest
 from tests.support import fakeapi
 from tests.support.builders import data_pod, example
 from tests.support.cli import cli, one_line_error
-from webhook.adapters.kube.audit import RESTARTED_AT, covers, restart_ops
+from tests.support.crash import crashing_script, parse_or_crash
+from webhook.adapters.kube.audit import RESTARTED_AT, audit, covers, restart_ops
+from webhook.adapters.kube.client import Cluster, connect
+from webhook.cli import decide_in_sandbox
 from webhook.core import names
 from webhook.core.patch import to_json
+from webhook.core.script import clear_cache
+from webhook.offline import sandbox
+from webhook.offline.sandbox import Sandbox
 
 NS_LABELS = {
     "models": {names.INJECT_LABEL: "enabled"},
@@ -237,3 +243,29 @@ def test_restart_skips_what_no_deployment_recreates_and_exits_1_for_it(cluster: 
     ]
     assert done.returncode == 1  # the bare pod is still unrepaired
     assert api.writes() == []
+
+
+def test_a_script_that_crashes_the_parser_does_not_stop_the_audit(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the command line runs it: scripts parsed in the sandbox, a crash answered as
+    admission answers it (`parser-failed`, so not a pod the webhook would repair)."""
+    api, kubeconfig = cluster
+    crashing = _owned(
+        example("legacy-head-pod.yaml"), name="crashing", namespace="models", deployment="crash"
+    )
+    crashing["spec"]["containers"][0]["args"][0] = crashing_script(9)
+    api.put("pods", crashing)
+    box = Sandbox(parse=parse_or_crash)
+    monkeypatch.setattr(sandbox, "_shared", box)
+    clear_cache()
+    try:
+        found = audit(
+            Cluster(connect(kubeconfig=str(kubeconfig))),
+            webhook_config="multinode-webhook",
+            decide=decide_in_sandbox,
+        )
+    finally:
+        box.close()
+    assert box.crashes == 1
+    assert [(o.name, o.pods) for o in found.owners] == [("llama-predictor", ["missed"])]

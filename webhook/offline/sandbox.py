@@ -96,21 +96,39 @@ class Sandbox:
         """The script's rewrite, parsed in the worker; `Crashed` if the parse killed it."""
         return self.call(self._parse, script, rules)
 
-    async def remember_async(self, missing: ScriptNotParsed) -> None:
+    def remember(self, missing: ScriptNotParsed) -> None:
         """Parse a missing script in the worker and cache its rewrite in this process; a script
         that kills the worker, now or before, is cached as `parser-failed`."""
-        digest = hashlib.sha256(missing.script.encode("utf-8", "surrogatepass")).digest()
-        rewritten = parser_failed()
-        if digest in self._crashers:
-            self._crashers.move_to_end(digest)
-        else:
+        rewritten = self._known_crasher(missing)
+        if rewritten is None:
+            try:
+                rewritten = self.rewrite(missing.script, missing.rules)
+            except Crashed:
+                rewritten = self._crashed_on(missing)
+        remember(missing.script, missing.rules, rewritten)
+
+    async def remember_async(self, missing: ScriptNotParsed) -> None:
+        """`remember`, awaited: the event loop runs on while the worker parses."""
+        rewritten = self._known_crasher(missing)
+        if rewritten is None:
             try:
                 rewritten = await self.call_async(self._parse, missing.script, missing.rules)
             except Crashed:
-                self._crashers[digest] = None
-                if len(self._crashers) > CRASHERS_KEPT:
-                    self._crashers.popitem(last=False)
+                rewritten = self._crashed_on(missing)
         remember(missing.script, missing.rules, rewritten)
+
+    def _known_crasher(self, missing: ScriptNotParsed) -> ScriptRewrite | None:
+        digest = _digest(missing.script)
+        if digest not in self._crashers:
+            return None
+        self._crashers.move_to_end(digest)
+        return parser_failed()
+
+    def _crashed_on(self, missing: ScriptNotParsed) -> ScriptRewrite:
+        self._crashers[_digest(missing.script)] = None
+        if len(self._crashers) > CRASHERS_KEPT:
+            self._crashers.popitem(last=False)
+        return parser_failed()
 
     def close(self) -> None:
         if self._executor is not None:
@@ -130,6 +148,10 @@ class Sandbox:
         self.close()
 
 
+def _digest(script: str) -> bytes:
+    return hashlib.sha256(script.encode("utf-8", "surrogatepass")).digest()
+
+
 _shared: Sandbox | None = None
 
 
@@ -141,10 +163,11 @@ def shared() -> Sandbox:
     return _shared
 
 
-def resolved(call: Callable[[], T], *, what: str) -> T:
+def resolved(call: Callable[[], T], *, what: str, answer_crashes: bool = False) -> T:
     """`call()`, after the shared sandbox parsed each script it may not parse itself.
 
-    A script that crashes the worker is a `ParserCrashed` naming `what` and the container.
+    A script that crashes the worker is a `ParserCrashed` naming `what` and the container; with
+    `answer_crashes`, it is `parser-failed` instead, as admission answers it.
     """
     parsed: set[tuple[str, frozenset[Rule]]] = set()
     while True:
@@ -155,6 +178,9 @@ def resolved(call: Callable[[], T], *, what: str) -> T:
             if key in parsed:
                 raise RuntimeError("the script cache cannot hold this object's scripts") from None
             parsed.add(key)
+            if answer_crashes:
+                shared().remember(missing)
+                continue
             try:
                 rewritten = shared().rewrite(missing.script, missing.rules)
             except Crashed:

@@ -16,16 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
 from webhook.adapters.kube.check import (
+    Decide,
     covered_namespaces,
     deployment_finding,
     endpoints_finding,
+    in_process,
     label_selector_matches,
     shadows,
 )
 from webhook.adapters.kube.client import Cluster
 from webhook.core import patch
 from webhook.core.model import Context
-from webhook.core.mutate import mutate
 from webhook.core.names import ISVC_LABEL, STATUS_ANNOTATION, Action
 from webhook.core.patch import PatchOp
 from webhook.core.raw import mapping, string
@@ -115,12 +116,12 @@ def covers(
     )
 
 
-def repairable(pod: Mapping[str, Any], namespace: str) -> bool:
+def repairable(pod: Mapping[str, Any], namespace: str, *, decide: Decide = in_process) -> bool:
     """Unrepaired and in a shape admission would patch now."""
     metadata = mapping(pod.get("metadata"))
     if STATUS_ANNOTATION in mapping(metadata.get("annotations")):
         return False
-    return mutate(pod, context=Context(namespace=namespace)).action is Action.PATCHED
+    return decide(pod, Context(namespace=namespace)).action is Action.PATCHED
 
 
 def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[str, str]:
@@ -136,7 +137,13 @@ def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[st
     return "Pod", string(metadata.get("name"))
 
 
-def audit(cluster: Cluster, *, webhook_config: str, namespace: str | None = None) -> Audit:
+def audit(
+    cluster: Cluster,
+    *,
+    webhook_config: str,
+    namespace: str | None = None,
+    decide: Decide = in_process,
+) -> Audit:
     """Every covered pod in `namespace` (or in all namespaces) the webhook left unrepaired."""
     configuration = cluster.webhook_configuration(webhook_config)
     entries = _patching_entries(configuration)
@@ -155,7 +162,7 @@ def audit(cluster: Cluster, *, webhook_config: str, namespace: str | None = None
             pod_labels = mapping(metadata.get("labels"))
             if not covers(entries, namespace_labels=labels.get(name, {}), pod_labels=pod_labels):
                 continue
-            if not repairable(pod, name):
+            if not repairable(pod, name, decide=decide):
                 continue
             kind, owner_name = _owner(cluster, pod, name)
             key = (name, kind, owner_name)

@@ -13,14 +13,14 @@ import base64
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.adapters import certs
 from webhook.adapters.kube.client import Cluster, secret_data
 from webhook.adapters.kube.probe import handshake
-from webhook.core.model import Context
+from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import (
     DEFAULT_TARGET_CONTAINERS,
@@ -33,6 +33,14 @@ from webhook.core.names import (
 from webhook.core.raw import mapping, string
 
 BOOTSTRAP_JOB: Final = "multinode-webhook-certs"
+
+# What admission decides for a pod: `mutate` in this process, unless the caller parses
+# scripts elsewhere (the command line passes one that uses its sandbox).
+Decide = Callable[[Mapping[str, Any], Context], Decision]
+
+
+def in_process(pod: Mapping[str, Any], context: Context) -> Decision:
+    return mutate(pod, context=context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +256,7 @@ def check(
     pod: str | None = None,
     address: tuple[str, int] | None = None,
     now: dt.datetime | None = None,
+    decide: Decide = in_process,
 ) -> list[Finding]:
     """What the installed webhook covers, whether its TLS is sound, and what happened to a pod."""
     now = now or dt.datetime.now(dt.UTC)
@@ -319,6 +328,7 @@ def check(
                 namespace,
                 mutated=namespace in mutated,
                 shadowed=namespace in shadowed,
+                decide=decide,
             )
         )
     return findings
@@ -380,7 +390,7 @@ def _certificate_findings(
 
 
 def _pod_finding(
-    pod: Mapping[str, Any], namespace: str, *, mutated: bool, shadowed: bool
+    pod: Mapping[str, Any], namespace: str, *, mutated: bool, shadowed: bool, decide: Decide
 ) -> Finding:
     name = f"Pod {namespace}/{mapping(pod.get('metadata')).get('name')}"
     annotations = mapping(mapping(pod.get("metadata")).get("annotations"))
@@ -393,7 +403,7 @@ def _pod_finding(
             f"(label it {INJECT_LABEL}={Inject.ENABLED})",
             ok=False,
         )
-    decision = mutate(pod, context=Context(namespace=namespace, shadow=shadowed and not mutated))
+    decision = decide(pod, Context(namespace=namespace, shadow=shadowed and not mutated))
     if decision.action in (Action.PATCHED, Action.SHADOW):
         why = (
             "its namespace is in shadow"
