@@ -28,7 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, TypeVar
 
-from webhook.core.names import Rule
+from webhook.core.names import Reason, Rule
 from webhook.core.script import (
     ScriptNotParsed,
     ScriptRewrite,
@@ -96,9 +96,9 @@ class Sandbox:
         """The script's rewrite, parsed in the worker; `Crashed` if the parse killed it."""
         return self.call(self._parse, script, rules)
 
-    def remember(self, missing: ScriptNotParsed) -> None:
-        """Parse a missing script in the worker and cache its rewrite in this process; a script
-        that kills the worker, now or before, is cached as `parser-failed`."""
+    def remember(self, missing: ScriptNotParsed) -> ScriptRewrite:
+        """Parse a missing script in the worker and cache its rewrite in this process, and
+        return it; a script that kills the worker, now or before, is `parser-failed`."""
         rewritten = self._known_crasher(missing)
         if rewritten is None:
             try:
@@ -106,6 +106,7 @@ class Sandbox:
             except Crashed:
                 rewritten = self._crashed_on(missing)
         remember(missing.script, missing.rules, rewritten)
+        return rewritten
 
     async def remember_async(self, missing: ScriptNotParsed) -> None:
         """`remember`, awaited: the event loop runs on while the worker parses."""
@@ -178,11 +179,6 @@ def resolved(call: Callable[[], T], *, what: str, answer_crashes: bool = False) 
             if key in parsed:
                 raise RuntimeError("the script cache cannot hold this object's scripts") from None
             parsed.add(key)
-            if answer_crashes:
-                shared().remember(missing)
-                continue
-            try:
-                rewritten = shared().rewrite(missing.script, missing.rules)
-            except Crashed:
+            crashed = shared().remember(missing).reason is Reason.PARSER_FAILED
+            if crashed and not answer_crashes:
                 raise ParserCrashed(f"{what}: container {missing.container}: {CRASHED}") from None
-            remember(missing.script, missing.rules, rewritten)
