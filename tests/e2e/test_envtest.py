@@ -23,8 +23,9 @@ import yaml
 from tests.support import servers
 from tests.support.builders import REPO, data_pod, example
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
 from tests.support.keepalive import Service
+from tests.support.poll import wait
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ import yaml
 
 from tests.support import servers
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, wait
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
 from tests.support.install import user_overlay
+from tests.support.poll import wait
 from webhook.adapters import certs
 
 pytestmark = ENVTEST
@@ -83,8 +85,12 @@ def _stand_in_crds(client: httpx.Client) -> None:
         reply = client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
         assert reply.status_code in (201, 409), reply.text
     for group, _, plural in STAND_INS:
-        path = f"/apis/{group}/v1/{plural}"
-        wait(lambda path=path: client.get(path).status_code == 200, f"the {plural} stand-in")
+        served = partial(_served, client, f"/apis/{group}/v1/{plural}")
+        wait(served, f"the {plural} stand-in")
+
+
+def _served(client: httpx.Client, path: str) -> bool:
+    return client.get(path).status_code == 200
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:

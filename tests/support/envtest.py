@@ -8,11 +8,9 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
+from tests.support.poll import wait
 
 ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
 BINARIES = ("kube-apiserver", "etcd")
@@ -43,19 +42,6 @@ class Cluster:
             timeout=10,
             headers={"authorization": f"Bearer {self.token}"},
         )
-
-
-def wait(check: Any, what: str, seconds: float = 60) -> None:
-    """Until `check()` is true (an HTTP error counts as not yet), or fail naming `what`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def started(work: Path) -> Iterator[Cluster]:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from tests.support.poll import wait
+
 
 class Service:
     """A TCP proxy on 127.0.0.1: each accepted connection is joined to `backend` as it is at
@@ -82,10 +84,7 @@ class Tally:
     def more(self, count: int) -> None:
         """Return once `count` more requests have been answered (30 s at most)."""
         target = self.answered + count
-        deadline = time.monotonic() + 30
-        while self.answered < target:
-            assert time.monotonic() < deadline, f"fewer than {count} answered in 30 s"
-            time.sleep(0.01)
+        wait(lambda: self.answered >= target, f"{count} more requests answered")
 
     def count(self, *, error: str | None) -> None:
         with self.lock:

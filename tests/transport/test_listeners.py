@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import servers
 from tests.support.builders import REPO, example, review
+from tests.support.poll import wait
 from tests.support.servers import client_context, running
 from webhook.adapters import certs
 from webhook.core import names
@@ -67,28 +67,22 @@ def test_certificate_rotation_under_keep_alive_load(tmp_path: Path) -> None:
                     except httpx.HTTPError as error:
                         failures.append(repr(error))
 
-        def until(what: str, condition: Callable[[], bool]) -> None:
-            deadline = time.monotonic() + 10
-            while not condition():
-                assert time.monotonic() < deadline, what
-                time.sleep(0.05)
-
         workers = [threading.Thread(target=hammer) for _ in range(4)]
         for worker in workers:
             worker.start()
-        until("no review answered", lambda: answered >= 20)
+        wait(lambda: answered >= 20, "reviews answered")
         servers.swap_certificate(tmp_path / "tls", second)
-        until(
-            "new certificate never served",
+        wait(
             lambda: live.served_certificate(first.ca_pem, second.ca_pem) == _der(second.cert_pem),
+            "the new certificate served",
         )
         after_swap = answered
-        until("no review answered on the new pair", lambda: answered >= after_swap + 20)
+        wait(lambda: answered >= after_swap + 20, "reviews answered on the new pair")
         servers.swap_certificate(tmp_path / "tls", second, corrupt=True)
         with live.ops() as ops:
-            until(
-                "the corrupt pair was not refused",
+            wait(
                 lambda: "certificate_reload_errors_total 1.0" in ops.get("/metrics").text,
+                "the corrupt pair refused",
             )
         assert live.served_certificate(first.ca_pem, second.ca_pem) == _der(second.cert_pem)
         stop.set()
@@ -107,10 +101,10 @@ def test_an_expired_pair_never_replaces_the_served_one(tmp_path: Path) -> None:
     with running(tmp_path) as live, live.ops() as ops:
         served = live.served_certificate()
         servers.swap_certificate(tmp_path / "tls", expired)
-        deadline = time.monotonic() + 5
-        while "certificate_reload_errors_total 1.0" not in ops.get("/metrics").text:
-            assert time.monotonic() < deadline, "the refused pair was not counted"
-            time.sleep(0.1)
+        wait(
+            lambda: "certificate_reload_errors_total 1.0" in ops.get("/metrics").text,
+            "the refused pair counted",
+        )
         assert live.served_certificate() == served
         assert ops.get("/readyz").status_code == 200
 
@@ -488,10 +482,7 @@ def test_sigterm_drains_before_it_stops(tmp_path: Path) -> None:
             assert servers.read_response(kept)[0] == 200
             process.send_signal(signal.SIGTERM)
             ops = f"http://127.0.0.1:{http_port}/readyz"
-            deadline = time.monotonic() + 10
-            while httpx.get(ops).status_code != 503:
-                assert time.monotonic() < deadline, "/readyz never failed"
-                time.sleep(0.05)
+            wait(lambda: httpx.get(ops).status_code == 503, "/readyz failing")
             assert process.poll() is None  # still serving the connection it holds
             servers.send_review(kept, body)
             head = b""
