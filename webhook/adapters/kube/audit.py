@@ -18,11 +18,11 @@ from typing import Any, Final, TypedDict
 from webhook.adapters.kube.check import (
     Decide,
     covered_namespaces,
-    deployment_finding,
-    endpoints_finding,
     in_process,
     label_selector_matches,
+    serving_findings,
     shadows,
+    webhook_service,
 )
 from webhook.adapters.kube.client import Cluster
 from webhook.core import patch
@@ -192,15 +192,9 @@ class NotServing(RuntimeError):
 
 def not_serving(cluster: Cluster, configuration: Mapping[str, Any]) -> list[str]:
     """Why nothing serves the webhook now (its Deployment, its Service's endpoints), or []."""
-    entries = configuration.get("webhooks") or []
-    service = mapping(
-        mapping(mapping(entries[0] if entries else {}).get("clientConfig")).get("service")
-    )
-    namespace, name = string(service.get("namespace")), string(service.get("name"))
-    found = [
-        deployment_finding(cluster.deployment(namespace, name), namespace=namespace, name=name),
-        endpoints_finding(cluster.endpoint_slices(namespace, name), name=f"{namespace}/{name}"),
-    ]
+    namespace, name = webhook_service(configuration.get("webhooks") or [])
+    deployment = cluster.deployment(namespace, name)
+    found = serving_findings(cluster, deployment, namespace=namespace, name=name)
     return [finding.text for finding in found if not finding.ok]
 
 

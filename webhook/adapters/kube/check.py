@@ -194,6 +194,25 @@ def endpoints_finding(slices: Sequence[Mapping[str, Any]], *, name: str) -> Find
     return Finding(f"Service {name}: {ready} ready endpoints")
 
 
+def webhook_service(entries: Sequence[Any]) -> tuple[str, str]:
+    """(namespace, name) of the Service the first entry calls: the webhook's own, whose
+    Deployment bears the same name."""
+    first = mapping(entries[0]) if entries else {}
+    service = mapping(mapping(first.get("clientConfig")).get("service"))
+    return string(service.get("namespace")), string(service.get("name"))
+
+
+def serving_findings(
+    cluster: Cluster, deployment: Mapping[str, Any] | None, *, namespace: str, name: str
+) -> list[Finding]:
+    """Whether something serves the webhook: its Deployment's ready replicas and its
+    Service's ready endpoints."""
+    return [
+        deployment_finding(deployment, namespace=namespace, name=name),
+        endpoints_finding(cluster.endpoint_slices(namespace, name), name=f"{namespace}/{name}"),
+    ]
+
+
 def job_finding(job: Mapping[str, Any] | None, *, namespace: str, name: str) -> Finding:
     """How the certificate bootstrap Job ended, when there is one."""
     if job is None:
@@ -269,7 +288,7 @@ def check(
     if not entries:
         return [*findings, Finding("no webhook entries: nothing is mutated", ok=False)]
     service = mapping(mapping(entries[0].get("clientConfig")).get("service"))
-    service_name, service_ns = string(service.get("name")), string(service.get("namespace"))
+    service_ns, service_name = webhook_service(entries)
     for entry in entries:
         client_config = mapping(entry.get("clientConfig"))
         target = mapping(client_config.get("service"))
@@ -282,11 +301,9 @@ def check(
         )
 
     deployment = cluster.deployment(service_ns, service_name)
-    name = f"{service_ns}/{service_name}"
     findings += [
-        target_containers_finding(entries, deployment, name=name),
-        deployment_finding(deployment, namespace=service_ns, name=service_name),
-        endpoints_finding(cluster.endpoint_slices(service_ns, service_name), name=name),
+        target_containers_finding(entries, deployment, name=f"{service_ns}/{service_name}"),
+        *serving_findings(cluster, deployment, namespace=service_ns, name=service_name),
         job_finding(
             cluster.job(service_ns, BOOTSTRAP_JOB), namespace=service_ns, name=BOOTSTRAP_JOB
         ),
