@@ -16,7 +16,7 @@ import pytest
 import yaml
 from celpy.adapter import json_to_cel
 
-from tests.support import kserve
+from tests.support import kserve, llmisvc
 from tests.support.builders import TESTDATA
 from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, user_overlay
 from tests.support.positional import CASES, case_pod
@@ -26,7 +26,7 @@ from webhook.adapters.config import Settings
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
 from webhook.core.mutate import mutate
-from webhook.core.names import Action, Inject, Mode
+from webhook.core.names import Inject, Mode
 
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
@@ -102,8 +102,11 @@ def test_optional_components_render_and_validate(with_components: list[dict[str,
 def test_webhook_entries(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     configuration = one(overlay[1], "MutatingWebhookConfiguration")
     entries = configuration["webhooks"]
-    assert [e["clientConfig"]["service"]["path"] for e in entries] == ["/mutate", "/mutate/shadow"]
-    for entry in entries:
+    assert [e["clientConfig"]["service"]["path"] for e in entries] == [
+        "/mutate",
+        "/mutate/shadow",
+    ] * 2
+    for index, entry in enumerate(entries):
         assert entry["clientConfig"]["service"] == {
             **entry["clientConfig"]["service"],
             "name": "multinode-webhook",
@@ -130,9 +133,14 @@ def test_webhook_entries(overlay: tuple[str, list[dict[str, Any]]]) -> None:
             "IfNeeded",
             "Equivalent",
         )
+        kserve = (
+            {"key": names.ISVC_LABEL, "operator": "Exists"}
+            if index < 2
+            else {"key": names.PART_OF_LABEL, "operator": "In", "values": [names.LLMISVC_PART_OF]}
+        )
         assert entry["objectSelector"] == {
             "matchExpressions": [
-                {"key": names.ISVC_LABEL, "operator": "Exists"},
+                kserve,
                 {"key": names.INJECT_LABEL, "operator": "NotIn", "values": [names.POD_OPT_OUT]},
             ]
         }
@@ -164,7 +172,8 @@ def test_namespace_selection(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     for namespace, own_labels in namespaces.items():
         labels = {**own_labels, "kubernetes.io/metadata.name": namespace}  # set by the API server
         got = tuple(label_selector_matches(entry["namespaceSelector"], labels) for entry in entries)
-        assert got == EXPECTED[mode].get(namespace, (False, False)), (namespace, got)
+        # The same for InferenceService pods (entries 0, 1) and LLMInferenceService pods (2, 3).
+        assert got == EXPECTED[mode].get(namespace, (False, False)) * 2, (namespace, got)
 
 
 def _cel(entry: dict[str, Any]) -> list[Any]:
@@ -216,18 +225,39 @@ CEL_CASES = [
     ("pod", "called"), [c[1:] for c in CEL_CASES], ids=[c[0] for c in CEL_CASES]
 )
 def test_match_conditions(pod: dict[str, Any], called: bool) -> None:
-    entries = one(render(DEPLOY / "overlays" / "opt-in"), "MutatingWebhookConfiguration")[
-        "webhooks"
-    ]
-    for entry in entries:
+    for entry in _entries()[:2]:
         assert _calls(_cel(entry), pod) is called
 
 
-def test_match_conditions_let_through_every_pod_the_webhook_patches() -> None:
-    entries = one(render(DEPLOY / "overlays" / "opt-in"), "MutatingWebhookConfiguration")[
-        "webhooks"
-    ]
-    programs = _cel(entries[0])
+LLM_CEL_CASES = [
+    ("eval shape", _pod(["/bin/bash", "-c", "script", "--"], name=names.LLM_CONTAINER), True),
+    ("script in args", _pod(["/bin/bash", "-c"], name=names.LLM_CONTAINER), True),
+    ("exec form", _pod(["vllm", "serve", "/mnt/models"], name=names.LLM_CONTAINER), False),
+    ("head name", _pod(["bash", "-c"]), False),
+    (
+        "already rewritten",
+        _pod(["bash", "-c"], name=names.LLM_CONTAINER, annotations={names.STATUS_ANNOTATION: "{}"}),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("pod", "called"), [c[1:] for c in LLM_CEL_CASES], ids=[c[0] for c in LLM_CEL_CASES]
+)
+def test_llm_match_conditions(pod: dict[str, Any], called: bool) -> None:
+    for entry in _entries()[2:]:
+        assert _calls(_cel(entry), pod) is called
+
+
+def _entries() -> list[dict[str, Any]]:
+    configuration = one(render(DEPLOY / "overlays" / "opt-in"), "MutatingWebhookConfiguration")
+    return configuration["webhooks"]  # type: ignore[no-any-return]
+
+
+def test_match_conditions_let_through_every_pod_the_webhook_changes() -> None:
+    entries = _entries()
+    isvc_programs, llm_programs = _cel(entries[0]), _cel(entries[2])
     pods = [
         yaml.safe_load(p.read_text())
         for p in (TESTDATA / "pods").glob("*.yaml")
@@ -236,9 +266,18 @@ def test_match_conditions_let_through_every_pod_the_webhook_patches() -> None:
     pods.extend(case_pod(case) for case in CASES)
     if kserve.CORPUS.is_dir():
         pods.extend(pod for _, _, pod in kserve.corpus_pods())
-    patched = [pod for pod in pods if mutate(pod).action == Action.PATCHED]
-    assert len(patched) >= 6 + len(CASES) // 2
-    for pod in patched:
+    if llmisvc.CORPUS.is_dir():
+        for path in llmisvc.preset_files():
+            config = llmisvc.load(path)
+            pods.extend(
+                llmisvc.build_pod(config, role=role, user_args=["--x=1"])
+                for role in llmisvc.roles(config)
+            )
+    changed = [pod for pod in pods if mutate(pod).patch]
+    assert len(changed) >= 6 + len(CASES) // 2
+    for pod in changed:
+        llm = pod["metadata"].get("labels", {}).get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF
+        programs = llm_programs if llm else isvc_programs
         assert _calls(programs, pod), pod["spec"]["containers"]
 
 

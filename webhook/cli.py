@@ -77,6 +77,7 @@ def _options(args: argparse.Namespace) -> Options:
     defaults = Options()
     return Options(
         containers=tuple(getattr(args, "containers", None) or defaults.containers),
+        llm_containers=tuple(getattr(args, "llm_containers", None) or defaults.llm_containers),
         own_namespace=getattr(args, "own_namespace", None) or defaults.own_namespace,
         rules=frozenset(Rule(rule) for rule in chosen),
         # The command line parses scripts in a sandbox: a parser crash is an error, not a signal.
@@ -553,6 +554,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a container name that may be rewritten, as serve --containers (repeatable; "
         "default: kserve-container, worker-container)",
+    )
+    preview.add_argument(
+        "--llm-containers",
+        action="append",
+        metavar="NAME",
+        help="a container name of LLMInferenceService pods that may be rewritten, as serve "
+        "--llm-containers (repeatable; default: main)",
     )
     preview.add_argument(
         "--own-namespace",

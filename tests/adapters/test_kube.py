@@ -68,7 +68,7 @@ def test_first_run_creates_the_secret_and_writes_every_ca_bundle(fake: Any) -> N
     assert any("created" in a for a in actions)
     data, bundles = stored(api)
     assert api.get("secrets", NS, SECRET)["type"] == "kubernetes.io/tls"
-    assert bundles == [data["ca.crt"], data["ca.crt"]]
+    assert bundles == [data["ca.crt"]] * 4
     assert certs.issued_by(data["tls.crt"], bundles[0])
     assert certs.covers(data["tls.crt"], certs.service_sans(SERVICE, NS))
     assert certs.key_matches(data["tls.crt"], data["tls.key"])
@@ -258,8 +258,10 @@ def test_check_from_outside_the_cluster_says_what_it_did_not_verify(
         (("--containers=kserve-container", "--containers", "worker-container"), True),
         (("--containers=server",), False),
         (("--containers", "kserve-container"), False),
+        (("--llm-containers=main",), True),
+        (("--llm-containers=vllm",), False),
     ],
-    ids=["default", "same-names", "other-name", "one-missing"],
+    ids=["default", "same-names", "other-name", "one-missing", "llm-same", "llm-other"],
 )
 def test_check_compares_the_server_containers_with_the_cel_names(
     fake: Any, extra_args: tuple[str, ...], agree: bool
@@ -274,14 +276,17 @@ def test_check_compares_the_server_containers_with_the_cel_names(
         text=True,
         check=False,
     )
+    pods = "LLMInferenceService" if "llm" in "".join(extra_args) else "InferenceService"
     if agree:
-        assert (
-            "   target containers: kserve-container, worker-container (server and CEL agree)"
-            in (done.stdout)
+        assert "   InferenceService target containers: kserve-container, worker-container " in (
+            done.stdout
+        )
+        assert "   LLMInferenceService target containers: main (server and CEL agree)" in (
+            done.stdout
         )
         assert done.returncode == 0, done.stdout
     else:
-        assert "!! target containers differ: the server rewrites" in done.stdout
+        assert f"!! {pods} target containers differ: the server rewrites" in done.stdout
         assert done.returncode == 1, done.stdout
 
 

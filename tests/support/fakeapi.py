@@ -58,9 +58,10 @@ def opt_in_configuration() -> dict[str, Any]:
     base: dict[str, Any] = yaml.safe_load(
         (REPO / "deploy/base/mutatingwebhookconfiguration.yaml").read_text()
     )
-    base["webhooks"][0]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.ENABLED}}
-    base["webhooks"][1]["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: Inject.SHADOW}}
-    for entry in base["webhooks"]:  # as kustomize fills it in from the overlay's namespace
+    for index, entry in enumerate(base["webhooks"]):  # mutate, shadow; for each kind of pod
+        inject = Inject.SHADOW if index % 2 else Inject.ENABLED
+        entry["namespaceSelector"] = {"matchLabels": {names.INJECT_LABEL: inject}}
+        # as kustomize fills it in from the overlay's namespace
         entry["clientConfig"]["service"]["namespace"] = INSTALL_NAMESPACE
     return base
 

@@ -75,14 +75,21 @@ def install_stubs(directory: Path) -> None:
 
 
 def run(
-    pod: Mapping[str, Any], name: str, workdir: Path, *, unset: tuple[str, ...] = ()
+    pod: Mapping[str, Any],
+    name: str,
+    workdir: Path,
+    *,
+    unset: tuple[str, ...] = (),
+    added: Mapping[str, str] | None = None,
 ) -> list[list[str]]:
     """Execute container `name` of `pod` and return every stub call, in order.
 
-    `unset` removes variables from the container's env, to exercise unset-vs-empty cases.
+    `unset` removes variables from the container's env, to exercise unset-vs-empty cases;
+    `added` sets more, as another webhook (a LeaderWorkerSet's) would.
     """
     container = next(c for c in pod["spec"]["containers"] if c["name"] == name)
     env = {k: v for k, v in container_env(pod, container).items() if k not in unset}
+    env.update(added or {})
     argv = [
         expand(word, env) for word in [*container.get("command", []), *container.get("args", [])]
     ]

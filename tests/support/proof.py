@@ -45,10 +45,12 @@ def with_user_args(pod: dict[str, Any], name: str, user_args: list[str]) -> dict
     return changed
 
 
-def launch(pod: dict[str, Any], name: str, workdir: Path) -> list[str]:
+def launch(
+    pod: dict[str, Any], name: str, workdir: Path, *, added: dict[str, str] | None = None
+) -> list[str]:
     """The argv the last stub call (the launch command) received."""
     workdir.mkdir(parents=True, exist_ok=True)
-    calls = kubelet.run(pod, name, workdir)
+    calls = kubelet.run(pod, name, workdir, added=added)
     assert calls, "the script called none of the stubs"
     return calls[-1]
 

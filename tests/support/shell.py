@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -28,8 +29,10 @@ def shellcheck_binary() -> str:
     return found
 
 
+@functools.lru_cache(maxsize=256)
 def findings(script: str) -> Counter[int]:
-    """shellcheck's finding codes for the script, counted."""
+    """shellcheck's finding codes for the script, counted (cached: presets of several releases
+    share their scripts)."""
     completed = subprocess.run(
         [shellcheck_binary(), "--shell=bash", "--format=json", "-"],
         input=script,

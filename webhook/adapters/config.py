@@ -68,7 +68,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="log line format")
     workers: int = Field(1, ge=1, le=64, description="server processes sharing the ports")
     containers: tuple[str, ...] = Field(
-        names.DEFAULT_TARGET_CONTAINERS, description="names of the containers that may be rewritten"
+        names.DEFAULT_TARGET_CONTAINERS,
+        description="names of the containers of InferenceService pods that may be rewritten",
+    )
+    llm_containers: tuple[str, ...] = Field(
+        names.DEFAULT_LLM_CONTAINERS,
+        description="names of the containers of LLMInferenceService pods that may be rewritten",
     )
     own_namespace: str = Field(
         names.DEFAULT_OWN_NAMESPACE, description="the webhook's own namespace (never mutated)"
@@ -117,6 +122,7 @@ class Settings(BaseSettings):
     def options(self) -> Options:
         return Options(
             containers=self.containers,
+            llm_containers=self.llm_containers,
             own_namespace=self.own_namespace,
             rules=frozenset(self.rules),
             max_script_bytes=self.max_script_bytes,

@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple
 
 from webhook.core.names import (
     CREATE,
+    DEFAULT_LLM_CONTAINERS,
     DEFAULT_OWN_NAMESPACE,
     DEFAULT_TARGET_CONTAINERS,
     Action,
@@ -51,13 +52,15 @@ POD_KIND: Final = Kind("", "v1", "Pod")
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """What the installation configures: which containers are targets, which namespace is ours,
+    """What the installation configures: which containers are targets (`containers` in
+    InferenceService pods, `llm_containers` in LLMInferenceService pods), which namespace is ours,
     which rules of the rewrite are on (all by default), the largest script rewritten, the
     bytes the decision caches may hold, and whether this process may parse a script it has not
     seen (`parse_scripts`; when False, such a script raises `ScriptNotParsed` for the caller to
     parse in a sandbox and `remember`)."""
 
     containers: tuple[str, ...] = DEFAULT_TARGET_CONTAINERS
+    llm_containers: tuple[str, ...] = DEFAULT_LLM_CONTAINERS
     own_namespace: str = DEFAULT_OWN_NAMESPACE
     rules: frozenset[Rule] = frozenset(Rule)
     max_script_bytes: int = 128 * 1024
@@ -101,7 +104,7 @@ class TraceStep(NamedTuple):
 class ContainerPlan:
     """What happens to one target-named container: `outcome` is LOSSY_ARGS when it is
     rewritten, and then `command`/`args` are its new fields (`args` None: removed; `keep_args`:
-    left as they are). `note` says how an arg now arrives differently, for a warning."""
+    left as they are). `notes` say how args now arrive differently, for warnings."""
 
     name: str
     outcome: Reason
@@ -110,7 +113,7 @@ class ContainerPlan:
     args: tuple[str, ...] | None = None
     rules: tuple[Rule, ...] = ()
     keep_args: bool = False
-    note: str = ""
+    notes: tuple[str, ...] = ()
 
 
 NO_RULES: Final[Mapping[str, tuple[Rule, ...]]] = MappingProxyType({})

@@ -15,11 +15,17 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context, Decision, Options
-from webhook.core.names import WARNED_REASONS, Action
+from webhook.core.names import (
+    PROBLEM_ANNOTATION,
+    STATUS_ANNOTATION,
+    WARNED_REASONS,
+    Action,
+    Reason,
+)
 from webhook.core.patch import PatchOp
 from webhook.core.read import PodFacts, read_pod
-from webhook.core.rewrite import container_ops, status_annotation, status_op
-from webhook.core.selection import select
+from webhook.core.rewrite import annotation_ops, container_ops, problem_text, status_annotation
+from webhook.core.selection import Selection, select
 
 WARNING_LIMIT: Final = 120
 DECISION_CACHE_SIZE: Final = 1024
@@ -50,6 +56,21 @@ def mutate(
     return decide(facts)
 
 
+def _owner(facts: PodFacts) -> str:
+    """The kind of object whose args the pod carries."""
+    return "LLMInferenceService" if facts.isvc is None and facts.llm else "InferenceService"
+
+
+def _problem(facts: PodFacts, selection: Selection) -> dict[str, str]:
+    """The problem annotation a pod gets when the args of its containers replaced their
+    script (DESIGN §2.1), unless it says so already."""
+    replaced = [p.plan.name for p in selection.plans if p.plan.outcome is Reason.SCRIPT_REPLACED]
+    if not replaced or selection.action is Action.SHADOW:
+        return {}
+    text = problem_text(replaced)
+    return {} if facts.problem == text else {PROBLEM_ANNOTATION: text}
+
+
 def _decide(facts: PodFacts) -> Decision:
     """The decision for a pod with these facts."""
     selection = select(facts)
@@ -58,8 +79,22 @@ def _decide(facts: PodFacts) -> Decision:
         for p in selection.plans
         if p.plan.outcome in WARNED_REASONS
     ]
+    base = facts.base
+    annotations = _problem(facts, selection)
     if selection.action in (Action.SKIPPED, Action.UNCHANGED):
-        return Decision(selection.action, selection.reason, selection.trace, (), tuple(warnings))
+        explained = (
+            annotation_ops(
+                annotations,
+                base=base,
+                has_metadata=facts.has_metadata,
+                has_annotations=facts.has_annotations,
+            )
+            if annotations
+            else []
+        )
+        return Decision(
+            selection.action, selection.reason, selection.trace, tuple(explained), tuple(warnings)
+        )
 
     targets = selection.targets
     rules = MappingProxyType({p.plan.name: p.plan.rules for p in targets})
@@ -72,7 +107,6 @@ def _decide(facts: PodFacts) -> Decision:
             Action.SHADOW, selection.reason, selection.trace, (), tuple(warnings), rules
         )
 
-    base = facts.base
     ops: list[PatchOp] = []
     for target in targets:
         ops.extend(container_ops(target.plan, path=f"{base}/spec/containers/{target.position}"))
@@ -80,18 +114,19 @@ def _decide(facts: PodFacts) -> Decision:
         **selection.recorded,
         **{name: list(applied) for name, applied in rules.items()},
     }
-    ops.append(
-        status_op(
-            status_annotation(recorded, ops),
+    annotations[STATUS_ANNOTATION] = status_annotation(recorded, ops)
+    ops.extend(
+        annotation_ops(
+            annotations,
             base=base,
             has_metadata=facts.has_metadata,
             has_annotations=facts.has_annotations,
         )
     )
-    notes = [f"{t.plan.name} {t.plan.note}" for t in targets if t.plan.note]
+    notes = [f"{t.plan.name} {note}" for t in targets for note in t.plan.notes]
     warnings[:0] = [
-        short(f"multinode-webhook rewrote {names} so InferenceService args reach it"),
-        *(short(f"multinode-webhook: {note}") for note in notes[:1]),
+        short(f"multinode-webhook rewrote {names} so {_owner(facts)} args reach it"),
+        *(short(f"multinode-webhook: {note}") for note in notes),
     ]
     return Decision(
         Action.PATCHED, selection.reason, selection.trace, tuple(ops), tuple(warnings), rules

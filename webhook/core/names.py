@@ -16,6 +16,8 @@ INJECT_LABEL: Final = f"{PREFIX}/inject"
 POD_OPT_OUT: Final = "false"
 
 STATUS_ANNOTATION: Final = f"{PREFIX}/status"
+# Names a problem the webhook sees but must not repair, for `kubectl describe pod`.
+PROBLEM_ANNOTATION: Final = f"{PREFIX}/problem"
 
 DEFAULT_OWN_NAMESPACE: Final = "multinode-webhook"
 SYSTEM_NAMESPACES: Final = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -29,6 +31,14 @@ ISVC_LABEL: Final = "serving.kserve.io/inferenceservice"
 HEAD_CONTAINER: Final = "kserve-container"
 WORKER_CONTAINER: Final = "worker-container"
 DEFAULT_TARGET_CONTAINERS: Final = (HEAD_CONTAINER, WORKER_CONTAINER)
+
+# KServe LLM facts (LLMInferenceService pods, DESIGN §2.1).
+PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
+LLMISVC_PART_OF: Final = "llminferenceservice"
+LLM_CONTAINER: Final = "main"
+DEFAULT_LLM_CONTAINERS: Final = (LLM_CONTAINER,)
+# The variable the LLM presets' eval re-parses on purpose.
+LLM_EXTRA_ARGS_ENV: Final = "VLLM_ADDITIONAL_ARGS"
 
 # Kubernetes facts.
 MIRROR_ANNOTATION: Final = "kubernetes.io/config.mirror"
@@ -80,6 +90,8 @@ class Reason(StrEnum):
     SCRIPT_TOO_LARGE = "script-too-large"
     UNSUPPORTED_CHARACTERS = "unsupported-characters"
     PARSER_FAILED = "parser-failed"
+    SCRIPT_REPLACED = "script-replaced"
+    ARGS_IGNORED = "args-ignored"
     LOSSY_ARGS = "lossy-args"
 
 
@@ -92,6 +104,8 @@ WARNED_REASONS: Final = (
     Reason.SCRIPT_TOO_LARGE,
     Reason.UNSUPPORTED_CHARACTERS,
     Reason.PARSER_FAILED,
+    Reason.SCRIPT_REPLACED,
+    Reason.ARGS_IGNORED,
 )
 
 

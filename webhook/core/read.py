@@ -17,7 +17,10 @@ from webhook.core.model import Context, Kind, Options
 from webhook.core.names import (
     INJECT_LABEL,
     ISVC_LABEL,
+    LLMISVC_PART_OF,
     MIRROR_ANNOTATION,
+    PART_OF_LABEL,
+    PROBLEM_ANNOTATION,
     STATUS_ANNOTATION,
     Mode,
     Rule,
@@ -29,7 +32,8 @@ class ContainerFacts(NamedTuple):
     """One target-named container.
 
     `command` None: the field is absent. `typed` False: command or args is there but is not
-    a list of strings, and neither is recorded.
+    a list of strings, and neither is recorded. `llm` marks a container of an
+    LLMInferenceService pod (DESIGN §2.1), named in `Options.llm_containers`.
     """
 
     position: int
@@ -37,6 +41,7 @@ class ContainerFacts(NamedTuple):
     typed: bool
     command: tuple[str, ...] | None
     args: tuple[str, ...] | None
+    llm: bool = False
 
 
 class PodFacts(NamedTuple):
@@ -65,23 +70,28 @@ class PodFacts(NamedTuple):
     has_annotations: bool
     mirror: bool
     status: str | None
+    problem: str | None
     inject: str | None
     isvc: str | None
+    llm: bool
     containers: tuple[ContainerFacts, ...]
 
 
-def read_container(container: Mapping[str, Any], *, position: int, name: str) -> ContainerFacts:
+def read_container(
+    container: Mapping[str, Any], *, position: int, name: str, llm: bool = False
+) -> ContainerFacts:
     command, args = container.get("command"), container.get("args")
     if command is None:
-        return ContainerFacts(position, name, typed=True, command=None, args=None)
+        return ContainerFacts(position, name, typed=True, command=None, args=None, llm=llm)
     if not is_string_list(command) or (args is not None and not is_string_list(args)):
-        return ContainerFacts(position, name, typed=False, command=None, args=None)
+        return ContainerFacts(position, name, typed=False, command=None, args=None, llm=llm)
     return ContainerFacts(
         position,
         name,
         typed=True,
         command=tuple(command),
         args=None if args is None else tuple(args),
+        llm=llm,
     )
 
 
@@ -98,14 +108,23 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
     annotations = mapping(raw_annotations)
     labels = mapping(metadata.get("labels"))
     status = annotations.get(STATUS_ANNOTATION)
+    problem = annotations.get(PROBLEM_ANNOTATION)
     containers = mapping(pod.get("spec")).get("containers")
     namespace_labels = context.namespace_labels
-    targets = options.containers
+    isvc = text(labels.get(ISVC_LABEL))
+    llm = labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
+    # An InferenceService pod's targets first: a pod with both labels is read as one.
+    targets = options.containers if isvc is not None or not llm else ()
+    llm_targets = options.llm_containers if llm else ()
     found = []
     for index, container in enumerate(containers if isinstance(containers, list) else ()):
         name = container.get("name") if isinstance(container, dict) else None
-        if isinstance(name, str) and name in targets:
+        if not isinstance(name, str):
+            continue
+        if name in targets:
             found.append(read_container(container, position=index, name=name))
+        elif name in llm_targets:
+            found.append(read_container(container, position=index, name=name, llm=True))
     return PodFacts(
         operation=context.operation,
         kind=context.kind,
@@ -126,7 +145,9 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
         has_annotations=isinstance(raw_annotations, dict),
         mirror=MIRROR_ANNOTATION in annotations,
         status=status if isinstance(status, str) else None,
+        problem=problem if isinstance(problem, str) else None,
         inject=text(labels.get(INJECT_LABEL)),
-        isvc=text(labels.get(ISVC_LABEL)),
+        isvc=isvc,
+        llm=llm,
         containers=tuple(found),
     )

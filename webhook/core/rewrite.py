@@ -19,12 +19,13 @@ from typing import Final
 
 from webhook import __version__
 from webhook.core import patch
+from webhook.core.evaluated import unwrap
 from webhook.core.model import ContainerPlan
-from webhook.core.names import SHELL_PATHS, STATUS_ANNOTATION, Reason, Rule
+from webhook.core.names import SHELL_PATHS, Reason, Rule
 from webhook.core.patch import PatchOp
 from webhook.core.raw import is_string_list
 from webhook.core.read import ContainerFacts
-from webhook.core.script import ScriptNotParsed, cached_rewrite, rewrite_script
+from webhook.core.script import ScriptNotParsed, ScriptRewrite, cached_rewrite, rewrite_script
 
 # The flag that makes the shell run a script: `-c`, or a cluster ending in it (`-lc`, `-ec`).
 _RUN_SCRIPT: Final = re.compile(r"-[A-Za-z]*c")
@@ -80,6 +81,7 @@ def plan_container(
     A pod's Ray worker with no args has nothing to forward and is left alone; a `runtime`'s is
     rewritten all the same, since the InferenceService's args are appended to it later. With
     `parse` False, a script not yet cached raises `ScriptNotParsed` instead of being parsed.
+    An LLMInferenceService container with its script in args is never rewritten (DESIGN §2.1).
     """
     name, command, args = container.name, container.command, container.args or ()
     if not container.typed:
@@ -107,6 +109,8 @@ def plan_container(
     rewritten = rewrite_script(script, rules) if parse else cached_rewrite(script, rules)
     if rewritten is None:
         raise ScriptNotParsed(script, rules, container=name)
+    if container.llm and legacy:
+        return _script_in_args(name, rewritten, args)
     if rewritten.script is None:
         return ContainerPlan(name, rewritten.reason or Reason.NO_LAUNCH_COMMAND, rewritten.detail)
     if rewritten.worker and not script_args and not runtime:
@@ -128,16 +132,41 @@ def plan_container(
         applied.add(Rule.EXACT_ARGS)
         dollar0 = name
     exact = Rule.EXACT_ARGS in applied and rewritten.splits
+    new_args: tuple[str, ...] | None = (script_args or None) if legacy else None
+    if exact and rewritten.evaluated and not legacy:
+        unwrapped, notes = unwrap(script_args, first_position=1)
+        if unwrapped != script_args:
+            new_args = unwrapped
+    else:
+        changed = changed_arg(script_args, first_position=2 if legacy else 1) if exact else ""
+        notes = (changed,) if changed else ()
     return ContainerPlan(
         name,
         Reason.LOSSY_ARGS,
         f"launch command: {rewritten.detail}",
         command=(*shell, rewritten.script, dollar0),
-        args=(script_args or None) if legacy else None,
+        args=new_args,
         rules=tuple(rule for rule in Rule if rule in applied),
-        keep_args=not legacy,
-        note=changed_arg(script_args, first_position=2 if legacy else 1) if exact else "",
+        keep_args=not legacy and new_args is None,
+        notes=notes,
     )
+
+
+def _script_in_args(name: str, rewritten: ScriptRewrite, args: Sequence[str]) -> ContainerPlan:
+    """An LLMInferenceService container that runs `bash -c` on `args[0]` (KServe v0.16, RHOAI
+    2.25 to 3.3). A user's args replace the preset's args whole, script included, and the
+    script is nowhere in the pod: the container is explained, never rewritten."""
+    if rewritten.script is None and rewritten.reason is Reason.NO_LAUNCH_COMMAND:
+        first = args[0] if len(args[0]) <= 24 else args[0][:21] + "..."
+        detail = f"the args replaced the preset's script; bash runs {first!r} as one"
+        return ContainerPlan(name, Reason.SCRIPT_REPLACED, detail)
+    if rewritten.script is None:
+        return ContainerPlan(name, rewritten.reason or Reason.NO_LAUNCH_COMMAND, rewritten.detail)
+    if len(args) == 1:
+        detail = "the preset's script in args, with no user args: it runs as shipped"
+        return ContainerPlan(name, Reason.NOT_A_TARGET, detail)
+    detail = "args after the script in args never reach the server (the script has no $@)"
+    return ContainerPlan(name, Reason.ARGS_IGNORED, detail)
 
 
 def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
@@ -182,10 +211,26 @@ def status_annotation(rules: Mapping[str, Sequence[str]], ops: Sequence[PatchOp]
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
-def status_op(status: str, *, base: str, has_metadata: bool, has_annotations: bool) -> PatchOp:
-    """The op that records `status` on the pod at `base`, creating the maps it needs."""
+def annotation_ops(
+    values: Mapping[str, str], *, base: str, has_metadata: bool, has_annotations: bool
+) -> list[PatchOp]:
+    """The ops that record `values` as annotations of the pod at `base`, creating the maps
+    they need."""
     if has_annotations:
-        return patch.add(base + patch.pointer("metadata", "annotations", STATUS_ANNOTATION), status)
+        return [
+            patch.add(base + patch.pointer("metadata", "annotations", key), value)
+            for key, value in values.items()
+        ]
     if has_metadata:
-        return patch.add(base + "/metadata/annotations", {STATUS_ANNOTATION: status})
-    return patch.add(base + "/metadata", {"annotations": {STATUS_ANNOTATION: status}})
+        return [patch.add(base + "/metadata/annotations", dict(values))]
+    return [patch.add(base + "/metadata", {"annotations": dict(values)})]
+
+
+def problem_text(names: Sequence[str]) -> str:
+    """What the problem annotation says of containers whose args replaced their script."""
+    return (
+        f"container {', '.join(names)}: the LLMInferenceService's args replaced the preset's "
+        "launch script (KServe v0.16, RHOAI 2.25 to 3.3), so bash runs the first arg as a "
+        "script and the server never starts. Fix: move the args into the env "
+        "VLLM_ADDITIONAL_ARGS (multinode-webhook migrate does it), or upgrade KServe."
+    )

@@ -42,6 +42,11 @@ _BASH: Final = Language(tree_sitter_bash.language())
 _VLLM: Final = "vllm.entrypoints"
 _FORWARD: Final = ' "$@"'
 _ALL_QUOTED: Final = '"$@"'
+# Inside an eval's double-quoted string: what makes eval itself see `"$@"`.
+_EVAL_ALL_QUOTED: Final = r"\"\$@\""
+_EVAL: Final = "eval"
+# The words that open an eval's string: blanks and `\` continuations between them.
+_EVAL_WORDS: Final = re.compile(r"[^\s\\\"']+")
 MODEL_LINE: Final = "export MODEL=${MODEL_DIR:-$MODEL_ID}"
 
 # Nodes whose commands run in a child shell whose output is captured: never the launch command.
@@ -80,6 +85,7 @@ class ScriptRewrite:
     reason: Reason | None = None
     splits: bool = False
     worker: bool = False
+    evaluated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,14 @@ def _words(command: Node) -> list[str]:
 
 
 def launch_kind(words: list[str]) -> str | None:
-    """Which kind of launch command these words are, or None when they start no server."""
+    """Which kind of launch command these words are, or None when they start no server.
+
+    `eval "vllm serve …"` is one too: its kind is the string's own, prefixed with "eval".
+    """
+    if words[:1] == [_EVAL] and len(words) > 1:
+        opening = _EVAL_WORDS.findall(words[1][:200])
+        inner = launch_kind(opening[:4])
+        return None if inner in (None, "exec-indirection") else f"{_EVAL} {inner}"
     indirect = False
     if words and words[0] == "exec":
         words = words[1:]
@@ -258,7 +271,58 @@ def _indirection(root: Node, launch: Node, source: bytes) -> tuple[list[_Edit], 
     return edits, ""
 
 
+def _dollar(source: bytes, expansion: Node) -> int:
+    """Where an expansion's `$` stands: tree-sitter counts blanks before it into its node."""
+    text = source[expansion.start_byte : expansion.end_byte]
+    return expansion.end_byte - len(text.lstrip(b" \t\n\\"))
+
+
+def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
+    """For `eval "… $@ …"`: the unquoted `$@` (or `$*`, `${@}`) inside the eval's string
+    becomes `\\"\\$@\\"`, so that eval sees `"$@"`; when nothing is forwarded and the script reads
+    no args, it is added before the string's closing quote."""
+    words = launch.children_by_field_name("argument")
+    strings = [
+        part
+        for word in words
+        for part in ([word] if word.type != "concatenation" else word.children)
+        if part.type == "string"
+    ]
+    spans = {(string.start_byte, string.end_byte) for string in strings}
+    found = [node for word in words for node in _expansions(word)]
+    edits: list[_Edit] = []
+    for index, expansion in enumerate(found):
+        parent = expansion.parent
+        inside = parent is not None and (parent.start_byte, parent.end_byte) in spans
+        if positional(expansion) not in ("@", "*") or not inside:
+            text = node_text(expansion).lstrip(" \t\n\\")
+            return _Forwarding(unplaceable=f"{text} inside the eval string cannot be moved")
+        start = _dollar(source, expansion)
+        before = source[start - 1 : start]
+        after = source[expansion.end_byte : expansion.end_byte + 1]
+        if before not in (b" ", b"\t", b"\n", b'"') or after not in (b" ", b"\t", b"\\", b'"'):
+            return _Forwarding(
+                unplaceable="a positional parameter inside a word of the eval string"
+            )
+        if index == 0:
+            edits.append(
+                _Edit(start, expansion.end_byte, _EVAL_ALL_QUOTED.encode(), Rule.EXACT_ARGS)
+            )
+        else:
+            edits.append(_delete(source, expansion, Rule.EXACT_ARGS))
+    if edits:
+        return _Forwarding(tuple(edits), splits=True)
+    if _EVAL_ALL_QUOTED.encode() in source[launch.start_byte : launch.end_byte]:
+        return _Forwarding()
+    if not strings or strings[-1].end_byte != words[-1].end_byte or _reads_args(root, launch):
+        return _Forwarding()
+    end = strings[-1].end_byte - 1
+    return _Forwarding((_Edit(end, end, b" " + _EVAL_ALL_QUOTED.encode(), Rule.FORWARD_ARGS),))
+
+
 def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwarding:
+    if kind.startswith(_EVAL):
+        return _eval_forwarding(root, launch, source)
     words = launch.children_by_field_name("argument")
     edits: list[_Edit] = []
     if kind == "exec-indirection":
@@ -456,4 +520,5 @@ def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         kind,
         splits=forwarding.splits,
         worker=kind == "ray start --block",
+        evaluated=kind.startswith(_EVAL),
     )

@@ -17,7 +17,9 @@ from webhook.core.names import (
     CREATE,
     INJECT_LABEL,
     ISVC_LABEL,
+    LLMISVC_PART_OF,
     MIRROR_ANNOTATION,
+    PART_OF_LABEL,
     POD_OPT_OUT,
     STATUS_ANNOTATION,
     SYSTEM_NAMESPACES,
@@ -112,11 +114,16 @@ def select(facts: PodFacts) -> Selection:
         return skip(Reason.POD_OPTED_OUT)
 
     isvc = facts.isvc
-    isvc_detail = f"{ISVC_LABEL}={isvc}" if isvc is not None else f"no {ISVC_LABEL}"
-    if step(Reason.NOT_KSERVE, isvc is None, isvc_detail):
+    if isvc is not None:
+        kserve_detail = f"{ISVC_LABEL}={isvc}"
+    elif facts.llm:
+        kserve_detail = f"{PART_OF_LABEL}={LLMISVC_PART_OF}"
+    else:
+        kserve_detail = f"no {ISVC_LABEL}, no {PART_OF_LABEL}={LLMISVC_PART_OF}"
+    if step(Reason.NOT_KSERVE, isvc is None and not facts.llm, kserve_detail):
         return skip(Reason.NOT_KSERVE)
 
-    # Step 6: is any container in the legacy shape?
+    # Step 6: does any container lose its args?
     recorded = previous_rules(facts.status)
     plans: list[Positioned] = []
     for container in facts.containers:

@@ -23,8 +23,11 @@ from webhook.adapters.kube.probe import handshake
 from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import (
+    DEFAULT_LLM_CONTAINERS,
     DEFAULT_TARGET_CONTAINERS,
     INJECT_LABEL,
+    ISVC_LABEL,
+    PART_OF_LABEL,
     STATUS_ANNOTATION,
     Action,
     Inject,
@@ -91,11 +94,39 @@ def install_mode(selector: Mapping[str, Any]) -> str:
 # The container names a matchConditions expression lets through: `c.name in ['a', 'b']`.
 _CEL_NAMES = re.compile(r"\.name\s+in\s+\[([^\]]*)\]")
 _QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-_CONTAINERS_FLAG = "--containers"
-_CONTAINERS_ENV = "MULTINODE_WEBHOOK_CONTAINERS"
 
 
-def cel_container_names(entries: list[Any]) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class Family:
+    """The pods a webhook entry is for, told by the label its objectSelector keys on, and the
+    `serve` flag (and its environment variable) naming their target containers."""
+
+    pods: str
+    label: str
+    flag: str
+    default: tuple[str, ...]
+
+    @property
+    def env(self) -> str:
+        return "MULTINODE_WEBHOOK_" + self.flag.removeprefix("--").replace("-", "_").upper()
+
+
+FAMILIES: Final = (
+    Family("InferenceService", ISVC_LABEL, "--containers", DEFAULT_TARGET_CONTAINERS),
+    Family("LLMInferenceService", PART_OF_LABEL, "--llm-containers", DEFAULT_LLM_CONTAINERS),
+)
+
+
+def entry_family(entry: Mapping[str, Any]) -> Family | None:
+    """The family of pods an entry's objectSelector selects, or None for any other."""
+    keys = {
+        expression.get("key")
+        for expression in mapping(entry.get("objectSelector")).get("matchExpressions") or []
+    } | set(mapping(mapping(entry.get("objectSelector")).get("matchLabels")))
+    return next((family for family in FAMILIES if family.label in keys), None)
+
+
+def cel_container_names(entries: Sequence[Any]) -> set[str]:
     """The container names the entries' matchConditions list; empty when they list none."""
     found: set[str] = set()
     for entry in entries:
@@ -106,9 +137,9 @@ def cel_container_names(entries: list[Any]) -> set[str]:
     return found
 
 
-def served_container_names(deployment: Mapping[str, Any]) -> set[str] | None:
-    """The containers the Deployment's `serve` rewrites (`--containers`, else its environment
-    variable, else the default); None when no container of it runs `serve`."""
+def served_container_names(deployment: Mapping[str, Any], family: Family) -> set[str] | None:
+    """The containers of `family`'s pods the Deployment's `serve` rewrites (its flag, else its
+    environment variable, else the default); None when no container of it runs `serve`."""
     spec = mapping(mapping(mapping(deployment.get("spec")).get("template")).get("spec"))
     for container in spec.get("containers") or []:
         words = [*(container.get("command") or []), *(container.get("args") or [])]
@@ -117,42 +148,59 @@ def served_container_names(deployment: Mapping[str, Any]) -> set[str] | None:
         flags = [
             value
             for word, value in zip(words, [*words[1:], ""], strict=True)
-            if word == _CONTAINERS_FLAG
+            if word == family.flag
         ]
-        flags += [w.split("=", 1)[1] for w in words if w.startswith(_CONTAINERS_FLAG + "=")]
+        flags += [w.split("=", 1)[1] for w in words if w.startswith(family.flag + "=")]
         if flags:
             return set(flags)
         for variable in container.get("env") or []:
-            if variable.get("name") == _CONTAINERS_ENV:
+            if variable.get("name") == family.env:
                 try:
                     return {str(name) for name in json.loads(string(variable.get("value")))}
                 except (TypeError, ValueError):
                     return None
-        return set(DEFAULT_TARGET_CONTAINERS)
+        return set(family.default)
     return None
 
 
-def target_containers_finding(
-    entries: list[Any], deployment: Mapping[str, Any] | None, *, name: str
+def target_containers_findings(
+    entries: Sequence[Any], deployment: Mapping[str, Any] | None, *, name: str
+) -> list[Finding]:
+    """Whether the server and the API server agree on which containers are targets, for each
+    family of pods: a name the matchConditions leave out is never sent to the server."""
+    findings: list[Finding] = []
+    for family in FAMILIES:
+        chosen = [entry for entry in entries if entry_family(mapping(entry)) is family]
+        if not chosen:
+            findings.append(
+                Finding(f"{family.pods} pods: no webhook entry selects them (not covered)")
+            )
+            continue
+        findings.append(_containers_finding(family, chosen, deployment, name=name))
+    return findings
+
+
+def _containers_finding(
+    family: Family, entries: Sequence[Any], deployment: Mapping[str, Any] | None, *, name: str
 ) -> Finding:
-    """Whether the server and the API server agree on which containers are targets: a name
-    the matchConditions leave out is never sent to the server."""
     listed = cel_container_names(entries)
     if not listed:
-        return Finding("matchConditions do not filter by container name")
-    served = served_container_names(deployment) if deployment is not None else None
+        return Finding(f"{family.pods} pods: matchConditions do not filter by container name")
+    served = served_container_names(deployment, family) if deployment is not None else None
     if served is None:
         return Finding(
             f"Deployment {name} running serve not found: "
-            "its --containers were not compared with the matchConditions",
+            f"its {family.flag} were not compared with the matchConditions",
             verified=False,
         )
     if served == listed:
-        return Finding(f"target containers: {', '.join(sorted(served))} (server and CEL agree)")
+        return Finding(
+            f"{family.pods} target containers: {', '.join(sorted(served))} (server and CEL agree)"
+        )
     return Finding(
-        f"target containers differ: the server rewrites {', '.join(sorted(served))}, the "
-        f"matchConditions let through {', '.join(sorted(listed))}; a name on one side only "
-        "is never rewritten",
+        f"{family.pods} target containers differ: the server rewrites "
+        f"{', '.join(sorted(served))} ({family.flag}), the matchConditions let through "
+        f"{', '.join(sorted(listed))}; a name on one side only is never rewritten",
         ok=False,
     )
 
@@ -292,9 +340,11 @@ def check(
     for entry in entries:
         client_config = mapping(entry.get("clientConfig"))
         target = mapping(client_config.get("service"))
+        family = entry_family(entry)
         findings.append(
             Finding(
-                f"  {entry.get('name')}: {install_mode(mapping(entry.get('namespaceSelector')))}, "
+                f"  {entry.get('name')}: {family.pods if family else 'any'} pods, "
+                f"{install_mode(mapping(entry.get('namespaceSelector')))}, "
                 f"path {target.get('path', '/')}, failurePolicy {entry.get('failurePolicy')}, "
                 f"timeout {entry.get('timeoutSeconds')}s"
             )
@@ -302,7 +352,7 @@ def check(
 
     deployment = cluster.deployment(service_ns, service_name)
     findings += [
-        target_containers_finding(entries, deployment, name=f"{service_ns}/{service_name}"),
+        *target_containers_findings(entries, deployment, name=f"{service_ns}/{service_name}"),
         *serving_findings(cluster, deployment, namespace=service_ns, name=service_name),
         job_finding(
             cluster.job(service_ns, BOOTSTRAP_JOB), namespace=service_ns, name=BOOTSTRAP_JOB

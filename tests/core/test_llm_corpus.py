@@ -1,0 +1,155 @@
+"""Every LLMInferenceServiceConfig preset KServe, OpenDataHub and RHOAI shipped, as the pods
+KServe builds from them (DESIGN §2.1): the args written on an LLMInferenceService reach
+`vllm serve` exactly, a working pod keeps its meaning, and a pod the webhook must not repair
+is explained."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import jsonpatch
+import pytest
+
+from tests.support import llmisvc, shell
+from tests.support.proof import launch
+from webhook.core.mutate import mutate
+from webhook.core.names import LLM_CONTAINER, PROBLEM_ANNOTATION, Action, Reason
+from webhook.core.patch import to_json
+
+if not llmisvc.CORPUS.is_dir():
+    pytest.skip(
+        f"shared LLM preset corpus not found at {llmisvc.CORPUS} (only CI and developers have it)",
+        allow_module_level=True,
+    )
+
+FILES = llmisvc.preset_files()
+EVAL = [path for path in FILES if llmisvc.shape(path) == "eval"]
+CASES = [(path, role) for path in FILES for role in llmisvc.roles(llmisvc.load(path))]
+EVAL_CASES = [(path, role) for path, role in CASES if path in EVAL]
+
+# (arg as written on the LLMInferenceService, what `vllm serve` receives once repaired): every
+# way eval mangles an arg today, KServe's own single-quoted LoRA module and its tracing flags.
+ARGS: list[tuple[str, str]] = [
+    ("--served-model-name=my model", "--served-model-name=my model"),
+    ("--kv-transfer-config", "--kv-transfer-config"),
+    ('{"kv_connector":"NixlConnector","kv_role":"kv_both"}',) * 2,
+    ("--x=$(id)", "--x=$(id)"),
+    ("--semi=a;b", "--semi=a;b"),
+    ("#not-a-comment", "#not-a-comment"),
+    ("*", "*"),
+    ("", ""),
+    ("ünïcødé ✓", "ünïcødé ✓"),
+    ("--lora-modules", "--lora-modules"),
+    (
+        '\'{"name":"adapter","path":"/mnt/lora/adapter"}\'',
+        '{"name":"adapter","path":"/mnt/lora/adapter"}',
+    ),
+    ("--otlp-traces-endpoint=http://otel-collector.observability:4317",) * 2,
+    ("--collect-detailed-traces=all", "--collect-detailed-traces=all"),
+    ("--quoted='a b'", "--quoted=a b"),
+    ("it's", "it's"),
+]
+WRITTEN = [written for written, _ in ARGS]
+RECEIVED = [received for _, received in ARGS]
+MARKER = "--marker-where-the-args-go"
+
+
+def _ids(case: tuple[Path, str]) -> str:
+    return f"{case[0].name}-{case[1]}"
+
+
+def test_every_shape_is_in_the_corpus() -> None:
+    shapes = Counter(llmisvc.shape(path) for path in FILES)
+    assert set(shapes) == {"eval", "script-in-args", "exec"}, shapes
+    # The 102 presets of the corpus today: one lost in a copy would silently shrink the tables.
+    assert len(FILES) == 102
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_decision_matches_the_preset_shape(case: tuple[Path, str]) -> None:
+    path, role = case
+    config = llmisvc.load(path)
+    pod = llmisvc.build_pod(config, role=role, user_args=["--max-model-len=4096"])
+    bare = llmisvc.build_pod(config, role=role)
+    decision = mutate(pod)
+    shape = llmisvc.shape(path)
+    if shape == "exec":
+        assert (decision.action, decision.reason, decision.patch) == (
+            Action.UNCHANGED,
+            Reason.ALREADY_MIGRATED,
+            (),
+        )
+        return
+    if shape == "script-in-args":
+        # Without user args the preset works and is left alone, with no warning.
+        quiet = mutate(bare)
+        assert (quiet.action, quiet.reason, quiet.patch, quiet.warnings) == (
+            Action.UNCHANGED,
+            Reason.NOT_A_TARGET,
+            (),
+            (),
+        )
+        # With them, the container stays as it is; the pod is explained.
+        assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.SCRIPT_REPLACED)
+        result = jsonpatch.apply_patch(pod, to_json(decision.patch))
+        assert result["spec"] == pod["spec"]
+        assert "VLLM_ADDITIONAL_ARGS" in result["metadata"]["annotations"][PROBLEM_ANNOTATION]
+        assert any("args replaced the preset's script" in w for w in decision.warnings)
+        assert mutate(result).patch == ()
+        return
+    assert decision.action == Action.PATCHED, decision.trace
+    result = jsonpatch.apply_patch(pod, to_json(decision.patch))
+    again = mutate(result)
+    assert (again.action, again.reason, again.patch) == (
+        Action.UNCHANGED,
+        Reason.ALREADY_MIGRATED,
+        (),
+    )
+    # Only `main`'s command (and args, when unwrapped) and the status annotation change.
+    others = [c for c in result["spec"]["containers"] if c["name"] != LLM_CONTAINER]
+    assert others == [c for c in pod["spec"]["containers"] if c["name"] != LLM_CONTAINER]
+    assert {k: v for k, v in result["spec"].items() if k != "containers"} == {
+        k: v for k, v in pod["spec"].items() if k != "containers"
+    }
+
+
+def _repaired(pod: dict[str, object]) -> dict[str, object]:
+    decision = mutate(pod)
+    assert decision.action == Action.PATCHED, decision.trace
+    return jsonpatch.apply_patch(pod, to_json(decision.patch))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("case", EVAL_CASES, ids=_ids)
+def test_hostile_args_reach_vllm_exactly(case: tuple[Path, str], tmp_path: Path) -> None:
+    path, role = case
+    config = llmisvc.load(path)
+    env = llmisvc.LWS_ENV
+    flags = launch(
+        llmisvc.build_pod(config, role=role), LLM_CONTAINER, tmp_path / "bare", added=env
+    )
+    marked = _repaired(llmisvc.build_pod(config, role=role, user_args=[MARKER, "x"]))
+    where = launch(marked, LLM_CONTAINER, tmp_path / "marked", added=env).index(MARKER)
+
+    # Today, leaving out the args that kill the pod (a lone quote; `;` where vllm is not
+    # exec'd), the args arrive mangled.
+    survivable = [(w, r) for w, r in ARGS if w not in ("it's", "--semi=a;b")]
+    mangled = llmisvc.build_pod(config, role=role, user_args=[w for w, _ in survivable])
+    before = launch(mangled, LLM_CONTAINER, tmp_path / "before", added=env)
+    assert before != [*flags[:where], *(r for _, r in survivable), *flags[where:]]
+
+    loaded = _repaired(llmisvc.build_pod(config, role=role, user_args=WRITTEN))
+    after = launch(loaded, LLM_CONTAINER, tmp_path / "after", added=env)
+    assert after[:2] == ["vllm", "serve"]
+    assert after == [*flags[:where], *RECEIVED, *flags[where:]]
+    assert mutate(loaded).patch == ()
+
+
+@pytest.mark.parametrize("case", EVAL_CASES, ids=_ids)
+def test_repaired_script_parses_and_adds_no_shellcheck_finding(case: tuple[Path, str]) -> None:
+    path, role = case
+    pod = llmisvc.build_pod(llmisvc.load(path), role=role, user_args=["--x=1"])
+    main = next(c for c in pod["spec"]["containers"] if c["name"] == LLM_CONTAINER)
+    after = mutate(pod).patch[0].value[2]
+    assert shell.parses(after)
+    assert shell.new_findings(before=main["command"][2], after=after) == Counter()

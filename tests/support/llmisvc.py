@@ -1,0 +1,172 @@
+"""KServe's LLMInferenceServiceConfig presets (the shared corpus), and the pods KServe builds
+from them: the preset merged with an LLMInferenceService (containers by name, `args` replaced
+whole), rendered as a Go template over its JSON text, then one pod per role.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+from tests.support import gotemplate
+from tests.support.builders import REPO
+from webhook.core import names
+
+CORPUS: Final = REPO.parent / "shared" / "fixtures" / "kserve-llmisvc"
+NAME: Final = "granite"
+NAMESPACE: Final = "models"
+MODEL: Final = "ibm/granite-3b"
+
+# Where each role's pod template sits in a preset's spec, and the component label it gets.
+ROLES: Final = {
+    "leader": (("template",), "llminferenceservice-workload-leader"),
+    "worker": (("worker",), "llminferenceservice-workload-worker"),
+    "prefill-leader": (("prefill", "template"), "llminferenceservice-workload-leader-prefill"),
+    "prefill-worker": (("prefill", "worker"), "llminferenceservice-workload-worker-prefill"),
+}
+# Presets with the script in args and no `$@` (KServe v0.16 data-parallel, RHOAI 2.25-3.3).
+SCRIPT_IN_ARGS_PREFIXES: Final = (
+    "kserve-v0.16.0-config-llm-decode-worker",
+    "kserve-v0.16.0-config-llm-prefill-worker",
+    "kserve-v0.16.0-config-llm-worker",
+    "rhoai-2.25-",
+    "rhoai-3.0-",
+    "rhoai-3.2-",
+    "rhoai-3.3-",
+)
+# Presets that run `vllm serve` with no shell.
+EXEC_PREFIXES: Final = tuple(
+    f"kserve-{release}-config-llm-{preset}-template"
+    for release in ("v0.16.0", "v0.17.0", "v0.17.1")
+    for preset in ("decode", "prefill")
+) + tuple(f"kserve-{r}-config-llm-template" for r in ("v0.16.0", "v0.17.0", "v0.17.1"))
+
+
+def preset_files() -> list[Path]:
+    """Every preset of the shared corpus, or a skip naming what is missing."""
+    if not CORPUS.is_dir():
+        pytest.skip(
+            f"shared LLM preset corpus not found at {CORPUS} (only CI and developers have it)"
+        )
+    return sorted(CORPUS.glob("*.yaml"))
+
+
+def shape(path: Path) -> str:
+    """The preset's shape: "exec", "script-in-args" or "eval"."""
+    if path.name.startswith(EXEC_PREFIXES):
+        return "exec"
+    if path.name.startswith(SCRIPT_IN_ARGS_PREFIXES):
+        return "script-in-args"
+    return "eval"
+
+
+def _spec_at(spec: Mapping[str, Any], path: Sequence[str]) -> dict[str, Any] | None:
+    found: Any = spec
+    for key in path:
+        found = found.get(key) if isinstance(found, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def roles(config: Mapping[str, Any]) -> list[str]:
+    """The roles whose pod templates the preset holds."""
+    return [role for role, (path, _) in ROLES.items() if _spec_at(config["spec"], path)]
+
+
+def _data(spec: Mapping[str, Any], *, tls: bool) -> dict[str, Any]:
+    parallelism = {"Data": 2, "DataLocal": 1, "Tensor": 2, "Expert": False, "DataRPCPort": 0}
+    return {
+        "ObjectMeta": {"Name": NAME, "Namespace": NAMESPACE},
+        "Spec": {
+            "Model": {"Name": MODEL},
+            "Parallelism": parallelism,
+            "Template": spec.get("template"),
+            "Worker": spec.get("worker"),
+            "KVCacheOffloading": None,
+            "Prefill": {
+                "Parallelism": parallelism,
+                "Template": _spec_at(spec, ("prefill", "template")),
+                "Worker": _spec_at(spec, ("prefill", "worker")),
+                "KVCacheOffloading": None,
+            },
+        },
+        "GlobalConfig": {
+            "EnableTLS": tls,
+            "SystemNamespace": "kserve",
+            "IngressGatewayName": "kserve-ingress-gateway",
+            "IngressGatewayNamespace": "kserve",
+            "ModelBasedRoutingHeaderName": "X-Gateway-Model-Name",
+            "InferencePoolNamespacedName": f"{NAMESPACE}/{NAME}-inference-pool",
+        },
+    }
+
+
+def rendered(
+    config: Mapping[str, Any],
+    *,
+    args: Mapping[str, Sequence[str]] | None = None,
+    tls: bool = True,
+) -> dict[str, Any]:
+    """The preset's spec merged with an LLMInferenceService whose `main` container carries
+    `args` by role, then rendered as KServe renders it."""
+    spec = copy.deepcopy(config["spec"])
+    for role, given in (args or {}).items():
+        template = _spec_at(spec, ROLES[role][0])
+        assert template is not None, role
+        for container in template["containers"]:
+            if container["name"] == names.LLM_CONTAINER:
+                container["args"] = list(given)
+    text = json.dumps(spec, ensure_ascii=False)
+    return json.loads(gotemplate.render(text, _data(spec, tls=tls)))  # type: ignore[no-any-return]
+
+
+def build_pod(
+    config: Mapping[str, Any],
+    *,
+    role: str,
+    user_args: Sequence[str] | None = None,
+    tls: bool = True,
+) -> dict[str, Any]:
+    """The pod KServe (through its LeaderWorkerSet or Deployment) creates for `role`, with the
+    LLMInferenceService's args for that role."""
+    spec = rendered(config, args={role: user_args} if user_args is not None else None, tls=tls)
+    path, component = ROLES[role]
+    template = _spec_at(spec, path)
+    assert template is not None, role
+    single = "worker" not in spec and "worker" not in (spec.get("prefill") or {})
+    labels = {
+        names.PART_OF_LABEL: names.LLMISVC_PART_OF,
+        "app.kubernetes.io/name": NAME,
+        "app.kubernetes.io/component": (
+            "llminferenceservice-workload" + ("-prefill" if "prefill" in role else "")
+            if single
+            else component
+        ),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{NAME}-{role}-0", "namespace": NAMESPACE, "labels": labels},
+        "spec": template,
+    }
+
+
+def load(path: Path) -> dict[str, Any]:
+    config = yaml.safe_load(path.read_text())
+    assert isinstance(config, dict), path
+    assert config.get("kind") == "LLMInferenceServiceConfig", path
+    return config
+
+
+# What a LeaderWorkerSet's own pod webhook adds to every pod, after ours or before it.
+LWS_ENV: Final = {
+    "LWS_LEADER_ADDRESS": "localhost",
+    "LWS_GROUP_SIZE": "2",
+    "LWS_WORKER_INDEX": "0",
+    "DP_ADDRESS_RESOLVE_ATTEMPTS": "1",
+}
