@@ -352,6 +352,10 @@ def _audit(args: argparse.Namespace) -> int:
         for owner in found.owners:
             isvc = (
                 f" (InferenceService {owner.inference_service})" if owner.inference_service else ""
+            ) + (
+                f" (LLMInferenceService {owner.llm_inference_service})"
+                if owner.llm_inference_service
+                else ""
             )
             print(f"!! {owner.kind} {owner.namespace}/{owner.name}{isvc}: {', '.join(owner.pods)}")
             if not args.restart:
@@ -470,7 +474,8 @@ def _add_check(commands: Any) -> None:
         "--audit",
         action="store_true",
         help="list covered pods in a repairable shape that carry no "
-        f"{STATUS_ANNOTATION} annotation, grouped by Deployment and InferenceService",
+        f"{STATUS_ANNOTATION} annotation, grouped by Deployment or LeaderWorkerSet and by "
+        "InferenceService or LLMInferenceService",
     )
     check.add_argument(
         "-A",

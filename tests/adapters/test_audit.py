@@ -101,6 +101,7 @@ def test_one_pod_missed_during_an_outage_is_the_one_finding(cluster: Any) -> Non
                 "kind": "Deployment",
                 "name": "llama-predictor",
                 "inferenceService": "llama",
+                "llmInferenceService": "",
                 "pods": ["missed"],
                 "restart": "kubectl -n models rollout restart deployment/llama-predictor",
             }
@@ -269,3 +270,46 @@ def test_a_script_that_crashes_the_parser_does_not_stop_the_audit(
         box.close()
     assert box.crashes == 1
     assert [(o.name, o.pods) for o in found.owners] == [("llama-predictor", ["missed"])]
+
+
+def _lws_pod(name: str, *, group: str) -> dict[str, Any]:
+    pod = data_pod("llm-eval-leader")
+    pod["metadata"]["name"] = name
+    pod["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/group-index"] = group
+    return pod
+
+
+def test_llm_pods_group_by_leaderworkerset_and_restart_by_their_leaders(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    # Group 0's worker and group 1's leader slipped through; group 0's leader was repaired.
+    repaired = _lws_pod("granite-kserve-mn-0", group="0")
+    repaired["metadata"]["annotations"] = {names.STATUS_ANNOTATION: '{"rules":{}}'}
+    for pod in (
+        repaired,
+        _lws_pod("granite-kserve-mn-0-1", group="0"),
+        _lws_pod("granite-kserve-mn-1", group="1"),
+    ):
+        api.put("pods", pod)
+    done = cli(
+        "check", "--audit", "--namespace", "models", "--kubeconfig", str(kubeconfig), "-o", "json"
+    )
+    assert done.returncode == 1, done.stderr
+    [lws] = [o for o in json.loads(done.stdout)["owners"] if o["kind"] == "LeaderWorkerSet"]
+    assert lws == {
+        "namespace": "models",
+        "kind": "LeaderWorkerSet",
+        "name": "granite-kserve-mn",
+        "inferenceService": "",
+        "llmInferenceService": "granite",
+        "pods": ["granite-kserve-mn-0-1", "granite-kserve-mn-1"],
+        "restart": "kubectl -n models delete pod granite-kserve-mn-0 granite-kserve-mn-1"
+        "  # the LeaderWorkerSet recreates each group with its leader",
+    }
+    fakeapi.serving_install(api)
+    restarted = cli("check", "--audit", "--restart", "--yes", "--kubeconfig", str(kubeconfig))
+    assert "deleted the leaders granite-kserve-mn-0, granite-kserve-mn-1 of LeaderWorkerSet" in (
+        restarted.stderr
+    )
+    assert api.get("pods", "models", "granite-kserve-mn-0") is None
+    assert api.get("pods", "models", "granite-kserve-mn-1") is None
+    assert api.get("pods", "models", "granite-kserve-mn-0-1") is not None

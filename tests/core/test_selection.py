@@ -13,6 +13,15 @@ from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode, Reason
 
 DEPLOYMENT = Kind("apps", "v1", "Deployment")
+LLM_EVAL: dict[str, Any] = {
+    "name": names.LLM_CONTAINER,
+    "command": ["/bin/bash", "-c", 'eval "vllm serve /mnt/models $@"', "--"],
+    "args": ["--x=1"],
+}
+LLM_POD: dict[str, Any] = {
+    "metadata": {"name": "p", "labels": {names.PART_OF_LABEL: names.LLMISVC_PART_OF}},
+    "spec": {"containers": [LLM_EVAL]},
+}
 
 CASES = [
     # (id, pod, context, decision, reason)
@@ -78,6 +87,75 @@ CASES = [
         Context(namespace="ns"),
         Action.SKIPPED,
         Reason.NOT_KSERVE,
+    ),
+    (
+        "llm-part-of-another-app",
+        {
+            "metadata": {"name": "p", "labels": {names.PART_OF_LABEL: "other"}},
+            "spec": {"containers": [LLM_EVAL]},
+        },
+        Context(namespace="ns"),
+        Action.SKIPPED,
+        Reason.NOT_KSERVE,
+    ),
+    ("llm-eval", LLM_POD, Context(namespace="ns"), Action.PATCHED, Reason.LOSSY_ARGS),
+    (
+        "llm-main-is-not-an-isvc-target",
+        {**LLM_POD, "metadata": {"name": "p", "labels": {names.ISVC_LABEL: "m"}}},
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.NOT_A_TARGET,
+    ),
+    (
+        "llm-exec-form",
+        {**LLM_POD, "spec": {"containers": [{**LLM_EVAL, "command": ["vllm", "serve"]}]}},
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.ALREADY_MIGRATED,
+    ),
+    (
+        "llm-script-replaced",
+        {
+            **LLM_POD,
+            "spec": {
+                "containers": [{**LLM_EVAL, "command": ["/bin/bash", "-c"], "args": ["--x=1"]}]
+            },
+        },
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.SCRIPT_REPLACED,
+    ),
+    (
+        "llm-script-in-args-alone",
+        {
+            **LLM_POD,
+            "spec": {
+                "containers": [
+                    {**LLM_EVAL, "command": ["/bin/bash", "-c"], "args": ['eval "vllm serve m"']}
+                ]
+            },
+        },
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.NOT_A_TARGET,
+    ),
+    (
+        "llm-script-in-args-then-args",
+        {
+            **LLM_POD,
+            "spec": {
+                "containers": [
+                    {
+                        **LLM_EVAL,
+                        "command": ["/bin/bash", "-c"],
+                        "args": ['eval "vllm serve m"', "--", "--x=1"],
+                    }
+                ]
+            },
+        },
+        Context(namespace="ns"),
+        Action.UNCHANGED,
+        Reason.ARGS_IGNORED,
     ),
     (
         "no-target-container",

@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
-from tests.support import servers
+from tests.support import llmisvc, servers
 from tests.support.builders import REPO, data_pod, example
 from tests.support.cli import cli
 from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
 from tests.support.keepalive import Service
 from tests.support.poll import wait
+from tests.support.proof import launch
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject
@@ -268,3 +270,72 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
     print(f"{len(created)} pods created over 3 restarts, {len(unrepaired)} unrepaired")
     assert len(created) > 200
     assert unrepaired == []
+
+
+def _stored_argv(stored: dict[str, Any], workdir: Path) -> list[str]:
+    return launch(stored, names.LLM_CONTAINER, workdir, added=llmisvc.LWS_ENV)
+
+
+def test_llminferenceservice_pods_through_a_real_api_server(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    preset = llmisvc.CORPUS / "kserve-v0.20.0-config-llm-worker-data-parallel.yaml"
+    legacy = llmisvc.CORPUS / "kserve-v0.16.0-config-llm-worker-data-parallel.yaml"
+    if not preset.is_file():
+        pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
+    config = llmisvc.load(preset)
+    args = ["--served-model-name=my model", "--x=$(id)", "a;b", "it's", "", "'{\"a\": 1}'"]
+    delivered = [*args[:5], '{"a": 1}']
+    leader = llmisvc.build_pod(config, role="leader", user_args=args)
+    worker = llmisvc.build_pod(config, role="worker", user_args=["--enforce-eager", "x y"])
+    flags = {
+        role: _stored_argv(llmisvc.build_pod(config, role=role), tmp_path / f"{role}-bare")
+        for role in ("leader", "worker")
+    }
+    with cluster.client() as client:
+        _namespace(client, "llm", {names.INJECT_LABEL: Inject.ENABLED})
+        _namespace(client, "llm-plain", {})
+        with servers.running(tmp_path) as live:
+            _register(client, live.https_port, live.ca_pem)
+            wait(
+                lambda: (
+                    names.STATUS_ANNOTATION
+                    in _create(client, "llm", _named(leader, "probe"), dry_run=True)
+                    .json()["metadata"]
+                    .get("annotations", {})
+                ),
+                "the webhook to be called",
+            )
+            stored = {}
+            for role, pod in (("leader", leader), ("worker", worker)):
+                reply = _create(client, "llm", pod)
+                assert reply.status_code == 201, reply.text
+                assert "multinode-webhook rewrote main" in reply.headers.get("warning", "")
+                stored[role] = reply.json()
+            replaced = llmisvc.build_pod(
+                llmisvc.load(legacy), role="leader", user_args=["--max-model-len=4096"]
+            )
+            reply = _create(client, "llm", _named(replaced, "replaced"))
+            explained = reply.json()
+            plain = _create(client, "llm-plain", _named(leader, "elsewhere")).json()
+            opted_out = _create(
+                client,
+                "llm",
+                _named(leader, "opted-out", **{names.INJECT_LABEL: names.POD_OPT_OUT}),
+            ).json()
+
+    where = (
+        flags["leader"].index("--trust-remote-code")
+        if "--trust-remote-code" in flags["leader"]
+        else len(flags["leader"])
+    )
+    got = _stored_argv(stored["leader"], tmp_path / "leader")
+    assert got == [*flags["leader"][:where], *delivered, *flags["leader"][where:]]
+    got = _stored_argv(stored["worker"], tmp_path / "worker")
+    assert got[len(flags["worker"]) :] == ["--enforce-eager", "x y"]
+    assert names.PROBLEM_ANNOTATION in explained["metadata"]["annotations"]
+    assert explained["spec"]["containers"][0]["args"] == ["--max-model-len=4096"]
+    for untouched in (plain, opted_out):
+        assert untouched["spec"]["containers"][0]["command"][-1] == "--"
+        assert '$@"' in untouched["spec"]["containers"][0]["command"][2]
+        assert names.STATUS_ANNOTATION not in untouched["metadata"].get("annotations", {})

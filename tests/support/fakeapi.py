@@ -182,6 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
                 if current is None:
                     return self._send(404, _status(404, f'{resource} "{name}" not found'))
                 return self._send(200, current)
+            if self.command == "DELETE":
+                if current is None:
+                    return self._send(404, _status(404, f'{resource} "{name}" not found'))
+                del api.objects[(resource, ns, name or "")]
+                return self._send(200, current)
             body = self._body()
             if self.command == "POST":
                 name = body["metadata"]["name"]
@@ -211,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, patched)
             return self._send(405, _status(405, self.command))
 
-    do_GET = do_POST = do_PUT = do_PATCH = _handle
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ unquoted `$@`, `$*` or `$0` is split at whitespace (an empty parameter vanishes)
 them with spaces, and `exec $CMD` splits the string assigned to `CMD`. Every other expansion
 (`${MODEL}`, `$(...)`) is shown as written: its value is known only in the running pod. An
 unquoted `*`, `?` or `[` is shown as is, which is also what bash passes when nothing in the
-working directory matches it.
+working directory matches it. An `eval "vllm serve …"` launch is followed into its string: eval
+joins its words with spaces and runs the text as a script of its own.
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
         return Launch(kind, (*command, *_words(arguments[1:], values)), zero)
     name = launch.child_by_field_name("name")
     argv = _words([name, *arguments] if name is not None else [], values)
+    if argv[:1] == ["eval"]:
+        inner = launch_argv(" ".join(argv[1:]), zero=zero, params=params)
+        return None if inner is None else Launch(kind, inner.argv, zero)
     if argv[:1] == ["exec"]:
         argv = argv[1:]
     return Launch(kind, tuple(argv), zero)

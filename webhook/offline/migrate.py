@@ -1,17 +1,23 @@
-"""Runtime migration: the pod rewrite applied at the source (DESIGN §3, last paragraph).
+"""Runtime migration: the pod rewrite applied at the source (DESIGN §3, last paragraph; §2.1).
 
 A ServingRuntime or ClusterServingRuntime, alone, inside an OpenShift Template or in any
 `List`, has its head (`spec.containers`) and worker (`spec.workerSpec.containers`) containers
 rewritten with the same `plan_container` admission uses, so the pods KServe builds from it
-need no webhook. `migrate_text` edits YAML in place: only the changed `command` and `args`
-lines differ, comments and quoting elsewhere stay as written.
+need no webhook. So does an LLMInferenceServiceConfig preset's `main` (leader, worker, prefill):
+its Go template actions (`{{ … }}`) are masked while the script is parsed and kept byte for
+byte. A multi-node LLMInferenceService whose `main` carries args of its own has them moved
+into `VLLM_ADDITIONAL_ARGS`, each shell-quoted, since on KServe v0.16 and RHOAI up to 3.3 they
+replace the preset's script (DESIGN §2.1). `migrate_text` edits YAML in place: only the
+changed `command` and `args` lines differ, comments and quoting elsewhere stay as written.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import re
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final
 
@@ -20,7 +26,7 @@ import yaml
 
 from webhook.core import patch
 from webhook.core.model import DEFAULT_OPTIONS, ContainerPlan, Options
-from webhook.core.names import Reason
+from webhook.core.names import LLM_EXTRA_ARGS_ENV, Reason
 from webhook.core.patch import PatchOp
 from webhook.core.raw import display_name, mapping, string
 from webhook.core.read import read_container
@@ -29,7 +35,21 @@ from webhook.offline import documents, splice
 from webhook.offline.sandbox import ParserCrashed, resolved
 
 RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime"})
+LLM_CONFIG: Final = "LLMInferenceServiceConfig"
+LLM_SERVICE: Final = "LLMInferenceService"
+SOURCE_KINDS: Final = RUNTIME_KINDS | {LLM_CONFIG, LLM_SERVICE}
 Path = tuple[str | int, ...]
+# Where each kind keeps the container lists migrate looks at.
+_RUNTIME_LISTS: Final = (("spec", "containers"), ("spec", "workerSpec", "containers"))
+_LLM_LISTS: Final = (
+    ("spec", "template", "containers"),
+    ("spec", "worker", "containers"),
+    ("spec", "prefill", "template", "containers"),
+    ("spec", "prefill", "worker", "containers"),
+)
+_ACTION: Final = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+# The rule named for args moved into VLLM_ADDITIONAL_ARGS.
+ARGS_TO_ENV: Final = "args-to-env"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +76,12 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
+    """A container to change: its plan when the rewrite changes it (None: `ops` does)."""
+
     path: Path
-    plan: ContainerPlan
+    plan: ContainerPlan | None
     change: Change
+    ops: tuple[PatchOp, ...] = ()
 
 
 def _label(obj: Mapping[str, Any]) -> str:
@@ -70,7 +93,7 @@ def _runtimes(document: Any, path: Path = (), parent: str = "") -> Iterator[tupl
     if not isinstance(document, Mapping):
         return
     kind = document.get("kind")
-    if kind in RUNTIME_KINDS:
+    if kind in SOURCE_KINDS:
         yield path, f"{parent}{_label(document)}", document
     elif kind == "Template" and isinstance(document.get("objects"), list):
         for index, item in enumerate(document["objects"]):
@@ -83,32 +106,123 @@ def _runtimes(document: Any, path: Path = (), parent: str = "") -> Iterator[tupl
 
 
 def _targets(document: Any, options: Options) -> Iterator[_Target]:
-    for path, label, runtime in _runtimes(document):
-        lists = [("spec", "containers"), ("spec", "workerSpec", "containers")]
-        for list_path in lists:
-            containers: Any = runtime
+    for path, label, source in _runtimes(document):
+        kind = source.get("kind")
+        llm = kind in (LLM_CONFIG, LLM_SERVICE)
+        names = options.llm_containers if llm else options.containers
+        namespace = string(mapping(source.get("metadata")).get("namespace"))
+        for list_path in _LLM_LISTS if llm else _RUNTIME_LISTS:
+            containers: Any = source
             for token in list_path:
                 containers = mapping(containers).get(token)
             for index, container in enumerate(containers if isinstance(containers, list) else []):
                 name = container.get("name") if isinstance(container, Mapping) else None
-                if not isinstance(name, str) or name not in options.containers:
+                if not isinstance(name, str) or name not in names:
                     continue
-                facts = read_container(container, position=index, name=name)
-                plan = resolved(
-                    partial(
-                        plan_container,
-                        facts,
-                        rules=options.rules,
-                        max_script_bytes=options.max_script_bytes,
-                        runtime=True,
-                        parse=options.parse_scripts,
-                    ),
-                    what=label,
+                where = (*path, *list_path, index)
+                if kind == LLM_SERVICE:
+                    if _multi_node(source):
+                        yield from _args_to_env(
+                            container, where, Change(label, name, (ARGS_TO_ENV,), namespace)
+                        )
+                    continue
+                plan = _plan(
+                    container, index=index, name=name, llm=llm, label=label, options=options
                 )
                 if plan.outcome is Reason.LOSSY_ARGS:
-                    namespace = string(mapping(runtime.get("metadata")).get("namespace"))
-                    change = Change(label, name, tuple(plan.rules), namespace)
-                    yield _Target((*path, *list_path, index), plan, change)
+                    yield _Target(where, plan, Change(label, name, tuple(plan.rules), namespace))
+
+
+def _plan(
+    container: Mapping[str, Any], *, index: int, name: str, llm: bool, label: str, options: Options
+) -> ContainerPlan:
+    """The container's plan, with a preset's template actions masked while it is made."""
+    masked, unmask = _masked(container)
+    facts = read_container(masked, position=index, name=name, llm=llm)
+    plan = resolved(
+        partial(
+            plan_container,
+            facts,
+            rules=options.rules,
+            max_script_bytes=options.max_script_bytes,
+            runtime=True,
+            parse=options.parse_scripts,
+        ),
+        what=label,
+    )
+    return replace(
+        plan,
+        command=None if plan.command is None else tuple(map(unmask, plan.command)),
+        args=None if plan.args is None else tuple(map(unmask, plan.args)),
+    )
+
+
+def _masked(container: Mapping[str, Any]) -> tuple[Mapping[str, Any], Callable[[str], str]]:
+    """The container with every `{{ … }}` of its command and args replaced by a word the
+    shell reads as plain text, and the function that puts them back."""
+    words = [
+        w
+        for w in (*(container.get("command") or ()), *(container.get("args") or ()))
+        if isinstance(w, str)
+    ]
+    actions = sorted({a for word in words for a in _ACTION.findall(word)})
+    if not actions:
+        return container, lambda text: text
+    taken = "\0".join(words)
+    stem = next(f"MNW{n}T" for n in range(1000) if f"MNW{n}T" not in taken)
+    marks = {action: f"{stem}{i}Z" for i, action in enumerate(actions)}
+    back = {mark: action for action, mark in marks.items()}
+    mark_pattern = re.compile(f"{stem}\\d+Z")
+
+    def mask(value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [
+            _ACTION.sub(lambda m: marks[m.group(0)], w) if isinstance(w, str) else w for w in value
+        ]
+
+    def unmask(text: str) -> str:
+        return mark_pattern.sub(lambda m: back[m.group(0)], text)
+
+    masked = {
+        **container,
+        "command": mask(container.get("command")),
+        "args": mask(container.get("args")),
+    }
+    return {k: v for k, v in masked.items() if v is not None or k in container}, unmask
+
+
+def _multi_node(service: Mapping[str, Any]) -> bool:
+    """Whether an LLMInferenceService runs on several nodes (a LeaderWorkerSet), whose presets
+    run a shell script in every release; a single node's may run vllm with no shell."""
+    spec = mapping(service.get("spec"))
+    return "worker" in spec or "worker" in mapping(spec.get("prefill"))
+
+
+def _args_to_env(container: Mapping[str, Any], path: Path, change: Change) -> Iterator[_Target]:
+    """Move a container's args into VLLM_ADDITIONAL_ARGS, each shell-quoted, so that the
+    preset's eval yields each one exactly."""
+    args = container.get("args")
+    if container.get("command") is not None or not args or not isinstance(args, list):
+        return
+    quoted = " ".join(shlex.quote(str(arg)) for arg in args)
+    env = container.get("env")
+    at = patch.pointer(*path)
+    ops: list[PatchOp] = [patch.remove(at + "/args")]
+    if not isinstance(env, list):
+        ops.append(patch.add(at + "/env", [{"name": LLM_EXTRA_ARGS_ENV, "value": quoted}]))
+    else:
+        index = next(
+            (i for i, item in enumerate(env) if mapping(item).get("name") == LLM_EXTRA_ARGS_ENV),
+            None,
+        )
+        if index is None:
+            ops.append(patch.add(at + "/env/-", {"name": LLM_EXTRA_ARGS_ENV, "value": quoted}))
+        else:
+            before = string(mapping(env[index]).get("value"))
+            value = f"{before} {quoted}" if before else quoted
+            ops.append(patch.replace(f"{at}/env/{index}/value", value))
+    yield _Target(path, None, change, tuple(ops))
 
 
 def migrate_document(document: Any, *, options: Options = DEFAULT_OPTIONS) -> Migration:
@@ -123,7 +237,10 @@ def _applied(document: Any, targets: list[_Target]) -> Any:
     """A copy of the document with every target's plan applied."""
     ops: list[PatchOp] = []
     for target in targets:
-        ops.extend(container_ops(target.plan, path=patch.pointer(*target.path)))
+        if target.plan is None:
+            ops.extend(target.ops)
+        else:
+            ops.extend(container_ops(target.plan, path=patch.pointer(*target.path)))
     return jsonpatch.apply_patch(document, patch.to_json(ops))
 
 
@@ -138,9 +255,9 @@ def _edits(text: str, root: yaml.Node, target: _Target) -> list[splice.Edit] | N
     """The in-place edits of one container, or None when they cannot be made in place."""
     container = _node_at(root, target.path)
     command = splice.child(container, "command") if container is not None else None
-    if container is None or not isinstance(command, yaml.SequenceNode):
-        return None
     plan = target.plan
+    if container is None or not isinstance(command, yaml.SequenceNode) or plan is None:
+        return None
     new_command = list(plan.command or ())
     # The shell and its options keep their text, and so does a $0 that was already there.
     kept: list[yaml.Node | None] = [*command.value[: len(new_command) - 2], None, None]

@@ -51,6 +51,14 @@ _NOT_UNPATCHED: Final = frozenset(
 # What `migrate` rewrites: a runtime, or a Template holding one.
 _MIGRATE_KINDS: Final = RUNTIME_KINDS | {"Template"}
 
+# A LeaderWorkerSet's two pod templates (KServe's multi-node LLMInferenceService): the leader's
+# (the workers' when it has none of its own) and the workers'.
+LWS_KIND: Final = ("leaderworkerset.x-k8s.io", "LeaderWorkerSet")
+LWS_TEMPLATES: Final = (
+    ("leader", ("spec", "leaderWorkerTemplate", "leaderTemplate")),
+    ("worker", ("spec", "leaderWorkerTemplate", "workerTemplate")),
+)
+
 # Where each workload keeps its pod template, by (API group, kind).
 TEMPLATE_PATHS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     ("", "ReplicationController"): ("spec", "template"),
@@ -104,6 +112,8 @@ class Result(TypedDict):
     diff: str
     rendered_from: NotRequired[str]
     launch: NotRequired[list[LaunchJson]]
+    # Which pod template of a LeaderWorkerSet; the worker's result holds both templates' edits.
+    template: NotRequired[str]
 
 
 def _group_version(api_version: object) -> tuple[str, str]:
@@ -178,6 +188,8 @@ def preview_object(
 
     group, version = _group_version(obj.get("apiVersion"))
     namespace = string(mapping(obj.get("metadata")).get("namespace"))
+    if (group, kind) == LWS_KIND:
+        return _preview_lws(obj, namespace=namespace, context=context, options=options)
     path = TEMPLATE_PATHS.get((group, kind))
     if path is None:
         request = _simulated(context, namespace=namespace, kind=Kind(group, version, kind))
@@ -185,13 +197,69 @@ def preview_object(
             obj, what=f"{kind} {display_name(obj)}", context=request, options=options
         )
         return [_result(obj, kind, decision)]
+    return [_template_result(obj, path, namespace=namespace, context=context, options=options)]
+
+
+def _template_result(
+    obj: Mapping[str, Any],
+    path: Sequence[str],
+    *,
+    namespace: str,
+    context: Context,
+    options: Options,
+    what: str = "",
+) -> Result:
+    """The result for the pod template at `path` of a workload, with the launch argv of its
+    LLMInferenceService containers."""
     template: Any = obj
     for token in path:
         template = mapping(template).get(token)
     pod = {"apiVersion": "v1", "kind": "Pod", **mapping(template)}
     request = _simulated(context, namespace=namespace, kind=POD_KIND, base="/" + "/".join(path))
-    decision = _decided(pod, what=f"{kind} {display_name(obj)}", context=request, options=options)
-    return [_result(obj, kind, decision)]
+    kind = string(obj.get("kind"))
+    what = what or f"{kind} {display_name(obj)}"
+    result = _result(obj, kind, _decided(pod, what=what, context=request, options=options))
+    labels = mapping(mapping(pod.get("metadata")).get("labels"))
+    if labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
+        after: Any = result["object"]
+        for token in path:
+            after = mapping(after).get(token)
+        result["launch"] = _launched(
+            pod,
+            {"spec": mapping(after).get("spec")},
+            targets=options.llm_containers,
+            what=what,
+            options=options,
+        )
+    return result
+
+
+def _preview_lws(
+    obj: Mapping[str, Any], *, namespace: str, context: Context, options: Options
+) -> list[Result]:
+    """A LeaderWorkerSet's leader and worker pod templates, the worker's result built on the
+    leader's so that it holds both edits."""
+    results: list[Result] = []
+    current: Mapping[str, Any] = obj
+    templates = [(role, path) for role, path in LWS_TEMPLATES if _at(obj, path)]
+    for role, path in templates:
+        what = f"LeaderWorkerSet {display_name(obj)} ({role})"
+        result = _template_result(
+            current, path, namespace=namespace, context=context, options=options, what=what
+        )
+        result["template"] = role
+        results.append(result)
+        current = result["object"]
+    if not results:
+        raise documents.InputError(f"LeaderWorkerSet {display_name(obj)}: no pod template")
+    return results
+
+
+def _at(obj: Mapping[str, Any], path: Sequence[str]) -> bool:
+    found: Any = obj
+    for token in path:
+        found = mapping(found).get(token)
+    return isinstance(found, dict)
 
 
 def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Options) -> Decision:
@@ -213,17 +281,31 @@ def _fate(arg: str, launch: Launch | None, *, zero: bool) -> str:
     return "dropped"
 
 
-def _launches(before: Any, after: Any, user_args: Sequence[str]) -> list[LaunchJson]:
-    """The target containers' launch argv in the pod as built and as admitted."""
+def _launches(
+    before: Any,
+    after: Any,
+    user_args: Sequence[str] | None,
+    targets: Sequence[str] = (names.HEAD_CONTAINER, names.WORKER_CONTAINER),
+) -> list[LaunchJson]:
+    """The target containers' launch argv in the pod as built and as admitted. `user_args`
+    None: each container's own args are the user's (an LLMInferenceService's pod)."""
     reports: list[LaunchJson] = []
     after_containers = mapping(mapping(after).get("spec")).get("containers") or []
     for index, container in enumerate(mapping(mapping(before).get("spec")).get("containers") or []):
-        if mapping(container).get("name") not in (names.HEAD_CONTAINER, names.WORKER_CONTAINER):
+        if mapping(container).get("name") not in targets:
             continue
         old, new = container_launch(container), container_launch(after_containers[index])
+        given = (
+            [str(arg) for arg in mapping(container).get("args") or []]
+            if user_args is None
+            else user_args
+        )
         # The user's args are the last of the container's: the first of them is bash's $0
         # when the script took the whole of args[0].
-        zero = bool(user_args) and old is not None and old.zero == user_args[0]
+        zero = bool(given) and old is not None and old.zero == given[0]
+        # What stands for each arg once admitted: itself, or the word eval made of it.
+        own = [str(arg) for arg in mapping(after_containers[index]).get("args") or []]
+        delivered = own if user_args is None and len(own) == len(given) else given
         reports.append(
             {
                 "container": string(mapping(container).get("name")),
@@ -234,9 +316,9 @@ def _launches(before: Any, after: Any, user_args: Sequence[str]) -> list[LaunchJ
                     {
                         "arg": arg,
                         "before": _fate(arg, old, zero=zero and position == 0),
-                        "after": _fate(arg, new, zero=False),
+                        "after": _fate(delivered[position], new, zero=False),
                     }
-                    for position, arg in enumerate(user_args)
+                    for position, arg in enumerate(given)
                 ],
             }
         )
@@ -269,17 +351,30 @@ def preview_inference_service(
             pod.pod, "Pod", _decided(pod.pod, what=what, context=request, options=options)
         )
         result["rendered_from"] = f"InferenceService/{display_name(mapping(isvc))} ({pod.role})"
-        if options.parse_scripts:
-            result["launch"] = _launches(pod.pod, result["object"], pod.user_args)
-        else:
-            try:
-                result["launch"] = shared().call(
-                    _launches, pod.pod, result["object"], pod.user_args
-                )
-            except Crashed:
-                raise ParserCrashed(f"{what}: {CRASHED}") from None
+        result["launch"] = _launched(
+            pod.pod, result["object"], user_args=pod.user_args, what=what, options=options
+        )
         results.append(result)
     return results
+
+
+def _launched(
+    before: Any,
+    after: Any,
+    *,
+    what: str,
+    options: Options,
+    user_args: Sequence[str] | None = None,
+    targets: Sequence[str] = (names.HEAD_CONTAINER, names.WORKER_CONTAINER),
+) -> list[LaunchJson]:
+    """`_launches`, parsed in the sandbox unless this process may parse scripts itself (the
+    `/preview` worker, which is a sandbox already)."""
+    if options.parse_scripts:
+        return _launches(before, after, user_args, targets)
+    try:
+        return shared().call(_launches, before, after, user_args, targets)
+    except Crashed:
+        raise ParserCrashed(f"{what}: {CRASHED}") from None
 
 
 def runtimes_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
@@ -383,5 +478,10 @@ def render(results: list[Result], fmt: str) -> str:
     if fmt == "diff":
         return "".join(result["diff"] for result in results)
     if fmt == "manifest":
-        return "---\n".join(documents.dump(result["object"]) for result in results)
+        # A LeaderWorkerSet's leader result is followed by its worker's, which holds both edits.
+        return "---\n".join(
+            documents.dump(result["object"])
+            for result in results
+            if result.get("template") != "leader"
+        )
     raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")

@@ -4,8 +4,9 @@ The webhook fails open, so a pod created while it was down, or before it was ins
 with its args dropped until it is recreated. The audit finds them: pods the installed
 configuration covers (an entry's namespace and object selectors, as the API server evaluates
 them; shadow entries never patch) that carry no status annotation and that admission would
-patch now. It groups them by owner, the Deployment behind their ReplicaSet and the
-InferenceService of their label, and says how to recreate them through the webhook.
+patch now. It groups them by owner (the Deployment behind their ReplicaSet, or the
+LeaderWorkerSet of an LLMInferenceService's multi-node pods) and by the InferenceService or
+LLMInferenceService of their labels, and says how to recreate them through the webhook.
 """
 
 from __future__ import annotations
@@ -27,11 +28,21 @@ from webhook.adapters.kube.check import (
 from webhook.adapters.kube.client import Cluster
 from webhook.core import patch
 from webhook.core.model import Context
-from webhook.core.names import ISVC_LABEL, STATUS_ANNOTATION, Action
+from webhook.core.names import (
+    ISVC_LABEL,
+    LLMISVC_PART_OF,
+    PART_OF_LABEL,
+    STATUS_ANNOTATION,
+    Action,
+)
 from webhook.core.patch import PatchOp
 from webhook.core.raw import mapping, string
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
+LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
+LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"
+# The LLMInferenceService of a pod: KServe names it in this label.
+LLMISVC_NAME: Final = "app.kubernetes.io/name"
 
 
 @dataclass
@@ -39,16 +50,24 @@ class Owner:
     """The pods of one owner that need recreating, and how."""
 
     namespace: str
-    kind: str  # "Deployment", or "Pod" when no Deployment owns it
+    kind: str  # "Deployment", "LeaderWorkerSet", or "Pod" when neither owns it
     name: str
     inference_service: str
+    llm_inference_service: str = ""
     pods: list[str] = field(default_factory=list)
     # The newest creationTimestamp of those pods (RFC 3339, UTC: ordered as text).
     newest: str = ""
+    # A LeaderWorkerSet's: the leader pods of the groups to recreate.
+    leaders: list[str] = field(default_factory=list)
 
     def restart_command(self) -> str:
         if self.kind == "Deployment":
             return f"kubectl -n {self.namespace} rollout restart deployment/{self.name}"
+        if self.kind == "LeaderWorkerSet":
+            return (
+                f"kubectl -n {self.namespace} delete pod {' '.join(self.leaders)}"
+                "  # the LeaderWorkerSet recreates each group with its leader"
+            )
         return f"kubectl -n {self.namespace} delete pod {self.name}  # no Deployment recreates it"
 
 
@@ -57,6 +76,7 @@ class OwnerJson(TypedDict):
     kind: str
     name: str
     inferenceService: str
+    llmInferenceService: str
     pods: list[str]
     restart: str
 
@@ -88,6 +108,7 @@ class Audit:
                     "kind": o.kind,
                     "name": o.name,
                     "inferenceService": o.inference_service,
+                    "llmInferenceService": o.llm_inference_service,
                     "pods": o.pods,
                     "restart": o.restart_command(),
                 }
@@ -125,8 +146,12 @@ def repairable(pod: Mapping[str, Any], namespace: str, *, decide: Decide = in_pr
 
 
 def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[str, str]:
-    """(kind, name) of the Deployment that recreates the pod, else ("Pod", its name)."""
+    """(kind, name) of the Deployment or LeaderWorkerSet that recreates the pod, else
+    ("Pod", its name)."""
     metadata = mapping(pod.get("metadata"))
+    lws = string(mapping(metadata.get("labels")).get(LWS_NAME))
+    if lws:
+        return "LeaderWorkerSet", lws
     for reference in map(mapping, metadata.get("ownerReferences") or []):
         if reference.get("kind") != "ReplicaSet":
             continue
@@ -167,9 +192,21 @@ def audit(
             kind, owner_name = _owner(cluster, pod, name)
             key = (name, kind, owner_name)
             if key not in owners:
-                owners[key] = Owner(name, kind, owner_name, string(pod_labels.get(ISVC_LABEL)))
+                llm = pod_labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
+                owners[key] = Owner(
+                    name,
+                    kind,
+                    owner_name,
+                    string(pod_labels.get(ISVC_LABEL)),
+                    string(pod_labels.get(LLMISVC_NAME)) if llm else "",
+                )
             owner = owners[key]
             owner.pods.append(string(metadata.get("name")))
+            if kind == "LeaderWorkerSet":
+                # A group's leader is named after the set and the group's index.
+                leader = f"{owner_name}-{string(pod_labels.get(LWS_GROUP)) or '0'}"
+                if leader not in owner.leaders:
+                    owner.leaders.append(leader)
             owner.newest = max(owner.newest, string(metadata.get("creationTimestamp")))
     return Audit(tuple(covered), tuple(owners[key] for key in sorted(owners)))
 
@@ -201,7 +238,8 @@ def not_serving(cluster: Cluster, configuration: Mapping[str, Any]) -> list[str]
 def restart(
     cluster: Cluster, owners: Sequence[Owner], *, webhook_config: str, now: dt.datetime
 ) -> tuple[list[str], int]:
-    """Restart every Deployment among `owners`, as `kubectl rollout restart` does: (what was
+    """Restart every Deployment among `owners`, as `kubectl rollout restart` does, and delete
+    the leaders of a LeaderWorkerSet's unrepaired groups, which it recreates whole: (what was
     done, one line each; how many owners are left unrepaired).
 
     Refused with `NotServing` while the webhook is down. A Deployment restarted after its
@@ -213,6 +251,14 @@ def restart(
     done, left = [], 0
     for owner in owners:
         where = f"{owner.namespace}/{owner.name}"
+        if owner.kind == "LeaderWorkerSet":
+            for leader in owner.leaders:
+                cluster.delete_pod(owner.namespace, leader)
+            done.append(
+                f"deleted the leaders {', '.join(owner.leaders)} of LeaderWorkerSet {where}: "
+                "it recreates their groups"
+            )
+            continue
         if owner.kind != "Deployment":
             done.append(f"skipped Pod {where}: no Deployment recreates it")
             left += 1

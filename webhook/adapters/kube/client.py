@@ -213,6 +213,11 @@ class Cluster:
             to_json(ops),
         )
 
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._call(
+            f"delete Pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace
+        )
+
     def pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self._call(
             f"read Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace

@@ -1,0 +1,125 @@
+"""`migrate` of KServe's LLM API at its source: an LLMInferenceServiceConfig preset's script,
+its Go template actions kept byte for byte, and a multi-node LLMInferenceService's args moved
+into VLLM_ADDITIONAL_ARGS for the releases whose args replace the preset's script."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import llmisvc
+from tests.support.cli import cli
+from tests.support.proof import launch
+from webhook.core.mutate import mutate
+from webhook.core.names import LLM_CONTAINER, LLM_EXTRA_ARGS_ENV, Action, Reason
+from webhook.offline.migrate import ARGS_TO_ENV, migrate_text
+
+ACTION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+ARGS = ["--served-model-name=my model", '{"a": [1, 2]}', "--x=$(id)", "a;b", "it's", "", "*"]
+
+
+def _presets() -> list[Path]:
+    return llmisvc.preset_files() if llmisvc.CORPUS.is_dir() else []
+
+
+@pytest.mark.parametrize("path", _presets(), ids=lambda p: p.name)
+def test_migrate_changes_exactly_the_eval_presets(path: Path) -> None:
+    _, changes = migrate_text(path.read_text(), name=path.name)
+    assert bool(changes) is (llmisvc.shape(path) == "eval"), changes
+
+
+@pytest.mark.parametrize(
+    ("preset", "code"),
+    [
+        ("kserve-v0.17.0-config-llm-worker-data-parallel", 1),
+        ("kserve-v0.17.0-config-llm-template", 0),
+    ],
+)
+def test_migrate_check_fails_on_an_eval_preset_and_not_on_exec_form(preset: str, code: int) -> None:
+    if not llmisvc.CORPUS.is_dir():
+        pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
+    done = cli("migrate", "--check", str(llmisvc.CORPUS / f"{preset}.yaml"))
+    assert done.returncode == code, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in _presets() if llmisvc.shape(p) == "eval"], ids=lambda p: p.name
+)
+def test_a_migrated_preset_keeps_its_template_and_passes_args_exactly(
+    path: Path, tmp_path: Path
+) -> None:
+    text = path.read_text()
+    migrated, changes = migrate_text(text, name=path.name)
+    assert changes
+    assert ACTION.findall(migrated) == ACTION.findall(text)
+    config = yaml.safe_load(migrated)
+    for role in llmisvc.roles(config):
+        pod = llmisvc.build_pod(config, role=role, user_args=ARGS)
+        decision = mutate(pod)
+        assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.ALREADY_MIGRATED)
+        bare = llmisvc.build_pod(config, role=role)
+        env = llmisvc.LWS_ENV
+        flags = launch(bare, LLM_CONTAINER, tmp_path / f"{role}-bare", added=env)
+        got = launch(pod, LLM_CONTAINER, tmp_path / role, added=env)
+        start = got.index(ARGS[0])
+        assert got[start : start + len(ARGS)] == ARGS
+        assert got[:start] + got[start + len(ARGS) :] == flags
+    assert migrate_text(migrated, name=path.name)[1] == []
+
+
+def _service(template_args: list[str], *, worker: bool) -> dict[str, Any]:
+    main: dict[str, Any] = {"name": LLM_CONTAINER, "args": template_args}
+    spec: dict[str, Any] = {
+        "model": {"uri": "hf://ibm/granite"},
+        "template": {"containers": [main]},
+    }
+    if worker:
+        spec["worker"] = {"containers": [copy.deepcopy(main)]}
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha2",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": "granite", "namespace": "models"},
+        "spec": spec,
+    }
+
+
+def test_a_multi_node_service_gets_its_args_moved_into_vllm_additional_args(
+    tmp_path: Path,
+) -> None:
+    text = yaml.safe_dump(_service(ARGS, worker=True))
+    migrated, changes = migrate_text(text)
+    assert [c.rules for c in changes] == [(ARGS_TO_ENV,), (ARGS_TO_ENV,)]
+    service = yaml.safe_load(migrated)
+    main = service["spec"]["template"]["containers"][0]
+    assert "args" not in main
+    [variable] = main["env"]
+    assert variable["name"] == LLM_EXTRA_ARGS_ENV
+    if not llmisvc.CORPUS.is_dir():
+        return
+    # On a v0.16 data-parallel preset, the eval of ${VLLM_ADDITIONAL_ARGS} yields each arg.
+    config = llmisvc.load(llmisvc.CORPUS / "kserve-v0.16.0-config-llm-worker-data-parallel.yaml")
+    pod = llmisvc.build_pod(config, role="leader")
+    added = {**llmisvc.LWS_ENV, LLM_EXTRA_ARGS_ENV: variable["value"]}
+    got = launch(pod, LLM_CONTAINER, tmp_path, added=added)
+    start = got.index(ARGS[0])
+    assert got[start : start + len(ARGS)] == ARGS
+
+
+def test_a_single_node_service_and_one_without_args_are_left_alone() -> None:
+    for service in (_service(ARGS, worker=False), _service([], worker=True)):
+        assert migrate_text(yaml.safe_dump(service))[1] == []
+
+
+def test_existing_vllm_additional_args_are_kept_first() -> None:
+    service = _service(["--b=2"], worker=True)
+    service["spec"]["template"]["containers"][0]["env"] = [
+        {"name": LLM_EXTRA_ARGS_ENV, "value": "--a=1"}
+    ]
+    migrated, _ = migrate_text(yaml.safe_dump(service))
+    env = yaml.safe_load(migrated)["spec"]["template"]["containers"][0]["env"]
+    assert env == [{"name": LLM_EXTRA_ARGS_ENV, "value": "--a=1 --b=2"}]
