@@ -223,7 +223,7 @@ def _serves_as_the_api_server_expects(
     verifies against caBundle for the name the API server calls."""
     with _deployment_serving(deployment, secret, work) as (https_port, http_port):
         assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
-        [entry, _] = configuration["webhooks"]
+        entry = configuration["webhooks"][0]
         service = entry["clientConfig"]["service"]
         host = f"{service['name']}.{service['namespace']}.svc"
         context = servers.client_context(base64.b64decode(entry["clientConfig"]["caBundle"]))
