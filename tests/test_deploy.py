@@ -17,7 +17,7 @@ import yaml
 from celpy.adapter import json_to_cel
 
 from tests.support import kserve, llmisvc
-from tests.support.builders import TESTDATA
+from tests.support.builders import TESTDATA, admit
 from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, user_overlay
 from tests.support.positional import CASES, case_pod
 from webhook import __version__
@@ -25,7 +25,6 @@ from webhook.adapters import certs
 from webhook.adapters.config import Settings
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.names import Inject, Mode
 
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
@@ -273,7 +272,7 @@ def test_match_conditions_let_through_every_pod_the_webhook_changes() -> None:
                 llmisvc.build_pod(config, role=role, user_args=["--x=1"])
                 for role in llmisvc.roles(config)
             )
-    changed = [pod for pod in pods if mutate(pod).patch]
+    changed = [pod for pod in pods if admit(pod).patch]
     assert len(changed) >= 6 + len(CASES) // 2
     for pod in changed:
         llm = pod["metadata"].get("labels", {}).get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF

@@ -26,6 +26,7 @@ from webhook.core.model import Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import INJECT_LABEL, STATUS_ANNOTATION, Inject, Mode, Rule
 from webhook.core.raw import display_name, label_pair
+from webhook.core.view import pod_view
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
 from webhook.offline.preview import (
@@ -186,8 +187,9 @@ def decide_in_sandbox(pod: Mapping[str, Any], context: Context) -> Decision:
     """What admission decides for a cluster's pod, its scripts parsed in the sandbox, and a
     script that crashes the parser answered `parser-failed` as admission answers it."""
     options = Options(parse_scripts=False)
+    view = pod_view(pod)
     return resolved(
-        lambda: mutate(pod, context=context, options=options),
+        lambda: mutate(view, context=context, options=options),
         what=f"Pod {display_name(pod)}",
         answer_crashes=True,
     )

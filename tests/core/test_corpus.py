@@ -11,9 +11,9 @@ import jsonpatch
 import pytest
 
 from tests.support import kserve, shell
+from tests.support.builders import admit
 from tests.support.proof import HOSTILE_ARGS, launch
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.patch import to_json
 from webhook.offline.migrate import migrate_document
@@ -46,7 +46,7 @@ def test_decision_matches_the_runtime_shape(path: Path) -> None:
     for runtime in runtimes:
         for role in roles(runtime):
             pod = kserve.build_pod(runtime, role=role, user_args=["--max-model-len=4096"])
-            decision = mutate(pod)
+            decision = admit(pod)
             if path in EXACT:
                 assert (decision.action, decision.reason) == (
                     Action.UNCHANGED,
@@ -56,7 +56,7 @@ def test_decision_matches_the_runtime_shape(path: Path) -> None:
                 continue
             assert decision.action == Action.PATCHED, (role, decision.reason, decision.trace)
             result = jsonpatch.apply_patch(pod, to_json(decision.patch))
-            again = mutate(result)
+            again = admit(result)
             assert (again.action, again.reason, again.patch) == (
                 Action.UNCHANGED,
                 Reason.ALREADY_MIGRATED,
@@ -74,7 +74,7 @@ def test_hostile_args_reach_the_launcher_exactly(path: Path, role: str, tmp_path
         flags = launch(bare, name, tmp_path / f"{index}-bare")
         before = launch(loaded, name, tmp_path / f"{index}-before")
         assert before != [*flags, *HOSTILE_ARGS], "the shipped runtime should mangle these args"
-        decision = mutate(loaded)
+        decision = admit(loaded)
         assert decision.action == Action.PATCHED, decision.trace
         rewritten = jsonpatch.apply_patch(loaded, to_json(decision.patch))
         assert launch(rewritten, name, tmp_path / f"{index}-after") == [*flags, *HOSTILE_ARGS]
@@ -87,7 +87,7 @@ def test_rewritten_script_parses_and_adds_no_shellcheck_finding(path: Path, role
         pod = kserve.build_pod(runtime, role=role, user_args=["--x=1"])
         container = next(c for c in pod["spec"]["containers"] if c["name"] == TARGET[role])
         before = container["command"][2] if len(container["command"]) > 2 else container["args"][0]
-        decision = mutate(pod)
+        decision = admit(pod)
         after = decision.patch[0].value[2]
         assert shell.parses(after)
         assert shell.new_findings(before=before, after=after) == Counter()
@@ -109,7 +109,7 @@ def test_the_corpus_is_whole() -> None:
 def test_tally() -> None:
     tally: Counter[tuple[str, str]] = Counter()
     for path, _, pod in kserve.corpus_pods():
-        tally[kserve.family(path), mutate(pod).action] += 1
+        tally[kserve.family(path), admit(pod).action] += 1
     unchanged = sum(n for (_, d), n in tally.items() if d == Action.UNCHANGED)
     exact_pods = sum(len(roles(r)) for path in EXACT for r in kserve.load_runtimes(path))
     assert unchanged == exact_pods

@@ -19,9 +19,8 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.support.builders import TESTDATA, VERSION_MASK, golden
+from tests.support.builders import TESTDATA, VERSION_MASK, admit, golden
 from webhook import __version__
-from webhook.core.mutate import mutate
 from webhook.core.names import STATUS_ANNOTATION, Action
 from webhook.core.patch import to_json
 from webhook.offline import documents
@@ -37,7 +36,7 @@ def golden_of(source: Path) -> Path:
 
 
 def outcome(pod: Any) -> dict[str, Any]:
-    decision = mutate(pod)
+    decision = admit(pod)
     return {
         "decision": str(decision.action),
         "reason": str(decision.reason),
@@ -74,7 +73,7 @@ def test_golden(source: Path) -> None:
 def test_golden_is_a_fixed_point(source: Path) -> None:
     """Feeding the expected pod back in changes nothing."""
     expected = golden(source.name.removesuffix(".yaml"))
-    again = mutate(expected["object"])
+    again = admit(expected["object"])
     assert again.patch == ()
     assert again.action == Action.UNCHANGED or expected["decision"] == Action.SKIPPED
 

@@ -12,8 +12,8 @@ import jsonpatch
 import pytest
 
 from tests.support import llmisvc, shell
+from tests.support.builders import admit
 from tests.support.proof import launch
-from webhook.core.mutate import mutate
 from webhook.core.names import LLM_CONTAINER, PROBLEM_ANNOTATION, Action, Reason
 from webhook.core.patch import to_json
 
@@ -72,7 +72,7 @@ def test_decision_matches_the_preset_shape(case: tuple[Path, str]) -> None:
     config = llmisvc.load(path)
     pod = llmisvc.build_pod(config, role=role, user_args=["--max-model-len=4096"])
     bare = llmisvc.build_pod(config, role=role)
-    decision = mutate(pod)
+    decision = admit(pod)
     shape = llmisvc.shape(path)
     if shape == "exec":
         assert (decision.action, decision.reason, decision.patch) == (
@@ -83,7 +83,7 @@ def test_decision_matches_the_preset_shape(case: tuple[Path, str]) -> None:
         return
     if shape == "script-in-args":
         # Without user args the preset works and is left alone, with no warning.
-        quiet = mutate(bare)
+        quiet = admit(bare)
         assert (quiet.action, quiet.reason, quiet.patch, quiet.warnings) == (
             Action.UNCHANGED,
             Reason.NOT_A_TARGET,
@@ -96,11 +96,11 @@ def test_decision_matches_the_preset_shape(case: tuple[Path, str]) -> None:
         assert result["spec"] == pod["spec"]
         assert "VLLM_ADDITIONAL_ARGS" in result["metadata"]["annotations"][PROBLEM_ANNOTATION]
         assert any("args replaced the preset's script" in w for w in decision.warnings)
-        assert mutate(result).patch == ()
+        assert admit(result).patch == ()
         return
     assert decision.action == Action.PATCHED, decision.trace
     result = jsonpatch.apply_patch(pod, to_json(decision.patch))
-    again = mutate(result)
+    again = admit(result)
     assert (again.action, again.reason, again.patch) == (
         Action.UNCHANGED,
         Reason.ALREADY_MIGRATED,
@@ -115,7 +115,7 @@ def test_decision_matches_the_preset_shape(case: tuple[Path, str]) -> None:
 
 
 def _repaired(pod: dict[str, object]) -> dict[str, object]:
-    decision = mutate(pod)
+    decision = admit(pod)
     assert decision.action == Action.PATCHED, decision.trace
     return jsonpatch.apply_patch(pod, to_json(decision.patch))  # type: ignore[no-any-return]
 
@@ -142,7 +142,7 @@ def test_hostile_args_reach_vllm_exactly(case: tuple[Path, str], tmp_path: Path)
     after = launch(loaded, LLM_CONTAINER, tmp_path / "after", added=env)
     assert after[:2] == ["vllm", "serve"]
     assert after == [*flags[:where], *RECEIVED, *flags[where:]]
-    assert mutate(loaded).patch == ()
+    assert admit(loaded).patch == ()
 
 
 @pytest.mark.parametrize("case", EVAL_CASES, ids=_ids)
@@ -150,6 +150,6 @@ def test_repaired_script_parses_and_adds_no_shellcheck_finding(case: tuple[Path,
     path, role = case
     pod = llmisvc.build_pod(llmisvc.load(path), role=role, user_args=["--x=1"])
     main = next(c for c in pod["spec"]["containers"] if c["name"] == LLM_CONTAINER)
-    after = mutate(pod).patch[0].value[2]
+    after = admit(pod).patch[0].value[2]
     assert shell.parses(after)
     assert shell.new_findings(before=main["command"][2], after=after) == Counter()

@@ -1,4 +1,4 @@
-"""mutate(): only the target containers' command and args change, plus one annotation."""
+"""admit(): only the target containers' command and args change, plus one annotation."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.support.builders import example, golden, pod
+from tests.support.builders import admit, example, golden, pod
 from webhook import __version__
 from webhook.core import names
 from webhook.core.model import Context, Options
-from webhook.core.mutate import WARNING_LIMIT, mutate
+from webhook.core.mutate import WARNING_LIMIT
 from webhook.core.names import Action, Reason, Rule
 from webhook.core.patch import to_json
 
@@ -51,7 +51,7 @@ def busy_pod() -> dict[str, Any]:
 def test_only_the_target_container_and_the_status_annotation_change() -> None:
     pod = busy_pod()
     original = copy.deepcopy(pod)
-    decision = mutate(pod)
+    decision = admit(pod)
     assert pod == original, "mutate must not touch its input"
     assert decision.action == Action.PATCHED
     assert {op.path for op in decision.patch} == {
@@ -76,7 +76,7 @@ def test_only_the_target_container_and_the_status_annotation_change() -> None:
 def test_args_removed_when_only_the_script_was_there() -> None:
     pod = example("legacy-head-pod.yaml")
     pod["spec"]["containers"][0]["args"] = pod["spec"]["containers"][0]["args"][:1]
-    decision = mutate(pod)
+    decision = admit(pod)
     assert {"op": "remove", "path": "/spec/containers/0/args"} in to_json(decision.patch)
     assert (
         "args" not in jsonpatch.apply_patch(pod, to_json(decision.patch))["spec"]["containers"][0]
@@ -86,13 +86,13 @@ def test_args_removed_when_only_the_script_was_there() -> None:
 def test_bash_path_is_kept() -> None:
     pod = example("legacy-worker-pod.yaml")
     pod["spec"]["containers"][0]["command"] = ["/usr/local/bin/bash", "-c"]
-    decision = mutate(pod)
+    decision = admit(pod)
     assert decision.patch[0].value[0] == "/usr/local/bin/bash"
 
 
 def test_status_annotation_records_version_rules_and_digest() -> None:
     pod = example("legacy-head-pod.yaml")
-    decision = mutate(pod)
+    decision = admit(pod)
     status = json.loads(
         jsonpatch.apply_patch(pod, to_json(decision.patch))["metadata"]["annotations"][
             names.STATUS_ANNOTATION
@@ -112,7 +112,7 @@ def test_status_annotation_records_version_rules_and_digest() -> None:
 def test_pod_without_metadata_annotations_gets_the_map() -> None:
     pod = example("legacy-worker-pod.yaml")
     assert "annotations" not in pod["metadata"]
-    decision = mutate(pod)
+    decision = admit(pod)
     assert decision.patch[-1].path == "/metadata/annotations"
     assert (
         jsonpatch.apply_patch(pod, to_json(decision.patch)) == golden("legacy-worker-pod")["object"]
@@ -123,7 +123,7 @@ def test_container_named_in_the_status_annotation_is_left_alone() -> None:
     pod = example("legacy-head-pod.yaml")
     rules = {names.HEAD_CONTAINER: [Rule.FORWARD_ARGS]}
     pod["metadata"]["annotations"] = {names.STATUS_ANNOTATION: json.dumps({"rules": rules})}
-    decision = mutate(pod)
+    decision = admit(pod)
     assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.ALREADY_MIGRATED)
 
 
@@ -134,7 +134,7 @@ def test_both_targets_in_one_pod_and_earlier_rules_kept() -> None:
     head["metadata"]["annotations"] = {
         names.STATUS_ANNOTATION: '{"rules": {"old": ["forward-args"]}}'
     }
-    decision = mutate(head)
+    decision = admit(head)
     assert set(decision.rules) == {names.HEAD_CONTAINER, names.WORKER_CONTAINER}
     status = json.loads(
         jsonpatch.apply_patch(head, to_json(decision.patch))["metadata"]["annotations"][
@@ -147,15 +147,15 @@ def test_both_targets_in_one_pod_and_earlier_rules_kept() -> None:
 def test_configured_container_names() -> None:
     pod = example("legacy-head-pod.yaml")
     pod["spec"]["containers"][0]["name"] = "server"
-    assert mutate(pod).reason == Reason.NOT_A_TARGET
-    assert mutate(pod, options=Options(containers=("server",))).action == Action.PATCHED
+    assert admit(pod).reason == Reason.NOT_A_TARGET
+    assert admit(pod, options=Options(containers=("server",))).action == Action.PATCHED
 
 
 def test_warnings_are_short() -> None:
     pod = example("legacy-head-pod.yaml")
     names = tuple(f"kserve-container-with-a-very-long-name-{i}" for i in range(5))
     pod["spec"]["containers"] = [{**pod["spec"]["containers"][0], "name": n} for n in names]
-    decision = mutate(pod, options=Options(containers=names))
+    decision = admit(pod, options=Options(containers=names))
     assert decision.warnings
     assert all(len(w) <= WARNING_LIMIT for w in decision.warnings)
 
@@ -163,14 +163,14 @@ def test_warnings_are_short() -> None:
 def test_no_launch_command_warns() -> None:
     pod = example("legacy-worker-pod.yaml")
     pod["spec"]["containers"][0]["args"][0] = "sleep infinity\n"
-    decision = mutate(pod)
+    decision = admit(pod)
     assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.NO_LAUNCH_COMMAND)
     assert decision.warnings
     assert "worker-container" in decision.warnings[0]
 
 
 def test_shadow_reports_without_patching() -> None:
-    decision = mutate(example("legacy-head-pod.yaml"), context=Context(shadow=True))
+    decision = admit(example("legacy-head-pod.yaml"), context=Context(shadow=True))
     assert (decision.action, decision.patch) == (Action.SHADOW, ())
     assert "would rewrite" in decision.warnings[0]
 
@@ -188,7 +188,7 @@ def test_shadow_reports_without_patching() -> None:
 def test_exact_args_names_the_first_arg_it_changes(args: list[str], warning: str | None) -> None:
     command = ["bash", "-c", "python -m huggingfaceserver $0 $@\n"]
     container = {"name": names.HEAD_CONTAINER, "command": command, "args": args}
-    decision = mutate(pod(containers=[container]))
+    decision = admit(pod(containers=[container]))
     assert decision.action == Action.PATCHED
     notes = [w for w in decision.warnings if " now reaches the server" in w]
     expected = [] if warning is None else [f"multinode-webhook: kserve-container {warning}"]
@@ -200,7 +200,7 @@ def test_exact_args_numbers_the_arg_as_it_stands_in_a_legacy_pods_args() -> None
     # args[0] is the script, so the first user arg is arg 2 and "--x=a b" arg 3.
     script = "python -m huggingfaceserver $@\n"
     container = {"name": names.HEAD_CONTAINER, "command": ["bash", "-c"]}
-    decision = mutate(pod(containers=[{**container, "args": [script, "--a", "--x=a b"]}]))
+    decision = admit(pod(containers=[{**container, "args": [script, "--a", "--x=a b"]}]))
     assert decision.action == Action.PATCHED
     notes = [w for w in decision.warnings if " now reaches the server" in w]
     assert notes == [

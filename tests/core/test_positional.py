@@ -9,10 +9,10 @@ from pathlib import Path
 import jsonpatch
 import pytest
 
+from tests.support.builders import admit
 from tests.support.positional import CASES, Case, case_pod
 from tests.support.proof import launch
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.names import Action
 from webhook.core.patch import to_json
 
@@ -21,7 +21,7 @@ from webhook.core.patch import to_json
 def test_positional_pattern(case: Case, tmp_path: Path) -> None:
     original = case_pod(case)
     untouched = copy.deepcopy(original)
-    decision = mutate(original)
+    decision = admit(original)
     assert (decision.action, decision.reason) == (case.action, case.reason), decision.trace
     if case.action is not Action.PATCHED:
         assert decision.patch == ()
@@ -29,4 +29,4 @@ def test_positional_pattern(case: Case, tmp_path: Path) -> None:
         return
     rewritten = jsonpatch.apply_patch(original, to_json(decision.patch))
     assert launch(rewritten, names.HEAD_CONTAINER, tmp_path) == case.argv
-    assert mutate(rewritten).action is Action.UNCHANGED
+    assert admit(rewritten).action is Action.UNCHANGED

@@ -1,4 +1,4 @@
-"""Property tests: generated pods never make mutate() raise, and every patch is sound."""
+"""Property tests: generated pods never make admit() raise, and every patch is sound."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.support import kubelet, shell
+from tests.support.builders import admit
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.patch import PatchOp, to_json
 
@@ -121,7 +121,7 @@ def _patched_indexes(patch: Sequence[PatchOp]) -> set[int]:
 @given(pods())
 def test_mutate_is_total_sound_and_idempotent(pod: dict[str, Any]) -> None:
     original = copy.deepcopy(pod)
-    decision = mutate(pod)
+    decision = admit(pod)
     assert pod == original
     assert decision.action in tuple(Action)
     result = jsonpatch.apply_patch(pod, to_json(decision.patch))
@@ -136,7 +136,7 @@ def test_mutate_is_total_sound_and_idempotent(pod: dict[str, Any]) -> None:
             assert shell.parses(new_script)
     assert result["spec"].get("initContainers") == original["spec"].get("initContainers")
 
-    again = mutate(result)
+    again = admit(result)
     assert again.patch == ()
     assert again.action in (Action.UNCHANGED, Action.SKIPPED)
 
@@ -163,7 +163,7 @@ def test_legacy_scripts_either_rewrite_cleanly_or_say_why(
             ]
         },
     }
-    decision = mutate(pod)
+    decision = admit(pod)
     if any(ord(char) > 0xFFFF for char in script):
         # Never handed to the parser, whose scanner crashes on such characters.
         assert decision.reason == Reason.UNSUPPORTED_CHARACTERS
@@ -247,7 +247,7 @@ def test_args_arrive_exactly_or_the_pod_is_left_alone(
         "spec": {"containers": [container]},
     }
     untouched = copy.deepcopy(original)
-    decision = mutate(original)
+    decision = admit(original)
     assert original == untouched
     if decision.action is not Action.PATCHED:
         assert decision.patch == ()

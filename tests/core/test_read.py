@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.builders import example
+from tests.support.builders import admit, example
 from webhook.core import names
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context
-from webhook.core.mutate import mutate
 from webhook.core.names import Action
 from webhook.core.read import PodFacts, read_pod
+from webhook.core.view import pod_view
 from webhook.offline.preview import preview_object
 
 Edit = Callable[[dict[str, Any]], None]
@@ -26,7 +26,7 @@ def head_pod() -> dict[str, Any]:
 
 
 def facts(pod: dict[str, Any]) -> PodFacts:
-    return read_pod(pod, context=DEFAULT_CONTEXT, options=DEFAULT_OPTIONS)
+    return read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=DEFAULT_OPTIONS)
 
 
 def head(pod: dict[str, Any]) -> dict[str, Any]:
@@ -104,17 +104,17 @@ def test_facts_hold_what_decisions_read(edit: Edit, changes_facts: bool) -> None
 def test_pods_of_one_runtime_share_one_decision() -> None:
     first, second = head_pod(), head_pod()
     second["metadata"].update(name="llama-head-other", uid="7e57")
-    decision = mutate(first)
-    assert mutate(second) == decision
+    decision = admit(first)
+    assert admit(second) == decision
     assert decision.action == Action.PATCHED
 
 
 def test_a_changed_preview_result_leaves_the_shared_decision_alone() -> None:
     pod = head_pod()
-    before = mutate(pod)
+    before = admit(pod)
     [result] = preview_object(pod, context=Context(namespace="models"))
     head(result["object"])["command"].append("--tampered")
     result["patch"][0]["value"].append("--tampered")
-    after = mutate(pod)
+    after = admit(pod)
     assert after == before
     assert "--tampered" not in after.patch[0].value

@@ -7,10 +7,9 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.support.builders import pod
+from tests.support.builders import admit, pod
 from webhook.core import names
 from webhook.core.model import Options
-from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason, Rule
 from webhook.core.patch import to_json
 from webhook.core.script import MODEL_LINE
@@ -32,7 +31,7 @@ POSTFIX = head(["bash", "-c", f"{MODEL_BLOCK}{LAUNCH} $0 $@\n"], ["--model_name=
 
 def outcome(source: dict[str, Any], rules: frozenset[Rule]) -> tuple[Action, list[str], Any]:
     """(action, rules recorded, the container after the patch)."""
-    decision = mutate(source, options=Options(rules=rules))
+    decision = admit(source, options=Options(rules=rules))
     result = jsonpatch.apply_patch(source, to_json(decision.patch))
     recorded = [str(rule) for rule in decision.rules.get(names.HEAD_CONTAINER, ())]
     return decision.action, recorded, result["spec"]["containers"][0]
@@ -117,5 +116,5 @@ def test_a_rule_switched_off_removes_only_its_edits(
 def test_a_shape_whose_rule_is_off_is_left_alone(
     source: dict[str, Any], off: Rule, reason: Reason
 ) -> None:
-    decision = mutate(source, options=Options(rules=ALL - {off}))
+    decision = admit(source, options=Options(rules=ALL - {off}))
     assert (decision.action, decision.reason, decision.patch) == (Action.UNCHANGED, reason, ())

@@ -21,6 +21,7 @@ from webhook.core.script import (
     remember,
     rewrite_script,
 )
+from webhook.core.view import ContainerView
 
 
 def rewrite(script: str) -> ScriptRewrite:
@@ -222,7 +223,7 @@ def test_characters_up_to_uffff_are_parsed(char: str) -> None:
 def test_an_uncached_script_is_not_parsed_when_the_caller_says_so() -> None:
     script = "echo never-seen-before\npython -m huggingfaceserver\n"
     container = read_container(
-        {"name": "kserve-container", "command": ["bash", "-c"], "args": [script, "--x"]},
+        ContainerView("kserve-container", ["bash", "-c"], [script, "--x"]),
         position=0,
         name="kserve-container",
     )

@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.builders import LEGACY_HEAD, pod
+from tests.support.builders import LEGACY_HEAD, admit, pod
 from webhook.core import names
 from webhook.core.model import Context, Kind
-from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode, Reason
 
 DEPLOYMENT = Kind("apps", "v1", "Deployment")
@@ -321,7 +320,7 @@ CASES = [
     ids=[case[0] for case in CASES],
 )
 def test_selection(pod_: dict[str, Any], context: Context, decision: str, reason: str) -> None:
-    result = mutate(pod_, context=context)
+    result = admit(pod_, context=context)
     assert (result.action, result.reason) == (decision, reason)
     skipped_steps = [step for step in result.trace if step.verdict == "skip"]
     if decision == Action.SKIPPED:

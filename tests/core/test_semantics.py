@@ -8,10 +8,9 @@ import jsonpatch
 import pytest
 
 from tests.support import kubelet
-from tests.support.builders import example
+from tests.support.builders import admit, example
 from tests.support.proof import assert_args_forwarded
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.names import Rule
 from webhook.core.patch import to_json
 
@@ -73,7 +72,7 @@ def test_model_defaulting_matches_the_original_block(
 ) -> None:
     env = {"MODEL_DIR": MODEL_DIR_CASES[model_dir], "MODEL_ID": MODEL_ID_CASES[model_id]}
     original = _pod(MODEL_BLOCKS[block] + LAUNCH, env)
-    decision = mutate(original)
+    decision = admit(original)
     assert Rule.MODEL_DEFAULT in decision.rules[names.HEAD_CONTAINER]
     script = decision.patch[0].value[2]
     assert "MODEL_ID}\nif" not in script

@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 from tests.support import kserve
-from tests.support.builders import example
+from tests.support.builders import admit, example
 from tests.support.kserve import build_pod
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.names import Reason
 from webhook.offline import documents
 from webhook.offline.migrate import migrate_document, migrate_text
@@ -28,7 +27,7 @@ def test_runtime_is_fixed_and_builds_pods_that_need_no_webhook() -> None:
     fixed = migration.document
     for role in ("head", "worker"):
         pod = build_pod(fixed, role=role, user_args=["--x"])
-        assert mutate(pod).reason == Reason.ALREADY_MIGRATED
+        assert admit(pod).reason == Reason.ALREADY_MIGRATED
     assert migrate_document(fixed).document is None
 
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from tests.support import llmisvc
+from tests.support.builders import admit
 from tests.support.cli import cli
 from tests.support.proof import launch
-from webhook.core.mutate import mutate
 from webhook.core.names import LLM_CONTAINER, LLM_EXTRA_ARGS_ENV, Action, Reason
 from webhook.offline.migrate import ARGS_TO_ENV, migrate_text
 
@@ -60,7 +60,7 @@ def test_a_migrated_preset_keeps_its_template_and_passes_args_exactly(
     config = yaml.safe_load(migrated)
     for role in llmisvc.roles(config):
         pod = llmisvc.build_pod(config, role=role, user_args=ARGS)
-        decision = mutate(pod)
+        decision = admit(pod)
         assert (decision.action, decision.reason) == (Action.UNCHANGED, Reason.ALREADY_MIGRATED)
         bare = llmisvc.build_pod(config, role=role)
         env = llmisvc.LWS_ENV

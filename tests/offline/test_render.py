@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 from tests.support import kserve, kubelet
-from tests.support.builders import EXAMPLES
+from tests.support.builders import EXAMPLES, admit
 from tests.support.proof import HOSTILE_ARGS
 from webhook.core import names
-from webhook.core.mutate import mutate
 from webhook.core.patch import to_json
 from webhook.offline import render
 from webhook.offline.preview import preview_inference_service
@@ -87,7 +86,7 @@ def test_preview_shows_the_argv_bash_hands_the_server(path: Path, tmp_path: Path
         for result, role in zip(results, ("head", "worker"), strict=True):
             [launch] = result["launch"]
             original = pods[role]
-            patched = jsonpatch.apply_patch(original, to_json(mutate(original).patch))
+            patched = jsonpatch.apply_patch(original, to_json(admit(original).patch))
             assert patched == result["object"]
             if path.name.startswith(kserve.EXACT_PREFIXES):
                 # Already exact upstream (and its worker waits for DNS that only a cluster has).

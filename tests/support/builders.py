@@ -5,6 +5,7 @@ independent record of what admission makes of each test-data pod."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -12,6 +13,9 @@ import yaml
 
 from webhook import __version__
 from webhook.core import names
+from webhook.core.model import Decision
+from webhook.core.mutate import mutate
+from webhook.core.view import pod_view
 
 REPO: Final = Path(__file__).resolve().parents[2]
 EXAMPLES: Final = REPO / "examples"
@@ -22,6 +26,12 @@ LEGACY_HEAD: Final[dict[str, Any]] = {
     "command": ["bash", "-c"],
     "args": ["python -m huggingfaceserver --x\n", "--user"],
 }
+
+
+def admit(pod: Mapping[str, Any], **request: Any) -> Decision:
+    """What admission decides for a pod held as a plain dict (`mutate` on its typed view);
+    `request` is `mutate`'s context and options."""
+    return mutate(pod_view(pod), **request)
 
 
 def _load(path: Path) -> dict[str, Any]:

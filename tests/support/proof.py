@@ -9,7 +9,7 @@ from typing import Any
 import jsonpatch
 
 from tests.support import kubelet
-from webhook.core.mutate import mutate
+from tests.support.builders import admit
 from webhook.core.patch import to_json
 
 # Arguments a user might write, and every way a shell could mangle them: whitespace, JSON
@@ -62,7 +62,7 @@ def assert_args_forwarded(pod: dict[str, Any], name: str, tmp_path: Path) -> Non
     flags = launch(bare, name, tmp_path / "original-bare")
     assert launch(loaded, name, tmp_path / "original") == flags, "legacy pod should drop user args"
 
-    decision = mutate(loaded)
+    decision = admit(loaded)
     assert decision.action == "patched", decision
     rewritten = jsonpatch.apply_patch(loaded, to_json(decision.patch))
     assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *HOSTILE_ARGS]

@@ -23,6 +23,7 @@ from webhook.core import names
 from webhook.core.model import Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
+from webhook.core.view import PodView
 from webhook.offline.sandbox import Sandbox
 
 HEAD = example("legacy-head-pod.yaml")
@@ -37,9 +38,9 @@ NOT_KSERVE = {
 FAIL_LABEL = "test.multinode-webhook.io/fail"
 
 
-def failing_review(pod: Any, **kwargs: Any) -> Decision:
+def failing_review(pod: PodView, **kwargs: Any) -> Decision:
     """mutate(), except for pods labelled to make it raise or overrun its deadline."""
-    labels = pod.get("metadata", {}).get("labels", {})
+    labels = (pod.metadata.labels if pod.metadata else None) or {}
     if labels.get(FAIL_LABEL) == "raise":
         raise RuntimeError("injected failure")
     if labels.get(FAIL_LABEL) == "slow":

@@ -1,15 +1,16 @@
 """The AdmissionReview envelope: validate a request body, build the response (DESIGN §5).
 
 `admission.k8s.io/v1` and `v1beta1` are both read, and the response speaks the request's
-version and echoes its `uid`. Bodies arrive as parsed JSON; every way they can be wrong raises
-`ReviewError` with a message that names the field, for an HTTP 400.
+version and echoes its `uid`. A body arrives as its typed view (`read_review`, what the server
+decodes) or as parsed JSON (`parse_review`); both are checked by the same rules, and every way
+they can be wrong raises `ReviewError` with a message that names the field, for an HTTP 400.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, TypedDict
@@ -18,6 +19,7 @@ from webhook.core.model import Context, Decision, Kind
 from webhook.core.mutate import DECISION_CACHE_SIZE
 from webhook.core.names import PREFIX
 from webhook.core.patch import to_json
+from webhook.core.view import PodView, ReviewView, pod_view
 
 API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
@@ -64,15 +66,14 @@ class ReviewRequest:
     namespace: str
     name: str
     dry_run: bool
-    pod: Mapping[str, Any]
+    pod: PodView
 
     def context(self, *, shadow: bool = False) -> Context:
         """The request around the pod; `shadow` for `/mutate/shadow`."""
         return Context(self.operation, self.kind, self.namespace, shadow=shadow)
 
 
-def _field(request: Mapping[str, Any], name: str, kind: type, *, required: bool) -> Any:
-    value = request.get(name)
+def _field(value: Any, name: str, kind: type, *, required: bool) -> Any:
     if value is None:
         if required:
             raise ReviewError(f"request.{name} is missing")
@@ -86,30 +87,63 @@ _TYPE_NAMES: Final = {str: "string", dict: "object", bool: "boolean"}
 
 
 def parse_review(body: object) -> ReviewRequest:
-    """Check that `body` is an AdmissionReview with what we need, and pull those fields out."""
+    """Check that `body`, parsed JSON, is an AdmissionReview with what we need, and pull those
+    fields out."""
     if not isinstance(body, dict):
         raise ReviewError("body is not a JSON object")
-    if body.get("kind") != "AdmissionReview":
+    request = body.get("request")
+    if request is not None and not isinstance(request, dict):
+        request = None
+    pod = request.get("object") if request is not None else None
+    return _checked(
+        body.get("kind"),
+        body.get("apiVersion"),
+        None if request is None else request.get,
+        pod_view(pod) if isinstance(pod, dict) else pod,
+    )
+
+
+def read_review(review: ReviewView) -> ReviewRequest:
+    """The same checks on the typed view the server decodes a body into."""
+    request = review.request
+    return _checked(
+        review.kind,
+        review.apiVersion,
+        None if request is None else lambda name: getattr(request, name),
+        None if request is None else request.object,
+    )
+
+
+def _checked(
+    kind: object,
+    api_version: object,
+    field: Callable[[str], Any] | None,
+    pod: object,
+) -> ReviewRequest:
+    """The rules both readings share; `field` reads a field of `request` (None: no request
+    object), `pod` is `request.object` as a view when it is an object."""
+    if kind != "AdmissionReview":
         raise ReviewError('kind must be "AdmissionReview"')
-    api_version = body.get("apiVersion")
     if api_version not in API_VERSIONS:
         raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
-    request = body.get("request")
-    if not isinstance(request, dict):
+    if field is None:
         raise ReviewError("request is missing or not an object")
-    uid = _field(request, "uid", str, required=True)
+    uid = _field(field("uid"), "uid", str, required=True)
     if not uid:
         raise ReviewError("request.uid is empty")
-    pod = _field(request, "object", dict, required=True)
-    kind = _field(request, "kind", dict, required=False)
+    if pod is None:
+        raise ReviewError("request.object is missing")
+    if not isinstance(pod, PodView):
+        raise ReviewError("request.object must be a object")
+    gvk = _field(field("kind"), "kind", dict, required=False)
     return ReviewRequest(
-        api_version=api_version,
+        api_version=str(api_version),
         uid=uid,
-        operation=_field(request, "operation", str, required=False),
-        kind=Kind.of(kind),
-        namespace=_field(request, "namespace", str, required=False),
-        name=_field(request, "name", str, required=False),
-        dry_run=_field(request, "dryRun", bool, required=False),
+        operation=_field(field("operation"), "operation", str, required=False),
+        kind=Kind.of(gvk),
+        namespace=_field(field("namespace"), "namespace", str, required=False),
+        name=_field(field("name"), "name", str, required=False),
+        dry_run=_field(field("dryRun"), "dryRun", bool, required=False),
         pod=pod,
     )
 

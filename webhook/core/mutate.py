@@ -1,18 +1,17 @@
 """Pod in, Decision out: read the pod, select, rewrite the target containers, record the status.
 
 `mutate` is the single entry point that `/mutate`, `/mutate/shadow`, `/preview` and the CLI
-share. It reads the raw pod (into `PodFacts`) and never changes it: the answer carries explicit
-JSON Patch operations. The decision is a function of the facts only, cached, so the pods of
-one runtime are decided once.
+share. It reads the pod's typed view (into `PodFacts`) and never changes the pod: the answer
+carries explicit JSON Patch operations. The decision is a function of the facts only, cached,
+so the pods of one runtime are decided once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context, Decision, Options
 from webhook.core.names import (
@@ -26,6 +25,7 @@ from webhook.core.patch import PatchOp
 from webhook.core.read import PodFacts, read_pod
 from webhook.core.rewrite import annotation_ops, container_ops, problem_text, status_annotation
 from webhook.core.selection import Selection, select
+from webhook.core.view import PodView
 
 WARNING_LIMIT: Final = 120
 DECISION_CACHE_SIZE: Final = 1024
@@ -37,7 +37,7 @@ def short(text: str) -> str:
 
 
 def mutate(
-    pod: Mapping[str, Any],
+    pod: PodView,
     *,
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,

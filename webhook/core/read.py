@@ -1,5 +1,5 @@
-"""Reading a raw pod: what a decision reads of a pod and its request, gathered into one small
-hashable record.
+"""Reading a pod: what a decision reads of a pod (its typed view) and its request, gathered into
+one small hashable record.
 
 `read_pod` is the only place the core reads a pod for admission. Selection, the container
 rewrites, the patch and the status are functions of these facts only, so equal facts always
@@ -10,8 +10,7 @@ cluster a cache hit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Final, NamedTuple
 
 from webhook.core.model import Context, Kind, Options
 from webhook.core.names import (
@@ -26,6 +25,9 @@ from webhook.core.names import (
     Rule,
 )
 from webhook.core.raw import is_string_list, mapping, string, text
+from webhook.core.view import ContainerView, MetadataView, PodView
+
+_NO_METADATA: Final = MetadataView()
 
 
 class ContainerFacts(NamedTuple):
@@ -78,9 +80,9 @@ class PodFacts(NamedTuple):
 
 
 def read_container(
-    container: Mapping[str, Any], *, position: int, name: str, llm: bool = False
+    container: ContainerView, *, position: int, name: str, llm: bool = False
 ) -> ContainerFacts:
-    command, args = container.get("command"), container.get("args")
+    command, args = container.command, container.args
     if command is None:
         return ContainerFacts(position, name, typed=True, command=None, args=None, llm=llm)
     if not is_string_list(command) or (args is not None and not is_string_list(args)):
@@ -100,16 +102,15 @@ def _size(container: ContainerFacts) -> int:
     return sum(map(len, container.command or ())) + sum(map(len, container.args or ()))
 
 
-def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> PodFacts:
+def read_pod(pod: PodView, *, context: Context, options: Options) -> PodFacts:
     """Read the pod once, with the request and installation around it."""
-    raw_metadata = pod.get("metadata")
-    metadata = mapping(raw_metadata)
-    raw_annotations = metadata.get("annotations")
+    metadata = pod.metadata or _NO_METADATA
+    raw_annotations = metadata.annotations
     annotations = mapping(raw_annotations)
-    labels = mapping(metadata.get("labels"))
+    labels = mapping(metadata.labels)
     status = annotations.get(STATUS_ANNOTATION)
     problem = annotations.get(PROBLEM_ANNOTATION)
-    containers = mapping(pod.get("spec")).get("containers")
+    containers = pod.spec.containers if pod.spec is not None else None
     namespace_labels = context.namespace_labels
     isvc = text(labels.get(ISVC_LABEL))
     llm = labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
@@ -117,8 +118,8 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
     targets = options.containers if isvc is not None or not llm else ()
     llm_targets = options.llm_containers if llm else ()
     found = []
-    for index, container in enumerate(containers if isinstance(containers, list) else ()):
-        name = container.get("name") if isinstance(container, dict) else None
+    for index, container in enumerate(containers or ()):
+        name = container.name
         if not isinstance(name, str):
             continue
         if name in targets:
@@ -128,9 +129,7 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
     return PodFacts(
         operation=context.operation,
         kind=context.kind,
-        namespace=(
-            string(metadata.get("namespace")) if context.namespace is None else context.namespace
-        ),
+        namespace=(string(metadata.namespace) if context.namespace is None else context.namespace),
         namespace_labels_known=namespace_labels is not None,
         namespace_inject=None if namespace_labels is None else namespace_labels.get(INJECT_LABEL),
         mode=context.mode,
@@ -141,7 +140,7 @@ def read_pod(pod: Mapping[str, Any], *, context: Context, options: Options) -> P
         max_script_bytes=options.max_script_bytes,
         parse_scripts=options.parse_scripts,
         size=sum(_size(container) for container in found),
-        has_metadata=isinstance(raw_metadata, dict),
+        has_metadata=pod.metadata is not None,
         has_annotations=isinstance(raw_annotations, dict),
         mirror=MIRROR_ANNOTATION in annotations,
         status=status if isinstance(status, str) else None,

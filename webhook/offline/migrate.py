@@ -31,6 +31,7 @@ from webhook.core.patch import PatchOp
 from webhook.core.raw import display_name, mapping, string
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
+from webhook.core.view import container_view
 from webhook.offline import documents, splice
 from webhook.offline.sandbox import ParserCrashed, resolved
 
@@ -138,7 +139,7 @@ def _plan(
 ) -> ContainerPlan:
     """The container's plan, with a preset's template actions masked while it is made."""
     masked, unmask = _masked(container)
-    facts = read_container(masked, position=index, name=name, llm=llm)
+    facts = read_container(container_view(masked), position=index, name=name, llm=llm)
     plan = resolved(
         partial(
             plan_container,

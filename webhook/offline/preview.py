@@ -30,6 +30,7 @@ from webhook.core.mutate import mutate
 from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import display_name, mapping, string
+from webhook.core.view import pod_view
 from webhook.offline import documents
 from webhook.offline import render as render_pods
 from webhook.offline.migrate import RUNTIME_KINDS
@@ -181,10 +182,9 @@ def preview_object(
         request = _simulated(
             context, namespace=review.namespace, kind=review.kind, operation=review.operation
         )
-        decision = _decided(
-            review.pod, what=f"Pod {display_name(review.pod)}", context=request, options=options
-        )
-        return [_result(review.pod, "Pod", decision)]
+        pod = mapping(mapping(obj.get("request")).get("object"))
+        decision = _decided(pod, what=f"Pod {display_name(pod)}", context=request, options=options)
+        return [_result(pod, "Pod", decision)]
 
     group, version = _group_version(obj.get("apiVersion"))
     namespace = string(mapping(obj.get("metadata")).get("namespace"))
@@ -264,7 +264,8 @@ def _at(obj: Mapping[str, Any], path: Sequence[str]) -> bool:
 
 def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Options) -> Decision:
     """`mutate`, with the scripts it may not parse itself parsed in the sandbox."""
-    return resolved(lambda: mutate(pod, context=context, options=options), what=what)
+    view = pod_view(pod)
+    return resolved(lambda: mutate(view, context=context, options=options), what=what)
 
 
 def _fate(arg: str, launch: Launch | None, *, zero: bool) -> str:

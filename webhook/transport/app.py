@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,8 +31,9 @@ from webhook.core import admission
 from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import Mode, Reason, Rule
-from webhook.core.raw import display_name, label_pair
+from webhook.core.raw import label_pair
 from webhook.core.script import ScriptNotParsed
+from webhook.core.view import ReviewView, pod_name
 from webhook.offline.preview import FORMATS
 from webhook.offline.render import NEWEST
 from webhook.offline.sandbox import Sandbox
@@ -188,11 +190,55 @@ def _parser_failed(decision: Decision) -> bool:
     return any(step.verdict is Reason.PARSER_FAILED for step in decision.trace)
 
 
-def _readable_uid(document: object) -> str | None:
-    """The request's uid, when the body got far enough to hold one."""
-    request = document.get("request") if isinstance(document, dict) else None
-    uid = request.get("uid") if isinstance(request, dict) else None
-    return uid if isinstance(uid, str) and uid else None
+# The fields admission reads, decoded straight from a body; every other field is skipped.
+_DECODER: Final = msgspec.json.Decoder(ReviewView)
+# What the typed decode rejects: a body that is not JSON, or whose fields of an object type hold
+# something else, or nested past the decoder's depth. The full parse then says what is wrong.
+_UNTYPED: Final = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeError)
+
+
+def _review(body: bytes) -> admission.ReviewRequest:
+    """The AdmissionReview in `body`, or a 400 naming what is wrong with it.
+
+    Decoded straight into the typed view: `orjson.loads` built a dict for every field of the
+    review, about 3 times the work. The typed decode skips the fields it does not read
+    without checking their UTF-8, so the body is checked for it too; a body the typed decode
+    rejects is parsed whole, and `parse_review` on that names the problem as it always has.
+    One difference remains: a number past the range of a float, in a field admission does not
+    read, is skipped here where the full parse refuses it.
+    """
+    try:
+        view = _DECODER.decode(body)
+        body.decode("utf-8")
+    except _UNTYPED:
+        return _parsed(body)
+    try:
+        return admission.read_review(view)
+    except admission.ReviewError as error:
+        uid = view.request.uid if view.request is not None else None
+        raise _not_a_review(error, uid) from None
+
+
+def _parsed(body: bytes) -> admission.ReviewRequest:
+    """The review parsed whole: the path of a body the typed decode rejects."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise RequestError(400, f"body is not valid JSON: {error}") from None
+    try:
+        return admission.parse_review(document)
+    except admission.ReviewError as error:
+        request = document.get("request") if isinstance(document, dict) else None
+        raise _not_a_review(
+            error, request.get("uid") if isinstance(request, dict) else None
+        ) from None
+
+
+def _not_a_review(error: admission.ReviewError, uid: object) -> RequestError:
+    """The 400 for a body that is not an AdmissionReview we can answer, echoing its uid when
+    the body got far enough to hold one."""
+    message = f"not an AdmissionReview we can answer: {error}"
+    return RequestError(400, message, uid=uid if isinstance(uid, str) and uid else None)
 
 
 def _json_errors(app: FastAPI, state: AppState) -> None:
@@ -227,15 +273,7 @@ class AdmissionHandler:
             )
             if not body:
                 raise RequestError(400, "body is empty")
-            try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError as error:
-                raise RequestError(400, f"body is not valid JSON: {error}") from None
-            try:
-                request = admission.parse_review(document)
-            except admission.ReviewError as error:
-                message = f"not an AdmissionReview we can answer: {error}"
-                raise RequestError(400, message, uid=_readable_uid(document)) from None
+            request = _review(body)
         except RequestError as error:
             self.state.refused(endpoint, error)
             body = _error_body(str(error), uid=error.uid)
@@ -263,7 +301,7 @@ class AdmissionHandler:
                     "endpoint": endpoint,
                     "uid": request.uid,
                     "namespace": request.namespace,
-                    "pod": display_name(request.pod),
+                    "pod": pod_name(request.pod),
                     "operation": request.operation,
                     "dryRun": request.dry_run,
                     "decision": outcome,

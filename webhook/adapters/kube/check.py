@@ -34,6 +34,7 @@ from webhook.core.names import (
     Mode,
 )
 from webhook.core.raw import mapping, string
+from webhook.core.view import pod_view
 
 BOOTSTRAP_JOB: Final = "multinode-webhook-certs"
 
@@ -43,7 +44,7 @@ Decide = Callable[[Mapping[str, Any], Context], Decision]
 
 
 def in_process(pod: Mapping[str, Any], context: Context) -> Decision:
-    return mutate(pod, context=context)
+    return mutate(pod_view(pod), context=context)
 
 
 @dataclass(frozen=True, slots=True)

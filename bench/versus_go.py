@@ -1,0 +1,148 @@
+"""`/mutate` against a Go standard-library webhook, on the same machine, in one run.
+
+  python bench/versus_go.py                    # 5 alternating rounds of 10 s per review
+  python bench/versus_go.py --rounds 9 --duration 15
+
+`serve` (default settings) and the Go reference of `bench/gowebhook` (typed structs, net/http,
+TLS) are both pinned to core 0, with the same certificate; wrk runs on core 1 with one thread
+and 16 keep-alive connections and loads one server at a time, alternating, so that both see
+the same machine. Two reviews: the 9.9 KB head pod of bench_mutate (with managedFields) and an
+LLMInferenceService leader (tests/testdata/pods/llm-eval-leader.yaml). Each round prints both
+rates and the server CPU time per review (user + system, from /proc); the last lines give the
+median ratio Python/Go. Needs `go` (Debian's golang-go) and `wrk`; neither is a test
+dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.load import admission_review, review_json, spawned_server
+from bench.wrk import LUA, wrk_run
+
+HERE = Path(__file__).resolve().parent
+GO_PORT = 29443
+LEADER = HERE.parent / "tests" / "testdata" / "pods" / "llm-eval-leader.yaml"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+@contextlib.contextmanager
+def go_server(certs: Path, scratch: Path) -> Iterator[int]:
+    """The Go reference webhook on core 0, serving `certs`' tls.crt and tls.key; its pid."""
+    binary = scratch / "gowebhook"
+    subprocess.run(
+        ["go", "build", "-o", str(binary), str(HERE / "gowebhook" / "main.go")],
+        check=True,
+        env={**os.environ, "GO111MODULE": "off", "GOCACHE": str(scratch / "gocache")},
+    )
+    command = [
+        str(binary),
+        f"-address=127.0.0.1:{GO_PORT}",
+        f"-cert={certs / 'tls.crt'}",
+        f"-key={certs / 'tls.key'}",
+    ]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", GO_PORT), timeout=1),
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the Go webhook did not start")
+            time.sleep(0.1)
+        yield process.pid
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def loaded(url: str, script: Path, pid: int, *, seconds: float) -> tuple[float, float]:
+    """(reviews per second, server CPU microseconds per review) of one round."""
+    before = cpu_seconds(pid)
+    rate, _ = wrk_run(url, script, connections=16, seconds=seconds)
+    used = cpu_seconds(pid) - before
+    return rate, used / (rate * seconds) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per round")
+    args = parser.parse_args()
+    for tool in ("wrk", "go"):
+        if not shutil.which(tool):
+            raise SystemExit(
+                f"{tool} not found: apt-get install {'golang-go' if tool == 'go' else tool}"
+            )
+    leader = yaml.safe_load(LEADER.read_text())
+    bodies = {
+        "head pod": review_json("patched"),
+        "LLM leader": json.dumps(admission_review(leader)).encode(),
+    }
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        spawned_server() as python,
+        go_server(Path(python.ca).parent, Path(scratch)) as go_pid,
+    ):
+        targets = {
+            "python": (python.url.replace("localhost", "127.0.0.1") + "/mutate", python.pid),
+            "go": (f"https://127.0.0.1:{GO_PORT}/mutate", go_pid),
+        }
+        for review, body in bodies.items():
+            body_file, script = Path(scratch, "body.json"), Path(scratch, "body.lua")
+            body_file.write_bytes(body)
+            script.write_text(LUA.format(body=body_file))
+            for url, _ in targets.values():
+                wrk_run(url, script, connections=16, seconds=2)  # warm up
+            ratios: list[float] = []
+            cpu: dict[str, list[float]] = {name: [] for name in targets}
+            for number in range(1, args.rounds + 1):
+                rates = {}
+                for name, (url, pid) in targets.items():
+                    rates[name], micros = loaded(url, script, pid, seconds=args.duration)
+                    cpu[name].append(micros)
+                ratios.append(rates["python"] / rates["go"])
+                print(
+                    f"{review:10} round {number}: python {rates['python']:7.0f}/s"
+                    f" ({cpu['python'][-1]:5.1f} µs CPU/review), go {rates['go']:7.0f}/s"
+                    f" ({cpu['go'][-1]:5.1f} µs), ratio {ratios[-1]:.2f}"
+                )
+            print(
+                f"{review:10} median ratio python/go {statistics.median(ratios):.2f}"
+                f" (rounds {min(ratios):.2f}-{max(ratios):.2f}); CPU per review:"
+                f" python {statistics.median(cpu['python']):.1f} µs,"
+                f" go {statistics.median(cpu['go']):.1f} µs"
+            )
+
+
+if __name__ == "__main__":
+    main()
