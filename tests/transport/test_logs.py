@@ -6,12 +6,13 @@ import datetime as dt
 import io
 import json
 import logging
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.support.builders import example, review
-from tests.support.servers import running
+from tests.support.servers import free_port, running, spawned
 from webhook.transport import app, logs
 
 FIELDS = {
@@ -142,3 +143,12 @@ def test_refused_requests_are_logged_but_not_without_bound(
     assert fields["endpoint"] == "/mutate"
     assert fields["status"] == 400
     assert fields["error"].startswith("body is not valid JSON")
+
+
+def test_each_lifecycle_line_is_printed_once_for_all_three_listeners(tmp_path: Path) -> None:
+    flags = ("--preview-port", str(free_port()), "--log-format", "text", "--drain-seconds", "0")
+    with spawned(tmp_path, *flags) as (process, _, _):
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    for line in ("Started server process", "Shutting down", "Finished server process"):
+        assert stderr.count(line) == 1, stderr

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NamedTuple, TypedDict
 
 from webhook.core.model import Context, Decision, Kind
 from webhook.core.mutate import DECISION_CACHE_SIZE
 from webhook.core.names import PREFIX
 from webhook.core.patch import to_json
-from webhook.core.view import PodView, ReviewView, pod_view
+from webhook.core.view import PodView, RequestView, ReviewView, pod_view
 
 API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
@@ -92,58 +91,69 @@ def parse_review(body: object) -> ReviewRequest:
     if not isinstance(body, dict):
         raise ReviewError("body is not a JSON object")
     request = body.get("request")
-    if request is not None and not isinstance(request, dict):
-        request = None
-    pod = request.get("object") if request is not None else None
+    if not isinstance(request, dict):
+        return _checked(body.get("kind"), body.get("apiVersion"), None)
+    pod = request.get("object")
     return _checked(
         body.get("kind"),
         body.get("apiVersion"),
-        None if request is None else request.get,
-        pod_view(pod) if isinstance(pod, dict) else pod,
+        _RequestFields(
+            request.get("uid"),
+            request.get("kind"),
+            request.get("namespace"),
+            request.get("name"),
+            request.get("operation"),
+            request.get("dryRun"),
+            pod_view(pod) if isinstance(pod, dict) else pod,
+        ),
     )
 
 
 def read_review(review: ReviewView) -> ReviewRequest:
     """The same checks on the typed view the server decodes a body into."""
-    request = review.request
-    return _checked(
-        review.kind,
-        review.apiVersion,
-        None if request is None else lambda name: getattr(request, name),
-        None if request is None else request.object,
-    )
+    return _checked(review.kind, review.apiVersion, review.request)
+
+
+class _RequestFields(NamedTuple):
+    """`request` of a parsed body, read as the typed view reads it; `object` a view when it is
+    an object, else as sent."""
+
+    uid: Any
+    kind: Any
+    namespace: Any
+    name: Any
+    operation: Any
+    dryRun: Any
+    object: Any
 
 
 def _checked(
-    kind: object,
-    api_version: object,
-    field: Callable[[str], Any] | None,
-    pod: object,
+    kind: object, api_version: object, request: RequestView | _RequestFields | None
 ) -> ReviewRequest:
-    """The rules both readings share; `field` reads a field of `request` (None: no request
-    object), `pod` is `request.object` as a view when it is an object."""
+    """The rules both readings share; `request` None: the body has no request object."""
     if kind != "AdmissionReview":
         raise ReviewError('kind must be "AdmissionReview"')
     if api_version not in API_VERSIONS:
         raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
-    if field is None:
+    if request is None:
         raise ReviewError("request is missing or not an object")
-    uid = _field(field("uid"), "uid", str, required=True)
+    uid = _field(request.uid, "uid", str, required=True)
     if not uid:
         raise ReviewError("request.uid is empty")
+    pod = request.object
     if pod is None:
         raise ReviewError("request.object is missing")
     if not isinstance(pod, PodView):
         raise ReviewError("request.object must be a object")
-    gvk = _field(field("kind"), "kind", dict, required=False)
+    gvk = _field(request.kind, "kind", dict, required=False)
     return ReviewRequest(
         api_version=str(api_version),
         uid=uid,
-        operation=_field(field("operation"), "operation", str, required=False),
+        operation=_field(request.operation, "operation", str, required=False),
         kind=Kind.of(gvk),
-        namespace=_field(field("namespace"), "namespace", str, required=False),
-        name=_field(field("name"), "name", str, required=False),
-        dry_run=_field(field("dryRun"), "dryRun", bool, required=False),
+        namespace=_field(request.namespace, "namespace", str, required=False),
+        name=_field(request.name, "name", str, required=False),
+        dry_run=_field(request.dryRun, "dryRun", bool, required=False),
         pod=pod,
     )
 

@@ -197,7 +197,7 @@ _DECODER: Final = msgspec.json.Decoder(ReviewView)
 _UNTYPED: Final = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeError)
 
 
-def _review(body: bytes) -> admission.ReviewRequest:
+def decode_review(body: bytes) -> admission.ReviewRequest:
     """The AdmissionReview in `body`, or a 400 naming what is wrong with it.
 
     Decoded straight into the typed view: `orjson.loads` built a dict for every field of the
@@ -205,13 +205,15 @@ def _review(body: bytes) -> admission.ReviewRequest:
     without checking their UTF-8, so the body is checked for it too; a body the typed decode
     rejects is parsed whole, and `parse_review` on that names the problem as it always has.
     One difference remains: a number past the range of a float, in a field admission does not
-    read, is skipped here where the full parse refuses it.
+    read, is skipped here where the full parse refuses it. Nesting is bounded as before: the
+    typed decoder stops at the interpreter's recursion limit (1000, under the full parse's
+    1024), and a body it stops on is parsed whole.
     """
     try:
         view = _DECODER.decode(body)
         body.decode("utf-8")
     except _UNTYPED:
-        return _parsed(body)
+        return parse_body(body)
     try:
         return admission.read_review(view)
     except admission.ReviewError as error:
@@ -219,7 +221,7 @@ def _review(body: bytes) -> admission.ReviewRequest:
         raise _not_a_review(error, uid) from None
 
 
-def _parsed(body: bytes) -> admission.ReviewRequest:
+def parse_body(body: bytes) -> admission.ReviewRequest:
     """The review parsed whole: the path of a body the typed decode rejects."""
     try:
         document = orjson.loads(body)
@@ -273,7 +275,7 @@ class AdmissionHandler:
             )
             if not body:
                 raise RequestError(400, "body is empty")
-            request = _review(body)
+            request = decode_review(body)
         except RequestError as error:
             self.state.refused(endpoint, error)
             body = _error_body(str(error), uid=error.uid)

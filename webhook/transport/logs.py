@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import orjson
 
@@ -123,6 +123,36 @@ class ReviewLog:
         stream.flush()
 
 
+class _Once(logging.Filter):
+    """Lets each of uvicorn's lifecycle lines through once: every listener is a uvicorn server
+    of its own in one process, and each would print "Started server process" again."""
+
+    LIFECYCLE: Final = frozenset(
+        {
+            "Started server process [%d]",
+            "Waiting for application startup.",
+            "Application startup complete.",
+            "Shutting down",
+            "Waiting for application shutdown.",
+            "Application shutdown complete.",
+            "Finished server process [%d]",
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self.LIFECYCLE:
+            return True
+        line = record.getMessage()
+        if line in self.seen:
+            return False
+        self.seen.add(line)
+        return True
+
+
 def configure(*, level: str, fmt: str) -> None:
     """Route every logger, uvicorn's included, to stderr in the chosen format."""
     # Records never show thread or process details: skip collecting them.
@@ -137,3 +167,5 @@ def configure(*, level: str, fmt: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn.filters[:] = [_Once()]
