@@ -6,8 +6,8 @@
 `serve` (default settings) and the Go reference of `bench/gowebhook` (typed structs, net/http,
 TLS) are both pinned to core 0, with the same certificate; wrk runs on core 1 with one thread
 and 16 keep-alive connections and loads one server at a time, alternating, so that both see
-the same machine. Two reviews: the 9.9 KB head pod of bench_mutate (with managedFields) and an
-LLMInferenceService leader (tests/testdata/pods/llm-eval-leader.yaml). Each round prints both
+the same machine. Two reviews: the 10.5 KB head pod of bench_mutate (with managedFields) and a
+1.1 KB LLMInferenceService leader (tests/testdata/pods/llm-eval-leader.yaml). Each round prints both
 rates and the server CPU time per review (user + system, from /proc); the last lines give the
 median ratio Python/Go. Needs `go` (Debian's golang-go) and `wrk`; neither is a test
 dependency.
