@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +17,7 @@ import yaml
 from tests.support import kserve
 from tests.support.builders import EXAMPLES, example
 from tests.support.crash import crashing_script, parse_or_crash
+from tests.support.poll import wait
 from webhook.core.model import Options
 from webhook.core.names import Reason, Rule
 from webhook.core.script import ScriptNotParsed, cached_rewrite, clear_cache
@@ -139,3 +144,37 @@ def test_a_rendered_pod_whose_script_crashes_names_the_inference_service(
     assert preview_inference_service(isvc, [runtime], options=ISOLATED) == (
         preview_inference_service(isvc, [runtime])
     )
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_close_ends_the_worker_at_once_even_mid_call(tmp_path: Path) -> None:
+    box = Sandbox()
+    worker = box.call(os.getpid)
+    assert worker != os.getpid()
+    started = tmp_path / "started"
+    busy = threading.Thread(target=_busy, args=(box, str(started)), daemon=True)
+    busy.start()
+    wait(started.exists, "the worker to run the call")
+    box.close()
+    # Not left to the pool's own shutdown: that waits for the call, and its lost wake-up
+    # once kept a server's process from exiting at all.
+    wait(lambda: not _running(worker), "the sandbox worker to end", seconds=5)
+    busy.join(5)
+
+
+def _busy(box: Sandbox, marker: str) -> None:
+    with contextlib.suppress(Crashed):
+        box.call(_mark_and_sleep, marker)
+
+
+def _mark_and_sleep(marker: str) -> None:
+    Path(marker).touch()
+    time.sleep(60)

@@ -132,8 +132,15 @@ class Sandbox:
         return parser_failed()
 
     def close(self) -> None:
+        """Stop the worker now. It holds nothing worth a clean exit, and the pool's own
+        shutdown can lose its wake-up (the worker then waits for work forever, and the
+        process's exit waits for the worker): it is killed."""
         if self._executor is not None:
+            # The pool has no public list of its workers.
+            workers = list((self._executor._processes or {}).values())
             self._executor.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.kill()
             self._executor = None
 
     def _pool(self) -> ProcessPoolExecutor:
