@@ -1,0 +1,51 @@
+"""The `multinode-webhook` command line: argument parsing, file I/O and exit codes only, one
+module per command (serve, preview, migrate, certs, check) and the option groups they share
+in `common`.
+
+Every command hands its input to the core and prints what comes back. Unreadable input ends
+with exit 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Sequence
+
+from webhook import __version__
+from webhook.cli import certs, check, migrate, preview, serve
+from webhook.cli.check import decide_in_sandbox
+
+__all__ = ["decide_in_sandbox", "main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="multinode-webhook",
+        description=(
+            "Repairs the pods of KServe multi-node predictors (InferenceService on Ray, "
+            "LLMInferenceService on a LeaderWorkerSet) so that every arg written on the "
+            "service reaches the model server exactly."
+        ),
+    )
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (preview, migrate, serve, certs, check):
+        command.add(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    # Lone surrogates can come from JSON escapes; print them escaped rather than crash.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        code: int = args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return code

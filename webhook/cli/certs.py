@@ -1,0 +1,114 @@
+"""`multinode-webhook certs`: make the serving certificate, or install it in a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from webhook.cli.common import cluster, cluster_flags, fail, positive_days
+
+
+def add(commands: Any) -> None:
+    certs_command = commands.add_parser("certs", help="make or install the serving certificate")
+    certs_commands = certs_command.add_subparsers(
+        dest="certs_command", required=True, metavar="COMMAND"
+    )
+    generate = certs_commands.add_parser(
+        "generate",
+        help="write a CA and a serving certificate for a Service into a folder",
+        description="Write ca.crt, tls.crt and tls.key for NAME, NAME.NS, NAME.NS.svc and "
+        "NAME.NS.svc.cluster.local, and print the base64 caBundle for the webhook configuration.",
+    )
+    generate.add_argument("--service", required=True, help="the webhook's Service name")
+    generate.add_argument("--namespace", required=True, help="the Service's namespace")
+    generate.add_argument(
+        "--out", type=Path, default=Path("certs"), help="folder (default: %(default)s)"
+    )
+    generate.add_argument(
+        "--days", type=int, default=365, help="validity in days (default: %(default)s)"
+    )
+    generate.set_defaults(run=generate_run)
+
+    bootstrap = certs_commands.add_parser(
+        "bootstrap",
+        help="in the cluster: create or renew the TLS Secret and patch caBundle (idempotent)",
+        description="Create the serving Secret when it is missing, renew it when it expires within "
+        "--renew-before or no longer names the Service, and write its CA into every entry's "
+        "caBundle. On renewal the old CA stays in caBundle next to the new one, so no handshake "
+        "fails while the pods reload. Safe to run again and again.",
+    )
+    bootstrap.add_argument(
+        "--namespace",
+        help="namespace of the Secret and Service (default: $POD_NAMESPACE, else the pod's own)",
+    )
+    bootstrap.add_argument(
+        "--service", default="multinode-webhook", help="Service name (default: %(default)s)"
+    )
+    bootstrap.add_argument(
+        "--days", type=int, default=365, help="validity of a new pair (default: %(default)s)"
+    )
+    bootstrap.add_argument(
+        "--renew-before",
+        type=duration,
+        default=dt.timedelta(days=30),
+        help="renew when the certificate expires within this (default: 720h)",
+    )
+    cluster_flags(bootstrap)
+    bootstrap.set_defaults(run=bootstrap_run)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> dt.timedelta:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _DURATION_UNITS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a duration like 720h or 30d, got {text!r}")
+    return dt.timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+
+
+def generate_run(args: argparse.Namespace) -> int:
+    from webhook.adapters import certs  # noqa: PLC0415 - preview and migrate start without it
+
+    positive_days(args.days)
+    bundle = certs.generate(sans=certs.service_sans(args.service, args.namespace), days=args.days)
+    try:
+        certs.write(bundle, args.out)
+    except OSError as error:
+        fail(f"cannot write {args.out}: {error}")
+    written = ", ".join(
+        str(args.out / name) for name in (certs.CERT_FILE, certs.KEY_FILE, certs.CA_FILE)
+    )
+    print(f"wrote {written}", file=sys.stderr)
+    print(bundle.ca_bundle())
+    return 0
+
+
+def bootstrap_run(args: argparse.Namespace) -> int:
+    from webhook.adapters.kube.bootstrap import bootstrap  # noqa: PLC0415
+    from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
+
+    positive_days(args.days)
+    namespace = args.namespace or current_namespace(
+        kubeconfig=args.kubeconfig, context=args.context
+    )
+    if not namespace:
+        fail("--namespace is required: neither a pod's nor the kubeconfig context's is known")
+    try:
+        actions = bootstrap(
+            cluster(args),
+            namespace=namespace,
+            service=args.service,
+            secret=args.secret,
+            webhook_config=args.webhook_config,
+            days=args.days,
+            renew_before=args.renew_before,
+        )
+    except KubeError as error:
+        fail(str(error))
+    for action in actions:
+        print(action)
+    return 0

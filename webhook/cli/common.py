@@ -1,0 +1,108 @@
+"""What the commands share: exit codes, reading input, one-line errors, and the option groups
+declared once (the rewrite options, the cluster connection)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from webhook.core.model import Options
+from webhook.core.names import Rule
+from webhook.core.raw import label_pair
+
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+
+
+def fail(message: str) -> NoReturn:
+    print(f"multinode-webhook: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_INPUT)
+
+
+def read(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read {path}: {error}")
+
+
+def shown(path: str) -> str:
+    """How an input is named in messages."""
+    return "<stdin>" if path == "-" else path
+
+
+def write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {path}: {error}")
+
+
+def label(text: str) -> tuple[str, str]:
+    try:
+        return label_pair(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def options(args: argparse.Namespace) -> Options:
+    """The rewrite options of `preview` and `migrate`: what was given, else the defaults."""
+    chosen = args.rules or [rule.value for rule in Rule]
+    defaults = Options()
+    return Options(
+        containers=tuple(getattr(args, "containers", None) or defaults.containers),
+        llm_containers=tuple(getattr(args, "llm_containers", None) or defaults.llm_containers),
+        own_namespace=getattr(args, "own_namespace", None) or defaults.own_namespace,
+        rules=frozenset(Rule(rule) for rule in chosen),
+        # The command line parses scripts in a sandbox: a parser crash is an error, not a signal.
+        parse_scripts=False,
+    )
+
+
+def rules_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--rules",
+        action="append",
+        choices=[rule.value for rule in Rule],
+        metavar="RULE",
+        help="a rewrite rule to apply (repeatable; default: all of "
+        f"{', '.join(Rule)}); the rules not named make none of their edits, as with "
+        "serve --rules",
+    )
+
+
+def cluster_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)"
+    )
+    command.add_argument("--context", help="kubeconfig context (default: the current one)")
+    command.add_argument(
+        "--webhook-config",
+        default="multinode-webhook",
+        help="MutatingWebhookConfiguration name (default: %(default)s)",
+    )
+    command.add_argument(
+        "--secret",
+        default="multinode-webhook-tls",
+        help="the serving certificate's Secret (default: %(default)s)",
+    )
+
+
+def cluster(args: argparse.Namespace) -> Any:
+    # Imported here: only the cluster commands need the Kubernetes client.
+    from webhook.adapters.kube.client import Cluster, KubeError, connect  # noqa: PLC0415
+
+    try:
+        return Cluster(connect(kubeconfig=args.kubeconfig, context=args.context))
+    except KubeError as error:
+        fail(str(error))
+
+
+def positive_days(days: int) -> None:
+    if days < 1:
+        fail(f"--days must be at least 1, got {days}")

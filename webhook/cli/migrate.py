@@ -1,0 +1,93 @@
+"""`multinode-webhook migrate`: the rewrite applied to runtimes and presets at their source."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from webhook.cli.common import EXIT_FINDINGS, fail, options, read, rules_flag, shown, write
+from webhook.offline import documents
+from webhook.offline.migrate import Change, migrate_text
+
+
+def add(commands: Any) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="repair ServingRuntimes, Templates and LLMInferenceService presets at the source",
+        description=(
+            "Apply the admission rewrite to ServingRuntime, ClusterServingRuntime and OpenShift "
+            "Template objects and to LLMInferenceServiceConfig presets (also inside a List), "
+            "move a multi-node LLMInferenceService's args into VLLM_ADDITIONAL_ARGS, and print "
+            "the stream with them fixed. Only "
+            "the changed command and args lines differ; comments, quoting and every other "
+            "document stay as written. Changes are listed on stderr. Exit 0 when done, 1 when "
+            "--check finds changes to make, 2 when the input cannot be read."
+        ),
+    )
+    migrate.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="YAML or JSON; - for stdin (the default); several need -i or --check",
+    )
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; print a table of what would change (file, object, container, "
+        "rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
+    )
+    migrate.add_argument(
+        "-i",
+        "--in-place",
+        action="store_true",
+        help="write each changed file back instead of printing the stream",
+    )
+    rules_flag(migrate)
+    migrate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    files: list[str] = args.files or ["-"]
+    if len(files) > 1 and not (args.in_place or args.check):
+        fail("several files need -i/--in-place or --check")
+    if args.in_place and "-" in files:
+        fail("-i/--in-place needs files, not stdin")
+    found: list[tuple[str, Change]] = []
+    for name in files:
+        try:
+            named = shown(name)
+            text, changes = migrate_text(read(name), name=named, options=options(args))
+        except documents.InputError as error:
+            fail(str(error))
+        found.extend((named, change) for change in changes)
+        if args.check:
+            continue
+        if args.in_place:
+            if changes:
+                write(name, text)
+        else:
+            sys.stdout.write(text)
+        for change in changes:
+            print(f"migrated {named}: {change}", file=sys.stderr)
+    runtimes = len({(name, c.namespace, c.runtime) for name, c in found})
+    total = f"{len(found)} containers in {runtimes} runtimes"
+    if args.check:
+        if found:
+            rows = [
+                (name, c.namespace or "-", c.runtime, c.container, ", ".join(c.rules))
+                for name, c in found
+            ]
+            table([("FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"), *rows])
+        print(f"{total} would change" if found else "no runtime would change")
+        return EXIT_FINDINGS if found else 0
+    print(f"migrated {total}" if found else "no runtime changed", file=sys.stderr)
+    return 0
+
+
+def table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
