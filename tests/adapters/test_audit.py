@@ -106,6 +106,7 @@ def test_one_pod_missed_during_an_outage_is_the_one_finding(cluster: Any) -> Non
                 "restart": "kubectl -n models rollout restart deployment/llama-predictor",
             }
         ],
+        "scriptReplaced": [],
     }
     text = cli("check", "--audit", "--all-namespaces", "--kubeconfig", str(kubeconfig))
     assert text.returncode == 1
@@ -312,4 +313,35 @@ def test_llm_pods_group_by_leaderworkerset_and_restart_by_their_leaders(cluster:
     )
     assert api.get("pods", "models", "granite-kserve-mn-0") is None
     assert api.get("pods", "models", "granite-kserve-mn-1") is None
+    assert api.get("pods", "models", "granite-kserve-mn-0-1") is not None
+
+
+def test_a_pod_whose_args_replaced_its_script_is_named_with_its_fix(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    api.put("pods", data_pod("llm-script-replaced"))
+    done = cli("check", "--audit", "--namespace", "models", "--kubeconfig", str(kubeconfig))
+    assert done.returncode == 1, done.stderr
+    assert "!! Pod models/granite-kserve-mn-0-1 (LLMInferenceService granite)" in done.stdout
+    assert "move the args into the env VLLM_ADDITIONAL_ARGS" in done.stdout
+    found = json.loads(
+        cli(
+            "check",
+            "--audit",
+            "--namespace",
+            "models",
+            "--kubeconfig",
+            str(kubeconfig),
+            "-o",
+            "json",
+        ).stdout
+    )
+    [replaced] = found["scriptReplaced"]
+    assert (replaced["pod"], replaced["llmInferenceService"]) == (
+        "granite-kserve-mn-0-1",
+        "granite",
+    )
+    # Recreating it would change nothing: --restart leaves it alone.
+    fakeapi.serving_install(api)
+    restarted = cli("check", "--audit", "--restart", "--yes", "--kubeconfig", str(kubeconfig))
+    assert restarted.returncode == 1
     assert api.get("pods", "models", "granite-kserve-mn-0-1") is not None

@@ -137,10 +137,15 @@ def audit(args: argparse.Namespace) -> int:
             print(f"!! {owner.kind} {owner.namespace}/{owner.name}{isvc}: {', '.join(owner.pods)}")
             if not args.restart:
                 print(f"   {owner.restart_command()}")
+        for pod in found.replaced:
+            service = f" (LLMInferenceService {pod.llm_inference_service})"
+            print(f"!! Pod {pod.namespace}/{pod.pod}{service if pod.llm_inference_service else ''}")
+            print(f"   {pod.problem}")
     for line in done:
         print(line, file=sys.stderr)
-    # After --restart, what is left is what no Deployment recreates.
-    return EXIT_FINDINGS if left else 0
+    # After --restart, what is left is what no Deployment recreates, and the pods that only a
+    # fix at the source repairs.
+    return EXIT_FINDINGS if left or found.replaced else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ configuration covers (an entry's namespace and object selectors, as the API serv
 them; shadow entries never patch) that carry no status annotation and that admission would
 patch now. It groups them by owner (the Deployment behind their ReplicaSet, or the
 LeaderWorkerSet of an LLMInferenceService's multi-node pods) and by the InferenceService or
-LLMInferenceService of their labels, and says how to recreate them through the webhook.
+LLMInferenceService of their labels, and says how to recreate them through the webhook. It also
+names the LLMInferenceService pods whose args replaced their script, as admission names them:
+recreating those changes nothing, only a fix at the source does.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from webhook.core.names import (
     PART_OF_LABEL,
     STATUS_ANNOTATION,
     Action,
+    Reason,
 )
 from webhook.core.patch import PatchOp
 from webhook.core.raw import mapping, string
+from webhook.core.rewrite import problem_text
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
 LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
@@ -81,18 +85,39 @@ class OwnerJson(TypedDict):
     restart: str
 
 
+class ReplacedJson(TypedDict):
+    namespace: str
+    pod: str
+    llmInferenceService: str
+    problem: str
+
+
 class AuditJson(TypedDict):
-    """`check --audit -o json`: the count to alert on, and the owners behind it."""
+    """`check --audit -o json`: the count to alert on, the owners behind it, and the pods whose
+    args replaced their script, which only a fix at the source repairs."""
 
     unrepaired: int
     namespaces: list[str]
     owners: list[OwnerJson]
+    scriptReplaced: list[ReplacedJson]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Replaced:
+    """A pod whose args replaced its preset's launch script (DESIGN §2.1): never rewritten, so
+    recreating it changes nothing; its LLMInferenceService must be fixed (`migrate`)."""
+
+    namespace: str
+    pod: str
+    llm_inference_service: str
+    problem: str
 
 
 @dataclass(frozen=True, slots=True)
 class Audit:
     namespaces: tuple[str, ...]  # the namespaces looked at that an entry covers
     owners: tuple[Owner, ...]
+    replaced: tuple[Replaced, ...] = ()
 
     @property
     def unrepaired(self) -> int:
@@ -113,6 +138,15 @@ class Audit:
                     "restart": o.restart_command(),
                 }
                 for o in self.owners
+            ],
+            "scriptReplaced": [
+                {
+                    "namespace": r.namespace,
+                    "pod": r.pod,
+                    "llmInferenceService": r.llm_inference_service,
+                    "problem": r.problem,
+                }
+                for r in self.replaced
             ],
         }
 
@@ -137,12 +171,23 @@ def covers(
     )
 
 
-def repairable(pod: Mapping[str, Any], namespace: str, *, decide: Decide = in_process) -> bool:
-    """Unrepaired and in a shape admission would patch now."""
+def _unrepaired(
+    pod: Mapping[str, Any], namespace: str, *, decide: Decide
+) -> tuple[bool, str | None]:
+    """(whether admission would patch the pod now, the problem it would name when the pod's
+    args replaced its script); a pod the webhook rewrote is neither."""
     metadata = mapping(pod.get("metadata"))
     if STATUS_ANNOTATION in mapping(metadata.get("annotations")):
-        return False
-    return decide(pod, Context(namespace=namespace)).action is Action.PATCHED
+        return False, None
+    decision = decide(pod, Context(namespace=namespace))
+    if decision.reason is Reason.SCRIPT_REPLACED:
+        replaced = [
+            step.step.removeprefix("container/")
+            for step in decision.trace
+            if step.verdict is Reason.SCRIPT_REPLACED
+        ]
+        return False, problem_text(replaced)
+    return decision.action is Action.PATCHED, None
 
 
 def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[str, str]:
@@ -181,24 +226,29 @@ def audit(
     mutated, _ = covered_namespaces(configuration.get("webhooks") or [], labels)
     covered = [name for name in ([namespace] if namespace else sorted(labels)) if name in mutated]
     owners: dict[tuple[str, str, str], Owner] = {}
+    replaced: list[Replaced] = []
     for name in covered:
         for pod in cluster.pods(name):
             metadata = mapping(pod.get("metadata"))
             pod_labels = mapping(metadata.get("labels"))
             if not covers(entries, namespace_labels=labels.get(name, {}), pod_labels=pod_labels):
                 continue
-            if not repairable(pod, name, decide=decide):
+            patched, problem = _unrepaired(pod, name, decide=decide)
+            llm = pod_labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
+            service = string(pod_labels.get(LLMISVC_NAME)) if llm else ""
+            if problem is not None:
+                replaced.append(Replaced(name, string(metadata.get("name")), service, problem))
+            if not patched:
                 continue
             kind, owner_name = _owner(cluster, pod, name)
             key = (name, kind, owner_name)
             if key not in owners:
-                llm = pod_labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
                 owners[key] = Owner(
                     name,
                     kind,
                     owner_name,
                     string(pod_labels.get(ISVC_LABEL)),
-                    string(pod_labels.get(LLMISVC_NAME)) if llm else "",
+                    service,
                 )
             owner = owners[key]
             owner.pods.append(string(metadata.get("name")))
@@ -208,7 +258,9 @@ def audit(
                 if leader not in owner.leaders:
                     owner.leaders.append(leader)
             owner.newest = max(owner.newest, string(metadata.get("creationTimestamp")))
-    return Audit(tuple(covered), tuple(owners[key] for key in sorted(owners)))
+    return Audit(
+        tuple(covered), tuple(owners[key] for key in sorted(owners)), tuple(sorted(replaced))
+    )
 
 
 def restart_ops(deployment: Mapping[str, Any], when: dt.datetime) -> tuple[PatchOp, ...]:
