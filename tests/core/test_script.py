@@ -253,3 +253,58 @@ def test_the_cache_drops_the_least_recently_used_past_its_budget() -> None:
     cache.put(("e" * 50, rules), unchanged)  # over the budget alone: kept, every other dropped
     assert [cache.get((n * 10, rules)) is not None for n in "acd"] == [False, False, False]
     assert cache.get(("e" * 50, rules)) is unchanged
+
+
+@pytest.mark.parametrize(
+    ("words", "kind"),
+    [
+        (["eval", '"exec vllm serve \\\n  /mnt/models'], "eval vllm serve"),
+        (["eval", '"vllm serve /mnt/models $@"'], "eval vllm serve"),
+        (
+            ["eval", '"python3 -m vllm.entrypoints.openai.api_server --x"'],
+            "eval python -m vllm.entrypoints.openai.api_server",
+        ),
+        (["eval", '"python3 -m pip install vllm"'], None),
+        (["eval", '"exec $CMD"'], None),
+        (["eval", '"echo vllm serve"'], None),
+        (["eval"], None),
+    ],
+)
+def test_eval_launch_kind(words: list[str], kind: str | None) -> None:
+    assert launch_kind(words) == kind
+
+
+# (script, its rewrite, or None and the reason it is left alone)
+EVAL_CASES: list[tuple[str, str | None, Reason | None]] = [
+    ('eval "vllm serve /m $@"', 'eval "vllm serve /m \\"\\$@\\""', None),
+    ('eval "vllm serve /m ${@}"', 'eval "vllm serve /m \\"\\$@\\""', None),
+    ('eval "vllm serve /m $*"', 'eval "vllm serve /m \\"\\$@\\""', None),
+    ('eval "vllm serve /m $@ --trust"', 'eval "vllm serve /m \\"\\$@\\" --trust"', None),
+    (
+        'eval "vllm serve \\\n  $@ \\\n  --trust"',
+        'eval "vllm serve \\\n  \\"\\$@\\" \\\n  --trust"',
+        None,
+    ),
+    ('eval "vllm serve "m" \\\n  $@"', 'eval "vllm serve "m" \\\n  \\"\\$@\\""', None),
+    ('eval "vllm serve /m $@ $@"', 'eval "vllm serve /m \\"\\$@\\""', None),
+    ('eval "vllm serve /m --x"', 'eval "vllm serve /m --x \\"\\$@\\""', None),
+    ('eval "exec vllm serve \\"\\$@\\""', 'eval "exec vllm serve \\"\\$@\\""', None),
+    ('eval "vllm serve /m --x=$@"', None, Reason.READS_POSITIONAL_PARAMS),
+    ("eval \"vllm serve /m '$@'\"", None, Reason.READS_POSITIONAL_PARAMS),
+    ('eval "vllm serve /m $1"', None, Reason.READS_POSITIONAL_PARAMS),
+    ('eval "vllm serve" $@', None, Reason.READS_POSITIONAL_PARAMS),
+    ('eval "vllm serve /m; echo done"', None, Reason.READS_POSITIONAL_PARAMS),
+    ('f() {\n  eval "vllm serve /m $@"\n}\nf', None, Reason.LAUNCH_IN_FUNCTION),
+]
+
+
+@pytest.mark.parametrize(("script", "expected", "reason"), EVAL_CASES)
+def test_the_eval_string_hands_eval_a_quoted_dollar_at(
+    script: str, expected: str | None, reason: Reason | None
+) -> None:
+    result = rewrite(script)
+    assert (result.script, result.reason) == (expected, reason), result.detail
+    if expected is not None:
+        assert result.evaluated
+        assert shell.parses(expected)
+        assert rewrite(expected).rules == ()

@@ -47,6 +47,8 @@ _EVAL_ALL_QUOTED: Final = r"\"\$@\""
 _EVAL: Final = "eval"
 # The words that open an eval's string: blanks and `\` continuations between them.
 _EVAL_WORDS: Final = re.compile(r"[^\s\\\"']+")
+# What ends a command inside an eval's string, or sends its output elsewhere.
+_EVAL_SEPARATORS: Final = re.compile(rb"[;&|#\n]")
 MODEL_LINE: Final = "export MODEL=${MODEL_DIR:-$MODEL_ID}"
 
 # Nodes whose commands run in a child shell whose output is captured: never the launch command.
@@ -316,6 +318,10 @@ def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
         return _Forwarding()
     if not strings or strings[-1].end_byte != words[-1].end_byte or _reads_args(root, launch):
         return _Forwarding()
+    text = source[launch.start_byte : launch.end_byte].replace(b"\\\n", b"")
+    if _EVAL_SEPARATORS.search(text):
+        # `"$@"` at the end of the string would go to the last of its commands.
+        return _Forwarding(unplaceable="the eval string runs more than one command")
     end = strings[-1].end_byte - 1
     return _Forwarding((_Edit(end, end, b" " + _EVAL_ALL_QUOTED.encode(), Rule.FORWARD_ARGS),))
 
