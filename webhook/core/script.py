@@ -318,8 +318,8 @@ def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
         return _Forwarding()
     if not strings or strings[-1].end_byte != words[-1].end_byte or _reads_args(root, launch):
         return _Forwarding()
-    text = source[launch.start_byte : launch.end_byte].replace(b"\\\n", b"")
-    if _EVAL_SEPARATORS.search(text):
+    command = source[launch.start_byte : launch.end_byte].replace(b"\\\n", b"")
+    if _EVAL_SEPARATORS.search(command):
         # `"$@"` at the end of the string would go to the last of its commands.
         return _Forwarding(unplaceable="the eval string runs more than one command")
     end = strings[-1].end_byte - 1
