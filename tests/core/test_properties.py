@@ -257,3 +257,41 @@ def test_args_arrive_exactly_or_the_pod_is_left_alone(
         calls = kubelet.run(rewritten, container_name, Path(workdir))
     delivered = [kubelet.expand(arg, {}) for arg in user_args]
     assert calls[-1] == [*(flags or CMD_FLAGS), *delivered]
+
+
+EVAL_SCRIPT = 'eval "exec vllm serve /mnt/models --port 8000 ${{VLLM_ADDITIONAL_ARGS}}{fwd} --t"'
+
+
+@settings(max_examples=60 if settings().max_examples <= 200 else 2_000)
+@given(
+    forwarding=st.sampled_from([" $@", " ${@}", " $*", ""]),
+    user_args=st.lists(argv_text, max_size=5),
+)
+def test_llm_args_arrive_one_element_one_word_through_eval(
+    forwarding: str, user_args: list[str]
+) -> None:
+    main = {
+        "name": names.LLM_CONTAINER,
+        "command": ["/bin/bash", "-c", EVAL_SCRIPT.format(fwd=forwarding), "--"],
+        "args": user_args,
+    }
+    pod = {
+        "metadata": {"labels": {names.PART_OF_LABEL: names.LLMISVC_PART_OF}},
+        "spec": {"containers": [main]},
+    }
+    decision = admit(pod)
+    assert decision.action is Action.PATCHED, decision.trace
+    rewritten = jsonpatch.apply_patch(pod, to_json(decision.patch))
+    args = rewritten["spec"]["containers"][0].get("args", [])
+    assert len(args) == len(user_args)
+    for written, sent in zip(user_args, args, strict=True):
+        # Only an arg of literal text and quotes is replaced, by the word eval made of it.
+        assert sent == written or ("'" in written or '"' in written), (written, sent)
+    with tempfile.TemporaryDirectory() as workdir:
+        calls = kubelet.run(rewritten, names.LLM_CONTAINER, Path(workdir))
+    flags = ["vllm", "serve", "/mnt/models", "--port", "8000"]
+    delivered = [kubelet.expand(arg, {}) for arg in args]
+    # Forwarded where the string had its `$@`; added at its end when it had none.
+    expected = [*flags, *delivered, "--t"] if forwarding else [*flags, "--t", *delivered]
+    assert calls[-1] == expected
+    assert admit(rewritten).patch == ()
