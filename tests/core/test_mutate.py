@@ -56,7 +56,7 @@ def test_only_the_target_container_and_the_status_annotation_change() -> None:
     assert decision.action == Action.PATCHED
     assert {op.path for op in decision.patch} == {
         "/spec/containers/3/command",
-        "/spec/containers/3/args",
+        "/spec/containers/3/args/0",
         "/metadata/annotations/multinode-webhook.io~1status",
     }
     result = jsonpatch.apply_patch(pod, to_json(decision.patch))

@@ -104,7 +104,8 @@ class TraceStep(NamedTuple):
 class ContainerPlan:
     """What happens to one target-named container: `outcome` is LOSSY_ARGS when it is
     rewritten, and then `command`/`args` are its new fields (`args` None: removed; `keep_args`:
-    left as they are). `notes` say how args now arrive differently, for warnings."""
+    left as they are; `drop_script`: they are the old ones but the first, the script that moved
+    into `command`). `notes` say how args now arrive differently, for warnings."""
 
     name: str
     outcome: Reason
@@ -113,6 +114,7 @@ class ContainerPlan:
     args: tuple[str, ...] | None = None
     rules: tuple[Rule, ...] = ()
     keep_args: bool = False
+    drop_script: bool = False
     notes: tuple[str, ...] = ()
 
 

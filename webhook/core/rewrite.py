@@ -148,6 +148,7 @@ def plan_container(
         args=new_args,
         rules=tuple(rule for rule in Rule if rule in applied),
         keep_args=not legacy and new_args is None,
+        drop_script=legacy and bool(script_args),
         notes=notes,
     )
 
@@ -170,10 +171,16 @@ def _script_in_args(name: str, rewritten: ScriptRewrite, args: Sequence[str]) ->
 
 
 def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
-    """The patch that applies a LOSSY_ARGS plan to the container at `path`."""
+    """The patch that applies a LOSSY_ARGS plan to the container at `path`.
+
+    A script that moves out of `args` is removed from them by position, so the patch, and the
+    digest the status annotation records of it, do not depend on the user's args: a compiled
+    policy (`multinode-webhook policy`) writes the same annotation."""
     command = patch.replace(path + "/command", plan.command or ())
     if plan.keep_args:
         return [command]
+    if plan.drop_script:
+        return [command, patch.remove(path + "/args/0")]
     if plan.args is None:
         return [command, patch.remove(path + "/args")]
     return [command, patch.replace(path + "/args", plan.args)]
