@@ -1,5 +1,5 @@
 """The `multinode-webhook` command line: argument parsing, file I/O and exit codes only, one
-module per command (serve, preview, migrate, certs, check) and the option groups they share
+module per command (serve, preview, migrate, policy, certs, check) and the option groups they share
 in `common`.
 
 Every command hands its input to the core and prints what comes back. Unreadable input ends
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.cli import certs, check, migrate, preview, serve
+from webhook.cli import certs, check, migrate, policy, preview, serve
 from webhook.cli.check import decide_in_sandbox
 
 __all__ = ["decide_in_sandbox", "main", "parser"]
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (preview, migrate, serve, certs, check):
+    for command in (preview, migrate, policy, serve, certs, check):
         command.add(commands)
     return root
 

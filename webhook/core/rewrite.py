@@ -186,6 +186,15 @@ def container_ops(plan: ContainerPlan, *, path: str) -> list[PatchOp]:
     return [command, patch.replace(path + "/args", plan.args)]
 
 
+def shape_digest(*, name: str, command: Sequence[str], script: str | None) -> str:
+    """What names a container's script for a compiled policy: its name, its command and the
+    script in its args (the legacy shape), hashed; 16 hex digits."""
+    digest = hashlib.sha256()
+    for word in (name, *command, "\0", script or ""):
+        digest.update(word.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def previous_rules(status: str | None) -> dict[str, list[str]]:
     """The rules an earlier run recorded in the status annotation, by container."""
     if status is None:

@@ -98,6 +98,7 @@ class Cluster:
         self.admission = client.AdmissionregistrationV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -217,6 +218,28 @@ class Cluster:
         self._call(
             f"delete Pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace
         )
+
+    def objects(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+        """Every object of a kind in the cluster (all namespaces); none when the API server
+        does not serve the kind (its CRD is not installed)."""
+        found = self._read(
+            f"list {plural}.{group}",
+            self.custom.list_cluster_custom_object,
+            group,
+            version,
+            plural,
+        )
+        items: list[dict[str, Any]] = (found or {}).get("items", [])
+        return items
+
+    def deployments(self, *, label_selector: str) -> list[dict[str, Any]]:
+        """The Deployments of every namespace that carry these labels."""
+        items: list[dict[str, Any]] = self._call(
+            f"list Deployments ({label_selector})",
+            self.apps.list_deployment_for_all_namespaces,
+            label_selector=label_selector,
+        ).get("items", [])
+        return items
 
     def pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self._call(

@@ -1,0 +1,210 @@
+"""The compiled MutatingAdmissionPolicy against the core (DESIGN §7, policy mode), its CEL run
+with cel-python: every pod it changes equals the webhook's result byte for byte, and every pod
+the webhook leaves alone it leaves alone. The whole runtime corpus, every LLM preset's pods,
+every golden and the positional-parameter table, with hostile args."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+import yaml
+
+from tests.support import kserve, llmisvc
+from tests.support.builders import TESTDATA, admit, data_pod
+from tests.support.celpolicy import Policy
+from tests.support.cli import cli
+from tests.support.positional import CASES, case_pod
+from tests.support.proof import HOSTILE_ARGS
+from webhook.core import names
+from webhook.core.model import Context
+from webhook.core.names import Mode
+from webhook.core.patch import to_json
+from webhook.offline.policy import (
+    POSITIONS,
+    SHAPES_ANNOTATION,
+    binding,
+    compile_shapes,
+    jsonpatch_map,
+    policy_objects,
+    policy_spec,
+)
+
+NAMESPACE = "models"
+LLM_ARGS = ["--served-model-name=my model", "$(id)", "a;b", "*", "", "ünï ✓", "#x"]
+
+
+def judged(policy: Policy, pod: Mapping[str, Any]) -> str:
+    """ "covered" when the policy makes the webhook's pod of it, "left" when it leaves the pod
+    alone; anything else fails."""
+    decision = admit(pod, context=Context(namespace=NAMESPACE))
+    webhook = jsonpatch.apply_patch(dict(pod), to_json(decision.patch)) if decision.patch else pod
+    stored = policy.apply(pod, namespace=NAMESPACE)
+    if stored == pod:
+        return "left"
+    assert stored == webhook, json.dumps(policy.patch(pod, namespace=NAMESPACE))[:2000]
+    return "covered"
+
+
+@cache
+def _runtimes() -> list[tuple[str, Any]]:
+    return [(p.name, r) for p in kserve.corpus_files() for r in kserve.load_runtimes(p)]
+
+
+def _runtime_pods() -> Iterator[dict[str, Any]]:
+    for _, runtime in _runtimes():
+        for role in ("head", "worker"):
+            if role == "worker" and not runtime["spec"].get("workerSpec"):
+                continue
+            for args in ((), ["--max-model-len=4096"], HOSTILE_ARGS):
+                yield kserve.build_pod(runtime, role=role, user_args=args)
+
+
+def test_every_corpus_pod_is_repaired_as_the_webhook_repairs_it_or_left_alone() -> None:
+    if not kserve.CORPUS.is_dir():
+        pytest.skip(f"shared runtime corpus not found at {kserve.CORPUS}")
+    policy = Policy(policy_spec(compile_shapes(_runtimes()).shapes, patch=jsonpatch_map))
+    verdicts = [judged(policy, pod) for pod in _runtime_pods()]
+    # Every runtime the webhook repairs is in the policy: only the exact ones are left.
+    exact = sum(
+        1 for pod in _runtime_pods() if not admit(pod, context=Context(namespace=NAMESPACE)).patch
+    )
+    assert verdicts.count("left") == exact, verdicts.count("left")
+    assert verdicts.count("covered") == len(verdicts) - exact > 300
+
+
+def _llm_pods() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    for path in llmisvc.preset_files():
+        config = llmisvc.load(path)
+        for role in llmisvc.roles(config):
+            bare = llmisvc.build_pod(config, role=role)
+            yield path.name, bare, llmisvc.build_pod(config, role=role, user_args=LLM_ARGS)
+
+
+def test_every_llm_workload_pod_is_repaired_as_the_webhook_repairs_it_or_left_alone() -> None:
+    if not llmisvc.CORPUS.is_dir():
+        pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
+    by_preset: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for name, bare, loaded in _llm_pods():
+        by_preset.setdefault(name, []).append((bare, loaded))
+    covered = set()
+    for name, pods in by_preset.items():
+        # Compiled from the workloads' pods, as --from-cluster does: presets are templates.
+        compiled = compile_shapes([(name, bare) for bare, _ in pods])
+        policy = Policy(policy_spec(compiled.shapes, patch=jsonpatch_map))
+        if {judged(policy, loaded) for _, loaded in pods} == {"covered"}:
+            covered.add(name)
+    eval_presets = {p.name for p in llmisvc.preset_files() if llmisvc.shape(p) == "eval"}
+    assert covered == eval_presets
+    policy = Policy(
+        policy_spec(
+            compile_shapes([(n, bare) for n, pods in by_preset.items() for bare, _ in pods]).shapes,
+            patch=jsonpatch_map,
+        )
+    )
+    # A quote in an arg is left to the webhook, which replaces it with the word eval makes.
+    quoted = []
+    for name in sorted(eval_presets)[:3]:
+        config = llmisvc.load(llmisvc.CORPUS / name)
+        quoted.append(llmisvc.build_pod(config, role=llmisvc.roles(config)[0], user_args=["'x'"]))
+    assert {judged(policy, pod) for pod in quoted} == {"left"}
+
+
+def _golden_inputs() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (p.name, data_pod(p.name.removesuffix(".yaml")))
+        for p in sorted((TESTDATA / "pods").glob("*.yaml"))
+        if not p.name.endswith(".golden.yaml")
+    ]
+
+
+def test_every_golden_is_repaired_as_the_webhook_repairs_it_or_left_alone() -> None:
+    inputs = _golden_inputs()
+    policy = Policy(policy_spec(compile_shapes(inputs).shapes, patch=jsonpatch_map))
+    verdicts = {name: judged(policy, pod) for name, pod in inputs}
+    patched = {name for name, pod in inputs if admit(pod).action == names.Action.PATCHED}
+    # Those it cannot match exactly: an eval pod with a quoted arg, a pod past its positions.
+    assert {name for name, v in verdicts.items() if v == "covered"} <= patched
+    assert len([v for v in verdicts.values() if v == "covered"]) >= len(patched) - 2
+
+
+def test_the_positional_table_is_repaired_as_the_webhook_repairs_it_or_left_alone() -> None:
+    pods = [case_pod(case) for case in CASES]
+    policy = Policy(
+        policy_spec(compile_shapes([("t", p) for p in pods]).shapes, patch=jsonpatch_map)
+    )
+    for case, pod in zip(CASES, pods, strict=True):
+        verdict = judged(policy, pod)
+        if case.action is not names.Action.PATCHED:
+            assert verdict == "left", case.name
+
+
+def test_a_pod_the_webhook_skips_is_left_alone() -> None:
+    head = data_pod("legacy-head-pod")
+    policy = Policy(policy_spec(compile_shapes([("h", head)]).shapes, patch=jsonpatch_map))
+    assert judged(policy, head) == "covered"
+    for namespace in ("kube-system", names.DEFAULT_OWN_NAMESPACE):
+        assert policy.apply(head, namespace=namespace) == head
+    mirror = {
+        **head,
+        "metadata": {**head["metadata"], "annotations": {names.MIRROR_ANNOTATION: "x"}},
+    }
+    assert policy.apply(mirror, namespace=NAMESPACE) == mirror
+    unlabelled = {**head, "metadata": {**head["metadata"], "labels": {}}}
+    assert policy.apply(unlabelled, namespace=NAMESPACE) == unlabelled
+    twice = policy.apply(head, namespace=NAMESPACE)
+    assert policy.apply(twice, namespace=NAMESPACE) == twice
+
+
+@pytest.mark.parametrize("position", [0, 3, POSITIONS - 1, POSITIONS])
+def test_the_container_may_stand_anywhere_among_its_positions(position: int) -> None:
+    head = data_pod("legacy-head-pod")
+    pads = [{"name": f"side-{i}", "image": "i"} for i in range(position)]
+    moved = {**head, "spec": {**head["spec"], "containers": [*pads, *head["spec"]["containers"]]}}
+    policy = Policy(policy_spec(compile_shapes([("h", head)]).shapes, patch=jsonpatch_map))
+    assert judged(policy, moved) == ("covered" if position < POSITIONS else "left")
+
+
+def test_the_binding_selects_as_the_overlays_do() -> None:
+    opt_in = binding(Mode.OPT_IN)["spec"]["matchResources"]
+    assert opt_in["namespaceSelector"] == {"matchLabels": {names.INJECT_LABEL: "enabled"}}
+    wide = binding(Mode.CLUSTER_WIDE)["spec"]["matchResources"]["namespaceSelector"]
+    assert {"key": names.INJECT_LABEL, "operator": "NotIn", "values": ["disabled", "shadow"]} in (
+        wide["matchExpressions"]
+    )
+    assert opt_in["objectSelector"]["matchExpressions"] == [
+        {"key": names.INJECT_LABEL, "operator": "NotIn", "values": [names.POD_OPT_OUT]}
+    ]
+
+
+def test_the_command_prints_what_kubectl_applies_and_explains_what_it_leaves(
+    tmp_path: Path,
+) -> None:
+    runtime = Path(__file__).parents[2] / "examples" / "legacy-servingruntime.yaml"
+    done = cli("policy", str(runtime), "--explain")
+    assert done.returncode == 0, done.stderr
+    policy, bound = yaml.safe_load_all(done.stdout)
+    assert (policy["kind"], bound["kind"]) == (
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+    )
+    assert policy["spec"]["failurePolicy"] == "Ignore"
+    assert policy["spec"]["reinvocationPolicy"] == "IfNeeded"
+    assert len(json.loads(policy["metadata"]["annotations"][SHAPES_ANNOTATION])) == 2
+    assert "covered: " in done.stderr
+    assert "estimated CEL cost per pod" in done.stderr
+    preset = tmp_path / "preset.yaml"
+    preset.write_text(
+        yaml.safe_dump({"kind": "LLMInferenceServiceConfig", "metadata": {"name": "p"}, "spec": {}})
+    )
+    left = cli("policy", str(preset), "--explain")
+    assert left.returncode == 1
+    assert "left to the webhook: " in left.stderr
+    assert "--from-cluster" in left.stderr
+    compiled = compile_shapes([("r", yaml.safe_load(runtime.read_text()))])
+    assert list(yaml.safe_load_all(done.stdout)) == policy_objects(compiled, mode=Mode.OPT_IN)

@@ -1,0 +1,62 @@
+"""A MutatingAdmissionPolicy's CEL run outside the API server, with cel-python: its match
+conditions, its variables in order, and its JSON patch, as the API server evaluates them
+(Kubernetes' `JSONPatch{…}` written as plain maps, `policy.jsonpatch_map`)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import celpy
+import jsonpatch
+from celpy.adapter import json_to_cel
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, celpy.celtypes.MapType):
+        return {str(key): _python(item) for key, item in value.items()}
+    if isinstance(value, celpy.celtypes.ListType):
+        return [_python(item) for item in value]
+    if isinstance(value, celpy.celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, celpy.celtypes.IntType):
+        return int(value)
+    if isinstance(value, celpy.celtypes.StringType):
+        return str(value)
+    return value
+
+
+class Policy:
+    """A policy's spec, compiled once, applied to any number of pods."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        env = celpy.Environment()
+
+        def program(expression: str) -> Any:
+            return env.program(env.compile(expression))
+
+        self.conditions = [program(c["expression"]) for c in spec["matchConditions"]]
+        self.variables = [(v["name"], program(v["expression"])) for v in spec["variables"]]
+        self.mutation = program(spec["mutations"][0]["jsonPatch"]["expression"])
+
+    def patch(self, pod: Mapping[str, Any], *, namespace: str) -> list[dict[str, Any]]:
+        """The JSON patch the policy makes of a pod created in `namespace` (none: no match)."""
+        activation: dict[str, Any] = {
+            "object": json_to_cel(copy.deepcopy(dict(pod))),
+            "request": json_to_cel({"namespace": namespace}),
+        }
+        if not all(bool(condition.evaluate(activation)) for condition in self.conditions):
+            return []
+        variables: dict[str, Any] = {}
+        for name, program in self.variables:
+            activation["variables"] = json_to_cel(variables)
+            variables[name] = _python(program.evaluate(activation))
+        activation["variables"] = json_to_cel(variables)
+        ops: list[dict[str, Any]] = _python(self.mutation.evaluate(activation))
+        return ops
+
+    def apply(self, pod: Mapping[str, Any], *, namespace: str) -> dict[str, Any]:
+        """The pod as the policy stores it."""
+        ops = self.patch(pod, namespace=namespace)
+        return jsonpatch.apply_patch(dict(pod), ops) if ops else dict(pod)

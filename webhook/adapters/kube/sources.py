@@ -1,0 +1,34 @@
+"""The cluster's scripts, as `policy --from-cluster` compiles them: its ServingRuntimes and
+ClusterServingRuntimes, and the LeaderWorkerSets and Deployments KServe made for its
+LLMInferenceServices (their scripts rendered, unlike the presets they come from)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from webhook.adapters.kube.client import Cluster
+from webhook.core.names import LLMISVC_PART_OF, PART_OF_LABEL
+from webhook.core.raw import display_name, mapping, string
+
+_KINDS: Final = (
+    ("serving.kserve.io", "v1alpha1", "servingruntimes"),
+    ("serving.kserve.io", "v1alpha1", "clusterservingruntimes"),
+    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+)
+
+
+def cluster_sources(cluster: Cluster) -> list[tuple[str, dict[str, Any]]]:
+    """(where, object) for every runtime and LLMInferenceService workload of the cluster."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for group, version, plural in _KINDS:
+        for item in cluster.objects(group, version, plural):
+            found.append((_where(item), item))
+    for listed in cluster.deployments(label_selector=f"{PART_OF_LABEL}={LLMISVC_PART_OF}"):
+        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", **listed}
+        found.append((_where(deployment), deployment))
+    return found
+
+
+def _where(item: dict[str, Any]) -> str:
+    namespace = string(mapping(item.get("metadata")).get("namespace"))
+    return f"cluster {namespace + '/' if namespace else ''}{display_name(item)}"

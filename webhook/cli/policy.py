@@ -1,0 +1,94 @@
+"""`multinode-webhook policy`: the repair of known scripts, compiled into a
+MutatingAdmissionPolicy and its binding that the API server runs itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from webhook.cli.common import EXIT_FINDINGS, cluster, fail, read, shown
+from webhook.core.names import Mode
+from webhook.offline import documents
+from webhook.offline.policy import compile_shapes, estimated_cost, policy_objects
+
+
+def add(commands: Any) -> None:
+    policy = commands.add_parser(
+        "policy",
+        help="compile the repair of known scripts into a MutatingAdmissionPolicy (no server)",
+        description=(
+            "Read runtimes (ServingRuntime, ClusterServingRuntime, Template, or pods and "
+            "workloads holding them, LeaderWorkerSets and Deployments of LLMInferenceServices) "
+            "and print a MutatingAdmissionPolicy and its binding that repair exactly their "
+            "scripts, as the webhook does, inside the API server: no server, no certificates, "
+            "no fail-open window. A pod whose script is not among them is left alone: run "
+            "the webhook for any script, for shadow mode (a policy has no warnings, so it "
+            "cannot report without applying) and for presets. `kubectl apply -f -` takes the "
+            "output as it is. Exit 0, or 1 with --explain when an input is not covered."
+        ),
+    )
+    policy.add_argument(
+        "files", nargs="*", metavar="FILE", help="YAML or JSON; - for stdin (default: stdin)"
+    )
+    policy.add_argument(
+        "--from-cluster",
+        action="store_true",
+        help="read the cluster's runtimes and LLMInferenceService workloads instead of files",
+    )
+    policy.add_argument(
+        "--mode",
+        choices=[mode.value for mode in Mode],
+        default=Mode.OPT_IN,
+        help="the namespaces the binding selects, as the webhook's overlays do "
+        "(default: %(default)s)",
+    )
+    policy.add_argument(
+        "--explain",
+        action="store_true",
+        help="print to stderr each script covered, each input left to the webhook and why, "
+        "and the policy's size and estimated CEL cost",
+    )
+    policy.add_argument("--kubeconfig", help="kubeconfig file, with --from-cluster")
+    policy.add_argument("--context", help="kubeconfig context, with --from-cluster")
+    policy.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.from_cluster and args.files:
+        fail("--from-cluster reads no files")
+    try:
+        if args.from_cluster:
+            from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
+            from webhook.adapters.kube.sources import cluster_sources  # noqa: PLC0415
+
+            try:
+                sources = cluster_sources(cluster(args))
+            except KubeError as error:
+                fail(str(error))
+        else:
+            sources = [
+                (shown(name), document)
+                for name in args.files or ["-"]
+                for document in documents.load(read(name), name=shown(name))
+            ]
+        compiled = compile_shapes(sources)
+    except documents.InputError as error:
+        fail(str(error))
+    objects = policy_objects(compiled, mode=Mode(args.mode))
+    sys.stdout.write("---\n".join(documents.dump(item) for item in objects))
+    if not args.explain:
+        return 0
+    for shape in compiled.shapes:
+        kind = "LLMInferenceService" if shape.llm else "InferenceService"
+        print(f"covered: {shape.source} {shape.name} ({kind} pods)", file=sys.stderr)
+    for line in compiled.uncovered:
+        print(f"left to the webhook: {line}", file=sys.stderr)
+    size = len(json.dumps(objects[0]))
+    print(
+        f"{len(compiled.shapes)} scripts, {size} bytes, estimated CEL cost per pod "
+        f"{estimated_cost(compiled.shapes)} (the API server's limit per expression: 1000000)",
+        file=sys.stderr,
+    )
+    return EXIT_FINDINGS if compiled.uncovered else 0

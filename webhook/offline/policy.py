@@ -1,0 +1,455 @@
+"""The policy compiler: the repair of known scripts as a MutatingAdmissionPolicy that the API
+server runs itself (DESIGN §7, policy mode): no server, no certificates, no fail-open window.
+
+Each container the inputs hold (runtimes, pods, workloads) is a *shape*: its family
+(InferenceService or LLMInferenceService pod), name, `command` and, for the legacy shape, the
+script in `args[0]`. The core decides a pod of that shape; the policy matches the shape exactly
+and applies the core's result, precomputed: the new `command`, the script's removal from `args`,
+and the status annotation (whose digest depends on the container's position, so one is kept for
+each of the first `POSITIONS`). A pod the policy does not recognise exactly is left alone, so it
+may cover fewer pods than the webhook, never differently. It leaves to the webhook:
+
+- a pod with more than one container of a target name, or more than `POSITIONS` containers;
+- an eval-shape pod with a quote in an arg (the webhook replaces such an arg with the word eval
+  makes of it);
+- every script not given, and a preset's (`{{ … }}` actions make each service's script its
+  own: compile its rendered workloads instead).
+
+The same expressions are written with `JSONPatch{…}` for the API server or with plain maps, so
+that they can be evaluated outside it (the tests do, with cel-python).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from webhook import __version__
+from webhook.core import names
+from webhook.core.model import Options
+from webhook.core.mutate import mutate
+from webhook.core.names import Action, Mode
+from webhook.core.raw import display_name, mapping, string
+from webhook.core.rewrite import shape_digest, split_shell
+from webhook.core.script import cached_rewrite
+from webhook.core.view import pod_view
+from webhook.offline.sandbox import resolved
+
+POLICY_NAME: Final = "multinode-webhook"
+# The policy's own record of the scripts it knows, for `check` and `check --audit`.
+SHAPES_ANNOTATION: Final = f"{names.PREFIX}/shapes"
+API_VERSION: Final = "admissionregistration.k8s.io/v1"
+# Container positions the policy covers: a status annotation is kept for each.
+POSITIONS: Final = 8
+_STATUS_PATH: Final = "/metadata/annotations/" + names.STATUS_ANNOTATION.replace("/", "~1")
+_LWS: Final = ("leaderworkerset.x-k8s.io", "LeaderWorkerSet")
+_LWS_TEMPLATES: Final = (
+    ("spec", "leaderWorkerTemplate", "leaderTemplate"),
+    ("spec", "leaderWorkerTemplate", "workerTemplate"),
+)
+_TEMPLATE_PATHS: Final = {
+    "Deployment": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    "PodTemplate": ("template",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One known container and what the core makes of it."""
+
+    llm: bool
+    name: str
+    command: tuple[str, ...]
+    script: str | None  # the legacy shape's args[0]; None when the script is in `command`
+    needs_args: bool  # a Ray worker is a target only with args of its own
+    evaluated: bool  # eval re-parsed its args: one with a quote is left to the webhook
+    new_command: tuple[str, ...]
+    statuses: tuple[str, ...]  # by position; for the legacy shape, then with no user args
+    source: str
+
+    @property
+    def digest(self) -> str:
+        return shape_digest(name=self.name, command=self.command, script=self.script)
+
+
+@dataclass(slots=True)
+class Compiled:
+    """The shapes the policy covers, and what it leaves to the webhook, one line each."""
+
+    shapes: list[Shape] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+
+
+def _containers(document: Any, source: str) -> Iterator[tuple[bool | None, Any, str]]:
+    """(LLM family, or None when the pod's labels say, container, where) for every container
+    of the objects a document holds."""
+    if not isinstance(document, Mapping):
+        return
+    kind = document.get("kind")
+    label = f"{source}: {kind}/{display_name(document)}"
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
+        for item in document["items"]:
+            yield from _containers(item, source)
+        return
+    if kind == "Template" and isinstance(document.get("objects"), list):
+        for item in document["objects"]:
+            yield from _containers(item, source)
+        return
+    spec = mapping(document.get("spec"))
+    if kind in ("ServingRuntime", "ClusterServingRuntime"):
+        for container in spec.get("containers") or []:
+            yield False, container, label
+        for container in mapping(spec.get("workerSpec")).get("containers") or []:
+            yield False, container, label
+        return
+    if kind == "LLMInferenceServiceConfig":
+        yield True, {"preset": True}, label
+        return
+    group = string(document.get("apiVersion")).rpartition("/")[0]
+    if kind == "Pod":
+        templates: list[Any] = [document]
+    elif (group, kind) == _LWS:
+        templates = [_at(document, path) for path in _LWS_TEMPLATES]
+    elif kind in _TEMPLATE_PATHS:
+        templates = [_at(document, _TEMPLATE_PATHS[string(kind)])]
+    else:
+        return
+    for template in templates:
+        labels = mapping(mapping(mapping(template).get("metadata")).get("labels"))
+        if names.ISVC_LABEL in labels:
+            llm = False
+        elif labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
+            llm = True
+        else:
+            continue
+        for container in mapping(mapping(template).get("spec")).get("containers") or []:
+            yield llm, container, label
+
+
+def _at(document: Mapping[str, Any], path: Sequence[str]) -> Any:
+    found: Any = document
+    for key in path:
+        found = mapping(found).get(key)
+    return found
+
+
+def _pod(
+    container: Mapping[str, Any], *, llm: bool, position: int, args: Sequence[str] | None
+) -> dict[str, Any]:
+    """A pod of the family with `container` at `position` and `args` of its own."""
+    labels = {names.PART_OF_LABEL: names.LLMISVC_PART_OF} if llm else {names.ISVC_LABEL: "p"}
+    target = {key: container[key] for key in ("name", "command") if key in container}
+    if args is not None:
+        target["args"] = list(args)
+    pads = [{"name": f"pad-{index}", "image": "i"} for index in range(position)]
+    return {
+        "metadata": {"name": "p", "labels": labels, "annotations": {"p": "p"}},
+        "spec": {"containers": [*pads, target]},
+    }
+
+
+def _decided(pod: Mapping[str, Any], options: Options, what: str) -> Any:
+    view = pod_view(pod)
+    return resolved(lambda: mutate(view, options=options), what=what, answer_crashes=True)
+
+
+def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Options) -> Shape | str:
+    """The container's shape, or why the policy leaves it to the webhook (empty: the webhook
+    leaves it alone too)."""
+    name = string(container.get("name"))
+    command = container.get("command")
+    args = container.get("args") or []
+    if not isinstance(command, list) or not all(isinstance(w, str) for w in command):
+        return ""
+    split = split_shell(command)
+    if split is None:
+        return ""
+    legacy = not split[1]
+    if legacy and (llm or not args or not isinstance(args[0], str)):
+        return ""
+    if any("{{" in word for word in (*command, *(args[:1] if legacy else []))):
+        return f"{source} {name}: its script holds template placeholders the pod will not"
+    script: str | None = args[0] if legacy else None
+    launch = script if script is not None else split[1][0]
+    given = [launch, "--x"] if legacy else ["--x"]
+    bare = [launch] if legacy else None
+
+    def status(position: int, user_args: list[str] | None) -> str | None:
+        decided = _decided(
+            _pod(container, llm=llm, position=position, args=user_args), options, source
+        )
+        if decided.action is not Action.PATCHED:
+            return None
+        return str(decided.patch[-1].value)
+
+    with_args = status(0, given)
+    if with_args is None:
+        return ""
+    without = status(0, bare)
+    decision = _decided(_pod(container, llm=llm, position=0, args=given), options, source)
+    new_command = tuple(decision.patch[0].value)
+    statuses = [status(p, given) for p in range(POSITIONS)]
+    if legacy and without is not None:
+        statuses += [status(p, bare) for p in range(POSITIONS)]
+    rewrite = cached_rewrite(launch, options.rules)
+    return Shape(
+        llm=llm,
+        name=name,
+        command=tuple(command),
+        script=script,
+        needs_args=without is None,
+        evaluated=bool(rewrite and rewrite.evaluated),
+        new_command=new_command,
+        statuses=tuple(s or "" for s in statuses),
+        source=source,
+    )
+
+
+def compile_shapes(
+    documents: Sequence[tuple[str, Any]], *, options: Options | None = None
+) -> Compiled:
+    """The shapes of every target-named container in the documents, each known once."""
+    options = options or Options(parse_scripts=False)
+    compiled = Compiled()
+    seen: set[tuple[bool, str, tuple[str, ...], str | None]] = set()
+    for source, document in documents:
+        for llm, container, label in _containers(document, source):
+            if llm is None or not isinstance(container, Mapping):
+                continue
+            if container.get("preset"):
+                compiled.uncovered.append(
+                    f"{label}: a preset's script is made for each LLMInferenceService; "
+                    "compile its LeaderWorkerSets and Deployments instead (--from-cluster)"
+                )
+                continue
+            name = container.get("name")
+            if name not in (options.llm_containers if llm else options.containers):
+                continue
+            shape = _shape(llm, container, label, options)
+            if isinstance(shape, str):
+                if shape:
+                    compiled.uncovered.append(shape)
+                continue
+            key = (shape.llm, shape.name, shape.command, shape.script)
+            if key not in seen:
+                seen.add(key)
+                compiled.shapes.append(shape)
+    return compiled
+
+
+def _cel(value: Any) -> str:
+    """A CEL literal of a string, a list or a bool."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return "[" + ", ".join(_cel(item) for item in value) + "]"
+
+
+Patch = Callable[..., str]
+
+
+def jsonpatch_message(op: str, path: str, value: str | None = None) -> str:
+    """A `JSONPatch{…}` for the API server."""
+    fields = [f"op: {op}", f"path: {path}", *([f"value: {value}"] if value else [])]
+    return "JSONPatch{" + ", ".join(fields) + "}"
+
+
+def jsonpatch_map(op: str, path: str, value: str | None = None) -> str:
+    """The same patch as a plain map, for an evaluator without Kubernetes' CEL types."""
+    fields = [f'"op": {op}', f'"path": {path}', *([f'"value": {value}'] if value else [])]
+    return "{" + ", ".join(fields) + "}"
+
+
+def _condition(shape: Shape) -> str:
+    container = "object.spec.containers[variables.index]"
+    family = "!variables.isvc" if shape.llm else "variables.isvc"
+    parts = [family, f"{container}.name == {_cel(shape.name)}"]
+    parts.append(f"{container}.command == {_cel(list(shape.command))}")
+    least = (1 if shape.script is not None else 0) + (1 if shape.needs_args else 0)
+    if least:
+        parts.append(f"has({container}.args) && size({container}.args) >= {least}")
+    if shape.script is not None:
+        parts.append(f"{container}.args[0] == {_cel(shape.script)}")
+    if shape.evaluated:
+        parts.append(
+            f"(!has({container}.args) || !{container}.args.exists(a, "
+            "a.contains(\"'\") || a.contains('\"')))"
+        )
+    return "(" + " && ".join(parts) + ")"
+
+
+def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) -> dict[str, Any]:
+    """The MutatingAdmissionPolicy's spec for these shapes."""
+    targets = _cel(list(names.DEFAULT_TARGET_CONTAINERS))
+    llm_targets = _cel(list(names.DEFAULT_LLM_CONTAINERS))
+    labels = "object.metadata.labels"
+    chain = "-1"
+    for number in reversed(range(len(shapes))):
+        chain = f"{_condition(shapes[number])} ? {number} : {chain}"
+    index = "string(variables.index)"
+    container = f'"/spec/containers/" + {index}'
+    first = "object.spec.containers[variables.index]"
+    with_args = f"(has({first}.args) && size({first}.args) > 1)"
+    status = (
+        "variables.statuses[variables.shape][variables.index + "
+        f"(variables.legacy[variables.shape] && !{with_args} ? {POSITIONS} : 0)]"
+    )
+    annotation_map = "{" + f"{_cel(names.STATUS_ANNOTATION)}: {status}" + "}"
+    command = patch(
+        _cel("replace"), f'{container} + "/command"', "variables.commands[variables.shape]"
+    )
+    drop_script = patch(_cel("remove"), f'{container} + "/args/0"')
+    drop_args = patch(_cel("remove"), f'{container} + "/args"')
+    add_key = patch(_cel("add"), _cel(_STATUS_PATH), status)
+    add_map = patch(_cel("add"), _cel("/metadata/annotations"), annotation_map)
+    mutation = (
+        f"variables.shape < 0 ? [] : [{command}]"
+        " + (!variables.legacy[variables.shape] ? [] : "
+        f"{with_args} ? [{drop_script}] : [{drop_args}])"
+        f" + [has(object.metadata.annotations) ? {add_key} : {add_map}]"
+    )
+    return {
+        "failurePolicy": "Ignore",
+        "reinvocationPolicy": "IfNeeded",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": [names.CREATE],
+                    "resources": ["pods"],
+                }
+            ]
+        },
+        "matchConditions": [
+            {
+                "name": "kserve-pod",
+                "expression": f"has({labels}) && ({_cel(names.ISVC_LABEL)} in {labels} || "
+                f"({_cel(names.PART_OF_LABEL)} in {labels} && "
+                f"{labels}[{_cel(names.PART_OF_LABEL)}] == {_cel(names.LLMISVC_PART_OF)}))",
+            },
+            {
+                "name": "not-yet-rewritten",
+                "expression": "!has(object.metadata.annotations) || "
+                f"!({_cel(names.STATUS_ANNOTATION)} in object.metadata.annotations)",
+            },
+            {
+                "name": "not-a-mirror-pod",
+                "expression": "!has(object.metadata.annotations) || "
+                f"!({_cel(names.MIRROR_ANNOTATION)} in object.metadata.annotations)",
+            },
+            {
+                "name": "not-a-system-namespace",
+                "expression": "!(request.namespace in "
+                f"{_cel(sorted({*names.SYSTEM_NAMESPACES, names.DEFAULT_OWN_NAMESPACE}))})",
+            },
+        ],
+        "variables": [
+            {
+                "name": "isvc",
+                "expression": f"has({labels}) && {_cel(names.ISVC_LABEL)} in {labels}",
+            },
+            {"name": "names", "expression": f"variables.isvc ? {targets} : {llm_targets}"},
+            {
+                "name": "index",
+                "expression": f"size(object.spec.containers) > {POSITIONS} ? -1 : "
+                + _single_target(),
+            },
+            {"name": "shape", "expression": f"variables.index < 0 ? -1 : {chain}"},
+            {"name": "commands", "expression": _cel([list(s.new_command) for s in shapes])},
+            {"name": "legacy", "expression": _cel([s.script is not None for s in shapes])},
+            {"name": "statuses", "expression": _cel([list(s.statuses) for s in shapes])},
+        ],
+        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": mutation}}],
+    }
+
+
+def _single_target() -> str:
+    """The position of the pod's one target-named container, or -1 when it has none or more."""
+    found = (
+        f"[{', '.join(str(i) for i in range(POSITIONS))}].filter(i, "
+        "i < size(object.spec.containers) && object.spec.containers[i].name in variables.names)"
+    )
+    return f"size({found}) == 1 ? {found}[0] : -1"
+
+
+def binding(mode: Mode) -> dict[str, Any]:
+    """The binding: the namespaces of the install mode, and the pod opt-out label."""
+    if mode is Mode.OPT_IN:
+        namespaces: dict[str, Any] = {
+            "matchLabels": {names.INJECT_LABEL: str(names.Inject.ENABLED)}
+        }
+    else:
+        namespaces = {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": sorted(names.SYSTEM_NAMESPACES),
+                },
+                {
+                    "key": names.INJECT_LABEL,
+                    "operator": "NotIn",
+                    "values": [str(names.Inject.DISABLED), str(names.Inject.SHADOW)],
+                },
+            ]
+        }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": POLICY_NAME},
+        "spec": {
+            "policyName": POLICY_NAME,
+            "matchResources": {
+                "namespaceSelector": namespaces,
+                "objectSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": names.INJECT_LABEL,
+                            "operator": "NotIn",
+                            "values": [names.POD_OPT_OUT],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def policy_objects(compiled: Compiled, *, mode: Mode) -> list[dict[str, Any]]:
+    """The MutatingAdmissionPolicy and its binding, for `kubectl apply -f -`."""
+    policy = {
+        "apiVersion": API_VERSION,
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {
+            "name": POLICY_NAME,
+            "annotations": {
+                f"{names.PREFIX}/version": __version__,
+                SHAPES_ANNOTATION: json.dumps(
+                    sorted({shape.digest for shape in compiled.shapes}), separators=(",", ":")
+                ),
+            },
+        },
+        "spec": policy_spec(compiled.shapes),
+    }
+    return [policy, binding(mode)]
+
+
+def estimated_cost(shapes: Sequence[Shape]) -> int:
+    """An upper bound of the CEL cost of one admission, by CEL's own cost model (a string
+    compared costs 1 + a tenth of its length): every shape's command and script compared."""
+    return (
+        sum(
+            sum(1 + len(word) // 10 for word in (*shape.command, shape.script or ""))
+            for shape in shapes
+        )
+        + 64 * POSITIONS
+    )
