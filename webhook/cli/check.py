@@ -141,11 +141,17 @@ def audit(args: argparse.Namespace) -> int:
             service = f" (LLMInferenceService {pod.llm_inference_service})"
             print(f"!! Pod {pod.namespace}/{pod.pod}{service if pod.llm_inference_service else ''}")
             print(f"   {pod.problem}")
+        for namespace, pod_name in found.uncovered:
+            print(
+                f"!! Pod {namespace}/{pod_name}: no installed policy or webhook covers its script "
+                "(its runtime changed after the policy was compiled): compile it again, "
+                "multinode-webhook policy --from-cluster | kubectl apply -f -"
+            )
     for line in done:
         print(line, file=sys.stderr)
     # After --restart, what is left is what no Deployment recreates, and the pods that only a
-    # fix at the source repairs.
-    return EXIT_FINDINGS if left or found.replaced else 0
+    # fix at the source, or a policy compiled again, repairs.
+    return EXIT_FINDINGS if left or found.replaced or found.uncovered else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ INJECT_LABEL: Final = f"{PREFIX}/inject"
 POD_OPT_OUT: Final = "false"
 
 STATUS_ANNOTATION: Final = f"{PREFIX}/status"
+# A compiled policy's record of the scripts it repairs (their shape digests), for `check`.
+POLICY_SHAPES_ANNOTATION: Final = f"{PREFIX}/shapes"
 # Names a problem the webhook sees but must not repair, for `kubectl describe pod`.
 PROBLEM_ANNOTATION: Final = f"{PREFIX}/problem"
 

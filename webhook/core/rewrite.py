@@ -195,6 +195,18 @@ def shape_digest(*, name: str, command: Sequence[str], script: str | None) -> st
     return digest.hexdigest()[:16]
 
 
+def container_shape(name: str, command: Sequence[str], args: Sequence[str]) -> str | None:
+    """The shape digest of a container running a script (None for any other): the script in
+    `args[0]` counts for the legacy shape, where the args after it are the user's."""
+    split = split_shell(command)
+    if split is None:
+        return None
+    legacy = not split[1]
+    if legacy and not args:
+        return None
+    return shape_digest(name=name, command=command, script=args[0] if legacy else None)
+
+
 def previous_rules(status: str | None) -> dict[str, list[str]]:
     """The rules an earlier run recorded in the status annotation, by container."""
     if status is None:

@@ -38,8 +38,7 @@ from webhook.core.view import pod_view
 from webhook.offline.sandbox import resolved
 
 POLICY_NAME: Final = "multinode-webhook"
-# The policy's own record of the scripts it knows, for `check` and `check --audit`.
-SHAPES_ANNOTATION: Final = f"{names.PREFIX}/shapes"
+SHAPES_ANNOTATION: Final = names.POLICY_SHAPES_ANNOTATION
 API_VERSION: Final = "admissionregistration.k8s.io/v1"
 # Container positions the policy covers: a status annotation is kept for each.
 POSITIONS: Final = 8

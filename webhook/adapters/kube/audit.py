@@ -23,11 +23,14 @@ from webhook.adapters.kube.check import (
     covered_namespaces,
     in_process,
     label_selector_matches,
+    policy_selects,
     serving_findings,
     shadows,
+    webhook_configuration,
     webhook_service,
 )
 from webhook.adapters.kube.client import Cluster
+from webhook.adapters.kube.policies import installed_policies, pod_shapes
 from webhook.core import patch
 from webhook.core.model import Context
 from webhook.core.names import (
@@ -43,6 +46,7 @@ from webhook.core.raw import mapping, string
 from webhook.core.rewrite import problem_text
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
+_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
 LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"
 # The LLMInferenceService of a pod: KServe names it in this label.
@@ -92,14 +96,21 @@ class ReplacedJson(TypedDict):
     problem: str
 
 
+class UncoveredJson(TypedDict):
+    namespace: str
+    pod: str
+
+
 class AuditJson(TypedDict):
-    """`check --audit -o json`: the count to alert on, the owners behind it, and the pods whose
-    args replaced their script, which only a fix at the source repairs."""
+    """`check --audit -o json`: the count to alert on, the owners behind it, the pods whose
+    args replaced their script, which only a fix at the source repairs, and the pods whose
+    script no installed policy or webhook knows."""
 
     unrepaired: int
     namespaces: list[str]
     owners: list[OwnerJson]
     scriptReplaced: list[ReplacedJson]
+    uncoveredScripts: list[UncoveredJson]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -118,6 +129,9 @@ class Audit:
     namespaces: tuple[str, ...]  # the namespaces looked at that an entry covers
     owners: tuple[Owner, ...]
     replaced: tuple[Replaced, ...] = ()
+    # (namespace, pod) in a namespace only a compiled policy covers, whose script it does not
+    # know: its runtime changed after the policy was compiled.
+    uncovered: tuple[tuple[str, str], ...] = ()
 
     @property
     def unrepaired(self) -> int:
@@ -147,6 +161,9 @@ class Audit:
                     "problem": r.problem,
                 }
                 for r in self.replaced
+            ],
+            "uncoveredScripts": [
+                {"namespace": namespace, "pod": pod} for namespace, pod in self.uncovered
             ],
         }
 
@@ -215,23 +232,45 @@ def audit(
     decide: Decide = in_process,
 ) -> Audit:
     """Every covered pod in `namespace` (or in all namespaces) the webhook left unrepaired."""
-    configuration = cluster.webhook_configuration(webhook_config)
+    configuration = webhook_configuration(cluster, webhook_config) or {}
     entries = _patching_entries(configuration)
+    policies = installed_policies(cluster)
     labels = {
-        string(mapping(ns.get("metadata")).get("name")): mapping(
-            mapping(ns.get("metadata")).get("labels")
-        )
+        string(mapping(ns.get("metadata")).get("name")): {
+            **mapping(mapping(ns.get("metadata")).get("labels")),
+            _NAME_LABEL: string(mapping(ns.get("metadata")).get("name")),
+        }
         for ns in cluster.namespaces()
     }
     mutated, _ = covered_namespaces(configuration.get("webhooks") or [], labels)
-    covered = [name for name in ([namespace] if namespace else sorted(labels)) if name in mutated]
+    bound = {
+        name
+        for name, namespace_labels in labels.items()
+        for policy in policies
+        for _, selector, _ in policy.bindings
+        if label_selector_matches(selector, namespace_labels)
+    }
+    covered = [
+        name
+        for name in ([namespace] if namespace else sorted(labels))
+        if name in mutated or name in bound
+    ]
     owners: dict[tuple[str, str, str], Owner] = {}
     replaced: list[Replaced] = []
+    uncovered: list[tuple[str, str]] = []
     for name in covered:
         for pod in cluster.pods(name):
             metadata = mapping(pod.get("metadata"))
             pod_labels = mapping(metadata.get("labels"))
-            if not covers(entries, namespace_labels=labels.get(name, {}), pod_labels=pod_labels):
+            by_webhook = covers(
+                entries, namespace_labels=labels.get(name, {}), pod_labels=pod_labels
+            )
+            by_policy = [
+                policy
+                for policy in policies
+                if policy_selects(policy, labels.get(name, {}), pod_labels)
+            ]
+            if not by_webhook and not by_policy:
                 continue
             patched, problem = _unrepaired(pod, name, decide=decide)
             llm = pod_labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
@@ -239,6 +278,10 @@ def audit(
             if problem is not None:
                 replaced.append(Replaced(name, string(metadata.get("name")), service, problem))
             if not patched:
+                continue
+            known = {digest for policy in by_policy for digest in policy.digests}
+            if not by_webhook and not known.intersection(pod_shapes(pod)):
+                uncovered.append((name, string(metadata.get("name"))))
                 continue
             kind, owner_name = _owner(cluster, pod, name)
             key = (name, kind, owner_name)
@@ -259,7 +302,10 @@ def audit(
                     owner.leaders.append(leader)
             owner.newest = max(owner.newest, string(metadata.get("creationTimestamp")))
     return Audit(
-        tuple(covered), tuple(owners[key] for key in sorted(owners)), tuple(sorted(replaced))
+        tuple(covered),
+        tuple(owners[key] for key in sorted(owners)),
+        tuple(sorted(replaced)),
+        tuple(sorted(uncovered)),
     )
 
 
@@ -297,7 +343,9 @@ def restart(
     Refused with `NotServing` while the webhook is down. A Deployment restarted after its
     unrepaired pods were created is left to its rollout, so a second run restarts nothing.
     """
-    down = not_serving(cluster, cluster.webhook_configuration(webhook_config))
+    configuration = webhook_configuration(cluster, webhook_config)
+    # Without a webhook, a compiled policy repairs the new pods inside the API server.
+    down = not_serving(cluster, configuration) if configuration is not None else []
     if down:
         raise NotServing("; ".join(down))
     done, left = [], 0

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.adapters import certs
-from webhook.adapters.kube.client import Cluster, secret_data
+from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError, secret_data
+from webhook.adapters.kube.policies import InstalledPolicy, installed_policies
 from webhook.adapters.kube.probe import handshake
 from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
@@ -29,6 +30,7 @@ from webhook.core.names import (
     ISVC_LABEL,
     PART_OF_LABEL,
     STATUS_ANNOTATION,
+    SYSTEM_NAMESPACES,
     Action,
     Inject,
     Mode,
@@ -37,6 +39,8 @@ from webhook.core.raw import mapping, string
 from webhook.core.view import pod_view
 
 BOOTSTRAP_JOB: Final = "multinode-webhook-certs"
+# The label the API server gives every namespace, which selectors may name.
+_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 
 # What admission decides for a pod: `mutate` in this process, unless the caller parses
 # scripts elsewhere (the command line passes one that uses its sandbox).
@@ -326,10 +330,27 @@ def check(
     now: dt.datetime | None = None,
     decide: Decide = in_process,
 ) -> list[Finding]:
-    """What the installed webhook covers, whether its TLS is sound, and what happened to a pod."""
+    """What the installed webhook and compiled policies cover, whether the webhook's TLS is
+    sound, and what happened to a pod."""
     now = now or dt.datetime.now(dt.UTC)
+    namespaces = {
+        string(mapping(ns.get("metadata")).get("name")): mapping(
+            mapping(ns.get("metadata")).get("labels")
+        )
+        for ns in cluster.namespaces()
+    }
+    shown = [namespace] if namespace else sorted(namespaces)
+    policies = installed_policies(cluster)
+    policy_lines = policy_findings(policies, namespaces, shown)
+    configuration = webhook_configuration(cluster, webhook_config)
+    if configuration is None:
+        missing = Finding(
+            f"MutatingWebhookConfiguration {webhook_config} not found"
+            + (": the compiled policies alone repair pods" if policies else ": nothing is mutated"),
+            ok=bool(policies),
+        )
+        return [missing, *policy_lines]
     findings: list[Finding] = []
-    configuration = cluster.webhook_configuration(webhook_config)
     entries = configuration.get("webhooks") or []
     findings.append(
         Finding(f"MutatingWebhookConfiguration {webhook_config}: {len(entries)} entries")
@@ -360,20 +381,14 @@ def check(
         ),
     ]
 
-    namespaces = {
-        string(mapping(ns.get("metadata")).get("name")): mapping(
-            mapping(ns.get("metadata")).get("labels")
-        )
-        for ns in cluster.namespaces()
-    }
     mutated, shadowed = covered_namespaces(entries, namespaces)
-    shown = [namespace] if namespace else sorted(namespaces)
     findings.append(
         Finding("namespaces mutated: " + (", ".join(n for n in shown if n in mutated) or "none"))
     )
     findings.append(
         Finding("namespaces in shadow: " + (", ".join(n for n in shown if n in shadowed) or "none"))
     )
+    findings.extend(policy_lines)
 
     ca_bundle = base64.b64decode(
         string(mapping(entries[0].get("clientConfig")).get("caBundle")) or ""
@@ -406,6 +421,59 @@ def shadows(entry: Mapping[str, Any]) -> bool:
     """Whether a webhook entry calls /mutate/shadow, which never patches."""
     path = mapping(mapping(entry.get("clientConfig")).get("service")).get("path", "")
     return str(path).endswith("/shadow")
+
+
+def webhook_configuration(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    """The MutatingWebhookConfiguration, or None when there is none (a policy-only install)."""
+    try:
+        return cluster.webhook_configuration(name)
+    except KubeError as error:
+        if error.status == NOT_FOUND:
+            return None
+        raise
+
+
+def policy_selects(
+    policy: InstalledPolicy, namespace_labels: Mapping[str, str], pod_labels: Mapping[str, str]
+) -> bool:
+    """Whether a binding of the policy selects a pod with these labels in such a namespace."""
+    return any(
+        label_selector_matches(namespaces, namespace_labels)
+        and label_selector_matches(objects, pod_labels)
+        for _, namespaces, objects in policy.bindings
+    )
+
+
+def policy_findings(
+    policies: Sequence[InstalledPolicy],
+    namespaces: Mapping[str, Mapping[str, str]],
+    shown: Sequence[str],
+) -> list[Finding]:
+    """What the compiled policies repair: their scripts, and the namespaces they bind."""
+    findings = []
+    for policy in policies:
+        findings.append(
+            Finding(
+                f"MutatingAdmissionPolicy {policy.name}: {len(policy.digests)} scripts "
+                f"(compiled by {policy.version or 'an unknown version'}), "
+                f"failurePolicy {policy.failure_policy}"
+            )
+        )
+        if not policy.bindings:
+            findings.append(
+                Finding(f"  no binding names {policy.name}: it repairs nothing", ok=False)
+            )
+        bound = [
+            n
+            for n in shown
+            if any(
+                label_selector_matches(selector, {**namespaces[n], _NAME_LABEL: n})
+                for _, selector, _ in policy.bindings
+            )
+            and n not in SYSTEM_NAMESPACES
+        ]
+        findings.append(Finding(f"  namespaces the policy repairs: {', '.join(bound) or 'none'}"))
+    return findings
 
 
 def covered_namespaces(

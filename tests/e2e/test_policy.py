@@ -1,0 +1,193 @@
+"""Policy mode end to end: `multinode-webhook policy` applied to a real kube-apiserver with no
+webhook registered; the pods it repairs stored as the webhook would make them, argv exact
+under bash; the others stored unchanged; `check` and `check --audit` reporting it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonpatch
+import pytest
+import yaml
+
+from tests.support import kserve, llmisvc
+from tests.support.builders import EXAMPLES, admit
+from tests.support.cli import cli
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
+from tests.support.poll import wait
+from tests.support.proof import launch
+from webhook.core import names
+from webhook.core.model import Context
+from webhook.core.names import Inject
+from webhook.core.patch import to_json
+
+pytestmark = ENVTEST
+
+ADMISSION = "/apis/admissionregistration.k8s.io/v1"
+ARGS = ["--served-model-name=my model", "*", "", "$(id)", "a;b"]
+
+
+def _namespace(client: httpx.Client, name: str, labels: dict[str, str]) -> None:
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    assert client.post("/api/v1/namespaces", json=body).status_code in (201, 409)
+
+
+def _create(
+    client: httpx.Client, namespace: str, pod: dict[str, Any], name: str, *, dry_run: bool = False
+) -> dict[str, Any]:
+    body = copy.deepcopy(pod)
+    body["metadata"] = {**body["metadata"], "name": name, "namespace": namespace}
+    reply = client.post(
+        f"/api/v1/namespaces/{namespace}/pods",
+        json=body,
+        params={"dryRun": "All"} if dry_run else {},
+    )
+    assert reply.status_code == 201, reply.text
+    created: dict[str, Any] = reply.json()
+    return created
+
+
+def _pods() -> dict[str, tuple[dict[str, Any], str]]:
+    """The pods of the test, by what they stand for, with their target container."""
+    legacy = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    [postfix] = kserve.load_runtimes(
+        kserve.CORPUS / "v0.20.0-kserve-huggingfaceserver-multinode.yaml"
+    )
+    preset = llmisvc.load(llmisvc.CORPUS / "kserve-v0.20.0-config-llm-worker-data-parallel.yaml")
+    return {
+        "legacy": (kserve.build_pod(legacy, role="head", user_args=ARGS), names.HEAD_CONTAINER),
+        "postfix": (kserve.build_pod(postfix, role="head", user_args=ARGS), names.HEAD_CONTAINER),
+        "leader": (llmisvc.build_pod(preset, role="leader", user_args=ARGS), names.LLM_CONTAINER),
+    }
+
+
+def test_a_compiled_policy_repairs_known_pods_with_no_webhook(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    if not kserve.CORPUS.is_dir() or not llmisvc.CORPUS.is_dir():
+        pytest.skip("the shared corpus is needed for the runtimes of this test")
+    pods = _pods()
+    policy, binding = _compiled(pods, tmp_path)
+    kubeconfig = kubeconfig_for(cluster, tmp_path / "kubeconfig")
+    with cluster.client() as client:
+        client.delete(f"{ADMISSION}/mutatingwebhookconfigurations/multinode-webhook")
+        _namespace(client, "pol", {names.INJECT_LABEL: Inject.ENABLED})
+        _namespace(client, "pol-plain", {})
+        # Fail, not Ignore, while tested: a CEL error would otherwise pass silently.
+        policy["spec"]["failurePolicy"] = "Fail"
+        for plural, body in (
+            ("mutatingadmissionpolicies", policy),
+            ("mutatingadmissionpolicybindings", binding),
+        ):
+            client.delete(f"{ADMISSION}/{plural}/{body['metadata']['name']}")
+            reply = client.post(f"{ADMISSION}/{plural}", json=body)
+            assert reply.status_code == 201, reply.text
+        try:
+            probe, _ = pods["legacy"]
+            wait(
+                lambda: (
+                    names.STATUS_ANNOTATION
+                    in _create(client, "pol", probe, "probe", dry_run=True)["metadata"].get(
+                        "annotations", {}
+                    )
+                ),
+                "the policy to be applied",
+            )
+            for what, (pod, container) in pods.items():
+                stored = _create(client, "pol", pod, what)
+                decision = admit(pod, context=Context(namespace="pol"))
+                expected = jsonpatch.apply_patch(pod, to_json(decision.patch))
+                for field in ("command", "args"):
+                    assert [c.get(field) for c in stored["spec"]["containers"]] == [
+                        c.get(field) for c in expected["spec"]["containers"]
+                    ], (what, field)
+                assert (
+                    stored["metadata"]["annotations"][names.STATUS_ANNOTATION]
+                    == (expected["metadata"]["annotations"][names.STATUS_ANNOTATION])
+                )
+                argv = launch(stored, container, tmp_path / what, added=llmisvc.LWS_ENV)
+                assert argv[-len(ARGS) :] == ARGS, (what, argv)
+                plain = _create(client, "pol-plain", pod, what)
+                assert plain["spec"]["containers"] == _defaulted(stored, pod)
+            opted = copy.deepcopy(pods["legacy"][0])
+            opted["metadata"]["labels"][names.INJECT_LABEL] = names.POD_OPT_OUT
+            kept = _create(client, "pol", opted, "opted-out")
+            assert names.STATUS_ANNOTATION not in kept["metadata"].get("annotations", {})
+
+            # A runtime changed after the policy was compiled: its pods slip through.
+            edited = copy.deepcopy(pods["legacy"][0])
+            edited["spec"]["containers"][0]["args"][0] += "# edited\n"
+            slipped = _create(client, "pol", edited, "edited")
+            assert names.STATUS_ANNOTATION not in slipped["metadata"].get("annotations", {})
+
+            report = cli("check", "--kubeconfig", str(kubeconfig), "--namespace", "pol")
+            assert report.returncode == 0, report.stdout
+            assert "the compiled policies alone repair pods" in report.stdout
+            assert "MutatingAdmissionPolicy multinode-webhook: 3 scripts" in report.stdout
+            assert "namespaces the policy repairs: pol" in report.stdout
+            found = cli(
+                "check",
+                "--audit",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespace",
+                "pol",
+                "-o",
+                "json",
+            )
+            assert found.returncode == 1, found.stdout + found.stderr
+            audit = json.loads(found.stdout)
+            assert audit["uncoveredScripts"] == [{"namespace": "pol", "pod": "edited"}]
+            assert audit["owners"] == []
+        finally:
+            for plural, body in (
+                ("mutatingadmissionpolicybindings", binding),
+                ("mutatingadmissionpolicies", policy),
+            ):
+                client.delete(f"{ADMISSION}/{plural}/{body['metadata']['name']}")
+
+
+def _compiled(pods: dict[str, tuple[dict[str, Any], str]], tmp_path: Path) -> list[Any]:
+    """`multinode-webhook policy` of the pods as their runtimes make them, with no user args."""
+    sources = []
+    for what, (pod, _) in pods.items():
+        bare = copy.deepcopy(pod)
+        for container in bare["spec"]["containers"]:
+            container["args"] = container.get("args", [])[: 1 if what == "legacy" else 0]
+        path = tmp_path / f"{what}.yaml"
+        path.write_text(yaml.safe_dump(bare))
+        sources.append(str(path))
+    compiled = cli("policy", *sources, "--explain")
+    assert compiled.returncode == 0, compiled.stderr
+    objects: list[Any] = list(yaml.safe_load_all(compiled.stdout))
+    return objects
+
+
+def _check_reports_the_policy(kubeconfig: Path) -> None:
+    report = cli("check", "--kubeconfig", str(kubeconfig), "--namespace", "pol")
+    assert report.returncode == 0, report.stdout
+    assert "the compiled policies alone repair pods" in report.stdout
+    assert "MutatingAdmissionPolicy multinode-webhook: 3 scripts" in report.stdout
+    assert "namespaces the policy repairs: pol" in report.stdout
+    flags = ["--kubeconfig", str(kubeconfig), "--namespace", "pol", "-o", "json"]
+    found = cli("check", "--audit", *flags)
+    assert found.returncode == 1, found.stdout + found.stderr
+    audit = json.loads(found.stdout)
+    assert audit["uncoveredScripts"] == [{"namespace": "pol", "pod": "edited"}]
+    assert audit["owners"] == []
+
+
+def _defaulted(stored: dict[str, Any], pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The containers of `pod` as the API server stored them, before any repair: `stored`'s
+    defaults, `pod`'s command and args."""
+    containers: list[dict[str, Any]] = copy.deepcopy(stored["spec"]["containers"])
+    for container, original in zip(containers, pod["spec"]["containers"], strict=True):
+        for field in ("command", "args"):
+            container.pop(field, None)
+            if field in original:
+                container[field] = original[field]
+    return containers

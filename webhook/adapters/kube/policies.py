@@ -1,0 +1,106 @@
+"""The compiled policies installed in a cluster (`multinode-webhook policy`): which scripts
+they repair, which namespaces their bindings select, and whether one covers a given pod.
+
+Ours are the MutatingAdmissionPolicies that carry the shapes annotation: the digests of the
+scripts compiled into them. A pod is covered when a binding of such a policy selects its
+namespace and labels, and the digest of its target container's script is among them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from webhook.adapters.kube.client import Cluster
+from webhook.core.model import Options
+from webhook.core.names import (
+    ISVC_LABEL,
+    LLMISVC_PART_OF,
+    PART_OF_LABEL,
+    POLICY_SHAPES_ANNOTATION,
+    PREFIX,
+)
+from webhook.core.raw import is_string_list, mapping, string
+from webhook.core.rewrite import container_shape
+
+GROUP: Final = "admissionregistration.k8s.io"
+VERSION: Final = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledPolicy:
+    """A compiled policy, the digests of its scripts, and its bindings' selectors."""
+
+    name: str
+    version: str
+    failure_policy: str
+    digests: frozenset[str]
+    # (binding name, namespaceSelector, objectSelector) of each binding naming the policy.
+    bindings: tuple[tuple[str, Mapping[str, Any], Mapping[str, Any]], ...]
+
+
+def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
+    """Every compiled policy of ours in the cluster, with its bindings."""
+    bindings = cluster.objects(GROUP, VERSION, "mutatingadmissionpolicybindings")
+    found = []
+    for policy in cluster.objects(GROUP, VERSION, "mutatingadmissionpolicies"):
+        metadata = mapping(policy.get("metadata"))
+        annotations = mapping(metadata.get("annotations"))
+        if POLICY_SHAPES_ANNOTATION not in annotations:
+            continue
+        try:
+            digests = json.loads(string(annotations[POLICY_SHAPES_ANNOTATION]))
+        except ValueError:
+            digests = []
+        name = string(metadata.get("name"))
+        found.append(
+            InstalledPolicy(
+                name=name,
+                version=string(annotations.get(f"{PREFIX}/version")),
+                failure_policy=string(mapping(policy.get("spec")).get("failurePolicy")),
+                digests=frozenset(str(d) for d in digests if isinstance(d, str)),
+                bindings=tuple(
+                    (
+                        string(mapping(b.get("metadata")).get("name")),
+                        mapping(
+                            mapping(mapping(b.get("spec")).get("matchResources")).get(
+                                "namespaceSelector"
+                            )
+                        ),
+                        mapping(
+                            mapping(mapping(b.get("spec")).get("matchResources")).get(
+                                "objectSelector"
+                            )
+                        ),
+                    )
+                    for b in bindings
+                    if mapping(b.get("spec")).get("policyName") == name
+                ),
+            )
+        )
+    return found
+
+
+def pod_shapes(pod: Mapping[str, Any], options: Options | None = None) -> list[str]:
+    """The shape digests of the pod's target-named containers."""
+    options = options or Options()
+    labels = mapping(mapping(pod.get("metadata")).get("labels"))
+    if ISVC_LABEL in labels:
+        targets: Sequence[str] = options.containers
+    elif labels.get(PART_OF_LABEL) == LLMISVC_PART_OF:
+        targets = options.llm_containers
+    else:
+        return []
+    found = []
+    for container in mapping(pod.get("spec")).get("containers") or []:
+        command, args = container.get("command"), container.get("args") or []
+        if container.get("name") not in targets or not is_string_list(command):
+            continue
+        if not is_string_list(args):
+            continue
+        digest = container_shape(str(container["name"]), command, args)
+        if digest is not None:
+            found.append(digest)
+    return found
