@@ -17,7 +17,7 @@ import yaml
 from celpy.adapter import json_to_cel
 
 from tests.support import kserve, llmisvc
-from tests.support.builders import TESTDATA, admit
+from tests.support.builders import REPO, TESTDATA, admit
 from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, user_overlay
 from tests.support.positional import CASES, case_pod
 from webhook import __version__
@@ -26,6 +26,7 @@ from webhook.adapters.config import Settings
 from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
 from webhook.core.names import Inject, Mode
+from webhook.offline.policy import compile_shapes, policy_objects
 
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
@@ -472,3 +473,15 @@ def test_a_rolling_restart_fits_the_termination_grace(
     assert float(flags["--drain-seconds"]) > float(keep_alive)
     budget_pdb = one(overlay[1], "PodDisruptionBudget")["spec"]
     assert budget_pdb["minAvailable"] == 1 < deployment["spec"]["replicas"]
+
+
+def test_the_policy_overlay_is_the_compiled_example_runtime() -> None:
+    objects = render(DEPLOY / "overlays" / "policy")
+    runtime = REPO / "examples" / "legacy-servingruntime.yaml"
+    compiled = compile_shapes([(runtime.name, yaml.safe_load(runtime.read_text()))])
+    # Regenerate with the command the overlay names, when this fails.
+    assert objects == policy_objects(compiled, mode=Mode.OPT_IN)
+    assert [o["kind"] for o in objects] == [
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+    ]

@@ -12,23 +12,20 @@ import contextlib
 import json
 import shutil
 import signal
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from tests.support import llmisvc, servers
-from tests.support.builders import REPO, data_pod, example
+from tests.support.builders import data_pod, example
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, register_webhook
 from tests.support.keepalive import Service
 from tests.support.poll import wait
 from tests.support.proof import launch
-from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Inject
 
@@ -45,28 +42,6 @@ def _namespace(client: httpx.Client, name: str, labels: dict[str, str]) -> None:
         },
     )
     assert reply.status_code in (201, 409), reply.text
-
-
-def _register(client: httpx.Client, port: int, ca_pem: bytes) -> None:
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(REPO / "deploy" / "overlays" / "opt-in")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    [configuration] = [
-        d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "MutatingWebhookConfiguration"
-    ]
-    for entry in configuration["webhooks"]:
-        path = entry["clientConfig"]["service"]["path"]
-        entry["clientConfig"] = {
-            "url": f"https://127.0.0.1:{port}{path}",
-            "caBundle": certs.ca_bundle(ca_pem),
-        }
-    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
-    client.delete(f"{path}/{configuration['metadata']['name']}")
-    reply = client.post(path, json=configuration)
-    assert reply.status_code == 201, reply.text
 
 
 def _create(
@@ -104,7 +79,7 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
         _namespace(client, "trial", {names.INJECT_LABEL: Inject.SHADOW})
         _namespace(client, "plain", {})
         with servers.running(tmp_path) as live:
-            _register(client, live.https_port, live.ca_pem)
+            register_webhook(client, live.https_port, live.ca_pem)
             # The API server picks up a new webhook configuration within a moment.
             wait(
                 lambda: _rewritten(
@@ -151,7 +126,7 @@ def test_admission_through_a_real_api_server(cluster: Cluster, tmp_path: Path) -
 
 
 def _serving_again(client: httpx.Client, live: servers.Running) -> None:
-    _register(client, live.https_port, live.ca_pem)
+    register_webhook(client, live.https_port, live.ca_pem)
     wait(
         lambda: _rewritten(
             _create(
@@ -227,7 +202,7 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
         process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
         service = Service(https_port)
         stack.callback(service.close)
-        _register(client, service.port, (tmp_path / "certs" / "ca.crt").read_bytes())
+        register_webhook(client, service.port, (tmp_path / "certs" / "ca.crt").read_bytes())
         wait(
             lambda: _rewritten(
                 _create(client, "rolling", _named(head, "probe"), dry_run=True).json(),
@@ -296,7 +271,7 @@ def test_llminferenceservice_pods_through_a_real_api_server(
         _namespace(client, "llm", {names.INJECT_LABEL: Inject.ENABLED})
         _namespace(client, "llm-plain", {})
         with servers.running(tmp_path) as live:
-            _register(client, live.https_port, live.ca_pem)
+            register_webhook(client, live.https_port, live.ca_pem)
             wait(
                 lambda: (
                     names.STATUS_ANNOTATION

@@ -167,6 +167,32 @@ def _compiled(pods: dict[str, tuple[dict[str, Any], str]], tmp_path: Path) -> li
     return objects
 
 
+def _compiled_from_the_cluster(
+    client: httpx.Client, leader: dict[str, Any], kubeconfig: Path
+) -> None:
+    """`policy --from-cluster` reads the Deployment KServe made for a single-node
+    LLMInferenceService (the runtimes' and LeaderWorkerSets' kinds are not served here)."""
+    selector = {"app.kubernetes.io/name": "granite"}
+    labels = {**leader["metadata"]["labels"], **selector}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "granite-kserve", "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": labels}, "spec": leader["spec"]},
+        },
+    }
+    reply = client.post("/apis/apps/v1/namespaces/pol-plain/deployments", json=deployment)
+    assert reply.status_code == 201, reply.text
+    done = cli("policy", "--from-cluster", "--kubeconfig", str(kubeconfig), "--explain")
+    assert done.returncode == 0, done.stderr
+    assert "covered: cluster pol-plain/granite-kserve: Deployment/granite-kserve main" in (
+        done.stderr
+    )
+    assert "1 scripts" in done.stderr
+
+
 def _check_reports_the_policy(kubeconfig: Path) -> None:
     report = cli("check", "--kubeconfig", str(kubeconfig), "--namespace", "pol")
     assert report.returncode == 0, report.stdout

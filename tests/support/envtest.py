@@ -14,11 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import servers
+from tests.support.builders import REPO
 from tests.support.poll import wait
+from webhook.adapters import certs
 
 ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
 BINARIES = ("kube-apiserver", "etcd")
@@ -138,3 +141,27 @@ def kubeconfig_for(cluster: Cluster, path: Path, *, token: str | None = None) ->
         )
     )
     return path
+
+
+def register_webhook(client: httpx.Client, port: int, ca_pem: bytes) -> None:
+    """The opt-in overlay's MutatingWebhookConfiguration, calling the webhook on 127.0.0.1 by
+    URL with `ca_pem` as its caBundle, in place of any earlier one."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "deploy" / "overlays" / "opt-in")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    [configuration] = [
+        d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "MutatingWebhookConfiguration"
+    ]
+    for entry in configuration["webhooks"]:
+        path = entry["clientConfig"]["service"]["path"]
+        entry["clientConfig"] = {
+            "url": f"https://127.0.0.1:{port}{path}",
+            "caBundle": certs.ca_bundle(ca_pem),
+        }
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    client.delete(f"{path}/{configuration['metadata']['name']}")
+    reply = client.post(path, json=configuration)
+    assert reply.status_code == 201, reply.text
