@@ -122,13 +122,17 @@ def _containers(document: Any, source: str) -> Iterator[tuple[bool | None, Any, 
         return
     for template in templates:
         labels = mapping(mapping(mapping(template).get("metadata")).get("labels"))
+        containers = mapping(mapping(template).get("spec")).get("containers") or []
         if names.ISVC_LABEL in labels:
             llm = False
         elif labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
             llm = True
         else:
             continue
-        for container in mapping(mapping(template).get("spec")).get("containers") or []:
+        if len(containers) > POSITIONS:
+            yield llm, {"crowded": len(containers)}, label
+            continue
+        for container in containers:
             yield llm, container, label
 
 
@@ -221,6 +225,12 @@ def compile_shapes(
     for source, document in documents:
         for llm, container, label in _containers(document, source):
             if llm is None or not isinstance(container, Mapping):
+                continue
+            if container.get("crowded"):
+                compiled.uncovered.append(
+                    f"{label}: {container['crowded']} containers, past the {POSITIONS} the "
+                    "policy covers"
+                )
                 continue
             if container.get("preset"):
                 compiled.uncovered.append(
