@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"left to the webhook: {line}", file=sys.stderr)
     size = len(json.dumps(objects[0]))
     print(
-        f"{len(compiled.shapes)} scripts, {size} bytes, estimated CEL cost per pod "
+        f"scripts: {len(compiled.shapes)}, {size} bytes, estimated CEL cost per pod "
         f"{estimated_cost(compiled.shapes)} (the API server's limit per expression: 1000000)",
         file=sys.stderr,
     )
