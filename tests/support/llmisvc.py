@@ -17,6 +17,7 @@ import yaml
 from tests.support import gotemplate
 from tests.support.builders import REPO
 from webhook.core import names
+from webhook.core.raw import at
 
 CORPUS: Final = REPO.parent / "shared" / "fixtures" / "kserve-llmisvc"
 NAME: Final = "granite"
@@ -67,9 +68,7 @@ def shape(path: Path) -> str:
 
 
 def _spec_at(spec: Mapping[str, Any], path: Sequence[str]) -> dict[str, Any] | None:
-    found: Any = spec
-    for key in path:
-        found = found.get(key) if isinstance(found, dict) else None
+    found = at(spec, path)
     return found if isinstance(found, dict) else None
 
 

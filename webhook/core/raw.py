@@ -6,7 +6,7 @@ Objects are tested as `dict`, which is what every JSON and YAML parser here prod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -28,6 +28,14 @@ def is_string_list(value: object) -> bool:
 def text(value: object) -> str | None:
     """None stays None, a string stays itself, any other JSON value becomes its text."""
     return value if value is None or isinstance(value, str) else str(value)
+
+
+def at(value: object, path: Sequence[str]) -> Any:
+    """The value at a path of keys through nested objects; None when a step is missing or
+    not an object."""
+    for key in path:
+        value = mapping(value).get(key)
+    return value
 
 
 def display_name(obj: Mapping[str, Any]) -> str:

@@ -28,7 +28,7 @@ from webhook.core import patch
 from webhook.core.model import DEFAULT_OPTIONS, ContainerPlan, Options
 from webhook.core.names import LLM_EXTRA_ARGS_ENV, Reason
 from webhook.core.patch import PatchOp
-from webhook.core.raw import display_name, mapping, string
+from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
 from webhook.core.view import container_view
@@ -113,9 +113,7 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
         names = options.llm_containers if llm else options.containers
         namespace = string(mapping(source.get("metadata")).get("namespace"))
         for list_path in _LLM_LISTS if llm else _RUNTIME_LISTS:
-            containers: Any = source
-            for token in list_path:
-                containers = mapping(containers).get(token)
+            containers = at(source, list_path)
             for index, container in enumerate(containers if isinstance(containers, list) else []):
                 name = container.get("name") if isinstance(container, Mapping) else None
                 if not isinstance(name, str) or name not in names:

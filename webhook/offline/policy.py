@@ -28,13 +28,15 @@ from typing import Any, Final
 
 from webhook import __version__
 from webhook.core import names
-from webhook.core.model import Options
+from webhook.core.model import Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode
-from webhook.core.raw import display_name, mapping, string
+from webhook.core.patch import pointer
+from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
 from webhook.core.script import cached_rewrite
 from webhook.core.view import pod_view
+from webhook.offline.preview import LWS_KIND, LWS_TEMPLATES, TEMPLATE_PATHS
 from webhook.offline.sandbox import resolved
 
 POLICY_NAME: Final = "multinode-webhook"
@@ -42,21 +44,7 @@ SHAPES_ANNOTATION: Final = names.POLICY_SHAPES_ANNOTATION
 API_VERSION: Final = "admissionregistration.k8s.io/v1"
 # Container positions the policy covers: a status annotation is kept for each.
 POSITIONS: Final = 8
-_STATUS_PATH: Final = "/metadata/annotations/" + names.STATUS_ANNOTATION.replace("/", "~1")
-_LWS: Final = ("leaderworkerset.x-k8s.io", "LeaderWorkerSet")
-_LWS_TEMPLATES: Final = (
-    ("spec", "leaderWorkerTemplate", "leaderTemplate"),
-    ("spec", "leaderWorkerTemplate", "workerTemplate"),
-)
-_TEMPLATE_PATHS: Final = {
-    "Deployment": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-    "PodTemplate": ("template",),
-}
+_STATUS_PATH: Final = pointer("metadata", "annotations", names.STATUS_ANNOTATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +102,10 @@ def _containers(document: Any, source: str) -> Iterator[tuple[bool | None, Any, 
     group = string(document.get("apiVersion")).rpartition("/")[0]
     if kind == "Pod":
         templates: list[Any] = [document]
-    elif (group, kind) == _LWS:
-        templates = [_at(document, path) for path in _LWS_TEMPLATES]
-    elif kind in _TEMPLATE_PATHS:
-        templates = [_at(document, _TEMPLATE_PATHS[string(kind)])]
+    elif (group, kind) == LWS_KIND:
+        templates = [at(document, path) for _, path in LWS_TEMPLATES]
+    elif (group, kind) in TEMPLATE_PATHS:
+        templates = [at(document, TEMPLATE_PATHS[group, string(kind)])]
     else:
         return
     for template in templates:
@@ -136,13 +124,6 @@ def _containers(document: Any, source: str) -> Iterator[tuple[bool | None, Any, 
             yield llm, container, label
 
 
-def _at(document: Mapping[str, Any], path: Sequence[str]) -> Any:
-    found: Any = document
-    for key in path:
-        found = mapping(found).get(key)
-    return found
-
-
 def _pod(
     container: Mapping[str, Any], *, llm: bool, position: int, args: Sequence[str] | None
 ) -> dict[str, Any]:
@@ -158,7 +139,7 @@ def _pod(
     }
 
 
-def _decided(pod: Mapping[str, Any], options: Options, what: str) -> Any:
+def _decided(pod: Mapping[str, Any], options: Options, what: str) -> Decision:
     view = pod_view(pod)
     return resolved(lambda: mutate(view, options=options), what=what, answer_crashes=True)
 
@@ -184,33 +165,32 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     given = [launch, "--x"] if legacy else ["--x"]
     bare = [launch] if legacy else None
 
-    def status(position: int, user_args: list[str] | None) -> str | None:
-        decided = _decided(
-            _pod(container, llm=llm, position=position, args=user_args), options, source
-        )
-        if decided.action is not Action.PATCHED:
-            return None
-        return str(decided.patch[-1].value)
+    def decided(position: int, user_args: list[str] | None) -> Decision:
+        pod = _pod(container, llm=llm, position=position, args=user_args)
+        return _decided(pod, options, source)
 
-    with_args = status(0, given)
-    if with_args is None:
+    def status(decision: Decision) -> str:
+        # The last op records the status annotation: the pods built here all have annotations.
+        return str(decision.patch[-1].value)
+
+    first = decided(0, given)
+    if first.action is not Action.PATCHED:
         return ""
-    without = status(0, bare)
-    decision = _decided(_pod(container, llm=llm, position=0, args=given), options, source)
-    new_command = tuple(decision.patch[0].value)
-    statuses = [status(p, given) for p in range(POSITIONS)]
-    if legacy and without is not None:
-        statuses += [status(p, bare) for p in range(POSITIONS)]
+    bare_first = decided(0, bare)
+    patched_bare = bare_first.action is Action.PATCHED
+    statuses = [status(first), *(status(decided(p, given)) for p in range(1, POSITIONS))]
+    if legacy and patched_bare:
+        statuses += [status(bare_first), *(status(decided(p, bare)) for p in range(1, POSITIONS))]
     rewrite = cached_rewrite(launch, options.rules)
     return Shape(
         llm=llm,
         name=name,
         command=tuple(command),
         script=script,
-        needs_args=without is None,
+        needs_args=not patched_bare,
         evaluated=bool(rewrite and rewrite.evaluated),
-        new_command=new_command,
-        statuses=tuple(s or "" for s in statuses),
+        new_command=tuple(first.patch[0].value),
+        statuses=tuple(statuses),
         source=source,
     )
 

@@ -29,7 +29,7 @@ from webhook.core.model import (
 from webhook.core.mutate import mutate
 from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
-from webhook.core.raw import display_name, mapping, string
+from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.view import pod_view
 from webhook.offline import documents
 from webhook.offline import render as render_pods
@@ -211,22 +211,16 @@ def _template_result(
 ) -> Result:
     """The result for the pod template at `path` of a workload, with the launch argv of its
     LLMInferenceService containers."""
-    template: Any = obj
-    for token in path:
-        template = mapping(template).get(token)
-    pod = {"apiVersion": "v1", "kind": "Pod", **mapping(template)}
+    pod = {"apiVersion": "v1", "kind": "Pod", **mapping(at(obj, path))}
     request = _simulated(context, namespace=namespace, kind=POD_KIND, base="/" + "/".join(path))
     kind = string(obj.get("kind"))
     what = what or f"{kind} {display_name(obj)}"
     result = _result(obj, kind, _decided(pod, what=what, context=request, options=options))
     labels = mapping(mapping(pod.get("metadata")).get("labels"))
     if labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
-        after: Any = result["object"]
-        for token in path:
-            after = mapping(after).get(token)
         result["launch"] = _launched(
             pod,
-            {"spec": mapping(after).get("spec")},
+            {"spec": mapping(at(result["object"], path)).get("spec")},
             targets=options.llm_containers,
             what=what,
             options=options,
@@ -241,7 +235,7 @@ def _preview_lws(
     leader's so that it holds both edits."""
     results: list[Result] = []
     current: Mapping[str, Any] = obj
-    templates = [(role, path) for role, path in LWS_TEMPLATES if _at(obj, path)]
+    templates = [(role, path) for role, path in LWS_TEMPLATES if isinstance(at(obj, path), dict)]
     for role, path in templates:
         what = f"LeaderWorkerSet {display_name(obj)} ({role})"
         result = _template_result(
@@ -253,13 +247,6 @@ def _preview_lws(
     if not results:
         raise documents.InputError(f"LeaderWorkerSet {display_name(obj)}: no pod template")
     return results
-
-
-def _at(obj: Mapping[str, Any], path: Sequence[str]) -> bool:
-    found: Any = obj
-    for token in path:
-        found = mapping(found).get(token)
-    return isinstance(found, dict)
 
 
 def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Options) -> Decision:
