@@ -23,6 +23,8 @@ from webhook.adapters.kube.check import (
     covered_namespaces,
     in_process,
     label_selector_matches,
+    namespace_labels,
+    policy_namespaces,
     policy_selects,
     serving_findings,
     shadows,
@@ -46,7 +48,6 @@ from webhook.core.raw import mapping, string
 from webhook.core.rewrite import problem_text
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
-_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
 LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"
 # The LLMInferenceService of a pod: KServe names it in this label.
@@ -235,21 +236,9 @@ def audit(
     configuration = webhook_configuration(cluster, webhook_config) or {}
     entries = _patching_entries(configuration)
     policies = installed_policies(cluster)
-    labels = {
-        string(mapping(ns.get("metadata")).get("name")): {
-            **mapping(mapping(ns.get("metadata")).get("labels")),
-            _NAME_LABEL: string(mapping(ns.get("metadata")).get("name")),
-        }
-        for ns in cluster.namespaces()
-    }
+    labels = namespace_labels(cluster)
     mutated, _ = covered_namespaces(configuration.get("webhooks") or [], labels)
-    bound = {
-        name
-        for name, namespace_labels in labels.items()
-        for policy in policies
-        for _, selector, _ in policy.bindings
-        if label_selector_matches(selector, namespace_labels)
-    }
+    bound = {name for policy in policies for name in policy_namespaces(policy, labels)}
     covered = [
         name
         for name in ([namespace] if namespace else sorted(labels))

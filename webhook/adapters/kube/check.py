@@ -333,12 +333,7 @@ def check(
     """What the installed webhook and compiled policies cover, whether the webhook's TLS is
     sound, and what happened to a pod."""
     now = now or dt.datetime.now(dt.UTC)
-    namespaces = {
-        string(mapping(ns.get("metadata")).get("name")): mapping(
-            mapping(ns.get("metadata")).get("labels")
-        )
-        for ns in cluster.namespaces()
-    }
+    namespaces = namespace_labels(cluster)
     shown = [namespace] if namespace else sorted(namespaces)
     policies = installed_policies(cluster)
     policy_lines = policy_findings(policies, namespaces, shown)
@@ -444,6 +439,30 @@ def policy_selects(
     )
 
 
+def namespace_labels(cluster: Cluster) -> dict[str, dict[str, str]]:
+    """Every namespace's labels, with the name label the API server gives each, which
+    namespace selectors may name."""
+    found = {}
+    for item in cluster.namespaces():
+        metadata = mapping(item.get("metadata"))
+        name = string(metadata.get("name"))
+        found[name] = {**mapping(metadata.get("labels")), _NAME_LABEL: name}
+    return found
+
+
+def policy_namespaces(
+    policy: InstalledPolicy, namespaces: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    """The namespaces a binding of the policy selects, but the system ones, which the policy's
+    own conditions leave out."""
+    return [
+        name
+        for name, labels in sorted(namespaces.items())
+        if name not in SYSTEM_NAMESPACES
+        and any(label_selector_matches(selector, labels) for _, selector, _ in policy.bindings)
+    ]
+
+
 def policy_findings(
     policies: Sequence[InstalledPolicy],
     namespaces: Mapping[str, Mapping[str, str]],
@@ -463,15 +482,7 @@ def policy_findings(
             findings.append(
                 Finding(f"  no binding names {policy.name}: it repairs nothing", ok=False)
             )
-        bound = [
-            n
-            for n in shown
-            if any(
-                label_selector_matches(selector, {**namespaces[n], _NAME_LABEL: n})
-                for _, selector, _ in policy.bindings
-            )
-            and n not in SYSTEM_NAMESPACES
-        ]
+        bound = [n for n in policy_namespaces(policy, namespaces) if n in shown]
         findings.append(Finding(f"  namespaces the policy repairs: {', '.join(bound) or 'none'}"))
     return findings
 

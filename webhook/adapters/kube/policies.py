@@ -9,21 +9,17 @@ namespace and labels, and the digest of its target container's script is among t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.adapters.kube.client import Cluster
-from webhook.core.model import Options
-from webhook.core.names import (
-    ISVC_LABEL,
-    LLMISVC_PART_OF,
-    PART_OF_LABEL,
-    POLICY_SHAPES_ANNOTATION,
-    PREFIX,
-)
-from webhook.core.raw import is_string_list, mapping, string
+from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Options
+from webhook.core.names import POLICY_SHAPES_ANNOTATION, PREFIX
+from webhook.core.raw import mapping, string
+from webhook.core.read import read_pod
 from webhook.core.rewrite import container_shape
+from webhook.core.view import pod_view
 
 GROUP: Final = "admissionregistration.k8s.io"
 VERSION: Final = "v1"
@@ -83,24 +79,13 @@ def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
     return found
 
 
-def pod_shapes(pod: Mapping[str, Any], options: Options | None = None) -> list[str]:
-    """The shape digests of the pod's target-named containers."""
-    options = options or Options()
-    labels = mapping(mapping(pod.get("metadata")).get("labels"))
-    if ISVC_LABEL in labels:
-        targets: Sequence[str] = options.containers
-    elif labels.get(PART_OF_LABEL) == LLMISVC_PART_OF:
-        targets = options.llm_containers
-    else:
-        return []
+def pod_shapes(pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> list[str]:
+    """The shape digests of the pod's target-named containers, as admission reads them."""
+    facts = read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options)
     found = []
-    for container in mapping(pod.get("spec")).get("containers") or []:
-        command, args = container.get("command"), container.get("args") or []
-        if container.get("name") not in targets or not is_string_list(command):
-            continue
-        if not is_string_list(args):
-            continue
-        digest = container_shape(str(container["name"]), command, args)
-        if digest is not None:
-            found.append(digest)
+    for container in facts.containers:
+        if container.typed and container.command is not None:
+            digest = container_shape(container.name, container.command, container.args or ())
+            if digest is not None:
+                found.append(digest)
     return found
