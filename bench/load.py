@@ -180,6 +180,20 @@ async def run(args: argparse.Namespace, url: str, ca: Path) -> None:
             connection.writer.close()
 
 
+def listening(port: int, *, seconds: float, what: str) -> None:
+    """Until something accepts connections on 127.0.0.1:`port`, or exit naming `what`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1),
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start")
+        time.sleep(0.1)
+
+
 class Spawned(NamedTuple):
     url: str
     ca: Path
@@ -221,16 +235,7 @@ def spawned_server(*flags: str) -> Iterator[Spawned]:
         command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", port), timeout=1),
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
+        listening(port, seconds=20, what="server")
         yield Spawned(
             f"https://localhost:{port}",
             workdir / "certs" / "ca.crt",

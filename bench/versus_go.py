@@ -20,12 +20,10 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load import admission_review, review_json, spawned_server
+from bench.load import admission_review, listening, review_json, spawned_server
 from bench.wrk import LUA, wrk_run
 
 HERE = Path(__file__).resolve().parent
@@ -67,16 +65,7 @@ def go_server(certs: Path, scratch: Path) -> Iterator[int]:
         command = ["taskset", "-c", "0", *command]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", GO_PORT), timeout=1),
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit("the Go webhook did not start")
-            time.sleep(0.1)
+        listening(GO_PORT, seconds=10, what="the Go webhook")
         yield process.pid
     finally:
         process.terminate()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import servers
+from tests.support import jsongen, servers
 from tests.support.builders import review
 from tests.support.servers import Running, client_context, running
 
@@ -23,46 +23,20 @@ EXAMPLES = 20_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1_500
 ALLOWED = {200, 400, 413, 415}
 LIMIT = 64 * 1024
 
-scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+json_values = jsongen.json_values(text=30, keys=10, leaves=20)
 
 
-def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    body: dict[str, Any] = review()
-    target = body
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
+def _with(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    body: dict[str, Any] = jsongen.with_field(review(), path, value)
     return body
 
-
-FIELDS = [
-    ("apiVersion",),
-    ("kind",),
-    ("request",),
-    ("request", "uid"),
-    ("request", "kind"),
-    ("request", "operation"),
-    ("request", "namespace"),
-    ("request", "object"),
-    ("request", "dryRun"),
-    ("request", "object", "metadata"),
-    ("request", "object", "spec"),
-    ("request", "object", "spec", "containers"),
-]
 
 bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda v: json.dumps(v).encode()),
-    st.tuples(st.sampled_from(FIELDS), json_values).map(lambda t: json.dumps(_with(*t)).encode()),
+    st.tuples(st.sampled_from(jsongen.REVIEW_PATHS), json_values).map(
+        lambda t: json.dumps(_with(*t)).encode()
+    ),
     st.integers(1, 400).map(lambda n: json.dumps(review()).encode()[:-n]),
     st.integers(LIMIT - 200, LIMIT + 200).map(
         lambda n: json.dumps(_with(("request", "object", "metadata", "name"), "x" * n)).encode()
@@ -121,13 +95,9 @@ def test_valid_review_after_the_fuzz(live: Running, client: httpx.Client) -> Non
 
 
 DEEP_FIELDS = [
-    *FIELDS,
-    ("request", "name"),
-    ("request", "object", "metadata", "name"),
+    *jsongen.REVIEW_PATHS,
     ("request", "object", "metadata", "generateName"),
     ("request", "object", "metadata", "namespace"),
-    ("request", "object", "metadata", "labels"),
-    ("request", "object", "metadata", "annotations"),
 ]
 
 

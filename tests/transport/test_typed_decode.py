@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import kserve, llmisvc
+from tests.support import jsongen, kserve, llmisvc
 from tests.support.builders import TESTDATA, data_pod, review
 from webhook.core.admission import API_VERSIONS, ReviewRequest
 from webhook.core.mutate import mutate
@@ -27,43 +27,7 @@ from webhook.transport.app import RequestError, decode_review, parse_body
 SERVER_RECURSION_LIMIT = 1000  # CPython's default, which `serve` keeps
 EXAMPLES = 5_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 300
 
-scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=15,
-)
-# Every field admission reads, and some it does not, down to a container's.
-PATHS = [
-    ("apiVersion",),
-    ("kind",),
-    ("request",),
-    ("request", "uid"),
-    ("request", "kind"),
-    ("request", "operation"),
-    ("request", "namespace"),
-    ("request", "name"),
-    ("request", "dryRun"),
-    ("request", "object"),
-    ("request", "object", "metadata"),
-    ("request", "object", "metadata", "name"),
-    ("request", "object", "metadata", "labels"),
-    ("request", "object", "metadata", "annotations"),
-    ("request", "object", "metadata", "managedFields"),
-    ("request", "object", "spec"),
-    ("request", "object", "spec", "containers"),
-    ("request", "object", "spec", "containers", 0),
-    ("request", "object", "spec", "containers", 0, "name"),
-    ("request", "object", "spec", "containers", 0, "command"),
-    ("request", "object", "spec", "containers", 0, "args"),
-    ("request", "object", "spec", "containers", 0, "env"),
-    ("request", "object", "spec", "volumes"),
-    ("request", "unknown"),
-]
+json_values = jsongen.json_values(text=20, keys=8, leaves=15)
 
 
 def outcome(read: Any, body: bytes) -> tuple[Any, ...]:
@@ -90,26 +54,6 @@ def assert_same(body: bytes) -> None:
     assert typed == outcome(parse_body, body)
 
 
-def _set(document: Any, path: tuple[str | int, ...], value: Any, *, remove: bool) -> Any:
-    document = copy.deepcopy(document)
-    target = document
-    for key in path[:-1]:
-        try:
-            target = target[key]
-        except (KeyError, IndexError, TypeError):
-            return document
-    if not isinstance(target, dict | list):
-        return document
-    if remove:
-        if isinstance(target, dict):
-            target.pop(path[-1], None)
-        return document
-    if isinstance(target, list) and not (isinstance(path[-1], int) and path[-1] < len(target)):
-        return document
-    target[path[-1]] = value  # type: ignore[index]
-    return document
-
-
 # Stands in the document for a nesting written into its JSON text: a value that deep would
 # overflow Python's own recursion building, printing or comparing it.
 DEEP = "\x00deep\x00"
@@ -128,7 +72,7 @@ HEAD = review()
 @given(
     base=st.sampled_from([HEAD, BASE]),
     version=st.sampled_from(API_VERSIONS),
-    path=st.sampled_from(PATHS),
+    path=st.sampled_from(jsongen.REVIEW_PATHS),
     value=json_values | st.just(DEEP) | st.integers(10_000, 300_000).map(lambda n: "x" * n),
     depth=st.integers(1, 100) | st.integers(1_100, 5_000),
     remove=st.booleans(),
@@ -142,7 +86,7 @@ def test_the_typed_decode_answers_as_the_full_parse(
     depth: int,
     remove: bool,
 ) -> None:
-    document = _set({**base, "apiVersion": version}, path, value, remove=remove)
+    document = jsongen.with_field({**base, "apiVersion": version}, path, value, remove=remove)
     assert_same(_body(document, depth))
 
 
