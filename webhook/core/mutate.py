@@ -81,19 +81,22 @@ def _decide(facts: PodFacts) -> Decision:
     ]
     base = facts.base
     annotations = _problem(facts, selection)
-    if selection.action in (Action.SKIPPED, Action.UNCHANGED):
-        explained = (
-            annotation_ops(
-                annotations,
-                base=base,
-                has_metadata=facts.has_metadata,
-                has_annotations=facts.has_annotations,
-            )
-            if annotations
-            else []
+
+    def annotated(values: dict[str, str]) -> list[PatchOp]:
+        return annotation_ops(
+            values,
+            base=base,
+            has_metadata=facts.has_metadata,
+            has_annotations=facts.has_annotations,
         )
+
+    if selection.action in (Action.SKIPPED, Action.UNCHANGED):
         return Decision(
-            selection.action, selection.reason, selection.trace, tuple(explained), tuple(warnings)
+            selection.action,
+            selection.reason,
+            selection.trace,
+            tuple(annotated(annotations)),
+            tuple(warnings),
         )
 
     targets = selection.targets
@@ -115,14 +118,7 @@ def _decide(facts: PodFacts) -> Decision:
         **{name: list(applied) for name, applied in rules.items()},
     }
     annotations[STATUS_ANNOTATION] = status_annotation(recorded, ops)
-    ops.extend(
-        annotation_ops(
-            annotations,
-            base=base,
-            has_metadata=facts.has_metadata,
-            has_annotations=facts.has_annotations,
-        )
-    )
+    ops.extend(annotated(annotations))
     notes = [f"{t.plan.name} {note}" for t in targets for note in t.plan.notes]
     warnings[:0] = [
         short(f"multinode-webhook rewrote {names} so {_owner(facts)} args reach it"),

@@ -243,7 +243,9 @@ def annotation_ops(
     values: Mapping[str, str], *, base: str, has_metadata: bool, has_annotations: bool
 ) -> list[PatchOp]:
     """The ops that record `values` as annotations of the pod at `base`, creating the maps
-    they need."""
+    they need; none for no values."""
+    if not values:
+        return []
     if has_annotations:
         return [
             patch.add(base + patch.pointer("metadata", "annotations", key), value)
