@@ -273,7 +273,7 @@ def _launches(
     before: Any,
     after: Any,
     user_args: Sequence[str] | None,
-    targets: Sequence[str] = (names.HEAD_CONTAINER, names.WORKER_CONTAINER),
+    targets: Sequence[str],
 ) -> list[LaunchJson]:
     """The target containers' launch argv in the pod as built and as admitted. `user_args`
     None: each container's own args are the user's (an LLMInferenceService's pod)."""
@@ -340,7 +340,12 @@ def preview_inference_service(
         )
         result["rendered_from"] = f"InferenceService/{display_name(mapping(isvc))} ({pod.role})"
         result["launch"] = _launched(
-            pod.pod, result["object"], user_args=pod.user_args, what=what, options=options
+            pod.pod,
+            result["object"],
+            targets=options.containers,
+            user_args=pod.user_args,
+            what=what,
+            options=options,
         )
         results.append(result)
     return results
@@ -352,8 +357,8 @@ def _launched(
     *,
     what: str,
     options: Options,
+    targets: Sequence[str],
     user_args: Sequence[str] | None = None,
-    targets: Sequence[str] = (names.HEAD_CONTAINER, names.WORKER_CONTAINER),
 ) -> list[LaunchJson]:
     """`_launches`, parsed in the sandbox unless this process may parse scripts itself (the
     `/preview` worker, which is a sandbox already)."""
