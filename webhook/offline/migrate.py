@@ -89,26 +89,31 @@ def _label(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')}/{display_name(obj)}"
 
 
-def _runtimes(document: Any, path: Path = (), parent: str = "") -> Iterator[tuple[Path, str, Any]]:
-    """(path, label, runtime) for every runtime in a document, Templates and Lists walked."""
+def objects_in(
+    document: Any, path: Path = (), parent: str = ""
+) -> Iterator[tuple[Path, str, Mapping[str, Any]]]:
+    """(path, label, object) for every object of a document, OpenShift Templates and Lists
+    walked; the label names the Template around an object."""
     if not isinstance(document, Mapping):
         return
     kind = document.get("kind")
-    if kind in SOURCE_KINDS:
-        yield path, f"{parent}{_label(document)}", document
-    elif kind == "Template" and isinstance(document.get("objects"), list):
+    if kind == "Template" and isinstance(document.get("objects"), list):
         for index, item in enumerate(document["objects"]):
-            yield from _runtimes(item, (*path, "objects", index), f"{_label(document)} ")
+            yield from objects_in(item, (*path, "objects", index), f"{_label(document)} ")
     elif (
         isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list)
     ):
         for index, item in enumerate(document["items"]):
-            yield from _runtimes(item, (*path, "items", index), parent)
+            yield from objects_in(item, (*path, "items", index), parent)
+    else:
+        yield path, f"{parent}{_label(document)}", document
 
 
 def _targets(document: Any, options: Options) -> Iterator[_Target]:
-    for path, label, source in _runtimes(document):
+    for path, label, source in objects_in(document):
         kind = source.get("kind")
+        if kind not in SOURCE_KINDS:
+            continue
         llm = kind in (LLM_CONFIG, LLM_SERVICE)
         names = options.llm_containers if llm else options.containers
         namespace = string(mapping(source.get("metadata")).get("namespace"))

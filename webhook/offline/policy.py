@@ -32,10 +32,11 @@ from webhook.core.model import Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode
 from webhook.core.patch import pointer
-from webhook.core.raw import at, display_name, mapping, string
+from webhook.core.raw import at, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
 from webhook.core.script import cached_rewrite
 from webhook.core.view import pod_view
+from webhook.offline.migrate import LLM_CONFIG, RUNTIME_KINDS, objects_in
 from webhook.offline.preview import LWS_KIND, LWS_TEMPLATES, TEMPLATE_PATHS
 from webhook.offline.sandbox import resolved
 
@@ -77,26 +78,24 @@ class Compiled:
 def _containers(document: Any, source: str) -> Iterator[tuple[bool | None, Any, str]]:
     """(LLM family, or None when the pod's labels say, container, where) for every container
     of the objects a document holds."""
-    if not isinstance(document, Mapping):
-        return
+    for _, label, found in objects_in(document):
+        yield from _object_containers(found, f"{source}: {label}")
+
+
+def _object_containers(
+    document: Mapping[str, Any], label: str
+) -> Iterator[tuple[bool | None, Any, str]]:
+    """The containers of one object: a runtime's, a preset (a marker), a pod's or a
+    workload's pod templates' (crowded ones a marker)."""
     kind = document.get("kind")
-    label = f"{source}: {kind}/{display_name(document)}"
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
-        for item in document["items"]:
-            yield from _containers(item, source)
-        return
-    if kind == "Template" and isinstance(document.get("objects"), list):
-        for item in document["objects"]:
-            yield from _containers(item, source)
-        return
     spec = mapping(document.get("spec"))
-    if kind in ("ServingRuntime", "ClusterServingRuntime"):
+    if kind in RUNTIME_KINDS:
         for container in spec.get("containers") or []:
             yield False, container, label
         for container in mapping(spec.get("workerSpec")).get("containers") or []:
             yield False, container, label
         return
-    if kind == "LLMInferenceServiceConfig":
+    if kind == LLM_CONFIG:
         yield True, {"preset": True}, label
         return
     group = string(document.get("apiVersion")).rpartition("/")[0]
