@@ -73,6 +73,45 @@ def test_unwrap_names_every_arg_whose_delivery_changes() -> None:
     assert "cut it off" in notes[3]
 
 
+# (args, the positions, from 1, whose delivery changes): every arg after one that cuts eval's
+# line off (`;`, `#`, a lone quote) is named, literal or not, however many follow it.
+CUTS: list[tuple[list[str], list[int]]] = [
+    (["--semi=a;b", "--x=1", "'--y=2'", "--z"], [1, 2, 3, 4]),
+    (["--a=1", "#", "--b", "--c"], [2, 3, 4]),
+    (["--a=1", "--note=#1", "--b"], [2]),  # `#` inside a word cuts nothing off
+    (["it's", "--b", "--c"], [1, 2, 3]),
+    (['"open', "--b", "--c"], [1, 2, 3]),
+    (["--a=1", "'quoted'", "x;y", "'lit'", "--z", "--last"], [3, 4, 5, 6]),
+    (["--a=1", "--b=2"], []),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), CUTS)
+def test_every_arg_after_a_cut_is_named(args: list[str], named: list[int]) -> None:
+    _, notes = unwrap(args, first_position=1)
+    assert [int(note.split(" ", 2)[1]) for note in notes] == named
+
+
+def _arrives_after(args: list[str]) -> bool:
+    """Whether a word placed after `args` still reaches the command under today's eval."""
+    script = r'eval "printf \"%s\\0\" $@ LAST-WORD" 2>/dev/null'
+    completed = subprocess.run(
+        ["/bin/bash", "-c", script, "--", *args], capture_output=True, text=True, check=False
+    )
+    return completed.stdout.split("\0")[-2:-1] == ["LAST-WORD"]
+
+
+@pytest.mark.parametrize(("args", "named"), CUTS)
+def test_bash_cuts_off_exactly_the_args_named_after_the_cut(
+    args: list[str], named: list[int]
+) -> None:
+    # Real bash decides which args are cut off: an arg is, when a word after the args before
+    # it no longer arrives. Each such arg must be among those named.
+    for position in range(1, len(args) + 1):
+        if not _arrives_after(args[: position - 1]):
+            assert position in named, position
+
+
 def test_unwrap_sums_up_past_the_limit() -> None:
     _, notes = unwrap([f"a b{i}" for i in range(NAMED_LIMIT + 3)], first_position=1)
     assert len(notes) == NAMED_LIMIT + 1

@@ -15,6 +15,8 @@ from typing import Any
 import jsonpatch
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import kserve, llmisvc
 from tests.support.builders import TESTDATA, admit, data_pod
@@ -38,6 +40,13 @@ from webhook.offline.policy import (
 
 NAMESPACE = "models"
 LLM_ARGS = ["--served-model-name=my model", "$(id)", "a;b", "*", "", "ünï ✓", "#x"]
+# Eval args that are only quoting around literal text, which the core unwraps to the word eval
+# makes of them: double-quoted, single-quoted, and both in one arg.
+QUOTED_ARGS = [
+    ['"--served-model-name=llama"'],
+    ["'--max-model-len=4096'", "--dtype=half"],
+    ["--x='a'\"b\"c", '"my model"', "'{\"k\": 1}'"],
+]
 
 
 def judged(policy: Policy, pod: Mapping[str, Any]) -> str:
@@ -79,18 +88,23 @@ def test_every_corpus_pod_is_repaired_as_the_webhook_repairs_it_or_left_alone() 
     assert verdicts.count("covered") == len(verdicts) - exact > 300
 
 
-def _llm_pods() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+def _llm_pods() -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """(preset file, a pod with no user args, the pods with each list of hostile args)."""
     for path in llmisvc.preset_files():
         config = llmisvc.load(path)
         for role in llmisvc.roles(config):
             bare = llmisvc.build_pod(config, role=role)
-            yield path.name, bare, llmisvc.build_pod(config, role=role, user_args=LLM_ARGS)
+            loaded = [
+                llmisvc.build_pod(config, role=role, user_args=args)
+                for args in (LLM_ARGS, *QUOTED_ARGS)
+            ]
+            yield path.name, bare, loaded
 
 
 def test_every_llm_workload_pod_is_repaired_as_the_webhook_repairs_it_or_left_alone() -> None:
     if not llmisvc.CORPUS.is_dir():
         pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
-    by_preset: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    by_preset: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for name, bare, loaded in _llm_pods():
         by_preset.setdefault(name, []).append((bare, loaded))
     covered = set()
@@ -98,7 +112,9 @@ def test_every_llm_workload_pod_is_repaired_as_the_webhook_repairs_it_or_left_al
         # Compiled from the workloads' pods, as --from-cluster does: presets are templates.
         compiled = compile_shapes([(name, bare) for bare, _ in pods])
         policy = Policy(policy_spec(compiled.shapes, patch=jsonpatch_map))
-        if {judged(policy, loaded) for _, loaded in pods} == {"covered"}:
+        # Every loaded pod is judged: one the policy changes must equal the webhook's.
+        verdicts = [[judged(policy, pod) for pod in loaded] for _, loaded in pods]
+        if {first for first, *_ in verdicts} == {"covered"}:
             covered.add(name)
     eval_presets = {p.name for p in llmisvc.preset_files() if llmisvc.shape(p) == "eval"}
     assert covered == eval_presets
@@ -114,6 +130,39 @@ def test_every_llm_workload_pod_is_repaired_as_the_webhook_repairs_it_or_left_al
         config = llmisvc.load(llmisvc.CORPUS / name)
         quoted.append(llmisvc.build_pod(config, role=llmisvc.roles(config)[0], user_args=["'x'"]))
     assert {judged(policy, pod) for pod in quoted} == {"left"}
+
+
+def _leader(args: list[str]) -> dict[str, Any]:
+    pod = data_pod("llm-eval-leader")
+    [main] = [c for c in pod["spec"]["containers"] if c["name"] == names.DEFAULT_LLM_CONTAINERS[0]]
+    main["args"] = args
+    return pod
+
+
+_LITERAL_TEXT = st.text(alphabet="ab_./:=@%+,-0 {}\"'*;#$", max_size=8)
+# Quoting around literal text (what the core unwraps), and args that are anything else.
+_QUOTED = st.one_of(
+    _LITERAL_TEXT.filter(lambda t: "'" not in t).map(lambda t: f"'{t}'"),
+    _LITERAL_TEXT.filter(lambda t: not set(t) & set('"$`\\')).map(lambda t: f'"{t}"'),
+    st.lists(st.sampled_from(["'a b'", '"c"', "--d=", "'{\"e\": 1}'"]), min_size=2, max_size=4).map(
+        "".join
+    ),
+    _LITERAL_TEXT,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_QUOTED, max_size=5))
+def test_eval_args_with_quotes_are_repaired_as_the_webhook_repairs_them_or_left_alone(
+    args: list[str],
+) -> None:
+    policy = _leader_policy()
+    assert judged(policy, _leader(args)) in ("covered", "left")
+
+
+@cache
+def _leader_policy() -> Policy:
+    return Policy(policy_spec(compile_shapes([("l", _leader([]))]).shapes, patch=jsonpatch_map))
 
 
 def _golden_inputs() -> list[tuple[str, dict[str, Any]]]:

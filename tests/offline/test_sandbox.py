@@ -88,6 +88,27 @@ def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
         box.close()
 
 
+def test_a_full_crasher_memory_forgets_the_oldest_and_keeps_the_newest() -> None:
+    box = Sandbox(parse=parse_or_crash, crashers_kept=2)
+    first, second, newest = (
+        ScriptNotParsed(crashing_script(serial), RULES, container="c") for serial in (10, 11, 12)
+    )
+    try:
+        for missing in (first, second, newest):
+            box.remember(missing)
+        assert box.crashes == 3
+        # The newest crasher, retried by its controller, costs no worker: it is remembered.
+        box.remember(newest)
+        assert box.crashes == 3, "the newest crasher was forgotten"
+        box.remember(second)
+        assert box.crashes == 3, "a crasher was forgotten while there was room for it"
+        # The oldest made room for the newest, and is parsed (and crashes) again.
+        box.remember(first)
+        assert box.crashes == 4, "the oldest crasher was kept past the memory's size"
+    finally:
+        box.close()
+
+
 def _crashing_pod() -> dict[str, object]:
     pod = example("legacy-head-pod.yaml")
     pod["spec"]["containers"][0]["args"][0] = crashing_script(1)

@@ -56,9 +56,13 @@ class Sandbox:
     """One spawned worker process, started with the first call and replaced after a crash."""
 
     def __init__(
-        self, *, parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script
+        self,
+        *,
+        parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
+        crashers_kept: int = CRASHERS_KEPT,
     ) -> None:
         self._parse = parse
+        self._crashers_kept = crashers_kept
         self._executor: ProcessPoolExecutor | None = None
         self._sync = threading.Lock()
         self._making = threading.Lock()
@@ -127,7 +131,7 @@ class Sandbox:
 
     def _crashed_on(self, missing: ScriptNotParsed) -> ScriptRewrite:
         self._crashers[_digest(missing.script)] = None
-        if len(self._crashers) > CRASHERS_KEPT:
+        if len(self._crashers) > self._crashers_kept:
             self._crashers.popitem(last=False)
         return parser_failed()
 
