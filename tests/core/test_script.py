@@ -9,6 +9,7 @@ from webhook.core.names import Reason, Rule
 from webhook.core.read import read_container
 from webhook.core.rewrite import plan_container
 from webhook.core.script import (
+    FORWARDS_LIMIT,
     MODEL_LINE,
     ScriptNotParsed,
     ScriptRewrite,
@@ -308,3 +309,53 @@ def test_the_eval_string_hands_eval_a_quoted_dollar_at(
         assert result.evaluated
         assert shell.parses(expected)
         assert rewrite(expected).rules == ()
+
+
+_MANY = FORWARDS_LIMIT + 1
+# (script, its rewrite, or None and the reason it is left alone): the bounds that keep the cost
+# of a script linear, at and past their limits.
+BOUNDED_CASES: list[tuple[str, str | None, Reason | None]] = [
+    (
+        "python -m huggingfaceserver" + " $@" * FORWARDS_LIMIT,
+        'python -m huggingfaceserver "$@"',
+        None,
+    ),
+    ("python -m huggingfaceserver" + " $@" * _MANY, None, Reason.READS_POSITIONAL_PARAMS),
+    ('eval "vllm serve' + " $@" * _MANY + '"', None, Reason.READS_POSITIONAL_PARAMS),
+    (
+        'CMD="vllm serve' + " $@" * _MANY + '"\nexec $CMD',
+        None,
+        Reason.READS_POSITIONAL_PARAMS,
+    ),
+    # Many `$0` and functions reading their args are no args read by the script itself.
+    (
+        "echo $0\n" * _MANY + "python -m huggingfaceserver",
+        "echo $0\n" * _MANY + 'python -m huggingfaceserver "$@"',
+        None,
+    ),
+    (
+        'f() { echo "$1"; }\n' * _MANY + "python -m huggingfaceserver",
+        'f() { echo "$1"; }\n' * _MANY + 'python -m huggingfaceserver "$@"',
+        None,
+    ),
+    # Past the limit of spots that look like positional parameters and are none, the script is
+    # taken to read its args: nothing is added.
+    (
+        "echo '$1'\n" * _MANY + "python -m huggingfaceserver",
+        "echo '$1'\n" * _MANY + "python -m huggingfaceserver",
+        None,
+    ),
+    (
+        "echo '$1'\n" * FORWARDS_LIMIT + "python -m huggingfaceserver",
+        "echo '$1'\n" * FORWARDS_LIMIT + 'python -m huggingfaceserver "$@"',
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("script", "expected", "reason"), BOUNDED_CASES)
+def test_the_bounds_of_a_scripts_analysis(
+    script: str, expected: str | None, reason: Reason | None
+) -> None:
+    result = rewrite(script)
+    assert (result.script, result.reason) == (expected, reason), result.detail

@@ -156,8 +156,9 @@ def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
 def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | None:
     """The launch command of `script` run as `bash -c script zero *params`, or None when the
     script holds none that can be followed."""
-    root = parse(script.encode("utf-8", "surrogatepass"))
-    found = find_launch(root) if root is not None else None
+    source = script.encode("utf-8", "surrogatepass")
+    root = parse(source)
+    found = find_launch(root, source) if root is not None else None
     if root is None or found is None:
         return None
     launch, kind = found

@@ -92,6 +92,7 @@ class Reason(StrEnum):
     SCRIPT_TOO_LARGE = "script-too-large"
     UNSUPPORTED_CHARACTERS = "unsupported-characters"
     PARSER_FAILED = "parser-failed"
+    PARSE_TIMEOUT = "parse-timeout"
     SCRIPT_REPLACED = "script-replaced"
     ARGS_IGNORED = "args-ignored"
     LOSSY_ARGS = "lossy-args"
@@ -106,6 +107,7 @@ WARNED_REASONS: Final = (
     Reason.SCRIPT_TOO_LARGE,
     Reason.UNSUPPORTED_CHARACTERS,
     Reason.PARSER_FAILED,
+    Reason.PARSE_TIMEOUT,
     Reason.SCRIPT_REPLACED,
     Reason.ARGS_IGNORED,
 )

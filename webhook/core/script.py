@@ -25,16 +25,17 @@ the script parsed in a sandbox process, and `remember`s the result.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import tree_sitter_bash
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from webhook.core.names import Reason, Rule
 
@@ -51,8 +52,6 @@ _EVAL_WORDS: Final = re.compile(r"[^\s\\\"']+")
 _EVAL_SEPARATORS: Final = re.compile(rb"[;&|#\n]")
 MODEL_LINE: Final = "export MODEL=${MODEL_DIR:-$MODEL_ID}"
 
-# Nodes whose commands run in a child shell whose output is captured: never the launch command.
-_CAPTURED: Final = frozenset({"command_substitution", "process_substitution"})
 _PYTHON: Final = re.compile(r"python(?:3(?:\.\d+)?)?")
 _EXPANSIONS: Final = frozenset({"simple_expansion", "expansion"})
 # Parameters whose use means the script reads its args: $1..$9, $@, $*, $#. ($0 names the shell.)
@@ -107,16 +106,123 @@ def node_text(node: Node) -> str:
     return (node.text or b"").decode("utf-8", "surrogatepass")
 
 
-def _simple_commands(node: Node) -> Iterator[Node]:
-    """Every simple command outside command and process substitutions, in script order."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if current.type in _CAPTURED:
+# What the analysis reads of a tree, found by tree-sitter's own C matcher: a walk over every
+# node in Python cost 2 to 12 times the parse itself on scripts made to be costly.
+_STRUCTURE: Final = Query(
+    _BASH,
+    """
+    (function_definition) @function
+    (command_substitution) @captured
+    (process_substitution) @captured
+    (command) @command
+    """,
+)
+_ASSIGNMENTS: Final = Query(_BASH, "(variable_assignment) @assignment")
+_MODEL_BLOCKS: Final = Query(_BASH, "(_ (declaration_command) @export . (if_statement) @if)")
+# Where a positional expansion may start: `$1`, `$@`, `${@}`, `${#@}`, `${!1}` … (the tree says
+# whether one does), and those of them that may read an arg (not a plain `$0`).
+_MAYBE_POSITIONAL: Final = re.compile(rb"\$(?:[0-9@*#]|\{[#!]?[0-9@*#])")
+_MAYBE_READS: Final = re.compile(rb"\$(?:0[0-9]|[1-9@*#]|\{[#!]?[0-9@*#])")
+# A launch command naming its args more often than this is not placed: no shipped script
+# names them more than twice, and each one costs an edit.
+FORWARDS_LIMIT: Final = 64
+_PROGRAMS: Final = frozenset({_EVAL, "exec", "vllm", "ray"})
+
+
+def _outermost(nodes: Sequence[Node]) -> tuple[list[int], list[int]]:
+    """The start and end bytes of the nodes not inside another of them, in script order."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for node in _in_order(nodes):
+        if ends and node.start_byte < ends[-1]:
             continue
-        if current.type == "command":
-            yield current
-        stack.extend(reversed(current.children))
+        starts.append(node.start_byte)
+        ends.append(node.end_byte)
+    return starts, ends
+
+
+def _in_order(nodes: Sequence[Node]) -> list[Node]:
+    """The nodes in script order: a query's captures come in an order of its own."""
+    return sorted(nodes, key=lambda node: node.start_byte)
+
+
+def _inside(spans: tuple[list[int], list[int]], position: int) -> bool:
+    starts, ends = spans
+    index = bisect.bisect_right(starts, position) - 1
+    return index >= 0 and position < ends[index]
+
+
+def _captures(query: Query, node: Node, start: int, end: int) -> dict[str, list[Node]]:
+    cursor = QueryCursor(query)
+    cursor.set_byte_range(start, end)
+    return cursor.captures(node)
+
+
+class _Tree:
+    """A parsed script and the structure its analysis asks about, each found once."""
+
+    def __init__(self, root: Node, source: bytes) -> None:
+        self.root = root
+        self.source = source  # the whole script: the root node may start past its first byte
+        found = QueryCursor(_STRUCTURE).captures(root)
+        self._functions = _outermost(found.get("function", []))
+        self._captured = _outermost(found.get("captured", []))
+        self._commands = _in_order(found.get("command", []))
+
+    def in_function(self, node: Node) -> bool:
+        return _inside(self._functions, node.start_byte)
+
+    def launch(self) -> tuple[Node, str] | None:
+        """The last simple command, outside command and process substitutions, that starts a
+        server, and its kind."""
+        for command in reversed(self._commands):
+            name = command.child_by_field_name("name")
+            if name is None or _inside(self._captured, command.start_byte):
+                continue
+            program = node_text(name).rsplit("/", 1)[-1]
+            if program not in _PROGRAMS and not _PYTHON.fullmatch(program):
+                continue
+            kind = launch_kind(_words(command))
+            if kind is not None:
+                return command, kind
+        return None
+
+    def positionals(self, start: int, end: int) -> list[Node] | None:
+        """Every positional expansion between these bytes, in script order; None when more
+        than `FORWARDS_LIMIT` may stand there."""
+        spots = [found.start() for found in _MAYBE_POSITIONAL.finditer(self.source, start, end)]
+        if len(spots) > FORWARDS_LIMIT:
+            return None
+        nodes = (self._expansion_at(spot) for spot in spots)
+        return [
+            node
+            for node in nodes
+            if node is not None and start <= node.start_byte and node.end_byte <= end
+        ]
+
+    def reads_args(self, launch: Node) -> bool:
+        """Whether the script reads its args outside the launch command and any function body.
+
+        A spot that may hold such an expansion is looked up in the tree only when it stands
+        outside both; past `FORWARDS_LIMIT` spots that turn out to be none, the script is taken
+        to read them, as no script worth repairing holds that many."""
+        looked_up = 0
+        for found in _MAYBE_READS.finditer(self.source):
+            spot = found.start()
+            if launch.start_byte <= spot < launch.end_byte or _inside(self._functions, spot):
+                continue
+            node = self._expansion_at(spot)
+            if node is not None and positional(node) != "0" and not self.in_function(node):
+                return True
+            looked_up += 1
+            if looked_up > FORWARDS_LIMIT:
+                return True
+        return False
+
+    def _expansion_at(self, spot: int) -> Node | None:
+        """The positional expansion whose `$` stands at `spot`, or None."""
+        node = self.root.named_descendant_for_byte_range(spot, spot + 1)
+        return node if node is not None and positional(node) is not None else None
 
 
 def _words(command: Node) -> list[str]:
@@ -175,47 +281,35 @@ def positional(node: Node) -> str | None:
     return value if plain else value + ":"
 
 
-def _walk(root: Node) -> Iterator[Node]:
-    """Every node, in script order."""
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(reversed(current.children))
-
-
-def _expansions(node: Node) -> Iterator[Node]:
-    """Every positional expansion below `node`, in script order."""
-    return (current for current in _walk(node) if positional(current) is not None)
-
-
-def _in_function(node: Node) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.type == "function_definition":
-            return True
-        parent = parent.parent
-    return False
-
-
-def _word_form(word: Node) -> str | None:
-    """How a launch command word forwards args: "$0", "$@" (quoted, exact), "split" (lossy),
-    "reads" (a single parameter or slice), "embedded" (a parameter inside a larger word), or
-    None when it reads no positional parameter."""
+def _word_form(word: Node) -> str:
+    """How a launch command word that holds a positional parameter forwards args: "$0", "$@"
+    (quoted, exact), "split" (lossy), "reads" (a single parameter or slice), or "embedded" (a
+    parameter inside a larger word)."""
     inner = word
     quoted = word.type == "string"
     if quoted and len(word.named_children) == 1:
         inner = word.named_children[0]
     param = positional(inner)
-    if param is not None:
-        if param == "0":
-            return "$0"
-        if param == "@":
-            return "$@" if quoted else "split"
-        if param == "*":
-            return "split"
-        return "reads"
-    return "embedded" if any(True for _ in _expansions(word)) else None
+    if param is None:
+        return "embedded"
+    if param == "0":
+        return "$0"
+    if param == "@":
+        return "$@" if quoted else "split"
+    if param == "*":
+        return "split"
+    return "reads"
+
+
+def _holding(words: Sequence[Node], found: Sequence[Node]) -> list[Node]:
+    """The words, in order, that hold at least one of the expansions `found`."""
+    starts = [word.start_byte for word in words]
+    held: dict[int, Node] = {}
+    for expansion in found:
+        index = bisect.bisect_right(starts, expansion.end_byte - 1) - 1
+        if index >= 0 and expansion.end_byte <= words[index].end_byte:
+            held.setdefault(index, words[index])
+    return [held[index] for index in sorted(held)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +319,11 @@ class _Forwarding:
     edits: tuple[_Edit, ...] = ()
     splits: bool = False
     unplaceable: str = ""
+
+
+_TOO_MANY: Final = _Forwarding(
+    unplaceable=f"the launch command names its args more than {FORWARDS_LIMIT} times"
+)
 
 
 def _delete(source: bytes, node: Node, rule: Rule) -> _Edit:
@@ -241,24 +340,27 @@ def indirect_assignment(root: Node, launch: Node) -> tuple[str, Node] | None:
     name = next((c for c in target.named_children if c.type == "variable_name"), None)
     if name is None:
         return None
-    assignment: Node | None = None
-    for node in _walk(root):
-        if node.start_byte >= launch.start_byte:
-            break
-        variable = node.child_by_field_name("name") if node.type == "variable_assignment" else None
-        if variable is not None and node_text(variable) == node_text(name):
-            assignment = node
-    return None if assignment is None else (node_text(name), assignment)
+    wanted = node_text(name)
+    before = _captures(_ASSIGNMENTS, root, 0, launch.start_byte).get("assignment", [])
+    for node in reversed(_in_order(before)):
+        variable = node.child_by_field_name("name")
+        if node.start_byte < launch.start_byte and variable and node_text(variable) == wanted:
+            return wanted, node
+    return None
 
 
-def _indirection(root: Node, launch: Node, source: bytes) -> tuple[list[_Edit], str]:
+def _indirection(tree: _Tree, launch: Node) -> tuple[list[_Edit], str]:
     """For `exec $CMD`: delete the positional words from the last `CMD=...` before it."""
-    found = indirect_assignment(root, launch)
+    found = indirect_assignment(tree.root, launch)
     if found is None:
         return [], ""
     variable, assignment = found
+    source = tree.source
+    expansions = tree.positionals(assignment.start_byte, assignment.end_byte)
+    if expansions is None:
+        return [], _TOO_MANY.unplaceable
     edits: list[_Edit] = []
-    for expansion in _expansions(assignment):
+    for expansion in expansions:
         param = positional(expansion)
         # Only a whole word of the string can go: `$0`, `$@`, `$*`, `${@}` between blanks.
         start = (
@@ -279,10 +381,11 @@ def _dollar(source: bytes, expansion: Node) -> int:
     return expansion.end_byte - len(text.lstrip(b" \t\n\\"))
 
 
-def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
+def _eval_forwarding(tree: _Tree, launch: Node, found: Sequence[Node]) -> _Forwarding:
     """For `eval "… $@ …"`: the unquoted `$@` (or `$*`, `${@}`) inside the eval's string
     becomes `\\"\\$@\\"`, so that eval sees `"$@"`; when nothing is forwarded and the script reads
     no args, it is added before the string's closing quote."""
+    source = tree.source
     words = launch.children_by_field_name("argument")
     strings = [
         part
@@ -291,7 +394,6 @@ def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
         if part.type == "string"
     ]
     spans = {(string.start_byte, string.end_byte) for string in strings}
-    found = [node for word in words for node in _expansions(word)]
     edits: list[_Edit] = []
     for index, expansion in enumerate(found):
         parent = expansion.parent
@@ -316,7 +418,7 @@ def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
         return _Forwarding(tuple(edits), splits=True)
     if _EVAL_ALL_QUOTED.encode() in source[launch.start_byte : launch.end_byte]:
         return _Forwarding()
-    if not strings or strings[-1].end_byte != words[-1].end_byte or _reads_args(root, launch):
+    if not strings or strings[-1].end_byte != words[-1].end_byte or tree.reads_args(launch):
         return _Forwarding()
     command = source[launch.start_byte : launch.end_byte].replace(b"\\\n", b"")
     if _EVAL_SEPARATORS.search(command):
@@ -326,18 +428,22 @@ def _eval_forwarding(root: Node, launch: Node, source: bytes) -> _Forwarding:
     return _Forwarding((_Edit(end, end, b" " + _EVAL_ALL_QUOTED.encode(), Rule.FORWARD_ARGS),))
 
 
-def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwarding:
+def _forwarding(tree: _Tree, launch: Node, kind: str) -> _Forwarding:
+    # From the command's name on: `VAR=… cmd` assignments before it are not its words.
+    name = launch.child_by_field_name("name")
+    found = tree.positionals(name.start_byte if name else launch.start_byte, launch.end_byte)
+    if found is None:
+        return _TOO_MANY
     if kind.startswith(_EVAL):
-        return _eval_forwarding(root, launch, source)
+        return _eval_forwarding(tree, launch, found)
     words = launch.children_by_field_name("argument")
     edits: list[_Edit] = []
     if kind == "exec-indirection":
-        edits, unplaceable = _indirection(root, launch, source)
+        edits, unplaceable = _indirection(tree, launch)
         if unplaceable:
             return _Forwarding(unplaceable=unplaceable)
         words = words[1:]
-    forms = [(word, _word_form(word)) for word in words]
-    forwarding = [(word, form) for word, form in forms if form is not None]
+    forwarding = [(word, _word_form(word)) for word in _holding(words, found)]
     if any(form == "embedded" for _, form in forwarding):
         return _Forwarding(unplaceable="a positional parameter inside a launch command word")
     if any(form == "reads" for _, form in forwarding):
@@ -346,7 +452,7 @@ def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwardi
         return _Forwarding()
     splits = bool(edits) or any(form == "split" for _, form in forwarding)
     if not forwarding:
-        if edits or not _reads_args(root, launch):
+        if edits or not tree.reads_args(launch):
             rule = Rule.EXACT_ARGS if edits else Rule.FORWARD_ARGS
             edits.append(_Edit(launch.end_byte, launch.end_byte, _FORWARD.encode(), rule))
         return _Forwarding(tuple(edits), splits)
@@ -354,26 +460,20 @@ def _forwarding(root: Node, launch: Node, kind: str, source: bytes) -> _Forwardi
         return _Forwarding(tuple(edits), splits)
     first, *others = (word for word, _ in forwarding)
     edits.append(_Edit(first.start_byte, first.end_byte, _ALL_QUOTED.encode(), Rule.EXACT_ARGS))
-    edits.extend(_delete(source, word, Rule.EXACT_ARGS) for word in others)
+    edits.extend(_delete(tree.source, word, Rule.EXACT_ARGS) for word in others)
     return _Forwarding(tuple(edits), splits)
 
 
-def _reads_args(root: Node, launch: Node) -> bool:
-    """Whether the script reads its args outside the launch command and any function body."""
-    return any(
-        not _in_function(node)
-        and not (launch.start_byte <= node.start_byte < launch.end_byte)
-        and positional(node) != "0"
-        for node in _expansions(root)
-    )
-
-
-def _model_edits(root: Node, source: bytes) -> Iterator[_Edit]:
-    for node in _walk(root):
-        if node.type != "declaration_command" or not _EXPORT_MODEL.fullmatch(node_text(node)):
-            continue
-        following = node.next_named_sibling
-        if following is None or following.type != "if_statement":
+def _model_edits(tree: _Tree, script: str, end: int) -> Iterator[_Edit]:
+    """The MODEL blocks before byte `end`, each folded into one line."""
+    if not _EXPORT_MODEL.search(script):
+        return
+    cursor = QueryCursor(_MODEL_BLOCKS)
+    cursor.set_byte_range(0, end)
+    source = tree.source
+    for _, found in cursor.matches(tree.root):
+        [node], [following] = found["export"], found["if"]
+        if following.end_byte > end or not _EXPORT_MODEL.fullmatch(node_text(node)):
             continue
         between = source[node.end_byte : following.start_byte]
         if between.strip(b" \t\n;") or between.count(b";") > 1:
@@ -468,6 +568,13 @@ def parser_failed() -> ScriptRewrite:
     return ScriptRewrite(None, (), "the bash parser crashed on the script", Reason.PARSER_FAILED)
 
 
+def parse_timeout(budget: float) -> ScriptRewrite:
+    """What a script whose parse overran its budget in a sandbox gets: left alone, with the
+    reason."""
+    detail = f"the script's parse took over its {budget:g}s budget"
+    return ScriptRewrite(None, (), detail, Reason.PARSE_TIMEOUT)
+
+
 def clear_cache() -> None:
     """Forget every cached script, as a new process would (for benchmarks of the cold path)."""
     _CACHE.clear()
@@ -483,15 +590,21 @@ def parse(source: bytes) -> Node | None:
     return None if root.has_error else root
 
 
-def find_launch(root: Node) -> tuple[Node, str] | None:
-    """The script's launch command (the last simple command that starts a server) and its
-    kind, or None."""
-    found: tuple[Node, str] | None = None
-    for command in _simple_commands(root):
-        kind = launch_kind(_words(command))
-        if kind is not None:
-            found = command, kind
-    return found
+def find_launch(root: Node, source: bytes) -> tuple[Node, str] | None:
+    """The launch command of the script `source` parsed into `root` (the last simple command
+    that starts a server) and its kind, or None."""
+    return _Tree(root, source).launch()
+
+
+def _applied(source: bytes, edits: Sequence[_Edit]) -> bytes:
+    """The source with the edits made, in one pass: edits never overlap."""
+    pieces: list[bytes] = []
+    at = 0
+    for edit in sorted(edits, key=lambda e: e.start):
+        pieces += (source[at : edit.start], edit.text)
+        at = edit.end
+    pieces.append(source[at:])
+    return b"".join(pieces)
 
 
 def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
@@ -503,22 +616,22 @@ def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         return ScriptRewrite(
             None, (), "the script does not parse as bash", Reason.NO_LAUNCH_COMMAND
         )
-    found = find_launch(root)
+    tree = _Tree(root, source)
+    found = tree.launch()
     if found is None:
         detail = "no server launch command found in the script"
         return ScriptRewrite(None, (), detail, Reason.NO_LAUNCH_COMMAND)
     launch, kind = found
-    if _in_function(launch):
+    if tree.in_function(launch):
         detail = f"the launch command ({kind}) is inside a function"
         return ScriptRewrite(None, (), detail, Reason.LAUNCH_IN_FUNCTION)
-    forwarding = _forwarding(root, launch, kind, source)
+    forwarding = _forwarding(tree, launch, kind)
     if forwarding.unplaceable:
         return ScriptRewrite(None, (), forwarding.unplaceable, Reason.READS_POSITIONAL_PARAMS)
     edits = [edit for edit in forwarding.edits if edit.rule in rules]
     if Rule.MODEL_DEFAULT in rules:
-        edits.extend(edit for edit in _model_edits(root, source) if edit.end <= launch.start_byte)
-    for edit in sorted(edits, key=lambda e: e.start, reverse=True):
-        source = source[: edit.start] + edit.text + source[edit.end :]
+        edits.extend(_model_edits(tree, script, launch.start_byte))
+    source = _applied(source, edits)
     applied = {edit.rule for edit in edits}
     return ScriptRewrite(
         source.decode("utf-8", "surrogatepass"),
