@@ -11,6 +11,11 @@ preview     /mutate p50/p99 at 200 reviews/s, with and without 4 MB previews run
 throughput  saturated /mutate throughput with wrk (Debian's `wrk`), as bench/wrk.py measures it
 first-seen  /mutate latency of a review whose 4 KiB script the server has not seen (parsed in
             its sandbox process), against one whose script it has
+costs       for scripts made costly to analyse, 64 KiB of each shape: tree-sitter's parse, the
+            whole decision, their ratio and the decision's cost per KiB (in this process)
+flood       first-seen pods of one namespace, one every 0.25 s, while 0, 2, 4 and 8 clients in
+            namespaces of their own send distinct scripts made costly to analyse
+            (`… $@ $@ …` just under --max-script-bytes): how many were patched, p50 and p99
 
 The server is spawned on core 0 and this process runs on core 1 (see bench/load.py).
 """
@@ -48,6 +53,7 @@ from bench.load import (
     spawned_server,
 )
 from bench.wrk import LUA, wrk_run
+from webhook.core.names import Rule
 
 KiB = 1024
 
@@ -232,12 +238,114 @@ def first_seen(count: int = 400) -> None:
             )
 
 
+def _costly_shapes(size: int) -> dict[str, str]:
+    """Scripts of `size` bytes that repeat what the analysis looks at, one shape each."""
+    launch = "python -m huggingfaceserver\n"
+    repeated = {
+        "eval lines": 'eval "echo hi $x"\n',
+        "if blocks": 'if [[ -n "$A" ]]; then echo a; fi\n',
+        "functions": 'f() { echo "$1"; }\n',
+        "MODEL blocks": "export MODEL=${MODEL_ID}\nif [[ ! -z ${MODEL_DIR} ]]\nthen\n"
+        "  export MODEL=${MODEL_DIR}\nfi\n",
+        "positional reads": "echo $1 $2 $@\n",
+        "comments": "# " + "x" * 70 + "\n",
+    }
+    shapes = {name: line * (size // len(line)) + launch for name, line in repeated.items()}
+    shapes["$@ words"] = "python -m huggingfaceserver" + " $@" * (size // 3 - 10) + "\n"
+    shapes["CMD= lines"] = 'CMD="x $0 $@"\n' * (size // 14) + "exec $CMD\n"
+    shapes["eval $@ words"] = 'eval "vllm serve' + " $@" * (size // 3 - 10) + '"\n'
+    return shapes
+
+
+def costs(size: int = 64 * KiB, rounds: int = 5) -> None:
+    from webhook.core import script as analysis  # noqa: PLC0415 - this part alone parses here
+
+    rules = frozenset(Rule)
+    for name, text in _costly_shapes(size).items():
+        source = text.encode()
+        parses, decisions = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            analysis.parse(source)
+            parses.append(time.perf_counter() - started)
+            analysis.clear_cache()
+            started = time.perf_counter()
+            analysis.rewrite_script(text, rules)
+            decisions.append(time.perf_counter() - started)
+        parse, decide = statistics.median(parses), statistics.median(decisions)
+        print(
+            f"costs: {name:16s} parse {parse * 1000:6.1f} ms, decision {decide * 1000:6.1f} ms"
+            f" ({decide / parse:.1f}x), {decide * 1000 / (len(source) / KiB):.2f} ms/KiB"
+        )
+
+
+def _in_namespace(pod: dict[str, Any], namespace: str) -> bytes:
+    review = admission_review(pod)
+    review["request"]["namespace"] = namespace
+    return json.dumps(review).encode()
+
+
+def _costly_pod(serial: int, size: int) -> dict[str, Any]:
+    """A head pod whose post-fix script of `size` bytes names `$@` thousands of times."""
+    pod = _pod(KiB, serial)
+    head = f"# {serial}\npython -m huggingfaceserver"
+    script = head + " $@" * ((size - len(head) - 1) // 3) + "\n"
+    pod["spec"]["containers"][0]["command"] = ["bash", "-c", script]
+    pod["spec"]["containers"][0]["args"] = ["--x"]
+    return pod
+
+
+def _keep_flooding(server: Spawned, stop: threading.Event, client_id: int, size: int) -> None:
+    with httpx.Client(base_url=server.url, verify=_tls(server), timeout=30) as client:
+        serial = 0
+        while not stop.is_set():
+            serial += 1
+            pod = _costly_pod(client_id * 1_000_000 + serial, size)
+            client.post("/mutate", content=_in_namespace(pod, f"flood-{client_id}"), headers=_JSON)
+
+
+def flood(seconds: float = 8.0, size: int = 63 * KiB) -> None:
+    for flooders in (0, 2, 4, 8):
+        with spawned_server() as server:
+            stop = threading.Event()
+            threads = [
+                threading.Thread(target=_keep_flooding, args=(server, stop, i, size))
+                for i in range(flooders)
+            ]
+            for thread in threads:
+                thread.start()
+            taken: list[float] = []
+            patched = 0
+            with httpx.Client(base_url=server.url, verify=_tls(server), timeout=30) as client:
+                deadline = time.monotonic() + seconds
+                serial = 0
+                while time.monotonic() < deadline:
+                    serial += 1
+                    body = _in_namespace(_pod(4 * KiB, 5_000_000 + serial), "models")
+                    started = time.perf_counter()
+                    answer = client.post("/mutate", content=body, headers=_JSON).json()
+                    taken.append(time.perf_counter() - started)
+                    patched += "patch" in answer["response"]
+                    time.sleep(0.25)
+            stop.set()
+            for thread in threads:
+                thread.join()
+        taken.sort()
+        p50, p99 = taken[len(taken) // 2] * 1000, taken[int(len(taken) * 0.99)] * 1000
+        print(
+            f"flood: {flooders} flooding clients: {patched}/{len(taken)} first-seen pods patched,"
+            f" p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        )
+
+
 PARTS = {
     "memory": memory,
     "trickle": trickle,
     "preview": preview,
     "throughput": throughput,
     "first-seen": first_seen,
+    "costs": costs,
+    "flood": flood,
 }
 
 

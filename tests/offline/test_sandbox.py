@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -68,19 +67,19 @@ def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
     missing = ScriptNotParsed(script, RULES, container="kserve-container")
     try:
         clear_cache()
-        asyncio.run(box.remember_async(missing))
+        box.remember(missing)
         assert box.crashes == 1
         rewritten = cached_rewrite(script, RULES)
         assert rewritten is not None
         assert rewritten.reason is Reason.PARSER_FAILED
         clear_cache()  # the rewrite is forgotten; the crash is not
-        asyncio.run(box.remember_async(missing))
+        box.remember(missing)
         assert box.crashes == 1
         again = cached_rewrite(script, RULES)
         assert again is not None
         assert again.reason is Reason.PARSER_FAILED
         good = "python -m huggingfaceserver --x\n"
-        asyncio.run(box.remember_async(ScriptNotParsed(good, RULES, container="c")))
+        box.remember(ScriptNotParsed(good, RULES, container="c"))
         parsed = cached_rewrite(good, RULES)
         assert parsed is not None
         assert parsed.rules == (Rule.FORWARD_ARGS,)

@@ -106,15 +106,15 @@ def running(
     bundle = bundle or certs.generate(sans=SANS)
     cert_dir = kube_style_cert_dir(tmp_path / "tls", bundle)
     review = settings.pop("review", None)
-    sandbox = settings.pop("sandbox", None)
+    parse = settings.pop("parse", None)
     config = Settings(
         cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
     )
     state = app.AppState(config, tls=certs.CertificateReloader(cert_dir))
     if review is not None:
         state.review = review
-    if sandbox is not None:
-        state.sandbox = sandbox
+    if parse is not None:
+        state.parses = app.parse_pool(config, parse=parse)
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
     # A free port, unless the settings turn the preview listener off.

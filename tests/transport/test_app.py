@@ -24,7 +24,6 @@ from webhook.core.model import Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.view import PodView
-from webhook.offline.sandbox import Sandbox
 
 HEAD = example("legacy-head-pod.yaml")
 WORKER = example("legacy-worker-pod.yaml")
@@ -415,7 +414,7 @@ def _crashing_head(serial: int) -> dict[str, Any]:
 
 
 def test_a_script_that_crashes_the_parser_is_admitted_unchanged(tmp_path: Path) -> None:
-    with running(tmp_path, sandbox=Sandbox(parse=parse_or_crash)) as live, live.ops() as ops:
+    with running(tmp_path, parse=parse_or_crash) as live, live.ops() as ops:
         for _ in range(3):  # the same pod again, as its controller retries it
             response = post_review(live, review(_crashing_head(7)))["response"]
             assert response["allowed"] is True
@@ -432,7 +431,7 @@ def test_a_script_that_crashes_the_parser_is_admitted_unchanged(tmp_path: Path) 
 
 
 def test_a_parser_crash_denies_when_configured(tmp_path: Path) -> None:
-    with running(tmp_path, sandbox=Sandbox(parse=parse_or_crash), on_error="deny") as live:
+    with running(tmp_path, parse=parse_or_crash, on_error="deny") as live:
         response = post_review(live, review(_crashing_head(8)))["response"]
         assert response["allowed"] is False
         assert response["status"]["code"] == 500

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webhook.core import names
@@ -102,11 +102,39 @@ class Settings(BaseSettings):
         description="open connections, or requests in flight, on one listener above which "
         "requests are answered 503 and their connection closed",
     )
+    # The largest shipped script is about 24 KB (an LLM preset's): 64 KiB leaves room for a
+    # runtime that grows, and bounds what one first-seen script costs to parse (README,
+    # "Security notes").
     max_script_bytes: int = Field(
-        128 * KiB,
+        64 * KiB,
         gt=0,
         description="largest script rewritten; a larger one leaves its container unchanged "
         "(reason script-too-large) and is never cached",
+    )
+    # Two parses may run beside the server within the Deployment's 1 CPU and 256 MiB.
+    parse_workers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="sandbox processes parsing the scripts this server has not seen, for each "
+        "server process (each costs about 45 MiB)",
+    )
+    parse_budget_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="time one script's parse may take; past it the parse is stopped and the pod "
+        "admitted unchanged (reason parse-timeout); must be under --deadline-seconds",
+    )
+    parse_queue: int = Field(
+        64,
+        ge=1,
+        description="scripts waiting to be parsed, in all; a review whose script finds no room "
+        "is answered at once by the error policy",
+    )
+    parse_queue_per_namespace: int = Field(
+        8,
+        ge=1,
+        description="scripts of one namespace waiting to be parsed; namespaces take turns",
     )
     cache_bytes: int = Field(
         32 * MiB,
@@ -118,6 +146,15 @@ class Settings(BaseSettings):
         tuple(Rule),
         description="the rewrite rules that are on; a rule left out makes none of its edits",
     )
+
+    @model_validator(mode="after")
+    def _budget_under_deadline(self) -> Settings:
+        if self.parse_budget_seconds >= self.deadline_seconds:
+            raise ValueError(
+                f"--parse-budget-seconds ({self.parse_budget_seconds:g}) must be under "
+                f"--deadline-seconds ({self.deadline_seconds:g})"
+            )
+        return self
 
     def options(self) -> Options:
         return Options(

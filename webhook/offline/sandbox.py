@@ -10,10 +10,10 @@ and the call is made again. The pods of one runtime share its script, so only it
 costs a trip to the worker.
 
 `Sandbox` runs one call at a time in the worker, so a crash names the call that caused it; the
-next call starts a fresh worker. The server answers a script that crashed it with
-`parser-failed`, and keeps its digest (`CRASHERS_KEPT` of them) so that the same pod, sent
-again, never reaches a worker: without that, a controller retrying one pod would kill a worker
-each time.
+next call starts a fresh worker. A script that crashed it is `parser-failed`, and its digest is
+kept (`Failures`, `CRASHERS_KEPT` of them) so that the same script, asked again, never reaches a
+worker: without that, a controller retrying one pod would kill a worker each time. The server
+shares its first-seen scripts out over several sandboxes (`webhook.offline.parsepool`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,27 @@ CRASHED: Final = "the bash parser crashed on its script"
 CRASHERS_KEPT: Final = 1024
 
 
+class Failures:
+    """Digests of scripts whose parse failed, with their answer; past `kept`, the one least
+    recently asked about is forgotten."""
+
+    def __init__(self, kept: int) -> None:
+        self._kept = kept
+        self._answers: OrderedDict[bytes, ScriptRewrite] = OrderedDict()
+
+    def known(self, script: str) -> ScriptRewrite | None:
+        digest = _digest(script)
+        answer = self._answers.get(digest)
+        if answer is not None:
+            self._answers.move_to_end(digest)
+        return answer
+
+    def add(self, script: str, answer: ScriptRewrite) -> None:
+        self._answers[_digest(script)] = answer
+        if len(self._answers) > self._kept:
+            self._answers.popitem(last=False)
+
+
 class Crashed(Exception):
     """The worker process died while it ran the call."""
 
@@ -62,12 +83,11 @@ class Sandbox:
         crashers_kept: int = CRASHERS_KEPT,
     ) -> None:
         self._parse = parse
-        self._crashers_kept = crashers_kept
         self._executor: ProcessPoolExecutor | None = None
         self._sync = threading.Lock()
         self._making = threading.Lock()
         self._async: asyncio.Lock | None = None
-        self._crashers: OrderedDict[bytes, None] = OrderedDict()
+        self._crashers = Failures(crashers_kept)
         self.crashes = 0
 
     def start(self) -> None:
@@ -103,37 +123,15 @@ class Sandbox:
     def remember(self, missing: ScriptNotParsed) -> ScriptRewrite:
         """Parse a missing script in the worker and cache its rewrite in this process, and
         return it; a script that kills the worker, now or before, is `parser-failed`."""
-        rewritten = self._known_crasher(missing)
+        rewritten = self._crashers.known(missing.script)
         if rewritten is None:
             try:
                 rewritten = self.rewrite(missing.script, missing.rules)
             except Crashed:
-                rewritten = self._crashed_on(missing)
+                rewritten = parser_failed()
+                self._crashers.add(missing.script, rewritten)
         remember(missing.script, missing.rules, rewritten)
         return rewritten
-
-    async def remember_async(self, missing: ScriptNotParsed) -> None:
-        """`remember`, awaited: the event loop runs on while the worker parses."""
-        rewritten = self._known_crasher(missing)
-        if rewritten is None:
-            try:
-                rewritten = await self.call_async(self._parse, missing.script, missing.rules)
-            except Crashed:
-                rewritten = self._crashed_on(missing)
-        remember(missing.script, missing.rules, rewritten)
-
-    def _known_crasher(self, missing: ScriptNotParsed) -> ScriptRewrite | None:
-        digest = _digest(missing.script)
-        if digest not in self._crashers:
-            return None
-        self._crashers.move_to_end(digest)
-        return parser_failed()
-
-    def _crashed_on(self, missing: ScriptNotParsed) -> ScriptRewrite:
-        self._crashers[_digest(missing.script)] = None
-        if len(self._crashers) > self._crashers_kept:
-            self._crashers.popitem(last=False)
-        return parser_failed()
 
     def close(self) -> None:
         """Stop the worker now. It holds nothing worth a clean exit, and the pool's own

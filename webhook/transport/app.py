@@ -32,11 +32,11 @@ from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
 from webhook.core.names import Mode, Reason, Rule
 from webhook.core.raw import label_pair
-from webhook.core.script import ScriptNotParsed
+from webhook.core.script import ScriptNotParsed, ScriptRewrite, rewrite_script
 from webhook.core.view import ReviewView, pod_name
+from webhook.offline.parsepool import Late, ParsePool, Shed
 from webhook.offline.preview import FORMATS
 from webhook.offline.render import NEWEST
-from webhook.offline.sandbox import Sandbox
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.transport.previews import PreviewRefused, PreviewWorker
@@ -81,6 +81,8 @@ class RequestError(Exception):
 
 # Refused requests are logged one line each, but a flood of them cannot fill the disk.
 REFUSALS_LOGGED_PER_SECOND: Final = 10
+# A review waits for its script's parse for at most this share of its deadline.
+_PARSE_SHARE: Final = 0.9
 
 
 @dataclass
@@ -88,8 +90,8 @@ class AppState:
     """What the routes share: settings, metrics, the TLS reloader, the review function and
     the per-review log.
 
-    `review` is `mutate` in production; tests hand in one that fails on purpose. `sandbox`
-    parses the scripts admission has not seen, in a process of its own.
+    `review` is `mutate` in production; tests hand in one that fails on purpose. `parses`
+    parses the scripts admission has not seen, in sandbox processes shared out fairly.
     """
 
     settings: Settings
@@ -98,8 +100,9 @@ class AppState:
     review: Review = mutate
     review_log: ReviewLog = field(init=False)
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
+    unparsed_logs: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     previews: PreviewWorker = field(default_factory=PreviewWorker)
-    sandbox: Sandbox = field(default_factory=Sandbox)
+    parses: ParsePool = field(init=False)
     # Set on SIGTERM: /readyz fails and every admission response closes its connection.
     draining: bool = False
 
@@ -122,6 +125,22 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
+        self.parses = parse_pool(self.settings)
+
+
+def parse_pool(
+    settings: Settings,
+    *,
+    parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
+) -> ParsePool:
+    """The pool the settings describe; tests hand in a parse that fails on purpose."""
+    return ParsePool(
+        workers=settings.parse_workers,
+        budget=settings.parse_budget_seconds,
+        queue_limit=settings.parse_queue,
+        tenant_limit=settings.parse_queue_per_namespace,
+        parse=parse,
+    )
 
 
 def _media_type(headers: list[tuple[bytes, bytes]]) -> str:
@@ -187,7 +206,8 @@ def _too_large(decision: Decision) -> bool:
 
 
 def _parser_failed(decision: Decision) -> bool:
-    return any(step.verdict is Reason.PARSER_FAILED for step in decision.trace)
+    failed = (Reason.PARSER_FAILED, Reason.PARSE_TIMEOUT)
+    return any(step.verdict in failed for step in decision.trace)
 
 
 # The fields admission reads, decoded straight from a body; every other field is skipped.
@@ -325,7 +345,7 @@ class AdmissionHandler:
             if elapsed > self.state.settings.deadline_seconds:
                 raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
             if self.deny and _parser_failed(decision):
-                raise ParserFailed("the bash parser crashed on a script of the pod")
+                raise ParserFailed("the bash parser crashed or overran on a script of the pod")
             return admission.allow(request, decision), decision
         except ScriptNotParsed:
             raise
@@ -341,28 +361,64 @@ class AdmissionHandler:
         started: float,
     ) -> tuple[admission.AdmissionReviewResponse, Decision | None]:
         """`_answer` for a pod with scripts this process has not seen: each is parsed in the
-        sandbox first, while the event loop serves other reviews."""
+        sandboxes first, while the event loop serves other reviews, and by the review's
+        deadline; a script that finds no room, or no turn in time, is answered at once."""
+        parses = self.state.parses
+        loop = asyncio.get_running_loop()
+        # The answer still has to be written and sent once the parse is done.
+        deadline = (
+            loop.time()
+            + self.state.settings.deadline_seconds * _PARSE_SHARE
+            - (time.perf_counter() - started)
+        )
         asked: set[tuple[str, frozenset[Rule]]] = set()
         while True:
             key = (missing.script, missing.rules)
+            before = (parses.counts.crashes, parses.counts.timeouts)
             try:
                 if key in asked:
                     raise RuntimeError("the script cache cannot hold this pod's scripts")
                 asked.add(key)
-                crashes = self.state.sandbox.crashes
-                await self.state.sandbox.remember_async(missing)
-                if self.state.sandbox.crashes > crashes:
-                    self.state.metrics.parser_crashed()
-                    log.error(
-                        "the bash parser crashed; its worker was replaced",
-                        extra={"fields": {"uid": request.uid, "container": missing.container}},
-                    )
+                await parses.remember(missing, tenant=request.namespace or "", deadline=deadline)
+            except (Shed, Late) as error:
+                return self._unparsed(request, error), None
             except Exception as error:
                 return self._failed(request, error), None
+            self._parse_failures(request, missing, before)
             try:
                 return self._answer(request, shadow=shadow, started=started)
             except ScriptNotParsed as another:
                 missing = another
+
+    def _parse_failures(
+        self, request: admission.ReviewRequest, missing: ScriptNotParsed, before: tuple[int, int]
+    ) -> None:
+        """Count and log a parse that crashed or overran its worker."""
+        crashes, timeouts = self.state.parses.counts.crashes, self.state.parses.counts.timeouts
+        fields = {"uid": request.uid, "container": missing.container}
+        if crashes > before[0]:
+            self.state.metrics.parser_crashed()
+            log.error("the bash parser crashed; its worker was replaced", extra={"fields": fields})
+        if timeouts > before[1]:
+            self.state.metrics.parse_timed_out()
+            log.error(
+                "a parse overran its budget; its worker was replaced", extra={"fields": fields}
+            )
+
+    def _unparsed(
+        self, request: admission.ReviewRequest, error: Shed | Late
+    ) -> admission.AdmissionReviewResponse:
+        """The error policy's answer for a pod whose script could not be parsed in time."""
+        reason = "parse-queue-full" if isinstance(error, Shed) else "parse-queue-late"
+        self.state.metrics.parse_shed(reason)
+        allowed, left_out = self.state.unparsed_logs.allow()
+        if allowed:
+            fields: dict[str, object] = {"uid": request.uid, "reason": reason, "error": str(error)}
+            if left_out:
+                fields["not_logged"] = left_out
+            log.warning("a first-seen script was not parsed", extra={"fields": fields})
+        message = f"multinode-webhook {reason}: {error}"
+        return admission.failed(request, message=message, deny=self.deny)
 
     def _failed(
         self, request: admission.ReviewRequest, error: Exception

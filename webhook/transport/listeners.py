@@ -154,8 +154,8 @@ class Listeners:
         if threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGTERM, self.terminate)
             loop.add_signal_handler(signal.SIGINT, self.stop)
-        # The sandbox starts now, so that the first new script does not wait for it.
-        starting = loop.run_in_executor(None, self.state.sandbox.start)
+        # The sandboxes start now, so that the first new script does not wait for them.
+        starting = loop.run_in_executor(None, self.state.parses.start)
         watcher = asyncio.create_task(self._watch_certificates())
         serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listening]
         while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
@@ -169,7 +169,7 @@ class Listeners:
             self.state.previews.close()
             with contextlib.suppress(Exception):
                 await starting
-            self.state.sandbox.close()
+            self.state.parses.close()
 
 
 def run(listeners: Listeners) -> None:

@@ -106,6 +106,20 @@ class Metrics:
             "admitted unchanged, reason parser-failed",
             registry=registry,
         )
+        self._parse_timeouts = Counter(
+            "multinode_webhook_parse_timeouts",
+            "Scripts whose parse overran --parse-budget-seconds (the worker was replaced); their "
+            "pods were admitted unchanged, reason parse-timeout",
+            registry=registry,
+        )
+        self._parse_shed = Counter(
+            "multinode_webhook_parse_shed",
+            "Reviews answered by the error policy because their first-seen script found no room "
+            "in the parse queue (parse-queue-full) or no turn before the deadline "
+            "(parse-queue-late)",
+            ["reason"],
+            registry=registry,
+        )
         self._reload_errors = Counter(
             "multinode_webhook_certificate_reload_errors",
             "Changed certificate pairs refused (unreadable, mismatched, expired or not yet "
@@ -147,6 +161,12 @@ class Metrics:
 
     def parser_crashed(self) -> None:
         self._parser_crashes.inc()
+
+    def parse_timed_out(self) -> None:
+        self._parse_timeouts.inc()
+
+    def parse_shed(self, reason: str) -> None:
+        self._parse_shed.labels(reason).inc()
 
     def rejected(self, endpoint: str, code: int) -> None:
         self._rejected.labels(endpoint, str(code)).inc()

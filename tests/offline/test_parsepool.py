@@ -1,0 +1,184 @@
+"""The parse pool: a budget for every parse, tenants served in turn, a bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.support.crash import crashing_script, parse_or_crash, parse_slowly, slow_script
+from webhook.core.names import Reason, Rule
+from webhook.core.script import ScriptNotParsed, cached_rewrite, clear_cache
+from webhook.offline.parsepool import Late, ParsePool, Shed
+
+RULES = frozenset(Rule)
+LONG = 60.0  # a deadline no test reaches
+
+
+def _missing(script: str) -> ScriptNotParsed:
+    return ScriptNotParsed(script, RULES, container="kserve-container")
+
+
+def _pool(**limits: float) -> ParsePool:
+    settings = {"workers": 1, "budget": 5.0, "queue_limit": 64, "tenant_limit": 8, **limits}
+    return ParsePool(
+        workers=int(settings["workers"]),
+        budget=settings["budget"],
+        queue_limit=int(settings["queue_limit"]),
+        tenant_limit=int(settings["tenant_limit"]),
+        parse=parse_slowly,
+    )
+
+
+async def _taken(pool: ParsePool) -> None:
+    """Until every script queued so far is in a worker's hands."""
+    await asyncio.sleep(0)  # the tasks just made queue their scripts
+    while pool.queued:
+        await asyncio.sleep(0.01)
+
+
+def _run(pool: ParsePool, body: Callable[[ParsePool, float], Awaitable[None]]) -> None:
+    """Run `body(pool, now)` on a fresh loop, the pool's workers started and closed with it."""
+    clear_cache()
+    pool.start()
+
+    async def main() -> None:
+        try:
+            await body(pool, asyncio.get_running_loop().time())
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_parse_over_its_budget_is_stopped_and_remembered() -> None:
+    slow = slow_script(30)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
+        rewritten = cached_rewrite(slow, RULES)
+        assert rewritten is not None
+        assert rewritten.reason is Reason.PARSE_TIMEOUT
+        assert pool.counts.timeouts == 1
+        clear_cache()  # forgotten by the cache, not by the pool: no worker is asked again
+        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
+        again = cached_rewrite(slow, RULES)
+        assert again is not None
+        assert again.reason is Reason.PARSE_TIMEOUT
+        assert pool.counts.timeouts == 1
+        # The killed worker was replaced: the next script is parsed.
+        good = slow_script(0, serial=1)
+        await pool.remember(_missing(good), tenant="a", deadline=now + LONG)
+        parsed = cached_rewrite(good, RULES)
+        assert parsed is not None
+        assert parsed.rules == (Rule.FORWARD_ARGS,)
+
+    _run(_pool(budget=0.5), body)
+
+
+def test_a_crash_is_parser_failed_and_remembered() -> None:
+    pool = ParsePool(workers=1, budget=5, queue_limit=4, tenant_limit=4, parse=parse_or_crash)
+    script = crashing_script(20)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        for _ in range(2):
+            await pool.remember(_missing(script), tenant="a", deadline=now + LONG)
+            rewritten = cached_rewrite(script, RULES)
+            assert rewritten is not None
+            assert rewritten.reason is Reason.PARSER_FAILED
+        assert pool.counts.crashes == 1
+
+    _run(pool, body)
+
+
+def test_tenants_take_turns() -> None:
+    """One tenant's eight slow scripts, queued first, hold another's script for at most the
+    parse already running: the other's is the next one parsed."""
+    done: list[str] = []
+
+    async def parse(pool: ParsePool, tenant: str, script: str, now: float) -> None:
+        await pool.remember(_missing(script), tenant=tenant, deadline=now + LONG)
+        done.append(tenant)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        flood = [
+            asyncio.create_task(parse(pool, "flood", slow_script(0.2, serial=i), now))
+            for i in range(8)
+        ]
+        await asyncio.sleep(0)  # every flood script is queued before the other tenant's
+        await parse(pool, "legit", slow_script(0, serial=99), now)
+        await asyncio.gather(*flood)
+
+    _run(_pool(), body)
+    assert done.index("legit") <= 1, done
+    assert len(done) == 9
+
+
+def test_a_full_queue_sheds_at_once_and_only_the_tenant_over_its_share() -> None:
+    async def body(pool: ParsePool, now: float) -> None:
+        def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[None]:
+            missing = _missing(slow_script(seconds, serial))
+            return asyncio.create_task(pool.remember(missing, tenant=tenant, deadline=now + LONG))
+
+        busy = queue(0.5, 0, "flood")
+        await _taken(pool)
+        queued = [queue(0, serial, "flood") for serial in (1, 2)]  # its share of the queue
+        await asyncio.sleep(0)
+        with pytest.raises(Shed, match="namespace's queue"):
+            await queue(0, 3, "flood")
+        await queue(0, 4, "legit")
+        await asyncio.gather(busy, *queued)
+        assert pool.counts.shed == 1
+
+    _run(_pool(tenant_limit=2), body)
+
+
+def test_the_whole_queue_is_bounded() -> None:
+    async def body(pool: ParsePool, now: float) -> None:
+        def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[None]:
+            missing = _missing(slow_script(seconds, serial))
+            return asyncio.create_task(pool.remember(missing, tenant=tenant, deadline=now + LONG))
+
+        busy = queue(0.5, 10, "t0")
+        await _taken(pool)
+        queued = [queue(0, 11, "t1"), queue(0, 12, "t2")]
+        await asyncio.sleep(0)
+        with pytest.raises(Shed, match="the queue"):
+            await queue(0, 13, "other")
+        await asyncio.gather(busy, *queued)
+
+    _run(_pool(queue_limit=2), body)
+
+
+def test_a_review_stops_waiting_at_its_deadline() -> None:
+    async def body(pool: ParsePool, now: float) -> None:
+        busy = asyncio.create_task(
+            pool.remember(_missing(slow_script(1.0, 70)), tenant="a", deadline=now + LONG)
+        )
+        await _taken(pool)
+        loop = asyncio.get_running_loop()
+        with pytest.raises(Late):
+            await pool.remember(
+                _missing(slow_script(0, 71)), tenant="b", deadline=loop.time() + 0.1
+            )
+        assert not busy.done()  # it did not wait for the busy worker's parse
+        assert pool.counts.late == 1
+        await busy
+
+    _run(_pool(), body)
+
+
+def test_reviews_of_one_script_share_its_parse() -> None:
+    script = slow_script(0.2, 80)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        await asyncio.gather(
+            *(
+                pool.remember(_missing(script), tenant=f"t{i}", deadline=now + LONG)
+                for i in range(5)
+            )
+        )
+        assert pool.counts.parsed == 1
+
+    _run(_pool(workers=2), body)

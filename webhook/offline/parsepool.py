@@ -1,0 +1,202 @@
+"""First-seen scripts of admission, parsed by several sandboxes from one fair, bounded queue.
+
+A script the server has not cached is parsed in a sandbox process (`webhook.offline.sandbox`).
+Any tenant allowed to create pods chooses what those scripts are, so their parses are shared out
+so that no tenant can delay another's:
+
+- each tenant (the pod's namespace) has a queue of its own, at most `tenant_limit` long, and the
+  workers take the tenants' queues in turn: a tenant flooding the webhook waits behind its own
+  scripts, while another's first-seen pod waits for at most one parse per worker;
+- the queues together hold at most `queue_limit` scripts; a script that finds no room is shed at
+  once (`Shed`), and a review whose deadline comes before its script's turn stops waiting
+  (`Late`): the server answers both by its error policy, and a retried pod finds its script
+  parsed, or queued again;
+- a parse gets `budget` seconds: past it the worker is killed and replaced, and the script is
+  answered `parse-timeout`; one that kills its worker is `parser-failed`. Both are remembered
+  by digest (`CRASHERS_KEPT` of them), so the same pod, sent again, never costs a worker;
+- pods of one runtime share its script: one parse serves every review waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from webhook.core.names import Rule
+from webhook.core.script import (
+    ScriptNotParsed,
+    ScriptRewrite,
+    parse_timeout,
+    parser_failed,
+    remember,
+    rewrite_script,
+)
+from webhook.offline.sandbox import CRASHERS_KEPT, Crashed, Failures, Sandbox
+
+
+class Shed(Exception):
+    """No room in the queue for the script: the review is answered at once."""
+
+
+class Late(Exception):
+    """The review's deadline came before its script was parsed."""
+
+
+@dataclass
+class _Job:
+    missing: ScriptNotParsed
+    deadline: float  # loop time after which no review waits for it
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
+class Counts:
+    """What the pool did, for the server's metrics."""
+
+    parsed: int = 0
+    crashes: int = 0
+    timeouts: int = 0
+    shed: int = 0
+    late: int = 0
+
+
+class ParsePool:
+    """`workers` sandboxes serving the tenants' queues in turn; see the module's docstring."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        budget: float,
+        queue_limit: int,
+        tenant_limit: int,
+        parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
+        failures_kept: int = CRASHERS_KEPT,
+    ) -> None:
+        self._boxes = [Sandbox(parse=parse) for _ in range(workers)]
+        self._parse = parse
+        self._budget = budget
+        self._queue_limit = queue_limit
+        self._tenant_limit = tenant_limit
+        self._queues: dict[str, deque[_Job]] = {}
+        self._turns: deque[str] = deque()
+        self._queued = 0
+        self._jobs: dict[tuple[str, frozenset[Rule]], _Job] = {}
+        self._failures = Failures(failures_kept)
+        self._ready: asyncio.Semaphore | None = None  # one release for each job queued
+        self._serving: list[asyncio.Task[None]] = []
+        self.counts = Counts()
+
+    @property
+    def queued(self) -> int:
+        """Scripts waiting for a worker."""
+        return self._queued
+
+    def start(self) -> None:
+        """Start every worker process now, so that the first new script does not wait."""
+        for box in self._boxes:
+            box.start()
+
+    async def remember(self, missing: ScriptNotParsed, *, tenant: str, deadline: float) -> None:
+        """Have the script parsed and its rewrite cached in this process, by loop time
+        `deadline`; `Shed` or `Late` when it cannot be."""
+        known = self._failures.known(missing.script)
+        if known is not None:
+            remember(missing.script, missing.rules, known)
+            return
+        self._serve()
+        key = (missing.script, missing.rules)
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._queue(missing, tenant=tenant, deadline=deadline)
+        else:
+            job.deadline = max(job.deadline, deadline)
+        wait = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(asyncio.shield(job.done), max(wait, 0))
+        except TimeoutError:
+            self.counts.late += 1
+            raise Late(
+                f"its script was not parsed within the review's deadline ({tenant})"
+            ) from None
+
+    def _queue(self, missing: ScriptNotParsed, *, tenant: str, deadline: float) -> _Job:
+        queue = self._queues.setdefault(tenant, deque())
+        if len(queue) >= self._tenant_limit or self._queued >= self._queue_limit:
+            self.counts.shed += 1
+            full = "its namespace's" if len(queue) >= self._tenant_limit else "the"
+            raise Shed(f"{full} queue of first-seen scripts is full ({tenant})")
+        job = _Job(missing, deadline)
+        queue.append(job)
+        if tenant not in self._turns:
+            self._turns.append(tenant)
+        self._queued += 1
+        self._jobs[(missing.script, missing.rules)] = job
+        assert self._ready is not None
+        self._ready.release()
+        return job
+
+    def _serve(self) -> None:
+        """Start the workers' tasks on this loop, with the first script queued."""
+        if self._ready is None:
+            self._ready = asyncio.Semaphore(0)
+            loop = asyncio.get_running_loop()
+            self._serving = [loop.create_task(self._work(box)) for box in self._boxes]
+
+    async def _next(self) -> _Job:
+        """The next job, from the next tenant in turn."""
+        assert self._ready is not None
+        await self._ready.acquire()
+        tenant = self._turns.popleft()
+        queue = self._queues[tenant]
+        job = queue.popleft()
+        if queue:
+            self._turns.append(tenant)
+        else:
+            del self._queues[tenant]
+        self._queued -= 1
+        return job
+
+    async def _work(self, box: Sandbox) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self._next()
+            missing = job.missing
+            try:
+                if loop.time() < job.deadline:  # else nobody waits for it any more
+                    remember(missing.script, missing.rules, await self._parsed(box, missing))
+            finally:
+                del self._jobs[(missing.script, missing.rules)]
+                if not job.done.done():
+                    job.done.set_result(None)
+
+    async def _parsed(self, box: Sandbox, missing: ScriptNotParsed) -> ScriptRewrite:
+        try:
+            rewritten = await asyncio.wait_for(
+                box.call_async(self._parse, missing.script, missing.rules), self._budget
+            )
+        except TimeoutError:
+            box.close()  # the worker is still parsing: it is killed, and replaced on next use
+            self.counts.timeouts += 1
+            rewritten = parse_timeout(self._budget)
+        except Crashed:
+            self.counts.crashes += 1
+            rewritten = parser_failed()
+        else:
+            self.counts.parsed += 1
+            return rewritten
+        self._failures.add(missing.script, rewritten)
+        return rewritten
+
+    def close(self) -> None:
+        """Stop the workers' tasks and kill their processes."""
+        for task in self._serving:
+            task.cancel()
+        self._serving = []
+        self._ready = None
+        for box in self._boxes:
+            box.close()
