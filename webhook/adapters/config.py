@@ -119,8 +119,11 @@ class Settings(BaseSettings):
         description="sandbox processes parsing the scripts this server has not seen, for each "
         "server process (each costs about 45 MiB)",
     )
+    # Generous against a linear analysis (a 64 KiB script made costly takes about 50 ms alone):
+    # a stopped parse costs a new sandbox process, and a budget tight enough to trip under CPU
+    # contention would spend more on those than it saves (bench/hardening.py flood).
     parse_budget_seconds: float = Field(
-        0.5,
+        0.9,
         gt=0,
         description="time one script's parse may take; past it the parse is stopped and the pod "
         "admitted unchanged (reason parse-timeout); must be under --deadline-seconds",
