@@ -31,6 +31,11 @@ def _pool(**limits: float) -> ParsePool:
     )
 
 
+def _queued(pool: ParsePool, script: str, *, tenant: str, deadline: float) -> asyncio.Task[None]:
+    """The script's parse, asked for in a task of its own."""
+    return asyncio.create_task(pool.remember(_missing(script), tenant=tenant, deadline=deadline))
+
+
 async def _taken(pool: ParsePool) -> None:
     """Until every script queued so far is in a worker's hands."""
     await asyncio.sleep(0)  # the tasks just made queue their scripts
@@ -118,8 +123,7 @@ def test_tenants_take_turns() -> None:
 def test_a_full_queue_sheds_at_once_and_only_the_tenant_over_its_share() -> None:
     async def body(pool: ParsePool, now: float) -> None:
         def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[None]:
-            missing = _missing(slow_script(seconds, serial))
-            return asyncio.create_task(pool.remember(missing, tenant=tenant, deadline=now + LONG))
+            return _queued(pool, slow_script(seconds, serial), tenant=tenant, deadline=now + LONG)
 
         busy = queue(0.5, 0, "flood")
         await _taken(pool)
@@ -137,8 +141,7 @@ def test_a_full_queue_sheds_at_once_and_only_the_tenant_over_its_share() -> None
 def test_the_whole_queue_is_bounded() -> None:
     async def body(pool: ParsePool, now: float) -> None:
         def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[None]:
-            missing = _missing(slow_script(seconds, serial))
-            return asyncio.create_task(pool.remember(missing, tenant=tenant, deadline=now + LONG))
+            return _queued(pool, slow_script(seconds, serial), tenant=tenant, deadline=now + LONG)
 
         busy = queue(0.5, 10, "t0")
         await _taken(pool)
