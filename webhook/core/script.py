@@ -152,10 +152,11 @@ def _inside(spans: tuple[list[int], list[int]], position: int) -> bool:
     return index >= 0 and position < ends[index]
 
 
-def _captures(query: Query, node: Node, start: int, end: int) -> dict[str, list[Node]]:
+def _cursor(query: Query, start: int, end: int) -> QueryCursor:
+    """A cursor over the nodes of `query` that meet these bytes."""
     cursor = QueryCursor(query)
     cursor.set_byte_range(start, end)
-    return cursor.captures(node)
+    return cursor
 
 
 class _Tree:
@@ -212,7 +213,7 @@ class _Tree:
             if launch.start_byte <= spot < launch.end_byte or _inside(self._functions, spot):
                 continue
             node = self._expansion_at(spot)
-            if node is not None and positional(node) != "0" and not self.in_function(node):
+            if node is not None and positional(node) != "0":
                 return True
             looked_up += 1
             if looked_up > FORWARDS_LIMIT:
@@ -341,7 +342,7 @@ def indirect_assignment(root: Node, launch: Node) -> tuple[str, Node] | None:
     if name is None:
         return None
     wanted = node_text(name)
-    before = _captures(_ASSIGNMENTS, root, 0, launch.start_byte).get("assignment", [])
+    before = _cursor(_ASSIGNMENTS, 0, launch.start_byte).captures(root).get("assignment", [])
     for node in reversed(_in_order(before)):
         variable = node.child_by_field_name("name")
         if node.start_byte < launch.start_byte and variable and node_text(variable) == wanted:
@@ -468,10 +469,8 @@ def _model_edits(tree: _Tree, script: str, end: int) -> Iterator[_Edit]:
     """The MODEL blocks before byte `end`, each folded into one line."""
     if not _EXPORT_MODEL.search(script):
         return
-    cursor = QueryCursor(_MODEL_BLOCKS)
-    cursor.set_byte_range(0, end)
     source = tree.source
-    for _, found in cursor.matches(tree.root):
+    for _, found in _cursor(_MODEL_BLOCKS, 0, end).matches(tree.root):
         [node], [following] = found["export"], found["if"]
         if following.end_byte > end or not _EXPORT_MODEL.fullmatch(node_text(node)):
             continue
