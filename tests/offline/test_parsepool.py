@@ -185,3 +185,24 @@ def test_reviews_of_one_script_share_its_parse() -> None:
         assert pool.counts.parsed == 1
 
     _run(_pool(workers=2), body)
+
+
+def test_a_failure_is_told_once_however_many_reviews_waited_for_it() -> None:
+    told: list[tuple[str, Reason, str]] = []
+    pool = ParsePool(
+        workers=2,
+        budget=5,
+        queue_limit=8,
+        tenant_limit=8,
+        parse=parse_or_crash,
+        on_failure=lambda missing, reason, tenant: told.append((missing.container, reason, tenant)),
+    )
+    script = crashing_script(90)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        await asyncio.gather(
+            *(pool.remember(_missing(script), tenant="a", deadline=now + LONG) for _ in range(4))
+        )
+
+    _run(pool, body)
+    assert told == [("kserve-container", Reason.PARSER_FAILED, "a")]

@@ -110,11 +110,11 @@ def running(
     config = Settings(
         cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
     )
-    state = app.AppState(config, tls=certs.CertificateReloader(cert_dir))
+    state = app.AppState(
+        config, tls=certs.CertificateReloader(cert_dir), **({"parse": parse} if parse else {})
+    )
     if review is not None:
         state.review = review
-    if parse is not None:
-        state.parses = app.parse_pool(config, parse=parse)
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
     # A free port, unless the settings turn the preview listener off.

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from webhook.core.names import Rule
+from webhook.core.names import Reason, Rule
 from webhook.core.script import (
     ScriptNotParsed,
     ScriptRewrite,
@@ -47,6 +47,7 @@ class Late(Exception):
 @dataclass
 class _Job:
     missing: ScriptNotParsed
+    tenant: str
     deadline: float  # loop time after which no review waits for it
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -75,10 +76,14 @@ class ParsePool:
         queue_limit: int,
         tenant_limit: int,
         parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
+        on_failure: Callable[[ScriptNotParsed, Reason, str], None] = lambda *_: None,
         failures_kept: int = CRASHERS_KEPT,
     ) -> None:
+        """`on_failure(missing, reason, tenant)` is told once of each parse that crashed or
+        overran its budget, whichever reviews waited for it."""
         self._boxes = [Sandbox(parse=parse) for _ in range(workers)]
         self._parse = parse
+        self._on_failure = on_failure
         self._budget = budget
         self._queue_limit = queue_limit
         self._tenant_limit = tenant_limit
@@ -130,10 +135,10 @@ class ParsePool:
             self.counts.shed += 1
             full = "its namespace's" if len(queue) >= self._tenant_limit else "the"
             raise Shed(f"{full} queue of first-seen scripts is full ({tenant})")
-        job = _Job(missing, deadline)
-        queue.append(job)
-        if tenant not in self._turns:
+        job = _Job(missing, tenant, deadline)
+        if not queue:  # a tenant is in turn while its queue holds a job
             self._turns.append(tenant)
+        queue.append(job)
         self._queued += 1
         self._jobs[(missing.script, missing.rules)] = job
         assert self._ready is not None
@@ -168,13 +173,14 @@ class ParsePool:
             missing = job.missing
             try:
                 if loop.time() < job.deadline:  # else nobody waits for it any more
-                    remember(missing.script, missing.rules, await self._parsed(box, missing))
+                    remember(missing.script, missing.rules, await self._parsed(box, job))
             finally:
                 del self._jobs[(missing.script, missing.rules)]
                 if not job.done.done():
                     job.done.set_result(None)
 
-    async def _parsed(self, box: Sandbox, missing: ScriptNotParsed) -> ScriptRewrite:
+    async def _parsed(self, box: Sandbox, job: _Job) -> ScriptRewrite:
+        missing = job.missing
         try:
             rewritten = await asyncio.wait_for(
                 box.call_async(self._parse, missing.script, missing.rules), self._budget
@@ -190,6 +196,8 @@ class ParsePool:
             self.counts.parsed += 1
             return rewritten
         self._failures.add(missing.script, rewritten)
+        assert rewritten.reason is not None
+        self._on_failure(missing, rewritten.reason, job.tenant)
         return rewritten
 
     def close(self) -> None:

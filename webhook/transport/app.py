@@ -90,14 +90,16 @@ class AppState:
     """What the routes share: settings, metrics, the TLS reloader, the review function and
     the per-review log.
 
-    `review` is `mutate` in production; tests hand in one that fails on purpose. `parses`
-    parses the scripts admission has not seen, in sandbox processes shared out fairly.
+    `review` is `mutate` in production, and `parse` the core's parse; tests hand in ones that
+    fail on purpose. `parses` parses the scripts admission has not seen, in sandbox processes
+    shared out fairly.
     """
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     tls: CertificateReloader | None = None
     review: Review = mutate
+    parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script
     review_log: ReviewLog = field(init=False)
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     unparsed_logs: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
@@ -125,22 +127,26 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
-        self.parses = parse_pool(self.settings)
+        self.parses = ParsePool(
+            workers=self.settings.parse_workers,
+            budget=self.settings.parse_budget_seconds,
+            queue_limit=self.settings.parse_queue,
+            tenant_limit=self.settings.parse_queue_per_namespace,
+            parse=self.parse,
+            on_failure=self._parse_failed,
+        )
 
-
-def parse_pool(
-    settings: Settings,
-    *,
-    parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
-) -> ParsePool:
-    """The pool the settings describe; tests hand in a parse that fails on purpose."""
-    return ParsePool(
-        workers=settings.parse_workers,
-        budget=settings.parse_budget_seconds,
-        queue_limit=settings.parse_queue,
-        tenant_limit=settings.parse_queue_per_namespace,
-        parse=parse,
-    )
+    def _parse_failed(self, missing: ScriptNotParsed, reason: Reason, namespace: str) -> None:
+        """Count and log a parse that crashed or overran its worker."""
+        fields = {"namespace": namespace, "container": missing.container}
+        if reason is Reason.PARSE_TIMEOUT:
+            self.metrics.parse_timed_out()
+            log.error(
+                "a parse overran its budget; its worker was replaced", extra={"fields": fields}
+            )
+        else:
+            self.metrics.parser_crashed()
+            log.error("the bash parser crashed; its worker was replaced", extra={"fields": fields})
 
 
 def _media_type(headers: list[tuple[bytes, bytes]]) -> str:
@@ -374,7 +380,6 @@ class AdmissionHandler:
         asked: set[tuple[str, frozenset[Rule]]] = set()
         while True:
             key = (missing.script, missing.rules)
-            before = (parses.counts.crashes, parses.counts.timeouts)
             try:
                 if key in asked:
                     raise RuntimeError("the script cache cannot hold this pod's scripts")
@@ -384,26 +389,10 @@ class AdmissionHandler:
                 return self._unparsed(request, error), None
             except Exception as error:
                 return self._failed(request, error), None
-            self._parse_failures(request, missing, before)
             try:
                 return self._answer(request, shadow=shadow, started=started)
             except ScriptNotParsed as another:
                 missing = another
-
-    def _parse_failures(
-        self, request: admission.ReviewRequest, missing: ScriptNotParsed, before: tuple[int, int]
-    ) -> None:
-        """Count and log a parse that crashed or overran its worker."""
-        crashes, timeouts = self.state.parses.counts.crashes, self.state.parses.counts.timeouts
-        fields = {"uid": request.uid, "container": missing.container}
-        if crashes > before[0]:
-            self.state.metrics.parser_crashed()
-            log.error("the bash parser crashed; its worker was replaced", extra={"fields": fields})
-        if timeouts > before[1]:
-            self.state.metrics.parse_timed_out()
-            log.error(
-                "a parse overran its budget; its worker was replaced", extra={"fields": fields}
-            )
 
     def _unparsed(
         self, request: admission.ReviewRequest, error: Shed | Late
