@@ -9,7 +9,13 @@ import pytest
 
 from tests.support.crash import crashing_script, parse_or_crash, parse_slowly, slow_script
 from webhook.core.names import Reason, Rule
-from webhook.core.script import ScriptNotParsed, cached_rewrite, clear_cache
+from webhook.core.script import (
+    ScriptNotParsed,
+    ScriptRewrite,
+    cached_rewrite,
+    clear_cache,
+    rewrite_script,
+)
 from webhook.offline.parsepool import Late, ParsePool, Shed
 
 RULES = frozenset(Rule)
@@ -206,3 +212,21 @@ def test_a_failure_is_told_once_however_many_reviews_waited_for_it() -> None:
 
     _run(pool, body)
     assert told == [("kserve-container", Reason.PARSER_FAILED, "a")]
+
+
+def _fail_on_marker(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+    if "# fail" in script:
+        raise ValueError("a parse that fails on purpose")
+    return rewrite_script(script, rules)
+
+
+def test_an_error_in_a_parse_reaches_its_reviews_and_the_worker_goes_on() -> None:
+    pool = ParsePool(workers=1, budget=5, queue_limit=4, tenant_limit=4, parse=_fail_on_marker)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        with pytest.raises(ValueError, match="on purpose"):
+            await pool.remember(_missing("# fail\nvllm serve\n"), tenant="a", deadline=now + LONG)
+        await pool.remember(_missing("vllm serve\n"), tenant="a", deadline=now + LONG)
+        assert cached_rewrite("vllm serve\n", RULES) is not None
+
+    _run(pool, body)

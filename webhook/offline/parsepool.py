@@ -174,6 +174,8 @@ class ParsePool:
             try:
                 if loop.time() < job.deadline:  # else nobody waits for it any more
                     remember(missing.script, missing.rules, await self._parsed(box, job))
+            except Exception as error:  # the reviews waiting answer it; this worker goes on
+                job.done.set_exception(error)
             finally:
                 del self._jobs[(missing.script, missing.rules)]
                 if not job.done.done():
