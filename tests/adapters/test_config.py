@@ -51,6 +51,10 @@ def test_every_setting_is_documented() -> None:
         (["--workers", "zero"], "--workers: Input should be a valid integer"),
         (["--body-limit", "0"], "--body-limit: Input should be greater than 0"),
         (["--rules", "all"], "--rules: Input should be 'script-to-command', 'forward-args'"),
+        (
+            ["--parse-budget-seconds", "2"],
+            "--parse-budget-seconds (2) must be under --deadline-seconds (1)",
+        ),
     ],
 )
 def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:

@@ -75,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
         fail(f'MULTINODE_WEBHOOK_{name.upper()}: expected a JSON list, e.g. ["a", "b"]')
     except ValidationError as error:
         # Blame what set the value: the flag when it was given, else its environment variable.
+        # A check across settings (a model validator) has no field: its message names them.
         problems = "; ".join(
-            f"{setting_source(str(e['loc'][0]), given)}: {e['msg']}" for e in error.errors()
+            f"{setting_source(str(e['loc'][0]), given)}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
+            for e in error.errors()
         )
         fail(problems)
     logs.configure(level=settings.log_level, fmt=settings.log_format)
