@@ -294,7 +294,21 @@ def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> No
     )
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["automountServiceAccountToken"] is False
+    # A token for warm start's watches, and read-only rights: list and watch, of what pods
+    # are made from.
+    assert spec["automountServiceAccountToken"] is True
+    [role] = [
+        o
+        for o in overlay[1]
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "multinode-webhook"
+    ]
+    assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"list", "watch"}
+    assert {r for rule in role["rules"] for r in rule["resources"]} == {
+        "servingruntimes",
+        "clusterservingruntimes",
+        "leaderworkersets",
+        "deployments",
+    }
     assert "priorityClassName" not in spec
     security = container["securityContext"]
     assert (security["readOnlyRootFilesystem"], security["allowPrivilegeEscalation"]) == (
@@ -345,7 +359,7 @@ def test_bootstrap_rbac_is_scoped_to_our_objects() -> None:
     for rule in role["rules"]:
         if rule["verbs"] != ["create"]:  # a create cannot be narrowed to a name
             assert rule["resourceNames"] == ["multinode-webhook-tls"]
-    [cluster_rule] = one(objects, "ClusterRole")["rules"]
+    [cluster_rule] = one(objects, "ClusterRole", "multinode-webhook-certs")["rules"]
     assert cluster_rule["resourceNames"] == ["multinode-webhook"]
     assert set(cluster_rule["verbs"]) == {"get", "patch"}
     bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import yaml
 
 from tests.support.builders import EXAMPLES, data_pod, example, golden, review
 from tests.support.crash import crashing_script, parse_or_crash
+from tests.support.poll import wait
 from tests.support.servers import Running, running
 from webhook.core import names
 from webhook.core.model import Decision
@@ -437,3 +439,19 @@ def test_a_parser_crash_denies_when_configured(tmp_path: Path) -> None:
         assert response["status"]["code"] == 500
         assert response["auditAnnotations"]["decision"] == "error"
         assert post_review(live, review(HEAD))["response"]["allowed"] is True
+
+
+def test_without_cluster_credentials_a_replica_starts_cold_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with (
+        caplog.at_level(logging.INFO, logger="multinode_webhook.warmup"),
+        running(tmp_path) as live,
+        live.ops() as ops,
+    ):
+        wait(lambda: ops.get("/readyz").status_code == 200, "the replica to be ready")
+        assert post_review(live, review(HEAD))["response"]["patchType"] == "JSONPatch"
+    lines = [r.getMessage() for r in caplog.records if r.name == "multinode_webhook.warmup"]
+    assert lines == ["warm start off: first-seen scripts are parsed on first use"]

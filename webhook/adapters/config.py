@@ -159,6 +159,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    warm_up: bool = Field(
+        True,
+        description="with cluster credentials (the pod's ServiceAccount, or KUBECONFIG), read and "
+        "watch the cluster's ServingRuntimes, ClusterServingRuntimes and LLMInferenceService "
+        "workloads, and parse their scripts before /readyz passes and as they change",
+    )
+    warm_up_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="how long /readyz waits for warm start at most",
+    )
+
     def options(self) -> Options:
         return Options(
             containers=self.containers,

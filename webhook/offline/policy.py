@@ -75,7 +75,7 @@ class Compiled:
     uncovered: list[str] = field(default_factory=list)
 
 
-def _containers(document: Any, source: str) -> Iterator[tuple[bool | None, Any, str]]:
+def containers_in(document: Any, source: str) -> Iterator[tuple[bool | None, Any, str]]:
     """(LLM family, or None when the pod's labels say, container, where) for every container
     of the objects a document holds."""
     for _, label, found in objects_in(document):
@@ -202,7 +202,7 @@ def compile_shapes(
     compiled = Compiled()
     seen: set[tuple[bool, str, tuple[str, ...], str | None]] = set()
     for source, document in documents:
-        for llm, container, label in _containers(document, source):
+        for llm, container, label in containers_in(document, source):
             if llm is None or not isinstance(container, Mapping):
                 continue
             if container.get("crowded"):

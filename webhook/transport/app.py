@@ -40,6 +40,7 @@ from webhook.offline.render import NEWEST
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.transport.previews import PreviewRefused, PreviewWorker
+from webhook.transport.warmup import WarmUp
 
 MUTATE: Final = "/mutate"
 MUTATE_SHADOW: Final = "/mutate/shadow"
@@ -107,6 +108,8 @@ class AppState:
     parses: ParsePool = field(init=False)
     # Set on SIGTERM: /readyz fails and every admission response closes its connection.
     draining: bool = False
+    # Warm start, when the server runs one: /readyz fails until it is done.
+    warm: WarmUp | None = None
 
     def refused(self, endpoint: str, error: RequestError) -> None:
         """Count a refused request, and log it while the rate limit allows."""
@@ -384,6 +387,7 @@ class AdmissionHandler:
                 if key in asked:
                     raise RuntimeError("the script cache cannot hold this pod's scripts")
                 asked.add(key)
+                self.state.metrics.first_seen_script()
                 await parses.remember(missing, tenant=request.namespace or "", deadline=deadline)
             except (Shed, Late) as error:
                 return self._unparsed(request, error), None
@@ -555,6 +559,9 @@ def ops_app(state: AppState) -> FastAPI:
     async def readyz() -> Response:
         if state.draining:
             return JSONResponse({"status": "not ready", "reason": "draining for shutdown"}, 503)
+        if state.warm is not None and not state.warm.ready.is_set():
+            reason = "parsing the cluster's runtime scripts (warm start)"
+            return JSONResponse({"status": "not ready", "reason": reason}, 503)
         if state.tls is None or not state.tls.valid():
             return JSONResponse({"status": "not ready", "reason": "no valid certificate"}, 503)
         return JSONResponse({"status": "ready"})

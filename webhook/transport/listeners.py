@@ -28,6 +28,7 @@ from webhook.adapters.config import Settings
 from webhook.transport import app, metrics
 from webhook.transport.coalesce import CoalescingHttpToolsProtocol
 from webhook.transport.metrics import Metrics
+from webhook.transport.warmup import WarmUp
 
 log = logging.getLogger("multinode_webhook.listeners")
 
@@ -157,6 +158,16 @@ class Listeners:
         # The sandboxes start now, so that the first new script does not wait for them.
         starting = loop.run_in_executor(None, self.state.parses.start)
         watcher = asyncio.create_task(self._watch_certificates())
+        settings = self.state.settings
+        warming: asyncio.Task[None] | None = None
+        if settings.warm_up:
+            self.state.warm = WarmUp(
+                pool=self.state.parses,
+                options=settings.options(),
+                seconds=settings.warm_up_seconds,
+                parsed=self.state.metrics.warm_script,
+            )
+            warming = asyncio.create_task(self.state.warm.run())
         serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listening]
         while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
             await asyncio.sleep(0.01)
@@ -165,6 +176,9 @@ class Listeners:
             await asyncio.gather(*serving)
         finally:
             watcher.cancel()
+            if self.state.warm is not None and warming is not None:
+                self.state.warm.close()
+                warming.cancel()
             self.stop()
             self.state.previews.close()
             with contextlib.suppress(Exception):

@@ -106,6 +106,18 @@ class Metrics:
             "admitted unchanged, reason parser-failed",
             registry=registry,
         )
+        self._first_seen = Counter(
+            "multinode_webhook_first_seen_scripts",
+            "Scripts a review found uncached and sent to a sandbox, and waited for (warm start "
+            "parses the cluster's known scripts before they come: see multinode_webhook_warm_"
+            "scripts_total)",
+            registry=registry,
+        )
+        self._warm = Counter(
+            "multinode_webhook_warm_scripts",
+            "Scripts of the cluster's runtimes and LLM workloads parsed by warm start",
+            registry=registry,
+        )
         self._parse_timeouts = Counter(
             "multinode_webhook_parse_timeouts",
             "Scripts whose parse overran --parse-budget-seconds (the worker was replaced); their "
@@ -161,6 +173,12 @@ class Metrics:
 
     def parser_crashed(self) -> None:
         self._parser_crashes.inc()
+
+    def first_seen_script(self) -> None:
+        self._first_seen.inc()
+
+    def warm_script(self) -> None:
+        self._warm.inc()
 
     def parse_timed_out(self) -> None:
         self._parse_timeouts.inc()

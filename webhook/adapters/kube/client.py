@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,10 @@ from webhook.core.raw import mapping, string
 
 SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 NOT_FOUND: Final = 404
+GONE: Final = 410
+# A watch is renewed this often, and retried this long after an error.
+WATCH_SECONDS: Final = 300
+RETRY_SECONDS: Final = 5.0
 
 
 class KubeError(RuntimeError):
@@ -43,8 +48,9 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
         except config.ConfigException:
             pass
     try:
+        # $KUBECONFIG read now: the client reads it once, when it is imported.
         config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context
+            config_file=kubeconfig or os.environ.get("KUBECONFIG"), context=context
         )
     except (config.ConfigException, OSError) as error:
         raise KubeError(f"no cluster credentials: {error}") from None
@@ -88,6 +94,13 @@ def secret_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
     return decoded
 
 
+def _typed(item: dict[str, Any], listed: Mapping[str, Any]) -> dict[str, Any]:
+    """A listed object with the kind and apiVersion its list names (built-in kinds' items
+    carry neither)."""
+    kind = string(listed.get("kind")).removesuffix("List")
+    return {"apiVersion": listed.get("apiVersion"), "kind": kind, **item}
+
+
 class Cluster:
     """The few API calls the webhook's tools make, on raw JSON."""
 
@@ -99,6 +112,9 @@ class Cluster:
         self.batch = client.BatchV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        # The watches `follow` has open, so that `stop_following` can end them at once.
+        self._watches: set[Any] = set()
+        self._watches_lock = threading.Lock()
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -231,6 +247,113 @@ class Cluster:
         )
         items: list[dict[str, Any]] = (found or {}).get("items", [])
         return items
+
+    def follow(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        label_selector: str = "",
+        seen: Callable[[dict[str, Any]], None],
+        listed: Callable[[str | None], None],
+        stop: threading.Event,
+    ) -> None:
+        """Hand each object of a kind, in every namespace, to `seen`: those there now, then each
+        one as it is added or changed, until `stop` is set. `listed` is called once, after the
+        first list, with None, or with why it failed (the list is then tried again). A kind the
+        API server does not serve (its CRD is not installed) is listed as empty and not watched.
+        """
+        what = f"list {plural}.{group}"
+        version_seen: str | None = None
+        told = False
+        while not stop.is_set():
+            try:
+                if version_seen is None:
+                    found = self._read(
+                        what, self._list, group, version, plural, label_selector, None
+                    )
+                    for item in (found or {}).get("items", []):
+                        seen(_typed(item, found or {}))
+                    if not told:
+                        told = True
+                        listed(None)
+                    if found is None:
+                        return
+                    version_seen = string(mapping(found.get("metadata")).get("resourceVersion"))
+                version_seen = self._watch(
+                    (group, version, plural, label_selector), version_seen, seen=seen, stop=stop
+                )
+            except KubeError as error:
+                if not told:
+                    told = True
+                    listed(str(error))
+                stop.wait(RETRY_SECONDS)
+
+    def _list(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        label_selector: str,
+        resource_version: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        """The custom-objects API lists any kind, built-in ones too (`apps/v1 deployments`)."""
+        if resource_version is not None:
+            kwargs.update(watch=True, resource_version=resource_version)
+            kwargs.update(allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS)
+        return self.custom.list_cluster_custom_object(
+            group, version, plural, label_selector=label_selector, **kwargs
+        )
+
+    def _watch(
+        self,
+        kind: tuple[str, str, str, str],
+        version_seen: str,
+        *,
+        seen: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+    ) -> str | None:
+        """Follow one watch from `version_seen` to its end; the resourceVersion to go on from,
+        or None when the watch expired and the kind must be listed again."""
+        group, version, plural, selector = kind
+        response = None
+        try:
+            response = self._list(
+                group, version, plural, selector, version_seen, _preload_content=False
+            )
+            with self._watches_lock:
+                if stop.is_set():
+                    response.shutdown()
+                self._watches.add(response)
+            for line in response:
+                if stop.is_set():
+                    break
+                event = json.loads(line)
+                found = mapping(event.get("object"))
+                if event.get("type") == "ERROR":
+                    return None if found.get("code") == GONE else version_seen
+                version_seen = string(mapping(found.get("metadata")).get("resourceVersion"))
+                if event.get("type") in ("ADDED", "MODIFIED"):
+                    seen(dict(found))
+        except ApiException as error:
+            raise KubeError(
+                f"watch {plural}.{group}: {error.status} {_api_reason(error)}"
+            ) from None
+        except (HTTPError, OSError, ValueError) as error:
+            raise KubeError(f"watch {plural}.{group}: {error}") from None
+        finally:
+            with self._watches_lock:
+                self._watches.discard(response)
+        return version_seen
+
+    def stop_following(self) -> None:
+        """End every watch `follow` has open now, from any thread; with its `stop` set, each
+        `follow` then returns. An open watch would hold the API server's shutdown."""
+        with self._watches_lock:
+            for response in self._watches:
+                response.shutdown()
 
     def deployments(self, *, label_selector: str) -> list[dict[str, Any]]:
         """The Deployments of every namespace that carry these labels."""

@@ -17,6 +17,14 @@ _KINDS: Final = (
 )
 
 
+# (group, version, plural, label selector): what a serving replica follows to parse the scripts
+# its pods will bring before they come (`webhook.offline.warm`).
+FOLLOWED: Final = (
+    *((group, version, plural, "") for group, version, plural in _KINDS),
+    ("apps", "v1", "deployments", f"{PART_OF_LABEL}={LLMISVC_PART_OF}"),
+)
+
+
 def cluster_sources(cluster: Cluster) -> list[tuple[str, dict[str, Any]]]:
     """(where, object) for every runtime and LLMInferenceService workload of the cluster."""
     found: list[tuple[str, dict[str, Any]]] = []

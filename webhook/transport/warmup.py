@@ -1,0 +1,141 @@
+"""Warm start: a serving replica parses the scripts of the cluster's runtimes and LLM workloads
+before `/readyz` passes, and each new or changed one as it appears, so that the first pod of a
+known runtime finds its script cached instead of waiting for a sandbox.
+
+With cluster credentials (the pod's ServiceAccount, or `KUBECONFIG` outside a cluster) one
+thread per kind lists and then watches it (`Cluster.follow`), and hands each object's scripts to
+the event loop; one task parses them through the parse pool, one at a time, in a namespace of
+their own, so that they never crowd out a review's. Without credentials, or while the API server
+cannot be reached, the replica starts as it would without warm start, and says so once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.adapters.kube.sources import FOLLOWED
+from webhook.core.model import Options
+from webhook.core.script import ScriptNotParsed, cached_rewrite
+from webhook.offline.parsepool import Late, ParsePool, Shed
+from webhook.offline.warm import launch_scripts
+
+# The parse pool's namespace for warm-up: no pod's namespace is empty.
+TENANT: Final = ""
+
+log = logging.getLogger("multinode_webhook.warmup")
+
+
+class WarmUp:
+    """What warm start has done: `ready` is set once the first lists are parsed, or the
+    warm-up's bound has passed, or there is no cluster to read."""
+
+    def __init__(
+        self, *, pool: ParsePool, options: Options, seconds: float, parsed: Callable[[], None]
+    ) -> None:
+        """`parsed` is called for each script warm start parsed."""
+        self._pool = pool
+        self._counted = parsed
+        self._options = options
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._inbox: asyncio.Queue[ScriptNotParsed] = asyncio.Queue()
+        self.ready = asyncio.Event()
+        self.parsed = 0
+        self._cluster: Cluster | None = None
+
+    async def run(self) -> None:
+        """Follow the cluster until `close`; returns at once when there is none. Whatever
+        happens, `ready` is set: warm start never keeps a replica from serving."""
+        try:
+            await self._run()
+        finally:
+            self.ready.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            cluster = self._cluster = Cluster(await loop.run_in_executor(None, connect))
+        except KubeError as error:
+            log.info(
+                "warm start off: first-seen scripts are parsed on first use",
+                extra={"fields": {"why": str(error)}},
+            )
+            return
+        parsing = asyncio.create_task(self._parse())
+        listed = [asyncio.Event() for _ in FOLLOWED]
+        failures: list[str] = []
+        for (group, version, plural, selector), done in zip(FOLLOWED, listed, strict=True):
+
+            def seen(found: dict[str, Any]) -> None:
+                loop.call_soon_threadsafe(self._scripts_of, found)
+
+            def told(error: str | None, done: asyncio.Event = done) -> None:
+                if error is not None:
+                    failures.append(error)
+                loop.call_soon_threadsafe(done.set)
+
+            threading.Thread(
+                target=cluster.follow,
+                args=(group, version, plural),
+                kwargs={
+                    "label_selector": selector,
+                    "seen": seen,
+                    "listed": told,
+                    "stop": self._stop,
+                },
+                daemon=True,
+                name=f"follow {plural}",
+            ).start()
+        try:
+            await asyncio.wait_for(self._warmed(listed), self._seconds)
+        except TimeoutError:
+            log.warning(
+                "warm start incomplete: ready before every known script was parsed",
+                extra={"fields": {"seconds": self._seconds, "parsed": self.parsed}},
+            )
+        if failures:
+            log.warning(
+                "warm start could not read the cluster; it keeps trying",
+                extra={"fields": {"error": failures[0]}},
+            )
+        log.info("warm start done", extra={"fields": {"scripts": self.parsed}})
+        self.ready.set()
+        await parsing  # the watches go on handing it scripts
+
+    async def _warmed(self, listed: list[asyncio.Event]) -> None:
+        for done in listed:
+            await done.wait()
+        await self._inbox.join()
+
+    def _scripts_of(self, found: dict[str, Any]) -> None:
+        for missing in launch_scripts(found, options=self._options):
+            self._inbox.put_nowait(missing)
+
+    async def _parse(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            missing = await self._inbox.get()
+            try:
+                if cached_rewrite(missing.script, missing.rules) is None:
+                    # A generous deadline: nobody waits on these, but a stuck turn must end.
+                    deadline = loop.time() + 60
+                    await self._pool.remember(missing, tenant=TENANT, deadline=deadline)
+                    self.parsed += 1
+                    self._counted()
+            except (Shed, Late):
+                pass  # its first pod will ask again
+            except Exception:
+                log.exception("warm start could not parse a script")
+            finally:
+                self._inbox.task_done()
+
+    def close(self) -> None:
+        """Stop following the cluster."""
+        self._stop.set()
+        if self._cluster is not None:
+            self._cluster.stop_following()
