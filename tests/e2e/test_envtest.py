@@ -175,30 +175,67 @@ def test_kubectl_is_available_for_rendering() -> None:
     assert shutil.which("kubectl"), "the e2e test renders the overlay with kubectl kustomize"
 
 
+def _costly(serial: int) -> dict[str, Any]:
+    """A post-fix head pod whose distinct script of about 60 KiB names `$@` thousands of times:
+    costly to analyse, and new to every replica."""
+    pod = _named(example("legacy-head-pod.yaml"), f"flood-{serial}")
+    head = f"# {serial}\npython -m huggingfaceserver"
+    script = head + " $@" * ((60 * 1024 - len(head)) // 3) + "\n"
+    pod["spec"]["containers"][0]["command"] = ["bash", "-c", script]
+    pod["spec"]["containers"][0]["args"] = ["--x"]
+    return pod
+
+
+def _flood(cluster: Cluster, tenant: int, stop: threading.Event, flooded: list[int]) -> None:
+    """Create costly pods in the tenant's namespace until `stop`."""
+    with cluster.client() as client:
+        serial = tenant * 1_000_000
+        while not stop.is_set():
+            serial += 1
+            if _create(client, f"flood-{tenant}", _costly(serial)).status_code == 201:
+                flooded.append(serial)
+
+
+def _keep_creating(
+    cluster: Cluster, worker: int, stop: threading.Event, created: list[str], failures: list[str]
+) -> None:
+    """Create the example head pod in `rolling` under new names until `stop`."""
+    head = example("legacy-head-pod.yaml")
+    with cluster.client() as client:
+        serial = 0
+        while not stop.is_set():
+            name = f"rolling-{worker}-{serial}"
+            reply = _create(client, "rolling", _named(head, name))
+            if reply.status_code == 201:
+                created.append(name)
+            else:
+                failures.append(reply.text)
+            serial += 1
+
+
+def _unrepaired(stored: list[dict[str, Any]]) -> list[str]:
+    """The names of the stored pods that carry no status annotation of ours."""
+    return [
+        p["metadata"]["name"]
+        for p in stored
+        if names.STATUS_ANNOTATION not in p["metadata"].get("annotations", {})
+    ]
+
+
 def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -> None:
     """Two `serve` replicas behind a conntrack-like proxy, the API server calling it by URL;
-    pods are created all along while each replica in turn is replaced: every one is stored
-    repaired."""
+    pods are created all along while each replica in turn is replaced, and two tenants flood
+    the webhook with costly first-seen scripts: every pod of the others is stored repaired."""
     head = example("legacy-head-pod.yaml")
     flags = ("--log-level", "warning", "--keep-alive-seconds", "1")
     created: list[str] = []
     failures: list[str] = []
+    flooded: list[int] = []
     stop = threading.Event()
 
-    def create(worker: int) -> None:
-        with cluster.client() as client:
-            serial = 0
-            while not stop.is_set():
-                name = f"rolling-{worker}-{serial}"
-                reply = _create(client, "rolling", _named(head, name))
-                if reply.status_code == 201:
-                    created.append(name)
-                else:
-                    failures.append(reply.text)
-                serial += 1
-
     with cluster.client() as client, contextlib.ExitStack() as stack:
-        _namespace(client, "rolling", {names.INJECT_LABEL: Inject.ENABLED})
+        for namespace in ("rolling", "flood-0", "flood-1"):
+            _namespace(client, namespace, {names.INJECT_LABEL: Inject.ENABLED})
         process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
         service = Service(https_port)
         stack.callback(service.close)
@@ -210,7 +247,13 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
             ),
             "the webhook to be called",
         )
-        creators = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+        creators = [
+            threading.Thread(target=_keep_creating, args=(cluster, n, stop, created, failures))
+            for n in range(6)
+        ]
+        creators += [
+            threading.Thread(target=_flood, args=(cluster, n, stop, flooded)) for n in (0, 1)
+        ]
         for creator in creators:
             creator.start()
 
@@ -237,12 +280,12 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
             "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/multinode-webhook"
         )
     assert not failures, failures[:3]
-    unrepaired = [
-        p["metadata"]["name"]
-        for p in stored
-        if names.STATUS_ANNOTATION not in p["metadata"].get("annotations", {})
-    ]
-    print(f"{len(created)} pods created over 3 restarts, {len(unrepaired)} unrepaired")
+    unrepaired = _unrepaired(stored)
+    print(
+        f"{len(created)} pods created over 3 restarts, {len(unrepaired)} unrepaired, "
+        f"{len(flooded)} flooding pods"
+    )
+    assert flooded  # the flood ran
     assert len(created) > 200
     assert unrepaired == []
 
