@@ -69,10 +69,11 @@ class WarmUp:
         parsing = asyncio.create_task(self._parse())
         listed = [asyncio.Event() for _ in FOLLOWED]
         failures: list[str] = []
-        for (group, version, plural, selector), done in zip(FOLLOWED, listed, strict=True):
 
-            def seen(found: dict[str, Any]) -> None:
-                loop.call_soon_threadsafe(self._scripts_of, found)
+        def seen(found: dict[str, Any]) -> None:  # on a follow thread
+            loop.call_soon_threadsafe(self._scripts_of, found)
+
+        for (group, version, plural, selector), done in zip(FOLLOWED, listed, strict=True):
 
             def told(error: str | None, done: asyncio.Event = done) -> None:
                 if error is not None:
