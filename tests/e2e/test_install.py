@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,8 @@ import yaml
 
 from tests.support import servers
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd
 from tests.support.install import user_overlay
-from tests.support.poll import wait
 from webhook.adapters import certs
 
 pytestmark = ENVTEST
@@ -59,38 +57,7 @@ def _kubectl(kubeconfig: Path, *args: str) -> str:
 
 def _stand_in_crds(client: httpx.Client) -> None:
     for group, kind, plural in STAND_INS:
-        crd = {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{group}"},
-            "spec": {
-                "group": group,
-                "names": {"kind": kind, "plural": plural},
-                "scope": "Namespaced",
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {
-                            "openAPIV3Schema": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            }
-                        },
-                    }
-                ],
-            },
-        }
-        reply = client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
-        assert reply.status_code in (201, 409), reply.text
-    for group, _, plural in STAND_INS:
-        served = partial(_served, client, f"/apis/{group}/v1/{plural}")
-        wait(served, f"the {plural} stand-in")
-
-
-def _served(client: httpx.Client, path: str) -> bool:
-    return client.get(path).status_code == 200
+        stand_in_crd(client, group=group, kind=kind, plural=plural)
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:

@@ -14,39 +14,11 @@ import yaml
 
 from tests.support import kserve
 from tests.support.builders import EXAMPLES, review
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd
 from tests.support.poll import wait
 from tests.support.servers import Running, running
 
 NAMESPACE = "warm"
-# Enough of the ServingRuntime CRD for the API server to store and serve runtimes.
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servingruntimes.serving.kserve.io"},
-    "spec": {
-        "group": "serving.kserve.io",
-        "scope": "Namespaced",
-        "names": {
-            "plural": "servingruntimes",
-            "singular": "servingruntime",
-            "kind": "ServingRuntime",
-        },
-        "versions": [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
 
 
 def _runtime(serial: int) -> dict[str, Any]:
@@ -86,10 +58,15 @@ def test_a_replica_knows_the_clusters_runtimes_before_their_first_pods(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with cluster.client() as client:
-        _create(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)
+        stand_in_crd(
+            client,
+            group="serving.kserve.io",
+            kind="ServingRuntime",
+            plural="servingruntimes",
+            version="v1alpha1",
+        )
         _create(client, "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         runtimes_path = f"/apis/serving.kserve.io/v1alpha1/namespaces/{NAMESPACE}/servingruntimes"
-        wait(lambda: client.get(runtimes_path).status_code == 200, "the runtime CRD to be served")
         present = [_runtime(serial) for serial in range(3)]
         for runtime in present:
             _create(client, runtimes_path, runtime)

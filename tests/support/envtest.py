@@ -165,3 +165,37 @@ def register_webhook(client: httpx.Client, port: int, ca_pem: bytes) -> None:
     client.delete(f"{path}/{configuration['metadata']['name']}")
     reply = client.post(path, json=configuration)
     assert reply.status_code == 201, reply.text
+
+
+def stand_in_crd(
+    client: httpx.Client, *, group: str, kind: str, plural: str, version: str = "v1"
+) -> None:
+    """A namespaced CRD that stores any object of the kind, created if it is not there, and
+    served by the time this returns."""
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    reply = client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
+    assert reply.status_code in (201, 409), reply.text
+    path = f"/apis/{group}/{version}/{plural}"
+    wait(lambda: client.get(path).status_code == 200, f"the {plural} stand-in")
