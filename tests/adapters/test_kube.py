@@ -6,8 +6,10 @@ import base64
 import copy
 import datetime as dt
 import json
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import fakeapi, servers
+from tests.support import fakeapi, poll, servers
 from tests.support.builders import data_pod, example
 from tests.support.cli import cli, one_line_error
 from tests.support.fakeapi import serving_install
 from webhook.adapters import certs
-from webhook.adapters.kube.bootstrap import bootstrap
+from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
 from webhook.adapters.kube.check import Finding, check
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.core import names
@@ -49,7 +51,7 @@ def run_bootstrap(cluster: Cluster, *, now: dt.datetime = NOW, service: str = SE
         days=365,
         renew_before=dt.timedelta(days=30),
         now=now,
-    )
+    ).lines
 
 
 def stored(api: fakeapi.FakeApi) -> tuple[dict[str, bytes], list[bytes]]:
@@ -162,6 +164,76 @@ def test_concurrent_writer_makes_the_update_fail_loudly(
         run_bootstrap(cluster, now=NOW + dt.timedelta(days=340))
 
 
+class _Clock(threading.Event):
+    """A stop event whose waits are recorded and return at once; set after `passes` waits."""
+
+    def __init__(self, passes: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.passes = passes
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0)
+        if len(self.waits) >= self.passes:
+            self.set()
+        return self.is_set()
+
+
+def test_keep_says_what_changed_and_retries_a_failed_pass_sooner() -> None:
+    outcomes: list[Outcome | KubeError] = [
+        Outcome(["created"], changed=True),
+        Outcome(["current"], changed=False),
+        Outcome(["current"], changed=False),
+        KubeError("read Secret: 403 forbidden"),
+        KubeError("read Secret: 503 unavailable"),
+        Outcome(["current"], changed=False),
+        Outcome(["created"], changed=True),
+        Outcome(["created"], changed=True),
+    ]
+    said: list[str] = []
+
+    def run() -> Outcome:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, KubeError):
+            raise outcome
+        return outcome
+
+    clock = _Clock(passes=8)
+    keep(run, every=dt.timedelta(minutes=10), stop=clock, say=said.append)
+    assert said == [
+        "created",
+        "current",
+        "error: read Secret: 403 forbidden; trying again in 5s",
+        "error: read Secret: 503 unavailable; trying again in 10s",
+        "current",  # said again after a failure: the log shows the install healed
+        "created",
+        "created",  # a pass that writes is always said
+    ]
+    assert clock.waits == [600, 600, 600, 5, 10, 600, 600, 600]
+
+
+def test_bootstrap_every_keeps_the_secret_until_sigterm(fake: Any) -> None:
+    api, _, kubeconfig = fake
+    command = [sys.executable, "-m", "webhook", "certs", "bootstrap", "--every", "1s"]
+    with subprocess.Popen(
+        [*command, "--kubeconfig", str(kubeconfig), "--namespace", NS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as keeper:
+        try:
+            poll.wait(lambda: api.get("secrets", NS, SECRET) is not None, "the Secret")
+            first = stored(api)
+            del api.objects["secrets", NS, SECRET]  # deleted by hand: remade at the next pass
+            poll.wait(lambda: api.get("secrets", NS, SECRET) is not None, "the Secret remade")
+            assert stored(api)[0] != first[0]
+        finally:
+            keeper.send_signal(signal.SIGTERM)
+            out, err = keeper.communicate(timeout=30)
+    assert keeper.returncode == 0, err
+    assert out.count(f"Secret {NS}/{SECRET} created") == 2, out
+
+
 def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:
     api, _, kubeconfig = fake
     api.put(
@@ -198,12 +270,8 @@ def _break(api: fakeapi.FakeApi, fault: str) -> None:
     elif fault == "no-ready-endpoints":
         slice_ = api.objects["endpointslices", NS, f"{SERVICE}-abcde"]
         slice_["endpoints"][0]["conditions"]["ready"] = False
-    elif fault == "job-failed":
-        api.objects["jobs", NS, "multinode-webhook-certs"]["status"] = {
-            "conditions": [
-                {"type": "Failed", "status": "True", "message": "Job has reached the backoff limit"}
-            ]
-        }
+    elif fault == "certificate-keeper-down":
+        api.objects["deployments", NS, "multinode-webhook-certs"]["status"] = {"replicas": 1}
     elif fault == "no-secret":
         del api.objects["secrets", NS, SECRET]
 
@@ -215,7 +283,11 @@ def _break(api: fakeapi.FakeApi, fault: str) -> None:
         ("no-ready-replicas", f"!! Deployment {NS}/{SERVICE} has no ready replicas (0 of 2)"),
         ("no-deployment", f"!! Deployment {NS}/{SERVICE} not found"),
         ("no-ready-endpoints", f"!! Service {NS}/{SERVICE} has no ready endpoints"),
-        ("job-failed", f"!! Job {NS}/multinode-webhook-certs failed (Job has reached the backoff"),
+        (
+            "certificate-keeper-down",
+            f"!! Deployment {NS}/multinode-webhook-certs has no ready replica: the serving "
+            "certificate is neither made nor renewed",
+        ),
         ("no-secret", f"!! Secret {NS}/{SECRET} not found"),
         ("unreachable-address", "!! --address 127.0.0.1:1 cannot be reached"),
     ],

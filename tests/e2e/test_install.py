@@ -2,10 +2,10 @@
 cluster would run, run here.
 
 There is no kubelet, scheduler or controller manager in envtest: no pod ever starts. So the
-bootstrap Job's container is run here as a kubelet would run it (its args with `$(VAR)`
-expanded from its env, with a token of the Job's own ServiceAccount, so that the install's RBAC
-is what is tested), and the Deployment's container is started on the files of the Secret that
-Job made, mounted where its volume says, until `/readyz` answers.
+certificate Deployment's container is run here as a kubelet would run it (its args with
+`$(VAR)` expanded from its env, with a token of its own ServiceAccount, so that the install's
+RBAC is what is tested), and the webhook Deployment's container is started on the files of the
+Secret it made, mounted where its volume says, until `/readyz` answers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +27,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import servers
+from tests.support import poll, servers
 from tests.support.cli import cli
 from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd
 from tests.support.install import user_overlay
+from webhook import __version__
 from webhook.adapters import certs
 
 pytestmark = ENVTEST
@@ -77,11 +79,11 @@ def _container_env(container: Mapping[str, Any], *, namespace: str) -> dict[str,
     return env
 
 
-def _run_as_kubelet(
+def _as_kubelet(
     template: Mapping[str, Any], namespace: str, cluster: Cluster, work: Path
-) -> subprocess.CompletedProcess[str]:
-    """A pod template's one container, run as the kubelet would: its args with `$(VAR)`
-    expanded from its env, and a token of the template's own ServiceAccount."""
+) -> tuple[list[str], dict[str, str]]:
+    """A pod template's one container, as the kubelet would run it: its args with `$(VAR)`
+    expanded from its env, and a token of the template's own ServiceAccount. (argv, env)"""
     [container] = template["spec"]["containers"]
     account = template["spec"]["serviceAccountName"]
     token = subprocess.run(
@@ -102,20 +104,60 @@ def _run_as_kubelet(
     env = _container_env(container, namespace=namespace)
     args = [_expand(arg, env) for arg in container["args"]]
     as_pod = kubeconfig_for(cluster, work / f"{account}.kubeconfig", token=token)
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, **env, "KUBECONFIG": str(as_pod)},
-    )
+    return [sys.executable, "-m", "webhook", *args], {
+        **os.environ,
+        **env,
+        "KUBECONFIG": str(as_pod),
+    }
 
 
-def _run_job(job: Mapping[str, Any], cluster: Cluster, work: Path) -> str:
-    done = _run_as_kubelet(job["spec"]["template"], job["metadata"]["namespace"], cluster, work)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+def _run_as_kubelet(
+    template: Mapping[str, Any], namespace: str, cluster: Cluster, work: Path
+) -> subprocess.CompletedProcess[str]:
+    """A container that runs to its end (a Job's)."""
+    argv, env = _as_kubelet(template, namespace, cluster, work)
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, env=env)
+
+
+def _keep_certificates(
+    client: httpx.Client, keeper: Mapping[str, Any], cluster: Cluster, work: Path
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The certificate Deployment's container, run as the kubelet would until the Secret it
+    makes and the caBundle it writes agree, then stopped as a rollout stops it (SIGTERM).
+    (the Secret, the configuration, what it said)"""
+    namespace = keeper["metadata"]["namespace"]
+    argv, env = _as_kubelet(keeper["spec"]["template"], namespace, cluster, work)
+    secret_path = f"/api/v1/namespaces/{namespace}/secrets/multinode-webhook-tls"
+    configuration_path = f"{CONFIGURATIONS}/multinode-webhook"
+
+    def agreed() -> bool:
+        secret = client.get(secret_path)
+        if secret.status_code != 200:
+            return False
+        ca = base64.b64decode(secret.json()["data"]["ca.crt"])
+        webhooks = client.get(configuration_path).json()["webhooks"]
+        return {e["clientConfig"].get("caBundle") for e in webhooks} == {certs.ca_bundle(ca)}
+
+    log = work / "keeper.log"
+    with (
+        log.open("w") as output,
+        subprocess.Popen(
+            argv, stdout=output, stderr=subprocess.STDOUT, text=True, env=env
+        ) as process,
+    ):
+        try:
+            # Its first pass said (a pass is said once it is done), and what it made agrees.
+            poll.wait(
+                lambda: "caBundle" in log.read_text() and agreed(),
+                "the Secret and caBundle the certificate Deployment keeps",
+                120,
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    said = log.read_text()
+    assert process.returncode == 0, said
+    return client.get(secret_path).json(), client.get(configuration_path).json(), said
 
 
 @contextlib.contextmanager
@@ -142,12 +184,6 @@ def _deployment_serving(
         yield https_port, http_port
 
 
-def _state(client: httpx.Client, path: str) -> str:
-    reply = client.get(path)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["metadata"]["resourceVersion"])
-
-
 def _placed(admin: Path, rendered: list[dict[str, Any]], install: str) -> None:
     """Every object is where the render says: namespaced ones in the install's namespace."""
     for obj in rendered:
@@ -162,21 +198,18 @@ def _placed(admin: Path, rendered: list[dict[str, Any]], install: str) -> None:
 
 
 def _certificates(
-    client: httpx.Client, job: Mapping[str, Any], cluster: Cluster, work: Path, redo: Any
+    client: httpx.Client, keeper: Mapping[str, Any], cluster: Cluster, work: Path, redo: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The bootstrap Job run as the kubelet would: the Secret and the configuration it made,
-    checked to agree and to stay as they are when it runs again and `redo()` runs."""
-    print(_run_job(job, cluster, work))
-    secret_path = f"/api/v1/namespaces/{job['metadata']['namespace']}/secrets/multinode-webhook-tls"
-    configuration_path = f"{CONFIGURATIONS}/multinode-webhook"
-    secret = client.get(secret_path).json()
-    configuration = client.get(configuration_path).json()
-    bundles = {e["clientConfig"].get("caBundle") for e in configuration["webhooks"]}
-    assert bundles == {certs.ca_bundle(base64.b64decode(secret["data"]["ca.crt"]))}
-    before = (_state(client, secret_path), _state(client, configuration_path))
-    _run_job(job, cluster, work)
+    """The certificate Deployment run as the kubelet would: the Secret and the configuration
+    it made, checked to stay as they are when `redo()` runs and it starts again."""
+    secret, configuration, said = _keep_certificates(client, keeper, cluster, work)
+    print(said)
+    before = (secret["metadata"]["resourceVersion"], configuration["metadata"]["resourceVersion"])
     redo()
-    assert (_state(client, secret_path), _state(client, configuration_path)) == before
+    again, configured, said = _keep_certificates(client, keeper, cluster, work)
+    assert "is current" in said, said
+    after = (again["metadata"]["resourceVersion"], configured["metadata"]["resourceVersion"])
+    assert after == before
     return secret, configuration
 
 
@@ -245,7 +278,7 @@ def test_the_documented_install_works(
             if overlay != "cert-manager":  # there cert-manager makes the Secret; not here
                 secret, configuration = _certificates(
                     client,
-                    _one(rendered, "Job", "multinode-webhook-certs"),
+                    _one(rendered, "Deployment", "multinode-webhook-certs"),
                     cluster,
                     tmp_path,
                     # Applying the install again, as an upgrade does, keeps caBundle.
@@ -256,6 +289,85 @@ def test_the_documented_install_works(
             # The README's break glass, then uninstall (no namespace controller runs here to
             # finish deleting the namespace, so kubectl is not asked to wait for it).
             _kubectl(admin, "delete", "mutatingwebhookconfiguration", "multinode-webhook")
+            _kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
+        finally:
+            client.delete(f"{CONFIGURATIONS}/multinode-webhook")
+
+
+def _unapplied(wanted: Any, live: Any, where: str = "") -> list[str]:
+    """The fields of `wanted` that `live` does not hold as given (what the API server adds, such
+    as defaults and status, is not compared; an empty list or map it stores as absent)."""
+    if wanted in ([], {}) and live is None:
+        return []
+    if isinstance(wanted, dict):
+        if not isinstance(live, dict):
+            return [where or "/"]
+        return [
+            miss
+            for key, value in wanted.items()
+            for miss in _unapplied(value, live.get(key), f"{where}/{key}")
+        ]
+    if isinstance(wanted, list):
+        if not isinstance(live, list) or len(live) != len(wanted):
+            return [where]
+        return [
+            miss
+            for index, (a, b) in enumerate(zip(wanted, live, strict=True))
+            for miss in _unapplied(a, b, f"{where}/{index}")
+        ]
+    return [] if wanted == live else [f"{where}: {live!r} instead of {wanted!r}"]
+
+
+def _rendered(admin: Path, source: Path) -> list[dict[str, Any]]:
+    return [
+        d for d in yaml.safe_load_all(_kubectl(admin, "kustomize", str(source))) if d is not None
+    ]
+
+
+def test_an_upgrade_updates_every_object_and_keeps_the_certificate(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The README's upgrade: another tag in the user's overlay, then the install's own apply,
+    while the certificate Deployment of the first install has made the Secret."""
+    admin = kubeconfig_for(cluster, tmp_path / "kubeconfig")
+    source = user_overlay(tmp_path / "my-install", "opt-in", namespace="mw-upgrade")
+    with cluster.client() as client:
+        _stand_in_crds(client)
+        client.delete(f"{CONFIGURATIONS}/multinode-webhook")  # another test's
+        try:
+            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+            first = _rendered(admin, source)
+            keeper = _one(first, "Deployment", "multinode-webhook-certs")
+            image = keeper["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert image == f"multinode-webhook:{__version__}"
+            secret, configuration, _ = _keep_certificates(client, keeper, cluster, tmp_path)
+
+            kustomization = yaml.safe_load((source / "kustomization.yaml").read_text())
+            kustomization["images"] = [{"name": "multinode-webhook", "newTag": "9.9.9"}]
+            (source / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+
+            upgraded = _rendered(admin, source)
+            workloads = [o for o in upgraded if o["kind"] in ("Deployment", "CronJob")]
+            assert len(workloads) == 3  # the webhook, its certificates, the audit
+            for obj in upgraded:
+                meta = obj["metadata"]
+                where = ["-n", meta["namespace"]] if "namespace" in meta else []
+                live = json.loads(
+                    _kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
+                )
+                assert not _unapplied(obj, live), (obj["kind"], meta["name"])
+            assert "9.9.9" in json.dumps(workloads)
+
+            # The new certificate Deployment finds the pair current: nothing is remade.
+            kept, configured, said = _keep_certificates(
+                client, _one(upgraded, "Deployment", "multinode-webhook-certs"), cluster, tmp_path
+            )
+            assert "is current" in said, said
+            assert kept["data"] == secret["data"]
+            assert [e["clientConfig"]["caBundle"] for e in configured["webhooks"]] == [
+                e["clientConfig"]["caBundle"] for e in configuration["webhooks"]
+            ]
             _kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
         finally:
             client.delete(f"{CONFIGURATIONS}/multinode-webhook")

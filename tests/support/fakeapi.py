@@ -40,7 +40,6 @@ ROUTES = [
         re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/replicasets/(?P<name>[^/]+)$"),
         "replicasets",
     ),
-    (re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs/(?P<name>[^/]+)$"), "jobs"),
     (
         re.compile(r"^/apis/discovery.k8s.io/v1/namespaces/(?P<ns>[^/]+)/endpointslices$"),
         "endpointslices",
@@ -262,7 +261,7 @@ def webhook_deployment(*extra_args: str) -> dict[str, Any]:
 
 def serving_install(api: FakeApi, *extra_args: str) -> None:
     """What a healthy install adds to the certificates: a ready Deployment (its `serve` given
-    `extra_args`), a ready endpoint behind the Service, and the bootstrap Job complete."""
+    `extra_args`), a ready endpoint behind the Service, and the certificate Deployment ready."""
     deployment = webhook_deployment(*extra_args)
     deployment["status"] = {"replicas": 2, "readyReplicas": 2}
     api.put("deployments", deployment)
@@ -278,9 +277,9 @@ def serving_install(api: FakeApi, *extra_args: str) -> None:
         },
     )
     api.put(
-        "jobs",
+        "deployments",
         {
             "metadata": {"name": "multinode-webhook-certs", "namespace": INSTALL_NAMESPACE},
-            "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+            "status": {"replicas": 1, "readyReplicas": 1},
         },
     )

@@ -127,32 +127,41 @@ def test_malformed_bodies_get_the_same_answer(body: bytes) -> None:
     assert_same(body)
 
 
-def _documents() -> Iterator[tuple[str, dict[str, Any]]]:
+def _golden_documents() -> Iterator[tuple[str, dict[str, Any]]]:
     for path in sorted((TESTDATA / "pods").glob("*.yaml")):
         if not path.name.endswith(".golden.yaml"):
             yield path.name, review(data_pod(path.name.removesuffix(".yaml")))
-    if kserve.CORPUS.is_dir():
-        for path, role, pod in kserve.corpus_pods():
-            yield f"{path.name}-{role}", review(pod)
-    if llmisvc.CORPUS.is_dir():
-        for path in llmisvc.preset_files():
-            config = llmisvc.load(path)
-            for role in llmisvc.roles(config):
-                yield (
-                    f"{path.name}-{role}",
-                    review(llmisvc.build_pod(config, role=role, user_args=["a b", "'x'"])),
-                )
 
 
-def test_every_golden_and_corpus_pod_gets_the_same_answer() -> None:
+def _corpus_documents() -> Iterator[tuple[str, dict[str, Any]]]:
+    """The pods KServe builds from the shared corpus (a skip naming it when it is missing)."""
+    for path, role, pod in kserve.corpus_pods():
+        yield f"{path.name}-{role}", review(pod)
+    for preset in llmisvc.preset_files():
+        config = llmisvc.load(preset)
+        for role in llmisvc.roles(config):
+            pod = llmisvc.build_pod(config, role=role, user_args=["a b", "'x'"])
+            yield f"{preset.name}-{role}", review(pod)
+
+
+def _same_answers(documents: Iterator[tuple[str, dict[str, Any]]]) -> int:
     seen = 0
-    for name, document in _documents():
+    for name, document in documents:
         body = json.dumps(document).encode()
         typed = outcome(decode_review, body)
         assert typed[0] == "review", (name, typed)
         assert typed == outcome(parse_body, body), name
         seen += 1
-    assert seen >= 30
+    return seen
+
+
+def test_every_golden_pod_gets_the_same_answer() -> None:
+    goldens = [p for p in (TESTDATA / "pods").glob("*.yaml") if ".golden." not in p.name]
+    assert _same_answers(_golden_documents()) == len(goldens) > 10
+
+
+def test_every_corpus_pod_gets_the_same_answer() -> None:
+    assert _same_answers(_corpus_documents()) >= 30
 
 
 def test_the_typed_view_holds_only_what_admission_reads() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,9 @@ def add(commands: Any) -> None:
         description="Create the serving Secret when it is missing, renew it when it expires within "
         "--renew-before or no longer names the Service, and write its CA into every entry's "
         "caBundle. On renewal the old CA stays in caBundle next to the new one, so no handshake "
-        "fails while the pods reload. Safe to run again and again.",
+        "fails while the pods reload. Safe to run again and again. With --every it keeps "
+        "running (the install's Deployment): it checks again at that interval and retries a "
+        "failed check sooner, until SIGTERM.",
     )
     bootstrap.add_argument(
         "--namespace",
@@ -55,6 +59,11 @@ def add(commands: Any) -> None:
         type=duration,
         default=dt.timedelta(days=30),
         help="renew when the certificate expires within this (default: 720h)",
+    )
+    bootstrap.add_argument(
+        "--every",
+        type=duration,
+        help="keep running and check again at this interval, e.g. 10m (default: check once)",
     )
     cluster_flags(bootstrap)
     bootstrap.set_defaults(run=bootstrap_run)
@@ -88,18 +97,22 @@ def generate_run(args: argparse.Namespace) -> int:
 
 
 def bootstrap_run(args: argparse.Namespace) -> int:
-    from webhook.adapters.kube.bootstrap import bootstrap  # noqa: PLC0415
+    from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
     positive_days(args.days)
+    if args.every is not None and args.every <= dt.timedelta(0):
+        fail("--every must be longer than 0s")
     namespace = args.namespace or current_namespace(
         kubeconfig=args.kubeconfig, context=args.context
     )
     if not namespace:
         fail("--namespace is required: neither a pod's nor the kubeconfig context's is known")
-    try:
-        actions = bootstrap(
-            cluster(args),
+    target = cluster(args)
+
+    def once() -> Outcome:
+        return bootstrap(
+            target,
             namespace=namespace,
             service=args.service,
             secret=args.secret,
@@ -107,8 +120,17 @@ def bootstrap_run(args: argparse.Namespace) -> int:
             days=args.days,
             renew_before=args.renew_before,
         )
+
+    if args.every is not None:
+        stop = threading.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop.set())
+        keep(once, every=args.every, stop=stop, say=lambda line: print(line, flush=True))
+        return 0
+    try:
+        outcome = once()
     except KubeError as error:
         fail(str(error))
-    for action in actions:
-        print(action)
+    for line in outcome.lines:
+        print(line)
     return 0

@@ -1,20 +1,31 @@
 """Certificate bootstrap: keep the webhook's serving Secret and its configuration's `caBundle`
-in step, creating or renewing the pair when it is missing, unsound or about to expire."""
+in step, creating or renewing the pair when it is missing, unsound or about to expire, once or
+for as long as the process runs."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.adapters import certs
-from webhook.adapters.kube.client import Cluster, secret_data
+from webhook.adapters.kube.client import Cluster, KubeError, secret_data
 from webhook.core import patch
 from webhook.core.patch import PatchOp
 from webhook.core.raw import mapping
 
 PREVIOUS_CA: Final = "ca-previous.crt"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one bootstrap pass did, a line each, and whether it wrote anything."""
+
+    lines: list[str]
+    changed: bool
 
 
 def _b64(data: bytes) -> str:
@@ -59,7 +70,7 @@ def renewal_reason(
     return None
 
 
-def ensure_ca_bundle(cluster: Cluster, name: str, bundle: bytes) -> str:
+def ensure_ca_bundle(cluster: Cluster, name: str, bundle: bytes) -> Outcome:
     """Write `bundle` as every entry's caBundle where it differs; say what was done."""
     configuration = cluster.webhook_configuration(name)
     wanted = certs.ca_bundle(bundle)
@@ -71,9 +82,9 @@ def ensure_ca_bundle(cluster: Cluster, name: str, bundle: bytes) -> str:
         ops.append(patch.test(patch.pointer("webhooks", index, "name"), entry.get("name")))
         ops.append(patch.add(patch.pointer("webhooks", index, "clientConfig", "caBundle"), wanted))
     if not ops:
-        return f"caBundle of {name} already current"
+        return Outcome([f"caBundle of {name} already current"], changed=False)
     cluster.patch_webhook_configuration(name, ops)
-    return f"caBundle written to {len(ops) // 2} entries of {name}"
+    return Outcome([f"caBundle written to {len(ops) // 2} entries of {name}"], changed=True)
 
 
 def _secret_body(
@@ -107,7 +118,7 @@ def bootstrap(
     days: int = 365,
     renew_before: dt.timedelta = dt.timedelta(days=30),
     now: dt.datetime | None = None,
-) -> list[str]:
+) -> Outcome:
     """Create or renew the serving Secret and keep `caBundle` trusting it. Safe to rerun.
 
     On renewal the new CA goes into `caBundle` next to the old one before the Secret changes,
@@ -121,16 +132,14 @@ def bootstrap(
     reason = renewal_reason(data, sans=sans, now=now, renew_before=renew_before)
     if reason is None:
         previous = _unexpired_ca(data.get(PREVIOUS_CA), now)
-        return [
-            f"Secret {namespace}/{secret} is current",
-            ensure_ca_bundle(cluster, webhook_config, data[certs.CA_FILE] + (previous or b"")),
-        ]
+        bundled = ensure_ca_bundle(cluster, webhook_config, data[certs.CA_FILE] + (previous or b""))
+        return Outcome([f"Secret {namespace}/{secret} is current", *bundled.lines], bundled.changed)
 
     bundle = certs.generate(sans=sans, days=days, now=now)
     old_ca = _unexpired_ca(data.get(certs.CA_FILE), now) if current else None
     actions = [
         f"new certificate for {service}.{namespace}.svc: {reason}",
-        ensure_ca_bundle(cluster, webhook_config, bundle.ca_pem + (old_ca or b"")),
+        *ensure_ca_bundle(cluster, webhook_config, bundle.ca_pem + (old_ca or b"")).lines,
     ]
     body = _secret_body(bundle, namespace=namespace, secret=secret, old_ca=old_ca)
     if current is None:
@@ -143,4 +152,39 @@ def bootstrap(
         )
         cluster.replace_secret(namespace, body)
         actions.append(f"Secret {namespace}/{secret} renewed")
-    return actions
+    return Outcome(actions, changed=True)
+
+
+def keep(
+    run: Callable[[], Outcome],
+    *,
+    every: dt.timedelta,
+    stop: threading.Event,
+    say: Callable[[str], None],
+    first_retry: dt.timedelta = dt.timedelta(seconds=5),
+) -> None:
+    """`run` (a bootstrap) now and every `every` until `stop` is set: the long-running form,
+    for a Deployment, whose pod template (unlike a Job's) an upgrade may change.
+
+    A pass is said when it wrote something or reads otherwise than the pass before, so a quiet
+    install logs nothing after its first pass. A failed pass is said and retried sooner, from
+    `first_retry` doubling up to `every`, so a missing permission or an API outage heals by
+    itself.
+    """
+    said: list[str] = []
+    retry = first_retry
+    while not stop.is_set():
+        try:
+            outcome = run()
+        except KubeError as error:
+            wait = min(retry, every)
+            say(f"error: {error}; trying again in {int(wait.total_seconds())}s")
+            said, retry = [], retry * 2
+            stop.wait(wait.total_seconds())
+            continue
+        if outcome.changed or outcome.lines != said:
+            for line in outcome.lines:
+                say(line)
+            said = outcome.lines
+        retry = first_retry
+        stop.wait(every.total_seconds())

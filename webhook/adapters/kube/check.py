@@ -1,6 +1,6 @@
 """The read-only cluster report: what the installed webhook covers, whether it is serving
-(Deployment, endpoints, bootstrap Job, Secret), whether its TLS is sound, and why a given pod
-was or was not mutated.
+(Deployment, endpoints, certificate Deployment, Secret), whether its TLS is sound, and why a
+given pod was or was not mutated.
 
 A webhook that fails open is silent when it is down: every pod is admitted unrepaired. So each
 way it can be down is a problem here, and what cannot be verified from where `check` runs is
@@ -38,7 +38,7 @@ from webhook.core.names import (
 from webhook.core.raw import mapping, string
 from webhook.core.view import pod_view
 
-BOOTSTRAP_JOB: Final = "multinode-webhook-certs"
+CERTIFICATE_KEEPER: Final = "multinode-webhook-certs"
 # The label the API server gives every namespace, which selectors may name.
 _NAME_LABEL: Final = "kubernetes.io/metadata.name"
 
@@ -266,29 +266,22 @@ def serving_findings(
     ]
 
 
-def job_finding(job: Mapping[str, Any] | None, *, namespace: str, name: str) -> Finding:
-    """How the certificate bootstrap Job ended, when there is one."""
-    if job is None:
+def keeper_finding(deployment: Mapping[str, Any] | None, *, namespace: str, name: str) -> Finding:
+    """Whether the Deployment that makes and renews the serving certificate runs, when the
+    install has one."""
+    if deployment is None:
         return Finding(
-            f"Job {namespace}/{name} not found: removed a day after it finished, or "
-            "certificates come from cert-manager",
+            f"Deployment {namespace}/{name} not found: certificates come from cert-manager, "
+            "or nothing renews them",
             verified=False,
         )
-    conditions = {
-        string(c.get("type")): c
-        for c in mapping(job.get("status")).get("conditions") or []
-        if c.get("status") == "True"
-    }
-    if "Failed" in conditions:
-        why = string(conditions["Failed"].get("message")) or "failed"
+    if not mapping(deployment.get("status")).get("readyReplicas"):
         return Finding(
-            f"Job {namespace}/{name} failed ({why}): the serving certificate was not made; "
-            f"see kubectl -n {namespace} logs job/{name}",
+            f"Deployment {namespace}/{name} has no ready replica: the serving certificate is "
+            f"neither made nor renewed; see kubectl -n {namespace} logs deploy/{name}",
             ok=False,
         )
-    if "Complete" in conditions:
-        return Finding(f"Job {namespace}/{name} completed")
-    return Finding(f"Job {namespace}/{name} has not finished yet", verified=False)
+    return Finding(f"Deployment {namespace}/{name} keeps the serving certificate")
 
 
 def served_certificate_finding(
@@ -371,8 +364,10 @@ def check(
     findings += [
         *target_containers_findings(entries, deployment, name=f"{service_ns}/{service_name}"),
         *serving_findings(cluster, deployment, namespace=service_ns, name=service_name),
-        job_finding(
-            cluster.job(service_ns, BOOTSTRAP_JOB), namespace=service_ns, name=BOOTSTRAP_JOB
+        keeper_finding(
+            cluster.deployment(service_ns, CERTIFICATE_KEEPER),
+            namespace=service_ns,
+            name=CERTIFICATE_KEEPER,
         ),
     ]
 

@@ -109,7 +109,6 @@ class Cluster:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
-        self.batch = client.BatchV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         # The watches `follow` has open, so that `stop_following` can end them at once.
@@ -151,12 +150,6 @@ class Cluster:
             self.apps.read_namespaced_deployment,
             name,
             namespace,
-        )
-
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Job, or None when there is none."""
-        return self._read(
-            f"read Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace
         )
 
     def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
