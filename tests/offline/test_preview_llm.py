@@ -11,7 +11,7 @@ import yaml
 
 from tests.support.builders import data_pod
 from tests.support.cli import cli
-from webhook.core import names
+from webhook.core import argv, names
 
 
 def _template(pod: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +54,13 @@ def test_preview_reads_both_templates_of_a_leaderworkerset() -> None:
     tail = ["--lora-modules", lora, "--served-model-name=my model", "--x=$(id)"]
     assert after[-5:] == [*tail, "--trust-remote-code"]
     assert [arg["after"] for arg in launch["args"]] == ["exact"] * 4
+    # Before: what eval did with each, as bash does it (tests/core/test_argv.py).
+    assert [arg["before"] for arg in launch["args"]] == [
+        "exact",
+        f"changed: eval makes it {lora!r}",
+        "split into 2 words",
+        argv.RUNS,
+    ]
     assert worker["launch"][0]["after"][-3:] == ["--enforce-eager", "a b", "--trust-remote-code"]
 
 

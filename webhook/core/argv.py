@@ -7,7 +7,9 @@ them with spaces, and `exec $CMD` splits the string assigned to `CMD`. Every oth
 (`${MODEL}`, `$(...)`) is shown as written: its value is known only in the running pod. An
 unquoted `*`, `?` or `[` is shown as is, which is also what bash passes when nothing in the
 working directory matches it. An `eval "vllm serve …"` launch is followed into its string: eval
-joins its words with spaces and runs the text as a script of its own.
+joins its words with spaces and runs the text as a script of its own, and what it does to each
+arg there (runs its `$(…)`, expands its `$VAR`, globs, braces, cuts the command line at its
+`;` or `#`, strips its quotes) is told arg by arg.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import Any, Final
 from tree_sitter import Node
 
 from webhook.core.rewrite import split_shell
-from webhook.core.script import find_launch, indirect_assignment, node_text, parse, positional
+from webhook.core.script import (
+    find_launch,
+    indirect_assignment,
+    node_text,
+    parse,
+    positional,
+    syntax_error,
+)
 
 _BLANKS: Final = re.compile(r"[ \t\n]+")
 _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
@@ -34,6 +43,9 @@ class Launch:
     kind: str
     argv: tuple[str, ...]
     zero: str = ""  # the script's $0: the first word after it, when there is one
+    # Through eval: what eval does with each positional parameter ("exact", "runs a command:
+    # …"), in order; None when the launch is not run through eval.
+    evaluated: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,8 @@ class _Fields:
     def __init__(self) -> None:
         self.words: list[str] = []
         self.current: str | None = None  # None: nothing yet, so no word
+        # Where each parameter a quoted `"$@"` gave stands: (word index, start, end).
+        self.marks: list[tuple[int, int, int]] = []
 
     def add(self, text: str) -> None:
         self.current = (self.current or "") + text
@@ -75,13 +89,12 @@ class _Fields:
 
     def exact(self, values: Sequence[str]) -> None:
         """A quoted `"$@"`: every parameter one word; the first and last join their sides."""
-        if not values:
-            return
-        first, *others = values
-        self.add(first)
-        for value in others:
-            self.end()
+        for index, value in enumerate(values):
+            if index:
+                self.end()
+            start = len(self.current or "")
             self.add(value)
+            self.marks.append((len(self.words), start, start + len(value)))
 
     def end(self) -> None:
         if self.current is not None:
@@ -145,12 +158,30 @@ def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> No
     fields.add(node_text(node))  # other expansions and substitutions: as written
 
 
-def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
+def _fields(nodes: Sequence[Node], params: _Params) -> _Fields:
     fields = _Fields()
     for node in nodes:
         _expand(node, params, fields, quoted=False)
         fields.end()
-    return fields.words
+    return fields
+
+
+def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
+    return _fields(nodes, params).words
+
+
+def _arguments(launch: Node) -> list[Node]:
+    """The launch command's argument words, with those tree-sitter files under a redirection
+    after it: for `cmd a > f b` bash hands `b` to `cmd`, and only `f` is the redirection's."""
+    words = list(launch.children_by_field_name("argument"))
+    parent = launch.parent
+    if parent is None or parent.type != "redirected_statement":
+        return words
+    for redirect in parent.children:
+        destination = redirect.child_by_field_name("destination")
+        if redirect.start_byte >= launch.end_byte and destination is not None:
+            words += [c for c in redirect.named_children if c.start_byte > destination.start_byte]
+    return words
 
 
 def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | None:
@@ -173,10 +204,10 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
         command = [word for word in _BLANKS.split(" ".join(joined.words)) if word]
         return Launch(kind, (*command, *_words(arguments[1:], values)), zero)
     name = launch.child_by_field_name("name")
-    argv = _words([name, *arguments] if name is not None else [], values)
+    fields = _fields([name, *_arguments(launch)] if name is not None else [], values)
+    argv = fields.words
     if argv[:1] == ["eval"]:
-        inner = launch_argv(" ".join(argv[1:]), zero=zero, params=params)
-        return None if inner is None else Launch(kind, inner.argv, zero)
+        return _through_eval(fields, kind=kind, params=values)
     if argv[:1] == ["exec"]:
         argv = argv[1:]
     return Launch(kind, tuple(argv), zero)
@@ -199,3 +230,117 @@ def container_launch(container: Mapping[str, Any]) -> Launch | None:
     script, *rest = words
     zero = rest[0] if rest else shell[0].rsplit("/", 1)[-1]
     return launch_argv(script, zero=zero, params=rest[1:])
+
+
+# What eval does with an arg, by the nodes it makes of it, most telling first.
+RUNS: Final = "runs a command: eval executes the $(…) in it"
+EXPANDED: Final = "expanded: eval substitutes the $… in it, its value is known only in the pod"
+LOST: Final = "lost: eval stops at a syntax error, and the server does not start"
+_RUNS: Final = frozenset({"command_substitution", "process_substitution"})
+_EXPANDS: Final = frozenset({"expansion", "simple_expansion", "arithmetic_expansion"})
+_QUOTED: Final = frozenset({"string", "raw_string", "ansi_c_string", "translated_string"})
+_GLOB: Final = re.compile(r"[*?\[]")
+_BRACES: Final = re.compile(r"\{[^{}]*,[^{}]*\}")
+
+
+def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | None:
+    """`eval WORDS…`: the launch command of the text eval makes (its words joined by spaces),
+    and what eval does with each parameter, told where the parameters stand in that text."""
+    pieces = fields.words[1:]
+    text = " ".join(pieces)
+    starts = [sum(len(p) + 1 for p in pieces[:index]) for index in range(len(pieces))]
+    spans = [(starts[word - 1] + a, starts[word - 1] + b) for word, a, b in fields.marks if word]
+    source = text.encode("utf-8", "surrogatepass")
+    told = len(spans) == len(params.rest)
+    if syntax_error(source):
+        return Launch(kind, (), params.zero, (LOST,) * len(params.rest)) if told else None
+    inner = launch_argv(text, zero=params.zero, params=params.rest)
+    if inner is None:
+        return None
+    root = parse(source)
+    found = find_launch(root, source) if root is not None else None
+    if not told or root is None or found is None:
+        return Launch(kind, inner.argv, params.zero)
+    offsets = [len(text[:at].encode("utf-8", "surrogatepass")) for at in range(len(text) + 1)]
+    fates = tuple(
+        _eval_fate(root, found[0], start=offsets[a], end=offsets[b], arg=text[a:b], params=params)
+        for a, b in spans
+    )
+    return Launch(kind, inner.argv, params.zero, fates)
+
+
+def _below(node: Node, *, start: int, end: int) -> list[Node]:
+    """`node` and its descendants that overlap [start, end)."""
+    found, pending = [], [node]
+    while pending:
+        current = pending.pop()
+        if current.start_byte < end and current.end_byte > start:
+            found.append(current)
+            pending.extend(current.children)
+    return found
+
+
+def _unquoted_skeleton(word: Node) -> str:
+    """The word with each quoted part made one inert character: what brace expansion sees."""
+    if word.type in _QUOTED:
+        return "x"
+    if word.type == "concatenation":
+        return "".join(_unquoted_skeleton(child) for child in word.children)
+    return node_text(word)
+
+
+def _cut(root: Node, *, start: int, end: int) -> str:
+    """What eval made of an arg that stands after the launch command's end."""
+    node: Node | None = root.descendant_for_byte_range(start, end)
+    while node is not None and node.type != "program":
+        if node.type == "comment":
+            return "cut: eval reads it as a comment (after a #)"
+        if node.type.endswith("redirect"):
+            return "cut: eval reads it as a redirection of the server's output or input"
+        if node.type == "command":
+            return "cut: eval runs it as a command of its own, after the server's"
+        node = node.parent
+    return "cut: it ends the server's command line (eval reads it as an operator)"
+
+
+def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, params: _Params) -> str:
+    """What eval does with the arg at [start, end) of its text, whose launch command is
+    `launch`."""
+    nodes = _arguments(launch)
+    words = [word for word in nodes if word.start_byte < end and word.end_byte > start]
+    if start == end and not words:
+        return "dropped: eval drops an empty arg"
+    if not words and start >= launch.end_byte:
+        return _cut(root, start=start, end=end)
+    if not words:
+        return "dropped: eval drops a blank arg"
+    encoded = arg.encode("utf-8", "surrogatepass")
+    rest = encoded[words[-1].end_byte - start :]
+    if rest.strip():  # what follows its last word in the arg ends the command line
+        after = words[-1].end_byte + len(rest) - len(rest.lstrip())
+        return _cut(root, start=after, end=end)
+    types = {node.type for word in words for node in _below(word, start=start, end=end)}
+    if types & _RUNS:
+        return RUNS
+    if types & _EXPANDS:
+        return EXPANDED
+    if words[0].start_byte < start or words[-1].end_byte > end:
+        return "joined: eval makes one word of it and the arg next to it"
+    unquoted = [
+        node
+        for word in words
+        for node in _below(word, start=start, end=end)
+        if node.type == "word" and node.parent is not None and node.parent.type not in _QUOTED
+    ]
+    if any(_GLOB.search(node_text(node)) for node in unquoted):
+        return "glob: eval replaces it with the file names it matches, when any match"
+    if any(_BRACES.search(_unquoted_skeleton(word)) for word in words):
+        return "brace-expanded: eval makes a word of each part of its {…,…}"
+    made = _words(words, params)
+    if made == [arg]:
+        return "exact"
+    if len(made) > 1 and made == arg.split():
+        return f"split into {len(made)} words"
+    if len(made) == 1:
+        return f"changed: eval makes it {made[0]!r}"
+    return f"changed: eval makes {len(made)} words of it: {made!r}"

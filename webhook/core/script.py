@@ -589,6 +589,14 @@ def parse(source: bytes) -> Node | None:
     return None if root.has_error else root
 
 
+def syntax_error(source: bytes) -> bool:
+    """Whether bash would refuse `source` as a script (as opposed to text the parser is never
+    given)."""
+    return (
+        not _UNSUPPORTED.search(source.decode("utf-8", "surrogatepass")) and parse(source) is None
+    )
+
+
 def find_launch(root: Node, source: bytes) -> tuple[Node, str] | None:
     """The launch command of the script `source` parsed into `root` (the last simple command
     that starts a server) and its kind, or None."""

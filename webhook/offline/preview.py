@@ -255,10 +255,13 @@ def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Op
     return resolved(lambda: mutate(view, context=context, options=options), what=what)
 
 
-def _fate(arg: str, launch: Launch | None, *, zero: bool) -> str:
-    """How one user arg reaches the launch command: exact, split, taken as $0, or dropped."""
+def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
+    """How one user arg, the `from_end`th parameter counted from the last, reaches the launch
+    command: exact, split, taken as $0, dropped, or what eval did with it."""
     if launch is None:
         return "unknown: no launch command found"
+    if launch.evaluated is not None and from_end <= len(launch.evaluated):
+        return launch.evaluated[-from_end]
     if arg in launch.argv:
         return "exact"
     pieces = arg.split()
@@ -303,8 +306,12 @@ def _launches(
                 "args": [
                     {
                         "arg": arg,
-                        "before": _fate(arg, old, zero=zero and position == 0),
-                        "after": _fate(delivered[position], new, zero=False),
+                        "before": _fate(
+                            arg, old, zero=zero and position == 0, from_end=len(given) - position
+                        ),
+                        "after": _fate(
+                            delivered[position], new, zero=False, from_end=len(given) - position
+                        ),
                     }
                     for position, arg in enumerate(given)
                 ],
