@@ -108,6 +108,7 @@ def test_one_pod_missed_during_an_outage_is_the_one_finding(cluster: Any) -> Non
         ],
         "scriptReplaced": [],
         "uncoveredScripts": [],
+        "policySkipped": [],
     }
     text = cli("check", "--audit", "--all-namespaces", "--kubeconfig", str(kubeconfig))
     assert text.returncode == 1

@@ -123,6 +123,11 @@ def test_a_compiled_policy_repairs_known_pods_with_no_webhook(
             edited["spec"]["containers"][0]["args"][0] += "# edited\n"
             slipped = _create(client, "pol", edited, "edited")
             assert names.STATUS_ANNOTATION not in slipped["metadata"].get("annotations", {})
+            # A leader with a quoted arg: the policy leaves it to the (absent) webhook.
+            quoted = copy.deepcopy(pods["leader"][0])
+            quoted["spec"]["containers"][0]["args"] = ["--lora-modules", '\'{"name":"a"}\'']
+            skipped = _create(client, "pol", quoted, "quoted")
+            assert names.STATUS_ANNOTATION not in skipped["metadata"].get("annotations", {})
 
             _check_reports_the_policy(kubeconfig)
             _compiled_from_the_cluster(client, pods["leader"][0], kubeconfig)
@@ -166,6 +171,10 @@ def _compiled_from_the_cluster(
             "template": {"metadata": {"labels": labels}, "spec": leader["spec"]},
         },
     }
+    # Before it exists, the cluster holds nothing to compile (no KServe CRDs are installed).
+    empty = cli("policy", "--from-cluster", "--kubeconfig", str(kubeconfig))
+    assert empty.returncode == 2, empty.stderr
+    assert "are KServe's CRDs installed?" in empty.stderr
     reply = client.post("/apis/apps/v1/namespaces/pol-plain/deployments", json=deployment)
     assert reply.status_code == 201, reply.text
     done = cli("policy", "--from-cluster", "--kubeconfig", str(kubeconfig), "--explain")
@@ -187,7 +196,12 @@ def _check_reports_the_policy(kubeconfig: Path) -> None:
     assert found.returncode == 1, found.stdout + found.stderr
     audit = json.loads(found.stdout)
     assert audit["uncoveredScripts"] == [{"namespace": "pol", "pod": "edited"}]
+    # Recreating the quoted leader would make the same pod: no restart is offered for it.
+    assert audit["policySkipped"] == [{"namespace": "pol", "pod": "quoted"}]
     assert audit["owners"] == []
+    text = cli("check", "--audit", *flags[:-2])
+    assert "!! Pod pol/quoted: the installed policy leaves it to the webhook" in text.stdout
+    assert "delete pod quoted" not in text.stdout
 
 
 def _defaulted(stored: dict[str, Any], pod: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.support import kserve, llmisvc
 from tests.support.builders import TESTDATA, admit, data_pod
 from tests.support.celpolicy import Policy
-from tests.support.cli import cli
+from tests.support.cli import cli, one_line_error
 from tests.support.positional import CASES, case_pod
 from tests.support.proof import HOSTILE_ARGS
 from webhook.core import names
@@ -254,9 +254,11 @@ def test_the_command_prints_what_kubectl_applies_and_explains_what_it_leaves(
         yaml.safe_dump({"kind": "LLMInferenceServiceConfig", "metadata": {"name": "p"}, "spec": {}})
     )
     left = cli("policy", str(preset), "--explain")
-    assert left.returncode == 1
+    assert left.returncode == 2  # nothing compiled: no policy is printed
+    assert left.stdout == ""
     assert "left to the webhook: " in left.stderr
     assert "--from-cluster" in left.stderr
+    assert "error: nothing to compile" in left.stderr
     compiled = compile_shapes([("r", yaml.safe_load(runtime.read_text()))])
     assert list(yaml.safe_load_all(done.stdout)) == policy_objects(compiled, mode=Mode.OPT_IN)
 
@@ -270,3 +272,56 @@ def test_a_pod_past_the_covered_positions_is_explained() -> None:
     [line] = compiled.uncovered
     assert line.startswith("crowded.yaml: Pod/")
     assert "past the 8 the policy covers" in line
+
+
+def test_an_input_with_nothing_to_compile_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    isvc = tmp_path / "isvc.yaml"
+    isvc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": "llama"},
+                "spec": {"predictor": {"model": {"runtime": "kserve-huggingfaceserver"}}},
+            }
+        )
+    )
+    done = cli("policy", str(isvc))
+    assert done.stdout == ""
+    assert "error: nothing to compile: the inputs hold no " in one_line_error(done)
+
+
+def test_explain_calls_a_workload_whose_args_the_policy_skips_left_not_covered(
+    tmp_path: Path,
+) -> None:
+    leader = data_pod("llm-eval-leader")  # its LoRA arg is quoted for the eval
+    worker = copy.deepcopy(leader)
+    worker["spec"]["containers"][0]["args"] = ["--enforce-eager"]
+
+    def template(pod: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"labels": pod["metadata"]["labels"]}, "spec": pod["spec"]}
+
+    lws = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": "granite-kserve-mn", "namespace": NAMESPACE},
+        "spec": {
+            "leaderWorkerTemplate": {
+                "leaderTemplate": template(leader),
+                "workerTemplate": template(worker),
+            }
+        },
+    }
+    path = tmp_path / "lws.yaml"
+    path.write_text(yaml.safe_dump(lws))
+    done = cli("policy", str(path), "--explain")
+    assert done.returncode == 1, done.stderr
+    [_covered] = [line for line in done.stderr.splitlines() if line.startswith("covered: ")]
+    [left] = [line for line in done.stderr.splitlines() if line.startswith("left to the webhook")]
+    assert "an arg holds a quote" in left
+    # What --explain says holds: the policy leaves the leader's pods and repairs the worker's.
+    policy = Policy(policy_spec(compile_shapes([("lws", lws)]).shapes, patch=jsonpatch_map))
+    for pod, verdict in ((leader, "left"), (worker, "covered")):
+        assert judged(policy, pod) == verdict
+        if verdict == "left":
+            assert admit(pod, context=Context(namespace=NAMESPACE)).patch  # the webhook would

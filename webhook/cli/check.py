@@ -147,11 +147,17 @@ def audit(args: argparse.Namespace) -> int:
                 "(its runtime changed after the policy was compiled): compile it again, "
                 "multinode-webhook policy --from-cluster | kubectl apply -f -"
             )
+        for namespace, pod_name in found.skipped:
+            print(
+                f"!! Pod {namespace}/{pod_name}: the installed policy leaves it to the webhook "
+                "(an arg holds a quote), so recreating it changes nothing: install the "
+                "webhook, or fix its preset at the source (multinode-webhook migrate)"
+            )
     for line in done:
         print(line, file=sys.stderr)
     # After --restart, what is left is what no Deployment recreates, and the pods that only a
-    # fix at the source, or a policy compiled again, repairs.
-    return EXIT_FINDINGS if left or found.replaced or found.uncovered else 0
+    # fix at the source, a policy compiled again, or the webhook repairs.
+    return EXIT_FINDINGS if left or found.replaced or found.uncovered or found.skipped else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,7 +26,8 @@ def add(commands: Any) -> None:
             "no fail-open window. A pod whose script is not among them is left alone: run "
             "the webhook for any script, for shadow mode (a policy has no warnings, so it "
             "cannot report without applying) and for presets. `kubectl apply -f -` takes the "
-            "output as it is. Exit 0, or 1 with --explain when an input is not covered."
+            "output as it is. Exit 0, or 1 with --explain when an input is not covered, or 2 "
+            "when nothing in the inputs can be compiled."
         ),
     )
     policy.add_argument(
@@ -76,6 +77,17 @@ def run(args: argparse.Namespace) -> int:
         compiled = compile_shapes(sources)
     except documents.InputError as error:
         fail(str(error))
+    if not compiled.shapes:
+        for line in compiled.uncovered:
+            print(f"left to the webhook: {line}", file=sys.stderr)
+        fail(
+            "nothing to compile: the cluster holds no runtime or LLMInferenceService workload "
+            "whose script the webhook would repair (are KServe's CRDs installed?)"
+            if args.from_cluster
+            else "nothing to compile: the inputs hold no runtime, pod or workload whose script "
+            "the webhook would repair (an InferenceService names its runtime: give the "
+            "ServingRuntime)"
+        )
     objects = policy_objects(compiled, mode=Mode(args.mode))
     sys.stdout.write("---\n".join(documents.dump(item) for item in objects))
     if not args.explain:

@@ -26,6 +26,14 @@ _CUTS: Final = re.compile(r"[;&|<>\n]|(?:^|\s)#")
 _BLANK: Final = re.compile(r"\s")
 # At most this many args are named one by one; a warning sums up the rest.
 NAMED_LIMIT: Final = 8
+# A compiled policy leaves to the webhook an eval launch with any of these in an arg: its CEL
+# does not unwrap quoting as `unwrap` does.
+POLICY_QUOTES: Final = ("'", '"')
+
+
+def policy_leaves(args: Sequence[str]) -> bool:
+    """Whether a compiled policy leaves an eval launch given these args to the webhook."""
+    return any(quote in arg for arg in args for quote in POLICY_QUOTES)
 
 
 def eval_word(arg: str) -> str | None:

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from webhook import __version__
 from webhook.core import names
+from webhook.core.evaluated import POLICY_QUOTES, policy_leaves
 from webhook.core.model import Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode
@@ -225,6 +226,13 @@ def compile_shapes(
                 if shape:
                     compiled.uncovered.append(shape)
                 continue
+            args = container.get("args") or []
+            if shape.evaluated and policy_leaves([str(arg) for arg in args]):
+                compiled.uncovered.append(
+                    f"{label} {name}: an arg holds a quote, and the policy leaves such eval "
+                    "pods to the webhook"
+                )
+                continue
             key = (shape.llm, shape.name, shape.command, shape.script)
             if key not in seen:
                 seen.add(key)
@@ -267,10 +275,8 @@ def _condition(shape: Shape) -> str:
     if shape.script is not None:
         parts.append(f"{container}.args[0] == {_cel(shape.script)}")
     if shape.evaluated:
-        parts.append(
-            f"(!has({container}.args) || !{container}.args.exists(a, "
-            "a.contains(\"'\") || a.contains('\"')))"
-        )
+        quoted = " || ".join(f"a.contains({_cel(quote)})" for quote in POLICY_QUOTES)
+        parts.append(f"(!has({container}.args) || !{container}.args.exists(a, {quoted}))")
     return "(" + " && ".join(parts) + ")"
 
 

@@ -32,7 +32,7 @@ from webhook.adapters.kube.check import (
     webhook_service,
 )
 from webhook.adapters.kube.client import Cluster
-from webhook.adapters.kube.policies import installed_policies, pod_shapes
+from webhook.adapters.kube.policies import installed_policies, pod_shapes, policy_leaves_pod
 from webhook.core import patch
 from webhook.core.model import Context
 from webhook.core.names import (
@@ -104,14 +104,16 @@ class UncoveredJson(TypedDict):
 
 class AuditJson(TypedDict):
     """`check --audit -o json`: the count to alert on, the owners behind it, the pods whose
-    args replaced their script, which only a fix at the source repairs, and the pods whose
-    script no installed policy or webhook knows."""
+    args replaced their script, which only a fix at the source repairs, the pods whose
+    script no installed policy or webhook knows, and those whose args the policy leaves to a
+    webhook that is not installed."""
 
     unrepaired: int
     namespaces: list[str]
     owners: list[OwnerJson]
     scriptReplaced: list[ReplacedJson]
     uncoveredScripts: list[UncoveredJson]
+    policySkipped: list[UncoveredJson]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -133,6 +135,9 @@ class Audit:
     # (namespace, pod) in a namespace only a compiled policy covers, whose script it does not
     # know: its runtime changed after the policy was compiled.
     uncovered: tuple[tuple[str, str], ...] = ()
+    # (namespace, pod) only a compiled policy covers, whose script it knows and whose args it
+    # leaves to the webhook (a quote in an eval launch's arg): recreating it changes nothing.
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def unrepaired(self) -> int:
@@ -165,6 +170,9 @@ class Audit:
             ],
             "uncoveredScripts": [
                 {"namespace": namespace, "pod": pod} for namespace, pod in self.uncovered
+            ],
+            "policySkipped": [
+                {"namespace": namespace, "pod": pod} for namespace, pod in self.skipped
             ],
         }
 
@@ -247,6 +255,7 @@ def audit(
     owners: dict[tuple[str, str, str], Owner] = {}
     replaced: list[Replaced] = []
     uncovered: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for name in covered:
         for pod in cluster.pods(name):
             metadata = mapping(pod.get("metadata"))
@@ -272,6 +281,9 @@ def audit(
             if not by_webhook and not known.intersection(pod_shapes(pod)):
                 uncovered.append((name, string(metadata.get("name"))))
                 continue
+            if not by_webhook and llm and policy_leaves_pod(pod):
+                skipped.append((name, string(metadata.get("name"))))
+                continue
             kind, owner_name = _owner(cluster, pod, name)
             key = (name, kind, owner_name)
             if key not in owners:
@@ -295,6 +307,7 @@ def audit(
         tuple(owners[key] for key in sorted(owners)),
         tuple(sorted(replaced)),
         tuple(sorted(uncovered)),
+        tuple(sorted(skipped)),
     )
 
 

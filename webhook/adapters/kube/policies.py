@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.adapters.kube.client import Cluster
+from webhook.core.evaluated import policy_leaves
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Options
 from webhook.core.names import POLICY_SHAPES_ANNOTATION, PREFIX
 from webhook.core.raw import mapping, string
@@ -77,6 +78,16 @@ def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
             )
         )
     return found
+
+
+def policy_leaves_pod(pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> bool:
+    """Whether a compiled policy leaves this LLMInferenceService pod to the webhook for its
+    args: a quote in an arg of a target container (every LLM shape it compiles is eval's)."""
+    facts = read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options)
+    return any(
+        container.llm and container.args is not None and policy_leaves(container.args)
+        for container in facts.containers
+    )
 
 
 def pod_shapes(pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> list[str]:
