@@ -176,23 +176,36 @@ def test_shadow_reports_without_patching() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "warning"),
+    ("args", "warnings"),
     [
-        (["--model_name=m", "--x=a b"], 'arg 2 "--x=a b" now reaches the server as one word'),
-        (["--model_name=m", "--glob=*"], 'arg 2 "--glob=*" now reaches the server unexpanded'),
-        (["--model_name=m", ""], 'arg 2 "" now reaches the server (it was dropped)'),
-        (["--model_name=m", "--y", "a b", "c d"], 'arg 3 "a b" now reaches the server as one word'),
-        (["--model_name=m", "--y"], None),
+        (["--model_name=m", "--x=a b"], ['arg 2 "--x=a b" now reaches the server as one word']),
+        (["--model_name=m", "--glob=*"], ['arg 2 "--glob=*" now reaches the server unexpanded']),
+        (["--model_name=m", ""], ['arg 2 "" now reaches the server (it was dropped)']),
+        (
+            ["--model_name=m", "--y", "a b", "c d", "*"],
+            [
+                'arg 3 "a b" now reaches the server as one word',
+                'arg 4 "c d" now reaches the server as one word',
+                'arg 5 "*" now reaches the server unexpanded',
+            ],
+        ),
+        (
+            ["--model_name=m", *[f"{n} x" for n in range(10)]],
+            [
+                *(f'arg {n + 2} "{n} x" now reaches the server as one word' for n in range(8)),
+                "and 2 more args now reach it as written",
+            ],
+        ),
+        (["--model_name=m", "--y"], []),
     ],
 )
-def test_exact_args_names_the_first_arg_it_changes(args: list[str], warning: str | None) -> None:
+def test_exact_args_names_every_arg_it_changes(args: list[str], warnings: list[str]) -> None:
     command = ["bash", "-c", "python -m huggingfaceserver $0 $@\n"]
     container = {"name": names.HEAD_CONTAINER, "command": command, "args": args}
     decision = admit(pod(containers=[container]))
     assert decision.action == Action.PATCHED
-    notes = [w for w in decision.warnings if " now reaches the server" in w]
-    expected = [] if warning is None else [f"multinode-webhook: kserve-container {warning}"]
-    assert notes == expected
+    notes = [w for w in decision.warnings if "multinode-webhook: kserve-container " in w]
+    assert notes == [f"multinode-webhook: kserve-container {w}" for w in warnings]
     assert all(len(w) <= WARNING_LIMIT for w in decision.warnings)
 
 

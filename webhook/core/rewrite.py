@@ -19,7 +19,7 @@ from typing import Final
 
 from webhook import __version__
 from webhook.core import patch
-from webhook.core.evaluated import unwrap
+from webhook.core.evaluated import NAMED_LIMIT, unwrap
 from webhook.core.model import ContainerPlan
 from webhook.core.names import SHELL_PATHS, Reason, Rule
 from webhook.core.patch import PatchOp
@@ -55,16 +55,27 @@ def split_shell(command: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...
     return None
 
 
-def changed_arg(args: Sequence[str], *, first_position: int) -> str:
-    """How the first arg that lossy forwarding mangled now arrives, or "" when none was."""
-    for position, arg in enumerate(args, start=first_position):
-        if not arg:
-            return f'arg {position} "" now reaches the server (it was dropped)'
-        if _SPLITS.search(arg):
-            return f'arg {position} "{arg}" now reaches the server as one word'
-        if _GLOBS.search(arg):
-            return f'arg {position} "{arg}" now reaches the server unexpanded'
+def _changed(arg: str, position: int) -> str:
+    if not arg:
+        return f'arg {position} "" now reaches the server (it was dropped)'
+    if _SPLITS.search(arg):
+        return f'arg {position} "{arg}" now reaches the server as one word'
+    if _GLOBS.search(arg):
+        return f'arg {position} "{arg}" now reaches the server unexpanded'
     return ""
+
+
+def changed_args(args: Sequence[str], *, first_position: int) -> tuple[str, ...]:
+    """How each arg that lossy forwarding mangled now arrives, the first `NAMED_LIMIT` by
+    name and a count for the rest."""
+    notes = [
+        note
+        for position, arg in enumerate(args, start=first_position)
+        if (note := _changed(arg, position))
+    ]
+    if len(notes) > NAMED_LIMIT:
+        notes[NAMED_LIMIT:] = [f"and {len(notes) - NAMED_LIMIT} more args now reach it as written"]
+    return tuple(notes)
 
 
 def plan_container(
@@ -138,8 +149,7 @@ def plan_container(
         if unwrapped != script_args:
             new_args = unwrapped
     else:
-        changed = changed_arg(script_args, first_position=2 if legacy else 1) if exact else ""
-        notes = (changed,) if changed else ()
+        notes = changed_args(script_args, first_position=2 if legacy else 1) if exact else ()
     return ContainerPlan(
         name,
         Reason.LOSSY_ARGS,
