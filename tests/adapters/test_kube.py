@@ -307,6 +307,9 @@ def test_check_exits_1_for_each_way_the_install_is_down(
         done = cli("check", "--kubeconfig", str(kubeconfig), "--address", address)
     assert said in done.stdout, done.stdout
     assert done.returncode == (0 if fault == "none" else 1), done.stdout
+    found = done.stdout.count("\n!! ") + done.stdout.startswith("!! ")
+    total = done.stdout.splitlines()[-1]
+    assert total.startswith(f"{found} problem{'' if found == 1 else 's'} (!!), "), total
 
 
 def test_check_from_outside_the_cluster_says_what_it_did_not_verify(

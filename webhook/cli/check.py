@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, cluster, cluster_flags, fail
+from webhook.cli.common import EXIT_FINDINGS, cluster, cluster_flags, counted, fail
 from webhook.core.model import Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import STATUS_ANNOTATION
@@ -203,5 +203,5 @@ def run(args: argparse.Namespace) -> int:
         )
     problems = sum(not f.ok for f in findings)
     unverified = sum(f.ok and not f.verified for f in findings)
-    print(f"{problems} problems (!!), {unverified} not verified from here (??)")
+    print(f"{counted(problems, 'problem')} (!!), {unverified} not verified from here (??)")
     return 0 if not problems else EXIT_FINDINGS
