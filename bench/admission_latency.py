@@ -27,7 +27,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import kserve, servers
+from tests.support import envtest, kserve, servers
 from tests.support.envtest import register_webhook, started
 from webhook.core import names
 from webhook.core.names import Mode
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=200, help="pods per setup and round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if not envtest.AVAILABLE:
+        parser.exit(2, f"admission_latency: {envtest.MISSING}\n")
     runtime = yaml.safe_load(RUNTIME.read_text())
     pod = kserve.build_pod(runtime, role="head", user_args=["--max-model-len=4096"])
     policy, binding = policy_objects(compile_shapes([(RUNTIME.name, runtime)]), mode=Mode.OPT_IN)

@@ -25,10 +25,14 @@ from webhook.adapters import certs
 
 ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
 BINARIES = ("kube-apiserver", "etcd")
-ENVTEST = pytest.mark.skipif(
-    not os.environ.get("KUBEBUILDER_ASSETS") or not all((ASSETS / b).is_file() for b in BINARIES),
-    reason="end-to-end tests need KUBEBUILDER_ASSETS pointing at kube-apiserver and etcd binaries",
+MISSING = (
+    "KUBEBUILDER_ASSETS must name a folder with kube-apiserver and etcd binaries "
+    "(the README's Development section says how to build them)"
 )
+AVAILABLE = bool(os.environ.get("KUBEBUILDER_ASSETS")) and all(
+    (ASSETS / b).is_file() for b in BINARIES
+)
+ENVTEST = pytest.mark.skipif(not AVAILABLE, reason=f"end-to-end tests: {MISSING}")
 
 
 @dataclass
