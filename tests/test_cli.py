@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +143,56 @@ def test_yaml_patch_and_diff_formats() -> None:
     ops = json.loads(patch.stdout)
     assert jsonpatch.apply_patch(example("legacy-head-pod.yaml"), ops)
     diff = cli("preview", str(HEAD), "-o", "diff").stdout
-    assert diff.startswith("--- a/Pod/")
+    assert diff.startswith("# warning: multinode-webhook rewrote kserve-container so ")
+    assert "\n--- a/Pod/" in diff
     assert '+        --pipeline-parallel-size=${PIPELINE_PARALLEL_SIZE} "$@"' in diff
+    # A pod left as it is still says why, and its warnings, as lines a patch tool skips.
+    shadow = ["--namespace-label", f"{names.INJECT_LABEL}=shadow"]
+    quiet = cli("preview", str(HEAD), "-o", "diff", *shadow).stdout
+    lines = quiet.splitlines()
+    assert lines[0].startswith("# Pod llama-predictor-5d8f7c9b4-head: shadow (")
+    assert any("(shadow) would rewrite kserve-container" in line for line in lines[1:])
+    assert all(line.startswith("# ") for line in lines)
+    migrated = cli("preview", str(TESTDATA / "pods" / "llm-exec-form.yaml"), "-o", "diff")
+    assert migrated.stdout.startswith("# Pod "), migrated.stdout
+    assert "unchanged (already-migrated)" in migrated.stdout.splitlines()[0]
+
+
+def _on_a_terminal(*args: str) -> str:
+    """What `multinode-webhook ARGS` prints with its stdout on a terminal (a pseudo-tty)."""
+    leader, follower = os.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "webhook", *args], stdout=follower, stderr=subprocess.PIPE
+    ) as process:
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the other end closed: all was read
+                break
+            if not chunk:
+                break
+            out += chunk
+        process.wait(timeout=60)
+    os.close(leader)
+    assert process.returncode == 0
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_preview_prints_a_table_on_a_terminal_and_json_to_a_pipe() -> None:
+    pod = str(TESTDATA / "pods" / "llm-eval-leader.yaml")
+    table = _on_a_terminal("preview", pod).splitlines()
+    assert table[0] == "Pod granite-kserve-mn-0: patched (lossy-args)"
+    rows = [line.split(None, 3) for line in table[1:5]]
+    assert [row[:3] for row in rows] == [["main", "arg", str(n)] for n in range(1, 5)]
+    assert rows[2][3].startswith('"--served-model-name=my model" ')
+    assert rows[2][3].endswith("  split into 2 words → exact")
+    assert rows[3][3].startswith("--x=$(id)")
+    assert "runs a command" in rows[3][3]
+    assert table[5].startswith("  warning: multinode-webhook rewrote main")
+    piped = cli("preview", pod)
+    assert json.loads(piped.stdout)["results"][0]["decision"] == Action.PATCHED
 
 
 @pytest.mark.parametrize(

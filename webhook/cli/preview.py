@@ -45,9 +45,11 @@ def add(commands: Any) -> None:
         "-o",
         "--output",
         choices=FORMATS,
-        default="json",
-        help="json, yaml: full results; patch: a JSON patch per object a line; diff: unified "
-        "diff; manifest: only the resulting objects, a YAML stream for kubectl apply -f -",
+        help="table: a line per object, then per arg (before -> after), and its warnings "
+        "(the default on a terminal); json (the default otherwise), yaml: full results; "
+        "patch: a JSON patch per object a line; diff: unified diff, with each warning and "
+        "each unchanged object's decision as # lines; manifest: only the resulting objects, a "
+        "YAML stream for kubectl apply -f -",
     )
     preview.add_argument(
         "--fail-on",
@@ -136,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         fail(str(error))
     for hint in hints(results):
         print(f"multinode-webhook: hint: {hint}", file=sys.stderr)
-    sys.stdout.write(render(results, args.output))
+    # A person at a terminal reads the table; a pipe or a file gets JSON, as before.
+    sys.stdout.write(render(results, args.output or ("table" if sys.stdout.isatty() else "json")))
     found = [
         f"multinode-webhook: --fail-on {condition}: {line}"
         for condition in args.fail_on or ()

@@ -36,7 +36,9 @@ from webhook.offline import render as render_pods
 from webhook.offline.migrate import RUNTIME_KINDS
 from webhook.offline.sandbox import CRASHED, Crashed, ParserCrashed, resolved, shared
 
-FORMATS: Final = ("json", "yaml", "patch", "diff", "manifest")
+FORMATS: Final = ("table", "json", "yaml", "patch", "diff", "manifest")
+# An arg wider than this does not widen the table's arg column: it runs past it.
+_ARG_COLUMN: Final = 40
 FAIL_ON: Final = ("warning", "unpatched")
 # Objects that are not KServe pods, or whose args already arrive: never "unpatched".
 _NOT_UNPATCHED: Final = frozenset(
@@ -193,10 +195,11 @@ def preview_object(
     path = TEMPLATE_PATHS.get((group, kind))
     if path is None:
         request = _simulated(context, namespace=namespace, kind=Kind(group, version, kind))
-        decision = _decided(
-            obj, what=f"{kind} {display_name(obj)}", context=request, options=options
-        )
-        return [_result(obj, kind, decision)]
+        what = f"{kind} {display_name(obj)}"
+        result = _result(obj, kind, _decided(obj, what=what, context=request, options=options))
+        if kind == "Pod":
+            _with_llm_launch(result, obj, result["object"], what=what, options=options)
+        return [result]
     return [_template_result(obj, path, namespace=namespace, context=context, options=options)]
 
 
@@ -216,16 +219,21 @@ def _template_result(
     kind = string(obj.get("kind"))
     what = what or f"{kind} {display_name(obj)}"
     result = _result(obj, kind, _decided(pod, what=what, context=request, options=options))
-    labels = mapping(mapping(pod.get("metadata")).get("labels"))
+    after = {"spec": mapping(at(result["object"], path)).get("spec")}
+    _with_llm_launch(result, pod, after, what=what, options=options)
+    return result
+
+
+def _with_llm_launch(
+    result: Result, before: Mapping[str, Any], after: Any, *, what: str, options: Options
+) -> None:
+    """The launch argv of an LLMInferenceService pod's containers, whose args are all the
+    user's, added to its result."""
+    labels = mapping(mapping(before.get("metadata")).get("labels"))
     if labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
         result["launch"] = _launched(
-            pod,
-            {"spec": mapping(at(result["object"], path)).get("spec")},
-            targets=options.llm_containers,
-            what=what,
-            options=options,
+            before, after, targets=options.llm_containers, what=what, options=options
         )
-    return result
 
 
 def _preview_lws(
@@ -467,8 +475,53 @@ def hints(results: list[Result]) -> list[str]:
     return found
 
 
+def _headline(result: Result) -> str:
+    where = f" ({result['template']})" if "template" in result else ""
+    origin = f", from {result['rendered_from']}" if "rendered_from" in result else ""
+    return (
+        f"{result['kind']} {result['name']}{where}: {result['decision']} "
+        f"({result['reason']}){origin}"
+    )
+
+
+def _shown_arg(arg: str) -> str:
+    """The arg as written, or as a JSON string when it is empty or holds a blank, which would
+    not be seen."""
+    return arg if arg and not any(c.isspace() for c in arg) else json.dumps(arg, ensure_ascii=False)
+
+
+def _table(results: list[Result]) -> str:
+    """One row per object, then one per arg its launch commands are given (before → after),
+    then its warnings: for a terminal."""
+    lines: list[str] = []
+    for result in results:
+        lines.append(_headline(result))
+        for launch in result.get("launch", []):
+            shown = [_shown_arg(arg["arg"]) for arg in launch["args"]]
+            width = min(max((len(text) for text in shown), default=0), _ARG_COLUMN)
+            if not shown:
+                lines.append(f"  {launch['container']}: no args of yours")
+            for number, (text, arg) in enumerate(zip(shown, launch["args"], strict=True), 1):
+                lines.append(
+                    f"  {launch['container']} arg {number}  {text:<{width}}  "
+                    f"{arg['before']} → {arg['after']}"
+                )
+        lines += [f"  warning: {warning}" for warning in result["warnings"]]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _diff_with_notes(result: Result) -> str:
+    """The object's diff; before it, as `#` lines a patch tool skips, what admission decided
+    when it changes nothing, and every warning."""
+    notes = [] if result["diff"] else [_headline(result)]
+    notes += [f"warning: {warning}" for warning in result["warnings"]]
+    return "".join(f"# {note}\n" for note in notes) + result["diff"]
+
+
 def render(results: list[Result], fmt: str) -> str:
     """The results as the CLI prints them and `/preview` returns them."""
+    if fmt == "table":
+        return _table(results)
     if fmt == "json":
         return json.dumps({"results": results}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
@@ -476,7 +529,7 @@ def render(results: list[Result], fmt: str) -> str:
     if fmt == "patch":
         return "".join(json.dumps(result["patch"], ensure_ascii=False) + "\n" for result in results)
     if fmt == "diff":
-        return "".join(result["diff"] for result in results)
+        return "".join(_diff_with_notes(result) for result in results)
     if fmt == "manifest":
         # A LeaderWorkerSet's leader result is followed by its worker's, which holds both edits.
         return "---\n".join(

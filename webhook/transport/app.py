@@ -51,6 +51,7 @@ JSON_TYPES: Final = ("application/json",)
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 PREVIEW_DECISION: Final = "preview"
 PREVIEW_MEDIA: Final = {
+    "table": "text/plain; charset=utf-8",
     "json": "application/json",
     "yaml": "application/yaml",
     "patch": "application/jsonl",
