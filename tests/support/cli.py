@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.pace import patience
+
 
 def cli(
     *args: str,
@@ -21,7 +23,7 @@ def cli(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=patience(timeout),
         cwd=cwd,
         check=False,
         env={**os.environ, **(env or {})},

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.support.pace import patience
+
 STUBS = ("ray", "python", "python3", "vllm")
 POD_IP = "10.244.1.7"
 
@@ -119,7 +121,7 @@ def run(
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         check=False,
     )
     assert completed.returncode == 0 or not check, completed.stderr

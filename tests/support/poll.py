@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 import httpx
 
+from tests.support.pace import patience
+
 
 def wait(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
     """Until `check()` is true (an HTTP error counts as not yet), or fail naming `what`."""
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + patience(seconds)
     while time.monotonic() < deadline:
         try:
             if check():

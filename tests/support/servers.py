@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.pace import patience
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
 from webhook.transport import app
@@ -74,7 +75,9 @@ class Running:
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         return httpx.Client(
-            base_url=f"https://{host}:{port or self.https_port}", transport=transport, timeout=30
+            base_url=f"https://{host}:{port or self.https_port}",
+            transport=transport,
+            timeout=patience(30),
         )
 
     def previews(self) -> httpx.Client:
@@ -83,7 +86,7 @@ class Running:
         return self.client(port=self.preview_port)
 
     def ops(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=patience(10))
 
     def served_certificate(self, *cas: bytes) -> bytes:
         """The DER certificate a fresh handshake presents."""
@@ -197,7 +200,7 @@ def spawned(
         assert bound is not None, process.communicate()[1]
         found = dict(pair.split("=") for pair in bound.split()[1:])
         https_port, http_port = int(found["https_port"]), int(found["http_port"])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
@@ -209,4 +212,4 @@ def spawned(
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=30)
+            process.communicate(timeout=patience(30))

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import servers
 from tests.support.builders import REPO, example, review
+from tests.support.pace import patience
 from tests.support.poll import wait
 from tests.support.servers import client_context, running
 from webhook.adapters import certs
@@ -182,7 +183,7 @@ def test_readme_quick_start_serves(tmp_path: Path) -> None:
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + patience(20)
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200:
@@ -203,7 +204,7 @@ def test_readme_quick_start_serves(tmp_path: Path) -> None:
         assert reply.json()["results"][0]["decision"] == "patched"
     finally:
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=20)
+        out, _ = process.communicate(timeout=patience(20))
     assert process.returncode == 0
     assert "caBundle: " in out
     assert str(tmp_path / "certs" / "ca.crt") in out
@@ -231,7 +232,7 @@ def test_workers_share_the_port_sum_their_metrics_and_stop_together(tmp_path: Pa
             scraped = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
             assert _reviews_answered(scraped) == 20, scraped
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        process.communicate(timeout=patience(30))
     assert process.returncode == 0
     assert list(scratch.iterdir()) == [], "the metrics directory outlived the server"
 
@@ -284,7 +285,7 @@ def test_plain_http_and_requests_cut_at_shutdown_leave_no_traceback(tmp_path: Pa
             # The drain (1 s) gives the partial request time to arrive, whenever it does.
             process.send_signal(signal.SIGTERM)
             status, body = servers.read_response(cut)
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=patience(30))
     assert (status, json.loads(body)) == (503, {"error": "the server is shutting down"})
     assert process.returncode == 0
     assert "request cut short at shutdown" in stderr
@@ -355,7 +356,7 @@ def test_over_the_connection_cap_a_request_gets_a_json_503(tmp_path: Path) -> No
     def first_reply(status: int) -> httpx.Response:
         """Reviews on fresh connections until one is answered `status`: the server counts a
         connection once its handshake is done, and forgets it once it is closed."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + patience(10)
         while True:
             with live.client() as client:
                 reply = client.post("/mutate", json=review())

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.builders import example, review
+from tests.support.pace import patience
 from tests.support.servers import free_port, running, spawned
 from webhook.transport import app, logs
 
@@ -149,6 +150,6 @@ def test_each_lifecycle_line_is_printed_once_for_all_three_listeners(tmp_path: P
     flags = ("--preview-port", str(free_port()), "--log-format", "text", "--drain-seconds", "0")
     with spawned(tmp_path, *flags) as (process, _, _):
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=patience(30))
     for line in ("Started server process", "Shutting down", "Finished server process"):
         assert stderr.count(line) == 1, stderr
