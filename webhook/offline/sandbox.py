@@ -73,6 +73,25 @@ class ParserCrashed(InputError):
     """A front end's input holds a script that crashes the parser: one line naming where."""
 
 
+def stop_pool(executor: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now, and wait for its manager thread to end.
+
+    The workers hold nothing worth a clean exit, and the pool's own shutdown can lose its
+    wake-up (a worker then waits for work forever, and the process's exit waits for it): they
+    are killed. The manager thread is waited for because, left running, it races the
+    interpreter's exit hook for the pool's wake-up pipe (Python 3.11), which then prints a
+    traceback as the process ends.
+    """
+    # The pool has no public list of its workers, nor of its manager thread.
+    workers = list((executor._processes or {}).values())
+    manager: threading.Thread | None = getattr(executor, "_executor_manager_thread", None)
+    executor.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.kill()
+    if manager is not None:
+        manager.join(timeout=5)
+
+
 class Sandbox:
     """One spawned worker process, started with the first call and replaced after a crash."""
 
@@ -134,15 +153,9 @@ class Sandbox:
         return rewritten
 
     def close(self) -> None:
-        """Stop the worker now. It holds nothing worth a clean exit, and the pool's own
-        shutdown can lose its wake-up (the worker then waits for work forever, and the
-        process's exit waits for the worker): it is killed."""
+        """Stop the worker now (`stop_pool`)."""
         if self._executor is not None:
-            # The pool has no public list of its workers.
-            workers = list((self._executor._processes or {}).values())
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            for worker in workers:
-                worker.kill()
+            stop_pool(self._executor)
             self._executor = None
 
     def _pool(self) -> ProcessPoolExecutor:

@@ -30,6 +30,7 @@ from webhook.core.model import Context, Options
 from webhook.offline import documents
 from webhook.offline.preview import preview_text, render
 from webhook.offline.render import NEWEST
+from webhook.offline.sandbox import stop_pool
 
 WAITING: Final = 4
 
@@ -114,7 +115,7 @@ class PreviewWorker:
 
     def close(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            stop_pool(self._executor)
             self._executor = None
 
 
