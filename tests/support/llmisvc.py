@@ -5,7 +5,6 @@ whole), rendered as a Go template over its JSON text, then one pod per role.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,10 +13,10 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from tests.support import gotemplate
 from tests.support.builders import REPO
 from webhook.core import names
 from webhook.core.raw import at
+from webhook.offline import gotemplate, llmrender
 
 CORPUS: Final = REPO.parent / "shared" / "fixtures" / "kserve-llmisvc"
 NAME: Final = "granite"
@@ -77,31 +76,29 @@ def roles(config: Mapping[str, Any]) -> list[str]:
     return [role for role, (path, _) in ROLES.items() if _spec_at(config["spec"], path)]
 
 
-def _data(spec: Mapping[str, Any], *, tls: bool) -> dict[str, Any]:
-    parallelism = {"Data": 2, "DataLocal": 1, "Tensor": 2, "Expert": False, "DataRPCPort": 0}
+PARALLELISM: Final = {"data": 2, "dataLocal": 1, "tensor": 2, "expert": False, "dataRPCPort": 0}
+
+
+def service(
+    config: Mapping[str, Any], *, args: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """An LLMInferenceService of the preset's shape, whose `main` containers carry `args` by
+    role (the roles of ROLES)."""
+    spec: dict[str, Any] = {"model": {"name": MODEL}, "parallelism": dict(PARALLELISM)}
+    if "prefill" in config["spec"]:
+        spec["prefill"] = {"parallelism": dict(PARALLELISM)}
+    for role, given in (args or {}).items():
+        path, _ = ROLES[role]
+        workload = spec
+        for step in path[:-1]:
+            workload = workload.setdefault(step, {})
+        main = {"name": names.LLM_CONTAINER, "args": list(given)}
+        workload[path[-1]] = {"containers": [main]}
     return {
-        "ObjectMeta": {"Name": NAME, "Namespace": NAMESPACE},
-        "Spec": {
-            "Model": {"Name": MODEL},
-            "Parallelism": parallelism,
-            "Template": spec.get("template"),
-            "Worker": spec.get("worker"),
-            "KVCacheOffloading": None,
-            "Prefill": {
-                "Parallelism": parallelism,
-                "Template": _spec_at(spec, ("prefill", "template")),
-                "Worker": _spec_at(spec, ("prefill", "worker")),
-                "KVCacheOffloading": None,
-            },
-        },
-        "GlobalConfig": {
-            "EnableTLS": tls,
-            "SystemNamespace": "kserve",
-            "IngressGatewayName": "kserve-ingress-gateway",
-            "IngressGatewayNamespace": "kserve",
-            "ModelBasedRoutingHeaderName": "X-Gateway-Model-Name",
-            "InferencePoolNamespacedName": f"{NAMESPACE}/{NAME}-inference-pool",
-        },
+        "apiVersion": "serving.kserve.io/v1alpha2",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": spec,
     }
 
 
@@ -112,16 +109,15 @@ def rendered(
     tls: bool = True,
 ) -> dict[str, Any]:
     """The preset's spec merged with an LLMInferenceService whose `main` container carries
-    `args` by role, then rendered as KServe renders it."""
-    spec = copy.deepcopy(config["spec"])
-    for role, given in (args or {}).items():
-        template = _spec_at(spec, ROLES[role][0])
-        assert template is not None, role
-        for container in template["containers"]:
-            if container["name"] == names.LLM_CONTAINER:
-                container["args"] = list(given)
-    text = json.dumps(spec, ensure_ascii=False)
-    return json.loads(gotemplate.render(text, _data(spec, tls=tls)))  # type: ignore[no-any-return]
+    `args` by role, then rendered as KServe renders it (the product's merge and template)."""
+    own = service(config, args=args)
+    merged = llmrender.merge(
+        config["spec"],
+        {k: v for k, v in own["spec"].items() if k in ("template", "worker", "prefill")},
+    )
+    text = json.dumps(merged, ensure_ascii=False)
+    out: dict[str, Any] = json.loads(gotemplate.render(text, llmrender.template_data(own, tls=tls)))
+    return out
 
 
 def build_pod(

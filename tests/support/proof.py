@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ import jsonpatch
 
 from tests.support import kubelet
 from tests.support.builders import admit
+from webhook.core import argv
 from webhook.core.patch import to_json
+from webhook.offline.preview import REPLACED
 
 # Arguments a user might write, and every way a shell could mangle them: whitespace, JSON
 # with spaces, glob characters, expansions, quotes, a newline, unicode, an empty string.
@@ -66,3 +69,35 @@ def assert_args_forwarded(pod: dict[str, Any], name: str, tmp_path: Path) -> Non
     assert decision.action == "patched", decision
     rewritten = jsonpatch.apply_patch(loaded, to_json(decision.patch))
     assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *HOSTILE_ARGS]
+
+
+def bash_agrees(verdict: str, arg: str, calls: list[list[str]]) -> bool:
+    """Whether what bash handed the stubs (`kubelet.run`'s calls) bears out the verdict a
+    launch report gives an arg of an eval launch (webhook.core.argv)."""
+    servers = [call for call in calls if call[:2] == ["vllm", "serve"]]
+    others = [call for call in calls if call[0] != "vllm"]
+    if verdict in (argv.LOST, REPLACED):
+        return not servers
+    [server] = servers
+    received = server[1:]
+    if verdict == "exact":
+        return arg in received
+    if verdict.startswith("split into"):
+        pieces = arg.split()
+        return arg not in received and any(
+            received[i : i + len(pieces)] == pieces for i in range(len(received))
+        )
+    if verdict.startswith("changed: eval makes it "):
+        made = ast.literal_eval(verdict.removeprefix("changed: eval makes it "))
+        return arg not in received and made in received
+    if verdict == argv.RUNS:  # a substitution of the stub `python3 -c ran` ran before the server
+        ran = (
+            "python3 -c ran" not in arg or ["python3", "-c", "ran"] in calls[: calls.index(server)]
+        )
+        return ran and arg not in received
+    if verdict == argv.GLOB:
+        return {"decoy-a.txt", "decoy-b.txt"} <= set(received) or arg in received
+    if verdict == argv.OWN_COMMAND:
+        return any(arg in call for call in others) and arg not in received
+    # Dropped, expanded, brace-expanded, joined, cut: the arg as written never arrives.
+    return arg not in received

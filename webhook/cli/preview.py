@@ -15,6 +15,7 @@ from webhook.offline.preview import (
     FORMATS,
     failures,
     hints,
+    presets_in,
     preview_text,
     render,
     runtimes_in,
@@ -33,7 +34,9 @@ def add(commands: Any) -> None:
             "object and a diff. An InferenceService is rendered into the head and worker pods "
             "KServe builds from it and its runtime (--runtime, or in the same input), and each "
             "gets its launch command's argv before and after admission: which of your args "
-            "arrive, split, or not at all; so does an LLMInferenceService's pod. Exit 0 when "
+            "arrive, split, or not at all. An LLMInferenceService is rendered the same way into "
+            "the pods KServe builds from it and its presets (--preset, or in the same input), "
+            "and so is an LLMInferenceService's pod given as it is. Exit 0 when "
             "the input was understood, 1 when a --fail-on condition holds, 2 when it could not "
             "be read."
         ),
@@ -107,6 +110,14 @@ def add(commands: Any) -> None:
         "(repeatable)",
     )
     preview.add_argument(
+        "--preset",
+        action="append",
+        metavar="FILE",
+        help="an LLMInferenceServiceConfig (or a List of them) for the LLMInferenceServices of "
+        "the input; the well-known one for each service's shape is chosen, then its baseRefs "
+        "(repeatable)",
+    )
+    preview.add_argument(
         "--kserve-version",
         default=NEWEST,
         metavar="VERSION",
@@ -126,12 +137,18 @@ def run(args: argparse.Namespace) -> int:
             for path in args.runtime or ()
             for runtime in runtimes_in(documents.load(read(path), name=path))
         ]
+        presets = [
+            preset
+            for path in args.preset or ()
+            for preset in presets_in(documents.load(read(path), name=path))
+        ]
         results = preview_text(
             read(args.file),
             name=shown(args.file),
             context=context,
             options=options(args),
             runtimes=runtimes,
+            presets=presets,
             kserve_version=args.kserve_version,
         )
     except documents.InputError as error:

@@ -236,6 +236,15 @@ def container_launch(container: Mapping[str, Any]) -> Launch | None:
 RUNS: Final = "runs a command: eval executes the $(…) in it"
 EXPANDED: Final = "expanded: eval substitutes the $… in it, its value is known only in the pod"
 LOST: Final = "lost: eval stops at a syntax error, and the server does not start"
+GLOB: Final = "glob: eval replaces it with the file names it matches, when any match"
+BRACES: Final = "brace-expanded: eval makes a word of each part of its {…,…}"
+JOINED: Final = "joined: eval makes one word of it and the arg next to it"
+EMPTY: Final = "dropped: eval drops an empty arg"
+BLANK: Final = "dropped: eval drops a blank arg"
+COMMENT: Final = "cut: eval reads it as a comment (after a #)"
+REDIRECTION: Final = "cut: eval reads it as a redirection of the server's output or input"
+OWN_COMMAND: Final = "cut: eval runs it as a command of its own, after the server's"
+OPERATOR: Final = "cut: it ends the server's command line (eval reads it as an operator)"
 _RUNS: Final = frozenset({"command_substitution", "process_substitution"})
 _EXPANDS: Final = frozenset({"expansion", "simple_expansion", "arithmetic_expansion"})
 _QUOTED: Final = frozenset({"string", "raw_string", "ansi_c_string", "translated_string"})
@@ -294,13 +303,13 @@ def _cut(root: Node, *, start: int, end: int) -> str:
     node: Node | None = root.descendant_for_byte_range(start, end)
     while node is not None and node.type != "program":
         if node.type == "comment":
-            return "cut: eval reads it as a comment (after a #)"
+            return COMMENT
         if node.type.endswith("redirect"):
-            return "cut: eval reads it as a redirection of the server's output or input"
+            return REDIRECTION
         if node.type == "command":
-            return "cut: eval runs it as a command of its own, after the server's"
+            return OWN_COMMAND
         node = node.parent
-    return "cut: it ends the server's command line (eval reads it as an operator)"
+    return OPERATOR
 
 
 def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, params: _Params) -> str:
@@ -309,11 +318,11 @@ def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, para
     nodes = _arguments(launch)
     words = [word for word in nodes if word.start_byte < end and word.end_byte > start]
     if start == end and not words:
-        return "dropped: eval drops an empty arg"
+        return EMPTY
     if not words and start >= launch.end_byte:
         return _cut(root, start=start, end=end)
     if not words:
-        return "dropped: eval drops a blank arg"
+        return BLANK
     encoded = arg.encode("utf-8", "surrogatepass")
     rest = encoded[words[-1].end_byte - start :]
     if rest.strip():  # what follows its last word in the arg ends the command line
@@ -325,7 +334,7 @@ def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, para
     if types & _EXPANDS:
         return EXPANDED
     if words[0].start_byte < start or words[-1].end_byte > end:
-        return "joined: eval makes one word of it and the arg next to it"
+        return JOINED
     unquoted = [
         node
         for word in words
@@ -333,9 +342,9 @@ def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, para
         if node.type == "word" and node.parent is not None and node.parent.type not in _QUOTED
     ]
     if any(_GLOB.search(node_text(node)) for node in unquoted):
-        return "glob: eval replaces it with the file names it matches, when any match"
+        return GLOB
     if any(_BRACES.search(_unquoted_skeleton(word)) for word in words):
-        return "brace-expanded: eval makes a word of each part of its {…,…}"
+        return BRACES
     made = _words(words, params)
     if made == [arg]:
         return "exact"

@@ -1,4 +1,5 @@
-"""The subset of Go's `text/template` that KServe's LLMInferenceServiceConfig presets use.
+"""The subset of Go's `text/template` that KServe's LLMInferenceServiceConfig presets use: the
+one template renderer of the project (the LLMInferenceService renderer and the tests use it).
 
 KServe renders a merged config by running its JSON text as a template over the
 LLMInferenceService (`ReplaceVariables`). The presets use field paths, `or`, `and`,
@@ -8,6 +9,7 @@ this renders exactly that, and raises on anything else so a new construct is not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -31,8 +33,19 @@ def _and(*values: Any) -> Any:
     return next((v for v in values if not _truth(v)), values[-1])
 
 
-def _child_name(name: str, suffix: str) -> str:
-    return name + suffix  # KServe hashes names past 63 characters; test names are short
+# knative's kmeta.ChildName: a name past Kubernetes' 63 characters keeps a head of its parent
+# and the parent's MD5 in hex, so that distinct long parents stay distinct.
+_LONGEST: Final = 63
+_HEAD: Final = _LONGEST - 32
+
+
+def _child_name(parent: str, suffix: str) -> str:
+    if len(parent) <= _LONGEST - len(suffix):
+        return parent + suffix
+    if _HEAD - len(suffix) <= 0:
+        joined = parent[:_HEAD] + hashlib.md5((parent + suffix).encode()).hexdigest()
+        return joined + suffix[: max(0, _LONGEST - len(joined))]
+    return parent[: _HEAD - len(suffix)] + hashlib.md5(parent.encode()).hexdigest() + suffix
 
 
 def _shutdown_timeout(spec: Mapping[str, Any] | None, prestop: int) -> int:

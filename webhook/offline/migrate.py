@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final
@@ -203,13 +203,19 @@ def _multi_node(service: Mapping[str, Any]) -> bool:
     return "worker" in spec or "worker" in mapping(spec.get("prefill"))
 
 
+def additional_args(args: Sequence[object]) -> str:
+    """The VLLM_ADDITIONAL_ARGS value from which a preset's eval yields each arg exactly: each
+    one shell-quoted."""
+    return " ".join(shlex.quote(str(arg)) for arg in args)
+
+
 def _args_to_env(container: Mapping[str, Any], path: Path, change: Change) -> Iterator[_Target]:
     """Move a container's args into VLLM_ADDITIONAL_ARGS, each shell-quoted, so that the
     preset's eval yields each one exactly."""
     args = container.get("args")
     if container.get("command") is not None or not args or not isinstance(args, list):
         return
-    quoted = " ".join(shlex.quote(str(arg)) for arg in args)
+    quoted = additional_args(args)
     env = container.get("env")
     at = patch.pointer(*path)
     ops: list[PatchOp] = [patch.remove(at + "/args")]

@@ -31,9 +31,9 @@ from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.view import pod_view
-from webhook.offline import documents
+from webhook.offline import documents, llmrender
 from webhook.offline import render as render_pods
-from webhook.offline.migrate import RUNTIME_KINDS
+from webhook.offline.migrate import RUNTIME_KINDS, additional_args
 from webhook.offline.sandbox import CRASHED, Crashed, ParserCrashed, resolved, shared
 
 FORMATS: Final = ("table", "json", "yaml", "patch", "diff", "manifest")
@@ -366,6 +366,55 @@ def preview_inference_service(
     return results
 
 
+# The fate of every arg of a pod whose args replaced its preset's script (DESIGN §2.1).
+REPLACED: Final = "lost: it replaced the preset's script, and the server never starts"
+
+
+def preview_llm_service(
+    service: Mapping[str, Any],
+    presets: Sequence[Mapping[str, Any]],
+    *,
+    context: Context = DEFAULT_CONTEXT,
+    options: Options = DEFAULT_OPTIONS,
+) -> list[Result]:
+    """The results for the pods KServe builds from an LLMInferenceService and its presets,
+    each with what `vllm serve` receives before and after admission."""
+    name = display_name(mapping(service))
+    try:
+        rendered = llmrender.render(service, presets)
+    except llmrender.RenderError as error:
+        raise documents.InputError(f"LLMInferenceService {name}: {error}") from None
+    results = []
+    for pod in rendered:
+        namespace = string(pod.pod["metadata"].get("namespace"))
+        request = _simulated(context, namespace=namespace, kind=POD_KIND)
+        what = f"LLMInferenceService {name} ({pod.role})"
+        decision = _decided(pod.pod, what=what, context=request, options=options)
+        result = _result(pod.pod, "Pod", decision)
+        result["rendered_from"] = f"LLMInferenceService/{name} ({pod.role})"
+        # The pod's `main` args are the service's own when it gives some (the merge replaces
+        # the preset's whole), and none of them are the user's when it gives none.
+        result["launch"] = _launched(
+            pod.pod,
+            result["object"],
+            targets=options.llm_containers,
+            user_args=None if pod.user_args else (),
+            what=what,
+            options=options,
+        )
+        if decision.reason is Reason.SCRIPT_REPLACED and pod.user_args:
+            for launch in result["launch"]:
+                for arg in launch["args"]:
+                    arg["before"] = arg["after"] = REPLACED
+            result["warnings"].append(
+                f"{what}: bash runs {pod.user_args[0]!r} as the script, and the pod "
+                f"crash-loops; `multinode-webhook migrate` writes the args as "
+                f"{names.LLM_EXTRA_ARGS_ENV}={additional_args(pod.user_args)}"
+            )
+        results.append(result)
+    return results
+
+
 def _launched(
     before: Any,
     after: Any,
@@ -383,6 +432,19 @@ def _launched(
         return shared().call(_launches, before, after, user_args, targets)
     except Crashed:
         raise ParserCrashed(f"{what}: {CRASHED}") from None
+
+
+def presets_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """Every LLMInferenceServiceConfig given, inside Lists too."""
+    found: list[Mapping[str, Any]] = []
+    for doc in documents_:
+        obj = mapping(doc)
+        kind = string(obj.get("kind"))
+        if kind == llmrender.PRESET_KIND:
+            found.append(obj)
+        elif kind.endswith("List") and isinstance(obj.get("items"), list):
+            found.extend(presets_in(obj["items"]))
+    return found
 
 
 def runtimes_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
@@ -407,31 +469,38 @@ def preview_text(
     options: Options = DEFAULT_OPTIONS,
     allow_aliases: bool = True,
     runtimes: Sequence[Mapping[str, Any]] = (),
+    presets: Sequence[Mapping[str, Any]] = (),
     kserve_version: str = render_pods.NEWEST,
 ) -> list[Result]:
     """Results for every object in a JSON or YAML text; errors name the input.
 
     An InferenceService is rendered into the pods KServe builds, with its runtime from
-    `runtimes` or from the same text; runtimes are then inputs, not objects to preview.
+    `runtimes` or from the same text, and an LLMInferenceService with its presets from
+    `presets` or from the same text; runtimes and presets are then inputs, not objects to
+    preview.
     """
     loaded = documents.load(text, name=name, allow_aliases=allow_aliases)
-
-    def is_isvc(doc: Any) -> bool:
-        return mapping(doc).get("kind") == "InferenceService"
-
+    kinds = {string(mapping(doc).get("kind")) for doc in loaded}
+    # Runtimes and presets are the inputs of what is rendered, not objects to preview.
+    given_runtimes = [*runtimes, *runtimes_in(loaded)] if "InferenceService" in kinds else []
+    given_presets = [*presets, *presets_in(loaded)] if llmrender.SERVICE_KIND in kinds else []
     results: list[Result] = []
     try:
-        if any(map(is_isvc, loaded)):
-            given = [*runtimes, *runtimes_in(loaded)]
-            for doc in loaded:
-                if is_isvc(doc):
-                    results += preview_inference_service(
-                        doc, given, context=context, options=options, kserve_version=kserve_version
-                    )
-                elif not runtimes_in([doc]):
-                    results += preview_object(doc, context=context, options=options)
-        else:
-            for doc in loaded:
+        for doc in loaded:
+            kind = mapping(doc).get("kind")
+            if kind == "InferenceService":
+                results += preview_inference_service(
+                    doc,
+                    given_runtimes,
+                    context=context,
+                    options=options,
+                    kserve_version=kserve_version,
+                )
+            elif kind == llmrender.SERVICE_KIND:
+                results += preview_llm_service(doc, given_presets, context=context, options=options)
+            elif not (given_runtimes and runtimes_in([doc])) and not (
+                given_presets and presets_in([doc])
+            ):
                 results += preview_object(doc, context=context, options=options)
     except documents.InputError as error:
         raise documents.InputError(f"{name}: {error}") from None
