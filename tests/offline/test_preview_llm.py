@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.support import llmisvc
 from tests.support.builders import data_pod
-from tests.support.cli import cli
+from tests.support.cli import cli, one_line_error
 from webhook.core import argv, names
+from webhook.offline import preview
 
 
 def _template(pod: dict[str, Any]) -> dict[str, Any]:
@@ -88,3 +91,58 @@ def test_preview_reads_the_deployment_of_a_single_node_service() -> None:
     [result] = json.loads(done.stdout)["results"]
     assert result["decision"] == "patched"
     assert result["launch"][0]["after"][-2:] == ["--x=$(id)", "--trust-remote-code"]
+
+
+def test_preview_renders_an_llm_inference_service_with_its_presets(tmp_path: Path) -> None:
+    preset = tmp_path / "presets.yaml"
+    preset.write_text(yaml.safe_dump(llmisvc.EVAL_PRESET))
+    service = yaml.safe_dump(llmisvc.small_service(["--served-model-name=my model", "--x=$(id)"]))
+    done = cli("preview", "-", "--preset", str(preset), "-o", "json", stdin=service)
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert result["rendered_from"] == "LLMInferenceService/granite (single)"
+    assert result["decision"] == "patched"
+    [launch] = result["launch"]
+    # The template was rendered with the service's model name, then the user's args follow.
+    assert launch["before"][:5] == [
+        "vllm",
+        "serve",
+        "/mnt/models",
+        "--served-model-name",
+        "ibm/granite",
+    ]
+    assert [(a["before"], a["after"]) for a in launch["args"]] == [
+        ("split into 2 words", "exact"),
+        (argv.RUNS, "exact"),
+    ]
+    # The same stream with the preset in it, as POST /preview takes it.
+    inline = cli(
+        "preview", "-", "-o", "json", stdin=service + "---\n" + yaml.safe_dump(llmisvc.EVAL_PRESET)
+    )
+    assert json.loads(inline.stdout) == json.loads(done.stdout)
+
+
+def test_args_that_replace_a_presets_script_are_said_lost_with_the_fix_and_fail_on(
+    tmp_path: Path,
+) -> None:
+    stream = yaml.safe_dump(llmisvc.small_service(["--served-model-name=my model"]))
+    stream += "---\n" + yaml.safe_dump(llmisvc.SCRIPT_IN_ARGS_PRESET)
+    done = cli("preview", "-", "-o", "json", stdin=stream)
+    [result] = json.loads(done.stdout)["results"]
+    assert result["reason"] == "script-replaced"
+    assert [a["before"] for a in result["launch"][0]["args"]] == [preview.REPLACED]
+    [fix] = [w for w in result["warnings"] if "crash-loops" in w]
+    assert fix.endswith("VLLM_ADDITIONAL_ARGS='--served-model-name=my model'")
+    gated = cli("preview", "-", "--fail-on", "warning", "-o", "json", stdin=stream)
+    assert gated.returncode == 1
+    assert "--fail-on warning: Pod granite-kserve-single" in gated.stderr
+
+
+def test_a_service_no_preset_given_renders_is_one_line_and_exit_2() -> None:
+    multi = llmisvc.small_service([])
+    multi["spec"]["worker"] = {"containers": []}
+    multi["spec"]["parallelism"] = {"data": 2}
+    stream = yaml.safe_dump(multi) + "---\n" + yaml.safe_dump(llmisvc.EVAL_PRESET)
+    error = one_line_error(cli("preview", "-", stdin=stream))
+    assert "LLMInferenceService granite: its shape takes the preset " in error
+    assert "'config-llm-worker-data-parallel'" in error

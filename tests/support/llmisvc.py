@@ -165,3 +165,38 @@ LWS_ENV: Final = {
     "LWS_WORKER_INDEX": "0",
     "DP_ADDRESS_RESOLVE_ATTEMPTS": "1",
 }
+
+
+# Small presets of the two shell shapes, for the tests that run without the shared corpus.
+SMALL_EVAL_SCRIPT = 'eval "vllm serve /mnt/models --served-model-name {{ .Spec.Model.Name }} $@"'
+
+
+def _small_preset(name: str, main: dict[str, Any]) -> dict[str, Any]:
+    """A preset of the eval shape (script in command) or of the script-in-args one."""
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha2",
+        "kind": "LLMInferenceServiceConfig",
+        "metadata": {"name": name},
+        "spec": {"template": {"containers": [{"name": names.LLM_CONTAINER, "image": "i", **main}]}},
+    }
+
+
+def small_service(args: list[str]) -> dict[str, Any]:
+    """A single-node LLMInferenceService whose `main` carries `args`."""
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha2",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": "granite", "namespace": "models"},
+        "spec": {
+            "model": {"name": "ibm/granite"},
+            "template": {"containers": [{"name": names.LLM_CONTAINER, "args": args}]},
+        },
+    }
+
+
+EVAL_PRESET = _small_preset(
+    "kserve-config-llm-template", {"command": ["/bin/bash", "-c", SMALL_EVAL_SCRIPT, "--"]}
+)
+SCRIPT_IN_ARGS_PRESET = _small_preset(
+    "kserve-config-llm-template", {"command": ["/bin/bash", "-c"], "args": [SMALL_EVAL_SCRIPT]}
+)

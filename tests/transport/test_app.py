@@ -17,7 +17,9 @@ import jsonpatch
 import pytest
 import yaml
 
+from tests.support import llmisvc
 from tests.support.builders import EXAMPLES, data_pod, example, golden, review
+from tests.support.cli import cli
 from tests.support.crash import crashing_script, parse_or_crash
 from tests.support.poll import wait
 from tests.support.servers import Running, running
@@ -243,6 +245,20 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
     )
     assert reply.json() == json.loads(cli.stdout)
     assert reply.json()["results"][0]["decision"] == Action.PATCHED
+
+
+def test_preview_renders_an_llm_inference_service_as_the_cli_does(server: Running) -> None:
+    stream = yaml.safe_dump(llmisvc.small_service(["--served-model-name=my model"]))
+    stream += "---\n" + yaml.safe_dump(llmisvc.EVAL_PRESET)
+    with server.previews() as client:
+        reply = client.post(
+            "/preview", content=stream, headers={"content-type": "application/yaml"}
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == json.loads(cli("preview", "-", "-o", "json", stdin=stream).stdout)
+    [result] = reply.json()["results"]
+    assert result["rendered_from"] == "LLMInferenceService/granite (single)"
+    assert result["launch"][0]["args"][0]["before"] == "split into 2 words"
 
 
 def test_preview_renders_an_inference_service_as_the_cli_does(server: Running) -> None:

@@ -328,6 +328,29 @@ def _launches(
     return reports
 
 
+def _rendered_result(
+    pod: Mapping[str, Any],
+    *,
+    what: str,
+    context: Context,
+    options: Options,
+    targets: Sequence[str],
+    user_args: Sequence[str] | None,
+) -> tuple[Result, Decision]:
+    """The result for a pod rendered from `what` ("Kind name (role)"), with the launch argv
+    of its `targets` before and after admission, and its decision."""
+    namespace = string(mapping(pod.get("metadata")).get("namespace"))
+    request = _simulated(context, namespace=namespace, kind=POD_KIND)
+    decision = _decided(pod, what=what, context=request, options=options)
+    result = _result(pod, "Pod", decision)
+    kind, _, rest = what.partition(" ")
+    result["rendered_from"] = f"{kind}/{rest}"
+    result["launch"] = _launched(
+        pod, result["object"], targets=targets, user_args=user_args, what=what, options=options
+    )
+    return result, decision
+
+
 def preview_inference_service(
     isvc: Mapping[str, Any],
     runtimes: Sequence[Mapping[str, Any]],
@@ -347,20 +370,14 @@ def preview_inference_service(
         raise documents.InputError(f"InferenceService {name}: {error}") from None
     results = []
     for pod in rendered:
-        namespace = string(pod.pod["metadata"].get("namespace"))
-        request = _simulated(context, namespace=namespace, kind=POD_KIND)
         what = f"InferenceService {display_name(mapping(isvc))} ({pod.role})"
-        result = _result(
-            pod.pod, "Pod", _decided(pod.pod, what=what, context=request, options=options)
-        )
-        result["rendered_from"] = f"InferenceService/{display_name(mapping(isvc))} ({pod.role})"
-        result["launch"] = _launched(
+        result, _ = _rendered_result(
             pod.pod,
-            result["object"],
+            what=what,
+            context=context,
+            options=options,
             targets=options.containers,
             user_args=pod.user_args,
-            what=what,
-            options=options,
         )
         results.append(result)
     return results
@@ -386,21 +403,16 @@ def preview_llm_service(
         raise documents.InputError(f"LLMInferenceService {name}: {error}") from None
     results = []
     for pod in rendered:
-        namespace = string(pod.pod["metadata"].get("namespace"))
-        request = _simulated(context, namespace=namespace, kind=POD_KIND)
         what = f"LLMInferenceService {name} ({pod.role})"
-        decision = _decided(pod.pod, what=what, context=request, options=options)
-        result = _result(pod.pod, "Pod", decision)
-        result["rendered_from"] = f"LLMInferenceService/{name} ({pod.role})"
         # The pod's `main` args are the service's own when it gives some (the merge replaces
         # the preset's whole), and none of them are the user's when it gives none.
-        result["launch"] = _launched(
+        result, decision = _rendered_result(
             pod.pod,
-            result["object"],
+            what=what,
+            context=context,
+            options=options,
             targets=options.llm_containers,
             user_args=None if pod.user_args else (),
-            what=what,
-            options=options,
         )
         if decision.reason is Reason.SCRIPT_REPLACED and pod.user_args:
             for launch in result["launch"]:
