@@ -3,7 +3,8 @@
 The launch command's words are evaluated the way bash evaluates them, with the container's
 `$0` and positional parameters substituted: `"$@"` gives each parameter as one word, an
 unquoted `$@`, `$*` or `$0` is split at whitespace (an empty parameter vanishes), `"$*"` joins
-them with spaces, and `exec $CMD` splits the string assigned to `CMD`. Every other expansion
+them with spaces, and `exec $CMD` splits the string assigned to `CMD`. A `{a,b}` in literal
+text is brace-expanded, as bash does before any other expansion. Every other expansion
 (`${MODEL}`, `$(...)`) is shown as written: its value is known only in the running pod. An
 unquoted `*`, `?` or `[` is shown as is, which is also what bash passes when nothing in the
 working directory matches it. An `eval "vllm serve …"` launch is followed into its string: eval
@@ -14,6 +15,7 @@ arg there (runs its `$(…)`, expands its `$VAR`, globs, braces, cuts the comman
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -161,9 +163,77 @@ def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> No
 def _fields(nodes: Sequence[Node], params: _Params) -> _Fields:
     fields = _Fields()
     for node in nodes:
-        _expand(node, params, fields, quoted=False)
+        braced = _braced(node, params)
+        if braced is None:
+            _expand(node, params, fields, quoted=False)
+        else:
+            fields.words.extend(braced)
         fields.end()
     return fields
+
+
+_PLACEHOLDER: Final = re.compile("\x00([0-9]+)\x00")
+
+
+def _brace_words(text: str) -> list[str]:
+    """Bash's brace expansion of `text` (no quotes in it): the first `{…}` with a comma at its
+    own depth gives a word for each part, prefixed and followed by the rest, itself expanded;
+    a `{…}` without such a comma is left as written."""
+    start = 0
+    while (open_at := text.find("{", start)) != -1:
+        depth, commas = 0, []
+        for at in range(open_at, len(text)):
+            if text[at] == "{":
+                depth += 1
+            elif text[at] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif text[at] == "," and depth == 1:
+                commas.append(at)
+        else:
+            return [text]  # no closing brace: nothing more expands
+        if not commas:
+            start = open_at + 1
+            continue
+        bounds = [open_at, *commas, at]
+        parts = [text[a + 1 : b] for a, b in itertools.pairwise(bounds)]
+        prefix, suffixes = text[:open_at], _brace_words(text[at + 1 :])
+        return [
+            prefix + word + rest
+            for part in parts
+            for word in _brace_words(part)
+            for rest in suffixes
+        ]
+    return [text]
+
+
+def _braced(node: Node, params: _Params) -> list[str] | None:
+    """The words bash's brace expansion makes of a word of literal text and quotes, or None
+    when it makes none (no `{…,…}` outside quotes, or a part it is not worked out for here)."""
+    parts = node.children if node.type == "concatenation" else [node]
+    skeleton: list[str] = []
+    atoms: list[str] = []
+    for part in parts:
+        text = node_text(part)
+        if part.type == "word" and "\\" not in text:
+            skeleton.append(text)
+        elif part.type in ("string", "raw_string") and not part.named_children[1:]:
+            quoted = _Fields()
+            _expand(part, params, quoted, quoted=False)
+            if part.type == "string" and any(
+                c.type != "string_content" for c in part.named_children
+            ):
+                return None  # an expansion inside the quotes: its value is the pod's
+            skeleton.append(f"\x00{len(atoms)}\x00")
+            atoms.append(quoted.current or "")
+        else:
+            return None
+    joined = "".join(skeleton)
+    if not _BRACES.search(_PLACEHOLDER.sub("x", joined)):
+        return None
+    words = [_PLACEHOLDER.sub(lambda m: atoms[int(m[1])], w) for w in _brace_words(joined)]
+    return [word for word in words if word]
 
 
 def _words(nodes: Sequence[Node], params: _Params) -> list[str]:
