@@ -76,9 +76,10 @@ def test_what_eval_does_with_each_arg_is_what_bash_does(
         # `$START_RANK` and `${VLLM_ADDITIONAL_ARGS}`, shown as written: the pod knows them).
         [server] = [call for call in calls if call[:2] == ["vllm", "serve"]]
         ours = list(launch.argv)
-        assert ours[ours.index("${VLLM_ADDITIONAL_ARGS}") + 1 :] == server[
-            server.index("--data-parallel-start-rank") + 2 :
-        ], (ours, server)
+        assert (
+            ours[ours.index("${VLLM_ADDITIONAL_ARGS}") + 1 :]
+            == server[server.index("--data-parallel-start-rank") + 2 :]
+        ), (ours, server)
     for arg, verdict in zip(args, verdicts, strict=True):
         assert bash_agrees(verdict, arg, calls), (arg, verdict, calls)
         # The check tells verdicts apart: "exact", said of an arg bash changed, is refused.
