@@ -58,6 +58,7 @@ PRESETS = [
     ("spec", "chosen"),
     [
         ({}, ["kserve-config-llm-template"]),
+        ({"worker": None}, ["kserve-config-llm-template"]),
         ({"worker": {}, **DP}, ["kserve-config-llm-worker-data-parallel"]),
         (
             {"worker": {}, "parallelism": {"dataLocal": 4}},

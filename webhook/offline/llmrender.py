@@ -141,7 +141,7 @@ def _well_known(spec: Mapping[str, Any]) -> list[str]:
     chosen: list[str] = []
     prefill = spec.get("prefill")
     if isinstance(prefill, Mapping):
-        if "worker" not in prefill:
+        if prefill.get("worker") is None:
             chosen.append(_WELL_KNOWN["prefill-template"])
         elif _data_parallel(prefill):
             chosen.append(_WELL_KNOWN["prefill-worker"])
@@ -153,7 +153,7 @@ def _well_known(spec: Mapping[str, Any]) -> list[str]:
         decode = "decode-"
     else:
         decode = ""
-    if "worker" not in spec:
+    if spec.get("worker") is None:  # absent or null: a nil pointer to the controller
         chosen.append(_WELL_KNOWN[f"{decode}template"])
     elif _data_parallel(spec):
         chosen.append(_WELL_KNOWN[f"{decode}worker"])
