@@ -27,10 +27,10 @@ from webhook.core.rewrite import split_shell
 from webhook.core.script import (
     find_launch,
     indirect_assignment,
+    never_parsed,
     node_text,
     parse,
     positional,
-    syntax_error,
 )
 
 _BLANKS: Final = re.compile(r"[ \t\n]+")
@@ -262,8 +262,12 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
     found = find_launch(root, source) if root is not None else None
     if root is None or found is None:
         return None
-    launch, kind = found
-    values = _Params(zero, tuple(params))
+    return _launch_of(root, *found, _Params(zero, tuple(params)))
+
+
+def _launch_of(root: Node, launch: Node, kind: str, values: _Params) -> Launch | None:
+    """What the launch command `launch` (of kind `kind`) of the tree `root` is handed, or None
+    when it runs eval on text that holds none that can be followed."""
     arguments = launch.children_by_field_name("argument")
     assignment = indirect_assignment(root, launch) if kind == "exec-indirection" else None
     value = assignment[1].child_by_field_name("value") if assignment else None
@@ -272,7 +276,7 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
         _expand(value, values, joined, quoted=True)  # an assignment is never split
         joined.end()
         command = [word for word in _BLANKS.split(" ".join(joined.words)) if word]
-        return Launch(kind, (*command, *_words(arguments[1:], values)), zero)
+        return Launch(kind, (*command, *_words(arguments[1:], values)), values.zero)
     name = launch.child_by_field_name("name")
     fields = _fields([name, *_arguments(launch)] if name is not None else [], values)
     argv = fields.words
@@ -280,7 +284,7 @@ def launch_argv(script: str, *, zero: str, params: Sequence[str]) -> Launch | No
         return _through_eval(fields, kind=kind, params=values)
     if argv[:1] == ["exec"]:
         argv = argv[1:]
-    return Launch(kind, tuple(argv), zero)
+    return Launch(kind, tuple(argv), values.zero)
 
 
 def container_launch(container: Mapping[str, Any]) -> Launch | None:
@@ -331,16 +335,22 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     spans = [(starts[word - 1] + a, starts[word - 1] + b) for word, a, b in fields.marks if word]
     source = text.encode("utf-8", "surrogatepass")
     told = len(spans) == len(params.rest)
-    if syntax_error(source):
-        return Launch(kind, (), params.zero, (LOST,) * len(params.rest)) if told else None
-    inner = launch_argv(text, zero=params.zero, params=params.rest)
+    root = parse(source)
+    if root is None:  # eval refuses the text, unless the parser was never given it
+        refused = told and not never_parsed(source)
+        return Launch(kind, (), params.zero, (LOST,) * len(params.rest)) if refused else None
+    found = find_launch(root, source)
+    if found is None:
+        return None
+    inner = _launch_of(root, *found, params)
     if inner is None:
         return None
-    root = parse(source)
-    found = find_launch(root, source) if root is not None else None
-    if not told or root is None or found is None:
+    if not told:
         return Launch(kind, inner.argv, params.zero)
-    offsets = [len(text[:at].encode("utf-8", "surrogatepass")) for at in range(len(text) + 1)]
+    # Each character's byte offset, in one pass: the tree counts bytes, the spans characters.
+    offsets = list(
+        itertools.accumulate((len(c.encode("utf-8", "surrogatepass")) for c in text), initial=0)
+    )
     fates = tuple(
         _eval_fate(root, found[0], start=offsets[a], end=offsets[b], arg=text[a:b], params=params)
         for a, b in spans
@@ -357,15 +367,6 @@ def _below(node: Node, *, start: int, end: int) -> list[Node]:
             found.append(current)
             pending.extend(current.children)
     return found
-
-
-def _unquoted_skeleton(word: Node) -> str:
-    """The word with each quoted part made one inert character: what brace expansion sees."""
-    if word.type in _QUOTED:
-        return "x"
-    if word.type == "concatenation":
-        return "".join(_unquoted_skeleton(child) for child in word.children)
-    return node_text(word)
 
 
 def _cut(root: Node, *, start: int, end: int) -> str:
@@ -413,7 +414,7 @@ def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, para
     ]
     if any(_GLOB.search(node_text(node)) for node in unquoted):
         return GLOB
-    if any(_BRACES.search(_unquoted_skeleton(word)) for word in words):
+    if any(_braced(word, params) is not None for word in words):  # as the argv shows them
         return BRACES
     made = _words(words, params)
     if made == [arg]:

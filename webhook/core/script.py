@@ -589,12 +589,10 @@ def parse(source: bytes) -> Node | None:
     return None if root.has_error else root
 
 
-def syntax_error(source: bytes) -> bool:
-    """Whether bash would refuse `source` as a script (as opposed to text the parser is never
-    given)."""
-    return (
-        not _UNSUPPORTED.search(source.decode("utf-8", "surrogatepass")) and parse(source) is None
-    )
+def never_parsed(source: bytes) -> bool:
+    """Whether `source` holds what the parser is never given, for which `parse` gives None
+    without reading it: a None from `parse` is otherwise a script bash would refuse too."""
+    return bool(_UNSUPPORTED.search(source.decode("utf-8", "surrogatepass")))
 
 
 def find_launch(root: Node, source: bytes) -> tuple[Node, str] | None:
