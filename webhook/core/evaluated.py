@@ -79,6 +79,12 @@ def unwrap(args: Sequence[str], *, first_position: int) -> tuple[tuple[str, ...]
                 f"arg {position} {word!r} now reaches the server (an earlier arg cut it off)"
             )
         unwrapped.append(word)
-    if len(notes) > NAMED_LIMIT:
-        notes[NAMED_LIMIT:] = [f"and {len(notes) - NAMED_LIMIT} more args now reach it as written"]
-    return tuple(unwrapped), tuple(notes)
+    return tuple(unwrapped), named(notes)
+
+
+def named(notes: Sequence[str]) -> tuple[str, ...]:
+    """The first `NAMED_LIMIT` notes, and one that counts the rest."""
+    if len(notes) <= NAMED_LIMIT:
+        return tuple(notes)
+    rest = f"and {len(notes) - NAMED_LIMIT} more args now reach it as written"
+    return (*notes[:NAMED_LIMIT], rest)

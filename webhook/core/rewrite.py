@@ -19,7 +19,7 @@ from typing import Final
 
 from webhook import __version__
 from webhook.core import patch
-from webhook.core.evaluated import NAMED_LIMIT, unwrap
+from webhook.core.evaluated import named, unwrap
 from webhook.core.model import ContainerPlan
 from webhook.core.names import SHELL_PATHS, Reason, Rule
 from webhook.core.patch import PatchOp
@@ -68,14 +68,13 @@ def _changed(arg: str, position: int) -> str:
 def changed_args(args: Sequence[str], *, first_position: int) -> tuple[str, ...]:
     """How each arg that lossy forwarding mangled now arrives, the first `NAMED_LIMIT` by
     name and a count for the rest."""
-    notes = [
-        note
-        for position, arg in enumerate(args, start=first_position)
-        if (note := _changed(arg, position))
-    ]
-    if len(notes) > NAMED_LIMIT:
-        notes[NAMED_LIMIT:] = [f"and {len(notes) - NAMED_LIMIT} more args now reach it as written"]
-    return tuple(notes)
+    return named(
+        [
+            note
+            for position, arg in enumerate(args, start=first_position)
+            if (note := _changed(arg, position))
+        ]
+    )
 
 
 def plan_container(
