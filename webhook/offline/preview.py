@@ -33,7 +33,7 @@ from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.view import pod_view
 from webhook.offline import documents, llmrender
 from webhook.offline import render as render_pods
-from webhook.offline.migrate import RUNTIME_KINDS, additional_args
+from webhook.offline.migrate import RUNTIME_KINDS, additional_args, objects_in
 from webhook.offline.sandbox import CRASHED, Crashed, ParserCrashed, resolved, shared
 
 FORMATS: Final = ("table", "json", "yaml", "patch", "diff", "manifest")
@@ -331,20 +331,21 @@ def _launches(
 def _rendered_result(
     pod: Mapping[str, Any],
     *,
-    what: str,
+    source: tuple[str, str, str],
     context: Context,
     options: Options,
     targets: Sequence[str],
     user_args: Sequence[str] | None,
 ) -> tuple[Result, Decision]:
-    """The result for a pod rendered from `what` ("Kind name (role)"), with the launch argv
-    of its `targets` before and after admission, and its decision."""
+    """The result for a pod rendered from `source` (its kind, name and the pod's role), with
+    the launch argv of its `targets` before and after admission, and its decision."""
+    kind, name, role = source
+    what = f"{kind} {name} ({role})"
     namespace = string(mapping(pod.get("metadata")).get("namespace"))
     request = _simulated(context, namespace=namespace, kind=POD_KIND)
     decision = _decided(pod, what=what, context=request, options=options)
     result = _result(pod, "Pod", decision)
-    kind, _, rest = what.partition(" ")
-    result["rendered_from"] = f"{kind}/{rest}"
+    result["rendered_from"] = f"{kind}/{name} ({role})"
     result["launch"] = _launched(
         pod, result["object"], targets=targets, user_args=user_args, what=what, options=options
     )
@@ -370,10 +371,9 @@ def preview_inference_service(
         raise documents.InputError(f"InferenceService {name}: {error}") from None
     results = []
     for pod in rendered:
-        what = f"InferenceService {display_name(mapping(isvc))} ({pod.role})"
         result, _ = _rendered_result(
             pod.pod,
-            what=what,
+            source=("InferenceService", display_name(mapping(isvc)), pod.role),
             context=context,
             options=options,
             targets=options.containers,
@@ -408,7 +408,7 @@ def preview_llm_service(
         # the preset's whole), and none of them are the user's when it gives none.
         result, decision = _rendered_result(
             pod.pod,
-            what=what,
+            source=("LLMInferenceService", name, pod.role),
             context=context,
             options=options,
             targets=options.llm_containers,
@@ -446,31 +446,24 @@ def _launched(
         raise ParserCrashed(f"{what}: {CRASHED}") from None
 
 
+def _of_kinds(documents_: Sequence[Any], kinds: frozenset[str]) -> list[Mapping[str, Any]]:
+    """Every object of `kinds` given, inside Lists and Templates too."""
+    return [
+        found
+        for doc in documents_
+        for _, _, found in objects_in(doc)
+        if string(found.get("kind")) in kinds
+    ]
+
+
 def presets_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
-    """Every LLMInferenceServiceConfig given, inside Lists too."""
-    found: list[Mapping[str, Any]] = []
-    for doc in documents_:
-        obj = mapping(doc)
-        kind = string(obj.get("kind"))
-        if kind == llmrender.PRESET_KIND:
-            found.append(obj)
-        elif kind.endswith("List") and isinstance(obj.get("items"), list):
-            found.extend(presets_in(obj["items"]))
-    return found
+    """Every LLMInferenceServiceConfig given, inside Lists and Templates too."""
+    return _of_kinds(documents_, frozenset({llmrender.PRESET_KIND}))
 
 
 def runtimes_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
     """Every ServingRuntime and ClusterServingRuntime given, inside Lists and Templates too."""
-    found: list[Mapping[str, Any]] = []
-    for doc in documents_:
-        obj = mapping(doc)
-        kind = string(obj.get("kind"))
-        if kind in RUNTIME_KINDS:
-            found.append(obj)
-        elif kind == "Template" or kind.endswith("List"):
-            inner = obj.get("objects" if kind == "Template" else "items")
-            found.extend(runtimes_in(inner if isinstance(inner, list) else []))
-    return found
+    return _of_kinds(documents_, frozenset(RUNTIME_KINDS))
 
 
 def preview_text(
