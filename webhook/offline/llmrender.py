@@ -172,11 +172,13 @@ def chosen_presets(
     shape (told after its `baseRefs` are merged in), then its `baseRefs`."""
     spec = _spec(service)
     refs = [string(mapping(ref).get("name")) for ref in spec.get("baseRefs") or []]
+    based: list[Mapping[str, Any]] = []
     resolved: Any = spec
     for ref in refs:
         preset = _preset_named(presets, ref)
         if preset is None:
             raise RenderError(f"baseRefs names {ref!r}, and no preset given is called so")
+        based.append(preset)
         resolved = merge(resolved, _spec(preset))
     found: list[Mapping[str, Any]] = []
     for suffix in _well_known(mapping(resolved)):
@@ -187,7 +189,7 @@ def chosen_presets(
                 "the presets given (--preset FILE, or in the same input)"
             )
         found.append(preset)
-    return found + [p for ref in refs if (p := _preset_named(presets, ref)) is not None]
+    return found + based
 
 
 def _go(value: Any, field: str = "") -> Any:
