@@ -11,7 +11,7 @@ from typing import Any
 from webhook.cli.common import EXIT_FINDINGS, cluster, fail, read, shown
 from webhook.core.names import Mode
 from webhook.offline import documents
-from webhook.offline.policy import compile_shapes, estimated_cost, policy_objects
+from webhook.offline.policy import Compiled, compile_shapes, estimated_cost, policy_objects
 
 
 def add(commands: Any) -> None:
@@ -56,6 +56,11 @@ def add(commands: Any) -> None:
     policy.set_defaults(run=run)
 
 
+def _say_left(compiled: Compiled) -> None:
+    for line in compiled.uncovered:
+        print(f"left to the webhook: {line}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.from_cluster and args.files:
         fail("--from-cluster reads no files")
@@ -78,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
     except documents.InputError as error:
         fail(str(error))
     if not compiled.shapes:
-        for line in compiled.uncovered:
-            print(f"left to the webhook: {line}", file=sys.stderr)
+        _say_left(compiled)
         fail(
             "nothing to compile: the cluster holds no runtime or LLMInferenceService workload "
             "whose script the webhook would repair (are KServe's CRDs installed?)"
@@ -95,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
     for shape in compiled.shapes:
         kind = "LLMInferenceService" if shape.llm else "InferenceService"
         print(f"covered: {shape.source} {shape.name} ({kind} pods)", file=sys.stderr)
-    for line in compiled.uncovered:
-        print(f"left to the webhook: {line}", file=sys.stderr)
+    _say_left(compiled)
     size = len(json.dumps(objects[0]))
     print(
         f"scripts: {len(compiled.shapes)}, {size} bytes, estimated CEL cost per pod "
