@@ -203,10 +203,10 @@ class ParsePool:
         return rewritten
 
     def close(self) -> None:
-        """Stop the workers' tasks and kill their processes."""
+        """Stop the workers' tasks and kill their processes, at shutdown."""
         for task in self._serving:
             task.cancel()
         self._serving = []
         self._ready = None
         for box in self._boxes:
-            box.close()
+            box.close(wait=True)

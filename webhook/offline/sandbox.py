@@ -73,14 +73,14 @@ class ParserCrashed(InputError):
     """A front end's input holds a script that crashes the parser: one line naming where."""
 
 
-def stop_pool(executor: ProcessPoolExecutor) -> None:
-    """Stop a pool's workers now, and wait for its manager thread to end.
+def stop_pool(executor: ProcessPoolExecutor, *, wait: bool) -> None:
+    """Stop a pool's workers now; with `wait`, also wait for its manager thread to end.
 
     The workers hold nothing worth a clean exit, and the pool's own shutdown can lose its
     wake-up (a worker then waits for work forever, and the process's exit waits for it): they
-    are killed. The manager thread is waited for because, left running, it races the
-    interpreter's exit hook for the pool's wake-up pipe (Python 3.11), which then prints a
-    traceback as the process ends.
+    are killed. `wait` is for a process that is about to exit: a manager thread left running
+    races the interpreter's exit hook for the pool's wake-up pipe (Python 3.11), which then
+    prints a traceback. It is never for the event loop, which a join would hold up.
     """
     # The pool has no public list of its workers, nor of its manager thread.
     workers = list((executor._processes or {}).values())
@@ -88,7 +88,7 @@ def stop_pool(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         worker.kill()
-    if manager is not None:
+    if wait and manager is not None:
         manager.join(timeout=5)
 
 
@@ -152,10 +152,10 @@ class Sandbox:
         remember(missing.script, missing.rules, rewritten)
         return rewritten
 
-    def close(self) -> None:
-        """Stop the worker now (`stop_pool`)."""
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the worker now (`stop_pool`; `wait` when the process is about to exit)."""
         if self._executor is not None:
-            stop_pool(self._executor)
+            stop_pool(self._executor, wait=wait)
             self._executor = None
 
     def _pool(self) -> ProcessPoolExecutor:

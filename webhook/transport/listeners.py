@@ -180,7 +180,7 @@ class Listeners:
                 self.state.warm.close()
                 warming.cancel()
             self.stop()
-            self.state.previews.close()
+            self.state.previews.close(wait=True)  # the process exits next
             with contextlib.suppress(Exception):
                 await starting
             self.state.parses.close()

@@ -113,9 +113,10 @@ class PreviewWorker:
             raise PreviewRefused(*outcome)
         return outcome
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the preview worker (`stop_pool`; `wait` at shutdown)."""
         if self._executor is not None:
-            stop_pool(self._executor)
+            stop_pool(self._executor, wait=wait)
             self._executor = None
 
 
