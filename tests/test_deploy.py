@@ -30,7 +30,7 @@ from webhook.offline.policy import compile_shapes, policy_objects
 
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
-CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor"}
+CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor", "PrometheusRule"}
 NAMESPACE = "multinode-webhook"
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -125,7 +125,7 @@ def test_webhook_entries(overlay: tuple[str, list[dict[str, Any]]]) -> None:
         ]
         assert (entry["admissionReviewVersions"], entry["sideEffects"], entry["failurePolicy"]) == (
             ["v1"],
-            "None",
+            "NoneOnDryRun",
             "Ignore",
         )
         assert (entry["timeoutSeconds"], entry["reinvocationPolicy"], entry["matchPolicy"]) == (
@@ -294,20 +294,28 @@ def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> No
     )
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    # A token for warm start's watches, and read-only rights: list and watch, of what pods
-    # are made from.
+    # A token for warm start's watches and for Events: reads of what pods are made from and
+    # of their owners, and writes of Events alone.
     assert spec["automountServiceAccountToken"] is True
     [role] = [
         o
         for o in overlay[1]
         if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "multinode-webhook"
     ]
-    assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"list", "watch"}
-    assert {r for rule in role["rules"] for r in rule["resources"]} == {
-        "servingruntimes",
-        "clusterservingruntimes",
-        "leaderworkersets",
-        "deployments",
+    granted = {
+        (resource, verb)
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    watched = ("servingruntimes", "clusterservingruntimes", "leaderworkersets", "deployments")
+    assert granted == {
+        *((resource, verb) for resource in watched for verb in ("list", "watch")),
+        ("events", "create"),
+        ("events", "get"),
+        ("events", "patch"),
+        ("inferenceservices", "get"),
+        ("llminferenceservices", "get"),
     }
     assert "priorityClassName" not in spec
     security = container["securityContext"]

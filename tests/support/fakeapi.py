@@ -26,11 +26,21 @@ _MUTATING = r"^/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfiguratio
 _SERVING_RUNTIMES = (
     r"^/apis/serving.kserve.io/v1alpha1/namespaces/(?P<ns>[^/]+)/servingruntimes/(?P<name>[^/]+)$"
 )
+_ISVC = (
+    r"^/apis/serving.kserve.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices/(?P<name>[^/]+)$"
+)
+_LLMISVC = (
+    r"^/apis/serving.kserve.io/v1alpha2/namespaces/(?P<ns>[^/]+)/llminferenceservices/"
+    r"(?P<name>[^/]+)$"
+)
 ROUTES = [
     (re.compile(r"^/api/v1/namespaces$"), "namespaces"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods(?:/(?P<name>[^/]+))?$"), "pods"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/secrets(?:/(?P<name>[^/]+))?$"), "secrets"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/events(?:/(?P<name>[^/]+))?$"), "events"),
     (re.compile(_MUTATING), "mutatingwebhookconfigurations"),
+    (re.compile(_ISVC), "inferenceservices"),
+    (re.compile(_LLMISVC), "llminferenceservices"),
     (re.compile(_SERVING_RUNTIMES), "servingruntimes"),
     (
         re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments/(?P<name>[^/]+)$"),
@@ -81,6 +91,9 @@ class FakeApi:
         self.requests: list[tuple[str, str]] = []
         self.version = 0
         self.lock = threading.Lock()
+        # Cleared, every request waits until it is set again: an API server that hangs.
+        self.gate = threading.Event()
+        self.gate.set()
 
     def put(self, resource: str, obj: dict[str, Any]) -> None:
         self.version += 1
@@ -160,6 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         path = self.path.split("?")[0]
         api = self.api
+        api.gate.wait(30)
         with api.lock:
             api.requests.append((self.command, path))
             if self.command == "GET" and path in DISCOVERY:

@@ -12,7 +12,7 @@ from tests.support.builders import REPO
 
 DEPLOY: Final = REPO / "deploy"
 OVERLAYS: Final = ("opt-in", "cluster-wide", "cert-manager")
-OPTIONAL: Final = ("servicemonitor", "networkpolicy", "audit")
+OPTIONAL: Final = ("servicemonitor", "networkpolicy", "audit", "monitoring")
 
 
 def user_overlay(folder: Path, overlay: str, *, namespace: str | None) -> Path:

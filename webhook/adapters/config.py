@@ -171,6 +171,13 @@ class Settings(BaseSettings):
         description="how long /readyz waits for warm start at most",
     )
 
+    events: bool = Field(
+        True,
+        description="with cluster credentials (the pod's ServiceAccount, or KUBECONFIG), tell "
+        "the InferenceService or LLMInferenceService that owns a pod what its review did, in "
+        "Kubernetes Events sent after admission",
+    )
+
     def options(self) -> Options:
         return Options(
             containers=self.containers,

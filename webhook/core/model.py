@@ -116,15 +116,19 @@ class ContainerPlan:
     keep_args: bool = False
     drop_script: bool = False
     notes: tuple[str, ...] = ()
+    # How many of its args now reach the server other than they did: for the owner's Event.
+    changed: int = 0
 
 
 NO_RULES: Final[Mapping[str, tuple[Rule, ...]]] = MappingProxyType({})
+NO_CHANGES: Final[Mapping[str, int]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The whole answer for one pod: action and reason, the selection trace, the patch, the
-    warnings, and the rules applied by container. Compared and hashed by value."""
+    warnings, and by container the rules applied and how many args changed delivery.
+    Compared and hashed by value."""
 
     action: Action
     reason: Reason
@@ -132,10 +136,11 @@ class Decision:
     patch: tuple[PatchOp, ...] = ()
     warnings: tuple[str, ...] = ()
     rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: NO_RULES)
+    changed: Mapping[str, int] = field(default_factory=lambda: NO_CHANGES)
     # False for a decision too large to cache: what is derived from it is not cached either.
     cacheable: bool = True
 
     def __hash__(self) -> int:
-        # The rules are a read-only mapping, which has no hash; equal decisions still hash
-        # alike without them, and equality compares them.
+        # The rules and counts are read-only mappings, which have no hash; equal decisions
+        # still hash alike without them, and equality compares them.
         return hash((self.action, self.reason, self.trace, self.patch, self.warnings))

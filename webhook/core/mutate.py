@@ -101,13 +101,14 @@ def _decide(facts: PodFacts) -> Decision:
 
     targets = selection.targets
     rules = MappingProxyType({p.plan.name: p.plan.rules for p in targets})
+    changed = MappingProxyType({p.plan.name: p.plan.changed for p in targets})
     names = ", ".join(rules)
     if selection.action is Action.SHADOW:
         warnings.insert(
             0, short(f"multinode-webhook (shadow) would rewrite {names} to forward args")
         )
         return Decision(
-            Action.SHADOW, selection.reason, selection.trace, (), tuple(warnings), rules
+            Action.SHADOW, selection.reason, selection.trace, (), tuple(warnings), rules, changed
         )
 
     ops: list[PatchOp] = []
@@ -125,7 +126,13 @@ def _decide(facts: PodFacts) -> Decision:
         *(short(f"multinode-webhook: {note}") for note in notes),
     ]
     return Decision(
-        Action.PATCHED, selection.reason, selection.trace, tuple(ops), tuple(warnings), rules
+        Action.PATCHED,
+        selection.reason,
+        selection.trace,
+        tuple(ops),
+        tuple(warnings),
+        rules,
+        changed,
     )
 
 

@@ -143,12 +143,17 @@ def plan_container(
         dollar0 = name
     exact = Rule.EXACT_ARGS in applied and rewritten.splits
     new_args: tuple[str, ...] | None = (script_args or None) if legacy else None
+    # Args the script dropped all arrive now; otherwise those that splitting or eval mangled.
+    changed = len(script_args) if legacy or Rule.FORWARD_ARGS in applied else 0
     if exact and rewritten.evaluated and not legacy:
         unwrapped, notes = unwrap(script_args, first_position=1)
         if unwrapped != script_args:
             new_args = unwrapped
+            changed = changed or sum(a != b for a, b in zip(script_args, unwrapped, strict=True))
     else:
         notes = changed_args(script_args, first_position=2 if legacy else 1) if exact else ()
+        if exact and not changed:
+            changed = sum(1 for arg in script_args if _changed(arg, 0))
     return ContainerPlan(
         name,
         Reason.LOSSY_ARGS,
@@ -159,6 +164,7 @@ def plan_container(
         keep_args=not legacy and new_args is None,
         drop_script=legacy and bool(script_args),
         notes=notes,
+        changed=changed,
     )
 
 

@@ -37,6 +37,7 @@ from webhook.core.view import ReviewView, pod_name
 from webhook.offline.parsepool import Late, ParsePool, Shed
 from webhook.offline.preview import FORMATS
 from webhook.offline.render import NEWEST
+from webhook.transport.events import EventQueue
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.transport.previews import PreviewRefused, PreviewWorker
@@ -107,6 +108,8 @@ class AppState:
     unparsed_logs: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     previews: PreviewWorker = field(default_factory=PreviewWorker)
     parses: ParsePool = field(init=False)
+    # What owners are told, sent after admission (`send_events`).
+    events: EventQueue = field(init=False)
     # Set on SIGTERM: /readyz fails and every admission response closes its connection.
     draining: bool = False
     # Warm start, when the server runs one: /readyz fails until it is done.
@@ -123,6 +126,16 @@ class AppState:
                 fields["refusals_not_logged"] = left_out
             log.warning("request refused", extra={"fields": fields})
 
+    def unready(self) -> str | None:
+        """Why `/readyz` fails, or None when the replica is ready."""
+        if self.draining:
+            return "draining for shutdown"
+        if self.warm is not None and not self.warm.ready.is_set():
+            return "parsing the cluster's runtime scripts (warm start)"
+        if self.tls is None or not self.tls.valid():
+            return "no valid certificate"
+        return None
+
     def certificate_metrics(self) -> None:
         """Bring the certificate's expiry and the refused reloads up to date in the metrics."""
         if self.tls is not None:
@@ -131,6 +144,9 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
+        self.events = EventQueue(metrics=self.metrics)
+        if not self.settings.events:
+            self.events.off()
         self.parses = ParsePool(
             workers=self.settings.parse_workers,
             budget=self.settings.parse_budget_seconds,
@@ -327,6 +343,7 @@ class AdmissionHandler:
         self.state.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
         if decision is not None and not decision.cacheable and _too_large(decision):
             self.state.metrics.script_too_large(endpoint)
+        self.state.events.tell(request, decision, response)
         if self.review_log.enabled:
             self.review_log(
                 {
@@ -353,6 +370,7 @@ class AdmissionHandler:
             )
             elapsed = time.perf_counter() - started
             if elapsed > self.state.settings.deadline_seconds:
+                self.state.metrics.deadline_overrun()
                 raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
             if self.deny and _parser_failed(decision):
                 raise ParserFailed("the bash parser crashed or overran on a script of the pod")
@@ -558,18 +576,15 @@ def ops_app(state: AppState) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        if state.draining:
-            return JSONResponse({"status": "not ready", "reason": "draining for shutdown"}, 503)
-        if state.warm is not None and not state.warm.ready.is_set():
-            reason = "parsing the cluster's runtime scripts (warm start)"
+        reason = state.unready()
+        if reason is not None:
             return JSONResponse({"status": "not ready", "reason": reason}, 503)
-        if state.tls is None or not state.tls.valid():
-            return JSONResponse({"status": "not ready", "reason": "no valid certificate"}, 503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")
     async def metrics() -> Response:
         state.certificate_metrics()
+        state.metrics.ready(state.unready() is None)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

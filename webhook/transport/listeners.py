@@ -27,6 +27,7 @@ from webhook.adapters import certs
 from webhook.adapters.config import Settings
 from webhook.transport import app, metrics
 from webhook.transport.coalesce import CoalescingHttpToolsProtocol
+from webhook.transport.events import send_events
 from webhook.transport.metrics import Metrics
 from webhook.transport.warmup import WarmUp
 
@@ -168,6 +169,7 @@ class Listeners:
                 parsed=self.state.metrics.warm_script,
             )
             warming = asyncio.create_task(self.state.warm.run())
+        telling = asyncio.create_task(send_events(self.state.events)) if settings.events else None
         serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listening]
         while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
             await asyncio.sleep(0.01)
@@ -176,6 +178,8 @@ class Listeners:
             await asyncio.gather(*serving)
         finally:
             watcher.cancel()
+            if telling is not None:
+                telling.cancel()
             if self.state.warm is not None and warming is not None:
                 self.state.warm.close()
                 warming.cancel()

@@ -132,6 +132,25 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self._events = Counter(
+            "multinode_webhook_events_written",
+            "Kubernetes Events written on the owners of pods (a new series, or a series' count "
+            "brought up to date), by type and reason",
+            ["type", "reason"],
+            registry=registry,
+        )
+        self._events_dropped = Counter(
+            "multinode_webhook_events_dropped",
+            "Events not written: the queue was full (queue-full), the owner was over its rate "
+            "(rate-limited), or the API server refused or did not answer (api-error)",
+            ["reason"],
+            registry=registry,
+        )
+        self._deadline_overruns = Counter(
+            "multinode_webhook_deadline_overruns",
+            "Reviews that took longer than --deadline-seconds, answered by the error policy",
+            registry=registry,
+        )
         self._reload_errors = Counter(
             "multinode_webhook_certificate_reload_errors",
             "Changed certificate pairs refused (unreadable, mismatched, expired or not yet "
@@ -145,6 +164,12 @@ class Metrics:
             "Seconds until the serving certificate expires",
             registry=registry,
             multiprocess_mode="mostrecent",
+        )
+        self._ready = Gauge(
+            "multinode_webhook_ready",
+            "1 while the replica is ready (what /readyz says), else 0",
+            registry=registry,
+            multiprocess_mode="max",
         )
         # A gauge rather than an Info, which prometheus-client cannot keep across processes;
         # the exposition is the same `multinode_webhook_build_info{version=...} 1.0`.
@@ -186,6 +211,15 @@ class Metrics:
     def parse_shed(self, reason: str) -> None:
         self._parse_shed.labels(reason).inc()
 
+    def event_written(self, kind: str, reason: str) -> None:
+        self._events.labels(kind, reason).inc()
+
+    def event_dropped(self, reason: str) -> None:
+        self._events_dropped.labels(reason).inc()
+
+    def deadline_overrun(self) -> None:
+        self._deadline_overruns.inc()
+
     def rejected(self, endpoint: str, code: int) -> None:
         self._rejected.labels(endpoint, str(code)).inc()
 
@@ -198,6 +232,9 @@ class Metrics:
     def certificate_expires(self, when: dt.datetime | None) -> None:
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds() if when else 0.0
         self._expiry.set(seconds)
+
+    def ready(self, ready: bool) -> None:
+        self._ready.set(1 if ready else 0)
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

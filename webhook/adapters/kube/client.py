@@ -28,6 +28,8 @@ GONE: Final = 410
 # A watch is renewed this often, and retried this long after an error.
 WATCH_SECONDS: Final = 300
 RETRY_SECONDS: Final = 5.0
+# The calls behind Events run one at a time, off admission: one that hangs must not hold the rest.
+EVENT_TIMEOUT: Final = 5.0
 
 
 class KubeError(RuntimeError):
@@ -128,10 +130,10 @@ class Cluster:
         found: dict[str, Any] = json.loads(response.data)
         return found
 
-    def _read(self, what: str, method: Any, *args: Any) -> dict[str, Any] | None:
+    def _read(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         """The object, or None when there is none."""
         try:
-            return self._call(what, method, *args)
+            return self._call(what, method, *args, **kwargs)
         except KubeError as error:
             if error.status == NOT_FOUND:
                 return None
@@ -356,6 +358,51 @@ class Cluster:
             label_selector=label_selector,
         ).get("items", [])
         return items
+
+    def custom_object(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """One namespaced object of a kind; None when there is none, or the API server does not
+        serve the kind at this version."""
+        return self._read(
+            f"read {plural}.{group}/{version} {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            _request_timeout=EVENT_TIMEOUT,
+        )
+
+    def event(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Event, or None when there is none (it expired, or was never made)."""
+        return self._read(
+            f"read Event {namespace}/{name}",
+            self.core.read_namespaced_event,
+            name,
+            namespace,
+            _request_timeout=EVENT_TIMEOUT,
+        )
+
+    def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        self._call(
+            f"create Event {namespace}/{body['metadata']['name']}",
+            self.core.create_namespaced_event,
+            namespace,
+            body,
+            _request_timeout=EVENT_TIMEOUT,
+        )
+
+    def patch_event(self, namespace: str, name: str, ops: Sequence[PatchOp]) -> None:
+        self._call(
+            f"patch Event {namespace}/{name}",
+            self.core.patch_namespaced_event,
+            name,
+            namespace,
+            to_json(ops),
+            _request_timeout=EVENT_TIMEOUT,
+        )
 
     def pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self._call(

@@ -1,0 +1,267 @@
+"""The Events queue: what admission tells owners, sent later by a background task (DESIGN §7).
+
+Admission only `offer`s a notice: a dictionary lookup and a count, never a call to the API. A
+notice already in a series adds one to it; a new one takes a place in a bounded queue (in all,
+and for each namespace, so that one tenant's flood cannot crowd out the others' Events) or is
+dropped and counted. The task writes each series once, then at most every `repeat_seconds` with
+the occurrences seen since; every write costs the owner a token from a bucket (`burst`, one back
+every `refill_seconds`), so no owner's pods can make the server write much. A new series with no
+token is dropped and counted; a series already written keeps its count for a later write. An
+API error drops what was to be written, counted and logged at a bounded rate.
+
+With no credentials (no ServiceAccount, no `KUBECONFIG`), or `--events=false`, the queue is off
+and `offer` costs one attribute test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.adapters.kube.events import EventWriter
+from webhook.core import admission
+from webhook.core.model import Decision
+from webhook.core.names import Action
+from webhook.core.notice import Notice, Owner, failed, notices, owner_of
+from webhook.transport.logs import RateLimit
+from webhook.transport.metrics import Metrics
+
+QUEUE_LIMIT: Final = 256
+NAMESPACE_LIMIT: Final = 16
+SERIES_LIMIT: Final = 4096
+REPEAT_SECONDS: Final = 10.0
+# Per owner, as client-go's recorder allows an object: a burst, then one write in a while.
+BURST: Final = 20
+REFILL_SECONDS: Final = 30.0
+ERRORS_LOGGED_PER_SECOND: Final = 1
+
+log = logging.getLogger("multinode_webhook.events")
+
+Key = tuple[Owner, str, str, str, str]
+
+
+class Writer(Protocol):
+    def record(self, notice: Notice, *, occurrences: int, total: int | None) -> int: ...
+
+
+@dataclass
+class _Series:
+    notice: Notice
+    pending: int = 1
+    total: int | None = None
+    written_at: float | None = None
+    queued: bool = True
+
+
+class _Bucket:
+    """One owner's write tokens."""
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+
+
+class EventQueue:
+    """Notices from admission, sent as Event series by `run`."""
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        limit: int = QUEUE_LIMIT,
+        namespace_limit: int = NAMESPACE_LIMIT,
+        series_limit: int = SERIES_LIMIT,
+        repeat_seconds: float = REPEAT_SECONDS,
+        burst: int = BURST,
+        refill_seconds: float = REFILL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.on = True
+        self._metrics = metrics
+        self._limit = limit
+        self._namespace_limit = namespace_limit
+        self._series_limit = series_limit
+        self.repeat_seconds = repeat_seconds
+        self._burst = burst
+        self._refill = refill_seconds
+        self._clock = clock
+        self._series: OrderedDict[Key, _Series] = OrderedDict()
+        self._ready: deque[Key] = deque()
+        self._new = 0
+        self._new_by_namespace: dict[str, int] = {}
+        self._buckets: OrderedDict[Owner, _Bucket] = OrderedDict()
+        self._wake: asyncio.Event | None = None
+        self._errors = RateLimit(ERRORS_LOGGED_PER_SECOND)
+
+    def tell(
+        self,
+        request: admission.ReviewRequest,
+        decision: Decision | None,
+        response: admission.AdmissionReviewResponse,
+    ) -> None:
+        """Offer what a review's owner should know: never for a dry run."""
+        if not self.on or request.dry_run:
+            return
+        if decision is not None:
+            if decision.action not in (Action.PATCHED, Action.SHADOW) and not decision.warnings:
+                return
+            owner = owner_of(request.pod, namespace=request.namespace)
+            if owner is not None:
+                for notice in notices(decision, owner):
+                    self.offer(notice)
+            return
+        owner = owner_of(request.pod, namespace=request.namespace)
+        if owner is not None:
+            answer = response["response"]
+            error = answer.get("auditAnnotations", {}).get("reason", "internal error")
+            self.offer(failed(owner, error=error, denied=not answer["allowed"]))
+
+    def offer(self, notice: Notice) -> None:
+        """Count the notice into its series, or queue a new series; never blocks."""
+        if not self.on:
+            return
+        key: Key = (notice.owner, notice.type, notice.reason, notice.message, notice.digest)
+        series = self._series.get(key)
+        if series is not None:
+            series.pending += 1
+            if not series.queued:
+                series.queued = True
+                self._push(key)
+            return
+        namespace = notice.owner.namespace
+        waiting = self._new_by_namespace.get(namespace, 0)
+        if self._new >= self._limit or waiting >= self._namespace_limit:
+            self._metrics.event_dropped("queue-full")
+            return
+        self._new += 1
+        self._new_by_namespace[namespace] = waiting + 1
+        self._series[key] = _Series(notice)
+        if len(self._series) > self._series_limit:
+            self._evict()
+        self._push(key)
+
+    def _evict(self) -> None:
+        """Forget the oldest series that is not waiting to be written."""
+        for key, series in self._series.items():
+            if not series.queued:
+                del self._series[key]
+                return
+
+    def _push(self, key: Key) -> None:
+        self._ready.append(key)
+        if self._wake is not None:
+            self._wake.set()
+
+    def off(self) -> None:
+        """Stop taking notices, and forget those waiting."""
+        self.on = False
+        self._series.clear()
+        self._ready.clear()
+        self._new = 0
+        self._new_by_namespace.clear()
+
+    async def run(self, writer: Writer) -> None:
+        """Write what is queued, until cancelled."""
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._ready:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            key = self._ready.popleft()
+            series = self._series.get(key)
+            if series is None:
+                continue
+            now = self._clock()
+            if series.written_at is not None and now - series.written_at < self.repeat_seconds:
+                loop.call_later(series.written_at + self.repeat_seconds - now, self._push, key)
+                continue
+            wait = self._take_token(series.notice.owner, now)
+            if wait:
+                if series.total is None:
+                    self._forget_new(key, series)
+                    self._metrics.event_dropped("rate-limited")
+                else:
+                    loop.call_later(wait, self._push, key)
+                continue
+            await self._write(writer, key, series)
+
+    def _take_token(self, owner: Owner, now: float) -> float:
+        """0 when the owner may write now (a token is taken), else the seconds to its next."""
+        bucket = self._buckets.get(owner)
+        if bucket is None:
+            bucket = self._buckets[owner] = _Bucket(self._burst, now)
+            if len(self._buckets) > self._series_limit:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(owner)
+            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) / self._refill)
+            bucket.stamp = now
+        if bucket.tokens < 1:
+            return (1 - bucket.tokens) * self._refill
+        bucket.tokens -= 1
+        return 0.0
+
+    async def _write(self, writer: Writer, key: Key, series: _Series) -> None:
+        occurrences, total = series.pending, series.total
+        try:
+            # The client blocks: it runs on a thread, one write at a time.
+            count = await asyncio.to_thread(
+                writer.record, series.notice, occurrences=occurrences, total=total
+            )
+        except KubeError as error:
+            self._metrics.event_dropped("api-error")
+            allowed, left_out = self._errors.allow()
+            if allowed:
+                fields: dict[str, object] = {"reason": series.notice.reason, "error": str(error)}
+                if left_out:
+                    fields["errors_not_logged"] = left_out
+                log.warning("an Event was not written", extra={"fields": fields})
+            if total is None:
+                self._forget_new(key, series)
+                return
+            count = total
+        else:
+            self._metrics.event_written(series.notice.type, series.notice.reason)
+        if total is None:
+            self._settle_new(series)
+        series.total = count
+        series.written_at = self._clock()
+        series.pending -= occurrences
+        series.queued = series.pending > 0
+        if series.queued:
+            self._push(key)
+
+    def _settle_new(self, series: _Series) -> None:
+        namespace = series.notice.owner.namespace
+        self._new -= 1
+        left = self._new_by_namespace[namespace] - 1
+        if left:
+            self._new_by_namespace[namespace] = left
+        else:
+            del self._new_by_namespace[namespace]
+
+    def _forget_new(self, key: Key, series: _Series) -> None:
+        self._settle_new(series)
+        del self._series[key]
+
+
+async def send_events(queue: EventQueue) -> None:
+    """Connect with the pod's ServiceAccount, or `KUBECONFIG`, and write the queue's Events
+    until cancelled; with neither, turn the queue off and say so once."""
+    loop = asyncio.get_running_loop()
+    try:
+        cluster = Cluster(await loop.run_in_executor(None, connect))
+    except KubeError as error:
+        queue.off()
+        log.info("Events off: no cluster credentials", extra={"fields": {"why": str(error)}})
+        return
+    await queue.run(EventWriter(cluster, instance=socket.gethostname()))
