@@ -6,6 +6,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from webhook.adapters.config import Settings
+from webhook.transport.app import AppState
 from webhook.transport.metrics import Metrics
 
 LATENCY = "multinode_webhook_review_duration_seconds"
@@ -56,3 +58,23 @@ def test_reviews_are_counted_by_endpoint_and_decision() -> None:
     assert _value(metrics, SIZE, bucket, endpoint="/mutate", le="4096.0") == 0
     assert _value(metrics, SIZE, bucket, endpoint="/mutate", le="16384.0") == 3
     assert _value(metrics, SIZE, f"{SIZE}_count", endpoint="/mutate") == 3
+
+
+def test_the_series_alerts_count_are_there_at_zero_before_their_first_count() -> None:
+    state = AppState(Settings())
+    metrics = state.metrics
+    for endpoint in ("/mutate", "/mutate/shadow"):
+        assert (
+            _value(metrics, REVIEWS, f"{REVIEWS}_total", endpoint=endpoint, decision="error") == 0
+        )
+    shed = "multinode_webhook_parse_shed"
+    for reason in ("parse-queue-full", "parse-queue-late"):
+        assert _value(metrics, shed, f"{shed}_total", reason=reason) == 0
+    state.parses.close()
+
+
+@pytest.mark.parametrize(("ready", "value"), [(True, 1.0), (False, 0.0)])
+def test_readiness_is_a_gauge(ready: bool, value: float) -> None:
+    metrics = Metrics()
+    metrics.ready(ready)
+    assert _value(metrics, "multinode_webhook_ready", "multinode_webhook_ready") == value

@@ -48,6 +48,8 @@ MUTATE_SHADOW: Final = "/mutate/shadow"
 PREVIEW: Final = "/preview"
 ENDPOINTS: Final = (MUTATE, MUTATE_SHADOW, PREVIEW)
 OTHER: Final = "other"
+QUEUE_FULL: Final = "parse-queue-full"
+QUEUE_LATE: Final = "parse-queue-late"
 JSON_TYPES: Final = ("application/json",)
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 PREVIEW_DECISION: Final = "preview"
@@ -144,6 +146,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
+        self.metrics.zero(endpoints=(MUTATE, MUTATE_SHADOW), shed_reasons=(QUEUE_FULL, QUEUE_LATE))
         self.events = EventQueue(metrics=self.metrics)
         if not self.settings.events:
             self.events.off()
@@ -421,7 +424,7 @@ class AdmissionHandler:
         self, request: admission.ReviewRequest, error: Shed | Late
     ) -> admission.AdmissionReviewResponse:
         """The error policy's answer for a pod whose script could not be parsed in time."""
-        reason = "parse-queue-full" if isinstance(error, Shed) else "parse-queue-late"
+        reason = QUEUE_FULL if isinstance(error, Shed) else QUEUE_LATE
         self.state.metrics.parse_shed(reason)
         allowed, left_out = self.state.unparsed_logs.allow()
         if allowed:

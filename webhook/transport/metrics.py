@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -180,6 +181,14 @@ class Metrics:
             registry=registry,
             multiprocess_mode="max",
         ).labels(__version__).set(1)
+
+    def zero(self, *, endpoints: Sequence[str], shed_reasons: Sequence[str]) -> None:
+        """Expose at 0 the labelled series an alert counts: one that first appears at 1 shows
+        Prometheus no increase, and the first error after a start would page nobody."""
+        for endpoint in endpoints:
+            self._reviews.labels(endpoint, ERROR)
+        for reason in shed_reasons:
+            self._parse_shed.labels(reason)
 
     def review(self, endpoint: str, decision: str, *, seconds: float, size: int) -> None:
         children = self._children.get((endpoint, decision))
