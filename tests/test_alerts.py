@@ -5,7 +5,6 @@ entry in the README."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.builders import REPO, TESTDATA
-from tests.support.install import DEPLOY
+from tests.support.install import rendered_alert_rules
 
 PROMTOOL = shutil.which("promtool")
 UNIT_TESTS = TESTDATA / "alerts" / "alerts.test.yaml"
@@ -29,36 +28,13 @@ needs_kubectl = pytest.mark.skipif(
 )
 
 
-def _rendered_rule(work: Path) -> dict[str, Any]:
-    """The PrometheusRule of the opt-in overlay with the monitoring component."""
-    (work / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(DEPLOY / "overlays" / "opt-in", work)],
-                "components": [os.path.relpath(DEPLOY / "components" / "monitoring", work)],
-            }
-        )
-    )
-    done = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(work)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    [rule] = [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "PrometheusRule"]
-    found: dict[str, Any] = rule
-    return found
-
-
 def _alerts(rule: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r]
 
 
 @pytest.fixture(scope="module")
 def rule(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _rendered_rule(tmp_path_factory.mktemp("alerts"))
+    return rendered_alert_rules(tmp_path_factory.mktemp("alerts"))
 
 
 def _rules_file(rule: dict[str, Any], folder: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,3 +34,27 @@ def user_overlay(folder: Path, overlay: str, *, namespace: str | None) -> Path:
             kustomization["transformers"] = [os.path.relpath(refs, folder)]
     (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     return folder
+
+
+def rendered_alert_rules(work: Path) -> dict[str, Any]:
+    """The PrometheusRule of the opt-in overlay with the monitoring component, as kustomize
+    renders it in `work`."""
+    (work / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY / "overlays" / "opt-in", work)],
+                "components": [os.path.relpath(DEPLOY / "components" / "monitoring", work)],
+            }
+        )
+    )
+    done = subprocess.run(
+        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(work)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [rule] = [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "PrometheusRule"]
+    found: dict[str, Any] = rule
+    return found
