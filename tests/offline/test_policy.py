@@ -36,6 +36,7 @@ from webhook.offline.policy import (
     jsonpatch_map,
     policy_objects,
     policy_spec,
+    split,
 )
 
 NAMESPACE = "models"
@@ -248,6 +249,7 @@ def test_the_command_prints_what_kubectl_applies_and_explains_what_it_leaves(
     assert policy["spec"]["reinvocationPolicy"] == "IfNeeded"
     assert len(json.loads(policy["metadata"]["annotations"][SHAPES_ANNOTATION])) == 2
     assert "covered: " in done.stderr
+    assert "policy multinode-webhook: 2 scripts; largest CEL expression " in done.stderr
     assert "estimated CEL cost per pod" in done.stderr
     preset = tmp_path / "preset.yaml"
     preset.write_text(
@@ -325,3 +327,59 @@ def test_explain_calls_a_workload_whose_args_the_policy_skips_left_not_covered(
         assert judged(policy, pod) == verdict
         if verdict == "left":
             assert admit(pod, context=Context(namespace=NAMESPACE)).patch  # the webhook would
+
+
+def _long_runtime(serial: int, size: int) -> tuple[str, Any]:
+    """The example runtime, its head's script grown by a comment of `size` characters."""
+    runtime = yaml.safe_load(
+        (Path(__file__).parents[2] / "examples" / "legacy-servingruntime.yaml").read_text()
+    )
+    head = runtime["spec"]["containers"][0]
+    head["args"][0] = f"# {serial} {'x' * size}\n{head['args'][0]}"
+    return f"runtime-{serial}", runtime
+
+
+def test_scripts_past_one_policy_are_split_and_each_part_repairs_its_own() -> None:
+    runtimes = [_long_runtime(serial, 20_000) for serial in range(6)]
+    compiled = compile_shapes(runtimes)
+    policies = split(compiled.shapes)
+    assert len(policies) > 1
+    for _, found in policies:
+        assert found.over() is None
+    assert [policy["metadata"]["name"] for policy, _ in policies][:2] == [
+        "multinode-webhook",
+        "multinode-webhook-2",
+    ]
+    objects = policy_objects(compiled, mode=Mode.OPT_IN)
+    assert [o["spec"]["policyName"] for o in objects[1::2]] == [
+        policy["metadata"]["name"] for policy, _ in policies
+    ]
+    # Each shape is in one part, and exactly that part repairs its pods as the webhook does.
+    parts = [
+        [
+            s
+            for s in compiled.shapes
+            if s.digest in json.loads(policy["metadata"]["annotations"][SHAPES_ANNOTATION])
+        ]
+        for policy, _ in policies
+    ]
+    assert sorted(s.digest for part in parts for s in part) == sorted(
+        s.digest for s in compiled.shapes
+    )
+    evaluators = [Policy(policy_spec(part, patch=jsonpatch_map)) for part in parts]
+    for _, runtime in runtimes:
+        pod = kserve.build_pod(runtime, role="head", user_args=["--x", "a b"])
+        verdicts = sorted(judged(evaluator, pod) for evaluator in evaluators)
+        assert verdicts == ["covered", *["left"] * (len(evaluators) - 1)]
+
+
+def test_a_script_too_large_for_any_policy_is_refused_in_one_line(tmp_path: Path) -> None:
+    _, runtime = _long_runtime(0, 110_000)
+    path = tmp_path / "runtime.yaml"
+    path.write_text(yaml.safe_dump(runtime))
+    done = cli("policy", str(path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    message = one_line_error(done)
+    assert "kube-apiserver would refuse the policy" in message
+    assert "code points, over kube-apiserver's limit of 100000" in message

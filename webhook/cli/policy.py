@@ -4,14 +4,22 @@ MutatingAdmissionPolicy and its binding that the API server runs itself."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from webhook.cli.common import EXIT_FINDINGS, cluster, fail, read, shown
 from webhook.core.names import Mode
 from webhook.offline import documents
-from webhook.offline.policy import Compiled, compile_shapes, estimated_cost, policy_objects
+from webhook.offline.policy import (
+    COST_LIMIT,
+    EXPRESSION_LIMIT,
+    OBJECT_LIMIT,
+    Compiled,
+    PolicyTooLarge,
+    compile_shapes,
+    split,
+    with_bindings,
+)
 
 
 def add(commands: Any) -> None:
@@ -49,7 +57,8 @@ def add(commands: Any) -> None:
         "--explain",
         action="store_true",
         help="print to stderr each script covered, each input left to the webhook and why, "
-        "and the policy's size and estimated CEL cost",
+        "and each policy's figures against kube-apiserver's limits (scripts that do not fit one "
+        "policy are split across several)",
     )
     policy.add_argument("--kubeconfig", help="kubeconfig file, with --from-cluster")
     policy.add_argument("--context", help="kubeconfig context, with --from-cluster")
@@ -92,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
             "the webhook would repair (an InferenceService names its runtime: give the "
             "ServingRuntime)"
         )
-    objects = policy_objects(compiled, mode=Mode(args.mode))
+    try:
+        policies = split(compiled.shapes)
+    except PolicyTooLarge as error:
+        fail(f"kube-apiserver would refuse the policy: {error}")
+    objects = with_bindings(policies, mode=Mode(args.mode))
     sys.stdout.write("---\n".join(documents.dump(item) for item in objects))
     if not args.explain:
         return 0
@@ -100,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
         kind = "LLMInferenceService" if shape.llm else "InferenceService"
         print(f"covered: {shape.source} {shape.name} ({kind} pods)", file=sys.stderr)
     _say_left(compiled)
-    size = len(json.dumps(objects[0]))
-    print(
-        f"scripts: {len(compiled.shapes)}, {size} bytes, estimated CEL cost per pod "
-        f"{estimated_cost(compiled.shapes)} (the API server's limit per expression: 1000000)",
-        file=sys.stderr,
-    )
+    for _, found in policies:
+        print(
+            f"policy {found.name}: {found.scripts} script{'' if found.scripts == 1 else 's'}; "
+            "largest CEL expression "
+            f"{found.expression} of {EXPRESSION_LIMIT} code points; {found.size} of "
+            f"{OBJECT_LIMIT} bytes; estimated CEL cost per pod {found.cost} of {COST_LIMIT}",
+            file=sys.stderr,
+        )
     return EXIT_FINDINGS if compiled.uncovered else 0

@@ -42,6 +42,12 @@ from webhook.offline.preview import LWS_KIND, LWS_TEMPLATES, TEMPLATE_PATHS
 from webhook.offline.sandbox import resolved
 
 POLICY_NAME: Final = "multinode-webhook"
+# What kube-apiserver accepts: code points in one CEL expression, the CEL cost of one
+# evaluation of an expression, and the bytes of one stored object (etcd's default request
+# limit, 1.5 MiB).
+EXPRESSION_LIMIT: Final = 100_000
+COST_LIMIT: Final = 1_000_000
+OBJECT_LIMIT: Final = 1_572_864
 SHAPES_ANNOTATION: Final = names.POLICY_SHAPES_ANNOTATION
 API_VERSION: Final = "admissionregistration.k8s.io/v1"
 # Container positions the policy covers: a status annotation is kept for each.
@@ -375,8 +381,9 @@ def _single_target() -> str:
     return f"size({found}) == 1 ? {found}[0] : -1"
 
 
-def binding(mode: Mode) -> dict[str, Any]:
-    """The binding: the namespaces of the install mode, and the pod opt-out label."""
+def binding(mode: Mode, *, name: str = POLICY_NAME) -> dict[str, Any]:
+    """The binding of the policy `name`: the namespaces of the install mode, and the pod
+    opt-out label."""
     if mode is Mode.OPT_IN:
         namespaces: dict[str, Any] = {
             "matchLabels": {names.INJECT_LABEL: str(names.Inject.ENABLED)}
@@ -399,9 +406,9 @@ def binding(mode: Mode) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "MutatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY_NAME},
+        "metadata": {"name": name},
         "spec": {
-            "policyName": POLICY_NAME,
+            "policyName": name,
             "matchResources": {
                 "namespaceSelector": namespaces,
                 "objectSelector": {
@@ -418,23 +425,113 @@ def binding(mode: Mode) -> dict[str, Any]:
     }
 
 
-def policy_objects(compiled: Compiled, *, mode: Mode) -> list[dict[str, Any]]:
-    """The MutatingAdmissionPolicy and its binding, for `kubectl apply -f -`."""
-    policy = {
+class PolicyTooLarge(ValueError):
+    """A script that no policy kube-apiserver accepts can hold; the message names the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What kube-apiserver checks of one policy: its largest expression in code points, its
+    size as stored, and the estimated CEL cost of one pod's admission."""
+
+    name: str
+    scripts: int
+    expression: int
+    size: int
+    cost: int
+
+    def over(self) -> str | None:
+        """The first limit the policy is over, in words, or None when it fits."""
+        if self.expression > EXPRESSION_LIMIT:
+            return (
+                f"a CEL expression of {self.expression} code points, over kube-apiserver's "
+                f"limit of {EXPRESSION_LIMIT}"
+            )
+        if self.cost > COST_LIMIT:
+            return f"an estimated CEL cost of {self.cost}, over the limit of {COST_LIMIT}"
+        if self.size > OBJECT_LIMIT:
+            return f"{self.size} bytes, over the {OBJECT_LIMIT} an object may hold"
+        return None
+
+
+def _policy(shapes: Sequence[Shape], name: str) -> dict[str, Any]:
+    return {
         "apiVersion": API_VERSION,
         "kind": "MutatingAdmissionPolicy",
         "metadata": {
-            "name": POLICY_NAME,
+            "name": name,
             "annotations": {
                 f"{names.PREFIX}/version": __version__,
                 SHAPES_ANNOTATION: json.dumps(
-                    sorted({shape.digest for shape in compiled.shapes}), separators=(",", ":")
+                    sorted({shape.digest for shape in shapes}), separators=(",", ":")
                 ),
             },
         },
-        "spec": policy_spec(compiled.shapes),
+        "spec": policy_spec(shapes),
     }
-    return [policy, binding(mode)]
+
+
+def _expressions(spec: Mapping[str, Any]) -> Iterator[str]:
+    for entry in (*spec["matchConditions"], *spec["variables"]):
+        yield entry["expression"]
+    for mutation in spec["mutations"]:
+        yield mutation["jsonPatch"]["expression"]
+
+
+def figures(policy: Mapping[str, Any], shapes: Sequence[Shape]) -> Figures:
+    """The figures kube-apiserver checks of a policy compiled from `shapes`."""
+    return Figures(
+        name=policy["metadata"]["name"],
+        scripts=len(shapes),
+        expression=max(len(text) for text in _expressions(policy["spec"])),
+        size=len(json.dumps(policy, ensure_ascii=False, separators=(",", ":")).encode()),
+        cost=estimated_cost(shapes),
+    )
+
+
+def _name(number: int) -> str:
+    return POLICY_NAME if number == 0 else f"{POLICY_NAME}-{number + 1}"
+
+
+def _built(shapes: Sequence[Shape], number: int) -> tuple[dict[str, Any], Figures]:
+    policy = _policy(shapes, _name(number))
+    return policy, figures(policy, shapes)
+
+
+def split(shapes: Sequence[Shape]) -> list[tuple[dict[str, Any], Figures]]:
+    """The policies that hold the shapes, each within kube-apiserver's limits: shapes are
+    added to a policy in order while it fits, then to the next. Raises `PolicyTooLarge` for
+    a shape that fits in no policy."""
+    groups: list[list[Shape]] = []
+    for shape in shapes:
+        if groups and _built([*groups[-1], shape], len(groups) - 1)[1].over() is None:
+            groups[-1].append(shape)
+            continue
+        over = _built([shape], len(groups))[1].over()
+        if over is not None:
+            raise PolicyTooLarge(
+                f"{shape.source} {shape.name}: its script alone makes a policy of {over}; "
+                "leave it to the webhook"
+            )
+        groups.append([shape])
+    return [_built(group, number) for number, group in enumerate(groups)]
+
+
+def policy_objects(compiled: Compiled, *, mode: Mode) -> list[dict[str, Any]]:
+    """The MutatingAdmissionPolicies and their bindings, for `kubectl apply -f -`: one pair
+    unless kube-apiserver's limits want the scripts split across several."""
+    return with_bindings(split(compiled.shapes), mode=mode)
+
+
+def with_bindings(
+    policies: Sequence[tuple[dict[str, Any], Figures]], *, mode: Mode
+) -> list[dict[str, Any]]:
+    """Each policy of `split`, followed by its binding."""
+    return [
+        item
+        for policy, _ in policies
+        for item in (policy, binding(mode, name=policy["metadata"]["name"]))
+    ]
 
 
 def estimated_cost(shapes: Sequence[Shape]) -> int:
