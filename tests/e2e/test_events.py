@@ -7,7 +7,6 @@ nothing, and 50 pods of one InferenceService make one Event series."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,14 @@ import yaml
 
 from tests.support import llmisvc, servers
 from tests.support.builders import example
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, register_webhook, stand_in_crd
+from tests.support.envtest import (
+    ENVTEST,
+    Cluster,
+    kubeconfig_for,
+    kubectl,
+    register_webhook,
+    stand_in_crd,
+)
 from tests.support.install import user_overlay
 from tests.support.poll import wait
 from webhook.core import names
@@ -28,18 +34,6 @@ pytestmark = ENVTEST
 NAMESPACE = "told"
 INSTALL = "mw-events"
 GROUP = "serving.kserve.io"
-
-
-def _kubectl(kubeconfig: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 def _created(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -53,15 +47,15 @@ def _as_the_webhook(cluster: Cluster, work: Path) -> Path:
     """A kubeconfig with a token of the install's ServiceAccount, bound by its ClusterRole."""
     admin = kubeconfig_for(cluster, work / "admin")
     source = user_overlay(work / "install", "opt-in", namespace=INSTALL)
-    rendered = yaml.safe_load_all(_kubectl(admin, "kustomize", str(source)))
+    rendered = yaml.safe_load_all(kubectl(admin, "kustomize", str(source)))
     wanted = {("ServiceAccount", "multinode-webhook"), ("ClusterRole", "multinode-webhook")}
     wanted.add(("ClusterRoleBinding", "multinode-webhook"))
     wanted.add(("Namespace", INSTALL))
     objects = [d for d in rendered if d and (d["kind"], d["metadata"]["name"]) in wanted]
     assert len(objects) == len(wanted)
     (work / "rbac.yaml").write_text(yaml.safe_dump_all(objects))
-    _kubectl(admin, "apply", "--server-side", "-f", str(work / "rbac.yaml"))
-    token = _kubectl(admin, "create", "token", "multinode-webhook", "-n", INSTALL).strip()
+    kubectl(admin, "apply", "--server-side", "-f", str(work / "rbac.yaml"))
+    token = kubectl(admin, "create", "token", "multinode-webhook", "-n", INSTALL).strip()
     return kubeconfig_for(cluster, work / "webhook.kubeconfig", token=token)
 
 
@@ -74,7 +68,7 @@ def _pod(name: str, owner: str) -> dict[str, Any]:
 
 
 def _events(admin: Path, kind: str) -> list[dict[str, Any]]:
-    listed = _kubectl(
+    listed = kubectl(
         admin,
         "get",
         "events",
@@ -183,6 +177,6 @@ def test_owners_are_told_what_admission_did(
     assert warned["involvedObject"]["uid"] == llm["metadata"]["uid"]
     assert "Move these args to VLLM_ADDITIONAL_ARGS" in warned["message"]
     # What a model owner reads.
-    described = _kubectl(admin, "describe", "inferenceservice", "llama", "-n", NAMESPACE)
+    described = kubectl(admin, "describe", "inferenceservice", "llama", "-n", NAMESPACE)
     assert "ArgsRepaired" in described
     assert "multinode-webhook repaired container" in described

@@ -29,7 +29,7 @@ import yaml
 
 from tests.support import poll, servers
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, kubectl, stand_in_crd
 from tests.support.install import user_overlay
 from webhook import __version__
 from webhook.adapters import certs
@@ -44,18 +44,6 @@ STAND_INS = [
     ("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
 ]
 CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
-
-
-def _kubectl(kubeconfig: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 def _stand_in_crds(client: httpx.Client) -> None:
@@ -191,7 +179,7 @@ def _placed(admin: Path, rendered: list[dict[str, Any]], install: str) -> None:
         meta = obj["metadata"]
         where = ["-n", meta["namespace"]] if "namespace" in meta else []
         found = json.loads(
-            _kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
+            kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
         )
         assert found["metadata"].get("namespace") == meta.get("namespace"), obj["kind"]
         if "namespace" in meta:
@@ -254,14 +242,14 @@ def test_the_documented_install_works(
     admin = kubeconfig_for(cluster, tmp_path / "kubeconfig")
     source = user_overlay(tmp_path / "my-install", overlay, namespace=namespace)
     rendered = [
-        d for d in yaml.safe_load_all(_kubectl(admin, "kustomize", str(source))) if d is not None
+        d for d in yaml.safe_load_all(kubectl(admin, "kustomize", str(source))) if d is not None
     ]
     install = namespace or "multinode-webhook"
     with cluster.client() as client:
         _stand_in_crds(client)
         client.delete(f"{CONFIGURATIONS}/multinode-webhook")  # another test's
         try:
-            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+            kubectl(admin, "apply", "--server-side", "-k", str(source))
             _placed(admin, rendered, install)
             # No pod runs here, so the install is down, and check must say so.
             done = cli("check", "--kubeconfig", str(admin))
@@ -283,14 +271,14 @@ def test_the_documented_install_works(
                     cluster,
                     tmp_path,
                     # Applying the install again, as an upgrade does, keeps caBundle.
-                    lambda: _kubectl(admin, "apply", "--server-side", "-k", str(source)),
+                    lambda: kubectl(admin, "apply", "--server-side", "-k", str(source)),
                 )
                 deployment = _one(rendered, "Deployment", "multinode-webhook")
                 _serves_as_the_api_server_expects(deployment, secret, configuration, tmp_path)
             # The README's break glass, then uninstall (no namespace controller runs here to
             # finish deleting the namespace, so kubectl is not asked to wait for it).
-            _kubectl(admin, "delete", "mutatingwebhookconfiguration", "multinode-webhook")
-            _kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
+            kubectl(admin, "delete", "mutatingwebhookconfiguration", "multinode-webhook")
+            kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
         finally:
             client.delete(f"{CONFIGURATIONS}/multinode-webhook")
 
@@ -321,7 +309,7 @@ def _unapplied(wanted: Any, live: Any, where: str = "") -> list[str]:
 
 def _rendered(admin: Path, source: Path) -> list[dict[str, Any]]:
     return [
-        d for d in yaml.safe_load_all(_kubectl(admin, "kustomize", str(source))) if d is not None
+        d for d in yaml.safe_load_all(kubectl(admin, "kustomize", str(source))) if d is not None
     ]
 
 
@@ -336,7 +324,7 @@ def test_an_upgrade_updates_every_object_and_keeps_the_certificate(
         _stand_in_crds(client)
         client.delete(f"{CONFIGURATIONS}/multinode-webhook")  # another test's
         try:
-            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+            kubectl(admin, "apply", "--server-side", "-k", str(source))
             first = _rendered(admin, source)
             keeper = _one(first, "Deployment", "multinode-webhook-certs")
             image = keeper["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -346,7 +334,7 @@ def test_an_upgrade_updates_every_object_and_keeps_the_certificate(
             kustomization = yaml.safe_load((source / "kustomization.yaml").read_text())
             kustomization["images"] = [{"name": "multinode-webhook", "newTag": "9.9.9"}]
             (source / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-            _kubectl(admin, "apply", "--server-side", "-k", str(source))
+            kubectl(admin, "apply", "--server-side", "-k", str(source))
 
             upgraded = _rendered(admin, source)
             workloads = [o for o in upgraded if o["kind"] in ("Deployment", "CronJob")]
@@ -355,7 +343,7 @@ def test_an_upgrade_updates_every_object_and_keeps_the_certificate(
                 meta = obj["metadata"]
                 where = ["-n", meta["namespace"]] if "namespace" in meta else []
                 live = json.loads(
-                    _kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
+                    kubectl(admin, "get", obj["kind"].lower(), meta["name"], *where, "-o", "json")
                 )
                 assert not _unapplied(obj, live), (obj["kind"], meta["name"])
             assert "9.9.9" in json.dumps(workloads)
@@ -369,6 +357,6 @@ def test_an_upgrade_updates_every_object_and_keeps_the_certificate(
             assert [e["clientConfig"]["caBundle"] for e in configured["webhooks"]] == [
                 e["clientConfig"]["caBundle"] for e in configuration["webhooks"]
             ]
-            _kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
+            kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
         finally:
             client.delete(f"{CONFIGURATIONS}/multinode-webhook")

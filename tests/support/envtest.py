@@ -123,6 +123,19 @@ def started(work: Path) -> Iterator[Cluster]:
             process.wait(30)
 
 
+def kubectl(kubeconfig: Path, *args: str) -> str:
+    """kubectl's output, as the holder of `kubeconfig`; a failure fails the test, naming it."""
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
 def kubeconfig_for(cluster: Cluster, path: Path, *, token: str | None = None) -> Path:
     """A kubeconfig for the cluster, as its admin or as the holder of `token`."""
     path.write_text(

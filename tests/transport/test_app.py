@@ -457,17 +457,24 @@ def test_a_parser_crash_denies_when_configured(tmp_path: Path) -> None:
         assert post_review(live, review(HEAD))["response"]["allowed"] is True
 
 
-def test_without_cluster_credentials_a_replica_starts_cold_and_says_so_once(
+def test_without_cluster_credentials_a_replica_starts_cold_tells_no_owner_and_says_so_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with (
-        caplog.at_level(logging.INFO, logger="multinode_webhook.warmup"),
+        caplog.at_level(logging.INFO, logger="multinode_webhook"),
         running(tmp_path) as live,
         live.ops() as ops,
     ):
         wait(lambda: ops.get("/readyz").status_code == 200, "the replica to be ready")
+        wait(lambda: not live.state.events.on, "Events to be turned off")
         assert post_review(live, review(HEAD))["response"]["patchType"] == "JSONPatch"
-    lines = [r.getMessage() for r in caplog.records if r.name == "multinode_webhook.warmup"]
-    assert lines == ["warm start off: first-seen scripts are parsed on first use"]
+    said = {
+        logger: [r.getMessage() for r in caplog.records if r.name == f"multinode_webhook.{logger}"]
+        for logger in ("warmup", "events")
+    }
+    assert said == {
+        "warmup": ["warm start off: first-seen scripts are parsed on first use"],
+        "events": ["Events off: no cluster credentials"],
+    }

@@ -4,7 +4,6 @@ owners of reviewed pods through a fake API server, off the admission path."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -267,18 +266,3 @@ def test_events_false_writes_none(cluster: fakeapi.FakeApi, tmp_path: Path) -> N
         time.sleep(0.3)
     assert _events(cluster) == []
     assert not any("events" in path for _, path in cluster.requests)
-
-
-def test_no_credentials_turns_events_off_and_says_so_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with (
-        caplog.at_level(logging.INFO, logger="multinode_webhook.events"),
-        running(tmp_path, warm_up=False) as live,
-    ):
-        wait(lambda: not live.state.events.on, "Events to be turned off")
-        _post(live, review(example("legacy-head-pod.yaml")))
-    lines = [r.getMessage() for r in caplog.records if r.name == "multinode_webhook.events"]
-    assert lines == ["Events off: no cluster credentials"]
