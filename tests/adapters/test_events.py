@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def api(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, EventWriter]]:
         yield fake, EventWriter(cluster, instance="replica-1")
 
 
-def _event(fake: fakeapi.FakeApi, notice: Notice = NOTICE) -> dict[str, object] | None:
+def _event(fake: fakeapi.FakeApi, notice: Notice = NOTICE) -> dict[str, Any] | None:
     return fake.get("events", "models", series_name(notice))
 
 
@@ -86,3 +87,28 @@ def test_an_owner_that_cannot_be_read_is_named_without_its_uid(
         "name": "granite",
         "namespace": "models",
     }
+
+
+def test_an_owner_made_again_under_its_name_is_read_again(tmp_path: Path) -> None:
+    now = [0.0]
+    with fakeapi.serving(tmp_path) as (fake, kubeconfig):
+        writer = EventWriter(
+            Cluster(connect(kubeconfig=str(kubeconfig))), instance="r", clock=lambda: now[0]
+        )
+        owner = {"metadata": {"name": "llama", "namespace": "models", "uid": "old"}}
+        fake.put("inferenceservices", owner)
+        writer.record(NOTICE, occurrences=1, total=None)
+        fake.put("inferenceservices", {"metadata": {**owner["metadata"], "uid": "new"}})
+        other = NOTICE._replace(digest="d2")
+        writer.record(other, occurrences=1, total=None)  # within the hour's first minutes
+        now[0] = 601.0
+        later = NOTICE._replace(digest="d3")
+        writer.record(later, occurrences=1, total=None)
+        uids = [(_event(fake, n) or {})["involvedObject"]["uid"] for n in (NOTICE, other, later)]
+    assert uids == ["old", "old", "new"]
+
+
+def _uid(event: dict[str, Any] | None) -> str:
+    assert event is not None
+    reference: dict[str, str] = event["involvedObject"]
+    return reference["uid"]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Final
 
 from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError
@@ -30,8 +32,10 @@ OWNER_KINDS: Final = {
     ISVC_KIND: ("inferenceservices", ("v1beta1",)),
     LLMISVC_KIND: ("llminferenceservices", ("v1alpha2", "v1alpha1")),
 }
-# Owners whose uid is remembered; past this the oldest is read again when next needed.
+# Owners whose uid is remembered, and for how long: an owner deleted and made again under its
+# name has a new uid, and Events naming the old one would not show under `kubectl describe`.
 OWNERS_REMEMBERED: Final = 1024
+OWNER_SECONDS: Final = 600.0
 CONFLICT: Final = 409
 
 
@@ -48,10 +52,13 @@ def _timestamp(when: dt.datetime) -> str:
 class EventWriter:
     """Writes the Events of notices through `cluster`, as `instance` (the replica's name)."""
 
-    def __init__(self, cluster: Cluster, *, instance: str) -> None:
+    def __init__(
+        self, cluster: Cluster, *, instance: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cluster = cluster
         self._instance = instance
-        self._references: OrderedDict[Owner, dict[str, str]] = OrderedDict()
+        self._clock = clock
+        self._references: OrderedDict[Owner, tuple[float, dict[str, str]]] = OrderedDict()
 
     def record(self, notice: Notice, *, occurrences: int, total: int | None) -> int:
         """Add `occurrences` to the notice's series; `total` is its count as this process last
@@ -103,9 +110,9 @@ class EventWriter:
 
     def _reference(self, owner: Owner) -> dict[str, str]:
         known = self._references.get(owner)
-        if known is not None:
+        if known is not None and self._clock() - known[0] < OWNER_SECONDS:
             self._references.move_to_end(owner)
-            return known
+            return known[1]
         plural, versions = OWNER_KINDS[owner.kind]
         reference = {
             "apiVersion": f"{GROUP}/{versions[0]}",
@@ -123,7 +130,8 @@ class EventWriter:
             uid = mapping(mapping(found).get("metadata")).get("uid")
             if isinstance(uid, str) and uid:
                 reference.update(apiVersion=f"{GROUP}/{version}", uid=uid)
-                self._references[owner] = reference
+                self._references[owner] = (self._clock(), reference)
+                self._references.move_to_end(owner)
                 if len(self._references) > OWNERS_REMEMBERED:
                     self._references.popitem(last=False)
                 break
