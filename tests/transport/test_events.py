@@ -266,3 +266,20 @@ def test_events_false_writes_none(cluster: fakeapi.FakeApi, tmp_path: Path) -> N
         time.sleep(0.3)
     assert _events(cluster) == []
     assert not any("events" in path for _, path in cluster.requests)
+
+
+def _raising(pod: Any, **_: Any) -> Any:
+    raise RuntimeError("injected failure")
+
+
+def test_a_review_answered_by_the_error_policy_warns_its_owner(
+    cluster: fakeapi.FakeApi, tmp_path: Path
+) -> None:
+    with running(tmp_path, warm_up=False, review=_raising) as live:
+        response = _post(live, review(example("legacy-head-pod.yaml")))
+        assert response["allowed"] is True
+        wait(lambda: len(_events(cluster)) == 1, "the Event to be written")
+    [event] = _events(cluster)
+    assert (event["type"], event["reason"]) == (WARNING, "ReviewFailed")
+    assert "internal error: RuntimeError" in event["message"]
+    assert "admitted unchanged" in event["message"]
