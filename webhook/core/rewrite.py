@@ -239,11 +239,13 @@ def patch_digest(ops: Sequence[PatchOp]) -> str:
     """sha256 over each operation's op, path and string values, NUL-separated; 16 hex digits.
 
     Built from the strings themselves rather than a JSON rendering, so that every encoder
-    (the CLI's, the server's) records the same digest for the same patch.
+    (the CLI's, the server's) records the same digest for the same patch. The values of a
+    container's new `args` are left out: they are the user's own args (unwrapped from eval's
+    quoting), and a compiled policy, which cannot hash them in CEL, records the same digest.
     """
     digest = hashlib.sha256()
     for op in ops:
-        values = op.value if isinstance(op.value, tuple) else ()
+        values = op.value if isinstance(op.value, tuple) and not op.path.endswith("/args") else ()
         digest.update("\0".join([op.op, op.path, *values]).encode("utf-8", "surrogatepass") + b"\n")
     return f"sha256:{digest.hexdigest()[:16]}"
 
