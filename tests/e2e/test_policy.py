@@ -30,6 +30,15 @@ pytestmark = ENVTEST
 
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 ARGS = ["--served-model-name=my model", "*", "", "$(id)", "a;b"]
+LORA = '{"name": "sql", "path": "/mnt/lora/sql"}'
+JSON_ARGS = [
+    "--kv-transfer-config",
+    '{"kv_connector":"NixlConnector","kv_role":"kv_both"}',
+    "--lora-modules",
+    f"'{LORA}'",
+]
+# What vLLM receives: the JSON as written, the LoRA module without the quotes eval removed.
+JSON_DELIVERED = [*JSON_ARGS[:3], LORA]
 
 
 def _namespace(client: httpx.Client, name: str, labels: dict[str, str]) -> None:
@@ -124,10 +133,28 @@ def test_a_compiled_policy_repairs_known_pods_with_no_webhook(
             edited["spec"]["containers"][0]["args"][0] += "# edited\n"
             slipped = _create(client, "pol", edited, "edited")
             assert names.STATUS_ANNOTATION not in slipped["metadata"].get("annotations", {})
-            # A leader with a quoted arg: the policy leaves it to the (absent) webhook.
+            # JSON args and a LoRA module quoted for eval, as KServe v0.19+ writes it: unwrapped
+            # by kube-apiserver's CEL as the webhook unwraps them, every arg exact under bash.
             quoted = copy.deepcopy(pods["leader"][0])
-            quoted["spec"]["containers"][0]["args"] = ["--lora-modules", '\'{"name":"a"}\'']
-            skipped = _create(client, "pol", quoted, "quoted")
+            quoted["spec"]["containers"][0]["args"] = JSON_ARGS
+            stored = _create(client, "pol", quoted, "quoted")
+            expected = jsonpatch.apply_patch(
+                quoted, to_json(admit(quoted, context=Context(namespace="pol")).patch)
+            )
+            assert (
+                stored["spec"]["containers"][0]["args"]
+                == (expected["spec"]["containers"][0]["args"])
+            )
+            assert (
+                stored["metadata"]["annotations"][names.STATUS_ANNOTATION]
+                == (expected["metadata"]["annotations"][names.STATUS_ANNOTATION])
+            )
+            argv = launch(stored, names.LLM_CONTAINER, tmp_path / "quoted", added=llmisvc.LWS_ENV)
+            assert argv[-len(JSON_DELIVERED) :] == JSON_DELIVERED, argv
+            # A leader with a newline in an arg: the policy leaves it to the (absent) webhook.
+            newline = copy.deepcopy(pods["leader"][0])
+            newline["spec"]["containers"][0]["args"] = ["--chat-template=a\nb"]
+            skipped = _create(client, "pol", newline, "newline")
             assert names.STATUS_ANNOTATION not in skipped["metadata"].get("annotations", {})
 
             _check_reports_the_policy(kubeconfig)
@@ -197,12 +224,12 @@ def _check_reports_the_policy(kubeconfig: Path) -> None:
     assert found.returncode == 1, found.stdout + found.stderr
     audit = json.loads(found.stdout)
     assert audit["uncoveredScripts"] == [{"namespace": "pol", "pod": "edited"}]
-    # Recreating the quoted leader would make the same pod: no restart is offered for it.
-    assert audit["policySkipped"] == [{"namespace": "pol", "pod": "quoted"}]
+    # Recreating the newline leader would make the same pod: no restart is offered for it.
+    assert audit["policySkipped"] == [{"namespace": "pol", "pod": "newline"}]
     assert audit["owners"] == []
     text = cli("check", "--audit", *flags[:-2])
-    assert "!! Pod pol/quoted: the installed policy leaves it to the webhook" in text.stdout
-    assert "delete pod quoted" not in text.stdout
+    assert "!! Pod pol/newline: the installed policy leaves it to the webhook" in text.stdout
+    assert "delete pod newline" not in text.stdout
 
 
 def _defaulted(stored: dict[str, Any], pod: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,12 +1,16 @@
 """A MutatingAdmissionPolicy's CEL run outside the API server, with cel-python: its match
 conditions, its variables in order, and its JSON patch, as the API server evaluates them
-(Kubernetes' `JSONPatch{…}` written as plain maps, `policy.jsonpatch_map`)."""
+(Kubernetes' `JSONPatch{…}` written as plain maps, `policy.jsonpatch_map`). The functions of
+Kubernetes' CEL libraries that the policy calls and cel-python lacks (the regex library's
+`findAll`, the strings library's `substring` and `join`) are given as Kubernetes defines them,
+on code points."""
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import celpy
 import jsonpatch
@@ -27,6 +31,27 @@ def _python(value: Any) -> Any:
     return value
 
 
+def _find_all(text: Any, pattern: Any) -> celpy.celtypes.ListType:
+    return celpy.celtypes.ListType(
+        [celpy.celtypes.StringType(m.group(0)) for m in re.finditer(str(pattern), str(text))]
+    )
+
+
+def _substring(text: Any, start: Any, end: Any) -> celpy.celtypes.StringType:
+    return celpy.celtypes.StringType(str(text)[int(start) : int(end)])
+
+
+def _join(items: Any, separator: Any = "") -> celpy.celtypes.StringType:
+    return celpy.celtypes.StringType(str(separator).join(str(item) for item in items))
+
+
+KUBERNETES_FUNCTIONS: Final[dict[str, Any]] = {
+    "findAll": _find_all,
+    "substring": _substring,
+    "join": _join,
+}
+
+
 class Policy:
     """A policy's spec, compiled once, applied to any number of pods."""
 
@@ -34,7 +59,7 @@ class Policy:
         env = celpy.Environment()
 
         def program(expression: str) -> Any:
-            return env.program(env.compile(expression))
+            return env.program(env.compile(expression), functions=KUBERNETES_FUNCTIONS)
 
         self.conditions = [program(c["expression"]) for c in spec["matchConditions"]]
         self.variables = [(v["name"], program(v["expression"])) for v in spec["variables"]]

@@ -150,7 +150,7 @@ def audit(args: argparse.Namespace) -> int:
         for namespace, pod_name in found.skipped:
             print(
                 f"!! Pod {namespace}/{pod_name}: the installed policy leaves it to the webhook "
-                "(an arg holds a quote), so recreating it changes nothing: install the "
+                "(an arg holds a newline), so recreating it changes nothing: install the "
                 "webhook, or fix its preset at the source (multinode-webhook migrate)"
             )
     for line in done:

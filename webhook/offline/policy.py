@@ -10,8 +10,8 @@ each of the first `POSITIONS`). A pod the policy does not recognise exactly is l
 may cover fewer pods than the webhook, never differently. It leaves to the webhook:
 
 - a pod with more than one container of a target name, or more than `POSITIONS` containers;
-- an eval-shape pod with a quote in an arg (the webhook replaces such an arg with the word eval
-  makes of it);
+- an eval-shape pod with a newline in an arg (an arg that is only quoting around literal text
+  is replaced by the word eval makes of it, as the webhook does, with the core's patterns);
 - every script not given, and a preset's (`{{ … }}` actions make each service's script its
   own: compile its rendered workloads instead).
 
@@ -28,7 +28,13 @@ from typing import Any, Final
 
 from webhook import __version__
 from webhook.core import names
-from webhook.core.evaluated import POLICY_QUOTES, policy_leaves
+from webhook.core.evaluated import (
+    KUBELET_PATTERN,
+    LITERAL_PATTERN,
+    POLICY_LEAVES,
+    SEGMENT_PATTERN,
+    policy_leaves,
+)
 from webhook.core.model import Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode
@@ -64,9 +70,10 @@ class Shape:
     command: tuple[str, ...]
     script: str | None  # the legacy shape's args[0]; None when the script is in `command`
     needs_args: bool  # a Ray worker is a target only with args of its own
-    evaluated: bool  # eval re-parsed its args: one with a quote is left to the webhook
+    evaluated: bool  # eval re-parsed its args: literal ones are unwrapped
     new_command: tuple[str, ...]
-    statuses: tuple[str, ...]  # by position; for the legacy shape, then with no user args
+    # By position; then, for the legacy shape with no user args, for eval's with args unwrapped.
+    statuses: tuple[str, ...]
     source: str
 
     @property
@@ -188,13 +195,17 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     if legacy and patched_bare:
         statuses += [status(bare_first), *(status(decided(p, bare)) for p in range(1, POSITIONS))]
     rewrite = cached_rewrite(launch, options.rules)
+    evaluated = bool(rewrite and rewrite.evaluated)
+    if evaluated:
+        # An arg eval would unwrap: the patch then replaces the args too.
+        statuses += [status(decided(p, ["'--x'"])) for p in range(POSITIONS)]
     return Shape(
         llm=llm,
         name=name,
         command=tuple(command),
         script=script,
         needs_args=not patched_bare,
-        evaluated=bool(rewrite and rewrite.evaluated),
+        evaluated=evaluated,
         new_command=tuple(first.patch[0].value),
         statuses=tuple(statuses),
         source=source,
@@ -235,7 +246,7 @@ def compile_shapes(
             args = container.get("args") or []
             if shape.evaluated and policy_leaves([str(arg) for arg in args]):
                 compiled.uncovered.append(
-                    f"{label} {name}: an arg holds a quote, and the policy leaves such eval "
+                    f"{label} {name}: an arg holds a newline, and the policy leaves such eval "
                     "pods to the webhook"
                 )
                 continue
@@ -281,8 +292,8 @@ def _condition(shape: Shape) -> str:
     if shape.script is not None:
         parts.append(f"{container}.args[0] == {_cel(shape.script)}")
     if shape.evaluated:
-        quoted = " || ".join(f"a.contains({_cel(quote)})" for quote in POLICY_QUOTES)
-        parts.append(f"(!has({container}.args) || !{container}.args.exists(a, {quoted}))")
+        leaves = f"a.contains({_cel(POLICY_LEAVES)})"
+        parts.append(f"(!has({container}.args) || !{container}.args.exists(a, {leaves}))")
     return "(" + " && ".join(parts) + ")"
 
 
@@ -300,7 +311,8 @@ def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) ->
     with_args = f"(has({first}.args) && size({first}.args) > 1)"
     status = (
         "variables.statuses[variables.shape][variables.index + "
-        f"(variables.legacy[variables.shape] && !{with_args} ? {POSITIONS} : 0)]"
+        f"(variables.legacy[variables.shape] && !{with_args} || variables.unwrapping"
+        f" ? {POSITIONS} : 0)]"
     )
     annotation_map = "{" + f"{_cel(names.STATUS_ANNOTATION)}: {status}" + "}"
     command = patch(
@@ -308,10 +320,12 @@ def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) ->
     )
     drop_script = patch(_cel("remove"), f'{container} + "/args/0"')
     drop_args = patch(_cel("remove"), f'{container} + "/args"')
+    new_args = patch(_cel("replace"), f'{container} + "/args"', "variables.unwrapped")
     add_key = patch(_cel("add"), _cel(_STATUS_PATH), status)
     add_map = patch(_cel("add"), _cel("/metadata/annotations"), annotation_map)
     mutation = (
         f"variables.shape < 0 ? [] : [{command}]"
+        f" + (variables.unwrapping ? [{new_args}] : [])"
         " + (!variables.legacy[variables.shape] ? [] : "
         f"{with_args} ? [{drop_script}] : [{drop_args}])"
         f" + [has(object.metadata.annotations) ? {add_key} : {add_map}]"
@@ -367,9 +381,35 @@ def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) ->
             {"name": "commands", "expression": _cel([list(s.new_command) for s in shapes])},
             {"name": "legacy", "expression": _cel([s.script is not None for s in shapes])},
             {"name": "statuses", "expression": _cel([list(s.statuses) for s in shapes])},
+            {"name": "evaluated", "expression": _cel([s.evaluated for s in shapes])},
+            {
+                "name": "unwrapped",
+                "expression": f"variables.shape < 0 || !variables.evaluated[variables.shape] || "
+                f"!has({first}.args) ? [] : {first}.args.map(a, {_eval_word('a')})",
+            },
+            {
+                "name": "unwrapping",
+                "expression": f"variables.shape >= 0 && variables.evaluated[variables.shape] && "
+                f"has({first}.args) && variables.unwrapped != {first}.args",
+            },
         ],
         "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": mutation}}],
     }
+
+
+def _eval_word(arg: str) -> str:
+    """CEL for `evaluated.eval_word`: the word eval makes of an arg that is only literal text
+    and quoting (each quoted segment without its quotes), else the arg as it is."""
+    stripped = (
+        f'{arg}.findAll({_cel(SEGMENT_PATTERN)}).map(s, s.startsWith("\'") || '
+        's.startsWith("\\"") ? s.substring(1, size(s) - 1) : s).join()'
+    )
+    kubelet = _cel(KUBELET_PATTERN)
+    literal = _cel(f"^(?:{LITERAL_PATTERN})$")
+    return (
+        f"{arg}.matches({literal}) && {stripped}.findAll({kubelet}) == {arg}.findAll({kubelet})"
+        f" ? {stripped} : {arg}"
+    )
 
 
 def _single_target() -> str:
