@@ -22,7 +22,13 @@ import pytest
 from tests.support import llmisvc, servers
 from tests.support.builders import data_pod, example
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, register_webhook
+from tests.support.envtest import (
+    ENVTEST,
+    Cluster,
+    kubeconfig_for,
+    register_webhook,
+    stand_in_crd,
+)
 from tests.support.keepalive import Service
 from tests.support.poll import wait
 from tests.support.proof import launch
@@ -222,12 +228,39 @@ def _unrepaired(stored: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _runtime_of(client: httpx.Client, pod: dict[str, Any], *, namespace: str) -> None:
+    """A ServingRuntime whose head container is the pod's, for warm start to find."""
+    stand_in_crd(
+        client,
+        group="serving.kserve.io",
+        kind="ServingRuntime",
+        plural="servingruntimes",
+        version="v1alpha1",
+    )
+    [head] = [c for c in pod["spec"]["containers"] if c["name"] == names.HEAD_CONTAINER]
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "rolling-runtime", "namespace": namespace},
+        "spec": {"containers": [head]},
+    }
+    path = f"/apis/serving.kserve.io/v1alpha1/namespaces/{namespace}/servingruntimes"
+    reply = client.post(path, json=runtime)
+    assert reply.status_code in (201, 409), reply.text
+
+
 def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -> None:
     """Two `serve` replicas behind a conntrack-like proxy, the API server calling it by URL;
     pods are created all along while each replica in turn is replaced, and two tenants flood
-    the webhook with costly first-seen scripts: every pod of the others is stored repaired."""
+    the webhook with costly first-seen scripts: every pod of the others is stored repaired.
+
+    The replicas run as deployed, with cluster credentials: warm start parses the runtime of
+    the pods being created before a new replica is ready. Without it, a new replica's first
+    such pod can wait behind two flood parses past its deadline, and be admitted unrepaired by
+    the error policy (what warm start is for)."""
     head = example("legacy-head-pod.yaml")
     flags = ("--log-level", "warning", "--keep-alive-seconds", "1")
+    credentials = {"KUBECONFIG": str(kubeconfig_for(cluster, tmp_path / "kubeconfig"))}
     created: list[str] = []
     failures: list[str] = []
     flooded: list[int] = []
@@ -236,7 +269,10 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
     with cluster.client() as client, contextlib.ExitStack() as stack:
         for namespace in ("rolling", "flood-0", "flood-1"):
             _namespace(client, namespace, {names.INJECT_LABEL: Inject.ENABLED})
-        process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
+        _runtime_of(client, head, namespace="rolling")
+        process, https_port, _ = stack.enter_context(
+            servers.spawned(tmp_path, *flags, env=credentials)
+        )
         service = Service(https_port)
         stack.callback(service.close)
         register_webhook(client, service.port, (tmp_path / "certs" / "ca.crt").read_bytes())
@@ -265,7 +301,9 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
             more(100)
             for _ in range(3):
                 old = process
-                process, https_port, _ = stack.enter_context(servers.spawned(tmp_path, *flags))
+                process, https_port, _ = stack.enter_context(
+                    servers.spawned(tmp_path, *flags, env=credentials)
+                )
                 service.backend = https_port
                 more(100)  # the preStop pause: the old replica still serves its own
                 old.send_signal(signal.SIGTERM)
