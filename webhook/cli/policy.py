@@ -29,13 +29,14 @@ def add(commands: Any) -> None:
         description=(
             "Read runtimes (ServingRuntime, ClusterServingRuntime, Template, or pods and "
             "workloads holding them, LeaderWorkerSets and Deployments of LLMInferenceServices) "
-            "and print a MutatingAdmissionPolicy and its binding that repair exactly their "
+            "and print a MutatingAdmissionPolicy and its binding (several, when kube-apiserver's "
+            "limits want the scripts split) that repair exactly their "
             "scripts, as the webhook does, inside the API server: no server, no certificates, "
             "no fail-open window. A pod whose script is not among them is left alone: run "
             "the webhook for any script, for shadow mode (a policy has no warnings, so it "
             "cannot report without applying) and for presets. `kubectl apply -f -` takes the "
             "output as it is. Exit 0, or 1 with --explain when an input is not covered, or 2 "
-            "when nothing in the inputs can be compiled."
+            "when nothing in the inputs can be compiled or a script fits in no policy."
         ),
     )
     policy.add_argument(
