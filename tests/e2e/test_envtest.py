@@ -27,7 +27,7 @@ from tests.support.envtest import (
     Cluster,
     kubeconfig_for,
     register_webhook,
-    stand_in_crd,
+    stand_in_serving_runtimes,
 )
 from tests.support.keepalive import Service
 from tests.support.poll import wait
@@ -230,13 +230,7 @@ def _unrepaired(stored: list[dict[str, Any]]) -> list[str]:
 
 def _runtime_of(client: httpx.Client, pod: dict[str, Any], *, namespace: str) -> None:
     """A ServingRuntime whose head container is the pod's, for warm start to find."""
-    stand_in_crd(
-        client,
-        group="serving.kserve.io",
-        kind="ServingRuntime",
-        plural="servingruntimes",
-        version="v1alpha1",
-    )
+    stand_in_serving_runtimes(client)
     [head] = [c for c in pod["spec"]["containers"] if c["name"] == names.HEAD_CONTAINER]
     runtime = {
         "apiVersion": "serving.kserve.io/v1alpha1",

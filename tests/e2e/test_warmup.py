@@ -14,7 +14,7 @@ import yaml
 
 from tests.support import kserve
 from tests.support.builders import EXAMPLES, review
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_serving_runtimes
 from tests.support.poll import wait
 from tests.support.servers import Running, running
 
@@ -58,13 +58,7 @@ def test_a_replica_knows_the_clusters_runtimes_before_their_first_pods(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with cluster.client() as client:
-        stand_in_crd(
-            client,
-            group="serving.kserve.io",
-            kind="ServingRuntime",
-            plural="servingruntimes",
-            version="v1alpha1",
-        )
+        stand_in_serving_runtimes(client)
         _create(client, "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         runtimes_path = f"/apis/serving.kserve.io/v1alpha1/namespaces/{NAMESPACE}/servingruntimes"
         present = [_runtime(serial) for serial in range(3)]

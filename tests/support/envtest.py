@@ -216,3 +216,14 @@ def stand_in_crd(
     assert reply.status_code in (201, 409), reply.text
     path = f"/apis/{group}/{version}/{plural}"
     wait(lambda: client.get(path).status_code == 200, f"the {plural} stand-in")
+
+
+def stand_in_serving_runtimes(client: httpx.Client) -> None:
+    """The ServingRuntime kind (serving.kserve.io/v1alpha1), for warm start to follow."""
+    stand_in_crd(
+        client,
+        group="serving.kserve.io",
+        kind="ServingRuntime",
+        plural="servingruntimes",
+        version="v1alpha1",
+    )
