@@ -112,13 +112,17 @@ def _decide(facts: PodFacts) -> Decision:
         )
 
     ops: list[PatchOp] = []
+    commands: dict[str, tuple[str, ...]] = {}
+    old = {container.position: container.command for container in facts.containers}
     for target in targets:
-        ops.extend(container_ops(target.plan, path=f"{base}/spec/containers/{target.position}"))
+        path = f"{base}/spec/containers/{target.position}"
+        ops.extend(container_ops(target.plan, path=path))
+        commands[path + "/command"] = old.get(target.position) or ()
     recorded: dict[str, list[str]] = {
         **selection.recorded,
         **{name: list(applied) for name, applied in rules.items()},
     }
-    annotations[STATUS_ANNOTATION] = status_annotation(recorded, ops)
+    annotations[STATUS_ANNOTATION] = status_annotation(recorded, ops, commands=commands)
     ops.extend(annotated(annotations))
     notes = [f"{t.plan.name} {note}" for t in targets for note in t.plan.notes]
     warnings[:0] = [
