@@ -30,6 +30,7 @@ from webhook.core.names import Mode
 from webhook.core.patch import to_json
 from webhook.offline.policy import (
     POSITIONS,
+    PRESETS_ANNOTATION,
     SHAPES_ANNOTATION,
     binding,
     compile_shapes,
@@ -260,18 +261,38 @@ def test_the_command_prints_what_kubectl_applies_and_explains_what_it_leaves(
     assert "covered: " in done.stderr
     assert "policy multinode-webhook: 2 scripts; largest CEL expression " in done.stderr
     assert "estimated CEL cost per pod" in done.stderr
-    preset = tmp_path / "preset.yaml"
-    preset.write_text(
-        yaml.safe_dump({"kind": "LLMInferenceServiceConfig", "metadata": {"name": "p"}, "spec": {}})
-    )
-    left = cli("policy", str(preset), "--explain")
-    assert left.returncode == 2  # nothing compiled: no policy is printed
-    assert left.stdout == ""
-    assert "left to the webhook: " in left.stderr
-    assert "--from-cluster" in left.stderr
-    assert "error: nothing to compile" in left.stderr
     compiled = compile_shapes([("r", yaml.safe_load(runtime.read_text()))])
     assert list(yaml.safe_load_all(done.stdout)) == policy_objects(compiled, mode=Mode.OPT_IN)
+
+
+def test_explain_names_the_presets_covered_and_the_action_that_leaves_one(
+    tmp_path: Path,
+) -> None:
+    unknown = copy.deepcopy(llmisvc.EVAL_PRESET)
+    unknown["metadata"]["name"] = "custom"
+    main = unknown["spec"]["template"]["containers"][0]
+    main["command"][2] = main["command"][2].replace(".Spec.Model.Name", ".Spec.Model.URI")
+    path = tmp_path / "presets.yaml"
+    path.write_text(yaml.safe_dump_all([llmisvc.EVAL_PRESET, unknown]))
+    done = cli("policy", str(path), "--explain")
+    assert done.returncode == 1, done.stderr
+    [covered] = [line for line in done.stderr.splitlines() if line.startswith("covered: ")]
+    assert "LLMInferenceServiceConfig/kserve-config-llm-template template main" in covered
+    assert "(the pods of every LLMInferenceService rendered from it)" in covered
+    [left] = [line for line in done.stderr.splitlines() if line.startswith("left to the webhook")]
+    assert "LLMInferenceServiceConfig/custom template main" in left
+    assert "its script holds the action {{ .Spec.Model.URI }}" in left
+    [policy, _] = yaml.safe_load_all(done.stdout)
+    [source] = json.loads(policy["metadata"]["annotations"][PRESETS_ANNOTATION])
+    assert source.endswith("LLMInferenceServiceConfig/kserve-config-llm-template template main")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(
+        yaml.safe_dump({"kind": "LLMInferenceServiceConfig", "metadata": {"name": "p"}, "spec": {}})
+    )
+    nothing = cli("policy", str(empty))
+    assert nothing.returncode == 2
+    assert nothing.stdout == ""
+    assert "error: nothing to compile" in one_line_error(nothing)
 
 
 def test_a_pod_past_the_covered_positions_is_explained() -> None:
@@ -352,7 +373,7 @@ def _long_runtime(serial: int, size: int) -> tuple[str, Any]:
 def test_scripts_past_one_policy_are_split_and_each_part_repairs_its_own() -> None:
     runtimes = [_long_runtime(serial, 20_000) for serial in range(6)]
     compiled = compile_shapes(runtimes)
-    policies = split(compiled.shapes)
+    policies = split(compiled)
     assert len(policies) > 1
     for _, found in policies:
         assert found.over() is None

@@ -1,9 +1,9 @@
 """A MutatingAdmissionPolicy's CEL run outside the API server, with cel-python: its match
-conditions, its variables in order, and its JSON patch, as the API server evaluates them
-(Kubernetes' `JSONPatch{…}` written as plain maps, `policy.jsonpatch_map`). The functions of
-Kubernetes' CEL libraries that the policy calls and cel-python lacks (the regex library's
-`findAll`, the strings library's `substring` and `join`) are given as Kubernetes defines them,
-on code points."""
+conditions, its variables (each when first used), and its JSON patch, as the API server
+evaluates them (Kubernetes' `JSONPatch{…}` written as plain maps, `policy.jsonpatch_map`). The
+functions of Kubernetes' CEL libraries that the policy calls and cel-python lacks (the regex
+library's `findAll`, the strings library's `substring`, `indexOf` and `join`) are given as
+Kubernetes defines them, on code points."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def _substring(text: Any, start: Any, end: Any) -> celpy.celtypes.StringType:
     return celpy.celtypes.StringType(str(text)[int(start) : int(end)])
 
 
+def _index_of(text: Any, part: Any, offset: Any = 0) -> celpy.celtypes.IntType:
+    base, start = str(text), int(offset)
+    if start < 0 or start > len(base):
+        raise ValueError(f"indexOf offset {start} out of range")
+    return celpy.celtypes.IntType(base.find(str(part), start))
+
+
 def _join(items: Any, separator: Any = "") -> celpy.celtypes.StringType:
     return celpy.celtypes.StringType(str(separator).join(str(item) for item in items))
 
@@ -49,7 +56,24 @@ KUBERNETES_FUNCTIONS: Final[dict[str, Any]] = {
     "findAll": _find_all,
     "substring": _substring,
     "join": _join,
+    "indexOf": _index_of,
 }
+
+
+class _Variables(celpy.celtypes.MapType):
+    """A policy's variables as the API server gives them to its expressions: each evaluated
+    when it is first used, then kept."""
+
+    def __init__(self, programs: dict[str, Any], activation: dict[str, Any]) -> None:
+        super().__init__()
+        self._programs = programs
+        self._activation = activation
+
+    def __getitem__(self, key: Any) -> Any:
+        name = celpy.celtypes.StringType(key)
+        if not super().__contains__(name):
+            super().__setitem__(name, self._programs[str(key)].evaluate(self._activation))
+        return super().__getitem__(name)
 
 
 class Policy:
@@ -73,11 +97,7 @@ class Policy:
         }
         if not all(bool(condition.evaluate(activation)) for condition in self.conditions):
             return []
-        variables: dict[str, Any] = {}
-        for name, program in self.variables:
-            activation["variables"] = json_to_cel(variables)
-            variables[name] = _python(program.evaluate(activation))
-        activation["variables"] = json_to_cel(variables)
+        activation["variables"] = _Variables(dict(self.variables), activation)
         ops: list[dict[str, Any]] = _python(self.mutation.evaluate(activation))
         return ops
 

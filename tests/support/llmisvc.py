@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -79,14 +80,42 @@ def roles(config: Mapping[str, Any]) -> list[str]:
 PARALLELISM: Final = {"data": 2, "dataLocal": 1, "tensor": 2, "expert": False, "dataRPCPort": 0}
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What an LLMInferenceService writes into the scripts of the pods rendered for it."""
+
+    name: str = NAME
+    namespace: str = NAMESPACE
+    model: str = MODEL
+    parallelism: Mapping[str, Any] = field(default_factory=lambda: dict(PARALLELISM))
+    tls: bool = True
+
+
+GRANITE: Final = Identity()
+# A second service: every value the presets write differs, and TLS is off.
+LLAMA: Final = Identity(
+    name="llama-chat",
+    namespace="team-b",
+    model="meta-llama/Llama-3.1-8B-Instruct",
+    parallelism={"data": 8, "dataLocal": 4, "tensor": 4, "expert": True, "dataRPCPort": 5557},
+    tls=False,
+)
+
+
 def service(
-    config: Mapping[str, Any], *, args: Mapping[str, Sequence[str]] | None = None
+    config: Mapping[str, Any],
+    *,
+    args: Mapping[str, Sequence[str]] | None = None,
+    identity: Identity = GRANITE,
 ) -> dict[str, Any]:
     """An LLMInferenceService of the preset's shape, whose `main` containers carry `args` by
     role (the roles of ROLES)."""
-    spec: dict[str, Any] = {"model": {"name": MODEL}, "parallelism": dict(PARALLELISM)}
+    spec: dict[str, Any] = {
+        "model": {"name": identity.model},
+        "parallelism": dict(identity.parallelism),
+    }
     if "prefill" in config["spec"]:
-        spec["prefill"] = {"parallelism": dict(PARALLELISM)}
+        spec["prefill"] = {"parallelism": dict(identity.parallelism)}
     for role, given in (args or {}).items():
         path, _ = ROLES[role]
         workload = spec
@@ -97,7 +126,7 @@ def service(
     return {
         "apiVersion": "serving.kserve.io/v1alpha2",
         "kind": "LLMInferenceService",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "metadata": {"name": identity.name, "namespace": identity.namespace},
         "spec": spec,
     }
 
@@ -107,10 +136,11 @@ def rendered(
     *,
     args: Mapping[str, Sequence[str]] | None = None,
     tls: bool = True,
+    identity: Identity = GRANITE,
 ) -> dict[str, Any]:
     """The preset's spec merged with an LLMInferenceService whose `main` container carries
     `args` by role, then rendered as KServe renders it (the product's merge and template)."""
-    own = service(config, args=args)
+    own = service(config, args=args, identity=identity)
     merged = llmrender.merge(
         config["spec"],
         {k: v for k, v in own["spec"].items() if k in ("template", "worker", "prefill")},
@@ -126,17 +156,23 @@ def build_pod(
     role: str,
     user_args: Sequence[str] | None = None,
     tls: bool = True,
+    identity: Identity = GRANITE,
 ) -> dict[str, Any]:
     """The pod KServe (through its LeaderWorkerSet or Deployment) creates for `role`, with the
-    LLMInferenceService's args for that role."""
-    spec = rendered(config, args={role: user_args} if user_args is not None else None, tls=tls)
+    LLMInferenceService's args for that role; TLS is on unless `tls` or the identity's is off."""
+    spec = rendered(
+        config,
+        args={role: user_args} if user_args is not None else None,
+        tls=tls and identity.tls,
+        identity=identity,
+    )
     path, component = ROLES[role]
     template = _spec_at(spec, path)
     assert template is not None, role
     single = "worker" not in spec and "worker" not in (spec.get("prefill") or {})
     labels = {
         names.PART_OF_LABEL: names.LLMISVC_PART_OF,
-        "app.kubernetes.io/name": NAME,
+        "app.kubernetes.io/name": identity.name,
         "app.kubernetes.io/component": (
             "llminferenceservice-workload" + ("-prefill" if "prefill" in role else "")
             if single
@@ -146,7 +182,11 @@ def build_pod(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"{NAME}-{role}-0", "namespace": NAMESPACE, "labels": labels},
+        "metadata": {
+            "name": f"{identity.name}-{role}-0",
+            "namespace": identity.namespace,
+            "labels": labels,
+        },
         "spec": template,
     }
 

@@ -29,14 +29,16 @@ def add(commands: Any) -> None:
         description=(
             "Read runtimes (ServingRuntime, ClusterServingRuntime, Template, or pods and "
             "workloads holding them, LeaderWorkerSets and Deployments of LLMInferenceServices) "
-            "and print a MutatingAdmissionPolicy and its binding (several, when kube-apiserver's "
-            "limits want the scripts split) that repair exactly their "
-            "scripts, as the webhook does, inside the API server: no server, no certificates, "
-            "no fail-open window. A pod whose script is not among them is left alone: run "
-            "the webhook for any script, for shadow mode (a policy has no warnings, so it "
-            "cannot report without applying) and for presets. `kubectl apply -f -` takes the "
-            "output as it is. Exit 0, or 1 with --explain when an input is not covered, or 2 "
-            "when nothing in the inputs can be compiled or a script fits in no policy."
+            "and LLMInferenceServiceConfig presets, and print a MutatingAdmissionPolicy and its "
+            "binding (several, when kube-apiserver's limits want the scripts split) that "
+            "repair exactly their scripts, as the webhook does, inside the API server: no "
+            "server, no certificates, no fail-open window. A preset covers the pods of every "
+            "LLMInferenceService rendered from it, present or future. A pod whose script is "
+            "not among them is left alone: run the webhook for any script, and for shadow mode "
+            "(a policy has no warnings, so it cannot report without applying). `kubectl apply "
+            "-f -` takes the output as it is. Exit 0, or 1 with --explain when an input is not "
+            "covered, or 2 when nothing in the inputs can be compiled or a script fits in no "
+            "policy."
         ),
     )
     policy.add_argument(
@@ -45,7 +47,8 @@ def add(commands: Any) -> None:
     policy.add_argument(
         "--from-cluster",
         action="store_true",
-        help="read the cluster's runtimes and LLMInferenceService workloads instead of files",
+        help="read the cluster's runtimes, LLMInferenceServiceConfig presets and "
+        "LLMInferenceService workloads instead of files",
     )
     policy.add_argument(
         "--mode",
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             "ServingRuntime)"
         )
     try:
-        policies = split(compiled.shapes)
+        policies = split(compiled)
     except PolicyTooLarge as error:
         fail(f"kube-apiserver would refuse the policy: {error}")
     objects = with_bindings(policies, mode=Mode(args.mode))
@@ -112,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for shape in compiled.shapes:
         kind = "LLMInferenceService" if shape.llm else "InferenceService"
-        print(f"covered: {shape.source} {shape.name} ({kind} pods)", file=sys.stderr)
+        what = f"{kind} pods"
+        if shape.template is not None:
+            what = "the pods of every LLMInferenceService rendered from it"
+        print(f"covered: {shape.source} {shape.name} ({what})", file=sys.stderr)
+        for other in compiled.also.get(shape.digest, []):
+            print(f"covered: {other} (the same script as {shape.source})", file=sys.stderr)
     _say_left(compiled)
     for _, found in policies:
         print(

@@ -18,6 +18,8 @@ POD_OPT_OUT: Final = "false"
 STATUS_ANNOTATION: Final = f"{PREFIX}/status"
 # A compiled policy's record of the scripts it repairs (their shape digests), for `check`.
 POLICY_SHAPES_ANNOTATION: Final = f"{PREFIX}/shapes"
+# And of the presets whose scripts it repairs for every LLMInferenceService: where each came from.
+POLICY_PRESETS_ANNOTATION: Final = f"{PREFIX}/presets"
 # Names a problem the webhook sees but must not repair, for `kubectl describe pod`.
 PROBLEM_ANNOTATION: Final = f"{PREFIX}/problem"
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 _ACTION: Final = re.compile(r"\{\{(- )?\s*(.*?)\s*( -)?\}\}", re.DOTALL)
@@ -102,36 +103,58 @@ def _text(value: Any) -> str:
     return "<no value>" if value is None else str(value)
 
 
-def render(template: str, data: Mapping[str, Any]) -> str:
-    """Run `template` over `data` as Go's text/template would, for the presets' subset."""
-    pieces: list[str | tuple[str, bool, bool]] = []
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One `{{ … }}` of a template: its pipeline, `if …`, `else` or `end`, trimmed."""
+
+    text: str
+
+
+def pieces(template: str) -> list[str | Action]:
+    """The template's literal text and actions in order, with the `{{-`/`-}}` trimming done:
+    `{{- ` eats the blanks before, ` -}}` the blanks after."""
+    found: list[str | tuple[str, bool, bool]] = []
     position = 0
     for match in _ACTION.finditer(template):
-        pieces.append(template[position : match.start()])
-        pieces.append((match.group(2), bool(match.group(1)), bool(match.group(3))))
+        found.append(template[position : match.start()])
+        found.append((match.group(2), bool(match.group(1)), bool(match.group(3))))
         position = match.end()
-    pieces.append(template[position:])
-    # Trimming: `{{- ` eats the blanks before, ` -}}` the blanks after.
-    for index, piece in enumerate(pieces):
+    found.append(template[position:])
+    for index, piece in enumerate(found):
         if isinstance(piece, tuple):
             _, left, right = piece
-            before, after = pieces[index - 1], pieces[index + 1]
+            before, after = found[index - 1], found[index + 1]
             if left and isinstance(before, str):
-                pieces[index - 1] = before.rstrip()
+                found[index - 1] = before.rstrip()
             if right and isinstance(after, str):
-                pieces[index + 1] = after.lstrip()
+                found[index + 1] = after.lstrip()
+    return [piece if isinstance(piece, str) else Action(piece[0]) for piece in found]
+
+
+def value(action: Action, data: Mapping[str, Any]) -> str:
+    """The text a value action writes."""
+    return _text(_evaluate(action.text, data))
+
+
+def truth(expression: str, data: Mapping[str, Any]) -> bool:
+    """Whether an `if` takes its branch."""
+    return _truth(_evaluate(expression, data))
+
+
+def render(template: str, data: Mapping[str, Any]) -> str:
+    """Run `template` over `data` as Go's text/template would, for the presets' subset."""
     out: list[str] = []
     # A stack of (this branch is taken, an earlier branch of the if was taken).
     stack: list[tuple[bool, bool]] = []
-    for piece in pieces:
+    for piece in pieces(template):
         live = all(taken for taken, _ in stack)
         if isinstance(piece, str):
             if live:
                 out.append(piece)
             continue
-        action = piece[0]
+        action = piece.text
         if action.startswith("if "):
-            taken = live and _truth(_evaluate(action[3:], data))
+            taken = live and truth(action[3:], data)
             stack.append((taken, taken))
         elif action == "else":
             _, done = stack.pop()
@@ -140,7 +163,7 @@ def render(template: str, data: Mapping[str, Any]) -> str:
         elif action == "end":
             stack.pop()
         elif live:
-            out.append(_text(_evaluate(action, data)))
+            out.append(value(piece, data))
     if stack:
         raise ValueError("unterminated if in template")
     return "".join(out)

@@ -6,23 +6,31 @@ Each container the inputs hold (runtimes, pods, workloads) is a *shape*: its fam
 script in `args[0]`. The core decides a pod of that shape; the policy matches the shape exactly
 and applies the core's result, precomputed: the new `command`, the script's removal from `args`,
 and the status annotation (whose digest depends on the container's position, so one is kept for
-each of the first `POSITIONS`). A pod the policy does not recognise exactly is left alone, so it
-may cover fewer pods than the webhook, never differently. It leaves to the webhook:
+each of the first `POSITIONS`).
+
+A preset (LLMInferenceServiceConfig) is compiled once for every LLMInferenceService: its script
+is a template (`webhook.offline.templates`) that the policy reads each pod's script against, in
+CEL, as `webhook.core.template` reads it, and the repair is a list of edits inside the
+template's literal text. A rendered workload the preset already repairs adds nothing.
+
+A pod the policy does not recognise is left alone, so it may cover fewer pods than the webhook,
+never differently. It leaves to the webhook:
 
 - a pod with more than one container of a target name, or more than `POSITIONS` containers;
 - an eval-shape pod with a newline in an arg (an arg that is only quoting around literal text
   is replaced by the word eval makes of it, as the webhook does, with the core's patterns);
-- every script not given, and a preset's (`{{ … }}` actions make each service's script its
-  own: compile its rendered workloads instead).
+- every script not given, and a preset whose template this compiler does not know (the reason
+  is given).
 
-The same expressions are written with `JSONPatch{…}` for the API server or with plain maps, so
-that they can be evaluated outside it (the tests do, with cel-python).
+The policies must fit kube-apiserver's limits (`Figures`): `split` spreads the shapes across as
+many as they need. The same expressions are written with `JSONPatch{…}` for the API server or
+with plain maps, so that they can be evaluated outside it (the tests do, with cel-python).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -42,7 +50,9 @@ from webhook.core.patch import pointer
 from webhook.core.raw import at, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
 from webhook.core.script import cached_rewrite
+from webhook.core.template import Template
 from webhook.core.view import pod_view
+from webhook.offline import templates
 from webhook.offline.migrate import LLM_CONFIG, RUNTIME_KINDS, objects_in
 from webhook.offline.preview import LWS_KIND, LWS_TEMPLATES, TEMPLATE_PATHS
 from webhook.offline.sandbox import resolved
@@ -55,10 +65,18 @@ EXPRESSION_LIMIT: Final = 100_000
 COST_LIMIT: Final = 1_000_000
 OBJECT_LIMIT: Final = 1_572_864
 SHAPES_ANNOTATION: Final = names.POLICY_SHAPES_ANNOTATION
+PRESETS_ANNOTATION: Final = names.POLICY_PRESETS_ANNOTATION
 API_VERSION: Final = "admissionregistration.k8s.io/v1"
 # Container positions the policy covers: a status annotation is kept for each.
 POSITIONS: Final = 8
 _STATUS_PATH: Final = pointer("metadata", "annotations", names.STATUS_ANNOTATION)
+# Where a preset holds the pod templates of its roles.
+PRESET_TEMPLATES: Final = (
+    ("template",),
+    ("worker",),
+    ("prefill", "template"),
+    ("prefill", "worker"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +93,16 @@ class Shape:
     # By position; then, for the legacy shape with no user args, for eval's with args unwrapped.
     statuses: tuple[str, ...]
     source: str
+    # A preset's: its script word (at `word` of `command`, there "") as a template.
+    template: Template | None = None
+    word: int = -1
+    # A preset's: the longest text each hole of its template holds.
+    holes: tuple[int, ...] = ()
 
     @property
     def digest(self) -> str:
+        if self.template is not None:
+            return template_digest(self)
         return shape_digest(name=self.name, command=self.command, script=self.script)
 
 
@@ -87,6 +112,12 @@ class Compiled:
 
     shapes: list[Shape] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)
+    # By digest, the other inputs a shape stands for: presets and workloads of one script.
+    also: dict[str, list[str]] = field(default_factory=dict)
+
+    def sources(self, shape: Shape) -> list[str]:
+        """Every input the shape was compiled from, with its container's name."""
+        return [f"{shape.source} {shape.name}", *self.also.get(shape.digest, [])]
 
 
 def containers_in(document: Any, source: str) -> Iterator[tuple[bool | None, Any, str]]:
@@ -110,7 +141,10 @@ def _object_containers(
             yield False, container, label
         return
     if kind == LLM_CONFIG:
-        yield True, {"preset": True}, label
+        for path in PRESET_TEMPLATES:
+            for container in mapping(at(spec, path)).get("containers") or []:
+                if isinstance(container, Mapping):
+                    yield True, {"preset": container}, f"{label} {'.'.join(path)}"
         return
     group = string(document.get("apiVersion")).rpartition("/")[0]
     if kind == "Pod":
@@ -218,7 +252,7 @@ def compile_shapes(
     """The shapes of every target-named container in the documents, each known once."""
     options = options or Options(parse_scripts=False)
     compiled = Compiled()
-    seen: set[tuple[bool, str, tuple[str, ...], str | None]] = set()
+    seen: set[str] = set()
     for source, document in documents:
         for llm, container, label in containers_in(document, source):
             if llm is None or not isinstance(container, Mapping):
@@ -229,12 +263,13 @@ def compile_shapes(
                     "policy covers"
                 )
                 continue
-            if container.get("preset"):
-                compiled.uncovered.append(
-                    f"{label}: a preset's script is made for each LLMInferenceService; "
-                    "compile its LeaderWorkerSets and Deployments instead (--from-cluster)"
-                )
-                continue
+            if "preset" in container:
+                preset = container["preset"]
+                if any("{{" in str(word) for word in preset.get("command") or []):
+                    if preset.get("name") in options.llm_containers:
+                        _add(compiled, seen, _template_shape(preset, label, options))
+                    continue
+                container = preset  # noqa: PLW2901 - a preset's exact script is as a pod's
             name = container.get("name")
             if name not in (options.llm_containers if llm else options.containers):
                 continue
@@ -250,11 +285,107 @@ def compile_shapes(
                     "pods to the webhook"
                 )
                 continue
-            key = (shape.llm, shape.name, shape.command, shape.script)
-            if key not in seen:
-                seen.add(key)
-                compiled.shapes.append(shape)
+            _add(compiled, seen, shape)
+    _fold_renderings(compiled)
     return compiled
+
+
+def _add(compiled: Compiled, seen: set[str], shape: Shape | str) -> None:
+    """A shape the compiled ones lack, or why the policy leaves a container to the webhook."""
+    if isinstance(shape, str):
+        if shape:
+            compiled.uncovered.append(shape)
+        return
+    if shape.digest not in seen:
+        seen.add(shape.digest)
+        compiled.shapes.append(shape)
+    elif shape.template is not None:
+        compiled.also.setdefault(shape.digest, []).append(f"{shape.source} {shape.name}")
+
+
+def _fold_renderings(compiled: Compiled) -> None:
+    """Drop each exact LLM shape (a rendered workload's) that a compiled preset repairs
+    alike, so that a policy compiled from presets and their workloads holds each script once."""
+    found = [shape for shape in compiled.shapes if shape.template is not None]
+    kept = []
+    for shape in compiled.shapes:
+        by = next((t for t in found if shape.llm and _renders(t, shape)), None)
+        if by is None:
+            kept.append(shape)
+        else:
+            compiled.also.setdefault(by.digest, []).append(f"{shape.source} {shape.name}")
+    compiled.shapes = kept
+
+
+def _renders(preset: Shape, shape: Shape) -> bool:
+    """Whether the exact `shape` is a rendering of `preset` that it repairs alike."""
+    assert preset.template is not None
+    facts = (preset.name, preset.needs_args, preset.evaluated, preset.statuses)
+    if shape.script is not None or facts != (
+        shape.name,
+        shape.needs_args,
+        shape.evaluated,
+        shape.statuses,
+    ):
+        return False
+    word = preset.word
+    command, new = list(shape.command), list(shape.new_command)
+    if not len(command) == len(new) == len(preset.command):
+        return False
+    script, command[word] = command[word], ""
+    repaired, new[word] = new[word], ""
+    return tuple(command) == tuple(new) == preset.command and (
+        preset.template.repaired(script) == repaired
+    )
+
+
+def template_digest(shape: Shape) -> str:
+    """What names a preset's compiled script: its container's name, command and template."""
+    assert shape.template is not None
+    template = shape.template
+    text = json.dumps([shape.name, shape.command, template.runs, template.gaps])
+    return shape_digest(name=shape.name, command=(), script=text)
+
+
+def _template_shape(container: Mapping[str, Any], label: str, options: Options) -> Shape | str:
+    """A preset's container whose script is a template: its shape for every service, or why
+    the policy leaves it to the webhook (empty: the webhook leaves it alone too)."""
+    name = string(container.get("name"))
+    command = container.get("command")
+    if not isinstance(command, list) or not all(isinstance(w, str) for w in command):
+        return ""
+    words = [index for index, word in enumerate(command) if "{{" in word]
+    if len(words) != 1 or any("{{" in str(arg) for arg in container.get("args") or []):
+        return f"{label} {name}: template actions outside one script word"
+    word = words[0]
+
+    def repair(script: str) -> tuple[Any, str] | None:
+        rendered = [*command[:word], script, *command[word + 1 :]]
+        shape = _shape(True, {"name": name, "command": rendered}, label, options)
+        if isinstance(shape, str) or len(shape.new_command) != len(rendered):
+            return None
+        others = (*shape.new_command[:word], *shape.new_command[word + 1 :])
+        return (shape.needs_args, shape.evaluated, shape.statuses, others), shape.new_command[word]
+
+    found = templates.compiled(command[word], repair)
+    if isinstance(found, str):
+        return f"{label} {name}: {found}" if found else ""
+    template, holes, (needs_args, evaluated, statuses, _) = found
+    blank = (*command[:word], "", *command[word + 1 :])
+    return Shape(
+        llm=True,
+        name=name,
+        command=blank,
+        script=None,
+        needs_args=needs_args,
+        evaluated=evaluated,
+        new_command=blank,
+        statuses=statuses,
+        source=label,
+        template=template,
+        word=word,
+        holes=holes,
+    )
 
 
 def _cel(value: Any) -> str:
@@ -297,14 +428,20 @@ def _condition(shape: Shape) -> str:
     return "(" + " && ".join(parts) + ")"
 
 
-def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) -> dict[str, Any]:
-    """The MutatingAdmissionPolicy's spec for these shapes."""
+def policy_spec(given: Sequence[Shape], *, patch: Patch = jsonpatch_message) -> dict[str, Any]:
+    """The MutatingAdmissionPolicy's spec for these shapes (the exact ones first, then the
+    templates, in the lists indexed by `variables.shape`)."""
+    exact = [shape for shape in given if shape.template is None]
+    templated = [shape for shape in given if shape.template is not None]
+    shapes = [*exact, *templated]
     targets = _cel(list(names.DEFAULT_TARGET_CONTAINERS))
     llm_targets = _cel(list(names.DEFAULT_LLM_CONTAINERS))
     labels = "object.metadata.labels"
-    chain = "-1"
-    for number in reversed(range(len(shapes))):
-        chain = f"{_condition(shapes[number])} ? {number} : {chain}"
+    chain = (
+        f"variables.template >= 0 ? {len(exact)} + variables.template : -1" if templated else "-1"
+    )
+    for number in reversed(range(len(exact))):
+        chain = f"{_condition(exact[number])} ? {number} : {chain}"
     index = "string(variables.index)"
     container = f'"/spec/containers/" + {index}'
     first = "object.spec.containers[variables.index]"
@@ -315,9 +452,7 @@ def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) ->
         f" ? {POSITIONS} : 0)]"
     )
     annotation_map = "{" + f"{_cel(names.STATUS_ANNOTATION)}: {status}" + "}"
-    command = patch(
-        _cel("replace"), f'{container} + "/command"', "variables.commands[variables.shape]"
-    )
+    command = patch(_cel("replace"), f'{container} + "/command"', "variables.command")
     drop_script = patch(_cel("remove"), f'{container} + "/args/0"')
     drop_args = patch(_cel("remove"), f'{container} + "/args"')
     new_args = patch(_cel("replace"), f'{container} + "/args"', "variables.unwrapped")
@@ -377,8 +512,19 @@ def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) ->
                 "expression": f"size(object.spec.containers) > {POSITIONS} ? -1 : "
                 + _single_target(),
             },
+            *(_template_variables(templated) if templated else []),
             {"name": "shape", "expression": f"variables.index < 0 ? -1 : {chain}"},
-            {"name": "commands", "expression": _cel([list(s.new_command) for s in shapes])},
+            {"name": "commands", "expression": _cel([list(s.new_command) for s in exact])},
+            {
+                "name": "command",
+                "expression": "variables.shape < 0 ? [] : "
+                + (
+                    f"variables.shape >= {len(exact)} ? variables.templateCommand : "
+                    if templated
+                    else ""
+                )
+                + "variables.commands[variables.shape]",
+            },
             {"name": "legacy", "expression": _cel([s.script is not None for s in shapes])},
             {"name": "statuses", "expression": _cel([list(s.statuses) for s in shapes])},
             {"name": "evaluated", "expression": _cel([s.evaluated for s in shapes])},
@@ -395,6 +541,166 @@ def policy_spec(shapes: Sequence[Shape], *, patch: Patch = jsonpatch_message) ->
         ],
         "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": mutation}}],
     }
+
+
+def _ints(values: Iterable[int]) -> str:
+    return "[" + ", ".join(str(value) for value in values) + "]"
+
+
+def _indices(count: int) -> str:
+    return _ints(range(count))
+
+
+def _template_condition(number: int, shape: Shape) -> str:
+    """Whether the target container may be a rendering of template `number`: its name, its
+    command but the script word, and the script's size, first run and last run."""
+    assert shape.template is not None
+    container = "object.spec.containers[variables.index]"
+    script = f"{container}.command[{shape.word}]"
+    runs = f"variables.t{number}runs"
+    parts = [
+        "variables.index >= 0 && !variables.isvc",
+        f"{container}.name == {_cel(shape.name)}",
+        f"has({container}.command) && size({container}.command) == {len(shape.command)}",
+        *(
+            f"{container}.command[{index}] == {_cel(word)}"
+            for index, word in enumerate(shape.command)
+            if index != shape.word
+        ),
+        f"size({script}) <= variables.templateLongest[{number}]",
+        f"{script}.startsWith({runs}[0])",
+        f"{script}.endsWith({runs}[{len(shape.template.runs) - 1}])",
+    ]
+    if shape.needs_args:
+        parts.append(f"has({container}.args) && size({container}.args) >= 1")
+    if shape.evaluated:
+        leaves = f"a.contains({_cel(POLICY_LEAVES)})"
+        parts.append(f"(!has({container}.args) || !{container}.args.exists(a, {leaves}))")
+    return " && ".join(parts)
+
+
+def _template_match(number: int, shape: Shape) -> list[dict[str, str]]:
+    """The variables that read the target's script as template `number`, as
+    `webhook.core.template` reads it: `t<n>` whether its cheap conditions hold, `t<n>s<k>`
+    where run k starts (each found after the one before, the last one ending the script; -1
+    when it is not there), and `t<n>ok` whether every hole between them matches its
+    pattern. The API server evaluates a variable when it is first used, so a template whose
+    cheap conditions fail costs only them."""
+    template = shape.template
+    assert template is not None
+    name = f"variables.t{number}"
+    script = f"object.spec.containers[variables.index].command[{shape.word}]"
+    runs = f"{name}runs"
+    last = len(template.runs) - 1
+    found = [
+        {"name": f"t{number}runs", "expression": _cel(list(template.runs))},
+        {"name": f"t{number}gaps", "expression": _cel(list(template.gaps))},
+        {"name": f"t{number}", "expression": _template_condition(number, shape)},
+    ]
+    starts = ["0"]
+    for run in range(1, last + 1):
+        before = f"{name}s{run - 1}" if run > 1 else f"({name} ? 0 : -1)"
+        after = f"{before} + {len(template.runs[run - 1])}"
+        if run == last:
+            end = f"size({script}) - {len(template.runs[run])}"
+            where = f"{end} >= {after} ? {end} : -1"
+        else:
+            where = f"{script}.indexOf({runs}[{run}], {after})"
+        found.append(
+            {
+                "name": f"t{number}s{run}",
+                "expression": f"{before} < 0 ? -1 : {where}"
+                if run > 1
+                else f"!{name} ? -1 : {where}",
+            }
+        )
+        starts.append(f"{name}s{run}")
+    holes = []
+    for hole in range(1, last + 1):
+        begins = f"{starts[hole - 1]} + {len(template.runs[hole - 1])}"
+        # The size test bounds what the match may cost (the pattern holds no more anyway);
+        # no pattern matches a newline, and RE2's `$` is the text's end, so the match alone
+        # is the core's test.
+        holes.append(
+            f"{starts[hole]} - ({begins}) <= {shape.holes[hole - 1]} && "
+            f"{script}.substring({begins}, {starts[hole]}).matches({name}gaps[{hole - 1}])"
+        )
+    found.append(
+        {"name": f"t{number}ok", "expression": f"{starts[last]} >= 0 && " + " && ".join(holes)}
+    )
+    found.append({"name": f"t{number}starts", "expression": "[" + ", ".join(starts) + "]"})
+    return found
+
+
+def _template_variables(shapes: Sequence[Shape]) -> list[dict[str, str]]:
+    """The variables that match a script against the policy's templates and build the
+    repaired command: `template` is the first template the script is a rendering of (-1:
+    none), `starts` where its runs start, `templateCommand` the command with its edits made."""
+    found = [shape.template for shape in shapes if shape.template is not None]
+    edits = max(len(template.edits) for template in found)
+    chain = "-1"
+    for number in reversed(range(len(shapes))):
+        chain = f"variables.t{number}ok ? {number} : {chain}"
+    starts_chain = "[]"
+    for number in reversed(range(len(shapes))):
+        starts_chain = (
+            f"variables.template == {number} ? variables.t{number}starts : {starts_chain}"
+        )
+    script = "variables.script"
+    variables = [
+        {"name": "templateWords", "expression": _cel([list(s.command) for s in shapes])},
+        {"name": "templateWord", "expression": _ints([s.word for s in shapes])},
+        {"name": "templateLongest", "expression": _ints([t.longest for t in found])},
+        {
+            "name": "templateEdits",
+            "expression": "["
+            + ", ".join(
+                "[" + ", ".join(f"[{e.run}, {e.offset}, {e.length}]" for e in t.edits) + "]"
+                for t in found
+            )
+            + "]",
+        },
+        {"name": "templateTexts", "expression": _cel([[e.text for e in t.edits] for t in found])},
+        *(
+            variable
+            for number, shape in enumerate(shapes)
+            for variable in _template_match(number, shape)
+        ),
+        {"name": "template", "expression": f"variables.index < 0 || variables.isvc ? -1 : {chain}"},
+        {"name": "starts", "expression": f"variables.template < 0 ? [] : {starts_chain}"},
+        {
+            "name": "script",
+            "expression": 'variables.template < 0 ? "" : object.spec.containers[variables.index]'
+            ".command[variables.templateWord[variables.template]]",
+        },
+    ]
+    starts = "variables.starts"
+    at = "variables.templateEdits[variables.template]"
+    texts = "variables.templateTexts[variables.template]"
+
+    def place(edit: str) -> str:
+        return f"({starts}[{at}[{edit}][0]] + {at}[{edit}][1])"
+
+    previous = f"(e == 0 ? 0 : {place('e - 1')} + {at}[e - 1][2])"
+    final = f"size({at}) - 1"
+    variables += [
+        {
+            "name": "templateScript",
+            "expression": 'variables.template < 0 ? "" : '
+            f"{_indices(edits)}.filter(e, e < size({at}))"
+            f".map(e, {script}.substring({previous}, {place('e')}) + {texts}[e]).join() + "
+            f"{script}.substring({place(final)} + {at}[{final}][2], size({script}))",
+        },
+        {
+            "name": "templateCommand",
+            "expression": "variables.template < 0 ? [] : "
+            f"{_indices(max(len(s.command) for s in shapes))}.filter(i, i < "
+            "size(variables.templateWords[variables.template])).map(i, i == "
+            "variables.templateWord[variables.template] ? variables.templateScript : "
+            "variables.templateWords[variables.template][i])",
+        },
+    ]
+    return variables
 
 
 def _eval_word(arg: str) -> str:
@@ -415,7 +721,7 @@ def _eval_word(arg: str) -> str:
 def _single_target() -> str:
     """The position of the pod's one target-named container, or -1 when it has none or more."""
     found = (
-        f"[{', '.join(str(i) for i in range(POSITIONS))}].filter(i, "
+        f"{_indices(POSITIONS)}.filter(i, "
         "i < size(object.spec.containers) && object.spec.containers[i].name in variables.names)"
     )
     return f"size({found}) == 1 ? {found}[0] : -1"
@@ -494,21 +800,31 @@ class Figures:
         return None
 
 
-def _policy(shapes: Sequence[Shape], name: str) -> dict[str, Any]:
+def _policy(shapes: Sequence[Shape], name: str, compiled: Compiled) -> dict[str, Any]:
+    annotations = {
+        f"{names.PREFIX}/version": __version__,
+        SHAPES_ANNOTATION: _json(sorted({shape.digest for shape in shapes})),
+    }
+    presets = sorted(
+        {
+            source
+            for shape in shapes
+            if shape.template is not None
+            for source in compiled.sources(shape)
+        }
+    )
+    if presets:
+        annotations[PRESETS_ANNOTATION] = _json(presets)
     return {
         "apiVersion": API_VERSION,
         "kind": "MutatingAdmissionPolicy",
-        "metadata": {
-            "name": name,
-            "annotations": {
-                f"{names.PREFIX}/version": __version__,
-                SHAPES_ANNOTATION: json.dumps(
-                    sorted({shape.digest for shape in shapes}), separators=(",", ":")
-                ),
-            },
-        },
+        "metadata": {"name": name, "annotations": annotations},
         "spec": policy_spec(shapes),
     }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _expressions(spec: Mapping[str, Any]) -> Iterator[str]:
@@ -533,34 +849,34 @@ def _name(number: int) -> str:
     return POLICY_NAME if number == 0 else f"{POLICY_NAME}-{number + 1}"
 
 
-def _built(shapes: Sequence[Shape], number: int) -> tuple[dict[str, Any], Figures]:
-    policy = _policy(shapes, _name(number))
-    return policy, figures(policy, shapes)
+def split(compiled: Compiled) -> list[tuple[dict[str, Any], Figures]]:
+    """The policies that hold the compiled shapes, each within kube-apiserver's limits:
+    shapes are added to a policy in order while it fits, then to the next. Raises
+    `PolicyTooLarge` for a shape that fits in no policy."""
 
+    def built(shapes: Sequence[Shape], number: int) -> tuple[dict[str, Any], Figures]:
+        policy = _policy(shapes, _name(number), compiled)
+        return policy, figures(policy, shapes)
 
-def split(shapes: Sequence[Shape]) -> list[tuple[dict[str, Any], Figures]]:
-    """The policies that hold the shapes, each within kube-apiserver's limits: shapes are
-    added to a policy in order while it fits, then to the next. Raises `PolicyTooLarge` for
-    a shape that fits in no policy."""
     groups: list[list[Shape]] = []
-    for shape in shapes:
-        if groups and _built([*groups[-1], shape], len(groups) - 1)[1].over() is None:
+    for shape in compiled.shapes:
+        if groups and built([*groups[-1], shape], len(groups) - 1)[1].over() is None:
             groups[-1].append(shape)
             continue
-        over = _built([shape], len(groups))[1].over()
+        over = built([shape], len(groups))[1].over()
         if over is not None:
             raise PolicyTooLarge(
                 f"{shape.source} {shape.name}: its script alone makes a policy of {over}; "
                 "leave it to the webhook"
             )
         groups.append([shape])
-    return [_built(group, number) for number, group in enumerate(groups)]
+    return [built(group, number) for number, group in enumerate(groups)]
 
 
 def policy_objects(compiled: Compiled, *, mode: Mode) -> list[dict[str, Any]]:
     """The MutatingAdmissionPolicies and their bindings, for `kubectl apply -f -`: one pair
     unless kube-apiserver's limits want the scripts split across several."""
-    return with_bindings(split(compiled.shapes), mode=mode)
+    return with_bindings(split(compiled), mode=mode)
 
 
 def with_bindings(
@@ -575,12 +891,43 @@ def with_bindings(
 
 
 def estimated_cost(shapes: Sequence[Shape]) -> int:
-    """An upper bound of the CEL cost of one admission, by CEL's own cost model (a string
-    compared costs 1 + a tenth of its length): every shape's command and script compared."""
-    return (
-        sum(
-            sum(1 + len(word) // 10 for word in (*shape.command, shape.script or ""))
-            for shape in shapes
-        )
-        + 64 * POSITIONS
+    """An upper bound of the CEL cost of one admission, by the cost model of Kubernetes' CEL
+    libraries (a string compared, searched or cut costs 1 + a tenth of its length; a regex
+    match, a tenth of the text's length times a quarter of the pattern's): every exact
+    shape's command and script compared, and every template read, as if each one's cheap
+    conditions held, then one template's edits made."""
+    exact = sum(
+        sum(1 + len(word) // 10 for word in (*shape.command, shape.script or ""))
+        for shape in shapes
+        if shape.template is None
     )
+    templates = [shape for shape in shapes if shape.template is not None]
+    read = sum(_template_cost(shape) for shape in templates)
+    edits = max((_edits_cost(shape) for shape in templates), default=0)
+    return exact + read + edits + 64 * POSITIONS
+
+
+def _template_cost(shape: Shape) -> int:
+    """What reading a script as one template costs at most: its command compared, its first
+    and last runs, a search for each run and a cut for each hole (each over the whole
+    script, which its size bounds), and each hole's pattern match (over its text, which its
+    size test bounds)."""
+    template = shape.template
+    assert template is not None
+    script = 1 + template.longest // 10
+    words = sum(1 + len(word) // 10 for word in shape.command)
+    ends = 2 + (len(template.runs[0]) + len(template.runs[-1])) // 10
+    runs = len(template.runs)
+    holes = sum(
+        (1 + widest // 10) * (2 + len(gap) // 4)
+        for widest, gap in zip(shape.holes, template.gaps, strict=True)
+    )
+    return words + ends + 2 * runs * script + holes
+
+
+def _edits_cost(shape: Shape) -> int:
+    """What making one template's edits costs at most: a cut of the script for each, and the
+    join of the new script."""
+    template = shape.template
+    assert template is not None
+    return (len(template.edits) + 1) * (1 + template.longest // 10) + 1 + template.longest // 5

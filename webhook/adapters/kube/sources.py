@@ -1,6 +1,7 @@
 """The cluster's scripts, as `policy --from-cluster` compiles them: its ServingRuntimes and
-ClusterServingRuntimes, and the LeaderWorkerSets and Deployments KServe made for its
-LLMInferenceServices (their scripts rendered, unlike the presets they come from)."""
+ClusterServingRuntimes, its LLMInferenceServiceConfig presets (in each version the API server
+serves, each object once), and the LeaderWorkerSets and Deployments KServe made for its
+LLMInferenceServices (their scripts rendered)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ _KINDS: Final = (
 )
 
 
+# The presets' kind, newest version first: a cluster may serve either, or both.
+_PRESETS: Final = (
+    ("serving.kserve.io", "v1alpha2", "llminferenceserviceconfigs"),
+    ("serving.kserve.io", "v1alpha1", "llminferenceserviceconfigs"),
+)
+
+
 # (group, version, plural, label selector): what a serving replica follows to parse the scripts
 # its pods will bring before they come (`webhook.offline.warm`).
 FOLLOWED: Final = (
@@ -26,11 +34,19 @@ FOLLOWED: Final = (
 
 
 def cluster_sources(cluster: Cluster) -> list[tuple[str, dict[str, Any]]]:
-    """(where, object) for every runtime and LLMInferenceService workload of the cluster."""
+    """(where, object) for every runtime, preset and LLMInferenceService workload of the
+    cluster."""
     found: list[tuple[str, dict[str, Any]]] = []
     for group, version, plural in _KINDS:
         for item in cluster.objects(group, version, plural):
             found.append((_where(item), item))
+    seen: set[str] = set()
+    for group, version, plural in _PRESETS:
+        for item in cluster.objects(group, version, plural):
+            uid = string(mapping(item.get("metadata")).get("uid"))
+            if not uid or uid not in seen:
+                seen.add(uid)
+                found.append((_where(item), item))
     for listed in cluster.deployments(label_selector=f"{PART_OF_LABEL}={LLMISVC_PART_OF}"):
         deployment = {"apiVersion": "apps/v1", "kind": "Deployment", **listed}
         found.append((_where(deployment), deployment))

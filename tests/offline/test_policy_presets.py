@@ -1,0 +1,181 @@
+"""The policy compiled from LLMInferenceServiceConfig presets (DESIGN §7, policy mode), its CEL
+run with cel-python against the core: for every preset of every release in the shared corpus,
+each role's pods rendered for two LLMInferenceServices the policy was not compiled from (other
+names, namespaces, models, parallelism and addresses, TLS on and off), with hostile args.
+Every pod the policy changes equals the webhook's result byte for byte, every pod the webhook
+leaves alone it leaves alone, and every pod the webhook repairs it covers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from tests.support import llmisvc
+from tests.support.builders import admit
+from tests.support.celpolicy import Policy
+from webhook.core.model import Context
+from webhook.core.names import Action
+from webhook.core.patch import to_json
+from webhook.offline.policy import (
+    PRESETS_ANNOTATION,
+    SHAPES_ANNOTATION,
+    Compiled,
+    compile_shapes,
+    jsonpatch_map,
+    policy_spec,
+    split,
+)
+
+# Every kind of arg eval would damage: words with spaces, globs, substitutions, separators,
+# comments, empty and non-ASCII words, JSON-valued flags, and a LoRA module pre-quoted as
+# KServe v0.19+ writes it.
+HOSTILE = [
+    "--served-model-name=my model",
+    "*",
+    "$(id)",
+    "`id`",
+    "a;b",
+    "#x",
+    "",
+    "ünï ✓",
+    "--kv-transfer-config",
+    '{"kv_connector":"NixlConnector","kv_role":"kv_both"}',
+    '--override-generation-config={"temperature": 0.5}',
+    "--lora-modules",
+    '\'{"name": "sql", "path": "/mnt/lora/sql"}\'',
+    "'single' \"double\"",
+]
+IDENTITIES = (llmisvc.GRANITE, llmisvc.LLAMA)
+
+
+def _releases() -> list[str]:
+    if not llmisvc.CORPUS.is_dir():
+        return []
+    return sorted({p.name.split("-config-llm-")[0] for p in llmisvc.CORPUS.glob("*.yaml")})
+
+
+def _presets(release: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (path.name, llmisvc.load(path))
+        for path in llmisvc.preset_files()
+        if path.name.split("-config-llm-")[0] == release
+    ]
+
+
+def _evaluators(compiled: Compiled) -> list[Policy]:
+    """Each policy `split` makes, with plain maps for patches, in the order it prints them."""
+    parts = []
+    for policy, found in split(compiled):
+        assert found.over() is None, found
+        digests = set(json.loads(policy["metadata"]["annotations"][SHAPES_ANNOTATION]))
+        part = [shape for shape in compiled.shapes if shape.digest in digests]
+        parts.append(Policy(policy_spec(part, patch=jsonpatch_map)))
+    return parts
+
+
+def verdict(policies: Sequence[Policy], pod: Mapping[str, Any], *, namespace: str) -> str:
+    """ "covered" when the policies, applied in turn as the API server does, make the
+    webhook's pod of it; "left" when the webhook does not repair it (it may still note a
+    problem on it) and they leave it alone; else it fails."""
+    decision = admit(pod, context=Context(namespace=namespace))
+    stored = dict(pod)
+    for policy in policies:
+        stored = policy.apply(stored, namespace=namespace)
+    if decision.action is not Action.PATCHED:
+        assert stored == pod, json.dumps(stored)[:2000]
+        return "left"
+    webhook = jsonpatch.apply_patch(dict(pod), to_json(decision.patch))
+    assert stored == webhook, json.dumps(stored)[:2000]
+    return "covered"
+
+
+@pytest.mark.parametrize("release", _releases() or ["(no corpus)"])
+def test_every_preset_pod_of_a_release_is_repaired_as_the_webhook_repairs_it(
+    release: str,
+) -> None:
+    presets = _presets(release)
+    compiled = compile_shapes(presets)
+    policies = _evaluators(compiled) if compiled.shapes else []
+    verdicts = {}
+    for name, config in presets:
+        for role in llmisvc.roles(config):
+            for identity in IDENTITIES:
+                pod = llmisvc.build_pod(config, role=role, user_args=HOSTILE, identity=identity)
+                key = (name, role, identity.name)
+                verdicts[key] = verdict(policies, pod, namespace=identity.namespace)
+    # Every preset of the eval shape is covered for both services; the others are left.
+    eval_presets = {name for name, _ in presets if llmisvc.shape(llmisvc.CORPUS / name) == "eval"}
+    covered = {key[0] for key, found in verdicts.items() if found == "covered"}
+    assert covered == eval_presets
+    assert all(verdicts[key] == "covered" for key in verdicts if key[0] in eval_presets)
+    if not eval_presets:
+        return
+    # What the policy leaves to the webhook: an arg with a newline.
+    name = sorted(eval_presets)[0]
+    config = dict(presets)[name]
+    pod = llmisvc.build_pod(config, role=llmisvc.roles(config)[0], user_args=["--x", "a\nb"])
+    stored = pod
+    for policy in policies:
+        stored = policy.apply(stored, namespace=llmisvc.NAMESPACE)
+    assert stored == pod
+    assert admit(pod, context=Context(namespace=llmisvc.NAMESPACE)).patch
+
+
+@cache
+def _everything() -> Compiled:
+    return compile_shapes([(p.name, llmisvc.load(p)) for p in llmisvc.preset_files()])
+
+
+def test_the_presets_of_every_release_split_across_policies_that_each_fit() -> None:
+    if not llmisvc.CORPUS.is_dir():
+        pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
+    compiled = _everything()
+    assert compiled.uncovered == []
+    policies = split(compiled)
+    assert len(policies) > 1
+    # Each policy names the presets it repairs; together, every eval preset's every role.
+    named = {
+        source.split(": ")[0]
+        for policy, _ in policies
+        for source in json.loads(policy["metadata"]["annotations"][PRESETS_ANNOTATION])
+    }
+    eval_presets = {p.name for p in llmisvc.preset_files() if llmisvc.shape(p) == "eval"}
+    assert named == eval_presets
+    evaluators = _evaluators(compiled)
+    for path in sorted(eval_presets)[::7]:
+        config = llmisvc.load(llmisvc.CORPUS / path)
+        role = llmisvc.roles(config)[-1]
+        pod = llmisvc.build_pod(config, role=role, user_args=HOSTILE, identity=llmisvc.LLAMA)
+        assert verdict(evaluators, pod, namespace=llmisvc.LLAMA.namespace) == "covered"
+
+
+def test_a_workload_rendered_from_a_compiled_preset_adds_no_script() -> None:
+    config = llmisvc.EVAL_PRESET
+    pod = llmisvc.build_pod(config, role="leader")
+    workload = {**pod, "kind": "Pod"}
+    alone = compile_shapes([("preset.yaml", config)])
+    both = compile_shapes([("preset.yaml", config), ("pod.yaml", workload)])
+    assert [s.digest for s in both.shapes] == [s.digest for s in alone.shapes]
+    [shape] = both.shapes
+    assert both.sources(shape) == [
+        "preset.yaml: LLMInferenceServiceConfig/kserve-config-llm-template template main",
+        "pod.yaml: Pod/granite-leader-0 main",
+    ]
+
+
+@pytest.mark.parametrize("identity", IDENTITIES, ids=lambda identity: identity.name)
+def test_a_small_preset_covers_services_it_was_not_compiled_from(
+    identity: llmisvc.Identity,
+) -> None:
+    compiled = compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)])
+    [shape] = compiled.shapes
+    assert shape.template is not None
+    pod = llmisvc.build_pod(
+        llmisvc.EVAL_PRESET, role="leader", user_args=HOSTILE, identity=identity
+    )
+    assert verdict(_evaluators(compiled), pod, namespace=identity.namespace) == "covered"
