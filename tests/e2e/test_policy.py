@@ -17,7 +17,7 @@ import yaml
 from tests.support import kserve, llmisvc
 from tests.support.builders import EXAMPLES, admit
 from tests.support.cli import cli
-from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for
+from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd
 from tests.support.poll import wait
 from tests.support.proof import launch
 from webhook.adapters.kube.policies import pod_shapes
@@ -301,3 +301,141 @@ def test_a_policy_too_large_for_one_object_is_split_and_every_part_is_accepted(
         annotations[names.STATUS_ANNOTATION]
         == expected["metadata"]["annotations"][names.STATUS_ANNOTATION]
     )
+
+
+# Two services no policy was compiled from: every value the presets write differs.
+NEW_SERVICES = (
+    llmisvc.LLAMA,
+    llmisvc.Identity(
+        name="qwen-coder",
+        namespace="pol-presets",
+        model="Qwen/Qwen2.5-Coder-7B",
+        parallelism={"data": 4, "dataLocal": 2, "tensor": 1, "expert": False, "dataRPCPort": 0},
+    ),
+)
+RELEASE = "kserve-master-aaac4e294"
+
+
+def test_a_policy_compiled_from_a_release_presets_repairs_services_made_after_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Every preset of one release compiled into policies kube-apiserver accepts; the leader
+    and worker pods of two LLMInferenceServices that did not exist then are stored as the
+    webhook makes them, and every JSON and pre-quoted LoRA arg reaches `vllm serve` exactly
+    under bash; `check` names the presets, and `check --audit` knows the pods."""
+    if not llmisvc.CORPUS.is_dir():
+        pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
+    files = [p for p in llmisvc.preset_files() if p.name.startswith(RELEASE)]
+    compiled = cli("policy", *map(str, files), "--explain")
+    assert compiled.returncode == 0, compiled.stderr
+    objects = list(yaml.safe_load_all(compiled.stdout))
+    kubeconfig = kubeconfig_for(cluster, tmp_path / "kubeconfig")
+    config = llmisvc.load(llmisvc.CORPUS / f"{RELEASE}-config-llm-worker-data-parallel.yaml")
+    with cluster.client() as client:
+        client.delete(f"{ADMISSION}/mutatingwebhookconfigurations/multinode-webhook")
+        _namespace(client, "pol-presets", {names.INJECT_LABEL: Inject.ENABLED})
+        try:
+            for item in objects:
+                if item["kind"] == "MutatingAdmissionPolicy":
+                    # Fail, not Ignore, while tested: a CEL error would otherwise pass silently.
+                    item["spec"]["failurePolicy"] = "Fail"
+                client.delete(f"{ADMISSION}/{PLURALS[item['kind']]}/{item['metadata']['name']}")
+                reply = client.post(f"{ADMISSION}/{PLURALS[item['kind']]}", json=item)
+                assert reply.status_code == 201, reply.text[:500]
+            probe = llmisvc.build_pod(config, role="leader", user_args=JSON_ARGS)
+
+            def repaired() -> bool:
+                stored = _create(client, "pol-presets", probe, "probe", dry_run=True)
+                return names.STATUS_ANNOTATION in stored["metadata"].get("annotations", {})
+
+            wait(repaired, "the policies to be in force")
+            for identity in NEW_SERVICES:
+                for role in ("leader", "worker"):
+                    pod = llmisvc.build_pod(
+                        config, role=role, user_args=[*ARGS, *JSON_ARGS], identity=identity
+                    )
+                    name = f"{identity.name}-{role}"
+                    stored = _create(client, "pol-presets", pod, name)
+                    expected = jsonpatch.apply_patch(
+                        pod, to_json(admit(pod, context=Context(namespace="pol-presets")).patch)
+                    )
+                    [main] = stored["spec"]["containers"]
+                    [wanted] = expected["spec"]["containers"]
+                    assert (main["command"], main.get("args")) == (
+                        wanted["command"],
+                        wanted.get("args"),
+                    ), name
+                    assert (
+                        stored["metadata"]["annotations"][names.STATUS_ANNOTATION]
+                        == expected["metadata"]["annotations"][names.STATUS_ANNOTATION]
+                    )
+                    argv = launch(
+                        stored, names.LLM_CONTAINER, tmp_path / name, added=llmisvc.LWS_ENV
+                    )
+                    delivered = [*ARGS, *JSON_DELIVERED]
+                    assert argv[-len(delivered) :] == delivered, (name, argv)
+            report = cli("check", "--kubeconfig", str(kubeconfig), "--namespace", "pol-presets")
+            assert report.returncode == 0, report.stdout
+            assert ": 9 preset scripts (compiled by " in report.stdout
+            assert (
+                f"{files[-1].name}: LLMInferenceServiceConfig/kserve-config-llm-worker-data-"
+                "parallel: its spec.template, spec.worker pods, for every LLMInferenceService"
+            ) in report.stdout
+            found = cli(
+                "check",
+                "--audit",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespace",
+                "pol-presets",
+                "-o",
+                "json",
+            )
+            audit = json.loads(found.stdout)
+            assert audit["uncoveredScripts"] == [], audit
+            _presets_compiled_from_the_cluster(client, files, objects, kubeconfig)
+        finally:
+            for item in objects:
+                client.delete(f"{ADMISSION}/{PLURALS[item['kind']]}/{item['metadata']['name']}")
+
+
+def _digests(objects: list[Any]) -> set[str]:
+    return {
+        digest
+        for item in objects
+        if item["kind"] == "MutatingAdmissionPolicy"
+        for digest in json.loads(item["metadata"]["annotations"][names.POLICY_SHAPES_ANNOTATION])
+    }
+
+
+def _presets_compiled_from_the_cluster(
+    client: httpx.Client, files: list[Path], objects: list[Any], kubeconfig: Path
+) -> None:
+    """`policy --from-cluster` reads the presets the cluster holds and compiles the scripts
+    the files compiled into."""
+    stand_in_crd(
+        client,
+        group="serving.kserve.io",
+        kind="LLMInferenceServiceConfig",
+        plural="llminferenceserviceconfigs",
+        version="v1alpha2",
+    )
+    path = "/apis/serving.kserve.io/v1alpha2/namespaces/pol-presets/llminferenceserviceconfigs"
+    created = []
+    try:
+        for file in files:
+            preset = llmisvc.load(file)
+            preset["apiVersion"] = "serving.kserve.io/v1alpha2"
+            reply = client.post(path, json=preset)
+            assert reply.status_code == 201, reply.text[:500]
+            created.append(preset["metadata"]["name"])
+        done = cli("policy", "--from-cluster", "--kubeconfig", str(kubeconfig), "--explain")
+        assert done.returncode == 0, done.stderr
+        assert _digests(list(yaml.safe_load_all(done.stdout))) == _digests(objects)
+        assert (
+            "covered: cluster pol-presets/kserve-config-llm-template: LLMInferenceServiceConfig/"
+            "kserve-config-llm-template template main"
+        ) in done.stderr
+    finally:
+        for name in created:
+            client.delete(f"{path}/{name}")

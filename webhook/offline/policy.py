@@ -560,7 +560,7 @@ def _template_condition(number: int, shape: Shape) -> str:
     runs = f"variables.t{number}runs"
     parts = [
         "variables.index >= 0 && !variables.isvc",
-        f"{container}.name == {_cel(shape.name)}",
+        f"{container}.name == variables.templateNames[{number}]",
         f"has({container}.command) && size({container}.command) == {len(shape.command)}",
         *(
             f"{container}.command[{index}] == {_cel(word)}"
@@ -648,6 +648,7 @@ def _template_variables(shapes: Sequence[Shape]) -> list[dict[str, str]]:
         )
     script = "variables.script"
     variables = [
+        {"name": "templateNames", "expression": _cel([s.name for s in shapes])},
         {"name": "templateWords", "expression": _cel([list(s.command) for s in shapes])},
         {"name": "templateWord", "expression": _ints([s.word for s in shapes])},
         {"name": "templateLongest", "expression": _ints([t.longest for t in found])},

@@ -32,7 +32,7 @@ from webhook.adapters.kube.check import (
     webhook_service,
 )
 from webhook.adapters.kube.client import Cluster
-from webhook.adapters.kube.policies import installed_policies, pod_shapes, policy_leaves_pod
+from webhook.adapters.kube.policies import installed_policies, policy_leaves_pod
 from webhook.core import patch
 from webhook.core.model import Context
 from webhook.core.names import (
@@ -277,8 +277,7 @@ def audit(
                 replaced.append(Replaced(name, string(metadata.get("name")), service, problem))
             if not patched:
                 continue
-            known = {digest for policy in by_policy for digest in policy.digests}
-            if not by_webhook and not known.intersection(pod_shapes(pod)):
+            if not by_webhook and not any(policy.knows(pod) for policy in by_policy):
                 uncovered.append((name, string(metadata.get("name"))))
                 continue
             if not by_webhook and llm and policy_leaves_pod(pod):

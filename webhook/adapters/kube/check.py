@@ -463,16 +463,28 @@ def policy_findings(
     namespaces: Mapping[str, Mapping[str, str]],
     shown: Sequence[str],
 ) -> list[Finding]:
-    """What the compiled policies repair: their scripts, and the namespaces they bind."""
+    """What the compiled policies repair: their scripts, the presets they cover every
+    service of, and the namespaces they bind."""
     findings = []
     for policy in policies:
+        exact = len(policy.digests) - len(policy.templates)
+        held = [f"{exact} scripts"] if exact or not policy.templates else []
+        if policy.templates:
+            held.append(f"{len(policy.templates)} preset scripts")
         findings.append(
             Finding(
-                f"MutatingAdmissionPolicy {policy.name}: {len(policy.digests)} scripts "
+                f"MutatingAdmissionPolicy {policy.name}: {' and '.join(held)} "
                 f"(compiled by {policy.version or 'an unknown version'}), "
                 f"failurePolicy {policy.failure_policy}"
             )
         )
+        for preset, roles in _presets(policy.presets).items():
+            findings.append(
+                Finding(
+                    f"  preset {preset}: its {', '.join(f'spec.{r}' for r in roles)} pods, "
+                    "for every LLMInferenceService"
+                )
+            )
         if not policy.bindings:
             findings.append(
                 Finding(f"  no binding names {policy.name}: it repairs nothing", ok=False)
@@ -480,6 +492,17 @@ def policy_findings(
         bound = [n for n in policy_namespaces(policy, namespaces) if n in shown]
         findings.append(Finding(f"  namespaces the policy repairs: {', '.join(bound) or 'none'}"))
     return findings
+
+
+def _presets(sources: Sequence[str]) -> dict[str, list[str]]:
+    """The presets a policy names (`<where>: <kind>/<name> <role> <container>`), each with
+    the roles (where their pod templates sit) whose pods it covers."""
+    found: dict[str, list[str]] = {}
+    for source in sources:
+        preset, _, role = source.rpartition(" ")[0].rpartition(" ")
+        if preset:
+            found.setdefault(preset, []).append(role)
+    return found
 
 
 def covered_namespaces(

@@ -2,24 +2,28 @@
 they repair, which namespaces their bindings select, and whether one covers a given pod.
 
 Ours are the MutatingAdmissionPolicies that carry the shapes annotation: the digests of the
-scripts compiled into them. A pod is covered when a binding of such a policy selects its
-namespace and labels, and the digest of its target container's script is among them.
+scripts compiled into them, and of the presets, whose templates the policy's variables hold
+(read back here as `webhook.core.template` reads them) with the presets' sources in the
+presets annotation. A pod is covered when a binding of such a policy selects its namespace and
+labels, and the digest of its target container's script is among them or its script is a
+rendering of one of the templates.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.adapters.kube.client import Cluster
 from webhook.core.evaluated import policy_leaves
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Options
-from webhook.core.names import POLICY_SHAPES_ANNOTATION, PREFIX
+from webhook.core.names import POLICY_PRESETS_ANNOTATION, POLICY_SHAPES_ANNOTATION, PREFIX
 from webhook.core.raw import mapping, string
 from webhook.core.read import read_pod
 from webhook.core.rewrite import container_shape
+from webhook.core.template import Template
 from webhook.core.view import pod_view
 
 GROUP: Final = "admissionregistration.k8s.io"
@@ -27,8 +31,29 @@ VERSION: Final = "v1"
 
 
 @dataclass(frozen=True, slots=True)
+class InstalledTemplate:
+    """A preset's script as a policy holds it: the container's name, its command (the script
+    word empty) and which word is the script, and the template the script must render."""
+
+    name: str
+    command: tuple[str, ...]
+    word: int
+    template: Template
+
+    def renders(self, name: str, command: Sequence[str]) -> bool:
+        """Whether a container of this name and command is one the template covers."""
+        if name != self.name or len(command) != len(self.command):
+            return False
+        others = [word for index, word in enumerate(command) if index != self.word]
+        if others != [word for index, word in enumerate(self.command) if index != self.word]:
+            return False
+        return self.template.starts(command[self.word]) is not None
+
+
+@dataclass(frozen=True, slots=True)
 class InstalledPolicy:
-    """A compiled policy, the digests of its scripts, and its bindings' selectors."""
+    """A compiled policy, the digests of its scripts, its templates and the presets they came
+    from, and its bindings' selectors."""
 
     name: str
     version: str
@@ -36,6 +61,64 @@ class InstalledPolicy:
     digests: frozenset[str]
     # (binding name, namespaceSelector, objectSelector) of each binding naming the policy.
     bindings: tuple[tuple[str, Mapping[str, Any], Mapping[str, Any]], ...]
+    templates: tuple[InstalledTemplate, ...] = ()
+    presets: tuple[str, ...] = ()
+
+    def knows(self, pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> bool:
+        """Whether the pod's script is one the policy repairs (its args aside)."""
+        if self.digests.intersection(pod_shapes(pod, options)):
+            return True
+        facts = read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options)
+        return any(
+            template.renders(container.name, container.command)
+            for container in facts.containers
+            if container.llm and container.typed and container.command is not None
+            for template in self.templates
+        )
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("not a list of strings")
+    return value
+
+
+def held_templates(spec: Mapping[str, Any]) -> tuple[InstalledTemplate, ...]:
+    """The templates a policy's variables hold (CEL literals of lists, JSON text too), or
+    none when they are not all there."""
+    expressions = {
+        string(mapping(v).get("name")): string(mapping(v).get("expression"))
+        for v in spec.get("variables") or []
+    }
+    try:
+        names = _strings(json.loads(expressions.get("templateNames", "[]")))
+        words = json.loads(expressions.get("templateWords", "[]"))
+        at = json.loads(expressions.get("templateWord", "[]"))
+        longest = json.loads(expressions.get("templateLongest", "[]"))
+        found = []
+        for number, command in enumerate(words):
+            runs = _strings(json.loads(expressions[f"t{number}runs"]))
+            gaps = _strings(json.loads(expressions[f"t{number}gaps"]))
+            found.append(
+                InstalledTemplate(
+                    name=names[number],
+                    command=tuple(_strings(command)),
+                    word=int(at[number]),
+                    template=Template(tuple(runs), tuple(gaps), (), int(longest[number])),
+                )
+            )
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ()
+    return tuple(found)
+
+
+def _listed(annotations: Mapping[str, Any], key: str) -> list[str]:
+    """The strings of an annotation holding a JSON list (none when it holds anything else)."""
+    try:
+        found = json.loads(string(annotations.get(key)) or "[]")
+    except ValueError:
+        return []
+    return [item for item in found if isinstance(item, str)] if isinstance(found, list) else []
 
 
 def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
@@ -47,17 +130,16 @@ def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
         annotations = mapping(metadata.get("annotations"))
         if POLICY_SHAPES_ANNOTATION not in annotations:
             continue
-        try:
-            digests = json.loads(string(annotations[POLICY_SHAPES_ANNOTATION]))
-        except ValueError:
-            digests = []
+        digests = _listed(annotations, POLICY_SHAPES_ANNOTATION)
         name = string(metadata.get("name"))
         found.append(
             InstalledPolicy(
                 name=name,
                 version=string(annotations.get(f"{PREFIX}/version")),
                 failure_policy=string(mapping(policy.get("spec")).get("failurePolicy")),
-                digests=frozenset(str(d) for d in digests if isinstance(d, str)),
+                digests=frozenset(digests),
+                templates=held_templates(mapping(policy.get("spec"))),
+                presets=tuple(_listed(annotations, POLICY_PRESETS_ANNOTATION)),
                 bindings=tuple(
                     (
                         string(mapping(b.get("metadata")).get("name")),
@@ -82,7 +164,7 @@ def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
 
 def policy_leaves_pod(pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> bool:
     """Whether a compiled policy leaves this LLMInferenceService pod to the webhook for its
-    args: a quote in an arg of a target container (every LLM shape it compiles is eval's)."""
+    args: a newline in an arg of a target container (every LLM shape it compiles is eval's)."""
     facts = read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options)
     return any(
         container.llm and container.args is not None and policy_leaves(container.args)
