@@ -98,9 +98,22 @@ def test_every_corpus_pod_is_repaired_as_the_webhook_repairs_it_or_left_alone() 
     assert verdicts.count("covered") == len(verdicts) - exact > 300
 
 
+def _distinct_presets() -> list[Path]:
+    """The corpus's preset files, each preset once: releases that ship one unchanged make
+    the same pods of it."""
+    seen: set[str] = set()
+    found = []
+    for path in llmisvc.preset_files():
+        spec = json.dumps(llmisvc.load(path)["spec"], sort_keys=True)
+        if spec not in seen:
+            seen.add(spec)
+            found.append(path)
+    return found
+
+
 def _llm_pods() -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
     """(preset file, a pod with no user args, the pods with each list of hostile args)."""
-    for path in llmisvc.preset_files():
+    for path in _distinct_presets():
         config = llmisvc.load(path)
         for role in llmisvc.roles(config):
             bare = llmisvc.build_pod(config, role=role)
@@ -126,7 +139,7 @@ def test_every_llm_workload_pod_is_repaired_as_the_webhook_repairs_it_or_left_al
         verdicts = [[judged(policy, pod) for pod in loaded] for _, loaded in pods]
         if {first for first, *_ in verdicts} == {"covered"}:
             covered.add(name)
-    eval_presets = {p.name for p in llmisvc.preset_files() if llmisvc.shape(p) == "eval"}
+    eval_presets = {p.name for p in _distinct_presets() if llmisvc.shape(p) == "eval"}
     assert covered == eval_presets
     policy = Policy(
         policy_spec(
