@@ -411,8 +411,8 @@ def _digests(objects: list[Any]) -> set[str]:
 def _presets_compiled_from_the_cluster(
     client: httpx.Client, files: list[Path], objects: list[Any], kubeconfig: Path
 ) -> None:
-    """`policy --from-cluster` reads the presets the cluster holds and compiles the scripts
-    the files compiled into."""
+    """`policy --from-cluster` reads the presets the cluster holds and compiles (among the
+    rest of the cluster's scripts) those the files compiled into."""
     stand_in_crd(
         client,
         group="serving.kserve.io",
@@ -431,7 +431,8 @@ def _presets_compiled_from_the_cluster(
             created.append(preset["metadata"]["name"])
         done = cli("policy", "--from-cluster", "--kubeconfig", str(kubeconfig), "--explain")
         assert done.returncode == 0, done.stderr
-        assert _digests(list(yaml.safe_load_all(done.stdout))) == _digests(objects)
+        # The cluster may hold other tests' runtimes and workloads too.
+        assert _digests(objects) <= _digests(list(yaml.safe_load_all(done.stdout)))
         assert (
             "covered: cluster pol-presets/kserve-config-llm-template: LLMInferenceServiceConfig/"
             "kserve-config-llm-template template main"
