@@ -15,7 +15,6 @@ from typing import Any
 
 import jsonpatch
 import pytest
-import yaml
 
 from tests.support import llmisvc
 from tests.support.builders import admit
@@ -45,12 +44,8 @@ HOSTILE = [
     "#x",
     "",
     "ünï ✓",
-    "--kv-transfer-config",
-    '{"kv_connector":"NixlConnector","kv_role":"kv_both"}',
-    '--override-generation-config={"temperature": 0.5}',
-    "--lora-modules",
+    '--kv-transfer-config={"kv_connector":"NixlConnector","kv_role":"kv_both"}',
     '\'{"name": "sql", "path": "/mnt/lora/sql"}\'',
-    "'single' \"double\"",
 ]
 IDENTITIES = (llmisvc.GRANITE, llmisvc.LLAMA)
 
@@ -64,11 +59,10 @@ def _releases() -> list[tuple[str, ...]]:
     file names) together: their pods are the same pods."""
     if not llmisvc.CORPUS.is_dir():
         return []
-    specs: dict[str, list[str]] = {}
+    specs: dict[str, list[bytes]] = {}
     for path in sorted(llmisvc.CORPUS.glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text())["spec"]
-        specs.setdefault(_release(path), []).append(json.dumps(spec, sort_keys=True))
-    alike: dict[tuple[str, ...], list[str]] = {}
+        specs.setdefault(_release(path), []).append(path.read_bytes())
+    alike: dict[tuple[bytes, ...], list[str]] = {}
     for release, found in specs.items():
         alike.setdefault(tuple(sorted(found)), []).append(release)
     return [tuple(releases) for releases in alike.values()]
