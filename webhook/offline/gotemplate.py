@@ -131,16 +131,6 @@ def pieces(template: str) -> list[str | Action]:
     return [piece if isinstance(piece, str) else Action(piece[0]) for piece in found]
 
 
-def value(action: Action, data: Mapping[str, Any]) -> str:
-    """The text a value action writes."""
-    return _text(_evaluate(action.text, data))
-
-
-def truth(expression: str, data: Mapping[str, Any]) -> bool:
-    """Whether an `if` takes its branch."""
-    return _truth(_evaluate(expression, data))
-
-
 def render(template: str, data: Mapping[str, Any]) -> str:
     """Run `template` over `data` as Go's text/template would, for the presets' subset."""
     out: list[str] = []
@@ -154,7 +144,7 @@ def render(template: str, data: Mapping[str, Any]) -> str:
             continue
         action = piece.text
         if action.startswith("if "):
-            taken = live and truth(action[3:], data)
+            taken = live and _truth(_evaluate(action[3:], data))
             stack.append((taken, taken))
         elif action == "else":
             _, done = stack.pop()
@@ -163,7 +153,7 @@ def render(template: str, data: Mapping[str, Any]) -> str:
         elif action == "end":
             stack.pop()
         elif live:
-            out.append(value(piece, data))
+            out.append(_text(_evaluate(action, data)))
     if stack:
         raise ValueError("unterminated if in template")
     return "".join(out)

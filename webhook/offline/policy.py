@@ -252,7 +252,7 @@ def compile_shapes(
     """The shapes of every target-named container in the documents, each known once."""
     options = options or Options(parse_scripts=False)
     compiled = Compiled()
-    seen: set[str] = set()
+    seen: set[tuple[bool, str]] = set()
     for source, document in documents:
         for llm, container, label in containers_in(document, source):
             if llm is None or not isinstance(container, Mapping):
@@ -290,14 +290,14 @@ def compile_shapes(
     return compiled
 
 
-def _add(compiled: Compiled, seen: set[str], shape: Shape | str) -> None:
+def _add(compiled: Compiled, seen: set[tuple[bool, str]], shape: Shape | str) -> None:
     """A shape the compiled ones lack, or why the policy leaves a container to the webhook."""
     if isinstance(shape, str):
         if shape:
             compiled.uncovered.append(shape)
         return
-    if shape.digest not in seen:
-        seen.add(shape.digest)
+    if (shape.llm, shape.digest) not in seen:
+        seen.add((shape.llm, shape.digest))
         compiled.shapes.append(shape)
     elif shape.template is not None:
         compiled.also.setdefault(shape.digest, []).append(f"{shape.source} {shape.name}")
@@ -638,11 +638,9 @@ def _template_variables(shapes: Sequence[Shape]) -> list[dict[str, str]]:
     none), `starts` where its runs start, `templateCommand` the command with its edits made."""
     found = [shape.template for shape in shapes if shape.template is not None]
     edits = max(len(template.edits) for template in found)
-    chain = "-1"
+    chain, starts_chain = "-1", "[]"
     for number in reversed(range(len(shapes))):
         chain = f"variables.t{number}ok ? {number} : {chain}"
-    starts_chain = "[]"
-    for number in reversed(range(len(shapes))):
         starts_chain = (
             f"variables.template == {number} ? variables.t{number}starts : {starts_chain}"
         )

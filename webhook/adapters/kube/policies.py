@@ -12,7 +12,7 @@ rendering of one of the templates.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -20,8 +20,8 @@ from webhook.adapters.kube.client import Cluster
 from webhook.core.evaluated import policy_leaves
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Options
 from webhook.core.names import POLICY_PRESETS_ANNOTATION, POLICY_SHAPES_ANNOTATION, PREFIX
-from webhook.core.raw import mapping, string
-from webhook.core.read import read_pod
+from webhook.core.raw import is_string_list, mapping, string
+from webhook.core.read import ContainerFacts, read_pod
 from webhook.core.rewrite import container_shape
 from webhook.core.template import Template
 from webhook.core.view import pod_view
@@ -66,21 +66,17 @@ class InstalledPolicy:
 
     def knows(self, pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> bool:
         """Whether the pod's script is one the policy repairs (its args aside)."""
-        if self.digests.intersection(pod_shapes(pod, options)):
-            return True
-        facts = read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options)
         return any(
-            template.renders(container.name, container.command)
-            for container in facts.containers
-            if container.llm and container.typed and container.command is not None
-            for template in self.templates
+            digest in self.digests
+            or (container.llm and any(t.renders(container.name, command) for t in self.templates))
+            for container, command, digest in _commanded(pod, options)
         )
 
 
 def _strings(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not is_string_list(value):
         raise ValueError("not a list of strings")
-    return value
+    return list(value)
 
 
 def held_templates(spec: Mapping[str, Any]) -> tuple[InstalledTemplate, ...]:
@@ -172,13 +168,17 @@ def policy_leaves_pod(pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS
     )
 
 
+def _commanded(
+    pod: Mapping[str, Any], options: Options
+) -> Iterator[tuple[ContainerFacts, Sequence[str], str | None]]:
+    """Each target-named container with a command, as admission reads it: the container, its
+    command, and its shape digest (None when it has no shape)."""
+    for container in read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options).containers:
+        if container.typed and container.command is not None:
+            command = container.command
+            yield container, command, container_shape(container.name, command, container.args or ())
+
+
 def pod_shapes(pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> list[str]:
     """The shape digests of the pod's target-named containers, as admission reads them."""
-    facts = read_pod(pod_view(pod), context=DEFAULT_CONTEXT, options=options)
-    found = []
-    for container in facts.containers:
-        if container.typed and container.command is not None:
-            digest = container_shape(container.name, container.command, container.args or ())
-            if digest is not None:
-                found.append(digest)
-    return found
+    return [digest for _, _, digest in _commanded(pod, options) if digest is not None]
