@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.support import servers
 from tests.support.cli import cli, one_line_error
 from webhook.adapters import certs
 
@@ -163,3 +166,31 @@ def test_generate_refuses_a_validity_under_one_day(tmp_path: Path, days: str) ->
     line = one_line_error(cli("certs", "generate", *flags))
     assert line == f"multinode-webhook: error: --days must be at least 1, got {days}"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pair_read_across_a_secret_update_is_not_counted_as_refused(tmp_path: Path) -> None:
+    # The kubelet swaps both files with one rename of `..data`, but the reloader reads them
+    # one after the other and can straddle it. To land the swap between the two reads every
+    # time, the key of the pair being replaced is a FIFO: opening it for writing returns
+    # once the reloader has read the certificate and opened the key; the swap happens then,
+    # and the reloader reads the new pair's key.
+    old, new = certs.generate(sans=("localhost",)), certs.generate(sans=("localhost",), days=30)
+    root = servers.kube_style_cert_dir(tmp_path / "tls", certs.generate(sans=("localhost",)))
+    reloader = certs.CertificateReloader(root)
+    servers.swap_certificate(root, old)
+    fifo = root / os.readlink(root / "..data") / certs.KEY_FILE
+    fifo.unlink()
+    os.mkfifo(fifo)
+
+    def swap_mid_read() -> None:
+        with fifo.open("wb") as key:
+            servers.swap_certificate(root, new)
+            key.write(new.key_pem)
+
+    swapper = threading.Thread(target=swap_mid_read)
+    swapper.start()
+    assert reloader.check() is True
+    swapper.join()
+    assert reloader.reload_errors == 0
+    assert reloader.check() is True
+    assert (reloader.expires, reloader.reload_errors) == (certs.not_after(new.cert_pem), 0)

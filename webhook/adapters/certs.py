@@ -285,6 +285,11 @@ class CertificateReloader:
                 if self.expires is not None:
                     _valid_now(cert)
             except (ssl.SSLError, ValueError, OSError) as error:
+                if not self._settled(digest):
+                    # The two files were read across a swap of the Secret's `..data` link
+                    # (one old, one new): not a bad pair, so the next check reads it whole.
+                    log.debug("certificate files changed while read; reading them again")
+                    return self.expires is not None
                 self._rejected = digest
                 self.reload_errors += 1
                 log.error("new certificate pair rejected (%s); keeping the current pair", error)
@@ -293,6 +298,13 @@ class CertificateReloader:
         self._digest, self.expires = digest, expires
         log.info("serving certificate loaded, valid until %s", expires.isoformat())
         return True
+
+    def _settled(self, digest: bytes) -> bool:
+        """Whether the files still hold the pair that was read (`digest`)."""
+        try:
+            return self._read()[2] == digest
+        except OSError:
+            return False
 
     def valid(self, now: dt.datetime | None = None) -> bool:
         return self.expires is not None and (now or dt.datetime.now(dt.UTC)) < self.expires
