@@ -3,16 +3,14 @@ command), as the kubelet would.
 
 Kubernetes expands `$(VAR)` in command, args and env values (`$$` escapes a dollar), then
 execs argv. Stub `ray`, `python`, `python3` and `vllm` executables first on PATH record the
-argv they receive, one JSON list a line; `ray status` prints one node line per pipeline stage
+argv they receive; `ray status` prints one node line per pipeline stage
 so the head scripts' wait loops finish at once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,13 +20,18 @@ from tests.support.pace import patience
 STUBS = ("ray", "python", "python3", "vllm")
 POD_IP = "10.244.1.7"
 
-_STUB = """#!{python}
-import json, os, sys
-with open(os.environ["STUB_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
-if sys.argv[1:2] == ["status"]:
-    stages = int(os.environ.get("PIPELINE_PARALLEL_SIZE") or 1)
-    print("\\n".join(" 1 node_%d" % i for i in range(stages)))
+# A shell script, not Python: a stub is called several times a run, and /bin/sh starts in a
+# millisecond where an interpreter takes tens. Each call is logged as its word count, then its
+# words (the program's name first), each ending in NUL: no byte of an argv word can be NUL.
+_STUB = r"""#!/bin/sh
+{ printf '%s\0' "$#" "${0##*/}"; [ "$#" -eq 0 ] || printf '%s\0' "$@"; } >> "$STUB_LOG"
+if [ "${1-}" = status ]; then
+    stage=0
+    while [ "$stage" -lt "${PIPELINE_PARALLEL_SIZE:-1}" ]; do
+        echo " 1 node_$stage"
+        stage=$((stage + 1))
+    done
+fi
 """
 
 
@@ -72,7 +75,7 @@ def install_stubs(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name in STUBS:
         stub = directory / name
-        stub.write_text(_STUB.format(python=sys.executable))
+        stub.write_text(_STUB)
         stub.chmod(0o755)
 
 
@@ -125,4 +128,15 @@ def run(
         check=False,
     )
     assert completed.returncode == 0 or not check, completed.stderr
-    return [json.loads(line) for line in log.read_text().splitlines()]
+    return _calls(log.read_bytes())
+
+
+def _calls(log: bytes) -> list[list[str]]:
+    """The stub calls a log holds, each as its argv (words decoded as Python decodes argv)."""
+    words = [w.decode("utf-8", "surrogateescape") for w in log.split(b"\0")[:-1]]
+    calls = []
+    while words:
+        count = int(words[0])
+        calls.append(words[1 : count + 2])
+        del words[: count + 2]
+    return calls
