@@ -23,8 +23,10 @@ POD_IP = "10.244.1.7"
 # A shell script, not Python: a stub is called several times a run, and /bin/sh starts in a
 # millisecond where an interpreter takes tens. Each call is logged as its word count, then its
 # words (the program's name first), each ending in NUL: no byte of an argv word can be NUL.
+# One printf, so one write for a record of up to several KiB: stubs on both sides of a pipe
+# log at the same time.
 _STUB = r"""#!/bin/sh
-{ printf '%s\0' "$#" "${0##*/}"; [ "$#" -eq 0 ] || printf '%s\0' "$@"; } >> "$STUB_LOG"
+printf '%s\0' "$#" "${0##*/}" "$@" >> "$STUB_LOG"
 if [ "${1-}" = status ]; then
     stage=0
     while [ "$stage" -lt "${PIPELINE_PARALLEL_SIZE:-1}" ]; do
