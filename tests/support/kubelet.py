@@ -3,8 +3,8 @@ command), as the kubelet would.
 
 Kubernetes expands `$(VAR)` in command, args and env values (`$$` escapes a dollar), then
 execs argv. Stub `ray`, `python`, `python3` and `vllm` executables first on PATH record the
-argv they receive; `ray status` prints one node line per pipeline stage
-so the head scripts' wait loops finish at once.
+argv they receive; `ray status` prints one node line per pipeline stage so the head scripts'
+wait loops finish at once.
 """
 
 from __future__ import annotations
