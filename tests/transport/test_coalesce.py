@@ -33,7 +33,7 @@ def test_head_and_body_leave_in_one_write() -> None:
     inner = Recording()
 
     async def respond() -> list[bytes]:
-        transport = CoalescingTransport(inner)
+        transport = CoalescingTransport(inner, loop=asyncio.get_running_loop())
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
         transport.write(memoryview(b"{}"))
         assert transport.get_write_buffer_size() == 40
@@ -49,7 +49,7 @@ def test_close_sends_what_is_pending_first() -> None:
     inner = Recording()
 
     async def respond_and_close() -> None:
-        transport = CoalescingTransport(inner)
+        transport = CoalescingTransport(inner, loop=asyncio.get_running_loop())
         transport.write(b"HTTP/1.1 413 Content Too Large\r\nconnection: close\r\n\r\n")
         transport.close()
         await asyncio.sleep(0)
@@ -62,7 +62,7 @@ def test_nothing_is_written_to_a_closing_transport() -> None:
     inner = Recording()
 
     async def write_after_the_peer_left() -> None:
-        transport = CoalescingTransport(inner)
+        transport = CoalescingTransport(inner, loop=asyncio.get_running_loop())
         transport.write(b"late")
         inner.closing = True
         await asyncio.sleep(0)

@@ -20,14 +20,16 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 class CoalescingTransport(asyncio.Transport):
     """Delays writes to the end of the loop iteration and joins them; the rest is passed on."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._transport = transport
+        # Held, not looked up per write: `asyncio.get_running_loop` makes a getpid system call.
+        self._loop = loop
         self._pending: list[bytes] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
         self._pending.append(bytes(data))
 
     def flush(self) -> None:
@@ -89,7 +91,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         return type(cls.__name__, (cls,), {"read_seconds": seconds})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport))
+        super().connection_made(CoalescingTransport(transport, loop=self.loop))
         self._start_read_deadline()
 
     def on_message_begin(self) -> None:
