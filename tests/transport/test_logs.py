@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
@@ -59,6 +60,38 @@ def test_each_review_is_one_whole_line_in_order() -> None:
     for uid in ("a", "b", "c"):
         review_log({**FIELDS, "uid": uid})
     assert [json.loads(line)["uid"] for line in stream.getvalue().splitlines()] == ["a", "b", "c"]
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_lines_of_one_loop_iteration_leave_in_one_write() -> None:
+    stream = Writes()
+    review_log = logs.ReviewLog(level="info", fmt="json", stream=stream)
+
+    async def reviews() -> list[str]:
+        review_log.batch(asyncio.get_running_loop())
+        for uid in ("a", "b", "c"):
+            review_log({**FIELDS, "uid": uid})
+        during = list(stream.writes)
+        await asyncio.sleep(0)
+        review_log({**FIELDS, "uid": "d"})
+        review_log.flush()  # as the server does when it stops
+        return during
+
+    assert asyncio.run(reviews()) == []
+    assert len(stream.writes) == 2
+    assert [json.loads(line)["uid"] for line in stream.writes[0].splitlines()] == ["a", "b", "c"]
+    assert [json.loads(line)["uid"] for line in stream.writes[1].splitlines()] == ["d"]
 
 
 def test_quiet_above_info() -> None:

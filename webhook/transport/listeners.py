@@ -153,6 +153,7 @@ class Listeners:
             listening.append((preview, self.preview_socket))
         self._servers = [server for server, _ in listening]
         loop = asyncio.get_running_loop()
+        self.state.review_log.batch(loop)
         if threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGTERM, self.terminate)
             loop.add_signal_handler(signal.SIGINT, self.stop)
@@ -184,6 +185,7 @@ class Listeners:
                 self.state.warm.close()
                 warming.cancel()
             self.stop()
+            self.state.review_log.flush()
             self.state.previews.close(wait=True)  # the process exits next
             with contextlib.suppress(Exception):
                 await starting

@@ -2,15 +2,21 @@
 
 Ordinary records go through `logging`. The one line per admission review is written by
 `ReviewLog` straight to stderr in the same format: on the pod-creation path the logging
-machinery (caller lookup, record, handler lock) would cost more than the review itself.
+machinery (caller lookup, record, handler lock) would cost more than the review itself. In the
+server, the review lines of one event-loop iteration leave in one write at its end: under load
+that is about one write for every eight reviews (strace, 16 connections), where each line was a
+system call of its own. A `logging` record written in the same iteration may come out before
+review lines that preceded it; every line carries its time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any, Final
 
 import orjson
@@ -106,6 +112,12 @@ class ReviewLog:
         self.enabled = logging.getLevelName(level.upper()) <= logging.INFO
         self.fmt = fmt
         self.stream = stream
+        self._pending: list[str] = []
+        self._later: Callable[[Callable[[], None]], object] | None = None
+
+    def batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on, write the lines of one event-loop iteration together, at its end."""
+        self._later = loop.call_soon
 
     def __call__(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -118,8 +130,23 @@ class ReviewLog:
             msg="review",
             fields=fields,
         )
+        if self._later is None:
+            self._write(line + "\n")
+            return
+        if not self._pending:
+            self._later(self.flush)
+        self._pending.append(line + "\n")
+
+    def flush(self) -> None:
+        """Write the lines held for the end of this iteration."""
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._write(text)
+
+    def _write(self, text: str) -> None:
         stream = self.stream or sys.stderr
-        stream.write(line + "\n")
+        stream.write(text)
         stream.flush()
 
 
