@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import sys
 import time
-from collections.abc import Callable
 from typing import IO, Any, Final
 
 import orjson
@@ -113,11 +112,11 @@ class ReviewLog:
         self.fmt = fmt
         self.stream = stream
         self._pending: list[str] = []
-        self._later: Callable[[Callable[[], None]], object] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def batch(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on, write the lines of one event-loop iteration together, at its end."""
-        self._later = loop.call_soon
+        self._loop = loop
 
     def __call__(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -130,11 +129,11 @@ class ReviewLog:
             msg="review",
             fields=fields,
         )
-        if self._later is None:
+        if self._loop is None:
             self._write(line + "\n")
             return
         if not self._pending:
-            self._later(self.flush)
+            self._loop.call_soon(self.flush)
         self._pending.append(line + "\n")
 
     def flush(self) -> None:
