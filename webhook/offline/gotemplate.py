@@ -1,10 +1,23 @@
-"""The subset of Go's `text/template` that KServe's LLMInferenceServiceConfig presets use: the
-one template renderer of the project (the LLMInferenceService renderer and the tests use it).
+"""The subset of Go's `text/template` that KServe's LLMInferenceServiceConfig presets may use:
+the one template renderer of the project (the LLMInferenceService renderer, the policy's preset
+compiler and the tests use it).
 
 KServe renders a merged config by running its JSON text as a template over the
-LLMInferenceService (`ReplaceVariables`). The presets use field paths, `or`, `and`,
-`if`/`else`/`end`, the `{{-`/`-}}` trimming and three functions (SOURCES.md of the corpus);
-this renders exactly that, and raises on anything else so a new construct is noticed.
+LLMInferenceService (`ReplaceVariables`). This reads the actions as Go's parser does (field
+paths, string, raw string, character and number constants, `true`/`false`/`nil`, function
+calls, parenthesised and `|` pipelines, `(…).Field`, `$`, comments and the `{{-`/`-}}`
+trimming) and runs `if`/`else if`/`else`/`end` with Go's builtins `and`, `or` (both
+short-circuit), `not`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `len`, `index`, `slice`, `print`,
+`printf`, `println`, and the three functions KServe's renderer registers (`ChildName`,
+`shutdownTimeout`, `kvTransferConfig`). Anything else (`range`, `with`, variables, `html`, a
+function nobody registers) raises `TemplateError` naming the action, so a new construct in a
+release is noticed rather than rendered wrong.
+
+Values are the service's JSON read as its Go struct (gobuiltins.py says how Go's builtins and
+printing treat them). One leniency: a field
+of an absent object reads as no value, where Go stops at the nil pointer; the presets of
+KServe before v0.21 read `.Spec.Parallelism.DataLocal` unguarded, and are previewed for
+services without parallelism all the same.
 """
 
 from __future__ import annotations
@@ -12,27 +25,333 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-_ACTION: Final = re.compile(r"\{\{(- )?\s*(.*?)\s*( -)?\}\}", re.DOTALL)
-_TOKEN: Final = re.compile(r"`[^`]*`|\"[^\"]*\"|\S+")
-Function = Callable[..., Any]
+from webhook.offline.gobuiltins import (
+    BUILTINS,
+    Function,
+    TemplateError,
+    go_type,
+    text_of,
+    truth,
+)
+
+# The parsed form of an action's pipeline.
 
 
-def _truth(value: Any) -> bool:
-    # Go's `if`: false, 0, nil and empty values are false.
-    return bool(value)
+@dataclass(frozen=True, slots=True)
+class Field:
+    """`.A.B` (from the data; `.` alone is the data itself)."""
+
+    path: tuple[str, ...]
 
 
-def _or(*values: Any) -> Any:
-    return next((v for v in values if _truth(v)), values[-1])
+@dataclass(frozen=True, slots=True)
+class Constant:
+    """A string, number, character, `true`, `false` or `nil` constant."""
+
+    value: Any
 
 
-def _and(*values: Any) -> Any:
-    return next((v for v in values if not _truth(v)), values[-1])
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A function and its arguments (a `|` pipeline's value is the last one)."""
 
+    name: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """`(pipeline).A.B`: fields of a parenthesised pipeline's value."""
+
+    node: Node
+    path: tuple[str, ...]
+
+
+Node = Field | Constant | Call | Chain
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One `{{ … }}` of a template: its text (trimmed), its keyword (`if`, `else`, `else if`,
+    `end`, or "" for a value) and its pipeline (None for `else` and `end`)."""
+
+    text: str
+    keyword: str
+    node: Node | None
+
+
+# Go's lexer: the items of an action's text.
+_ITEM: Final = re.compile(
+    r"""(?P<space>\s+)
+      | (?P<string>"(?:[^"\\\n]|\\.)*")
+      | (?P<raw>`[^`]*`)
+      | (?P<char>'(?:[^'\\\n]|\\[^\n]+?)')
+      | (?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
+            |(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9_]+)?))
+      | (?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\.)
+      | (?P<variable>\$[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+      | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<punct>[()|])
+      | (?P<other>:?=|.)""",
+    re.VERBOSE | re.DOTALL,
+)
+_ESCAPE: Final = re.compile(
+    r"\\(?:([abfnrtv\\'\"])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))",
+    re.DOTALL,
+)
+# Go's builtins this renderer leaves out: no preset escapes for HTML, JavaScript or URLs.
+_GO_NOT_RENDERED: Final = frozenset({"call", "html", "js", "urlquery"})
+_SIMPLE: Final = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_ACTIONS_NOT_RENDERED: Final = frozenset(
+    {"range", "with", "define", "template", "block", "break", "continue"}
+)
+
+
+def _unescaped(body: str, *, quote: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        simple, hex2, octal, u4, u8, bad = match.groups()
+        if simple is not None:
+            if simple in "'\"" and simple != quote:
+                raise TemplateError(f"unknown escape sequence \\{simple}")
+            return _SIMPLE.get(simple, simple)
+        if bad is not None:
+            raise TemplateError(f"unknown escape sequence \\{bad}")
+        if hex2 is not None:
+            return chr(int(hex2, 16))
+        if octal is not None:
+            return chr(int(octal, 8))
+        return chr(int(u4 or u8, 16))
+
+    return _ESCAPE.sub(one, body)
+
+
+def _number(text: str) -> int | float:
+    digits = text.replace("_", "")
+    if re.fullmatch(r"[+-]?0[0-7]+", digits):
+        return int(digits, 8)
+    try:
+        return int(digits, 0)
+    except ValueError:
+        return float(digits)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    found = []
+    for match in _ITEM.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind != "space":
+            found.append((kind, match.group()))
+    return found
+
+
+class _Parser:
+    """Go's parse of one pipeline from the tokens of an action."""
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.at = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def pipeline(self) -> Node:
+        node = self.command(None)
+        while self.peek() == ("punct", "|"):
+            self.at += 1
+            node = self.command(node)
+        return node
+
+    def command(self, piped: Node | None) -> Node:
+        operands: list[Node | str] = []
+        while (token := self.peek()) is not None and token not in (
+            ("punct", ")"),
+            ("punct", "|"),
+        ):
+            operands.append(self.operand())
+        if not operands:
+            raise TemplateError("missing value for command")
+        head, *rest = operands
+        if isinstance(head, str):
+            args = [a for a in rest if not isinstance(a, str)]
+            if len(args) != len(rest):
+                raise TemplateError("a function name used as a value")
+            return Call(head, (*args, *(() if piped is None else (piped,))))
+        if rest or piped is not None:
+            raise TemplateError("can't give argument to non-function")
+        if head == Constant(None):
+            raise TemplateError("nil is not a command")
+        return head
+
+    def operand(self) -> Node | str:
+        kind, text = self.tokens[self.at]
+        self.at += 1
+        if kind == "punct" and text == "(":
+            node = self.pipeline()
+            if self.peek() != ("punct", ")"):
+                raise TemplateError("unclosed left paren")
+            self.at += 1
+            after = self.peek()
+            if after is not None and after[0] == "field" and after[1] != ".":
+                self.at += 1
+                return Chain(node, tuple(after[1][1:].split(".")))
+            return node
+        if kind == "field":
+            return Field(tuple(text[1:].split(".")) if text != "." else ())
+        if kind == "variable":
+            if text != "$" and not text.startswith("$."):
+                raise TemplateError(f"variable {text} (variables are not supported)")
+            return Field(tuple(text[2:].split(".")) if text != "$" else ())
+        if kind == "string":
+            return Constant(_unescaped(text[1:-1], quote='"'))
+        if kind == "raw":
+            return Constant(text[1:-1].replace("\r", ""))
+        if kind == "char":
+            body = _unescaped(text[1:-1], quote="'")
+            if len(body) != 1:
+                raise TemplateError(f"malformed character constant {text}")
+            return Constant(ord(body))
+        if kind == "number":
+            try:
+                return Constant(_number(text))
+            except ValueError:
+                raise TemplateError(f"bad number syntax {text!r}") from None
+        if kind == "word":
+            if text in ("true", "false"):
+                return Constant(text == "true")
+            if text == "nil":
+                return Constant(None)
+            if text in _GO_NOT_RENDERED:
+                raise TemplateError(f"the function {text!r} is not supported")
+            if text not in FUNCTIONS:
+                raise TemplateError(f'function "{text}" not defined')
+            return text
+        raise TemplateError(f"unexpected {text!r} in command")
+
+
+def parse_pipeline(text: str) -> Node:
+    """The pipeline of an action's text (without its keyword). Raises `TemplateError`."""
+    parser = _Parser(_tokens(text))
+    node = parser.pipeline()
+    if parser.peek() is not None:
+        raise TemplateError(f"unexpected {parser.peek()[1]!r} in operand")  # type: ignore[index]
+    return node
+
+
+def _action(text: str) -> Action | None:
+    """An action's text read: None for a comment."""
+    if text.startswith("/*"):
+        if not text.endswith("*/"):
+            raise TemplateError("unclosed comment")
+        return None
+    word = re.match(r"[A-Za-z_]+", text)
+    keyword = word.group() if word else ""
+    if keyword in ("else", "end"):
+        rest = text[len(keyword) :].strip()
+        if keyword == "else" and rest.startswith("if") and rest[2:3] in ("", " ", "\t", "\n"):
+            return Action(text, "else if", parse_pipeline(rest[2:]))
+        if rest:
+            raise TemplateError(f"unexpected {rest!r} in {keyword}")
+        return Action(text, keyword, None)
+    if keyword == "if":
+        return Action(text, "if", parse_pipeline(text[2:]))
+    if keyword in _ACTIONS_NOT_RENDERED:
+        raise TemplateError(f"the action {keyword!r} is not supported")
+    return Action(text, "", parse_pipeline(text))
+
+
+_OPEN: Final = "{{"
+_CLOSE: Final = "}}"
+
+
+def _scan(template: str) -> Iterator[tuple[str, str, bool, bool]]:
+    """(literal text before, action text, trim before, trim after) of each action, then the
+    text after the last (with an empty action text). Go's lexer: quotes inside an action may
+    hold `}}`."""
+    position = 0
+    while (start := template.find(_OPEN, position)) >= 0:
+        inner = start + len(_OPEN)
+        left = (
+            template.startswith("- ", inner)
+            or template.startswith("-\t", inner)
+            or (template.startswith("-\n", inner))
+        )
+        if left:
+            inner += 1
+        end = _action_end(template, inner)
+        if end < 0:
+            raise TemplateError(f"unclosed action at {template[start : start + 40]!r}")
+        body = template[inner:end]
+        right = len(body) >= 2 and body[-1] == "-" and body[-2] in " \t\n"
+        if right:
+            body = body[:-1]
+        yield template[position:start], body.strip(), left, right
+        position = end + len(_CLOSE)
+    yield template[position:], "", False, False
+
+
+def _action_end(template: str, at: int) -> int:
+    quote = ""
+    index = at
+    while index < len(template):
+        char = template[index]
+        if quote:
+            if char == "\\" and quote != "`":
+                index += 2
+                continue
+            if char == quote:
+                quote = ""
+        elif char in "\"`'":
+            quote = char
+        elif template.startswith(_CLOSE, index):
+            return index
+        elif template.startswith("/*", index):
+            close = template.find("*/", index + 2)
+            if close < 0:
+                return -1
+            index = close + 2
+            continue
+        index += 1
+    return -1
+
+
+def pieces(template: str) -> list[str | Action]:
+    """The template's literal text and actions in order (comments dropped), with the
+    `{{-`/`-}}` trimming done: `{{- ` eats the blanks before, ` -}}` the blanks after.
+    Raises `TemplateError`, naming the action, for one this renderer does not know."""
+    found: list[str | tuple[Action | None, bool, bool]] = []
+    scanned = list(_scan(template))
+    for text, body, left, right in scanned[:-1]:
+        found.append(text)
+        try:
+            found.append((_action(body), left, right))
+        except TemplateError as error:
+            raise TemplateError(f"{{{{ {body} }}}}: {error}") from None
+    found.append(scanned[-1][0])
+    for index, piece in enumerate(found):
+        if isinstance(piece, tuple):
+            _, left, right = piece
+            before, after = found[index - 1], found[index + 1]
+            if left and isinstance(before, str):
+                found[index - 1] = before.rstrip(" \t\r\n")
+            if right and isinstance(after, str):
+                found[index + 1] = after.lstrip(" \t\r\n")
+    out: list[str | Action] = []
+    for piece in found:
+        if isinstance(piece, str):
+            if out and isinstance(out[-1], str):
+                out[-1] += piece
+            else:
+                out.append(piece)
+        elif piece[0] is not None:
+            out.append(piece[0])
+    return out
+
+
+# KServe's own functions (ReplaceVariables).
 
 # knative's kmeta.ChildName: a name past Kubernetes' 63 characters keeps a head of its parent
 # and the parent's MD5 in hex, so that distinct long parents stay distinct.
@@ -65,74 +384,57 @@ def _kv_transfer_config(offloading: Mapping[str, Any] | None) -> str:
 
 
 FUNCTIONS: Final[dict[str, Function]] = {
-    "or": _or,
-    "and": _and,
+    **BUILTINS,
     "ChildName": _child_name,
     "shutdownTimeout": _shutdown_timeout,
     "kvTransferConfig": _kv_transfer_config,
 }
+# `and` and `or` evaluate their arguments one at a time and stop at the first that decides.
+_SHORT_CIRCUIT: Final = {"and": False, "or": True}
 
 
-def _value(token: str, data: Mapping[str, Any]) -> Any:
-    if token.startswith("."):
-        value: Any = data
-        for field in token[1:].split("."):
-            value = value.get(field) if isinstance(value, Mapping) else None
+def _walk(value: Any, path: Sequence[str]) -> Any:
+    for name in path:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise TemplateError(f"can't evaluate field {name} in type {go_type(value)}")
+        value = value.get(name)
+    return value
+
+
+def evaluate(node: Node, data: Mapping[str, Any]) -> Any:
+    """The value of a parsed pipeline over `data`. Raises `TemplateError`."""
+    if isinstance(node, Field):
+        return _walk(data, node.path)
+    if isinstance(node, Constant):
+        return node.value
+    if isinstance(node, Chain):
+        return _walk(evaluate(node.node, data), node.path)
+    if not node.args and node.name in _SHORT_CIRCUIT:
+        raise TemplateError(f"wrong number of args for {node.name}: want at least 1 got 0")
+    if node.name in _SHORT_CIRCUIT:
+        stop = _SHORT_CIRCUIT[node.name]
+        value = None
+        for arg in node.args:
+            value = evaluate(arg, data)
+            if truth(value) == stop:
+                break
         return value
-    if token == "nil":
-        return None
-    if token[0] in '`"':
-        return token[1:-1]
-    if token.isdigit():
-        return int(token)
-    raise ValueError(f"unsupported template value {token!r}")
-
-
-def _evaluate(expression: str, data: Mapping[str, Any]) -> Any:
-    tokens = _TOKEN.findall(expression)
-    if tokens[0] in FUNCTIONS:
-        return FUNCTIONS[tokens[0]](*(_value(t, data) for t in tokens[1:]))
-    if len(tokens) != 1:
-        raise ValueError(f"unsupported template pipeline {expression!r}")
-    return _value(tokens[0], data)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "<no value>" if value is None else str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """One `{{ … }}` of a template: its pipeline, `if …`, `else` or `end`, trimmed."""
-
-    text: str
-
-
-def pieces(template: str) -> list[str | Action]:
-    """The template's literal text and actions in order, with the `{{-`/`-}}` trimming done:
-    `{{- ` eats the blanks before, ` -}}` the blanks after."""
-    found: list[str | tuple[str, bool, bool]] = []
-    position = 0
-    for match in _ACTION.finditer(template):
-        found.append(template[position : match.start()])
-        found.append((match.group(2), bool(match.group(1)), bool(match.group(3))))
-        position = match.end()
-    found.append(template[position:])
-    for index, piece in enumerate(found):
-        if isinstance(piece, tuple):
-            _, left, right = piece
-            before, after = found[index - 1], found[index + 1]
-            if left and isinstance(before, str):
-                found[index - 1] = before.rstrip()
-            if right and isinstance(after, str):
-                found[index + 1] = after.lstrip()
-    return [piece if isinstance(piece, str) else Action(piece[0]) for piece in found]
+    args = [evaluate(arg, data) for arg in node.args]
+    try:
+        return FUNCTIONS[node.name](*args)
+    except TypeError:
+        raise TemplateError(f"wrong number or type of args for {node.name}") from None
+    except (ValueError, KeyError, AttributeError) as error:
+        if isinstance(error, TemplateError):
+            raise
+        raise TemplateError(f"error calling {node.name}: {error}") from None
 
 
 def render(template: str, data: Mapping[str, Any]) -> str:
-    """Run `template` over `data` as Go's text/template would, for the presets' subset."""
+    """Run `template` over `data` as Go's text/template would, for the subset above. Raises
+    `TemplateError` naming the action that failed."""
     out: list[str] = []
     # A stack of (this branch is taken, an earlier branch of the if was taken).
     stack: list[tuple[bool, bool]] = []
@@ -142,18 +444,27 @@ def render(template: str, data: Mapping[str, Any]) -> str:
             if live:
                 out.append(piece)
             continue
-        action = piece.text
-        if action.startswith("if "):
-            taken = live and _truth(_evaluate(action[3:], data))
-            stack.append((taken, taken))
-        elif action == "else":
-            _, done = stack.pop()
-            outer = all(taken for taken, _ in stack)
-            stack.append((outer and not done, True))
-        elif action == "end":
-            stack.pop()
-        elif live:
-            out.append(_text(_evaluate(action, data)))
+        try:
+            if piece.keyword == "if":
+                taken = live and truth(evaluate(piece.node, data))  # type: ignore[arg-type]
+                stack.append((taken, taken))
+            elif piece.keyword in ("else", "else if"):
+                if not stack:
+                    raise TemplateError("unexpected else")
+                _, done = stack.pop()
+                outer = all(taken for taken, _ in stack)
+                taken = outer and not done
+                if taken and piece.keyword == "else if":
+                    taken = truth(evaluate(piece.node, data))  # type: ignore[arg-type]
+                stack.append((taken, done or taken))
+            elif piece.keyword == "end":
+                if not stack:
+                    raise TemplateError("unexpected end")
+                stack.pop()
+            elif live:
+                out.append(text_of(evaluate(piece.node, data)))  # type: ignore[arg-type]
+        except TemplateError as error:
+            raise TemplateError(f"{{{{ {piece.text} }}}}: {error}") from None
     if stack:
-        raise ValueError("unterminated if in template")
+        raise TemplateError("unterminated if in template")
     return "".join(out)

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from webhook.core import names
 from webhook.core.raw import mapping, string
-from webhook.offline import gotemplate
+from webhook.offline import gobuiltins, gotemplate
 
 SERVICE_KIND: Final = "LLMInferenceService"
 PRESET_KIND: Final = "LLMInferenceServiceConfig"
@@ -193,13 +193,19 @@ def chosen_presets(
 
 
 def _go(value: Any, field: str = "") -> Any:
-    """A service's JSON as its Go struct reads in a template: field names capitalised; pod
-    specs and other Kubernetes types as they are (the template only hands them on)."""
-    if field in _RAW or not isinstance(value, Mapping):
+    """A service's JSON as its Go struct reads in a template: field names capitalised, each
+    object a `Struct` (true in `if` when present, as Go's non-nil pointer is); pod specs and
+    other Kubernetes types as they are within (the template only hands them on)."""
+    if not isinstance(value, Mapping):
         return value
-    return {
-        _GO_NAMES.get(key, key[:1].upper() + key[1:]): _go(item, key) for key, item in value.items()
-    }
+    if field in _RAW:
+        return gobuiltins.Struct(value)
+    return gobuiltins.Struct(
+        {
+            _GO_NAMES.get(key, key[:1].upper() + key[1:]): _go(item, key)
+            for key, item in value.items()
+        }
+    )
 
 
 def template_data(
@@ -214,20 +220,20 @@ def template_data(
     model.setdefault("name", string(metadata.get("name")))
     spec["model"] = model
     name, namespace = string(metadata.get("name")), string(metadata.get("namespace")) or "default"
-    return {
-        "ObjectMeta": {
-            "Name": name,
-            "Namespace": namespace,
-            "Labels": dict(mapping(metadata.get("labels"))),
-            "Annotations": dict(mapping(metadata.get("annotations"))),
-        },
-        "Spec": _go(spec),
-        "GlobalConfig": {
+    return gobuiltins.Struct(
+        ObjectMeta=gobuiltins.Struct(
+            Name=name,
+            Namespace=namespace,
+            Labels=dict(mapping(metadata.get("labels"))),
+            Annotations=dict(mapping(metadata.get("annotations"))),
+        ),
+        Spec=_go(spec),
+        GlobalConfig=gobuiltins.Struct(
             **global_config,
-            "EnableTLS": tls,
-            "InferencePoolNamespacedName": f"{namespace}/{name}-inference-pool",
-        },
-    }
+            EnableTLS=tls,
+            InferencePoolNamespacedName=f"{namespace}/{name}-inference-pool",
+        ),
+    )
 
 
 def rendered_spec(
@@ -244,7 +250,7 @@ def rendered_spec(
     text = json.dumps(merged, ensure_ascii=False)
     try:
         out = json.loads(gotemplate.render(text, template_data(service, tls=tls)))
-    except (ValueError, TypeError) as error:
+    except ValueError as error:
         raise RenderError(f"its merged presets do not render: {error}") from None
     applied = tuple(string(mapping(p.get("metadata")).get("name")) for p in chosen)
     return dict(mapping(out)), applied
