@@ -33,6 +33,21 @@ SKELETONS = [
         ["a ", " b"],
         ["(?:s|p)"],
     ),
+    # `else if` chains hold each branch, or nothing without a last `else`.
+    ("{{ if .X }}a{{ else if .Y }}b{{ end }}", ["", ""], ["(?:a|b|)"]),
+    ("{{ if .X }}a{{ else if .Y }}b{{ else }}c{{ end }}", ["", ""], ["(?:a|b|c)"]),
+    # v0.21's guarded numbers: a true `and` is its last argument, so `or` of it and a number
+    # writes a number.
+    (
+        "dp={{ or (and .Spec.Parallelism .Spec.Parallelism.Data) 1 }} x",
+        ["dp=", " x"],
+        [NUMBER.pattern],
+    ),
+    (
+        "--tp{{- if and .Spec.Parallelism .Spec.Parallelism.Tensor }} {{ .Spec.Parallelism.Tensor }}{{- end }}",
+        ["--tp", ""],
+        [f"(?: {NUMBER.pattern}|)"],
+    ),
     # JSON text decoded: what the template writes as `\"` is a quote in the script.
     ('echo "{{ .Spec.Model.Name }}"', ['echo "', '"'], [MODEL.pattern]),
 ]
@@ -49,7 +64,12 @@ def test_a_script_word_is_read_as_runs_and_holes(
 
 REFUSED = [
     ("serve {{ .Spec.Model.URI }}", "the action {{ .Spec.Model.URI }}"),
-    ("{{ if .X }}a{{ else if .Y }}b{{ end }}", "the action {{ else if .Y }}"),
+    (
+        "{{ or (and .Spec.Parallelism .Spec.Model.Name) 1 }}",
+        "the action {{ or (and .Spec.Parallelism .Spec.Model.Name) 1 }}",
+    ),
+    ("{{ printf `%s` .Spec.Model.Name }}", "the action {{ printf `%s` .Spec.Model.Name }}"),
+    ("{{ range .X }}a{{ end }}", "{{ range .X }}: the action 'range' is not supported"),
     ("{{ if .X }}a{{ else }}b{{ else }}c{{ end }}", "an `if` with two `else`"),
     ("{{ if .X }}a", "an `if` with no `end`"),
     ("a {{ end }}", "an unmatched {{ end }}"),

@@ -7,8 +7,10 @@ the `{{-`/`-}}` trimming is done, decoded from JSON. Each action, or each run of
 no text between them, is a hole, and its pattern is what its actions may write:
 
 - a value by its field: a model's name, a Kubernetes name, a number (parallelism, a port, a
-  timeout), or one of the fixed texts a function writes (`kvTransferConfig`);
-- an `if` any of its branches, or nothing without an `else`.
+  timeout, or `or` of numbers, where a true `and` stands for its last argument, as in v0.21's
+  `{{ or (and .Spec.Parallelism .Spec.Parallelism.DataLocal) 1 }}`), or one of the fixed texts
+  a function writes (`kvTransferConfig`);
+- an `if` (with its `else if`s) any of its branches, or nothing without an `else`.
 
 Anything else (an unknown field or function, a run that may first occur inside what the hole
 before it holds) leaves the preset to the webhook, with the reason. The repair is the core's own:
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.core.template import Edit, Template
-from webhook.offline import gotemplate, llmrender
+from webhook.offline import gobuiltins, gotemplate, llmrender
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,8 @@ def _decoded(text: str) -> str:
     return decoded
 
 
-def _field(token: str) -> Hole | None:
+def _field(path: Sequence[str]) -> Hole | None:
+    token = "." + ".".join(path)
     if token in _FIELDS:
         return _FIELDS[token]
     if token.startswith(".Spec.") and ".Parallelism." in token:
@@ -163,19 +166,35 @@ def _field(token: str) -> Hole | None:
     return None
 
 
-def _value(action: str) -> Hole | None:
+def _number(node: gotemplate.Node, *, truthy: bool = False) -> bool:
+    """Whether the pipeline always writes a number (only its values true in `if` when
+    `truthy`): a parallelism field, a small constant, a function that counts, or `or` of
+    such; a true `and` is its last argument."""
+    if isinstance(node, gotemplate.Field):
+        return _field(node.path) is NUMBER
+    if isinstance(node, gotemplate.Constant):
+        value = node.value
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9
+    if not isinstance(node, gotemplate.Call) or not node.args:
+        return False
+    if node.name in _NUMBERS:
+        return True
+    if node.name == "and" and truthy:
+        return _number(node.args[-1], truthy=True)
+    if node.name == "or":
+        *first, last = node.args
+        return all(_number(a, truthy=True) for a in first) and _number(last, truthy=truthy)
+    return False
+
+
+def _value(node: gotemplate.Node) -> Hole | None:
     """What a value action may write, or None for one this does not know."""
-    tokens = action.split()
-    if not tokens:
-        return None
-    if len(tokens) == 1:
-        return _field(tokens[0])
-    head, rest = tokens[0], tokens[1:]
-    if head in _NUMBERS:
+    if _number(node):
         return NUMBER
-    if head == "or" and len(rest) == 2 and rest[1].isdigit() and _field(rest[0]) is NUMBER:
-        return NUMBER
-    if head in _FIXED:
+    if isinstance(node, gotemplate.Field):
+        return _field(node.path)
+    if isinstance(node, gotemplate.Call) and node.name in _FIXED:
+        head = node.name
         texts = sorted({_decoded(gotemplate.FUNCTIONS[head](*given)) for given in _FIXED[head]})
         return Hole(
             "(?:" + "|".join(escaped(text) for text in texts) + ")",
@@ -190,9 +209,9 @@ class Unknown(ValueError):
     """A template this compiler does not know: the message says what."""
 
 
-def _sequence(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hole, int, bool]:
-    """The hole that items from `start` make, up to an `else` or `end` (or the last), the
-    index after them, and whether an `else` stopped them."""
+def _sequence(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hole, int, str]:
+    """The hole that items from `start` make, up to an `else`, `else if` or `end` (or the
+    last), the index of what stopped them and its keyword ("" at the last)."""
     hole = EMPTY
     index = start
     while index < len(items):
@@ -201,32 +220,36 @@ def _sequence(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hol
             hole = hole.then(literal(_decoded(item)))
             index += 1
             continue
-        if item.text in ("else", "end"):
-            return hole, index, item.text == "else"
-        if item.text.startswith("if "):
+        if item.keyword in ("else", "else if", "end"):
+            return hole, index, item.keyword
+        if item.keyword == "if":
             branch, index = _branches(items, index + 1)
             hole = hole.then(branch)
             continue
-        found = _value(item.text)
+        found = _value(item.node) if item.node is not None else None
         if found is None:
             raise Unknown(f"the action {{{{ {item.text} }}}}")
         hole = hole.then(found)
         index += 1
-    return hole, index, False
+    return hole, index, ""
 
 
 def _branches(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hole, int]:
-    """The hole an `if` makes, its items from `start` on, and the index after its `end`."""
-    taken, index, more = _sequence(items, start)
+    """The hole an `if` makes (each branch, or nothing without an `else`), its items from
+    `start` on, and the index after its `end`."""
+    taken, index, stop = _sequence(items, start)
     options = [taken]
-    if more:
-        other, index, more = _sequence(items, index + 1)
-        if more:
-            raise Unknown("an `if` with two `else`")
+    while stop == "else if":
+        other, index, stop = _sequence(items, index + 1)
+        options.append(other)
+    if stop == "else":
+        other, index, stop = _sequence(items, index + 1)
+        if stop != "end":
+            raise Unknown("an `if` with two `else`" if stop else "an `if` with no `end`")
         options.append(other)
     else:
         options.append(EMPTY)
-    if index >= len(items):
+    if stop != "end":
         raise Unknown("an `if` with no `end`")
     forms = [o.forms for o in options]
     return (
@@ -243,7 +266,10 @@ def _branches(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hol
 def skeleton(word: str) -> tuple[list[str], list[Hole]]:
     """The runs and holes of a template word. Raises `Unknown`."""
     text = json.dumps(word, ensure_ascii=False)[1:-1]
-    items = gotemplate.pieces(text)
+    try:
+        items = gotemplate.pieces(text)
+    except gobuiltins.TemplateError as error:
+        raise Unknown(str(error)) from None
     runs: list[str] = [""]
     holes: list[Hole] = []
     index = 0
@@ -258,12 +284,12 @@ def skeleton(word: str) -> tuple[list[str], list[Hole]]:
                 runs[-1] += _decoded(item)
             index += 1
             continue
-        if item.text in ("else", "end"):
+        if item.keyword in ("else", "else if", "end"):
             raise Unknown(f"an unmatched {{{{ {item.text} }}}}")
-        if item.text.startswith("if "):
+        if item.keyword == "if":
             hole, index = _branches(items, index + 1)
         else:
-            found = _value(item.text)
+            found = _value(item.node) if item.node is not None else None
             if found is None:
                 raise Unknown(f"the action {{{{ {item.text} }}}}")
             hole, index = found, index + 1
