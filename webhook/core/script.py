@@ -2,7 +2,9 @@
 
 The script is parsed with tree-sitter-bash, so the launch command is found as a simple command
 (never inside a string, a heredoc or a command substitution) and the positional parameters are
-found as expansions, wherever they stand. The launch command must end up forwarding the args
+found as expansions, wherever they stand. A command whose words are an array's
+(`args=(python3 -m sglang.launch_server …); exec "${args[@]}" "$@"`) is a launch command when
+the array's are. The launch command must end up forwarding the args
 with exactly one quoted `"$@"`:
 
 - nothing forwarded: ` "$@"` is added after its last word, past `\\` continuations, before
@@ -127,6 +129,10 @@ _MAYBE_READS: Final = re.compile(rb"\$(?:0[0-9]|[1-9@*#]|\{[#!]?[0-9@*#])")
 # names them more than twice, and each one costs an edit.
 FORWARDS_LIMIT: Final = 64
 _PROGRAMS: Final = frozenset({_EVAL, "exec", "vllm", "ray"})
+# `"${NAME[@]}"`: a launch command whose words are an array's (`args=(python3 -m …)`).
+_ARRAY_WORD: Final = re.compile(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}"')
+# The Python modules that serve a model: `python -m MODULE …` is a launch command.
+_SERVER_MODULES: Final = ("huggingfaceserver", "sglang.launch_server")
 
 
 def _outermost(nodes: Sequence[Node]) -> tuple[list[int], list[int]]:
@@ -181,11 +187,34 @@ class _Tree:
             if name is None or _inside(self._captured, command.start_byte):
                 continue
             program = node_text(name).rsplit("/", 1)[-1]
-            if program not in _PROGRAMS and not _PYTHON.fullmatch(program):
-                continue
-            kind = launch_kind(_words(command))
+            words = _words(command)
+            kind = None
+            if program in _PROGRAMS or _PYTHON.fullmatch(program):
+                kind = launch_kind(words)
+            if kind is None:
+                kind = self._array_launch(words[1:] if words[:1] == ["exec"] else words, command)
             if kind is not None:
                 return command, kind
+        return None
+
+    def _array_launch(self, words: Sequence[str], command: Node) -> str | None:
+        """For `"${NAME[@]}" …` (after `exec` or not): the kind of launch the last `NAME=(…)`
+        before the command holds, marked as an array's, or None."""
+        array = _ARRAY_WORD.fullmatch(words[0]) if words else None
+        if array is None:
+            return None
+        assignments = _cursor(_ASSIGNMENTS, 0, command.start_byte).captures(self.root)
+        for node in reversed(_in_order(assignments.get("assignment", []))):
+            variable = node.child_by_field_name("name")
+            if variable is None or node_text(variable) != array.group(1):
+                continue
+            value = node.child_by_field_name("value")
+            if value is None or value.type != "array" or node.start_byte >= command.start_byte:
+                return None
+            inner = launch_kind([node_text(element) for element in value.named_children[:8]])
+            if inner is None or inner.startswith((_EVAL, "exec")):
+                return None
+            return f"{inner} (array {array.group(1)})"
         return None
 
     def positionals(self, start: int, end: int) -> list[Node] | None:
@@ -256,7 +285,7 @@ def launch_kind(words: list[str]) -> str | None:
         return "exec-indirection"
     if _PYTHON.fullmatch(program):
         for flag, module in itertools.pairwise(words[1:]):
-            if flag == "-m" and (module == "huggingfaceserver" or module.startswith(_VLLM)):
+            if flag == "-m" and (module in _SERVER_MODULES or module.startswith(_VLLM)):
                 return f"python -m {module}"
         return None
     if program == "vllm" and words[1:2] == ["serve"]:
