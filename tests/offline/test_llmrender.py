@@ -306,14 +306,24 @@ def _releases() -> list[str]:
     return sorted({p.name.split("-config-llm-")[0] for p in llmisvc.preset_files()})
 
 
-def _shaped(shape: str) -> dict[str, Any]:
+# A service with parallelism, and one with none but what a worker needs to be data-parallel
+# (the controller chooses no shipped preset for a worker without it).
+PARALLELISM: dict[str, dict[str, Any] | None] = {
+    "parallel": {"data": 2, "dataLocal": 1, "tensor": 1},
+    "least": None,
+}
+
+
+def _shaped(shape: str, parallelism: dict[str, Any] | None) -> dict[str, Any]:
     """A service of the shape, its leaders given LEADER_ARGS and its workers WORKER_ARGS."""
     spec = copy.deepcopy(SHAPES[shape])
-    parallelism = {"data": 2, "dataLocal": 1, "tensor": 1}
     for workload in (spec, spec.get("prefill")):
         if workload is None:
             continue
-        workload["parallelism"] = dict(parallelism)
+        if parallelism is not None:
+            workload["parallelism"] = dict(parallelism)
+        elif "worker" in workload:
+            workload["parallelism"] = {"data": 2}
         workload["template"] = {"containers": [{"name": names.LLM_CONTAINER, "args": LEADER_ARGS}]}
         if "worker" in workload:
             workload["worker"] = {
@@ -322,15 +332,17 @@ def _shaped(shape: str) -> dict[str, Any]:
     return _service(spec)
 
 
+@pytest.mark.parametrize("parallelism", PARALLELISM)
 @pytest.mark.parametrize("release", _releases())
 def test_every_preset_of_a_release_renders_and_delivers_what_the_report_says(
-    release: str, tmp_path: Path
+    release: str, parallelism: str, tmp_path: Path
 ) -> None:
     presets = [llmisvc.load(p) for p in llmisvc.preset_files() if p.name.startswith(release + "-")]
     used: set[str] = set()
     for shape in SHAPES:
-        results = preview_llm_service(_shaped(shape), presets)
-        pods = {p.role: p for p in llmrender.render(_shaped(shape), presets)}
+        service = _shaped(shape, PARALLELISM[parallelism])
+        results = preview_llm_service(service, presets)
+        pods = {p.role: p for p in llmrender.render(service, presets)}
         assert [r["rendered_from"] for r in results] == [
             f"LLMInferenceService/granite ({role})" for role in pods
         ]
