@@ -61,6 +61,33 @@ def _create(
     return created
 
 
+def _install(
+    client: httpx.Client, objects: list[dict[str, Any]], namespace: str, probe: dict[str, Any]
+) -> None:
+    """The policy objects in place of the webhook, in force once `probe` is repaired in the
+    (opted-in) namespace."""
+    client.delete(f"{ADMISSION}/mutatingwebhookconfigurations/multinode-webhook")
+    _namespace(client, namespace, {names.INJECT_LABEL: Inject.ENABLED})
+    for item in objects:
+        if item["kind"] == "MutatingAdmissionPolicy":
+            # Fail, not Ignore, while tested: a CEL error would otherwise pass silently.
+            item["spec"]["failurePolicy"] = "Fail"
+        client.delete(f"{ADMISSION}/{PLURALS[item['kind']]}/{item['metadata']['name']}")
+        reply = client.post(f"{ADMISSION}/{PLURALS[item['kind']]}", json=item)
+        assert reply.status_code == 201, reply.text[:500]
+
+    def repaired() -> bool:
+        stored = _create(client, namespace, probe, "probe", dry_run=True)
+        return names.STATUS_ANNOTATION in stored["metadata"].get("annotations", {})
+
+    wait(repaired, "the policies to be in force")
+
+
+def _uninstall(client: httpx.Client, objects: list[dict[str, Any]]) -> None:
+    for item in objects:
+        client.delete(f"{ADMISSION}/{PLURALS[item['kind']]}/{item['metadata']['name']}")
+
+
 def _pods() -> dict[str, tuple[dict[str, Any], str]]:
     """The pods of the test, by what they stand for, with their target container."""
     legacy = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
@@ -332,23 +359,9 @@ def test_a_policy_compiled_from_a_release_presets_repairs_services_made_after_it
     kubeconfig = kubeconfig_for(cluster, tmp_path / "kubeconfig")
     config = llmisvc.load(llmisvc.CORPUS / f"{RELEASE}-config-llm-worker-data-parallel.yaml")
     with cluster.client() as client:
-        client.delete(f"{ADMISSION}/mutatingwebhookconfigurations/multinode-webhook")
-        _namespace(client, "pol-presets", {names.INJECT_LABEL: Inject.ENABLED})
+        probe = llmisvc.build_pod(config, role="leader", user_args=JSON_ARGS)
+        _install(client, objects, "pol-presets", probe)
         try:
-            for item in objects:
-                if item["kind"] == "MutatingAdmissionPolicy":
-                    # Fail, not Ignore, while tested: a CEL error would otherwise pass silently.
-                    item["spec"]["failurePolicy"] = "Fail"
-                client.delete(f"{ADMISSION}/{PLURALS[item['kind']]}/{item['metadata']['name']}")
-                reply = client.post(f"{ADMISSION}/{PLURALS[item['kind']]}", json=item)
-                assert reply.status_code == 201, reply.text[:500]
-            probe = llmisvc.build_pod(config, role="leader", user_args=JSON_ARGS)
-
-            def repaired() -> bool:
-                stored = _create(client, "pol-presets", probe, "probe", dry_run=True)
-                return names.STATUS_ANNOTATION in stored["metadata"].get("annotations", {})
-
-            wait(repaired, "the policies to be in force")
             for identity in NEW_SERVICES:
                 for role in ("leader", "worker"):
                     pod = llmisvc.build_pod(
@@ -395,8 +408,43 @@ def test_a_policy_compiled_from_a_release_presets_repairs_services_made_after_it
             assert audit["uncoveredScripts"] == [], audit
             _presets_compiled_from_the_cluster(client, files, objects, kubeconfig)
         finally:
-            for item in objects:
-                client.delete(f"{ADMISSION}/{PLURALS[item['kind']]}/{item['metadata']['name']}")
+            _uninstall(client, objects)
+
+
+V0_21 = "kserve-v0.21.0-rc0-release-manifest"
+
+
+def test_a_policy_compiled_from_v0_21_stores_a_decode_leader_with_nixl_in_one_word(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """KServe v0.21's presets (guarded `and` values, NIXL's `--kv-transfer-config` JSON added
+    by the decode script) compile; a decode leader stored through the policy alone gets the
+    user's args exactly and the NIXL JSON as one word under bash."""
+    if not llmisvc.CORPUS.is_dir():
+        pytest.skip(f"shared LLM preset corpus not found at {llmisvc.CORPUS}")
+    files = [p for p in llmisvc.preset_files() if p.name.startswith(V0_21)]
+    compiled = cli("policy", *map(str, files))
+    assert compiled.returncode == 0, compiled.stderr
+    objects = list(yaml.safe_load_all(compiled.stdout))
+    config = llmisvc.load(llmisvc.CORPUS / f"{V0_21}-config-llm-decode-worker-data-parallel.yaml")
+    with cluster.client() as client:
+        probe = llmisvc.build_pod(config, role="leader", user_args=ARGS)
+        _install(client, objects, "pol-v021", probe)
+        try:
+            pod = llmisvc.build_pod(config, role="leader", user_args=ARGS)
+            stored = _create(client, "pol-v021", pod, "decode-leader")
+            expected = jsonpatch.apply_patch(
+                pod, to_json(admit(pod, context=Context(namespace="pol-v021")).patch)
+            )
+            [main] = stored["spec"]["containers"]
+            [wanted] = expected["spec"]["containers"]
+            assert (main["command"], main.get("args")) == (wanted["command"], wanted.get("args"))
+            argv = launch(stored, names.LLM_CONTAINER, tmp_path / "leader", added=llmisvc.LWS_ENV)
+            assert argv[-len(ARGS) :] == ARGS, argv
+            nixl = '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}'
+            assert argv[argv.index("--kv-transfer-config") + 1] == nixl, argv
+        finally:
+            _uninstall(client, objects)
 
 
 def _digests(objects: list[Any]) -> set[str]:
