@@ -25,7 +25,7 @@ from webhook.core.names import SHELL_PATHS, Reason, Rule
 from webhook.core.patch import PatchOp
 from webhook.core.raw import is_string_list
 from webhook.core.read import ContainerFacts
-from webhook.core.script import ScriptNotParsed, ScriptRewrite, cached_rewrite, rewrite_script
+from webhook.core.script import ScriptRewrite, known_rewrite
 
 # The flag that makes the shell run a script: `-c`, or a cluster ending in it (`-lc`, `-ec`).
 _RUN_SCRIPT: Final = re.compile(r"-[A-Za-z]*c")
@@ -116,9 +116,7 @@ def plan_container(
     if size > max_script_bytes:
         detail = f"its script is {size} bytes, over the {max_script_bytes}-byte limit"
         return ContainerPlan(name, Reason.SCRIPT_TOO_LARGE, detail)
-    rewritten = rewrite_script(script, rules) if parse else cached_rewrite(script, rules)
-    if rewritten is None:
-        raise ScriptNotParsed(script, rules, container=name)
+    rewritten = known_rewrite(script, rules, parse=parse, container=name)
     if container.llm and legacy:
         return _script_in_args(name, rewritten, args)
     if rewritten.script is None:

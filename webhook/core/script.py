@@ -581,6 +581,17 @@ def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     return found
 
 
+def known_rewrite(
+    script: str, rules: frozenset[Rule], *, parse: bool, container: str
+) -> ScriptRewrite:
+    """The script's rewrite: parsed here when `parse`, else the cached one, or
+    `ScriptNotParsed` (naming `container`) for the caller to have it parsed elsewhere."""
+    rewritten = rewrite_script(script, rules) if parse else cached_rewrite(script, rules)
+    if rewritten is None:
+        raise ScriptNotParsed(script, rules, container=container)
+    return rewritten
+
+
 def cached_rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite | None:
     """The cached rewrite of `script`, or None: never parses."""
     return _CACHE.get((script, rules))

@@ -49,7 +49,7 @@ from webhook.core.names import Action, Mode
 from webhook.core.patch import pointer
 from webhook.core.raw import at, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
-from webhook.core.script import cached_rewrite
+from webhook.core.script import known_rewrite
 from webhook.core.template import Template
 from webhook.core.view import pod_view
 from webhook.offline import templates
@@ -228,8 +228,14 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     statuses = [status(first), *(status(decided(p, given)) for p in range(1, POSITIONS))]
     if legacy and patched_bare:
         statuses += [status(bare_first), *(status(decided(p, bare)) for p in range(1, POSITIONS))]
-    rewrite = cached_rewrite(launch, options.rules)
-    evaluated = bool(rewrite and rewrite.evaluated)
+    # The rewrite itself, not what a cache happens to hold: the decisions above may have come
+    # from the decision cache after the script cache let the script go.
+    rewrite = resolved(
+        lambda: known_rewrite(launch, options.rules, parse=options.parse_scripts, container=name),
+        what=source,
+        answer_crashes=True,
+    )
+    evaluated = rewrite.evaluated
     if evaluated:
         # An arg eval would unwrap: the patch then replaces the args too.
         statuses += [status(decided(p, ["'--x'"])) for p in range(POSITIONS)]
