@@ -1,9 +1,10 @@
 """End to end against a real kube-apiserver and etcd (the envtest convention).
 
-Set KUBEBUILDER_ASSETS to a folder holding `kube-apiserver` and `etcd` (as controller-runtime's
-setup-envtest lays them out) to run it; without them every test here skips, saying why. The
-API server calls the webhook by URL on 127.0.0.1 with the rendered opt-in configuration, and
-`check --audit` reads the same API server for the pod admitted while the webhook was down.
+Set KUBEBUILDER_ASSETS to a folder holding `kube-apiserver` and `etcd` (`tests/e2e/envtest.sh`
+builds them, as controller-runtime's setup-envtest lays them out) to run it; without them every
+test here skips, saying why. The API server calls the webhook by URL on 127.0.0.1 with the
+rendered opt-in configuration, and `check --audit` reads the same API server for the pod
+admitted while the webhook was down.
 """
 
 from __future__ import annotations

