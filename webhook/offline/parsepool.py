@@ -14,15 +14,21 @@ so that no tenant can delay another's:
 - a parse gets `budget` seconds: past it the worker is killed and replaced, and the script is
   answered `parse-timeout`; one that kills its worker is `parser-failed`. Both are remembered
   by digest (`CRASHERS_KEPT` of them), so the same pod, sent again, never costs a worker;
-- pods of one runtime share its script: one parse serves every review waiting for it.
+- pods of one runtime share its script: one parse serves every review waiting for it;
+- a worker killed while idle (the OOM killer) is replaced by the next call, which runs on; a
+  worker killed under a call runs the call once more on a fresh one. While no worker can be
+  started, the reviews waiting are answered `Unavailable`, `unavailable` says why (the server's
+  `/readyz` fails with it), and the pool tries again, backing off from 1 to 30 seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from webhook.core.names import Reason, Rule
 from webhook.core.script import (
@@ -33,7 +39,11 @@ from webhook.core.script import (
     remember,
     rewrite_script,
 )
-from webhook.offline.sandbox import CRASHERS_KEPT, Crashed, Failures, Sandbox
+from webhook.offline.sandbox import CRASHERS_KEPT, Crashed, Failures, Sandbox, Unavailable
+
+# How long the pool waits before it tries again to start workers that would not start.
+REVIVE_FIRST: Final = 1.0
+REVIVE_MOST: Final = 30.0
 
 
 class Shed(Exception):
@@ -94,12 +104,34 @@ class ParsePool:
         self._failures = Failures(failures_kept)
         self._ready: asyncio.Semaphore | None = None  # one release for each job queued
         self._serving: list[asyncio.Task[None]] = []
+        self._reviving: asyncio.Task[None] | None = None
         self.counts = Counts()
 
     @property
     def queued(self) -> int:
         """Scripts waiting for a worker."""
         return self._queued
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why no worker can take a parse (none of them could be started), or None."""
+        reasons = [box.unavailable for box in self._boxes]
+        return reasons[0] if all(reasons) else None
+
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids."""
+        return [pid for box in self._boxes for pid in box.pids]
+
+    @property
+    def replaced(self) -> int:
+        """Workers found dead before a call (killed while idle) and replaced."""
+        return sum(box.replaced for box in self._boxes)
+
+    @property
+    def start_failures(self) -> int:
+        """Attempts to start a worker that failed."""
+        return sum(box.start_failures for box in self._boxes)
 
     def start(self) -> None:
         """Start every worker process now, so that the first new script does not wait."""
@@ -194,6 +226,9 @@ class ParsePool:
         except Crashed:
             self.counts.crashes += 1
             rewritten = parser_failed()
+        except Unavailable:
+            self._revive()
+            raise
         else:
             self.counts.parsed += 1
             return rewritten
@@ -202,11 +237,32 @@ class ParsePool:
         self._on_failure(missing, rewritten.reason, job.tenant)
         return rewritten
 
+    def _revive(self) -> None:
+        """Try to start the workers that would not start, until each one runs."""
+        if self._reviving is None or self._reviving.done():
+            self._reviving = asyncio.get_running_loop().create_task(self._reviver())
+
+    async def _reviver(self) -> None:
+        """Every worker is tried at once (one that cannot start says so before a review finds
+        out), then those that would not start, backing off."""
+        loop = asyncio.get_running_loop()
+        wait = REVIVE_FIRST
+        stopped = list(self._boxes)
+        while stopped:
+            for box in stopped:
+                with contextlib.suppress(Unavailable):
+                    await loop.run_in_executor(None, box.start)
+            if not (stopped := [box for box in self._boxes if box.unavailable]):
+                return
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, REVIVE_MOST)
+
     def close(self) -> None:
         """Stop the workers' tasks and kill their processes, at shutdown."""
-        for task in self._serving:
+        for task in [*self._serving, *([self._reviving] if self._reviving else [])]:
             task.cancel()
         self._serving = []
+        self._reviving = None
         self._ready = None
         for box in self._boxes:
             box.close(wait=True)

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from webhook.core.names import Reason, Rule
 from webhook.core.script import (
@@ -69,6 +69,10 @@ class Crashed(Exception):
     """The worker process died while it ran the call."""
 
 
+class Unavailable(Exception):
+    """No worker process could be started: the message says why."""
+
+
 class ParserCrashed(InputError):
     """A front end's input holds a script that crashes the parser: one line naming where."""
 
@@ -107,33 +111,75 @@ class Sandbox:
         self._making = threading.Lock()
         self._async: asyncio.Lock | None = None
         self._crashers = Failures(crashers_kept)
+        # Calls that killed their worker, and the fresh one that ran them again.
         self.crashes = 0
+        # Workers found dead before a call (killed while idle, as by the OOM killer), replaced.
+        self.replaced = 0
+        # Why the last attempt to start a worker failed (None once one runs), and how often.
+        self.unavailable: str | None = None
+        self.start_failures = 0
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker's process id, while one runs."""
+        # The pool has no public list of its workers.
+        processes = (self._executor._processes or {}) if self._executor is not None else {}
+        return [process.pid for process in processes.values() if process.pid is not None]
 
     def start(self) -> None:
         """Start the worker now rather than on the first call, which then pays no start-up."""
-        self._pool().submit(int).result()
+        self._submit(int).result()
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """`fn(*args)` in the worker; `Crashed` if the worker died running it."""
+        """`fn(*args)` in the worker; `Crashed` if it died running the call twice (a worker
+        killed from outside, as by the OOM killer, is no fault of the call's: the call runs
+        once more on a fresh one), `Unavailable` if none could be started."""
         with self._sync:
-            future = self._pool().submit(fn, *args)
-            try:
-                return future.result()
-            except BrokenProcessPool:
-                self._crashed()
-                raise Crashed from None
+            for attempt in (1, 2):
+                future = self._submit(fn, *args)
+                try:
+                    return future.result()
+                except BrokenProcessPool:
+                    self._crashed()
+                    if attempt == 2:
+                        self.crashes += 1
+                        raise Crashed from None
+        raise AssertionError("unreachable")
 
     async def call_async(self, fn: Callable[..., T], /, *args: Any) -> T:
         """`call`, awaited: the event loop runs on while the worker parses."""
         if self._async is None:
             self._async = asyncio.Lock()
         async with self._async:
-            future: Future[T] = self._pool().submit(fn, *args)
+            for attempt in (1, 2):
+                future = self._submit(fn, *args)
+                try:
+                    return await asyncio.wrap_future(future)
+                except BrokenProcessPool:
+                    self._crashed()
+                    if attempt == 2:
+                        self.crashes += 1
+                        raise Crashed from None
+        raise AssertionError("unreachable")
+
+    def _submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """The call handed to the worker. A worker that died while idle broke the pool before
+        this call: that is no crash of this call's, and a new worker takes it."""
+        for attempt in (1, 2):
             try:
-                return await asyncio.wrap_future(future)
+                future = self._pool().submit(fn, *args)
             except BrokenProcessPool:
-                self._crashed()
-                raise Crashed from None
+                self.replaced += 1
+                self.close()
+                if attempt == 2:
+                    self._unavailable("a new parse worker died before it took a call")
+            except (OSError, RuntimeError) as error:
+                self.close()
+                self._unavailable(f"no parse worker could be started: {error}")
+            else:
+                self.unavailable = None
+                return future
+        raise AssertionError("unreachable")
 
     def rewrite(self, script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         """The script's rewrite, parsed in the worker; `Crashed` if the parse killed it."""
@@ -167,8 +213,12 @@ class Sandbox:
             return self._executor
 
     def _crashed(self) -> None:
-        self.crashes += 1
         self.close()
+
+    def _unavailable(self, reason: str) -> NoReturn:
+        self.unavailable = reason
+        self.start_failures += 1
+        raise Unavailable(reason)
 
 
 def _digest(script: str) -> bytes:

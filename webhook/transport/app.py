@@ -37,6 +37,7 @@ from webhook.core.view import ReviewView, pod_name
 from webhook.offline.parsepool import Late, ParsePool, Shed
 from webhook.offline.preview import FORMATS
 from webhook.offline.render import NEWEST
+from webhook.offline.sandbox import Unavailable
 from webhook.transport.events import EventQueue
 from webhook.transport.logs import RateLimit, ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
@@ -50,6 +51,7 @@ ENDPOINTS: Final = (MUTATE, MUTATE_SHADOW, PREVIEW)
 OTHER: Final = "other"
 QUEUE_FULL: Final = "parse-queue-full"
 QUEUE_LATE: Final = "parse-queue-late"
+NO_WORKER: Final = "parse-worker-unavailable"
 JSON_TYPES: Final = ("application/json",)
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 PREVIEW_DECISION: Final = "preview"
@@ -136,17 +138,25 @@ class AppState:
             return "parsing the cluster's runtime scripts (warm start)"
         if self.tls is None or not self.tls.valid():
             return "no valid certificate"
+        if (reason := self.parses.unavailable) is not None:
+            return reason
         return None
 
     def certificate_metrics(self) -> None:
-        """Bring the certificate's expiry and the refused reloads up to date in the metrics."""
+        """Bring the certificate's expiry and the refused reloads, and the parse workers
+        replaced or not started, up to date in the metrics."""
         if self.tls is not None:
             self.metrics.certificate_expires(self.tls.expires)
             self.metrics.certificate_reload_errors(self.tls.reload_errors)
+        self.metrics.parse_workers(
+            replaced=self.parses.replaced, start_failures=self.parses.start_failures
+        )
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
-        self.metrics.zero(endpoints=(MUTATE, MUTATE_SHADOW), shed_reasons=(QUEUE_FULL, QUEUE_LATE))
+        self.metrics.zero(
+            endpoints=(MUTATE, MUTATE_SHADOW), shed_reasons=(QUEUE_FULL, QUEUE_LATE, NO_WORKER)
+        )
         self.events = EventQueue(metrics=self.metrics)
         if not self.settings.events:
             self.events.off()
@@ -411,7 +421,7 @@ class AdmissionHandler:
                 asked.add(key)
                 self.state.metrics.first_seen_script()
                 await parses.remember(missing, tenant=request.namespace or "", deadline=deadline)
-            except (Shed, Late) as error:
+            except (Shed, Late, Unavailable) as error:
                 return self._unparsed(request, error), None
             except Exception as error:
                 return self._failed(request, error), None
@@ -421,10 +431,11 @@ class AdmissionHandler:
                 missing = another
 
     def _unparsed(
-        self, request: admission.ReviewRequest, error: Shed | Late
+        self, request: admission.ReviewRequest, error: Shed | Late | Unavailable
     ) -> admission.AdmissionReviewResponse:
         """The error policy's answer for a pod whose script could not be parsed in time."""
-        reason = QUEUE_FULL if isinstance(error, Shed) else QUEUE_LATE
+        reasons = {Shed: QUEUE_FULL, Late: QUEUE_LATE, Unavailable: NO_WORKER}
+        reason = reasons[type(error)]
         self.state.metrics.parse_shed(reason)
         allowed, left_out = self.state.unparsed_logs.allow()
         if allowed:

@@ -147,6 +147,18 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self._workers_replaced = Counter(
+            "multinode_webhook_parse_workers_replaced",
+            "Parse workers found dead before a call (killed while idle, as by the OOM killer) "
+            "and replaced",
+            registry=registry,
+        )
+        self._worker_start_failures = Counter(
+            "multinode_webhook_parse_worker_start_failures",
+            "Attempts to start a parse worker that failed; while none can start, /readyz fails",
+            registry=registry,
+        )
+        self._workers_seen = (0, 0)
         self._deadline_overruns = Counter(
             "multinode_webhook_deadline_overruns",
             "Reviews that took longer than --deadline-seconds, answered by the error policy",
@@ -237,6 +249,13 @@ class Metrics:
         if count > self._reload_errors_seen:
             self._reload_errors.inc(count - self._reload_errors_seen)
             self._reload_errors_seen = count
+
+    def parse_workers(self, *, replaced: int, start_failures: int) -> None:
+        """Catch up with the parse pool's running counts of workers replaced and not started."""
+        seen_replaced, seen_failures = self._workers_seen
+        self._workers_replaced.inc(max(0, replaced - seen_replaced))
+        self._worker_start_failures.inc(max(0, start_failures - seen_failures))
+        self._workers_seen = (max(replaced, seen_replaced), max(start_failures, seen_failures))
 
     def certificate_expires(self, when: dt.datetime | None) -> None:
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds() if when else 0.0

@@ -1,0 +1,123 @@
+"""The parse workers of a running server under faults: killed while idle (as the OOM killer
+does), and unable to start. No first-seen pod goes unrepaired for more than the review that
+met the fault, and `/readyz` says the truth throughout."""
+
+from __future__ import annotations
+
+import copy
+import errno
+import multiprocessing
+import os
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.builders import example, review
+from tests.support.poll import wait
+from tests.support.servers import Running, running
+from webhook.offline import sandbox
+
+
+def _first_seen(serial: str) -> dict[str, Any]:
+    """The example head pod, its script new to the server (and to this process's cache)."""
+    pod = example("legacy-head-pod.yaml")
+    container = pod["spec"]["containers"][0]
+    container["args"][0] = f"# release {serial} {uuid.uuid4()}\n" + container["args"][0]
+    return pod
+
+
+def _answer(live: Running, serial: int) -> dict[str, Any]:
+    with live.client() as client:
+        body = review(copy.deepcopy(_first_seen(str(serial))), namespace="models")
+        response: dict[str, Any] = client.post("/mutate", json=body).json()["response"]
+        return response
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _kill_workers(live: Running) -> None:
+    """SIGKILL every running parse worker, and wait for them to die."""
+    pids = [pid for pid in live.state.parses.pids if _alive(pid)]
+    assert pids, "no parse worker runs"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait(lambda: not any(map(_alive, pids)), "the killed workers to die")
+
+
+def _metric(live: Running, name: str) -> float:
+    with live.ops() as ops:
+        text = ops.get("/metrics").text
+    [line] = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[1])
+
+
+def test_workers_killed_while_idle_three_times_leave_no_first_seen_pod_unrepaired(
+    tmp_path: Path,
+) -> None:
+    with running(tmp_path) as live:
+        for serial in range(3):
+            assert _answer(live, 100 + serial).get("patchType") == "JSONPatch"  # workers ran
+            _kill_workers(live)
+            answer = _answer(live, serial)
+            assert answer.get("patchType") == "JSONPatch", answer.get("warnings")
+            with live.ops() as ops:
+                assert ops.get("/readyz").status_code == 200
+        assert _metric(live, "multinode_webhook_parse_workers_replaced_total") >= 3
+        assert _metric(live, "multinode_webhook_parser_crashes_total") == 0
+
+
+class _Refusing:
+    """A spawn context whose processes cannot start, as when the pod is out of processes."""
+
+    def __init__(self) -> None:
+        self._real = multiprocessing.get_context("spawn")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:
+        process = self._real.Process(*args, **kwargs)
+
+        def refuse() -> None:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+        process.start = refuse
+        return process
+
+
+def test_while_no_worker_can_start_readyz_fails_naming_why_and_the_server_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running(tmp_path) as live:
+        assert _answer(live, 0).get("patchType") == "JSONPatch"  # the workers ran
+        real = multiprocessing.get_context
+        refusing = _Refusing()
+        monkeypatch.setattr(
+            sandbox.multiprocessing,
+            "get_context",
+            lambda method=None: refusing if method == "spawn" else real(method),
+        )
+        _kill_workers(live)
+        answer = _answer(live, 1)
+        assert answer["allowed"] is True
+        assert "patchType" not in answer
+        assert "parse-worker-unavailable" in answer["auditAnnotations"]["reason"], answer
+        with live.ops() as ops:
+            wait(lambda: ops.get("/readyz").status_code == 503, "/readyz to fail")
+            reason = ops.get("/readyz").json()["reason"]
+            assert "no parse worker could be started" in reason, reason
+        assert _metric(live, "multinode_webhook_parse_worker_start_failures_total") >= 1
+        assert _metric(live, "multinode_webhook_ready") == 0
+        monkeypatch.undo()
+        with live.ops() as ops:
+            wait(lambda: ops.get("/readyz").status_code == 200, "the workers to start again", 60)
+        assert _answer(live, 2).get("patchType") == "JSONPatch"
