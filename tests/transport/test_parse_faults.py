@@ -18,7 +18,6 @@ import pytest
 from tests.support.builders import example, review
 from tests.support.poll import wait
 from tests.support.servers import Running, running
-from webhook.offline import sandbox
 
 
 def _first_seen(serial: str) -> dict[str, Any]:
@@ -90,7 +89,7 @@ class _Refusing:
         def refuse() -> None:
             raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
-        process.start = refuse
+        process.start = refuse  # type: ignore[method-assign]
         return process
 
 
@@ -102,7 +101,7 @@ def test_while_no_worker_can_start_readyz_fails_naming_why_and_the_server_recove
         real = multiprocessing.get_context
         refusing = _Refusing()
         monkeypatch.setattr(
-            sandbox.multiprocessing,
+            multiprocessing,
             "get_context",
             lambda method=None: refusing if method == "spawn" else real(method),
         )
