@@ -58,6 +58,20 @@ TABLE: list[tuple[str, str]] = [
     ),
     ('{{ printf "%s|%d|%t" 1 "a" 2 }}', "%!s(int=1)|%!d(string=a)|%!t(int=2)"),
     (
+        '{{ printf "%5s|%-5s|%+d|% d|%T|%T" "ab" "ab" 5 5 1.5 "x" }}',
+        "   ab|ab   |+5| 5|float64|string",
+    ),
+    (
+        '{{ printf "%.3f|%8.2e|%-8.3g|%+.1f|%010.3f" 3.14159 1234.5 0.000123 2.25 -3.5 }}',
+        "3.142|1.23e+03|0.000123|+2.2|-00003.500",
+    ),
+    ('{{ printf "%v|%5v|%-5v|%05v" 1 2 3 -4 }}', "1|    2|3    |-0004"),
+    (
+        '{{ printf "%.2s|%8q|%5t|%d|%s" "hello" "x" true 1.5 true }}',
+        'he|     "x"| true|%!d(float64=1.5)|%!s(bool=true)',
+    ),
+    ('{{ printf "abc%" }}', "abc%!(NOVERB)"),
+    (
         '{{ printf "%d %d" 1 }} {{ printf "%d" 1 2 }} {{ printf "100%%" }}',
         "1 %!d(MISSING) 1%!(EXTRA int=2) 100%",
     ),
@@ -106,6 +120,16 @@ GO_ERRORS: list[str] = [
     "{{ and }}",
     "{{ slice .L 2 1 }}",
     "{{ nil }}",
+    "{{ if 1 }}a{{ else }}b{{ else }}c{{ end }}",
+    "{{ if1 }}a{{ end }}",
+    '{{ print"a" }}',
+    '{{ print 1"a" }}',
+    "{{ /* c */ }}",
+    "{{ 08 }}",
+    "{{ 1_ }}",
+    "{{ 1__0 }}",
+    "{{ 99999999999999999999 }}",
+    "{{ index nil }}",
 ]
 
 # Constructs Go renders and this renderer refuses, naming them.
@@ -115,6 +139,17 @@ REFUSED: list[tuple[str, str]] = [
     ("{{ $x := 1 }}{{ $x }}", "{{ $x := 1 }}: variable $x (variables are not supported)"),
     ("{{ html .S }}", "{{ html .S }}: the function 'html' is not supported"),
     ('{{ printf "%x" 1.5 }}', "printf's %x of a float64 is not supported"),
+    # printf's flags, precisions and verbs beyond those above.
+    ('{{ printf "%05s" "a" }}', "printf's %0s of a string is not supported"),
+    ('{{ printf "%#x" 1 }}', "printf's %#x of a int is not supported"),
+    ('{{ printf "%.3d" 1 }}', "printf's %d of a int is not supported"),
+    ('{{ printf "%*d" 1 2 }}', "printf's %* is not supported"),
+    ('{{ printf "%[1]d" 1 }}', "printf's %[ is not supported"),
+    ('{{ printf "%c" -1 }}', "printf's %c of -1 is not supported"),
+    ('{{ printf "%+v" 1 }}', "printf's %+v of a int is not supported"),
+    # Go's strings are bytes: an escape past ASCII, a hexadecimal float.
+    ('{{ "\\xc3\\xa9" }}', "a byte escape past ASCII (\\xc3) is not supported"),
+    ("{{ 0x1p4 }}", "unexpected 'p4' right after '0x1'"),
 ]
 
 
@@ -149,7 +184,7 @@ def test_a_field_of_an_absent_object_reads_as_no_value() -> None:
     assert gotemplate.render("{{ or .Spec.Parallelism.DataLocal 1 }}", {"Spec": {}}) == "1"
 
 
-GO = shutil.which("go")
+GO = shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if Path(p).is_file()), None)
 EXECUTE = Path(__file__).parent.parent / "testdata" / "gotemplate" / "execute.go"
 
 

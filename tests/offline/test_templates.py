@@ -69,6 +69,8 @@ REFUSED = [
         "the action {{ or (and .Spec.Parallelism .Spec.Model.Name) 1 }}",
     ),
     ("{{ printf `%s` .Spec.Model.Name }}", "the action {{ printf `%s` .Spec.Model.Name }}"),
+    # A parallelism's Expert is a boolean: it writes `true`, no number.
+    ("--ep={{ or .Spec.Parallelism.Expert 1 }}", "the action {{ or .Spec.Parallelism.Expert 1 }}"),
     ("{{ range .X }}a{{ end }}", "{{ range .X }}: the action 'range' is not supported"),
     ("{{ if .X }}a{{ else }}b{{ else }}c{{ end }}", "an `if` with two `else`"),
     ("{{ if .X }}a", "an `if` with no `end`"),

@@ -189,6 +189,8 @@ def _position(value: Any, size: int, *, cap: int) -> int:
 
 
 def _index(item: Any, *keys: Any) -> Any:
+    if item is None:
+        raise TemplateError("index of untyped nil")
     for key in keys:
         if item is None:
             raise TemplateError("index of untyped nil")
@@ -234,7 +236,12 @@ def _println(*values: Any) -> str:
     return " ".join(text_of(v, top=False) for v in values) + "\n"
 
 
-_VERB: Final = re.compile(r"%([-+# 0]*)([0-9]+)?(?:\.([0-9]*))?([a-zA-Z%])")
+# printf's verbs, flags, width and precision (Go's `*` and `[n]` are refused when met).
+_VERB: Final = re.compile(r"%([-+# 0]*)([0-9]*)(?:\.([0-9]*))?(.?)", re.DOTALL)
+# The verbs rendered here for each kind of value; those Go also renders for it are refused
+# (`_ALSO_GO`), and any other is written as Go writes a verb its value does not take.
+_TAKES: Final = {"string": "vsqxX", "int": "vdboxXc", "float": "veEfFgG", "bool": "vt", "nil": "v"}
+_ALSO_GO: Final = {"string": "", "int": "OqU", "float": "bxXF", "bool": "", "nil": ""}
 
 
 def _quoted(text: str) -> str:
@@ -261,51 +268,44 @@ def _signed(text: str, *, negative: bool, flags: str) -> str:
 
 def _formatted(verb: str, flags: str, width: str, precision: str | None, value: Any) -> str:
     """One verb of Go's fmt over one value; a verb the value does not take is written as
-    Go writes it, `%!d(string=x)`."""
+    Go writes it, `%!d(string=x)`. A flag or precision not rendered here is refused."""
     kind = _kind(value)
-    if (
-        (kind == "other" and verb != "v")
-        or (verb in "xXbo" and kind == "float")
-        or (verb in "qU" and kind == "int")
-    ):
-        raise TemplateError(f"printf's %{verb} of a {go_type(value)} is not supported")
+    plain_v = kind == "other" and verb == "v" and not flags and precision is None
+    if (kind == "other" or verb in _ALSO_GO.get(kind, "") or "#" in flags) and not plain_v:
+        raise TemplateError(f"printf's %{flags}{verb} of a {go_type(value)} is not supported")
+    if verb != "T" and kind != "other" and verb not in _TAKES[kind]:
+        shown = "<nil>" if value is None else f"{go_type(value)}={text_of(value, top=False)}"
+        return f"%!{verb}({shown})"
+    numeric = kind in ("int", "float") and verb != "c"
+    exact = (kind == "float" and verb in "eEfgG") or (kind == "string" and verb == "s")
+    # Go's `+` and space on %v ask for field names, not a sign.
+    signs = set("0+ ") if not numeric else set("+ ") if verb == "v" else set()
+    if (precision is not None and not exact) or set(flags) & signs:
+        raise TemplateError(f"printf's %{flags}{verb} of a {go_type(value)} is not supported")
     digits = int(precision) if precision else (0 if precision == "" else -1)
-    text: str | None = None
-    numeric = False
-    if verb == "v" or (verb == "s" and kind == "string"):
+    if verb == "T":
+        text = go_type(value)
+    elif verb in "vs" or (verb == "t" and kind == "bool"):
         text = text_of(value, top=False)
         if verb == "s" and digits >= 0:
             text = text[:digits]
-        numeric = kind in ("int", "float")
-    elif verb == "t" and kind == "bool":
-        text = text_of(value)
-    elif verb == "q" and kind == "string":
-        text = _quoted(value)
-    elif verb in "dboxXc" and kind == "int":
-        numeric = verb != "c"
-        base = {"d": "d", "b": "b", "o": "o", "x": "x", "X": "X"}.get(verb)
-        text = chr(value) if verb == "c" else format(abs(value), base or "d")
-        if "#" in flags and verb in "xX":
-            text = "0" + verb + text
-        if "#" in flags and verb == "o":
-            text = "0" + text
-        if numeric and digits >= 0:
-            text = text.rjust(digits, "0")
         if numeric:
-            text = (
-                "-" if value < 0 else "+" if "+" in flags else " " if " " in flags else ""
-            ) + text
-    elif verb in "xX" and kind == "string":
+            text = _signed(text.lstrip("-"), negative=text.startswith("-"), flags=flags)
+    elif verb == "q":
+        text = _quoted(value)
+    elif verb == "c":
+        if not (0 <= value <= 0x10FFFF) or 0xD800 <= value <= 0xDFFF:
+            raise TemplateError(f"printf's %c of {value} is not supported")
+        text = chr(value)
+    elif kind == "int":
+        text = _signed(format(abs(value), verb), negative=value < 0, flags=flags)
+    elif kind == "string":
         text = value.encode().hex()
         text = text.upper() if verb == "X" else text
-    elif verb in "feEgG" and kind == "float":
-        numeric = True
+    else:
         text = _float_text(abs(value), verb.lower(), digits)
         text = text.upper() if verb in "EG" else text
         text = _signed(text, negative=math.copysign(1, value) < 0, flags=flags)
-    if text is None:
-        shown = "<nil>" if value is None else f"{go_type(value)}={text_of(value, top=False)}"
-        return f"%!{verb}({shown})"
     if width and len(text) < int(width):
         pad = int(width) - len(text)
         if "-" in flags:
@@ -328,13 +328,18 @@ def _printf(form: Any, *values: Any) -> str:
         out.append(form[position : match.start()])
         position = match.end()
         flags, width, precision, verb = match.groups()
-        if verb == "%":
+        if verb == "%" and not (flags or width or precision is not None):
             out.append("%")
             continue
+        if not verb:
+            out.append("%!(NOVERB)")
+            continue
+        if not verb.isalpha():
+            raise TemplateError(f"printf's %{flags}{width}{verb} is not supported")
         if used >= len(values):
             out.append(f"%!{verb}(MISSING)")
             continue
-        out.append(_formatted(verb, flags, width or "", precision, values[used]))
+        out.append(_formatted(verb, flags, width, precision, values[used]))
         used += 1
     out.append(form[position:])
     if used < len(values):

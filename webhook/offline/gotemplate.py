@@ -8,10 +8,12 @@ paths, string, raw string, character and number constants, `true`/`false`/`nil`,
 calls, parenthesised and `|` pipelines, `(…).Field`, `$`, comments and the `{{-`/`-}}`
 trimming) and runs `if`/`else if`/`else`/`end` with Go's builtins `and`, `or` (both
 short-circuit), `not`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `len`, `index`, `slice`, `print`,
-`printf`, `println`, and the three functions KServe's renderer registers (`ChildName`,
-`shutdownTimeout`, `kvTransferConfig`). Anything else (`range`, `with`, variables, `html`, a
-function nobody registers) raises `TemplateError` naming the action, so a new construct in a
-release is noticed rather than rendered wrong.
+`printf` (its common verbs, with width, the `-`, `0`, `+` and space flags, and a precision for
+floats and strings), `println`, and the three functions KServe's renderer registers
+(`ChildName`, `shutdownTimeout`, `kvTransferConfig`). Anything else (`range`, `with`,
+variables, `html`, a function nobody registers, printf's `#`, `*` or `[n]`, a byte escape past
+ASCII, a hexadecimal float) raises `TemplateError` naming the action, so a new construct in a
+release is noticed rather than rendered wrong; what Go's parser refuses is refused too.
 
 Values are the service's JSON read as its Go struct (gobuiltins.py says how Go's builtins and
 printing treat them). One leniency: a field
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,31 +123,68 @@ def _unescaped(body: str, *, quote: str) -> str:
             return _SIMPLE.get(simple, simple)
         if bad is not None:
             raise TemplateError(f"unknown escape sequence \\{bad}")
-        if hex2 is not None:
-            return chr(int(hex2, 16))
-        if octal is not None:
-            return chr(int(octal, 8))
-        return chr(int(u4 or u8, 16))
+        # Go's \x and octal escapes write bytes: past ASCII, a byte is no character alone.
+        byte = int(hex2, 16) if hex2 is not None else int(octal, 8) if octal is not None else None
+        if byte is not None:
+            if byte > 0x7F:
+                raise TemplateError(f"a byte escape past ASCII ({match.group()}) is not supported")
+            return chr(byte)
+        point = int(u4 or u8, 16)
+        if 0xD800 <= point <= 0xDFFF or point > 0x10FFFF:
+            raise TemplateError(f"escape sequence is invalid Unicode code point {match.group()}")
+        return chr(point)
 
     return _ESCAPE.sub(one, body)
 
 
+_INTEGER: Final = re.compile(
+    r"[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|0(?:_?[0-7])*"
+    r"|[1-9](?:_?[0-9])*)"
+)
+_DECIMALS: Final = r"[0-9](?:_?[0-9])*"
+_FLOAT: Final = re.compile(
+    rf"[+-]?(?:(?:{_DECIMALS})?\.(?:{_DECIMALS})?(?:[eE][+-]?{_DECIMALS})?"
+    rf"|{_DECIMALS}[eE][+-]?{_DECIMALS})"
+)
+_INT64: Final = 1 << 63
+
+
 def _number(text: str) -> int | float:
+    """A number constant as Go reads it (underscores only between digits, a leading 0 for
+    octal); hexadecimal floats and imaginary numbers are refused."""
     digits = text.replace("_", "")
-    if re.fullmatch(r"[+-]?0[0-7]+", digits):
-        return int(digits, 8)
-    try:
-        return int(digits, 0)
-    except ValueError:
-        return float(digits)
+    if _INTEGER.fullmatch(text):
+        octal = re.fullmatch(r"[+-]?0[0-7]+", digits)
+        whole = int(digits, 8) if octal else int(digits, 0)
+        if not -_INT64 <= whole < _INT64:
+            raise TemplateError(f"number {text} overflows int64")
+        return whole
+    if _FLOAT.fullmatch(text) and any(c.isdigit() for c in digits):
+        fraction = float(digits)
+        if math.isinf(fraction):
+            raise TemplateError(f"number {text} overflows float64")
+        return fraction
+    raise TemplateError(f"bad number syntax: {text!r}")
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    found = []
+    """The items of an action; as in Go, two items stand apart unless a parenthesis or `|`
+    is between them, or a field follows a `)`."""
+    found: list[tuple[str, str]] = []
+    joined = False
     for match in _ITEM.finditer(text):
         kind = match.lastgroup or "other"
-        if kind != "space":
-            found.append((kind, match.group()))
+        if kind == "space":
+            joined = False
+            continue
+        item = match.group()
+        if joined and found:
+            before = found[-1][1]
+            apart = before in "(|" or item in ")|" or (before == ")" and kind == "field")
+            if not apart:
+                raise TemplateError(f"unexpected {item!r} right after {before!r}")
+        found.append((kind, item))
+        joined = True
     return found
 
 
@@ -215,10 +255,7 @@ class _Parser:
                 raise TemplateError(f"malformed character constant {text}")
             return Constant(ord(body))
         if kind == "number":
-            try:
-                return Constant(_number(text))
-            except ValueError:
-                raise TemplateError(f"bad number syntax {text!r}") from None
+            return Constant(_number(text))
         if kind == "word":
             if text in ("true", "false"):
                 return Constant(text == "true")
@@ -247,11 +284,11 @@ def _action(text: str) -> Action | None:
         if not text.endswith("*/"):
             raise TemplateError("unclosed comment")
         return None
-    word = re.match(r"[A-Za-z_]+", text)
+    word = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text)
     keyword = word.group() if word else ""
     if keyword in ("else", "end"):
         rest = text[len(keyword) :].strip()
-        if keyword == "else" and rest.startswith("if") and rest[2:3] in ("", " ", "\t", "\n"):
+        if keyword == "else" and re.match(r"if(?![A-Za-z0-9_])", rest):
             return Action(text, "else if", parse_pipeline(rest[2:]))
         if rest:
             raise TemplateError(f"unexpected {rest!r} in {keyword}")
@@ -264,6 +301,7 @@ def _action(text: str) -> Action | None:
 
 
 _OPEN: Final = "{{"
+_BLANKS: Final = frozenset(" \t\r\n")
 _CLOSE: Final = "}}"
 
 
@@ -274,21 +312,22 @@ def _scan(template: str) -> Iterator[tuple[str, str, bool, bool]]:
     position = 0
     while (start := template.find(_OPEN, position)) >= 0:
         inner = start + len(_OPEN)
-        left = (
-            template.startswith("- ", inner)
-            or template.startswith("-\t", inner)
-            or (template.startswith("-\n", inner))
-        )
+        # A trim marker is a dash and one blank, which belong to the delimiter.
+        left = template[inner : inner + 1] == "-" and template[inner + 1 : inner + 2] in _BLANKS
         if left:
-            inner += 1
+            inner += 2
         end = _action_end(template, inner)
         if end < 0:
             raise TemplateError(f"unclosed action at {template[start : start + 40]!r}")
         body = template[inner:end]
-        right = len(body) >= 2 and body[-1] == "-" and body[-2] in " \t\n"
+        right = len(body) >= 2 and body[-1] == "-" and body[-2] in _BLANKS
         if right:
-            body = body[:-1]
-        yield template[position:start], body.strip(), left, right
+            body = body[:-2]
+        if not body.startswith("/*"):
+            body = body.strip()
+            if body.startswith("/*"):
+                raise TemplateError(f"{{{{ {body} }}}}: a comment must open right after {{{{")
+        yield template[position:start], body, left, right
         position = end + len(_CLOSE)
     yield template[position:], "", False, False
 
@@ -436,10 +475,11 @@ def render(template: str, data: Mapping[str, Any]) -> str:
     """Run `template` over `data` as Go's text/template would, for the subset above. Raises
     `TemplateError` naming the action that failed."""
     out: list[str] = []
-    # A stack of (this branch is taken, an earlier branch of the if was taken).
-    stack: list[tuple[bool, bool]] = []
+    # A stack of (this branch is taken, an earlier branch of the if was taken, its `else`
+    # was met).
+    stack: list[tuple[bool, bool, bool]] = []
     for piece in pieces(template):
-        live = all(taken for taken, _ in stack)
+        live = all(taken for taken, _, _ in stack)
         if isinstance(piece, str):
             if live:
                 out.append(piece)
@@ -447,16 +487,16 @@ def render(template: str, data: Mapping[str, Any]) -> str:
         try:
             if piece.keyword == "if":
                 taken = live and truth(evaluate(piece.node, data))  # type: ignore[arg-type]
-                stack.append((taken, taken))
+                stack.append((taken, taken, False))
             elif piece.keyword in ("else", "else if"):
-                if not stack:
+                if not stack or stack[-1][2]:
                     raise TemplateError("unexpected else")
-                _, done = stack.pop()
-                outer = all(taken for taken, _ in stack)
+                _, done, _ = stack.pop()
+                outer = all(taken for taken, _, _ in stack)
                 taken = outer and not done
                 if taken and piece.keyword == "else if":
                     taken = truth(evaluate(piece.node, data))  # type: ignore[arg-type]
-                stack.append((taken, done or taken))
+                stack.append((taken, done or taken, piece.keyword == "else"))
             elif piece.keyword == "end":
                 if not stack:
                     raise TemplateError("unexpected end")

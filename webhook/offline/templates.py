@@ -133,6 +133,7 @@ _FIELDS: Final = {
     ".ObjectMeta.Name": NAME,
     ".ObjectMeta.Namespace": NAME,
 }
+_PARALLEL_NUMBERS: Final = frozenset({"Data", "DataLocal", "DataRPCPort", "Tensor", "Pipeline"})
 # Functions that write a number, whatever they are given.
 _NUMBERS: Final = frozenset({"shutdownTimeout"})
 # Functions that write one of a few fixed texts: each with the arguments that reach them all.
@@ -161,8 +162,10 @@ def _field(path: Sequence[str]) -> Hole | None:
     token = "." + ".".join(path)
     if token in _FIELDS:
         return _FIELDS[token]
-    if token.startswith(".Spec.") and ".Parallelism." in token:
-        return NUMBER
+    # The whole numbers of a parallelism (its `Expert` is a boolean), of a workload's or of
+    # its prefill's.
+    if path[:1] == ("Spec",) and len(path) >= 3 and path[-2] == "Parallelism":
+        return NUMBER if path[-1] in _PARALLEL_NUMBERS else None
     return None
 
 
