@@ -359,3 +359,54 @@ def test_the_bounds_of_a_scripts_analysis(
 ) -> None:
     result = rewrite(script)
     assert (result.script, result.reason) == (expected, reason), result.detail
+
+
+# A launch command run from an array (KServe's SGLang preset, PR #5124): (script, new script,
+# or None with the reason it is left alone).
+ARRAY_CASES = [
+    (
+        'args=(python3 -m sglang.launch_server --x)\nexec "${args[@]}" "$@"\n',
+        'args=(python3 -m sglang.launch_server --x)\nexec "${args[@]}" "$@"\n',
+        None,
+    ),
+    (
+        'args=(python3 -m sglang.launch_server --x)\nexec "${args[@]}" $@\n',
+        'args=(python3 -m sglang.launch_server --x)\nexec "${args[@]}" "$@"\n',
+        None,
+    ),
+    ('cmd=(vllm serve /m)\n"${cmd[@]}"\n', 'cmd=(vllm serve /m)\n"${cmd[@]}" "$@"\n', None),
+    (
+        'args=(vllm serve /m)\nexec "${args[@]}" $@ 2>&1\n',
+        'args=(vllm serve /m)\nexec "${args[@]}" "$@" 2>&1\n',
+        None,
+    ),
+    ('args=(vllm serve $@)\nexec "${args[@]}"\n', None, Reason.READS_POSITIONAL_PARAMS),
+    # Only one plain `NAME=(…)` at the top level, which nothing else writes, is followed.
+    ('args=(ray start --block --address=x)\nexec "${args[@]}"\n', None, Reason.NO_LAUNCH_COMMAND),
+    (
+        'f() { local args=(vllm serve /m); }\nf\nexec "${args[@]}"\n',
+        None,
+        Reason.NO_LAUNCH_COMMAND,
+    ),
+    ('( args=(vllm serve /m) )\nexec "${args[@]}"\n', None, Reason.NO_LAUNCH_COMMAND),
+    (
+        'if true; then args=(vllm serve /m); fi\nexec "${args[@]}"\n',
+        None,
+        Reason.NO_LAUNCH_COMMAND,
+    ),
+    ('args=(vllm serve /m)\nread -ra args\nexec "${args[@]}"\n', None, Reason.NO_LAUNCH_COMMAND),
+    ('args=(vllm serve /m)\nargs[0]=echo\nexec "${args[@]}"\n', None, Reason.NO_LAUNCH_COMMAND),
+    ('args=(vllm serve /m)\nargs+=(--x)\nexec "${args[@]}"\n', None, Reason.NO_LAUNCH_COMMAND),
+    ('exec "${args[@]}"\nargs=(vllm serve /m)\n', None, Reason.NO_LAUNCH_COMMAND),
+    ('args=(vllm serve /m)\nexec "${args[*]}" $@\n', None, Reason.NO_LAUNCH_COMMAND),
+]
+
+
+@pytest.mark.parametrize(("script", "expected", "reason"), ARRAY_CASES)
+def test_a_launch_command_run_from_an_array(
+    script: str, expected: str | None, reason: Reason | None
+) -> None:
+    result = rewrite(script)
+    assert (result.script, result.reason) == (expected, reason), result.detail
+    if expected is not None:
+        assert shell.parses(expected)

@@ -133,6 +133,8 @@ _PROGRAMS: Final = frozenset({_EVAL, "exec", "vllm", "ray"})
 _ARRAY_WORD: Final = re.compile(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}"')
 # The Python modules that serve a model: `python -m MODULE …` is a launch command.
 _SERVER_MODULES: Final = ("huggingfaceserver", "sglang.launch_server")
+# Builtins that set a variable named among their words.
+_ARRAY_WRITERS: Final = "read|mapfile|readarray|declare|typeset|local|export|readonly|unset|eval"
 
 
 def _outermost(nodes: Sequence[Node]) -> tuple[list[int], list[int]]:
@@ -175,6 +177,8 @@ class _Tree:
         self._functions = _outermost(found.get("function", []))
         self._captured = _outermost(found.get("captured", []))
         self._commands = _in_order(found.get("command", []))
+        # The `NAME=(…)` whose words the launch command runs, when it runs an array's.
+        self.launch_array: Node | None = None
 
     def in_function(self, node: Node) -> bool:
         return _inside(self._functions, node.start_byte)
@@ -198,24 +202,39 @@ class _Tree:
         return None
 
     def _array_launch(self, words: Sequence[str], command: Node) -> str | None:
-        """For `"${NAME[@]}" …` (after `exec` or not): the kind of launch the last `NAME=(…)`
-        before the command holds, marked as an array's, or None."""
+        """For `"${NAME[@]}" …` (after `exec` or not): the kind of launch NAME's words make,
+        marked as an array's, or None. Only the plainest form is followed: one `NAME=(…)` in
+        the whole script, and it and the command at its top level (not in a function, a
+        subshell, a branch or a loop), with nothing else writing NAME."""
         array = _ARRAY_WORD.fullmatch(words[0]) if words else None
-        if array is None:
+        if array is None or not _top_level(command):
             return None
-        assignments = _cursor(_ASSIGNMENTS, 0, command.start_byte).captures(self.root)
-        for node in reversed(_in_order(assignments.get("assignment", []))):
-            variable = node.child_by_field_name("name")
-            if variable is None or node_text(variable) != array.group(1):
-                continue
-            value = node.child_by_field_name("value")
-            if value is None or value.type != "array" or node.start_byte >= command.start_byte:
-                return None
-            inner = launch_kind([node_text(element) for element in value.named_children[:8]])
-            if inner is None or inner.startswith((_EVAL, "exec")):
-                return None
-            return f"{inner} (array {array.group(1)})"
-        return None
+        name = array.group(1)
+        assignments = QueryCursor(_ASSIGNMENTS).captures(self.root).get("assignment", [])
+        writes = [node for node in assignments if _assigned_name(node) == name]
+        if len(writes) != 1 or self._written_by_command(name):
+            return None
+        [node] = writes
+        value = node.child_by_field_name("value")
+        if (
+            value is None
+            or value.type != "array"
+            or node.parent is None
+            or node.parent.type != "program"
+            or node.start_byte >= command.start_byte
+        ):
+            return None
+        inner = launch_kind([node_text(element) for element in value.named_children[:8]])
+        if inner is None or inner.startswith((_EVAL, "exec", "ray")):
+            return None
+        self.launch_array = node
+        return f"{inner} (array {name})"
+
+    def _written_by_command(self, name: str) -> bool:
+        """Whether a builtin that sets variables (`read -a`, `mapfile`, `declare` …) may name
+        `name`: read from the text, so that no form of it is missed."""
+        pattern = rf"\b(?:{_ARRAY_WRITERS})\b[^\n;&|]*\b{re.escape(name)}\b"
+        return re.search(pattern.encode(), self.source) is not None
 
     def positionals(self, start: int, end: int) -> list[Node] | None:
         """Every positional expansion between these bytes, in script order; None when more
@@ -253,6 +272,22 @@ class _Tree:
         """The positional expansion whose `$` stands at `spot`, or None."""
         node = self.root.named_descendant_for_byte_range(spot, spot + 1)
         return node if node is not None and positional(node) is not None else None
+
+
+def _top_level(command: Node) -> bool:
+    """Whether a command stands at the script's top level (redirections allowed)."""
+    parent = command.parent
+    if parent is not None and parent.type == "redirected_statement":
+        parent = parent.parent
+    return parent is not None and parent.type == "program"
+
+
+def _assigned_name(assignment: Node) -> str:
+    """The variable an assignment writes (`NAME=`, `NAME+=`, `NAME[i]=`)."""
+    target = assignment.child_by_field_name("name")
+    if target is not None and target.type == "subscript":
+        target = target.child_by_field_name("name")
+    return node_text(target) if target is not None else ""
 
 
 def _words(command: Node) -> list[str]:
@@ -466,6 +501,9 @@ def _forwarding(tree: _Tree, launch: Node, kind: str) -> _Forwarding:
         return _TOO_MANY
     if kind.startswith(_EVAL):
         return _eval_forwarding(tree, launch, found)
+    array = tree.launch_array
+    if array is not None and tree.positionals(array.start_byte, array.end_byte):
+        return _Forwarding(unplaceable="a positional parameter inside the launch array")
     words = launch.children_by_field_name("argument")
     edits: list[_Edit] = []
     if kind == "exec-indirection":
