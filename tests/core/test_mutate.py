@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import time
+import uuid
 from typing import Any
 
 import jsonpatch
@@ -13,9 +15,11 @@ from tests.support.builders import admit, example, golden, pod
 from webhook import __version__
 from webhook.core import names
 from webhook.core.model import Context, Options
-from webhook.core.mutate import WARNING_LIMIT
+from webhook.core.mutate import WARNING_LIMIT, mutate
 from webhook.core.names import Action, Reason, Rule
 from webhook.core.patch import to_json
+from webhook.core.script import ScriptNotParsed, parse_timeout, remember
+from webhook.core.view import pod_view
 
 
 def busy_pod() -> dict[str, Any]:
@@ -219,3 +223,18 @@ def test_exact_args_numbers_the_arg_as_it_stands_in_a_legacy_pods_args() -> None
     assert notes == [
         'multinode-webhook: kserve-container arg 3 "--x=a b" now reaches the server as one word'
     ]
+
+
+def test_a_parse_timeout_is_answered_while_it_is_remembered_and_never_after() -> None:
+    pod = copy.deepcopy(example("legacy-head-pod.yaml"))
+    script = f"# timed out {uuid.uuid4()}\n" + pod["spec"]["containers"][0]["args"][0]
+    pod["spec"]["containers"][0]["args"][0] = script
+    isolated = Options(parse_scripts=False)
+    remember(script, isolated.rules, parse_timeout(0.9), until=time.monotonic() + 60)
+    decision = mutate(pod_view(pod), options=isolated)
+    assert decision.reason is Reason.PARSE_TIMEOUT
+    # Once the timeout is no longer remembered, the pod's script is parsed again: no cached
+    # decision stands in for it.
+    remember(script, isolated.rules, parse_timeout(0.9), until=time.monotonic())
+    with pytest.raises(ScriptNotParsed):
+        mutate(pod_view(pod), options=isolated)

@@ -34,6 +34,7 @@ def _pool(**limits: float) -> ParsePool:
         queue_limit=int(settings["queue_limit"]),
         tenant_limit=int(settings["tenant_limit"]),
         parse=parse_slowly,
+        timeout_kept=settings.get("timeout_kept", LONG),
     )
 
 
@@ -230,3 +231,17 @@ def test_an_error_in_a_parse_reaches_its_reviews_and_the_worker_goes_on() -> Non
         assert cached_rewrite("vllm serve\n", RULES) is not None
 
     _run(pool, body)
+
+
+def test_a_parse_over_its_budget_is_tried_again_once_its_memory_lapses() -> None:
+    slow = slow_script(30, serial=7)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
+        assert pool.counts.timeouts == 1
+        await asyncio.sleep(0.3)  # past `timeout_kept`: the pool and the cache let it go
+        assert cached_rewrite(slow, RULES) is None
+        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
+        assert pool.counts.timeouts == 2
+
+    _run(_pool(budget=0.5, timeout_kept=0.2), body)

@@ -53,7 +53,28 @@ def mutate(
     share = options.cache_bytes // DECISION_CACHE_SIZE
     if 2 * facts.size > share or 4 * facts.size > options.max_script_bytes:
         return dataclasses.replace(_decide(facts), cacheable=False)
-    return decide(facts)
+    try:
+        return decide(facts)
+    except _Passing as passing:
+        return passing.decision
+
+
+class _Passing(Exception):
+    """A decision from an outcome that does not last (a parse that overran its budget): the
+    script is parsed again later, so the decision is never cached."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__()
+        self.decision = decision
+
+
+def _lasting(facts: PodFacts) -> Decision:
+    """`_decide`, raising `_Passing` for a decision the cache must not keep (a function's
+    cache keeps no exception)."""
+    decision = _decide(facts)
+    if not decision.cacheable:
+        raise _Passing(decision)
+    return decision
 
 
 def _owner(facts: PodFacts) -> str:
@@ -74,6 +95,8 @@ def _problem(facts: PodFacts, selection: Selection) -> dict[str, str]:
 def _decide(facts: PodFacts) -> Decision:
     """The decision for a pod with these facts."""
     selection = select(facts)
+    # A parse timeout is remembered for a while only: the decision must not outlast it.
+    lasting = all(p.plan.outcome is not Reason.PARSE_TIMEOUT for p in selection.plans)
     warnings = [
         short(f"multinode-webhook left {p.plan.name} unchanged: {p.plan.detail}")
         for p in selection.plans
@@ -97,6 +120,7 @@ def _decide(facts: PodFacts) -> Decision:
             selection.trace,
             tuple(annotated(annotations)),
             tuple(warnings),
+            cacheable=lasting,
         )
 
     targets = selection.targets
@@ -108,7 +132,14 @@ def _decide(facts: PodFacts) -> Decision:
             0, short(f"multinode-webhook (shadow) would rewrite {names} to forward args")
         )
         return Decision(
-            Action.SHADOW, selection.reason, selection.trace, (), tuple(warnings), rules, changed
+            Action.SHADOW,
+            selection.reason,
+            selection.trace,
+            (),
+            tuple(warnings),
+            rules,
+            changed,
+            cacheable=lasting,
         )
 
     ops: list[PatchOp] = []
@@ -137,8 +168,9 @@ def _decide(facts: PodFacts) -> Decision:
         tuple(warnings),
         rules,
         changed,
+        cacheable=lasting,
     )
 
 
 # Cached: the pods of one runtime share their facts, and so their decision.
-decide = lru_cache(maxsize=DECISION_CACHE_SIZE)(_decide)
+decide = lru_cache(maxsize=DECISION_CACHE_SIZE)(_lasting)

@@ -68,8 +68,8 @@ _WARNED: Final = {
     Reason.PARSE_TIMEOUT: (
         "ParseTimeout",
         f"left unrepaired: its script took longer to parse than the webhook allows, {_LOST}. "
-        "Delete the pod to have it reviewed again, or move the script into command at its "
-        f"source ({_MIGRATE})",
+        "The webhook parses it again after a minute: delete the pod then to have it reviewed "
+        f"again, or move the script into command at its source ({_MIGRATE})",
     ),
 }
 

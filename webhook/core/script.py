@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -573,29 +575,41 @@ class _Cache:
         self._budget = budget
         self._chars = 0
         self._entries: OrderedDict[tuple[str, frozenset[Rule]], ScriptRewrite] = OrderedDict()
+        # The monotonic time past which an entry that does not last is forgotten.
+        self._until: dict[tuple[str, frozenset[Rule]], float] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, frozenset[Rule]]) -> ScriptRewrite | None:
         with self._lock:
             found = self._entries.get(key)
+            if found is not None and self._until.get(key, math.inf) <= time.monotonic():
+                self._drop(key)
+                return None
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, frozenset[Rule]], value: ScriptRewrite) -> None:
+    def put(
+        self, key: tuple[str, frozenset[Rule]], value: ScriptRewrite, *, until: float | None = None
+    ) -> None:
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._chars -= _cost(key, old)
+            if key in self._entries:
+                self._drop(key)
             self._entries[key] = value
+            if until is not None:
+                self._until[key] = until
             self._chars += _cost(key, value)
             while self._chars > self._budget and len(self._entries) > 1:
-                dropped = self._entries.popitem(last=False)
-                self._chars -= _cost(*dropped)
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: tuple[str, frozenset[Rule]]) -> None:
+        self._chars -= _cost(key, self._entries.pop(key))
+        self._until.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._until.clear()
             self._chars = 0
 
 
@@ -635,9 +649,12 @@ def cached_rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite | None:
     return _CACHE.get((script, rules))
 
 
-def remember(script: str, rules: frozenset[Rule], rewrite: ScriptRewrite) -> None:
-    """Cache a rewrite computed elsewhere (a sandbox process, or its crash)."""
-    _CACHE.put((script, rules), rewrite)
+def remember(
+    script: str, rules: frozenset[Rule], rewrite: ScriptRewrite, *, until: float | None = None
+) -> None:
+    """Cache a rewrite computed elsewhere (a sandbox process, or its crash), for good or until
+    the monotonic time `until` (an outcome that may change: a parse that overran its budget)."""
+    _CACHE.put((script, rules), rewrite, until=until)
 
 
 def parser_failed() -> ScriptRewrite:

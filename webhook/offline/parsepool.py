@@ -13,7 +13,9 @@ so that no tenant can delay another's:
   parsed, or queued again;
 - a parse gets `budget` seconds: past it the worker is killed and replaced, and the script is
   answered `parse-timeout`; one that kills its worker is `parser-failed`. Both are remembered
-  by digest (`CRASHERS_KEPT` of them), so the same pod, sent again, never costs a worker;
+  by digest (`CRASHERS_KEPT` of them), so the same pod, sent again, never costs a worker; a
+  timeout only for `timeout_kept` seconds (a minute), as the parse may fit its budget on a
+  machine less busy;
 - pods of one runtime share its script: one parse serves every review waiting for it;
 - a worker killed while idle (the OOM killer) is replaced by the next call, which runs on; a
   worker killed under a call runs the call once more on a fresh one. While no worker can be
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +44,8 @@ from webhook.core.script import (
 )
 from webhook.offline.sandbox import CRASHERS_KEPT, Crashed, Failures, Sandbox, Unavailable
 
+# How long a parse that overran its budget is answered `parse-timeout` before it is tried again.
+TIMEOUT_KEPT_SECONDS: Final = 60.0
 # How long the pool waits before it tries again to start workers that would not start.
 REVIVE_FIRST: Final = 1.0
 REVIVE_MOST: Final = 30.0
@@ -88,6 +93,7 @@ class ParsePool:
         parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
         on_failure: Callable[[ScriptNotParsed, Reason, str], None] = lambda *_: None,
         failures_kept: int = CRASHERS_KEPT,
+        timeout_kept: float = TIMEOUT_KEPT_SECONDS,
     ) -> None:
         """`on_failure(missing, reason, tenant)` is told once of each parse that crashed or
         overran its budget, whichever reviews waited for it."""
@@ -102,6 +108,7 @@ class ParsePool:
         self._queued = 0
         self._jobs: dict[tuple[str, frozenset[Rule]], _Job] = {}
         self._failures = Failures(failures_kept)
+        self._timeout_kept = timeout_kept
         self._ready: asyncio.Semaphore | None = None  # one release for each job queued
         self._serving: list[asyncio.Task[None]] = []
         self._reviving: asyncio.Task[None] | None = None
@@ -143,7 +150,7 @@ class ParsePool:
         `deadline`; `Shed` or `Late` when it cannot be."""
         known = self._failures.known(missing.script)
         if known is not None:
-            remember(missing.script, missing.rules, known)
+            remember(missing.script, missing.rules, known[0], until=known[1])
             return
         self._serve()
         key = (missing.script, missing.rules)
@@ -205,7 +212,8 @@ class ParsePool:
             missing = job.missing
             try:
                 if loop.time() < job.deadline:  # else nobody waits for it any more
-                    remember(missing.script, missing.rules, await self._parsed(box, job))
+                    rewritten, until = await self._parsed(box, job)
+                    remember(missing.script, missing.rules, rewritten, until=until)
             except Exception as error:  # the reviews waiting answer it; this worker goes on
                 job.done.set_exception(error)
             finally:
@@ -213,8 +221,10 @@ class ParsePool:
                 if not job.done.done():
                     job.done.set_result(None)
 
-    async def _parsed(self, box: Sandbox, job: _Job) -> ScriptRewrite:
+    async def _parsed(self, box: Sandbox, job: _Job) -> tuple[ScriptRewrite, float | None]:
+        """The script's rewrite, and the monotonic time it holds until (None: for good)."""
         missing = job.missing
+        until = None
         try:
             rewritten = await asyncio.wait_for(
                 box.call_async(self._parse, missing.script, missing.rules), self._budget
@@ -223,6 +233,8 @@ class ParsePool:
             box.close()  # the worker is still parsing: it is killed, and replaced on next use
             self.counts.timeouts += 1
             rewritten = parse_timeout(self._budget)
+            # The parse may fit its budget on a machine less busy: it is tried again later.
+            until = time.monotonic() + self._timeout_kept
         except Crashed:
             self.counts.crashes += 1
             rewritten = parser_failed()
@@ -231,11 +243,11 @@ class ParsePool:
             raise
         else:
             self.counts.parsed += 1
-            return rewritten
-        self._failures.add(missing.script, rewritten)
+            return rewritten, None
+        self._failures.add(missing.script, rewritten, until=until)
         assert rewritten.reason is not None
         self._on_failure(missing, rewritten.reason, job.tenant)
-        return rewritten
+        return rewritten, until
 
     def _revive(self) -> None:
         """Try to start the workers that would not start, until each one runs."""

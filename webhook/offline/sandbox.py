@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import multiprocessing
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,22 +47,30 @@ CRASHERS_KEPT: Final = 1024
 
 
 class Failures:
-    """Digests of scripts whose parse failed, with their answer; past `kept`, the one least
-    recently asked about is forgotten."""
+    """Digests of scripts whose parse failed, with their answer (and the monotonic time
+    until which it holds, for one that may change); past `kept`, the one least recently
+    asked about is forgotten."""
 
     def __init__(self, kept: int) -> None:
         self._kept = kept
-        self._answers: OrderedDict[bytes, ScriptRewrite] = OrderedDict()
+        self._answers: OrderedDict[bytes, tuple[ScriptRewrite, float]] = OrderedDict()
 
-    def known(self, script: str) -> ScriptRewrite | None:
+    def known(self, script: str) -> tuple[ScriptRewrite, float | None] | None:
+        """The answer and the time it holds until (None: for good), while it holds."""
         digest = _digest(script)
-        answer = self._answers.get(digest)
-        if answer is not None:
-            self._answers.move_to_end(digest)
-        return answer
+        found = self._answers.get(digest)
+        if found is None:
+            return None
+        answer, until = found
+        if until <= time.monotonic():
+            del self._answers[digest]
+            return None
+        self._answers.move_to_end(digest)
+        return answer, (None if until == math.inf else until)
 
-    def add(self, script: str, answer: ScriptRewrite) -> None:
-        self._answers[_digest(script)] = answer
+    def add(self, script: str, answer: ScriptRewrite, *, until: float | None = None) -> None:
+        self._answers[_digest(script)] = (answer, math.inf if until is None else until)
+        self._answers.move_to_end(_digest(script))
         if len(self._answers) > self._kept:
             self._answers.popitem(last=False)
 
@@ -188,7 +198,8 @@ class Sandbox:
     def remember(self, missing: ScriptNotParsed) -> ScriptRewrite:
         """Parse a missing script in the worker and cache its rewrite in this process, and
         return it; a script that kills the worker, now or before, is `parser-failed`."""
-        rewritten = self._crashers.known(missing.script)
+        known = self._crashers.known(missing.script)
+        rewritten = known[0] if known is not None else None
         if rewritten is None:
             try:
                 rewritten = self.rewrite(missing.script, missing.rules)
