@@ -409,6 +409,7 @@ def test_a_policy_compiled_from_a_release_presets_repairs_services_made_after_it
 
 def test_policy_from_a_cluster_with_nothing_to_compile_says_so(tmp_path: Path) -> None:
     """A fresh API server of its own: the shared one holds what earlier tests left."""
+    (tmp_path / "envtest").mkdir()
     for cluster in started(tmp_path / "envtest"):
         kubeconfig = kubeconfig_for(cluster, tmp_path / "kubeconfig")
         empty = cli("policy", "--from-cluster", "--kubeconfig", str(kubeconfig))
