@@ -73,6 +73,12 @@ def test_each_outcome_is_a_series_of_its_own() -> None:
     assert series_name(NOTICE).startswith("llama.")
 
 
+def test_owners_of_two_kinds_and_one_name_are_two_series() -> None:
+    kinds = {ISVC_KIND, LLMISVC_KIND}
+    names = {series_name(NOTICE._replace(owner=NOTICE.owner._replace(kind=k))) for k in kinds}
+    assert len(names) == 2
+
+
 def test_an_owner_that_cannot_be_read_is_named_without_its_uid(
     api: tuple[fakeapi.FakeApi, EventWriter],
 ) -> None:
