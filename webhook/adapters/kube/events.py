@@ -4,10 +4,10 @@ recorder show them.
 
 A series is named after its owner (by kind and name) and a digest of what it says, the same in
 every replica, so replicas add to one Event rather than each making its own; two that add at
-once may count one occurrence short, as client-go's recorder may. The owner's uid, which `kubectl describe` selects
-its Events by, is read once per owner and remembered; an owner that cannot be read (gone, or
-no RBAC to read it) is named without one, and its Events still list under
-`kubectl get events`.
+once may count one occurrence short, as client-go's recorder may. The owner's uid, which
+`kubectl describe` selects its Events by, is read once per owner and remembered; an owner that
+cannot be read (gone, or no RBAC to read it) is named without one, and its Events still list
+under `kubectl get events`.
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ CONFLICT: Final = 409
 def series_name(notice: Notice) -> str:
     """The name of a notice's Event: its owner's name and a digest of the owner's kind and
     what it says (an InferenceService and an LLMInferenceService of one name are two owners)."""
-    said = "\0".join(
-        (notice.owner.kind, notice.type, notice.reason, notice.message, notice.digest)
-    )
+    said = "\0".join((notice.owner.kind, notice.type, notice.reason, notice.message, notice.digest))
     return f"{notice.owner.name}.{hashlib.sha256(said.encode()).hexdigest()[:16]}"
 
 
