@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support import fakeapi, poll, servers
 from tests.support.builders import data_pod, example
@@ -110,6 +112,15 @@ def test_renewal_trusts_old_and_new_ca_before_the_secret_changes(fake: Any) -> N
     assert api.writes()[writes:] == []
 
 
+def _encrypted_key() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
@@ -123,6 +134,8 @@ def test_renewal_trusts_old_and_new_ca_before_the_secret_changes(fake: Any) -> N
             "not signed by ca.crt",
         ),
         (lambda data: data.update({"tls.crt": b"garbage"}), "unreadable certificate"),
+        # A key encrypted with a password: no pass can read it, each one replaces it.
+        (lambda data: data.update({"tls.key": _encrypted_key()}), "unreadable certificate or key"),
     ],
 )
 def test_broken_secret_is_replaced(fake: Any, damage: Any, reason: str) -> None:
@@ -232,6 +245,19 @@ def test_bootstrap_every_keeps_the_secret_until_sigterm(fake: Any) -> None:
             out, err = keeper.communicate(timeout=30)
     assert keeper.returncode == 0, err
     assert out.count(f"Secret {NS}/{SECRET} created") == 2, out
+
+
+def test_bootstrap_refuses_a_validity_inside_its_renewal_window(fake: Any) -> None:
+    _, _, kubeconfig = fake
+    done = cli(
+        "certs", "bootstrap", "--kubeconfig", str(kubeconfig), "--namespace", NS,
+        "--days", "30", "--renew-before", "720h",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert one_line_error(done) == (
+        "multinode-webhook: error: --days (30) must be longer than --renew-before (30 days), "
+        "or every pass renews the pair"
+    )
 
 
 def test_bootstrap_and_check_commands(fake: Any, tmp_path: Path) -> None:

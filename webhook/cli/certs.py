@@ -101,6 +101,12 @@ def bootstrap_run(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
     positive_days(args.days)
+    if dt.timedelta(days=args.days) <= args.renew_before:
+        # Each pass would find the new pair inside its renewal window and make another CA.
+        fail(
+            f"--days ({args.days}) must be longer than --renew-before "
+            f"({args.renew_before.days} days), or every pass renews the pair"
+        )
     if args.every is not None and args.every <= dt.timedelta(0):
         fail("--every must be longer than 0s")
     namespace = args.namespace or current_namespace(

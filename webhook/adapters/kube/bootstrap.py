@@ -57,8 +57,8 @@ def renewal_reason(
         covered = certs.covers(cert, sans)
         signed = certs.issued_by(cert, ca)
         matching = certs.key_matches(cert, key)
-    except ValueError as error:
-        return f"unreadable certificate ({error})"
+    except (ValueError, TypeError) as error:  # TypeError: a key encrypted with a password
+        return f"unreadable certificate or key ({error})"
     if not matching:
         return "key does not match the certificate"
     if not signed:
