@@ -5,7 +5,8 @@ known runtime finds its script cached instead of waiting for a sandbox.
 With cluster credentials (the pod's ServiceAccount, or `KUBECONFIG` outside a cluster) one
 thread per kind lists and then watches it (`Cluster.follow`), and hands each object's scripts to
 the event loop; one task parses them through the parse pool, one at a time, in a namespace of
-their own, so that they never crowd out a review's. Without credentials, or while the API server
+their own, so that they never crowd out a review's. Scripts wait in a bounded `Inbox` that keeps
+only the newest of each object's containers. Without credentials, or while the API server
 cannot be reached, the replica starts as it would without warm start, and says so once.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -26,6 +28,57 @@ from webhook.offline.warm import launch_scripts
 
 # The parse pool's namespace for warm-up: no pod's namespace is empty.
 TENANT: Final = ""
+# Scripts waiting for warm start's parse: past this, the oldest is dropped (its first pod
+# parses it instead).
+INBOX_LIMIT: Final = 1024
+
+Key = tuple[str, str, int]
+
+
+class Inbox:
+    """The scripts waiting for warm start's parse: the newest of each object's containers only
+    (an object changed again before its script was parsed is parsed as it now is), at most
+    `limit`, the oldest dropped past it and counted."""
+
+    def __init__(self, limit: int = INBOX_LIMIT) -> None:
+        self._limit = limit
+        self._items: OrderedDict[Key, ScriptNotParsed] = OrderedDict()
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy = 0
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, key: Key, missing: ScriptNotParsed) -> None:
+        self._items.pop(key, None)
+        self._items[key] = missing
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+            self.dropped += 1
+        self._idle.clear()
+        self._ready.set()
+
+    async def get(self) -> ScriptNotParsed:
+        """The oldest script waiting; `done` must follow once it is handled."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        _, missing = self._items.popitem(last=False)
+        self._busy += 1
+        return missing
+
+    def done(self) -> None:
+        self._busy -= 1
+        if not self._items and not self._busy:
+            self._idle.set()
+
+    async def join(self) -> None:
+        """Until every script put is handled."""
+        await self._idle.wait()
+
 
 log = logging.getLogger("multinode_webhook.warmup")
 
@@ -43,7 +96,7 @@ class WarmUp:
         self._options = options
         self._seconds = seconds
         self._stop = threading.Event()
-        self._inbox: asyncio.Queue[ScriptNotParsed] = asyncio.Queue()
+        self._inbox = Inbox()
         self.ready = asyncio.Event()
         self.parsed = 0
         self._cluster: Cluster | None = None
@@ -114,8 +167,11 @@ class WarmUp:
         await self._inbox.join()
 
     def _scripts_of(self, found: dict[str, Any]) -> None:
-        for missing in launch_scripts(found, options=self._options):
-            self._inbox.put_nowait(missing)
+        metadata = found.get("metadata") or {}
+        where = (found.get("kind"), metadata.get("namespace"), metadata.get("name"))
+        uid = metadata.get("uid") or "/".join(map(str, where))
+        for ordinal, missing in enumerate(launch_scripts(found, options=self._options)):
+            self._inbox.put((str(uid), missing.container, ordinal), missing)
 
     async def _parse(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,7 +189,7 @@ class WarmUp:
             except Exception:
                 log.exception("warm start could not parse a script")
             finally:
-                self._inbox.task_done()
+                self._inbox.done()
 
     def close(self) -> None:
         """Stop following the cluster."""
