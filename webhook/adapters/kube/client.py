@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +30,15 @@ NOT_FOUND: Final = 404
 GONE: Final = 410
 # A watch is renewed this often, and retried this long after an error.
 WATCH_SECONDS: Final = 300
-RETRY_SECONDS: Final = 5.0
+# A watch that sends nothing for this long (the API server sends bookmarks every minute or so)
+# is taken as a connection dropped silently, and opened again.
+WATCH_READ_SECONDS: Final = 120.0
+# Between a failed or empty list or watch and the next, as client-go's reflector waits: from
+# the first, doubling, to the most, each with up to half again at random; a watch that ran
+# `HEALTHY_SECONDS` or brought an event starts the count again.
+BACKOFF_FIRST: Final = 0.8
+BACKOFF_MOST: Final = 30.0
+HEALTHY_SECONDS: Final = 10.0
 # The calls behind Events run one at a time, off admission: one that hangs must not hold the rest.
 EVENT_TIMEOUT: Final = 5.0
 
@@ -39,6 +50,36 @@ class KubeError(RuntimeError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Gone(Exception):
+    """A watch whose resourceVersion expired: the kind is listed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """How a watch ended: the resourceVersion to go on from, and how many events it brought."""
+
+    version: str
+    events: int
+
+
+class Backoff:
+    """Waits that grow from `first`, doubling to `most`, each with up to half again at random
+    (so that replicas do not return together), until `reset`."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self._first = first
+        self._most = most
+        self._next = first
+
+    def next(self) -> float:
+        wait = self._next
+        self._next = min(self._next * 2, self._most)
+        return wait * (1 + random.random() / 2)
+
+    def reset(self) -> None:
+        self._next = self._first
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -262,6 +303,7 @@ class Cluster:
         what = f"list {plural}.{group}"
         version_seen: str | None = None
         told = False
+        backoff = Backoff(BACKOFF_FIRST, BACKOFF_MOST)
         while not stop.is_set():
             try:
                 if version_seen is None:
@@ -276,14 +318,23 @@ class Cluster:
                     if found is None:
                         return
                     version_seen = string(mapping(found.get("metadata")).get("resourceVersion"))
-                version_seen = self._watch(
+                started = time.monotonic()
+                watched = self._watch(
                     (group, version, plural, label_selector), version_seen, seen=seen, stop=stop
                 )
+                if watched.events or time.monotonic() - started >= HEALTHY_SECONDS:
+                    backoff.reset()
+                else:  # an error in the stream, or a watch that ended at once
+                    stop.wait(backoff.next())
+                version_seen = watched.version
+            except Gone:
+                version_seen = None  # expired: listed again, after a wait
+                stop.wait(backoff.next())
             except KubeError as error:
                 if not told:
                     told = True
                     listed(str(error))
-                stop.wait(RETRY_SECONDS)
+                stop.wait(backoff.next())
 
     def _list(
         self,
@@ -309,14 +360,22 @@ class Cluster:
         *,
         seen: Callable[[dict[str, Any]], None],
         stop: threading.Event,
-    ) -> str | None:
-        """Follow one watch from `version_seen` to its end; the resourceVersion to go on from,
-        or None when the watch expired and the kind must be listed again."""
+    ) -> Watched:
+        """Follow one watch from `version_seen` to its end: the resourceVersion to go on from
+        and how many events came; `Gone` when the watch expired and the kind must be listed
+        again."""
         group, version, plural, selector = kind
         response = None
+        events = 0
         try:
             response = self._list(
-                group, version, plural, selector, version_seen, _preload_content=False
+                group,
+                version,
+                plural,
+                selector,
+                version_seen,
+                _preload_content=False,
+                _request_timeout=(EVENT_TIMEOUT, WATCH_READ_SECONDS),
             )
             with self._watches_lock:
                 if stop.is_set():
@@ -328,11 +387,16 @@ class Cluster:
                 event = json.loads(line)
                 found = mapping(event.get("object"))
                 if event.get("type") == "ERROR":
-                    return None if found.get("code") == GONE else version_seen
+                    if found.get("code") == GONE:
+                        raise Gone(plural)
+                    return Watched(version_seen, 0)  # an error: waited out, then watched again
+                events += 1
                 version_seen = string(mapping(found.get("metadata")).get("resourceVersion"))
                 if event.get("type") in ("ADDED", "MODIFIED"):
                     seen(dict(found))
         except ApiException as error:
+            if error.status == GONE:
+                raise Gone(plural) from None
             raise KubeError(
                 f"watch {plural}.{group}: {error.status} {_api_reason(error)}"
             ) from None
@@ -341,7 +405,7 @@ class Cluster:
         finally:
             with self._watches_lock:
                 self._watches.discard(response)
-        return version_seen
+        return Watched(version_seen, events)
 
     def stop_following(self) -> None:
         """End every watch `follow` has open now, from any thread; with its `stop` set, each
