@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.support import fakeapi
-from webhook.adapters.kube.client import Cluster, connect
-from webhook.adapters.kube.events import EventWriter, series_name
+from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.adapters.kube.events import EventWriter, NoOwner, series_name
 from webhook.core.notice import ISVC_KIND, LLMISVC_KIND, NORMAL, Notice, Owner
 
 NOTICE = Notice(Owner(ISVC_KIND, "llama", "models"), NORMAL, "ArgsRepaired", "said", "d1")
@@ -20,6 +20,9 @@ NOTICE = Notice(Owner(ISVC_KIND, "llama", "models"), NORMAL, "ArgsRepaired", "sa
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[fakeapi.FakeApi, EventWriter]]:
     with fakeapi.serving(tmp_path) as (fake, kubeconfig):
+        # The owner of NOTICE: an owner that does not exist gets no Event.
+        owner = {"metadata": {"name": "llama", "namespace": "models", "uid": "u1"}}
+        fake.put("inferenceservices", owner)
         cluster = Cluster(connect(kubeconfig=str(kubeconfig)))
         yield fake, EventWriter(cluster, instance="replica-1")
 
@@ -79,11 +82,26 @@ def test_owners_of_two_kinds_and_one_name_are_two_series() -> None:
     assert len(names) == 2
 
 
-def test_an_owner_that_cannot_be_read_is_named_without_its_uid(
+def test_an_owner_that_does_not_exist_gets_no_event(
     api: tuple[fakeapi.FakeApi, EventWriter],
 ) -> None:
     fake, writer = api
+    notice = NOTICE._replace(owner=Owner(ISVC_KIND, "ghost", "models"))
+    with pytest.raises(NoOwner):
+        writer.record(notice, occurrences=1, total=None)
+    assert _event(fake, notice) is None
+
+
+def test_an_owner_that_cannot_be_read_is_named_without_its_uid(
+    api: tuple[fakeapi.FakeApi, EventWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, writer = api
     notice = NOTICE._replace(owner=Owner(LLMISVC_KIND, "granite", "models"))
+
+    def forbidden(*_: Any, **__: Any) -> None:
+        raise KubeError("read llminferenceservices: 403 Forbidden", status=403)
+
+    monkeypatch.setattr(writer._cluster, "custom_object", forbidden)
     writer.record(notice, occurrences=1, total=None)
     event = _event(fake, notice)
     assert event is not None

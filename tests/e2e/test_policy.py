@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,8 @@ def _compiled_from_the_cluster(
     assert "covered: cluster pol-plain/granite-kserve: Deployment/granite-kserve main" in (
         done.stderr
     )
-    assert "policy multinode-webhook: 1 script; largest CEL expression" in done.stderr
+    # Other tests may have left runtimes in the shared API server: their scripts count too.
+    assert re.search(r"policy multinode-webhook: \d+ scripts?; largest CEL expression", done.stderr)
 
 
 def _check_reports_the_policy(kubeconfig: Path) -> None:

@@ -5,9 +5,11 @@ notice already in a series adds one to it; a new one takes a place in a bounded 
 and for each namespace, so that one tenant's flood cannot crowd out the others' Events) or is
 dropped and counted. The task writes each series once, then at most every `repeat_seconds` with
 the occurrences seen since; every write costs the owner a token from a bucket (`burst`, one back
-every `refill_seconds`), so no owner's pods can make the server write much. A new series with no
-token is dropped and counted; a series already written keeps its count for a later write. An
-API error drops what was to be written, counted and logged at a bounded rate.
+every `refill_seconds`), and its namespace one from another (a pod names its owner, so chooses
+that bucket), so no owner's or namespace's pods can make the server write much. An owner that
+does not exist gets no Event. A new series with no token is dropped and counted; a series
+already written keeps its count for a later write. An API error drops what was to be written,
+counted and logged at a bounded rate.
 
 With no credentials (no ServiceAccount, no `KUBECONFIG`), or `--events=false`, the queue is off
 and `offer` costs one attribute test.
@@ -22,10 +24,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from webhook.adapters.kube.client import Cluster, KubeError, connect
-from webhook.adapters.kube.events import EventWriter
+from webhook.adapters.kube.events import EventWriter, NoOwner
 from webhook.core import admission
 from webhook.core.model import Decision
 from webhook.core.names import Action
@@ -40,6 +42,10 @@ REPEAT_SECONDS: Final = 10.0
 # Per owner, as client-go's recorder allows an object: a burst, then one write in a while.
 BURST: Final = 20
 REFILL_SECONDS: Final = 30.0
+# Per namespace as well: a pod names its owner, and so chooses the owner's bucket; a tenant
+# naming a new owner on each pod still writes (and looks owners up) at most this fast.
+NAMESPACE_BURST: Final = 50
+NAMESPACE_REFILL_SECONDS: Final = 6.0
 ERRORS_LOGGED_PER_SECOND: Final = 1
 
 log = logging.getLogger("multinode_webhook.events")
@@ -81,6 +87,8 @@ class EventQueue:
         repeat_seconds: float = REPEAT_SECONDS,
         burst: int = BURST,
         refill_seconds: float = REFILL_SECONDS,
+        namespace_burst: int = NAMESPACE_BURST,
+        namespace_refill_seconds: float = NAMESPACE_REFILL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on = True
@@ -91,12 +99,15 @@ class EventQueue:
         self.repeat_seconds = repeat_seconds
         self._burst = burst
         self._refill = refill_seconds
+        self._namespace_burst = namespace_burst
+        self._namespace_refill = namespace_refill_seconds
         self._clock = clock
         self._series: OrderedDict[Key, _Series] = OrderedDict()
         self._ready: deque[Key] = deque()
         self._new = 0
         self._new_by_namespace: dict[str, int] = {}
         self._buckets: OrderedDict[Owner, _Bucket] = OrderedDict()
+        self._namespace_buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._wake: asyncio.Event | None = None
         self._errors = RateLimit(ERRORS_LOGGED_PER_SECOND)
 
@@ -195,19 +206,26 @@ class EventQueue:
             await self._write(writer, key, series)
 
     def _take_token(self, owner: Owner, now: float) -> float:
-        """0 when the owner may write now (a token is taken), else the seconds to its next."""
-        bucket = self._buckets.get(owner)
-        if bucket is None:
-            bucket = self._buckets[owner] = _Bucket(self._burst, now)
-            if len(self._buckets) > self._series_limit:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(owner)
-            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) / self._refill)
-            bucket.stamp = now
-        if bucket.tokens < 1:
-            return (1 - bucket.tokens) * self._refill
-        bucket.tokens -= 1
+        """0 when the owner and its namespace may write now (a token is taken from each), else
+        the seconds to the later of their next."""
+        mine = _filled(self._buckets, owner, now, burst=self._burst, refill=self._refill)
+        theirs = _filled(
+            self._namespace_buckets,
+            owner.namespace,
+            now,
+            burst=self._namespace_burst,
+            refill=self._namespace_refill,
+        )
+        for buckets in (self._buckets, self._namespace_buckets):
+            if len(buckets) > self._series_limit:
+                buckets.popitem(last=False)
+        if mine.tokens < 1 or theirs.tokens < 1:
+            return max(
+                (1 - mine.tokens) * self._refill,
+                (1 - theirs.tokens) * self._namespace_refill,
+            )
+        mine.tokens -= 1
+        theirs.tokens -= 1
         return 0.0
 
     async def _write(self, writer: Writer, key: Key, series: _Series) -> None:
@@ -217,6 +235,10 @@ class EventQueue:
             count = await asyncio.to_thread(
                 writer.record, series.notice, occurrences=occurrences, total=total
             )
+        except NoOwner:
+            self._metrics.event_dropped("no-owner")
+            self._forget_new(key, series)
+            return
         except KubeError as error:
             self._metrics.event_dropped("api-error")
             allowed, left_out = self._errors.allow()
@@ -252,6 +274,20 @@ class EventQueue:
     def _forget_new(self, key: Key, series: _Series) -> None:
         self._settle_new(series)
         del self._series[key]
+
+
+def _filled(
+    buckets: OrderedDict[Any, _Bucket], key: Any, now: float, *, burst: int, refill: float
+) -> _Bucket:
+    """The key's bucket, refilled up to `now` (a new one full)."""
+    bucket = buckets.get(key)
+    if bucket is None:
+        bucket = buckets[key] = _Bucket(burst, now)
+        return bucket
+    buckets.move_to_end(key)
+    bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) / refill)
+    bucket.stamp = now
+    return bucket
 
 
 async def send_events(queue: EventQueue) -> None:

@@ -142,8 +142,9 @@ class Metrics:
         )
         self._events_dropped = Counter(
             "multinode_webhook_events_dropped",
-            "Events not written: the queue was full (queue-full), the owner was over its rate "
-            "(rate-limited), or the API server refused or did not answer (api-error)",
+            "Events not written: the queue was full (queue-full), the owner or its namespace was "
+            "over its rate (rate-limited), the owner does not exist (no-owner), or the API "
+            "server refused or did not answer (api-error)",
             ["reason"],
             registry=registry,
         )

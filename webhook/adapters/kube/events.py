@@ -6,8 +6,8 @@ A series is named after its owner (by kind and name) and a digest of what it say
 every replica, so replicas add to one Event rather than each making its own; two that add at
 once may count one occurrence short, as client-go's recorder may. The owner's uid, which
 `kubectl describe` selects its Events by, is read once per owner and remembered; an owner that
-cannot be read (gone, or no RBAC to read it) is named without one, and its Events still list
-under `kubectl get events`.
+cannot be read (no RBAC to read it, no answer) is named without one, and its Events still list
+under `kubectl get events`; an owner that does not exist gets no Event (`NoOwner`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ OWNER_SECONDS: Final = 600.0
 CONFLICT: Final = 409
 
 
+class NoOwner(Exception):
+    """The owner a pod names does not exist: a pod may name any, and no Event is written for
+    one that is not there."""
+
+
 def series_name(notice: Notice) -> str:
     """The name of a notice's Event: its owner's name and a digest of the owner's kind and
     what it says (an InferenceService and an LLMInferenceService of one name are two owners)."""
@@ -63,7 +68,8 @@ class EventWriter:
 
     def record(self, notice: Notice, *, occurrences: int, total: int | None) -> int:
         """Add `occurrences` to the notice's series; `total` is its count as this process last
-        wrote it (None: never). Returns the series' count now. Raises `KubeError`."""
+        wrote it (None: never). Returns the series' count now. Raises `KubeError`, and
+        `NoOwner` for a series that would begin on an owner that does not exist."""
         namespace, name = notice.owner.namespace, series_name(notice)
         now = _timestamp(dt.datetime.now(dt.UTC))
         if total is None:
@@ -121,6 +127,7 @@ class EventWriter:
             "name": owner.name,
             "namespace": owner.namespace,
         }
+        answered = 0
         for version in versions:
             try:
                 found = self._cluster.custom_object(
@@ -128,6 +135,9 @@ class EventWriter:
                 )
             except KubeError:
                 break  # no RBAC to read it, or no answer: named without its uid
+            answered += 1
+            if found is None:
+                continue  # not there, or the kind not served at this version
             uid = mapping(mapping(found).get("metadata")).get("uid")
             if isinstance(uid, str) and uid:
                 reference.update(apiVersion=f"{GROUP}/{version}", uid=uid)
@@ -136,4 +146,7 @@ class EventWriter:
                 if len(self._references) > OWNERS_REMEMBERED:
                     self._references.popitem(last=False)
                 break
+        else:
+            if answered == len(versions):
+                raise NoOwner(f"{owner.kind} {owner.namespace}/{owner.name} not found")
         return reference
