@@ -192,6 +192,32 @@ def test_an_owner_that_does_not_exist_gets_no_event() -> None:
     assert [n.owner.name for n, _, _ in writer.writes] == ["llama"]
 
 
+class _OwnerGoes(Recorder):
+    """The owner is there for the first write, and gone when its series is written again."""
+
+    def record(self, notice: Notice, *, occurrences: int, total: int | None) -> int:
+        if total is not None and notice.owner.name == "llama":
+            raise NoOwner(notice.owner.name)
+        return super().record(notice, occurrences=occurrences, total=total)
+
+
+def test_an_owner_gone_after_its_first_event_stops_no_other_event() -> None:
+    metrics, writer = Metrics(), _OwnerGoes()
+    queue = EventQueue(metrics=metrics, repeat_seconds=0.0)
+
+    async def steps() -> None:
+        queue.offer(_notice())
+        await _settled(writer, 1)
+        queue.offer(_notice())  # written again: its owner is gone now
+        while _dropped(metrics, "no-owner") < 1:
+            await asyncio.sleep(0.005)
+        queue.offer(_notice("other"))
+        await _settled(writer, 2)
+
+    _run(queue, writer, steps)
+    assert [n.owner.name for n, _, _ in writer.writes] == ["llama", "other"]
+
+
 def test_an_api_error_drops_the_write_and_a_later_notice_tries_again() -> None:
     metrics, writer = Metrics(), Recorder()
     queue = EventQueue(metrics=metrics)

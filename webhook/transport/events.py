@@ -237,7 +237,10 @@ class EventQueue:
             )
         except NoOwner:
             self._metrics.event_dropped("no-owner")
-            self._forget_new(key, series)
+            if total is None:
+                self._forget_new(key, series)
+            else:  # its Event expired, and its owner has gone since
+                del self._series[key]
             return
         except KubeError as error:
             self._metrics.event_dropped("api-error")
