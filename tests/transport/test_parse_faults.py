@@ -93,18 +93,38 @@ class _Refusing:
         return process
 
 
+def _refuse_spawning(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = multiprocessing.get_context
+    refusing = _Refusing()
+    monkeypatch.setattr(
+        multiprocessing,
+        "get_context",
+        lambda method=None: refusing if method == "spawn" else real(method),
+    )
+
+
+def test_workers_that_would_not_start_with_the_server_start_once_they_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_spawning(monkeypatch)
+    with running(tmp_path, parse_workers=2, warm_up=False) as live, live.ops() as ops:
+        wait(lambda: ops.get("/readyz").status_code == 503, "/readyz to fail")
+        assert "no parse worker could be started" in ops.get("/readyz").json()["reason"]
+        # Answered at once by the error policy, not held to its deadline.
+        answer = _answer(live, 1)
+        assert "parse-worker-unavailable" in answer["auditAnnotations"]["reason"], answer
+        monkeypatch.undo()
+        wait(lambda: ops.get("/readyz").status_code == 200, "the workers to start", 60)
+        wait(lambda: len(live.state.parses.pids) == 2, "both workers to start")
+        assert _answer(live, 2).get("patchType") == "JSONPatch"
+
+
 def test_while_no_worker_can_start_readyz_fails_naming_why_and_the_server_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with running(tmp_path) as live:
         assert _answer(live, 0).get("patchType") == "JSONPatch"  # the workers ran
-        real = multiprocessing.get_context
-        refusing = _Refusing()
-        monkeypatch.setattr(
-            multiprocessing,
-            "get_context",
-            lambda method=None: refusing if method == "spawn" else real(method),
-        )
+        _refuse_spawning(monkeypatch)
         _kill_workers(live)
         answer = _answer(live, 1)
         assert answer["allowed"] is True

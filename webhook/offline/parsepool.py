@@ -140,10 +140,16 @@ class ParsePool:
         """Attempts to start a worker that failed."""
         return sum(box.start_failures for box in self._boxes)
 
-    def start(self) -> None:
-        """Start every worker process now, so that the first new script does not wait."""
+    def start(self) -> bool:
+        """Start every worker process now, so that the first new script does not wait; False
+        when one would not start (`revive`, on the event loop, keeps trying)."""
+        started = True
         for box in self._boxes:
-            box.start()
+            try:
+                box.start()
+            except Unavailable:
+                started = False
+        return started
 
     async def remember(self, missing: ScriptNotParsed, *, tenant: str, deadline: float) -> None:
         """Have the script parsed and its rewrite cached in this process, by loop time
@@ -152,6 +158,8 @@ class ParsePool:
         if known is not None:
             remember(missing.script, missing.rules, known[0], until=known[1])
             return
+        if (reason := self.unavailable) is not None:
+            raise Unavailable(reason)  # no worker to wait for: answered now, not at the deadline
         self._serve()
         key = (missing.script, missing.rules)
         job = self._jobs.get(key)
@@ -208,6 +216,8 @@ class ParsePool:
     async def _work(self, box: Sandbox) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            while box.unavailable is not None:  # the other workers take the jobs meanwhile
+                await asyncio.sleep(REVIVE_FIRST)
             job = await self._next()
             missing = job.missing
             try:
@@ -239,7 +249,7 @@ class ParsePool:
             self.counts.crashes += 1
             rewritten = parser_failed()
         except Unavailable:
-            self._revive()
+            self.revive()
             raise
         else:
             self.counts.parsed += 1
@@ -249,8 +259,9 @@ class ParsePool:
         self._on_failure(missing, rewritten.reason, job.tenant)
         return rewritten, until
 
-    def _revive(self) -> None:
-        """Try to start the workers that would not start, until each one runs."""
+    def revive(self) -> None:
+        """Try to start the workers that would not start, until each one runs (on the event
+        loop)."""
         if self._reviving is None or self._reviving.done():
             self._reviving = asyncio.get_running_loop().create_task(self._reviver())
 

@@ -111,6 +111,11 @@ class Listeners:
         for server in self._servers:
             server.should_exit = True
 
+    def _started(self, done: asyncio.Future[bool]) -> None:
+        """A worker that would not start is tried again on the loop until it runs."""
+        if not done.cancelled() and done.exception() is None and not done.result():
+            self.state.parses.revive()
+
     def terminate(self) -> None:
         """SIGTERM: drain, then stop. A second signal stops at once."""
         if self._drain is not None:
@@ -159,6 +164,7 @@ class Listeners:
             loop.add_signal_handler(signal.SIGINT, self.stop)
         # The sandboxes start now, so that the first new script does not wait for them.
         starting = loop.run_in_executor(None, self.state.parses.start)
+        starting.add_done_callback(self._started)
         watcher = asyncio.create_task(self._watch_certificates())
         settings = self.state.settings
         warming: asyncio.Task[None] | None = None
