@@ -93,11 +93,11 @@ def test_optional_components_render_and_validate(with_components: list[dict[str,
     _validate(with_components)
     policy = one(with_components, "NetworkPolicy")
     assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {8443, 8080}
-    # Warm start and Events, on by default, reach the API server; its address found by DNS.
+    # Warm start and Events, on by default, reach the API server (by its address: no DNS).
     egress = {
         (p["protocol"], p["port"]) for rule in policy["spec"]["egress"] for p in rule["ports"]
     }
-    assert egress == {("TCP", 443), ("TCP", 6443), ("UDP", 53), ("TCP", 53)}
+    assert egress == {("TCP", 443), ("TCP", 6443)}
     assert all("to" not in rule for rule in policy["spec"]["egress"])
     assert one(with_components, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
     images = _images(with_components)

@@ -255,7 +255,7 @@ def test_bootstrap_refuses_a_validity_inside_its_renewal_window(fake: Any) -> No
     )  # fmt: skip
     assert done.returncode == 2
     assert one_line_error(done) == (
-        "multinode-webhook: error: --days (30) must be longer than --renew-before (30 days), "
+        "multinode-webhook: error: --days (30) must be longer than --renew-before (30 days, 0:00:00), "
         "or every pass renews the pair"
     )
 

@@ -105,7 +105,7 @@ def bootstrap_run(args: argparse.Namespace) -> int:
         # Each pass would find the new pair inside its renewal window and make another CA.
         fail(
             f"--days ({args.days}) must be longer than --renew-before "
-            f"({args.renew_before.days} days), or every pass renews the pair"
+            f"({args.renew_before}), or every pass renews the pair"
         )
     if args.every is not None and args.every <= dt.timedelta(0):
         fail("--every must be longer than 0s")

@@ -137,7 +137,8 @@ class Decision:
     warnings: tuple[str, ...] = ()
     rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: NO_RULES)
     changed: Mapping[str, int] = field(default_factory=lambda: NO_CHANGES)
-    # False for a decision too large to cache: what is derived from it is not cached either.
+    # False for a decision too large to cache, or made from an outcome that does not last (a
+    # parse that overran its budget): what is derived from it is not cached either.
     cacheable: bool = True
 
     def __hash__(self) -> int:

@@ -305,6 +305,7 @@ class Cluster:
         told = False
         backoff = Backoff(BACKOFF_FIRST, BACKOFF_MOST)
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 if version_seen is None:
                     found = self._read(
@@ -334,6 +335,10 @@ class Cluster:
                 if not told:
                     told = True
                     listed(str(error))
+                # A watch that ran well before it failed (a connection cut after minutes)
+                # starts the waits again.
+                if time.monotonic() - started >= HEALTHY_SECONDS:
+                    backoff.reset()
                 stop.wait(backoff.next())
 
     def _list(
