@@ -150,10 +150,7 @@ class Sandbox:
                 try:
                     return future.result()
                 except BrokenProcessPool:
-                    self._crashed()
-                    if attempt == 2:
-                        self.crashes += 1
-                        raise Crashed from None
+                    self._died(final=attempt == 2)
         raise AssertionError("unreachable")
 
     async def call_async(self, fn: Callable[..., T], /, *args: Any) -> T:
@@ -166,10 +163,7 @@ class Sandbox:
                 try:
                     return await asyncio.wrap_future(future)
                 except BrokenProcessPool:
-                    self._crashed()
-                    if attempt == 2:
-                        self.crashes += 1
-                        raise Crashed from None
+                    self._died(final=attempt == 2)
         raise AssertionError("unreachable")
 
     def _submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
@@ -223,8 +217,13 @@ class Sandbox:
                 self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
             return self._executor
 
-    def _crashed(self) -> None:
+    def _died(self, *, final: bool) -> None:
+        """The worker died under a call: it is replaced on the next; a call's second such
+        death is its crash."""
         self.close()
+        if final:
+            self.crashes += 1
+            raise Crashed
 
     def _unavailable(self, reason: str) -> NoReturn:
         self.unavailable = reason
