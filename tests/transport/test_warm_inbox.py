@@ -8,6 +8,7 @@ from typing import Any
 
 from webhook.core.model import Options
 from webhook.offline.parsepool import ParsePool
+from webhook.transport.metrics import Metrics
 from webhook.transport.warmup import WarmUp
 
 
@@ -45,6 +46,11 @@ def test_the_inbox_is_bounded_and_counts_what_it_drops() -> None:
         for serial in range(5000):
             warm._scripts_of(_runtime(f"d{serial}", 0))
         assert len(warm._inbox) == 1024
-        assert warm._inbox.dropped == 5000 - 1024
+        assert warm.dropped == 5000 - 1024
+        metrics = Metrics()
+        metrics.warm_dropped(warm.dropped)
+        metrics.warm_dropped(warm.dropped)  # caught up once, however often it is read
+        total = metrics.registry.get_sample_value("multinode_webhook_warm_scripts_dropped_total")
+        assert total == 5000 - 1024
 
     asyncio.run(body())

@@ -143,14 +143,16 @@ class AppState:
         return None
 
     def certificate_metrics(self) -> None:
-        """Bring the certificate's expiry and the refused reloads, and the parse workers
-        replaced or not started, up to date in the metrics."""
+        """Bring the certificate's expiry and the refused reloads, the parse workers replaced
+        or not started, and warm start's dropped scripts up to date in the metrics."""
         if self.tls is not None:
             self.metrics.certificate_expires(self.tls.expires)
             self.metrics.certificate_reload_errors(self.tls.reload_errors)
         self.metrics.parse_workers(
             replaced=self.parses.replaced, start_failures=self.parses.start_failures
         )
+        if self.warm is not None:
+            self.metrics.warm_dropped(self.warm.dropped)
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)

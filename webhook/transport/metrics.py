@@ -119,6 +119,12 @@ class Metrics:
             "Scripts of the cluster's runtimes and LLM workloads parsed by warm start",
             registry=registry,
         )
+        self._warm_dropped = Counter(
+            "multinode_webhook_warm_scripts_dropped",
+            "Scripts warm start let go unparsed, its queue full (their first pods parse them)",
+            registry=registry,
+        )
+        self._warm_dropped_seen = 0
         self._parse_timeouts = Counter(
             "multinode_webhook_parse_timeouts",
             "Scripts whose parse overran --parse-budget-seconds (the worker was replaced); their "
@@ -257,6 +263,12 @@ class Metrics:
         self._workers_replaced.inc(max(0, replaced - seen_replaced))
         self._worker_start_failures.inc(max(0, start_failures - seen_failures))
         self._workers_seen = (max(replaced, seen_replaced), max(start_failures, seen_failures))
+
+    def warm_dropped(self, count: int) -> None:
+        """Catch up with warm start's running count of scripts let go."""
+        if count > self._warm_dropped_seen:
+            self._warm_dropped.inc(count - self._warm_dropped_seen)
+            self._warm_dropped_seen = count
 
     def certificate_expires(self, when: dt.datetime | None) -> None:
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds() if when else 0.0

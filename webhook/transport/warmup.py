@@ -101,6 +101,11 @@ class WarmUp:
         self.parsed = 0
         self._cluster: Cluster | None = None
 
+    @property
+    def dropped(self) -> int:
+        """Scripts let go unparsed, the inbox full."""
+        return self._inbox.dropped
+
     async def run(self) -> None:
         """Follow the cluster until `close`; returns at once when there is none. Whatever
         happens, `ready` is set: warm start never keeps a replica from serving."""
