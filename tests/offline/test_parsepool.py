@@ -156,7 +156,13 @@ def test_the_whole_queue_is_bounded() -> None:
         await asyncio.sleep(0)
         with pytest.raises(Shed, match="the queue"):
             await queue(0, 13, "other")
+        # Namespaces shed leave no queue behind: none holds memory for them.
+        for serial in range(100):
+            with pytest.raises(Shed, match="the queue"):
+                await queue(0, 100 + serial, f"shed-{serial}")
+        assert pool.namespaces_waiting == 2
         await asyncio.gather(busy, *queued)
+        assert pool.namespaces_waiting == 0
 
     _run(_pool(queue_limit=2), body)
 

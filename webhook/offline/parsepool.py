@@ -120,6 +120,11 @@ class ParsePool:
         return self._queued
 
     @property
+    def namespaces_waiting(self) -> int:
+        """Namespaces with a script waiting (each has a queue while it does)."""
+        return len(self._queues)
+
+    @property
     def unavailable(self) -> str | None:
         """Why no worker can take a parse (none of them could be started), or None."""
         reasons = [box.unavailable for box in self._boxes]
@@ -177,13 +182,15 @@ class ParsePool:
             ) from None
 
     def _queue(self, missing: ScriptNotParsed, *, tenant: str, deadline: float) -> _Job:
-        queue = self._queues.setdefault(tenant, deque())
+        # A namespace's queue exists while it holds a job: one shed leaves none behind.
+        queue = self._queues.get(tenant, deque())
         if len(queue) >= self._tenant_limit or self._queued >= self._queue_limit:
             self.counts.shed += 1
             full = "its namespace's" if len(queue) >= self._tenant_limit else "the"
             raise Shed(f"{full} queue of first-seen scripts is full ({tenant})")
         job = _Job(missing, tenant, deadline)
         if not queue:  # a tenant is in turn while its queue holds a job
+            self._queues[tenant] = queue
             self._turns.append(tenant)
         queue.append(job)
         self._queued += 1
