@@ -61,6 +61,20 @@ class _ReviewChildren(NamedTuple):
     size: Histogram
 
 
+class _RunningCount:
+    """A counter that follows a running count kept elsewhere (the certificate reloader's, the
+    parse pool's, warm start's): each catch-up adds what that count grew by since the last."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._seen = 0
+
+    def catch_up(self, count: int) -> None:
+        if count > self._seen:
+            self._counter.inc(count - self._seen)
+            self._seen = count
+
+
 class Metrics:
     """Reviews by endpoint and decision, latency, body size, refusals, certificate state."""
 
@@ -119,12 +133,13 @@ class Metrics:
             "Scripts of the cluster's runtimes and LLM workloads parsed by warm start",
             registry=registry,
         )
-        self._warm_dropped = Counter(
-            "multinode_webhook_warm_scripts_dropped",
-            "Scripts warm start let go unparsed, its queue full (their first pods parse them)",
-            registry=registry,
+        self._warm_dropped = _RunningCount(
+            Counter(
+                "multinode_webhook_warm_scripts_dropped",
+                "Scripts warm start let go unparsed, its queue full (their first pods parse them)",
+                registry=registry,
+            )
         )
-        self._warm_dropped_seen = 0
         self._parse_timeouts = Counter(
             "multinode_webhook_parse_timeouts",
             "Scripts whose parse overran --parse-budget-seconds (the worker was replaced); their "
@@ -154,31 +169,35 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
-        self._workers_replaced = Counter(
-            "multinode_webhook_parse_workers_replaced",
-            "Parse workers found dead before a call (killed while idle, as by the OOM killer) "
-            "and replaced",
-            registry=registry,
+        self._workers_replaced = _RunningCount(
+            Counter(
+                "multinode_webhook_parse_workers_replaced",
+                "Parse workers found dead before a call (killed while idle, as by the OOM "
+                "killer) and replaced",
+                registry=registry,
+            )
         )
-        self._worker_start_failures = Counter(
-            "multinode_webhook_parse_worker_start_failures",
-            "Attempts to start a parse worker that failed; while none can start, /readyz fails",
-            registry=registry,
+        self._worker_start_failures = _RunningCount(
+            Counter(
+                "multinode_webhook_parse_worker_start_failures",
+                "Attempts to start a parse worker that failed; while none can start, /readyz fails",
+                registry=registry,
+            )
         )
-        self._workers_seen = (0, 0)
         self._deadline_overruns = Counter(
             "multinode_webhook_deadline_overruns",
             "Reviews that took longer than --deadline-seconds, answered by the error policy",
             registry=registry,
         )
-        self._reload_errors = Counter(
-            "multinode_webhook_certificate_reload_errors",
-            "Changed certificate pairs refused (unreadable, mismatched, expired or not yet "
-            "valid); the last good pair kept serving. Each worker process reloads, and counts, "
-            "on its own",
-            registry=registry,
+        self._reload_errors = _RunningCount(
+            Counter(
+                "multinode_webhook_certificate_reload_errors",
+                "Changed certificate pairs refused (unreadable, mismatched, expired or not yet "
+                "valid); the last good pair kept serving. Each worker process reloads, and "
+                "counts, on its own",
+                registry=registry,
+            )
         )
-        self._reload_errors_seen = 0
         self._expiry = Gauge(
             "multinode_webhook_certificate_expiry_seconds",
             "Seconds until the serving certificate expires",
@@ -253,22 +272,16 @@ class Metrics:
 
     def certificate_reload_errors(self, count: int) -> None:
         """Catch up with the reloader's running count of refused pairs."""
-        if count > self._reload_errors_seen:
-            self._reload_errors.inc(count - self._reload_errors_seen)
-            self._reload_errors_seen = count
+        self._reload_errors.catch_up(count)
 
     def parse_workers(self, *, replaced: int, start_failures: int) -> None:
         """Catch up with the parse pool's running counts of workers replaced and not started."""
-        seen_replaced, seen_failures = self._workers_seen
-        self._workers_replaced.inc(max(0, replaced - seen_replaced))
-        self._worker_start_failures.inc(max(0, start_failures - seen_failures))
-        self._workers_seen = (max(replaced, seen_replaced), max(start_failures, seen_failures))
+        self._workers_replaced.catch_up(replaced)
+        self._worker_start_failures.catch_up(start_failures)
 
     def warm_dropped(self, count: int) -> None:
         """Catch up with warm start's running count of scripts let go."""
-        if count > self._warm_dropped_seen:
-            self._warm_dropped.inc(count - self._warm_dropped_seen)
-            self._warm_dropped_seen = count
+        self._warm_dropped.catch_up(count)
 
     def certificate_expires(self, when: dt.datetime | None) -> None:
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds() if when else 0.0
