@@ -1,7 +1,8 @@
 """Go's values as `text/template` sees them, for the template renderer (gotemplate.py): truth,
-printing (fmt's `%v`), and Go's builtin functions (`and`, `or`, `not`, the comparisons, `len`,
-`index`, `slice`, `print`, `printf`, `println`), each with Go's semantics over JSON values:
-whole numbers are Go ints, other numbers float64, objects maps or (`Struct`) structs.
+printing (fmt's `%v`), and Go's builtin functions (`not`, the comparisons, `len`, `index`,
+`slice`, `print`, `printf`, `println`; the renderer runs `and` and `or` itself, as their
+arguments are evaluated one at a time), each with Go's semantics over JSON values: whole
+numbers are Go ints, other numbers float64, objects maps or (`Struct`) structs.
 """
 
 from __future__ import annotations
@@ -112,14 +113,6 @@ def text_of(value: Any, *, top: bool = True) -> str:
 # Go's builtins.
 
 
-def _and(*values: Any) -> Any:
-    return next((v for v in values if not truth(v)), values[-1])
-
-
-def _or(*values: Any) -> Any:
-    return next((v for v in values if truth(v)), values[-1])
-
-
 def _not(value: Any) -> bool:
     return not truth(value)
 
@@ -180,7 +173,7 @@ def _len(value: Any) -> int:
     raise TemplateError(f"len of type {go_type(value)}")
 
 
-def _position(value: Any, size: int, *, cap: int) -> int:
+def _position(value: Any, *, cap: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TemplateError(f"cannot index slice/array with type {go_type(value)}")
     if value < 0 or value > cap:
@@ -202,7 +195,7 @@ def _index(item: Any, *keys: Any) -> Any:
         if isinstance(item, str):
             item = item.encode()
         if isinstance(item, list | tuple | bytes):
-            item = item[_position(key, len(item), cap=len(item) - 1)]
+            item = item[_position(key, cap=len(item) - 1)]
             continue
         raise TemplateError(f"can't index item of type {go_type(item)}")
     return item
@@ -214,8 +207,8 @@ def _slice(item: Any, *bounds: Any) -> Any:
     if len(bounds) > 2 + (not isinstance(item, str)):
         raise TemplateError("too many slice indexes")
     size = len(item.encode()) if isinstance(item, str) else len(item)
-    low = _position(bounds[0], size, cap=size) if bounds else 0
-    high = _position(bounds[1], size, cap=size) if len(bounds) > 1 else size
+    low = _position(bounds[0], cap=size) if bounds else 0
+    high = _position(bounds[1], cap=size) if len(bounds) > 1 else size
     if low > high:
         raise TemplateError(f"invalid slice index: {low} > {high}")
     if isinstance(item, str):
@@ -349,8 +342,6 @@ def _printf(form: Any, *values: Any) -> str:
 
 
 BUILTINS: Final[dict[str, Function]] = {
-    "and": _and,
-    "or": _or,
     "not": _not,
     "eq": _eq,
     "ne": _ne,

@@ -106,6 +106,9 @@ _ESCAPE: Final = re.compile(
     r"\\(?:([abfnrtv\\'\"])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))",
     re.DOTALL,
 )
+# Go's `and` and `or` evaluate their arguments one at a time and return the first that decides
+# (the truth that stops them), or the last: `evaluate` runs them.
+_SHORT_CIRCUIT: Final = {"and": False, "or": True}
 # Go's builtins this renderer leaves out: no preset escapes for HTML, JavaScript or URLs.
 _GO_NOT_RENDERED: Final = frozenset({"call", "html", "js", "urlquery"})
 _SIMPLE: Final = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
@@ -263,7 +266,7 @@ class _Parser:
                 return Constant(None)
             if text in _GO_NOT_RENDERED:
                 raise TemplateError(f"the function {text!r} is not supported")
-            if text not in FUNCTIONS:
+            if text not in FUNCTIONS and text not in _SHORT_CIRCUIT:
                 raise TemplateError(f'function "{text}" not defined')
             return text
         raise TemplateError(f"unexpected {text!r} in command")
@@ -428,8 +431,6 @@ FUNCTIONS: Final[dict[str, Function]] = {
     "shutdownTimeout": _shutdown_timeout,
     "kvTransferConfig": _kv_transfer_config,
 }
-# `and` and `or` evaluate their arguments one at a time and stop at the first that decides.
-_SHORT_CIRCUIT: Final = {"and": False, "or": True}
 
 
 def _walk(value: Any, path: Sequence[str]) -> Any:
