@@ -582,11 +582,12 @@ class _Cache:
     def get(self, key: tuple[str, frozenset[Rule]]) -> ScriptRewrite | None:
         with self._lock:
             found = self._entries.get(key)
-            if found is not None and self._until.get(key, math.inf) <= time.monotonic():
+            if found is None:
+                return None
+            if self._until.get(key, math.inf) <= time.monotonic():
                 self._drop(key)
                 return None
-            if found is not None:
-                self._entries.move_to_end(key)
+            self._entries.move_to_end(key)
             return found
 
     def put(

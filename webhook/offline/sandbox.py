@@ -69,8 +69,9 @@ class Failures:
         return answer, (None if until == math.inf else until)
 
     def add(self, script: str, answer: ScriptRewrite, *, until: float | None = None) -> None:
-        self._answers[_digest(script)] = (answer, math.inf if until is None else until)
-        self._answers.move_to_end(_digest(script))
+        digest = _digest(script)
+        self._answers[digest] = (answer, math.inf if until is None else until)
+        self._answers.move_to_end(digest)
         if len(self._answers) > self._kept:
             self._answers.popitem(last=False)
 
