@@ -18,12 +18,11 @@ from tests.support.cli import cli, one_line_error
 from tests.support.crash import crashing_script, parse_or_crash
 from webhook.adapters.kube.audit import RESTARTED_AT, audit, covers, restart_ops
 from webhook.adapters.kube.client import Cluster, connect
-from webhook.cli import decide_in_sandbox
+from webhook.cli import decide_isolated
 from webhook.core import names
 from webhook.core.patch import to_json
-from webhook.core.script import clear_cache
-from webhook.offline import sandbox
-from webhook.offline.sandbox import Sandbox
+from webhook.offline.isolation import isolated
+from webhook.runtime.sandbox import Isolated, Sandbox
 
 NS_LABELS = {
     "models": {names.INJECT_LABEL: "enabled"},
@@ -261,14 +260,13 @@ def test_a_script_that_crashes_the_parser_does_not_stop_the_audit(
     crashing["spec"]["containers"][0]["args"][0] = crashing_script(9)
     api.put("pods", crashing)
     box = Sandbox(parse=parse_or_crash)
-    monkeypatch.setattr(sandbox, "_shared", box)
-    clear_cache()
     try:
-        found = audit(
-            Cluster(connect(kubeconfig=str(kubeconfig))),
-            webhook_config="multinode-webhook",
-            decide=decide_in_sandbox,
-        )
+        with isolated(Isolated(sandbox=box)):
+            found = audit(
+                Cluster(connect(kubeconfig=str(kubeconfig))),
+                webhook_config="multinode-webhook",
+                decide=decide_isolated,
+            )
     finally:
         box.close()
     assert box.crashes == 1

@@ -13,6 +13,7 @@ from webhook.core.admission import ReviewError, allow, failed, parse_review
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.patch import to_json
+from webhook.core.script import rewrite_script
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def test_malformed_reviews_are_named(body: object, message: str) -> None:
 def test_patched_response_echoes_uid_and_version(api_version: str) -> None:
     body = review(api_version=api_version)
     request = parse_review(body)
-    decision = mutate(request.pod, context=request.context())
+    decision = mutate(request.pod, context=request.context(), rewrites=rewrite_script)
     response = allow(request, decision)
     assert response["apiVersion"] == api_version
     assert response["kind"] == "AdmissionReview"
@@ -62,7 +63,9 @@ def test_pods_of_one_runtime_get_the_same_patch_under_their_own_uid() -> None:
     first = parse_review(review(uid="a"))
     second = parse_review(review(uid="b", name="llama-head-b"))
     answers = [
-        allow(request, mutate(request.pod, context=request.context()))["response"]
+        allow(request, mutate(request.pod, context=request.context(), rewrites=rewrite_script))[
+            "response"
+        ]
         for request in (first, second)
     ]
     assert [answer["uid"] for answer in answers] == ["a", "b"]
@@ -71,7 +74,9 @@ def test_pods_of_one_runtime_get_the_same_patch_under_their_own_uid() -> None:
 
 def test_no_patch_type_without_a_patch() -> None:
     request = parse_review(review(namespace="kube-system"))
-    inner = allow(request, mutate(request.pod, context=request.context()))["response"]
+    inner = allow(request, mutate(request.pod, context=request.context(), rewrites=rewrite_script))[
+        "response"
+    ]
     assert "patchType" not in inner
     assert "patch" not in inner
     assert inner["auditAnnotations"] == {
@@ -82,7 +87,9 @@ def test_no_patch_type_without_a_patch() -> None:
 
 def test_shadow_context_gives_no_patch() -> None:
     request = parse_review(review())
-    inner = allow(request, mutate(request.pod, context=request.context(shadow=True)))["response"]
+    inner = allow(
+        request, mutate(request.pod, context=request.context(shadow=True), rewrites=rewrite_script)
+    )["response"]
     assert "patch" not in inner
     assert inner["warnings"]
 

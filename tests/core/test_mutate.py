@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
-import uuid
 from typing import Any
 
 import jsonpatch
@@ -15,10 +13,10 @@ from tests.support.builders import admit, example, golden, pod
 from webhook import __version__
 from webhook.core import names
 from webhook.core.model import Context, Options
-from webhook.core.mutate import WARNING_LIMIT, mutate
+from webhook.core.mutate import WARNING_LIMIT, Decisions, mutate
 from webhook.core.names import Action, Reason, Rule
 from webhook.core.patch import to_json
-from webhook.core.script import ScriptNotParsed, parse_timeout, remember
+from webhook.core.script import ScriptRewrite, parse_timeout, parser_failed, rewrite_script
 from webhook.core.view import pod_view
 
 
@@ -225,16 +223,28 @@ def test_exact_args_numbers_the_arg_as_it_stands_in_a_legacy_pods_args() -> None
     ]
 
 
-def test_a_parse_timeout_is_answered_while_it_is_remembered_and_never_after() -> None:
-    pod = copy.deepcopy(example("legacy-head-pod.yaml"))
-    script = f"# timed out {uuid.uuid4()}\n" + pod["spec"]["containers"][0]["args"][0]
-    pod["spec"]["containers"][0]["args"][0] = script
-    isolated = Options(parse_scripts=False)
-    remember(script, isolated.rules, parse_timeout(0.9), until=time.monotonic() + 60)
-    decision = mutate(pod_view(pod), options=isolated)
-    assert decision.reason is Reason.PARSE_TIMEOUT
-    # Once the timeout is no longer remembered, the pod's script is parsed again: no cached
-    # decision stands in for it.
-    remember(script, isolated.rules, parse_timeout(0.9), until=time.monotonic())
-    with pytest.raises(ScriptNotParsed):
-        mutate(pod_view(pod), options=isolated)
+def test_a_decision_from_a_parse_timeout_is_never_kept() -> None:
+    # The timeout is remembered for a while only (`ParsedScripts.put(until=...)`): a kept
+    # decision would outlast it.
+    pod = example("legacy-head-pod.yaml")
+    decisions = Decisions(Options())
+    timed_out = mutate(pod_view(pod), rewrites=lambda *_: parse_timeout(0.9), decisions=decisions)
+    assert (timed_out.reason, timed_out.cacheable) == (Reason.PARSE_TIMEOUT, False)
+    again = mutate(pod_view(pod), rewrites=rewrite_script, decisions=decisions)
+    assert again.action is Action.PATCHED
+
+
+def test_two_owners_decisions_never_meet() -> None:
+    # Each server (or command) owns its decisions: one's never answers for the other.
+    pod = example("legacy-head-pod.yaml")
+    failing, parsing = Decisions(Options()), Decisions(Options())
+    failed = mutate(pod_view(pod), rewrites=lambda *_: parser_failed(), decisions=failing)
+    assert failed.reason is Reason.PARSER_FAILED
+    assert (
+        mutate(pod_view(pod), rewrites=rewrite_script, decisions=parsing).action is Action.PATCHED
+    )
+    assert mutate(pod_view(pod), rewrites=_never, decisions=failing) is failed
+
+
+def _never(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+    raise AssertionError("a kept decision needs no script")

@@ -6,23 +6,14 @@ import pytest
 
 from tests.support import shell
 from webhook.core.names import Reason, Rule
-from webhook.core.read import read_container
-from webhook.core.rewrite import plan_container
 from webhook.core.script import (
     FORWARDS_LIMIT,
     MODEL_LINE,
-    ScriptNotParsed,
     ScriptRewrite,
-    _Cache,
-    cached_rewrite,
-    clear_cache,
     launch_kind,
     parse,
-    parser_failed,
-    remember,
     rewrite_script,
 )
-from webhook.core.view import ContainerView
 
 
 def rewrite(script: str) -> ScriptRewrite:
@@ -219,41 +210,6 @@ def test_a_character_above_the_bmp_is_never_parsed(prefix: str, char: str) -> No
 def test_characters_up_to_uffff_are_parsed(char: str) -> None:
     rewritten = rewrite(f"echo '{char}'\npython -m huggingfaceserver\n")
     assert rewritten.rules == (Rule.FORWARD_ARGS,)
-
-
-def test_an_uncached_script_is_not_parsed_when_the_caller_says_so() -> None:
-    script = "echo never-seen-before\npython -m huggingfaceserver\n"
-    container = read_container(
-        ContainerView("kserve-container", ["bash", "-c"], [script, "--x"]),
-        position=0,
-        name="kserve-container",
-    )
-    rules = frozenset(Rule)
-    clear_cache()
-    with pytest.raises(ScriptNotParsed) as missing:
-        plan_container(container, rules=rules, max_script_bytes=4096, parse=False)
-    assert (missing.value.script, missing.value.container) == (script, "kserve-container")
-    assert cached_rewrite(script, rules) is None
-    remember(script, rules, parser_failed())
-    plan = plan_container(container, rules=rules, max_script_bytes=4096, parse=False)
-    assert (plan.outcome, plan.detail) == (
-        Reason.PARSER_FAILED,
-        "the bash parser crashed on the script",
-    )
-
-
-def test_the_cache_drops_the_least_recently_used_past_its_budget() -> None:
-    cache = _Cache(budget=30)
-    unchanged = ScriptRewrite(None, (), "")
-    rules = frozenset(Rule)
-    for name in ("a" * 10, "b" * 10, "c" * 10):
-        cache.put((name, rules), unchanged)
-    assert cache.get(("a" * 10, rules)) is unchanged  # now the most recently used
-    cache.put(("d" * 10, rules), unchanged)
-    assert [cache.get((n * 10, rules)) is not None for n in "abcd"] == [True, False, True, True]
-    cache.put(("e" * 50, rules), unchanged)  # over the budget alone: kept, every other dropped
-    assert [cache.get((n * 10, rules)) is not None for n in "acd"] == [False, False, False]
-    assert cache.get(("e" * 50, rules)) is unchanged
 
 
 @pytest.mark.parametrize(

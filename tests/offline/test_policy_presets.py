@@ -21,8 +21,9 @@ from tests.support.builders import admit
 from tests.support.celpolicy import Policy
 from webhook.core.model import Context
 from webhook.core.names import Action
+from webhook.core.parsed import ParsedScripts
 from webhook.core.patch import to_json
-from webhook.core.script import clear_cache
+from webhook.offline.isolation import InProcess, isolated
 from webhook.offline.policy import (
     PRESETS_ANNOTATION,
     SHAPES_ANNOTATION,
@@ -206,11 +207,12 @@ def test_a_small_preset_covers_services_it_was_not_compiled_from(
     assert verdict(_evaluators(compiled), pod, namespace=identity.namespace) == "covered"
 
 
-def test_a_preset_compiles_alike_once_the_script_cache_let_its_script_go() -> None:
-    # The decisions may then come from the decision cache: the shape must not depend on it.
-    first = compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)])
-    clear_cache()
-    again = compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)])
+def test_a_preset_compiles_alike_whatever_its_isolation_kept() -> None:
+    # A second compile under one isolation reads every script from its store.
+    isolation = InProcess(ParsedScripts())
+    with isolated(isolation):
+        first = compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)])
+        again = compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)])
     assert [(s.evaluated, s.digest) for s in again.shapes] == [
         (s.evaluated, s.digest) for s in first.shapes
     ]

@@ -15,6 +15,7 @@ from webhook import __version__
 from webhook.core import names
 from webhook.core.model import Decision
 from webhook.core.mutate import mutate
+from webhook.core.script import rewrite_script
 from webhook.core.view import pod_view
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -29,9 +30,9 @@ LEGACY_HEAD: Final[dict[str, Any]] = {
 
 
 def admit(pod: Mapping[str, Any], **request: Any) -> Decision:
-    """What admission decides for a pod held as a plain dict (`mutate` on its typed view);
-    `request` is `mutate`'s context and options."""
-    return mutate(pod_view(pod), **request)
+    """What admission decides for a pod held as a plain dict (`mutate` on its typed view, its
+    scripts parsed here); `request` is `mutate`'s context and options."""
+    return mutate(pod_view(pod), **{"rewrites": rewrite_script, **request})
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -108,16 +108,17 @@ def running(
     """Serve in a background thread until the block ends."""
     bundle = bundle or certs.generate(sans=SANS)
     cert_dir = kube_style_cert_dir(tmp_path / "tls", bundle)
-    review = settings.pop("review", None)
+    decide = settings.pop("decide", None)
     parse = settings.pop("parse", None)
     config = Settings(
         cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
     )
+    injected = {"parse": parse, "decide": decide}
     state = app.AppState(
-        config, tls=certs.CertificateReloader(cert_dir), **({"parse": parse} if parse else {})
+        config,
+        tls=certs.CertificateReloader(cert_dir),
+        **{name: given for name, given in injected.items() if given is not None},
     )
-    if review is not None:
-        state.review = review
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
     # A free port, unless the settings turn the preview listener off.

@@ -25,9 +25,9 @@ from tests.support.poll import wait
 from tests.support.servers import Running, running
 from webhook.core import names
 from webhook.core.model import Decision
-from webhook.core.mutate import mutate
+from webhook.core.mutate import decide
 from webhook.core.names import Action, Reason
-from webhook.core.view import PodView
+from webhook.core.read import PodFacts
 
 HEAD = example("legacy-head-pod.yaml")
 WORKER = example("legacy-worker-pod.yaml")
@@ -38,17 +38,18 @@ NOT_KSERVE = {
     "metadata": {"name": "web"},
     "spec": {"containers": [{"name": "web", "image": "nginx"}]},
 }
-FAIL_LABEL = "test.multinode-webhook.io/fail"
+# The InferenceService names that make `failing_decide` fail.
+FAIL_PREFIX = "fail-"
 
 
-def failing_review(pod: PodView, **kwargs: Any) -> Decision:
-    """mutate(), except for pods labelled to make it raise or overrun its deadline."""
-    labels = (pod.metadata.labels if pod.metadata else None) or {}
-    if labels.get(FAIL_LABEL) == "raise":
+def failing_decide(facts: PodFacts, **kwargs: Any) -> Decision:
+    """The core's `decide`, except for pods of an InferenceService named to make it raise or
+    overrun its deadline."""
+    if facts.isvc == f"{FAIL_PREFIX}raise":
         raise RuntimeError("injected failure")
-    if labels.get(FAIL_LABEL) == "slow":
+    if facts.isvc == f"{FAIL_PREFIX}slow":
         time.sleep(DEADLINE + 0.2)  # past the deadline, whatever the machine's speed
-    return mutate(pod, **kwargs)
+    return decide(facts, **kwargs)
 
 
 # The default budget: an ordinary review is nowhere near it, even on a loaded machine.
@@ -59,7 +60,7 @@ DEADLINE = 1.0
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     with running(
         tmp_path_factory.mktemp("server"),
-        review=failing_review,
+        decide=failing_decide,
         body_limit=256 * 1024,
         deadline_seconds=DEADLINE,
     ) as live:
@@ -128,7 +129,7 @@ def _raw(
 
 def _labelled(value: str) -> dict[str, Any]:
     pod = copy.deepcopy(HEAD)
-    pod["metadata"]["labels"][FAIL_LABEL] = value
+    pod["metadata"]["labels"][names.ISVC_LABEL] = f"{FAIL_PREFIX}{value}"
     return pod
 
 
@@ -192,7 +193,7 @@ def test_internal_error_fails_open(server: Running, fault: str) -> None:
 
 
 def test_internal_error_denies_when_configured(tmp_path: Path) -> None:
-    with running(tmp_path, review=failing_review, on_error="deny") as live:
+    with running(tmp_path, decide=failing_decide, on_error="deny") as live:
         response = post_review(live, review(_labelled("raise")))["response"]
         assert response["allowed"] is False
         assert response["status"]["code"] == 500
@@ -472,9 +473,13 @@ def test_without_cluster_credentials_a_replica_starts_cold_tells_no_owner_and_sa
         assert post_review(live, review(HEAD))["response"]["patchType"] == "JSONPatch"
     said = {
         logger: [r.getMessage() for r in caplog.records if r.name == f"multinode_webhook.{logger}"]
-        for logger in ("warmup", "events")
+        for logger in ("listeners", "warmup", "events")
     }
     assert said == {
-        "warmup": ["warm start off: first-seen scripts are parsed on first use"],
-        "events": ["Events off: no cluster credentials"],
+        "listeners": [
+            "no cluster credentials: warm start and Events off; first-seen scripts are parsed "
+            "on first use"
+        ],
+        "warmup": [],
+        "events": [],
     }

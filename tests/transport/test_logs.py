@@ -137,29 +137,6 @@ def test_the_server_logs_every_review(tmp_path: Path, capsys: pytest.CaptureFixt
     assert line["duration_ms"] > 0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_rate_limit_allows_a_burst_then_counts_what_it_refuses() -> None:
-    clock = FakeClock()
-    limit = logs.RateLimit(3, clock=clock)
-    assert [limit.allow() for _ in range(5)] == [
-        (True, 0),
-        (True, 0),
-        (True, 0),
-        (False, 0),
-        (False, 0),
-    ]
-    clock.now = 1.0
-    assert limit.allow() == (True, 2)
-    assert limit.allow() == (True, 0)
-
-
 def test_refused_requests_are_logged_but_not_without_bound(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

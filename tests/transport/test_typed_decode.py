@@ -21,6 +21,7 @@ from tests.support import jsongen, kserve, llmisvc
 from tests.support.builders import TESTDATA, data_pod, review
 from webhook.core.admission import API_VERSIONS, ReviewRequest
 from webhook.core.mutate import mutate
+from webhook.core.script import rewrite_script
 from webhook.core.view import ReviewView
 from webhook.transport.app import RequestError, decode_review, parse_body
 
@@ -37,7 +38,7 @@ def outcome(read: Any, body: bytes) -> tuple[Any, ...]:
         request: ReviewRequest = read(body)
     except RequestError as error:
         return ("error", error.status, str(error), error.uid)
-    decision = mutate(request.pod, context=request.context())
+    decision = mutate(request.pod, context=request.context(), rewrites=rewrite_script)
     return ("review", request, decision)
 
 

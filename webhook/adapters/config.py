@@ -186,6 +186,4 @@ class Settings(BaseSettings):
             rules=frozenset(self.rules),
             max_script_bytes=self.max_script_bytes,
             cache_bytes=self.cache_bytes,
-            # A server never parses a script in its own process: see webhook/offline/sandbox.
-            parse_scripts=False,
         )

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 
 from webhook import __version__
 from webhook.cli import certs, check, migrate, policy, preview, serve
-from webhook.cli.check import decide_in_sandbox
+from webhook.cli.check import decide_isolated
+from webhook.offline.isolation import isolated
+from webhook.runtime.sandbox import Isolated
 
-__all__ = ["decide_in_sandbox", "main", "parser"]
+__all__ = ["decide_isolated", "main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,10 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Lone surrogates can come from JSON escapes; print them escaped rather than crash.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
+    # Scripts are parsed in a sandbox process of this run's: a parser crash is an answer, not a
+    # signal that ends the command.
+    isolation = Isolated()
     try:
-        code: int = args.run(args)
+        with isolated(isolation):
+            code: int = args.run(args)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        isolation.close(wait=True)  # the process exits next
     return code

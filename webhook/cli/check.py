@@ -14,9 +14,8 @@ from webhook.cli.common import EXIT_FINDINGS, cluster, cluster_flags, counted, f
 from webhook.core.model import Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import STATUS_ANNOTATION
-from webhook.core.raw import display_name
 from webhook.core.view import pod_view
-from webhook.offline.sandbox import resolved
+from webhook.offline.isolation import current
 
 
 def add(commands: Any) -> None:
@@ -73,16 +72,11 @@ def add(commands: Any) -> None:
     check.set_defaults(run=run)
 
 
-def decide_in_sandbox(pod: Mapping[str, Any], context: Context) -> Decision:
-    """What admission decides for a cluster's pod, its scripts parsed in the sandbox, and a
-    script that crashes the parser answered `parser-failed` as admission answers it."""
-    options = Options(parse_scripts=False)
-    view = pod_view(pod)
-    return resolved(
-        lambda: mutate(view, context=context, options=options),
-        what=f"Pod {display_name(pod)}",
-        answer_crashes=True,
-    )
+def decide_isolated(pod: Mapping[str, Any], context: Context) -> Decision:
+    """What admission decides for a cluster's pod, its scripts parsed under this run's
+    isolation, and a script that crashes the parser answered `parser-failed` as admission
+    answers it."""
+    return mutate(pod_view(pod), context=context, options=Options(), rewrites=current().rewrite)
 
 
 def audit(args: argparse.Namespace) -> int:
@@ -103,7 +97,7 @@ def audit(args: argparse.Namespace) -> int:
             connected,
             webhook_config=args.webhook_config,
             namespace=args.namespace,
-            decide=decide_in_sandbox,
+            decide=decide_isolated,
         )
         left = found.unrepaired
         if args.restart and found.owners:
@@ -193,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             namespace=namespace,
             pod=args.pod,
             address=address,
-            decide=decide_in_sandbox,
+            decide=decide_isolated,
         )
     except KubeError as error:
         fail(str(error))

@@ -64,8 +64,6 @@ def options(args: argparse.Namespace) -> Options:
         llm_containers=tuple(getattr(args, "llm_containers", None) or defaults.llm_containers),
         own_namespace=getattr(args, "own_namespace", None) or defaults.own_namespace,
         rules=frozenset(Rule(rule) for rule in chosen),
-        # The command line parses scripts in a sandbox: a parser crash is an error, not a signal.
-        parse_scripts=False,
     )
 
 

@@ -55,9 +55,7 @@ class Options:
     """What the installation configures: which containers are targets (`containers` in
     InferenceService pods, `llm_containers` in LLMInferenceService pods), which namespace is ours,
     which rules of the rewrite are on (all by default), the largest script rewritten, the
-    bytes the decision caches may hold, and whether this process may parse a script it has not
-    seen (`parse_scripts`; when False, such a script raises `ScriptNotParsed` for the caller to
-    parse in a sandbox and `remember`)."""
+    bytes the decision caches may hold."""
 
     containers: tuple[str, ...] = DEFAULT_TARGET_CONTAINERS
     llm_containers: tuple[str, ...] = DEFAULT_LLM_CONTAINERS
@@ -65,7 +63,6 @@ class Options:
     rules: frozenset[Rule] = frozenset(Rule)
     max_script_bytes: int = 128 * 1024
     cache_bytes: int = 32 * 1024 * 1024
-    parse_scripts: bool = True
 
 
 class Context(NamedTuple):

@@ -1,18 +1,20 @@
 """Pod in, Decision out: read the pod, select, rewrite the target containers, record the status.
 
-`mutate` is the single entry point that `/mutate`, `/mutate/shadow`, `/preview` and the CLI
-share. It reads the pod's typed view (into `PodFacts`) and never changes the pod: the answer
-carries explicit JSON Patch operations. The decision is a function of the facts only, cached,
-so the pods of one runtime are decided once.
+`mutate` is the entry point that `/preview` and the CLI share; admission runs its two halves
+itself (`read_pod`, then `decide`), to have the scripts of `scripts_needed` parsed in between.
+It reads the pod's typed view (into `PodFacts`) and never changes the pod: the answer carries
+explicit JSON Patch operations. The decision is a function of the facts and the scripts'
+rewrites only, kept in a `Decisions` its owner hands in, so the pods of one runtime are decided
+once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
+from webhook.core.memo import Memo
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context, Decision, Options
 from webhook.core.names import (
     PROBLEM_ANNOTATION,
@@ -21,6 +23,7 @@ from webhook.core.names import (
     Action,
     Reason,
 )
+from webhook.core.parsed import Rewrites
 from webhook.core.patch import PatchOp
 from webhook.core.read import PodFacts, read_pod
 from webhook.core.rewrite import annotation_ops, container_ops, problem_text, status_annotation
@@ -36,45 +39,48 @@ def short(text: str) -> str:
     return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 3] + "..."
 
 
+class Decisions:
+    """The decisions a process has made, by pod facts: the pods of one runtime share their
+    facts, and so their decision. Owned by the server (or a command's run) and handed to
+    `mutate`.
+
+    A decision is kept only when the pod's command and args fit their share of the byte
+    budget (held twice: in the key and in the patch), and never when they could hold a script
+    over the size limit (a character is at most 4 bytes); such a decision is marked not
+    cacheable, so memory does not grow with the distinct large pods a client sends. Nor is a
+    decision made from an outcome that does not last (a parse that overran its budget).
+    """
+
+    def __init__(self, options: Options, *, size: int = DECISION_CACHE_SIZE) -> None:
+        self._share = options.cache_bytes // size
+        self._max_script_bytes = options.max_script_bytes
+        self._memo: Memo[PodFacts, Decision] = Memo(size)
+
+    def get(self, facts: PodFacts) -> Decision | None:
+        return self._memo.get(facts)
+
+    def keep(self, facts: PodFacts, decision: Decision) -> Decision:
+        """The decision as it is to be answered: kept when it may be, else marked so."""
+        if 2 * facts.size > self._share or 4 * facts.size > self._max_script_bytes:
+            return dataclasses.replace(decision, cacheable=False)
+        return self._memo.put(facts, decision) if decision.cacheable else decision
+
+
 def mutate(
     pod: PodView,
     *,
+    rewrites: Rewrites,
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
+    decisions: Decisions | None = None,
 ) -> Decision:
-    """Decide what admission does to this pod and build the patch that does it.
-
-    A decision is cached only when the pod's command and args fit their share of the cache's
-    byte budget (held twice: in the key and in the patch), and never when they could hold a
-    script over the size limit (a character is at most 4 bytes); such a decision is computed
-    every time, so memory does not grow with the distinct large pods a client sends.
-    """
+    """Decide what admission does to this pod and build the patch that does it, reading its
+    scripts' rewrites through `rewrites`; with `decisions`, a pod whose facts were seen is
+    answered from them."""
     facts = read_pod(pod, context=context, options=options)
-    share = options.cache_bytes // DECISION_CACHE_SIZE
-    if 2 * facts.size > share or 4 * facts.size > options.max_script_bytes:
-        return dataclasses.replace(_decide(facts), cacheable=False)
-    try:
-        return decide(facts)
-    except _Passing as passing:
-        return passing.decision
-
-
-class _Passing(Exception):
-    """A decision from an outcome that does not last (a parse that overran its budget): the
-    script is parsed again later, so the decision is never cached."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__()
-        self.decision = decision
-
-
-def _lasting(facts: PodFacts) -> Decision:
-    """`_decide`, raising `_Passing` for a decision the cache must not keep (a function's
-    cache keeps no exception)."""
-    decision = _decide(facts)
-    if not decision.cacheable:
-        raise _Passing(decision)
-    return decision
+    if decisions is None:
+        decisions = Decisions(options, size=1)
+    return decisions.get(facts) or decisions.keep(facts, decide(facts, rewrites=rewrites))
 
 
 def _owner(facts: PodFacts) -> str:
@@ -92,9 +98,9 @@ def _problem(facts: PodFacts, selection: Selection) -> dict[str, str]:
     return {} if facts.problem == text else {PROBLEM_ANNOTATION: text}
 
 
-def _decide(facts: PodFacts) -> Decision:
+def decide(facts: PodFacts, *, rewrites: Rewrites) -> Decision:
     """The decision for a pod with these facts."""
-    selection = select(facts)
+    selection = select(facts, rewrites=rewrites)
     # A parse timeout is remembered for a while only: the decision must not outlast it.
     lasting = all(p.plan.outcome is not Reason.PARSE_TIMEOUT for p in selection.plans)
     warnings = [
@@ -170,7 +176,3 @@ def _decide(facts: PodFacts) -> Decision:
         changed,
         cacheable=lasting,
     )
-
-
-# Cached: the pods of one runtime share their facts, and so their decision.
-decide = lru_cache(maxsize=DECISION_CACHE_SIZE)(_lasting)

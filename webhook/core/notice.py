@@ -3,16 +3,17 @@ the InferenceService or LLMInferenceService whose args the pod carries (DESIGN Â
 
 Pure: a decision and the pod's labels in, `Notice`s out, each one line that names what the
 owner can do. Sending them, later and off the admission path, is the transport's job
-(`webhook/transport/events.py`). A pod of no owner, and a pod with nothing to tell, yield none.
+(`webhook/runtime/events.py`). A pod of no owner, and a pod with nothing to tell, yield none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
+from webhook.core.memo import Memo
 from webhook.core.model import Decision
 from webhook.core.names import (
     INJECT_LABEL,
@@ -43,35 +44,37 @@ _MIGRATE: Final = "`multinode-webhook migrate` does it"
 _LOST: Final = "so its args may not reach the model server"
 
 # The containers' reasons an owner is warned of: the name of its Event, and what to do.
-_WARNED: Final = {
-    Reason.SCRIPT_REPLACED: (
-        "ScriptReplaced",
-        "the LLMInferenceService's args replaced the preset's launch script, so bash runs the "
-        f"first arg as a script and vLLM never starts. Move these args to {LLM_EXTRA_ARGS_ENV} "
-        f"({_MIGRATE}), or upgrade KServe",
-    ),
-    Reason.ARGS_IGNORED: (
-        "ArgsIgnored",
-        "its args come after the preset's launch script and never reach vLLM. Move them to "
-        f"{LLM_EXTRA_ARGS_ENV} ({_MIGRATE}), or upgrade KServe",
-    ),
-    Reason.UNSUPPORTED_CHARACTERS: (
-        "UnsupportedCharacters",
-        f"left unrepaired: its script holds a character above U+FFFF, {_LOST}. Remove it from "
-        f"the runtime's script, or move the script into command ({_MIGRATE})",
-    ),
-    Reason.PARSER_FAILED: (
-        "ParserFailed",
-        f"left unrepaired: the webhook's bash parser failed on its script, {_LOST}. Move the "
-        f"script into command at its source ({_MIGRATE})",
-    ),
-    Reason.PARSE_TIMEOUT: (
-        "ParseTimeout",
-        f"left unrepaired: its script took longer to parse than the webhook allows, {_LOST}. "
-        "The webhook parses it again after a minute: delete the pod then to have it reviewed "
-        f"again, or move the script into command at its source ({_MIGRATE})",
-    ),
-}
+_WARNED: Final = MappingProxyType(
+    {
+        Reason.SCRIPT_REPLACED: (
+            "ScriptReplaced",
+            "the LLMInferenceService's args replaced the preset's launch script, so bash runs the "
+            f"first arg as a script and vLLM never starts. Move these args to {LLM_EXTRA_ARGS_ENV} "
+            f"({_MIGRATE}), or upgrade KServe",
+        ),
+        Reason.ARGS_IGNORED: (
+            "ArgsIgnored",
+            "its args come after the preset's launch script and never reach vLLM. Move them to "
+            f"{LLM_EXTRA_ARGS_ENV} ({_MIGRATE}), or upgrade KServe",
+        ),
+        Reason.UNSUPPORTED_CHARACTERS: (
+            "UnsupportedCharacters",
+            f"left unrepaired: its script holds a character above U+FFFF, {_LOST}. Remove it from "
+            f"the runtime's script, or move the script into command ({_MIGRATE})",
+        ),
+        Reason.PARSER_FAILED: (
+            "ParserFailed",
+            f"left unrepaired: the webhook's bash parser failed on its script, {_LOST}. Move the "
+            f"script into command at its source ({_MIGRATE})",
+        ),
+        Reason.PARSE_TIMEOUT: (
+            "ParseTimeout",
+            f"left unrepaired: its script took longer to parse than the webhook allows, {_LOST}. "
+            "The webhook parses it again after a minute: delete the pod then to have it reviewed "
+            f"again, or move the script into command at its source ({_MIGRATE})",
+        ),
+    }
+)
 
 
 class Owner(NamedTuple):
@@ -109,18 +112,26 @@ def owner_of(pod: PodView, *, namespace: str) -> Owner | None:
     return Owner(kind, name, namespace)
 
 
-def notices(decision: Decision, owner: Owner) -> tuple[Notice, ...]:
+Said = Memo[Decision, tuple[tuple[str, str, str, str], ...]]
+"""What the Events of each decision say, kept by the Event queue: the pods of one runtime share
+their decision, and so these."""
+
+
+def notices(decision: Decision, owner: Owner, *, said: Said | None = None) -> tuple[Notice, ...]:
     """The Events a decision calls for: a repair (or, in shadow mode, the repair it would
     make), and a warning for each container left with a problem its owner can fix."""
     if decision.action not in (Action.PATCHED, Action.SHADOW) and not decision.warnings:
         return ()
-    return tuple(Notice(owner, *said) for said in _said(decision))
+    known = said.get(decision) if said is not None else None
+    if known is None:
+        known = _said(decision)
+        if said is not None and decision.cacheable:
+            said.put(decision, known)
+    return tuple(Notice(owner, *each) for each in known)
 
 
-@lru_cache(maxsize=256)
 def _said(decision: Decision) -> tuple[tuple[str, str, str, str], ...]:
-    """(type, reason, message, digest) of each Event: the pods of one runtime share their
-    decision, and so these."""
+    """(type, reason, message, digest) of each Event."""
     said: list[tuple[str, str, str, str]] = []
     if decision.action in (Action.PATCHED, Action.SHADOW):
         parts = " and ".join(

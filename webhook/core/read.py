@@ -66,7 +66,6 @@ class PodFacts(NamedTuple):
     own_namespace: str
     rules: frozenset[Rule]
     max_script_bytes: int
-    parse_scripts: bool
     size: int
     has_metadata: bool
     has_annotations: bool
@@ -138,7 +137,6 @@ def read_pod(pod: PodView, *, context: Context, options: Options) -> PodFacts:
         own_namespace=options.own_namespace,
         rules=options.rules,
         max_script_bytes=options.max_script_bytes,
-        parse_scripts=options.parse_scripts,
         size=sum(_size(container) for container in found),
         has_metadata=pod.metadata is not None,
         has_annotations=isinstance(raw_annotations, dict),

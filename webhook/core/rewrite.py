@@ -22,10 +22,11 @@ from webhook.core import patch
 from webhook.core.evaluated import named, unwrap
 from webhook.core.model import ContainerPlan
 from webhook.core.names import SHELL_PATHS, Reason, Rule
+from webhook.core.parsed import Rewrites
 from webhook.core.patch import PatchOp
 from webhook.core.raw import is_string_list
 from webhook.core.read import ContainerFacts
-from webhook.core.script import ScriptRewrite, known_rewrite
+from webhook.core.script import ScriptRewrite
 
 # The flag that makes the shell run a script: `-c`, or a cluster ending in it (`-lc`, `-ec`).
 _RUN_SCRIPT: Final = re.compile(r"-[A-Za-z]*c")
@@ -77,22 +78,17 @@ def changed_args(args: Sequence[str], *, first_position: int) -> tuple[str, ...]
     )
 
 
-def plan_container(
-    container: ContainerFacts,
-    *,
-    rules: frozenset[Rule],
-    max_script_bytes: int,
-    runtime: bool = False,
-    parse: bool = True,
-) -> ContainerPlan:
-    """Classify a target-named container and, when its args do not arrive exactly, compute
-    its new fields with the edits of `rules`.
+def container_script(container: ContainerFacts, *, max_script_bytes: int) -> str | ContainerPlan:
+    """The script a target-named container runs, to be parsed; or its plan when that is
+    decided without the script (not a shell, no script, a script over the size limit)."""
+    found = _shell_script(container, max_script_bytes=max_script_bytes)
+    return found if isinstance(found, ContainerPlan) else found[2]
 
-    A pod's Ray worker with no args has nothing to forward and is left alone; a `runtime`'s is
-    rewritten all the same, since the InferenceService's args are appended to it later. With
-    `parse` False, a script not yet cached raises `ScriptNotParsed` instead of being parsed.
-    An LLMInferenceService container with its script in args is never rewritten (DESIGN §2.1).
-    """
+
+def _shell_script(
+    container: ContainerFacts, *, max_script_bytes: int
+) -> tuple[tuple[str, ...], tuple[str, ...], str] | ContainerPlan:
+    """(the shell through its script flag, what follows the flag, the script), or the plan."""
     name, command, args = container.name, container.command, container.args or ()
     if not container.typed:
         return ContainerPlan(name, Reason.NOT_A_TARGET, "command or args is not a list of strings")
@@ -108,15 +104,40 @@ def plan_container(
     shell, rest = split
     if len(rest) > 2:
         return ContainerPlan(name, Reason.ALREADY_MIGRATED, "command holds words after the $0")
-    legacy = not rest
-    if legacy and not args:
+    if not rest and not args:
         return ContainerPlan(name, Reason.NOT_A_TARGET, "a shell -c with no script in args")
-    script, script_args = (args[0], args[1:]) if legacy else (rest[0], args)
+    script = rest[0] if rest else args[0]
     size = len(script.encode("utf-8", "surrogatepass"))
     if size > max_script_bytes:
         detail = f"its script is {size} bytes, over the {max_script_bytes}-byte limit"
         return ContainerPlan(name, Reason.SCRIPT_TOO_LARGE, detail)
-    rewritten = known_rewrite(script, rules, parse=parse, container=name)
+    return shell, rest, script
+
+
+def plan_container(
+    container: ContainerFacts,
+    *,
+    rules: frozenset[Rule],
+    max_script_bytes: int,
+    rewrites: Rewrites,
+    runtime: bool = False,
+) -> ContainerPlan:
+    """Classify a target-named container and, when its args do not arrive exactly, compute
+    its new fields with the edits of `rules`.
+
+    A pod's Ray worker with no args has nothing to forward and is left alone; a `runtime`'s is
+    rewritten all the same, since the InferenceService's args are appended to it later. The
+    script's rewrite is read through `rewrites`. An LLMInferenceService container with its
+    script in args is never rewritten (DESIGN §2.1).
+    """
+    found = _shell_script(container, max_script_bytes=max_script_bytes)
+    if isinstance(found, ContainerPlan):
+        return found
+    shell, rest, script = found
+    name, args = container.name, container.args or ()
+    legacy = not rest
+    script_args = args[1:] if legacy else args
+    rewritten = rewrites(script, rules)
     if container.llm and legacy:
         return _script_in_args(name, rewritten, args)
     if rewritten.script is None:

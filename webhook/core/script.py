@@ -15,25 +15,21 @@ with exactly one quoted `"$@"`:
 
 A launch command inside a function, or a positional parameter inside one of its words, cannot
 be placed safely, and the script is left alone with the reason. Everything else in the script
-is kept byte for byte. Results are cached by script text and rules, because one runtime's
-script repeats across every pod it creates.
+is kept byte for byte.
 
 The parser is C code fed with untrusted text: a script holding a character above U+FFFF
 crashes tree-sitter-bash's scanner (SIGSEGV) after `{` or `${`, so such a script is never
 handed to it (`unsupported-characters`). A server must not parse even other scripts in its own
-process: it asks with `parse=False`, gets `ScriptNotParsed` for a script not yet cached, has
-the script parsed in a sandbox process, and `remember`s the result.
+process: it has them parsed in a sandbox process and hands the results to the core
+(`webhook.core.parsed`).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import re
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -552,112 +548,6 @@ def _model_edits(tree: _Tree, script: str, end: int) -> Iterator[_Edit]:
             )
 
 
-class ScriptNotParsed(Exception):
-    """A script this process was asked not to parse, and has no result for: parse it in a
-    sandbox process, `remember` the result, and ask again."""
-
-    def __init__(self, script: str, rules: frozenset[Rule], *, container: str) -> None:
-        super().__init__(f"container {container}: its script is not parsed yet")
-        self.script = script
-        self.rules = rules
-        self.container = container
-
-
-class _Cache:
-    """Rewrites by (script, rules), the least recently used dropped first once the scripts and
-    their rewrites together pass `budget` characters; the newest entry always stays.
-
-    Not functools.lru_cache: a server must ask whether a script is cached without parsing it,
-    and store a result parsed in another process, and lru_cache offers neither.
-    """
-
-    def __init__(self, budget: int) -> None:
-        self._budget = budget
-        self._chars = 0
-        self._entries: OrderedDict[tuple[str, frozenset[Rule]], ScriptRewrite] = OrderedDict()
-        # The monotonic time past which an entry that does not last is forgotten.
-        self._until: dict[tuple[str, frozenset[Rule]], float] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, frozenset[Rule]]) -> ScriptRewrite | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            if self._until.get(key, math.inf) <= time.monotonic():
-                self._drop(key)
-                return None
-            self._entries.move_to_end(key)
-            return found
-
-    def put(
-        self, key: tuple[str, frozenset[Rule]], value: ScriptRewrite, *, until: float | None = None
-    ) -> None:
-        with self._lock:
-            if key in self._entries:
-                self._drop(key)
-            self._entries[key] = value
-            if until is not None:
-                self._until[key] = until
-            self._chars += _cost(key, value)
-            while self._chars > self._budget and len(self._entries) > 1:
-                self._drop(next(iter(self._entries)))
-
-    def _drop(self, key: tuple[str, frozenset[Rule]]) -> None:
-        self._chars -= _cost(key, self._entries.pop(key))
-        self._until.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._until.clear()
-            self._chars = 0
-
-
-def _cost(key: tuple[str, frozenset[Rule]], value: ScriptRewrite) -> int:
-    return len(key[0]) + len(value.script or "")
-
-
-# Runtime scripts are a few KiB: 8 Mi characters hold thousands of them, and bound the cache
-# near 16 MiB (2 bytes a character for text beyond Latin-1).
-_CACHE: Final = _Cache(8 * 1024 * 1024)
-
-
-def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
-    """Make a launch script forward its args exactly, with the edits of `rules` only, or say
-    why it cannot be. Cached, within the cache's character budget."""
-    key = (script, rules)
-    found = _CACHE.get(key)
-    if found is None:
-        found = _rewrite(script, rules)
-        _CACHE.put(key, found)
-    return found
-
-
-def known_rewrite(
-    script: str, rules: frozenset[Rule], *, parse: bool, container: str
-) -> ScriptRewrite:
-    """The script's rewrite: parsed here when `parse`, else the cached one, or
-    `ScriptNotParsed` (naming `container`) for the caller to have it parsed elsewhere."""
-    rewritten = rewrite_script(script, rules) if parse else cached_rewrite(script, rules)
-    if rewritten is None:
-        raise ScriptNotParsed(script, rules, container=container)
-    return rewritten
-
-
-def cached_rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite | None:
-    """The cached rewrite of `script`, or None: never parses."""
-    return _CACHE.get((script, rules))
-
-
-def remember(
-    script: str, rules: frozenset[Rule], rewrite: ScriptRewrite, *, until: float | None = None
-) -> None:
-    """Cache a rewrite computed elsewhere (a sandbox process, or its crash), for good or until
-    the monotonic time `until` (an outcome that may change: a parse that overran its budget)."""
-    _CACHE.put((script, rules), rewrite, until=until)
-
-
 def parser_failed() -> ScriptRewrite:
     """What a script that crashed the parser in a sandbox gets: left alone, with the reason."""
     return ScriptRewrite(None, (), "the bash parser crashed on the script", Reason.PARSER_FAILED)
@@ -668,11 +558,6 @@ def parse_timeout(budget: float) -> ScriptRewrite:
     reason."""
     detail = f"the script's parse took over its {budget:g}s budget"
     return ScriptRewrite(None, (), detail, Reason.PARSE_TIMEOUT)
-
-
-def clear_cache() -> None:
-    """Forget every cached script, as a new process would (for benchmarks of the cold path)."""
-    _CACHE.clear()
 
 
 def parse(source: bytes) -> Node | None:
@@ -708,7 +593,10 @@ def _applied(source: bytes, edits: Sequence[_Edit]) -> bytes:
     return b"".join(pieces)
 
 
-def _rewrite(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+def rewrite_script(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+    """Make a launch script forward its args exactly, with the edits of `rules` only, or say
+    why it cannot be. Parses in this process, every time: keeping results is the job of a
+    `webhook.core.parsed.ParsedScripts` its owner hands in."""
     if _UNSUPPORTED.search(script):
         return ScriptRewrite(None, (), _UNSUPPORTED_DETAIL, Reason.UNSUPPORTED_CHARACTERS)
     source = script.encode("utf-8", "surrogatepass")

@@ -30,8 +30,9 @@ from webhook.core.names import (
     Reason,
     Verdict,
 )
+from webhook.core.parsed import Needed, Rewrites
 from webhook.core.read import PodFacts
-from webhook.core.rewrite import plan_container, previous_rules
+from webhook.core.rewrite import container_script, plan_container, previous_rules
 
 # When no container is rewritten, the first of these outcomes present names the pod's reason.
 _UNCHANGED_PRECEDENCE = (*WARNED_REASONS, Reason.ALREADY_MIGRATED)
@@ -76,53 +77,13 @@ def namespace_verdict(inject: str | None, mode: Mode) -> tuple[bool, bool, str]:
     return False, False, f"{mode} install and no {INJECT_LABEL} label"
 
 
-def select(facts: PodFacts) -> Selection:
-    """Run the selection steps in order; the first that matches decides."""
+def select(facts: PodFacts, *, rewrites: Rewrites) -> Selection:
+    """Run the selection steps in order; the first that matches decides. Scripts' rewrites are
+    read through `rewrites` (the scripts of `scripts_needed`)."""
     trace: list[TraceStep] = []
-
-    def step(reason: Reason, skipped: bool, detail: str) -> bool:
-        trace.append(TraceStep(reason, Verdict.SKIP if skipped else Verdict.PASS, detail))
-        return skipped
-
-    def skip(reason: Reason) -> Selection:
-        return Selection(Action.SKIPPED, reason, tuple(trace))
-
-    # Steps 0 to 5: is this pod ours to look at?
-    shadow = facts.shadow
-    if facts.namespace_labels_known:
-        selected, shadow_namespace, detail = namespace_verdict(facts.namespace_inject, facts.mode)
-        shadow = shadow or shadow_namespace
-        if step(Reason.NAMESPACE_NOT_SELECTED, not selected, detail):
-            return skip(Reason.NAMESPACE_NOT_SELECTED)
-
-    kind = facts.kind
-    create_pod = kind.is_pod and facts.operation == CREATE
-    if step(Reason.NOT_POD_CREATE, not create_pod, f"{facts.operation} {kind}"):
-        return skip(Reason.NOT_POD_CREATE)
-
-    namespace = facts.namespace
-    system = namespace in SYSTEM_NAMESPACES or namespace == facts.own_namespace
-    if step(Reason.SYSTEM_NAMESPACE, system, f"namespace {namespace or '(none)'}"):
-        return skip(Reason.SYSTEM_NAMESPACE)
-
-    mirror = facts.mirror
-    if step(Reason.MIRROR_POD, mirror, f"{MIRROR_ANNOTATION} {'set' if mirror else 'absent'}"):
-        return skip(Reason.MIRROR_POD)
-
-    opt_detail = f'{INJECT_LABEL}="{facts.inject or ""}"'
-    if step(Reason.POD_OPTED_OUT, facts.inject == POD_OPT_OUT, opt_detail):
-        return skip(Reason.POD_OPTED_OUT)
-
-    isvc = facts.isvc
-    if isvc is not None:
-        kserve_detail = f"{ISVC_LABEL}={isvc}"
-    elif facts.llm:
-        kserve_detail = f"{PART_OF_LABEL}={LLMISVC_PART_OF}"
-    else:
-        kserve_detail = f"no {ISVC_LABEL}, no {PART_OF_LABEL}={LLMISVC_PART_OF}"
-    if step(Reason.NOT_KSERVE, isvc is None and not facts.llm, kserve_detail):
-        return skip(Reason.NOT_KSERVE)
-
+    skipped, shadow = _ours(facts, trace)
+    if skipped is not None:
+        return Selection(Action.SKIPPED, skipped, tuple(trace))
     # Step 6: does any container lose its args?
     recorded = previous_rules(facts.status)
     plans: list[Positioned] = []
@@ -135,7 +96,7 @@ def select(facts: PodFacts) -> Selection:
                 container,
                 rules=facts.rules,
                 max_script_bytes=facts.max_script_bytes,
-                parse=facts.parse_scripts,
+                rewrites=rewrites,
             )
         trace.append(TraceStep(f"container/{name}", plan.outcome, plan.detail))
         plans.append(Positioned(container.position, plan))
@@ -146,3 +107,65 @@ def select(facts: PodFacts) -> Selection:
         return Selection(action, Reason.LOSSY_ARGS, tuple(trace), tuple(plans), recorded)
     reason = next((r for r in _UNCHANGED_PRECEDENCE if r in outcomes), Reason.NOT_A_TARGET)
     return Selection(Action.UNCHANGED, reason, tuple(trace), tuple(plans), recorded)
+
+
+def scripts_needed(facts: PodFacts) -> list[Needed]:
+    """The scripts `select` reads for a pod with these facts, in container order: none for a
+    pod that steps 0 to 5 skip, nor for a container already migrated or decided without its
+    script."""
+    if _ours(facts, [])[0] is not None:
+        return []
+    recorded = previous_rules(facts.status)
+    needed: list[Needed] = []
+    for container in facts.containers:
+        if container.name in recorded:
+            continue
+        script = container_script(container, max_script_bytes=facts.max_script_bytes)
+        if isinstance(script, str):
+            needed.append(Needed(script, facts.rules, container.name))
+    return needed
+
+
+def _ours(facts: PodFacts, trace: list[TraceStep]) -> tuple[Reason | None, bool]:
+    """Steps 0 to 5, traced: the reason the pod is skipped (None: it is ours to look at), and
+    whether it is looked at in shadow mode."""
+
+    def step(reason: Reason, skipped: bool, detail: str) -> bool:
+        trace.append(TraceStep(reason, Verdict.SKIP if skipped else Verdict.PASS, detail))
+        return skipped
+
+    shadow = facts.shadow
+    if facts.namespace_labels_known:
+        selected, shadow_namespace, detail = namespace_verdict(facts.namespace_inject, facts.mode)
+        shadow = shadow or shadow_namespace
+        if step(Reason.NAMESPACE_NOT_SELECTED, not selected, detail):
+            return Reason.NAMESPACE_NOT_SELECTED, shadow
+
+    kind = facts.kind
+    create_pod = kind.is_pod and facts.operation == CREATE
+    if step(Reason.NOT_POD_CREATE, not create_pod, f"{facts.operation} {kind}"):
+        return Reason.NOT_POD_CREATE, shadow
+
+    namespace = facts.namespace
+    system = namespace in SYSTEM_NAMESPACES or namespace == facts.own_namespace
+    if step(Reason.SYSTEM_NAMESPACE, system, f"namespace {namespace or '(none)'}"):
+        return Reason.SYSTEM_NAMESPACE, shadow
+
+    mirror = facts.mirror
+    if step(Reason.MIRROR_POD, mirror, f"{MIRROR_ANNOTATION} {'set' if mirror else 'absent'}"):
+        return Reason.MIRROR_POD, shadow
+
+    opt_detail = f'{INJECT_LABEL}="{facts.inject or ""}"'
+    if step(Reason.POD_OPTED_OUT, facts.inject == POD_OPT_OUT, opt_detail):
+        return Reason.POD_OPTED_OUT, shadow
+
+    isvc = facts.isvc
+    if isvc is not None:
+        kserve_detail = f"{ISVC_LABEL}={isvc}"
+    elif facts.llm:
+        kserve_detail = f"{PART_OF_LABEL}={LLMISVC_PART_OF}"
+    else:
+        kserve_detail = f"no {ISVC_LABEL}, no {PART_OF_LABEL}={LLMISVC_PART_OF}"
+    if step(Reason.NOT_KSERVE, isvc is None and not facts.llm, kserve_detail):
+        return Reason.NOT_KSERVE, shadow
+    return None, shadow

@@ -18,7 +18,6 @@ import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any, Final
 
 import jsonpatch
@@ -32,8 +31,8 @@ from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
 from webhook.core.view import container_view
-from webhook.offline import documents, splice
-from webhook.offline.sandbox import ParserCrashed, resolved
+from webhook.offline import documents, isolation, splice
+from webhook.offline.isolation import ParserCrashed
 
 RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime"})
 LLM_CONFIG: Final = "LLMInferenceServiceConfig"
@@ -143,17 +142,15 @@ def _plan(
     """The container's plan, with a preset's template actions masked while it is made."""
     masked, unmask = _masked(container)
     facts = read_container(container_view(masked), position=index, name=name, llm=llm)
-    plan = resolved(
-        partial(
-            plan_container,
-            facts,
-            rules=options.rules,
-            max_script_bytes=options.max_script_bytes,
-            runtime=True,
-            parse=options.parse_scripts,
-        ),
-        what=label,
+    plan = plan_container(
+        facts,
+        rules=options.rules,
+        max_script_bytes=options.max_script_bytes,
+        rewrites=isolation.current().rewrite,
+        runtime=True,
     )
+    if plan.outcome is Reason.PARSER_FAILED:
+        raise isolation.ParserCrashed(f"{label}: container {name}: {isolation.CRASHED}")
     return replace(
         plan,
         command=None if plan.command is None else tuple(map(unmask, plan.command)),

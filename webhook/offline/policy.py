@@ -49,13 +49,11 @@ from webhook.core.names import Action, Mode
 from webhook.core.patch import pointer
 from webhook.core.raw import at, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
-from webhook.core.script import known_rewrite
 from webhook.core.template import Template
 from webhook.core.view import pod_view
-from webhook.offline import templates
+from webhook.offline import isolation, templates
 from webhook.offline.migrate import LLM_CONFIG, RUNTIME_KINDS, objects_in
 from webhook.offline.preview import LWS_KIND, LWS_TEMPLATES, TEMPLATE_PATHS
-from webhook.offline.sandbox import resolved
 
 POLICY_NAME: Final = "multinode-webhook"
 # What kube-apiserver accepts: code points in one CEL expression, the CEL cost of one
@@ -186,9 +184,10 @@ def _pod(
     }
 
 
-def _decided(pod: Mapping[str, Any], options: Options, what: str) -> Decision:
-    view = pod_view(pod)
-    return resolved(lambda: mutate(view, options=options), what=what, answer_crashes=True)
+def _decided(pod: Mapping[str, Any], options: Options) -> Decision:
+    """`mutate`, its scripts parsed under the run's isolation (a crash is `parser-failed`, as
+    admission answers it)."""
+    return mutate(pod_view(pod), options=options, rewrites=isolation.current().rewrite)
 
 
 def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Options) -> Shape | str:
@@ -214,7 +213,7 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
 
     def decided(position: int, user_args: list[str] | None) -> Decision:
         pod = _pod(container, llm=llm, position=position, args=user_args)
-        return _decided(pod, options, source)
+        return _decided(pod, options)
 
     def status(decision: Decision) -> str:
         # The last op records the status annotation: the pods built here all have annotations.
@@ -228,13 +227,7 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     statuses = [status(first), *(status(decided(p, given)) for p in range(1, POSITIONS))]
     if legacy and patched_bare:
         statuses += [status(bare_first), *(status(decided(p, bare)) for p in range(1, POSITIONS))]
-    # The rewrite itself, not what a cache happens to hold: the decisions above may have come
-    # from the decision cache after the script cache let the script go.
-    rewrite = resolved(
-        lambda: known_rewrite(launch, options.rules, parse=options.parse_scripts, container=name),
-        what=source,
-        answer_crashes=True,
-    )
+    rewrite = isolation.current().rewrite(launch, options.rules)
     evaluated = rewrite.evaluated
     if evaluated:
         # An arg eval would unwrap: the patch then replaces the args too.
@@ -256,7 +249,7 @@ def compile_shapes(
     documents: Sequence[tuple[str, Any]], *, options: Options | None = None
 ) -> Compiled:
     """The shapes of every target-named container in the documents, each known once."""
-    options = options or Options(parse_scripts=False)
+    options = options or Options()
     compiled = Compiled()
     seen: set[tuple[bool, str]] = set()
     for source, document in documents:

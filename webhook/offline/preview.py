@@ -31,10 +31,13 @@ from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import at, display_name, mapping, string
 from webhook.core.view import pod_view
-from webhook.offline import documents, llmrender
+from webhook.offline import documents, isolation, llmrender
 from webhook.offline import render as render_pods
 from webhook.offline.migrate import RUNTIME_KINDS, additional_args, objects_in
-from webhook.offline.sandbox import CRASHED, Crashed, ParserCrashed, resolved, shared
+
+# What a server's preview endpoint needs besides `preview_text` and `render`, from here alone.
+InputError = documents.InputError
+NEWEST = render_pods.NEWEST
 
 FORMATS: Final = ("table", "json", "yaml", "patch", "diff", "manifest")
 # An arg wider than this does not widen the table's arg column: it runs past it.
@@ -258,9 +261,14 @@ def _preview_lws(
 
 
 def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Options) -> Decision:
-    """`mutate`, with the scripts it may not parse itself parsed in the sandbox."""
-    view = pod_view(pod)
-    return resolved(lambda: mutate(view, context=context, options=options), what=what)
+    """`mutate`, its scripts parsed under the run's isolation; a script that crashes the
+    parser is an error naming `what` and the container."""
+    rewrites = isolation.current().rewrite
+    decision = mutate(pod_view(pod), context=context, options=options, rewrites=rewrites)
+    crashed = isolation.crashed_container(decision)
+    if crashed is not None:
+        raise isolation.ParserCrashed(f"{what}: container {crashed}: {isolation.CRASHED}")
+    return decision
 
 
 def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
@@ -436,14 +444,11 @@ def _launched(
     targets: Sequence[str],
     user_args: Sequence[str] | None = None,
 ) -> list[LaunchJson]:
-    """`_launches`, parsed in the sandbox unless this process may parse scripts itself (the
-    `/preview` worker, which is a sandbox already)."""
-    if options.parse_scripts:
-        return _launches(before, after, user_args, targets)
+    """`_launches`, parsed under the run's isolation."""
     try:
-        return shared().call(_launches, before, after, user_args, targets)
-    except Crashed:
-        raise ParserCrashed(f"{what}: {CRASHED}") from None
+        return isolation.current().call(_launches, before, after, user_args, targets)
+    except isolation.Crashed:
+        raise isolation.ParserCrashed(f"{what}: {isolation.CRASHED}") from None
 
 
 def _of_kinds(documents_: Sequence[Any], kinds: frozenset[str]) -> list[Mapping[str, Any]]:

@@ -29,29 +29,27 @@ from webhook.adapters.certs import CertificateReloader
 from webhook.adapters.config import Settings
 from webhook.core import admission
 from webhook.core.model import Context, Decision
-from webhook.core.mutate import mutate
+from webhook.core.mutate import decide
 from webhook.core.names import Mode, Reason, Rule
+from webhook.core.parsed import Needed, ParsedScripts
 from webhook.core.raw import label_pair
-from webhook.core.script import ScriptNotParsed, ScriptRewrite, rewrite_script
+from webhook.core.script import ScriptRewrite, rewrite_script
 from webhook.core.view import ReviewView, pod_name
-from webhook.offline.parsepool import Late, ParsePool, Shed
-from webhook.offline.preview import FORMATS
-from webhook.offline.render import NEWEST
-from webhook.offline.sandbox import Unavailable
-from webhook.transport.events import EventQueue
-from webhook.transport.logs import RateLimit, ReviewLog
+from webhook.offline.preview import FORMATS, NEWEST
+from webhook.runtime.admit import SHED_REASONS, Admission, Answer, Decide
+from webhook.runtime.events import EventQueue
+from webhook.runtime.parsepool import ParsePool
+from webhook.runtime.ratelimit import RateLimit
+from webhook.runtime.warmup import WarmUp
+from webhook.transport.logs import ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
 from webhook.transport.previews import PreviewRefused, PreviewWorker
-from webhook.transport.warmup import WarmUp
 
 MUTATE: Final = "/mutate"
 MUTATE_SHADOW: Final = "/mutate/shadow"
 PREVIEW: Final = "/preview"
 ENDPOINTS: Final = (MUTATE, MUTATE_SHADOW, PREVIEW)
 OTHER: Final = "other"
-QUEUE_FULL: Final = "parse-queue-full"
-QUEUE_LATE: Final = "parse-queue-late"
-NO_WORKER: Final = "parse-worker-unavailable"
 JSON_TYPES: Final = ("application/json",)
 YAML_TYPES: Final = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 PREVIEW_DECISION: Final = "preview"
@@ -66,16 +64,6 @@ PREVIEW_MEDIA: Final = {
 
 log = logging.getLogger("multinode_webhook.app")
 
-Review = Callable[..., Decision]
-
-
-class DeadlineExceeded(RuntimeError):
-    """The review took longer than its internal budget."""
-
-
-class ParserFailed(RuntimeError):
-    """A script of the pod crashed the parser: an error of ours, under `--on-error deny`."""
-
 
 class RequestError(Exception):
     """A request we refuse with a 4xx status and a JSON error."""
@@ -88,30 +76,29 @@ class RequestError(Exception):
 
 # Refused requests are logged one line each, but a flood of them cannot fill the disk.
 REFUSALS_LOGGED_PER_SECOND: Final = 10
-# A review waits for its script's parse for at most this share of its deadline.
-_PARSE_SHARE: Final = 0.9
 
 
 @dataclass
 class AppState:
-    """What the routes share: settings, metrics, the TLS reloader, the review function and
+    """What the routes share: settings, metrics, the TLS reloader, the admission pass and
     the per-review log.
 
-    `review` is `mutate` in production, and `parse` the core's parse; tests hand in ones that
-    fail on purpose. `parses` parses the scripts admission has not seen, in sandbox processes
-    shared out fairly.
+    `decide` is the core's in production, and `parse` the core's parse; tests hand in ones that
+    fail on purpose. `scripts` keeps the rewrites of the scripts the server has seen, and
+    `parses` parses those it has not, in sandbox processes shared out fairly.
     """
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     tls: CertificateReloader | None = None
-    review: Review = mutate
+    decide: Decide = decide
     parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script
     review_log: ReviewLog = field(init=False)
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
-    unparsed_logs: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     previews: PreviewWorker = field(default_factory=PreviewWorker)
+    scripts: ParsedScripts = field(default_factory=ParsedScripts)
     parses: ParsePool = field(init=False)
+    admission: Admission = field(init=False)
     # What owners are told, sent after admission (`send_events`).
     events: EventQueue = field(init=False)
     # Set on SIGTERM: /readyz fails and every admission response closes its connection.
@@ -156,9 +143,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.review_log = ReviewLog(level=self.settings.log_level, fmt=self.settings.log_format)
-        self.metrics.zero(
-            endpoints=(MUTATE, MUTATE_SHADOW), shed_reasons=(QUEUE_FULL, QUEUE_LATE, NO_WORKER)
-        )
+        self.metrics.zero(endpoints=(MUTATE, MUTATE_SHADOW), shed_reasons=SHED_REASONS)
         self.events = EventQueue(metrics=self.metrics)
         if not self.settings.events:
             self.events.off()
@@ -167,13 +152,21 @@ class AppState:
             budget=self.settings.parse_budget_seconds,
             queue_limit=self.settings.parse_queue,
             tenant_limit=self.settings.parse_queue_per_namespace,
+            scripts=self.scripts,
             parse=self.parse,
             on_failure=self._parse_failed,
         )
+        self.admission = Admission(
+            options=self.settings.options(),
+            pool=self.parses,
+            deadline_seconds=self.settings.deadline_seconds,
+            deny=self.settings.on_error == "deny",
+            decide=self.decide,
+        )
 
-    def _parse_failed(self, missing: ScriptNotParsed, reason: Reason, namespace: str) -> None:
+    def _parse_failed(self, needed: Needed, reason: Reason, namespace: str) -> None:
         """Count and log a parse that crashed or overran its worker."""
-        fields = {"namespace": namespace, "container": missing.container}
+        fields = {"namespace": namespace, "container": needed.container}
         if reason is Reason.PARSE_TIMEOUT:
             self.metrics.parse_timed_out()
             log.error(
@@ -246,11 +239,6 @@ def _too_large(decision: Decision) -> bool:
     return any(step.verdict is Reason.SCRIPT_TOO_LARGE for step in decision.trace)
 
 
-def _parser_failed(decision: Decision) -> bool:
-    failed = (Reason.PARSER_FAILED, Reason.PARSE_TIMEOUT)
-    return any(step.verdict in failed for step in decision.trace)
-
-
 # The fields admission reads, decoded straight from a body; every other field is skipped.
 _DECODER: Final = msgspec.json.Decoder(ReviewView)
 # What the typed decode rejects: a body that is not JSON, or whose fields of an object type hold
@@ -317,12 +305,12 @@ def _json_errors(app: FastAPI, state: AppState) -> None:
 
 
 class AdmissionHandler:
-    """`POST /mutate` and `POST /mutate/shadow`, straight on ASGI."""
+    """`POST /mutate` and `POST /mutate/shadow`, straight on ASGI: the body read and checked,
+    the admission pass run (`webhook.runtime.admit`), the answer sent, then observed by the
+    metrics, the review log and the Event queue, in that order, none of them inside the pass."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
-        self.options = state.settings.options()
-        self.deny = state.settings.on_error == "deny"
         self.review_log = state.review_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -344,116 +332,48 @@ class AdmissionHandler:
             await send_json(send, error.status, body, close=close)
             return
         shadow = endpoint == MUTATE_SHADOW
-        try:
-            response, decision = self._answer(request, shadow=shadow, started=started)
-        except ScriptNotParsed as missing:
-            response, decision = await self._answer_parsed(
-                request, missing, shadow=shadow, started=started
-            )
+        answer = await self.state.admission.answer(request, shadow=shadow, started=started)
         # Draining, the client is told to take its next review elsewhere, after this answer:
         # a connection closed under a review it had already sent would lose that review.
-        await send_json(send, 200, orjson.dumps(response), close=self.state.draining)
+        await send_json(send, 200, orjson.dumps(answer.response), close=self.state.draining)
         seconds = time.perf_counter() - started
-        outcome = decision.action if decision else ERROR
-        self.state.metrics.review(endpoint, outcome, seconds=seconds, size=len(body))
-        if decision is not None and not decision.cacheable and _too_large(decision):
-            self.state.metrics.script_too_large(endpoint)
-        self.state.events.tell(request, decision, response)
+        self._measured(endpoint, answer, seconds=seconds, size=len(body))
+        self.state.events.tell(request, answer.decision, answer.response)
         if self.review_log.enabled:
-            self.review_log(
-                {
-                    "endpoint": endpoint,
-                    "uid": request.uid,
-                    "namespace": request.namespace,
-                    "pod": pod_name(request.pod),
-                    "operation": request.operation,
-                    "dryRun": request.dry_run,
-                    "decision": outcome,
-                    "reason": decision.reason if decision else "internal-error",
-                    "duration_ms": round(seconds * 1000, 3),
-                }
-            )
+            self._logged(endpoint, request, answer, seconds=seconds)
 
-    def _answer(
-        self, request: admission.ReviewRequest, *, shadow: bool, started: float
-    ) -> tuple[admission.AdmissionReviewResponse, Decision | None]:
-        """The response, failing open (or closed, by setting) on any error of ours; a script
-        not parsed yet raises `ScriptNotParsed`, for `_answer_parsed`."""
-        try:
-            decision = self.state.review(
-                request.pod, context=request.context(shadow=shadow), options=self.options
-            )
-            elapsed = time.perf_counter() - started
-            if elapsed > self.state.settings.deadline_seconds:
-                self.state.metrics.deadline_overrun()
-                raise DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
-            if self.deny and _parser_failed(decision):
-                raise ParserFailed("the bash parser crashed or overran on a script of the pod")
-            return admission.allow(request, decision), decision
-        except ScriptNotParsed:
-            raise
-        except Exception as error:
-            return self._failed(request, error), None
+    def _measured(self, endpoint: str, answer: Answer, *, seconds: float, size: int) -> None:
+        """The answer in the metrics."""
+        metrics = self.state.metrics
+        decision = answer.decision
+        metrics.review(endpoint, decision.action if decision else ERROR, seconds=seconds, size=size)
+        for _ in range(answer.first_seen):
+            metrics.first_seen_script()
+        if answer.shed is not None:
+            metrics.parse_shed(answer.shed)
+        if answer.overran:
+            metrics.deadline_overrun()
+        if decision is not None and not decision.cacheable and _too_large(decision):
+            metrics.script_too_large(endpoint)
 
-    async def _answer_parsed(
-        self,
-        request: admission.ReviewRequest,
-        missing: ScriptNotParsed,
-        *,
-        shadow: bool,
-        started: float,
-    ) -> tuple[admission.AdmissionReviewResponse, Decision | None]:
-        """`_answer` for a pod with scripts this process has not seen: each is parsed in the
-        sandboxes first, while the event loop serves other reviews, and by the review's
-        deadline; a script that finds no room, or no turn in time, is answered at once."""
-        parses = self.state.parses
-        loop = asyncio.get_running_loop()
-        # The answer still has to be written and sent once the parse is done.
-        deadline = (
-            loop.time()
-            + self.state.settings.deadline_seconds * _PARSE_SHARE
-            - (time.perf_counter() - started)
+    def _logged(
+        self, endpoint: str, request: admission.ReviewRequest, answer: Answer, *, seconds: float
+    ) -> None:
+        """The answer's line in the review log."""
+        decision = answer.decision
+        self.review_log(
+            {
+                "endpoint": endpoint,
+                "uid": request.uid,
+                "namespace": request.namespace,
+                "pod": pod_name(request.pod),
+                "operation": request.operation,
+                "dryRun": request.dry_run,
+                "decision": decision.action if decision else ERROR,
+                "reason": decision.reason if decision else "internal-error",
+                "duration_ms": round(seconds * 1000, 3),
+            }
         )
-        asked: set[tuple[str, frozenset[Rule]]] = set()
-        while True:
-            key = (missing.script, missing.rules)
-            try:
-                if key in asked:
-                    raise RuntimeError("the script cache cannot hold this pod's scripts")
-                asked.add(key)
-                self.state.metrics.first_seen_script()
-                await parses.remember(missing, tenant=request.namespace or "", deadline=deadline)
-            except (Shed, Late, Unavailable) as error:
-                return self._unparsed(request, error), None
-            except Exception as error:
-                return self._failed(request, error), None
-            try:
-                return self._answer(request, shadow=shadow, started=started)
-            except ScriptNotParsed as another:
-                missing = another
-
-    def _unparsed(
-        self, request: admission.ReviewRequest, error: Shed | Late | Unavailable
-    ) -> admission.AdmissionReviewResponse:
-        """The error policy's answer for a pod whose script could not be parsed in time."""
-        reasons = {Shed: QUEUE_FULL, Late: QUEUE_LATE, Unavailable: NO_WORKER}
-        reason = reasons[type(error)]
-        self.state.metrics.parse_shed(reason)
-        allowed, left_out = self.state.unparsed_logs.allow()
-        if allowed:
-            fields: dict[str, object] = {"uid": request.uid, "reason": reason, "error": str(error)}
-            if left_out:
-                fields["not_logged"] = left_out
-            log.warning("a first-seen script was not parsed", extra={"fields": fields})
-        message = f"multinode-webhook {reason}: {error}"
-        return admission.failed(request, message=message, deny=self.deny)
-
-    def _failed(
-        self, request: admission.ReviewRequest, error: Exception
-    ) -> admission.AdmissionReviewResponse:
-        log.exception("review failed", extra={"fields": {"uid": request.uid}})
-        message = f"multinode-webhook internal error: {type(error).__name__}"
-        return admission.failed(request, message=message, deny=self.deny)
 
 
 def _labels(pairs: list[str]) -> dict[str, str] | None:

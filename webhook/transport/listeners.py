@@ -25,11 +25,13 @@ from starlette.types import ASGIApp
 
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
+from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.runtime.certificates import watch_certificates
+from webhook.runtime.events import send_events
+from webhook.runtime.warmup import WarmUp
 from webhook.transport import app, metrics
 from webhook.transport.coalesce import CoalescingHttpToolsProtocol
-from webhook.transport.events import send_events
 from webhook.transport.metrics import Metrics
-from webhook.transport.warmup import WarmUp
 
 log = logging.getLogger("multinode_webhook.listeners")
 
@@ -141,13 +143,6 @@ class Listeners:
             await asyncio.sleep(0.05)
         self.stop()
 
-    async def _watch_certificates(self) -> None:
-        tls = self.state.tls
-        while tls is not None and not all(s.should_exit for s in self._servers):
-            await asyncio.sleep(self.state.settings.cert_reload_seconds)
-            tls.check()
-            self.state.certificate_metrics()
-
     async def serve(self) -> None:
         listening = [
             (self._uvicorn(app.admission_app(self.state), tls=True), self.https_socket),
@@ -165,18 +160,35 @@ class Listeners:
         # The sandboxes start now, so that the first new script does not wait for them.
         starting = loop.run_in_executor(None, self.state.parses.start)
         starting.add_done_callback(self._started)
-        watcher = asyncio.create_task(self._watch_certificates())
         settings = self.state.settings
+        watcher = (
+            asyncio.create_task(
+                watch_certificates(
+                    self.state.tls,
+                    every=settings.cert_reload_seconds,
+                    checked=self.state.certificate_metrics,
+                )
+            )
+            if self.state.tls is not None
+            else None
+        )
+        # One connection to the cluster, for warm start and Events alike.
+        cluster = await _connected() if settings.warm_up or settings.events else None
         warming: asyncio.Task[None] | None = None
         if settings.warm_up:
             self.state.warm = WarmUp(
+                cluster=cluster,
                 pool=self.state.parses,
                 options=settings.options(),
                 seconds=settings.warm_up_seconds,
                 parsed=self.state.metrics.warm_script,
             )
             warming = asyncio.create_task(self.state.warm.run())
-        telling = asyncio.create_task(send_events(self.state.events)) if settings.events else None
+        telling = (
+            asyncio.create_task(send_events(self.state.events, cluster))
+            if settings.events
+            else None
+        )
         serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listening]
         while not all(s.started for s in self._servers) and not any(t.done() for t in serving):
             await asyncio.sleep(0.01)
@@ -184,7 +196,8 @@ class Listeners:
         try:
             await asyncio.gather(*serving)
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             if telling is not None:
                 telling.cancel()
             if self.state.warm is not None and warming is not None:
@@ -196,6 +209,20 @@ class Listeners:
             with contextlib.suppress(Exception):
                 await starting
             self.state.parses.close()
+
+
+async def _connected() -> Cluster | None:
+    """The server's connection to the cluster (the pod's ServiceAccount, or `KUBECONFIG`), or
+    None, said once, when it has no credentials: warm start and Events are then off."""
+    try:
+        return Cluster(await asyncio.get_running_loop().run_in_executor(None, connect))
+    except KubeError as error:
+        log.info(
+            "no cluster credentials: warm start and Events off; first-seen scripts are parsed "
+            "on first use",
+            extra={"fields": {"why": str(error)}},
+        )
+        return None
 
 
 def run(listeners: Listeners) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -27,10 +26,8 @@ from pathlib import Path
 from typing import Final
 
 from webhook.core.model import Context, Options
-from webhook.offline import documents
-from webhook.offline.preview import preview_text, render
-from webhook.offline.render import NEWEST
-from webhook.offline.sandbox import stop_pool
+from webhook.offline.preview import NEWEST, InputError, preview_text, render
+from webhook.runtime.sandbox import stop_pool
 
 WAITING: Final = 4
 
@@ -59,7 +56,7 @@ def rendered_preview(
             allow_aliases=False,
             kserve_version=kserve_version,
         )
-    except documents.InputError as error:
+    except InputError as error:
         raise PreviewRefused(400, str(error)) from None
     except RecursionError:
         raise PreviewRefused(400, "input is nested too deeply") from None
@@ -136,9 +133,9 @@ def _render_in_worker(
 ) -> str | tuple[int, str]:
     """`rendered_preview`, with a refusal returned as (status, message): exceptions with
     arguments of their own do not survive the trip between processes."""
-    # This process is a sandbox already: a script that crashes the parser ends it, and the
-    # next preview starts a new one.
-    options = dataclasses.replace(options, parse_scripts=True)
+    # This process is a sandbox already, so it parses here (the offline front ends' default
+    # isolation): a script that crashes the parser ends it, and the next preview starts a new
+    # one.
     try:
         return rendered_preview(
             text, context=context, options=options, fmt=fmt, kserve_version=kserve_version

@@ -36,6 +36,7 @@ from webhook.core.names import (
     Mode,
 )
 from webhook.core.raw import mapping, string
+from webhook.core.script import rewrite_script
 from webhook.core.view import pod_view
 
 CERTIFICATE_KEEPER: Final = "multinode-webhook-certs"
@@ -48,7 +49,7 @@ Decide = Callable[[Mapping[str, Any], Context], Decision]
 
 
 def in_process(pod: Mapping[str, Any], context: Context) -> Decision:
-    return mutate(pod_view(pod), context=context)
+    return mutate(pod_view(pod), context=context, rewrites=rewrite_script)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError, MaxRetryError
 
+from webhook.adapters.backoff import Backoff
 from webhook.core.patch import PatchOp, to_json
 from webhook.core.raw import mapping, string
 
@@ -62,24 +62,6 @@ class Watched:
 
     version: str
     events: int
-
-
-class Backoff:
-    """Waits that grow from `first`, doubling to `most`, each with up to half again at random
-    (so that replicas do not return together), until `reset`."""
-
-    def __init__(self, first: float, most: float) -> None:
-        self._first = first
-        self._most = most
-        self._next = first
-
-    def next(self) -> float:
-        wait = self._next
-        self._next = min(self._next * 2, self._most)
-        return wait * (1 + random.random() / 2)
-
-    def reset(self) -> None:
-        self._next = self._first
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:

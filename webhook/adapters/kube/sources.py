@@ -26,7 +26,7 @@ _PRESETS: Final = (
 
 
 # (group, version, plural, label selector): what a serving replica follows to parse the scripts
-# its pods will bring before they come (`webhook.offline.warm`).
+# its pods will bring before they come (`webhook.runtime.scripts`).
 FOLLOWED: Final = (
     *((group, version, plural, "") for group, version, plural in _KINDS),
     ("apps", "v1", "deployments", f"{PART_OF_LABEL}={LLMISVC_PART_OF}"),

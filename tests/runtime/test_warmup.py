@@ -7,9 +7,10 @@ import asyncio
 from typing import Any
 
 from webhook.core.model import Options
-from webhook.offline.parsepool import ParsePool
+from webhook.core.parsed import ParsedScripts
+from webhook.runtime.parsepool import ParsePool
+from webhook.runtime.warmup import WarmUp
 from webhook.transport.metrics import Metrics
-from webhook.transport.warmup import WarmUp
 
 
 def _runtime(name: str, revision: int) -> dict[str, Any]:
@@ -25,8 +26,8 @@ def _runtime(name: str, revision: int) -> dict[str, Any]:
 
 
 def _warm() -> WarmUp:
-    pool = ParsePool(workers=1, budget=1.0, queue_limit=8, tenant_limit=8)
-    return WarmUp(pool=pool, options=Options(parse_scripts=False), seconds=1.0, parsed=lambda: None)
+    pool = ParsePool(workers=1, budget=1.0, queue_limit=8, tenant_limit=8, scripts=ParsedScripts())
+    return WarmUp(cluster=None, pool=pool, options=Options(), seconds=1.0, parsed=lambda: None)
 
 
 def test_an_object_changed_many_times_waits_with_its_newest_script_only() -> None:

@@ -3,17 +3,17 @@ than that process.
 
 tree-sitter-bash is C code fed with whatever text a pod holds, and some inputs crash it with a
 signal that no `except` catches. A process that must not die (the server) or be killed by a
-signal (the command line) sets `Options.parse_scripts` to False: the core then raises
-`ScriptNotParsed` for each script it has not cached instead of parsing it, the script is parsed
-here in one spawned worker process, the result is cached in the asking process (`remember`),
-and the call is made again. The pods of one runtime share its script, so only its first pod
-costs a trip to the worker.
+signal (the command line) never parses: it has each script it has not seen parsed in one
+spawned worker process, keeps the result (`webhook.core.parsed.ParsedScripts`), and hands it to
+the core. The pods of one runtime share its script, so only its first pod costs a trip to the
+worker.
 
 `Sandbox` runs one call at a time in the worker, so a crash names the call that caused it; the
 next call starts a fresh worker. A script that crashed it is `parser-failed`, and its digest is
 kept (`Failures`, `CRASHERS_KEPT` of them) so that the same script, asked again, never reaches a
 worker: without that, a controller retrying one pod would kill a worker each time. The server
-shares its first-seen scripts out over several sandboxes (`webhook.offline.parsepool`).
+shares its first-seen scripts out over several sandboxes (`webhook.runtime.parsepool`); the
+command line parses through one (`Isolated`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import math
 import multiprocessing
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -30,20 +31,16 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, NoReturn, TypeVar
 
-from webhook.core.names import Reason, Rule
-from webhook.core.script import (
-    ScriptNotParsed,
-    ScriptRewrite,
-    parser_failed,
-    remember,
-    rewrite_script,
-)
-from webhook.offline.documents import InputError
+from webhook.core.names import Rule
+from webhook.core.parsed import ParsedScripts
+from webhook.core.script import ScriptRewrite, parser_failed, rewrite_script
+from webhook.offline.isolation import Crashed
 
 T = TypeVar("T")
 
-CRASHED: Final = "the bash parser crashed on its script"
 CRASHERS_KEPT: Final = 1024
+# How many times a call is tried on a worker killed from outside (SIGKILL) under it.
+KILLS_TRIED: Final = 3
 
 
 class Failures:
@@ -76,16 +73,8 @@ class Failures:
             self._answers.popitem(last=False)
 
 
-class Crashed(Exception):
-    """The worker process died while it ran the call."""
-
-
 class Unavailable(Exception):
     """No worker process could be started: the message says why."""
-
-
-class ParserCrashed(InputError):
-    """A front end's input holds a script that crashes the parser: one line naming where."""
 
 
 def stop_pool(executor: ProcessPoolExecutor, *, wait: bool) -> None:
@@ -114,18 +103,18 @@ class Sandbox:
         self,
         *,
         parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
-        crashers_kept: int = CRASHERS_KEPT,
     ) -> None:
         self._parse = parse
         self._executor: ProcessPoolExecutor | None = None
         self._sync = threading.Lock()
         self._making = threading.Lock()
         self._async: asyncio.Lock | None = None
-        self._crashers = Failures(crashers_kept)
         # Calls that killed their worker, and the fresh one that ran them again.
         self.crashes = 0
         # Workers found dead before a call (killed while idle, as by the OOM killer), replaced.
         self.replaced = 0
+        # Calls given up because their workers were killed from outside every try.
+        self.killed = 0
         # Why the last attempt to start a worker failed (None once one runs), and how often.
         self.unavailable: str | None = None
         self.start_failures = 0
@@ -142,30 +131,31 @@ class Sandbox:
         self._submit(int).result()
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """`fn(*args)` in the worker; `Crashed` if it died running the call twice (a worker
-        killed from outside, as by the OOM killer, is no fault of the call's: the call runs
-        once more on a fresh one), `Unavailable` if none could be started."""
+        """`fn(*args)` in the worker; `Crashed` if the call killed it (`_died` says when),
+        `Unavailable` if none could be started or every try was killed from outside."""
         with self._sync:
-            for attempt in (1, 2):
+            deaths: list[int | None] = []
+            while True:
                 future = self._submit(fn, *args)
                 try:
                     return future.result()
                 except BrokenProcessPool:
-                    self._died(final=attempt == 2)
-        raise AssertionError("unreachable")
+                    self._died(deaths, self._exit_signal())
 
     async def call_async(self, fn: Callable[..., T], /, *args: Any) -> T:
         """`call`, awaited: the event loop runs on while the worker parses."""
         if self._async is None:
             self._async = asyncio.Lock()
         async with self._async:
-            for attempt in (1, 2):
+            deaths: list[int | None] = []
+            while True:
                 future = self._submit(fn, *args)
                 try:
                     return await asyncio.wrap_future(future)
                 except BrokenProcessPool:
-                    self._died(final=attempt == 2)
-        raise AssertionError("unreachable")
+                    # Waiting for the dead worker's exit code must not hold up the event loop.
+                    ended = await asyncio.to_thread(self._exit_signal)
+                    self._died(deaths, ended)
 
     def _submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """The call handed to the worker. A worker that died while idle broke the pool before
@@ -190,20 +180,6 @@ class Sandbox:
         """The script's rewrite, parsed in the worker; `Crashed` if the parse killed it."""
         return self.call(self._parse, script, rules)
 
-    def remember(self, missing: ScriptNotParsed) -> ScriptRewrite:
-        """Parse a missing script in the worker and cache its rewrite in this process, and
-        return it; a script that kills the worker, now or before, is `parser-failed`."""
-        known = self._crashers.known(missing.script)
-        rewritten = known[0] if known is not None else None
-        if rewritten is None:
-            try:
-                rewritten = self.rewrite(missing.script, missing.rules)
-            except Crashed:
-                rewritten = parser_failed()
-                self._crashers.add(missing.script, rewritten)
-        remember(missing.script, missing.rules, rewritten)
-        return rewritten
-
     def close(self, *, wait: bool = False) -> None:
         """Stop the worker now (`stop_pool`; `wait` when the process is about to exit)."""
         if self._executor is not None:
@@ -218,13 +194,36 @@ class Sandbox:
                 self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
             return self._executor
 
-    def _died(self, *, final: bool) -> None:
-        """The worker died under a call: it is replaced on the next; a call's second such
-        death is its crash."""
+    def _died(self, deaths: list[int | None], ended: int | None) -> None:
+        """The worker died under a call, by the signal `ended`, which `deaths` (the signals
+        that ended the call's earlier tries) gains: it is replaced on the next try.
+
+        A worker killed by SIGKILL (the OOM killer, an operator), or a pool that broke with
+        its worker still alive, is no fault of the call's: the call is tried again, and after
+        `KILLS_TRIED` such tries it is `Unavailable`, never a crash to remember. A death by
+        any other signal (the parser's SIGSEGV) is the call's crash once it happens twice: the
+        first may have been bad luck."""
+        deaths.append(ended)
         self.close()
-        if final:
+        crashes = sum(1 for death in deaths if death not in (None, signal.SIGKILL))
+        kills = len(deaths) - crashes
+        if crashes >= 2:
             self.crashes += 1
             raise Crashed
+        if kills >= KILLS_TRIED:
+            self.killed += 1
+            raise Unavailable(f"the parse worker was killed from outside {kills} times in a row")
+
+    def _exit_signal(self) -> int | None:
+        """The signal that ended the worker, when one did."""
+        # The pool has no public list of its workers; a broken pool keeps them, exited.
+        processes = (self._executor._processes or {}) if self._executor is not None else {}
+        for process in processes.values():
+            # Its pipes close before it can be reaped: the pool can break a moment before
+            # the exit code is there (longer when the kernel writes a core dump).
+            process.join(timeout=5)
+        codes = [process.exitcode for process in processes.values()]
+        return next((-code for code in codes if code is not None and code < 0), None)
 
     def _unavailable(self, reason: str) -> NoReturn:
         self.unavailable = reason
@@ -236,32 +235,40 @@ def _digest(script: str) -> bytes:
     return hashlib.sha256(script.encode("utf-8", "surrogatepass")).digest()
 
 
-_shared: Sandbox | None = None
+class Isolated:
+    """The command line's `Isolation`: each script parsed once, in a sandbox, and kept in a
+    store of this run's; a script that crashes the parser is `parser-failed`, and never
+    reaches a worker again."""
 
+    def __init__(
+        self,
+        *,
+        sandbox: Sandbox | None = None,
+        scripts: ParsedScripts | None = None,
+        crashers_kept: int = CRASHERS_KEPT,
+    ) -> None:
+        self.sandbox = sandbox or Sandbox()
+        self.scripts = scripts or ParsedScripts()
+        self._crashers = Failures(crashers_kept)
 
-def shared() -> Sandbox:
-    """This process's sandbox for the offline front ends, started on first use."""
-    global _shared  # noqa: PLW0603 - one worker per process, made only when needed
-    if _shared is None:
-        _shared = Sandbox()
-    return _shared
-
-
-def resolved(call: Callable[[], T], *, what: str, answer_crashes: bool = False) -> T:
-    """`call()`, after the shared sandbox parsed each script it may not parse itself.
-
-    A script that crashes the worker is a `ParserCrashed` naming `what` and the container; with
-    `answer_crashes`, it is `parser-failed` instead, as admission answers it.
-    """
-    parsed: set[tuple[str, frozenset[Rule]]] = set()
-    while True:
+    def rewrite(self, script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+        found = self.scripts.get(script, rules)
+        if found is not None:
+            return found
+        known = self._crashers.known(script)
+        if known is not None:
+            return known[0]
         try:
-            return call()
-        except ScriptNotParsed as missing:
-            key = (missing.script, missing.rules)
-            if key in parsed:
-                raise RuntimeError("the script cache cannot hold this object's scripts") from None
-            parsed.add(key)
-            crashed = shared().remember(missing).reason is Reason.PARSER_FAILED
-            if crashed and not answer_crashes:
-                raise ParserCrashed(f"{what}: container {missing.container}: {CRASHED}") from None
+            found = self.sandbox.rewrite(script, rules)
+        except Crashed:
+            found = parser_failed()
+            self._crashers.add(script, found)
+            return found
+        self.scripts.put(script, rules, found)
+        return found
+
+    def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return self.sandbox.call(fn, *args)
+
+    def close(self, *, wait: bool = False) -> None:
+        self.sandbox.close(wait=wait)

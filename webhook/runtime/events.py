@@ -6,13 +6,14 @@ and for each namespace, so that one tenant's flood cannot crowd out the others' 
 dropped and counted. The task writes each series once, then at most every `repeat_seconds` with
 the occurrences seen since; every write costs the owner a token from a bucket (`burst`, one back
 every `refill_seconds`), and its namespace one from another (a pod names its owner, so chooses
-that bucket), so no owner's or namespace's pods can make the server write much. An owner that
+that bucket), so no owner's or namespace's pods can make the server write much; and all writes
+together go at most as fast as client-go lets a process (`CLIENT_BURST`, 5 a second). An owner that
 does not exist gets no Event. A new series with no token is dropped and counted; a series
 already written keeps its count for a later write. An API error drops what was to be written,
 counted and logged at a bounded rate.
 
-With no credentials (no ServiceAccount, no `KUBECONFIG`), or `--events=false`, the queue is off
-and `offer` costs one attribute test.
+With no cluster connection (no ServiceAccount, no `KUBECONFIG`), or `--events=false`, the queue
+is off and `offer` costs one attribute test.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.adapters.kube.client import Cluster, KubeError
 from webhook.adapters.kube.events import EventWriter, NoOwner
 from webhook.core import admission
+from webhook.core.memo import Memo
 from webhook.core.model import Decision
 from webhook.core.names import Action
-from webhook.core.notice import Notice, Owner, failed, notices, owner_of
-from webhook.transport.logs import RateLimit
-from webhook.transport.metrics import Metrics
+from webhook.core.notice import Notice, Owner, Said, failed, notices, owner_of
+from webhook.runtime.ratelimit import RateLimit
 
 QUEUE_LIMIT: Final = 256
 NAMESPACE_LIMIT: Final = 16
@@ -47,10 +48,27 @@ REFILL_SECONDS: Final = 30.0
 NAMESPACE_BURST: Final = 50
 NAMESPACE_REFILL_SECONDS: Final = 6.0
 ERRORS_LOGGED_PER_SECOND: Final = 1
+# For every write, whatever its owner and namespace, as client-go's client allows a process
+# (QPS 5, burst 10): a forger spreading pods over many namespaces still costs the API server
+# at most this.
+CLIENT_BURST: Final = 10
+CLIENT_REFILL_SECONDS: Final = 0.2
 
 log = logging.getLogger("multinode_webhook.events")
 
 Key = tuple[Owner, str, str, str, str]
+
+
+# The decisions whose Events' text is kept: the pods of one runtime share theirs.
+SAID_KEPT: Final = 256
+
+
+class Counts(Protocol):
+    """What the queue counts, in the server's metrics."""
+
+    def event_dropped(self, reason: str) -> None: ...
+
+    def event_written(self, kind: str, reason: str) -> None: ...
 
 
 class Writer(Protocol):
@@ -80,7 +98,7 @@ class EventQueue:
     def __init__(
         self,
         *,
-        metrics: Metrics,
+        metrics: Counts,
         limit: int = QUEUE_LIMIT,
         namespace_limit: int = NAMESPACE_LIMIT,
         series_limit: int = SERIES_LIMIT,
@@ -89,6 +107,8 @@ class EventQueue:
         refill_seconds: float = REFILL_SECONDS,
         namespace_burst: int = NAMESPACE_BURST,
         namespace_refill_seconds: float = NAMESPACE_REFILL_SECONDS,
+        client_burst: int = CLIENT_BURST,
+        client_refill_seconds: float = CLIENT_REFILL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on = True
@@ -102,6 +122,9 @@ class EventQueue:
         self._namespace_burst = namespace_burst
         self._namespace_refill = namespace_refill_seconds
         self._clock = clock
+        self._client = _Bucket(client_burst, clock())
+        self._client_burst = client_burst
+        self._client_refill = client_refill_seconds
         self._series: OrderedDict[Key, _Series] = OrderedDict()
         self._ready: deque[Key] = deque()
         self._new = 0
@@ -110,6 +133,7 @@ class EventQueue:
         self._namespace_buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._wake: asyncio.Event | None = None
         self._errors = RateLimit(ERRORS_LOGGED_PER_SECOND)
+        self._said: Said = Memo(SAID_KEPT)
 
     def tell(
         self,
@@ -125,7 +149,7 @@ class EventQueue:
                 return
             owner = owner_of(request.pod, namespace=request.namespace)
             if owner is not None:
-                for notice in notices(decision, owner):
+                for notice in notices(decision, owner, said=self._said):
                     self.offer(notice)
             return
         owner = owner_of(request.pod, namespace=request.namespace)
@@ -203,7 +227,23 @@ class EventQueue:
                 else:
                     loop.call_later(wait, self._push, key)
                 continue
+            await self._paced()
             await self._write(writer, key, series)
+
+    async def _paced(self) -> None:
+        """Until the client may make its next write, taking a token for it."""
+        client = self._client
+        while True:
+            now = self._clock()
+            client.tokens = min(
+                self._client_burst, client.tokens + (now - client.stamp) / self._client_refill
+            )
+            client.stamp = now
+            if client.tokens >= 1:
+                client.tokens -= 1
+                return
+            # Looked at again at least every 0.1 s: the clock is the queue's, not the loop's.
+            await asyncio.sleep(min((1 - client.tokens) * self._client_refill, 0.1))
 
     def _take_token(self, owner: Owner, now: float) -> float:
         """0 when the owner and its namespace may write now (a token is taken from each), else
@@ -293,14 +333,10 @@ def _filled(
     return bucket
 
 
-async def send_events(queue: EventQueue) -> None:
-    """Connect with the pod's ServiceAccount, or `KUBECONFIG`, and write the queue's Events
-    until cancelled; with neither, turn the queue off and say so once."""
-    loop = asyncio.get_running_loop()
-    try:
-        cluster = Cluster(await loop.run_in_executor(None, connect))
-    except KubeError as error:
+async def send_events(queue: EventQueue, cluster: Cluster | None) -> None:
+    """Write the queue's Events through the server's cluster connection until cancelled;
+    without one, turn the queue off (the server said so, once for Events and warm start)."""
+    if cluster is None:
         queue.off()
-        log.info("Events off: no cluster credentials", extra={"fields": {"why": str(error)}})
         return
     await queue.run(EventWriter(cluster, instance=socket.gethostname()))

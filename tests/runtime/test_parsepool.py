@@ -9,21 +9,16 @@ import pytest
 
 from tests.support.crash import crashing_script, parse_or_crash, parse_slowly, slow_script
 from webhook.core.names import Reason, Rule
-from webhook.core.script import (
-    ScriptNotParsed,
-    ScriptRewrite,
-    cached_rewrite,
-    clear_cache,
-    rewrite_script,
-)
-from webhook.offline.parsepool import Late, ParsePool, Shed
+from webhook.core.parsed import Needed, ParsedScripts
+from webhook.core.script import ScriptRewrite, rewrite_script
+from webhook.runtime.parsepool import Late, ParsePool, Shed
 
 RULES = frozenset(Rule)
 LONG = 60.0  # a deadline no test reaches
 
 
-def _missing(script: str) -> ScriptNotParsed:
-    return ScriptNotParsed(script, RULES, container="kserve-container")
+def _missing(script: str) -> Needed:
+    return Needed(script, RULES, "kserve-container")
 
 
 def _pool(**limits: float) -> ParsePool:
@@ -33,26 +28,28 @@ def _pool(**limits: float) -> ParsePool:
         budget=settings["budget"],
         queue_limit=int(settings["queue_limit"]),
         tenant_limit=int(settings["tenant_limit"]),
+        scripts=ParsedScripts(),
         parse=parse_slowly,
         timeout_kept=settings.get("timeout_kept", LONG),
     )
 
 
-def _queued(pool: ParsePool, script: str, *, tenant: str, deadline: float) -> asyncio.Task[None]:
+def _queued(
+    pool: ParsePool, script: str, *, tenant: str, deadline: float
+) -> asyncio.Task[ScriptRewrite]:
     """The script's parse, asked for in a task of its own."""
-    return asyncio.create_task(pool.remember(_missing(script), tenant=tenant, deadline=deadline))
+    return asyncio.create_task(pool.parse(_missing(script), tenant=tenant, deadline=deadline))
 
 
-async def _taken(pool: ParsePool) -> None:
-    """Until every script queued so far is in a worker's hands."""
+async def _taken(pool: ParsePool, *, left: int = 0) -> None:
+    """Until the workers have taken every script queued so far but `left`."""
     await asyncio.sleep(0)  # the tasks just made queue their scripts
-    while pool.queued:
+    while pool.queued > left:
         await asyncio.sleep(0.01)
 
 
 def _run(pool: ParsePool, body: Callable[[ParsePool, float], Awaitable[None]]) -> None:
     """Run `body(pool, now)` on a fresh loop, the pool's workers started and closed with it."""
-    clear_cache()
     pool.start()
 
     async def main() -> None:
@@ -68,21 +65,19 @@ def test_a_parse_over_its_budget_is_stopped_and_remembered() -> None:
     slow = slow_script(30)
 
     async def body(pool: ParsePool, now: float) -> None:
-        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
-        rewritten = cached_rewrite(slow, RULES)
+        await pool.parse(_missing(slow), tenant="a", deadline=now + LONG)
+        rewritten = pool.scripts.get(slow, RULES)
         assert rewritten is not None
         assert rewritten.reason is Reason.PARSE_TIMEOUT
         assert pool.counts.timeouts == 1
-        clear_cache()  # forgotten by the cache, not by the pool: no worker is asked again
-        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
-        again = cached_rewrite(slow, RULES)
-        assert again is not None
+        pool.scripts.clear()  # forgotten by the store, not by the pool: no worker is asked again
+        again = await pool.parse(_missing(slow), tenant="a", deadline=now + LONG)
         assert again.reason is Reason.PARSE_TIMEOUT
         assert pool.counts.timeouts == 1
         # The killed worker was replaced: the next script is parsed.
         good = slow_script(0, serial=1)
-        await pool.remember(_missing(good), tenant="a", deadline=now + LONG)
-        parsed = cached_rewrite(good, RULES)
+        await pool.parse(_missing(good), tenant="a", deadline=now + LONG)
+        parsed = pool.scripts.get(good, RULES)
         assert parsed is not None
         assert parsed.rules == (Rule.FORWARD_ARGS,)
 
@@ -90,13 +85,20 @@ def test_a_parse_over_its_budget_is_stopped_and_remembered() -> None:
 
 
 def test_a_crash_is_parser_failed_and_remembered() -> None:
-    pool = ParsePool(workers=1, budget=5, queue_limit=4, tenant_limit=4, parse=parse_or_crash)
+    pool = ParsePool(
+        workers=1,
+        budget=5,
+        queue_limit=4,
+        tenant_limit=4,
+        scripts=ParsedScripts(),
+        parse=parse_or_crash,
+    )
     script = crashing_script(20)
 
     async def body(pool: ParsePool, now: float) -> None:
         for _ in range(2):
-            await pool.remember(_missing(script), tenant="a", deadline=now + LONG)
-            rewritten = cached_rewrite(script, RULES)
+            await pool.parse(_missing(script), tenant="a", deadline=now + LONG)
+            rewritten = pool.scripts.get(script, RULES)
             assert rewritten is not None
             assert rewritten.reason is Reason.PARSER_FAILED
         assert pool.counts.crashes == 1
@@ -110,7 +112,7 @@ def test_tenants_take_turns() -> None:
     done: list[str] = []
 
     async def parse(pool: ParsePool, tenant: str, script: str, now: float) -> None:
-        await pool.remember(_missing(script), tenant=tenant, deadline=now + LONG)
+        await pool.parse(_missing(script), tenant=tenant, deadline=now + LONG)
         done.append(tenant)
 
     async def body(pool: ParsePool, now: float) -> None:
@@ -129,7 +131,7 @@ def test_tenants_take_turns() -> None:
 
 def test_a_full_queue_sheds_at_once_and_only_the_tenant_over_its_share() -> None:
     async def body(pool: ParsePool, now: float) -> None:
-        def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[None]:
+        def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[ScriptRewrite]:
             return _queued(pool, slow_script(seconds, serial), tenant=tenant, deadline=now + LONG)
 
         busy = queue(0.5, 0, "flood")
@@ -147,7 +149,7 @@ def test_a_full_queue_sheds_at_once_and_only_the_tenant_over_its_share() -> None
 
 def test_the_whole_queue_is_bounded() -> None:
     async def body(pool: ParsePool, now: float) -> None:
-        def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[None]:
+        def queue(seconds: float, serial: int, tenant: str) -> asyncio.Task[ScriptRewrite]:
             return _queued(pool, slow_script(seconds, serial), tenant=tenant, deadline=now + LONG)
 
         busy = queue(0.5, 10, "t0")
@@ -170,14 +172,12 @@ def test_the_whole_queue_is_bounded() -> None:
 def test_a_review_stops_waiting_at_its_deadline() -> None:
     async def body(pool: ParsePool, now: float) -> None:
         busy = asyncio.create_task(
-            pool.remember(_missing(slow_script(1.0, 70)), tenant="a", deadline=now + LONG)
+            pool.parse(_missing(slow_script(1.0, 70)), tenant="a", deadline=now + LONG)
         )
         await _taken(pool)
         loop = asyncio.get_running_loop()
         with pytest.raises(Late):
-            await pool.remember(
-                _missing(slow_script(0, 71)), tenant="b", deadline=loop.time() + 0.1
-            )
+            await pool.parse(_missing(slow_script(0, 71)), tenant="b", deadline=loop.time() + 0.1)
         assert not busy.done()  # it did not wait for the busy worker's parse
         assert pool.counts.late == 1
         await busy
@@ -190,10 +190,7 @@ def test_reviews_of_one_script_share_its_parse() -> None:
 
     async def body(pool: ParsePool, now: float) -> None:
         await asyncio.gather(
-            *(
-                pool.remember(_missing(script), tenant=f"t{i}", deadline=now + LONG)
-                for i in range(5)
-            )
+            *(pool.parse(_missing(script), tenant=f"t{i}", deadline=now + LONG) for i in range(5))
         )
         assert pool.counts.parsed == 1
 
@@ -207,6 +204,7 @@ def test_a_failure_is_told_once_however_many_reviews_waited_for_it() -> None:
         budget=5,
         queue_limit=8,
         tenant_limit=8,
+        scripts=ParsedScripts(),
         parse=parse_or_crash,
         on_failure=lambda missing, reason, tenant: told.append((missing.container, reason, tenant)),
     )
@@ -214,7 +212,7 @@ def test_a_failure_is_told_once_however_many_reviews_waited_for_it() -> None:
 
     async def body(pool: ParsePool, now: float) -> None:
         await asyncio.gather(
-            *(pool.remember(_missing(script), tenant="a", deadline=now + LONG) for _ in range(4))
+            *(pool.parse(_missing(script), tenant="a", deadline=now + LONG) for _ in range(4))
         )
 
     _run(pool, body)
@@ -228,13 +226,20 @@ def _fail_on_marker(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
 
 
 def test_an_error_in_a_parse_reaches_its_reviews_and_the_worker_goes_on() -> None:
-    pool = ParsePool(workers=1, budget=5, queue_limit=4, tenant_limit=4, parse=_fail_on_marker)
+    pool = ParsePool(
+        workers=1,
+        budget=5,
+        queue_limit=4,
+        tenant_limit=4,
+        scripts=ParsedScripts(),
+        parse=_fail_on_marker,
+    )
 
     async def body(pool: ParsePool, now: float) -> None:
         with pytest.raises(ValueError, match="on purpose"):
-            await pool.remember(_missing("# fail\nvllm serve\n"), tenant="a", deadline=now + LONG)
-        await pool.remember(_missing("vllm serve\n"), tenant="a", deadline=now + LONG)
-        assert cached_rewrite("vllm serve\n", RULES) is not None
+            await pool.parse(_missing("# fail\nvllm serve\n"), tenant="a", deadline=now + LONG)
+        await pool.parse(_missing("vllm serve\n"), tenant="a", deadline=now + LONG)
+        assert pool.scripts.get("vllm serve\n", RULES) is not None
 
     _run(pool, body)
 
@@ -243,11 +248,64 @@ def test_a_parse_over_its_budget_is_tried_again_once_its_memory_lapses() -> None
     slow = slow_script(30, serial=7)
 
     async def body(pool: ParsePool, now: float) -> None:
-        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
+        await pool.parse(_missing(slow), tenant="a", deadline=now + LONG)
         assert pool.counts.timeouts == 1
         await asyncio.sleep(0.3)  # past `timeout_kept`: the pool and the cache let it go
-        assert cached_rewrite(slow, RULES) is None
-        await pool.remember(_missing(slow), tenant="a", deadline=now + LONG)
+        assert pool.scripts.get(slow, RULES) is None
+        await pool.parse(_missing(slow), tenant="a", deadline=now + LONG)
         assert pool.counts.timeouts == 2
 
     _run(_pool(budget=0.5, timeout_kept=0.2), body)
+
+
+def test_a_shared_script_is_parsed_at_the_first_turn_of_a_tenant_waiting_for_it() -> None:
+    """A flood queues a runtime's script behind its own eight: another tenant asking for the
+    same script has it parsed at its own turn, not at the flood's."""
+    done: list[str] = []
+    shared = slow_script(0, serial=199)
+
+    async def parse(pool: ParsePool, tenant: str, script: str, now: float) -> None:
+        await pool.parse(_missing(script), tenant=tenant, deadline=now + LONG)
+        done.append(f"{tenant}:{'shared' if script == shared else 'own'}")
+
+    async def body(pool: ParsePool, now: float) -> None:
+        flood = [
+            asyncio.create_task(parse(pool, "flood", slow_script(0.2, serial=100 + i), now))
+            for i in range(8)
+        ]
+        flood.append(asyncio.create_task(parse(pool, "flood", shared, now)))
+        await asyncio.sleep(0)  # the flood's nine scripts are queued, the shared one last
+        await parse(pool, "legit", shared, now)
+        await asyncio.gather(*flood)
+
+    _run(_pool(tenant_limit=16), body)
+    assert done.index("legit:shared") <= 2, done
+    assert pool_parsed_once(done)
+
+
+def pool_parsed_once(done: list[str]) -> bool:
+    """Both tenants' reviews of the shared script were answered."""
+    return sorted(d for d in done if d.endswith("shared")) == ["flood:shared", "legit:shared"]
+
+
+def test_a_newcomer_is_served_before_any_tenant_has_a_second_turn() -> None:
+    """One worker: A queues four scripts and B one; while A's first is parsed, N arrives. The
+    round goes on with B, then N, and only then A again."""
+    done: list[str] = []
+
+    async def parse(pool: ParsePool, label: str, script: str, now: float) -> None:
+        await pool.parse(_missing(script), tenant=label[0], deadline=now + LONG)
+        done.append(label)
+
+    async def body(pool: ParsePool, now: float) -> None:
+        tasks = [
+            asyncio.create_task(parse(pool, f"A{i}", slow_script(0.2, serial=300 + i), now))
+            for i in range(1, 5)
+        ]
+        tasks.append(asyncio.create_task(parse(pool, "B1", slow_script(0, serial=310), now)))
+        await _taken(pool, left=4)  # A1 is being parsed
+        tasks.append(asyncio.create_task(parse(pool, "N1", slow_script(0, serial=320), now)))
+        await asyncio.gather(*tasks)
+
+    _run(_pool(), body)
+    assert done[:4] == ["A1", "B1", "N1", "A2"], done

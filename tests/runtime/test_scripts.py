@@ -10,9 +10,9 @@ import pytest
 from tests.support.builders import data_pod, example
 from webhook.core.model import Options
 from webhook.core.names import Rule
-from webhook.offline.warm import launch_scripts
+from webhook.runtime.scripts import launch_scripts
 
-OPTIONS = Options(parse_scripts=False)
+OPTIONS = Options()
 
 
 def _lws(leader: dict[str, Any]) -> dict[str, Any]:
@@ -84,5 +84,5 @@ def test_each_is_the_script_admission_asks_for() -> None:
 
 
 def test_a_script_admission_never_parses_is_not_read() -> None:
-    small = Options(parse_scripts=False, max_script_bytes=len(_script_of(LEADER).encode()) - 1)
+    small = Options(max_script_bytes=len(_script_of(LEADER).encode()) - 1)
     assert list(launch_scripts(_deployment(LEADER), options=small)) == []

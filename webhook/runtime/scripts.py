@@ -9,12 +9,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from webhook.core.model import Options
+from webhook.core.parsed import Needed
 from webhook.core.rewrite import split_shell
-from webhook.core.script import ScriptNotParsed
 from webhook.offline.policy import containers_in
 
 
-def launch_scripts(document: Any, *, options: Options) -> Iterator[ScriptNotParsed]:
+def launch_scripts(document: Any, *, options: Options) -> Iterator[Needed]:
     """Each script a target-named container of the object runs, as admission will ask for it;
     not those over `options.max_script_bytes`, which admission never parses."""
     for llm, container, _ in containers_in(document, ""):
@@ -35,4 +35,4 @@ def launch_scripts(document: Any, *, options: Options) -> Iterator[ScriptNotPars
             continue
         if len(script.encode("utf-8", "surrogatepass")) > options.max_script_bytes:
             continue
-        yield ScriptNotParsed(script, options.rules, container=str(name))
+        yield Needed(script, options.rules, str(name))

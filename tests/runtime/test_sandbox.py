@@ -17,16 +17,13 @@ from tests.support import kserve
 from tests.support.builders import EXAMPLES, example
 from tests.support.crash import crashing_script, parse_or_crash
 from tests.support.poll import wait
-from webhook.core.model import Options
 from webhook.core.names import Reason, Rule
-from webhook.core.script import ScriptNotParsed, cached_rewrite, clear_cache
-from webhook.offline import sandbox
+from webhook.offline.isolation import Crashed, InProcess, ParserCrashed, isolated
 from webhook.offline.migrate import migrate_text
 from webhook.offline.preview import preview_inference_service, preview_object
-from webhook.offline.sandbox import Crashed, ParserCrashed, Sandbox
+from webhook.runtime.sandbox import Isolated, Sandbox, Unavailable
 
 RULES = frozenset(Rule)
-ISOLATED = Options(parse_scripts=False)
 
 
 def _die() -> None:
@@ -35,14 +32,12 @@ def _die() -> None:
 
 @pytest.fixture
 def crashing() -> Iterator[Sandbox]:
-    """A sandbox whose parse dies on `crashing_script`, shared by the offline front ends."""
+    """A sandbox whose parse dies on `crashing_script`, the offline front ends' isolation."""
     box = Sandbox(parse=parse_or_crash)
-    saved, sandbox._shared = sandbox._shared, box
-    clear_cache()
     try:
-        yield box
+        with isolated(Isolated(sandbox=box)):
+            yield box
     finally:
-        sandbox._shared = saved
         box.close()
 
 
@@ -61,48 +56,71 @@ def test_a_call_runs_in_another_process_and_a_crash_starts_a_new_one() -> None:
         box.close()
 
 
+def _killed_until(counter: str, times: int) -> int:
+    """Die by SIGKILL (as by the OOM killer) the first `times` calls, counted in a file."""
+    done = int(Path(counter).read_text() or "0")
+    if done < times:
+        Path(counter).write_text(str(done + 1))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@pytest.mark.parametrize(("kills", "answered"), [(1, True), (2, True), (3, False)])
+def test_a_worker_killed_from_outside_is_no_crash_of_the_call(
+    tmp_path: Path, kills: int, answered: bool
+) -> None:
+    counter = tmp_path / "kills"
+    counter.write_text("0")
+    box = Sandbox()
+    try:
+        if answered:
+            assert box.call(_killed_until, str(counter), kills) != os.getpid()
+        else:
+            with pytest.raises(Unavailable, match="killed from outside 3 times"):
+                box.call(_killed_until, str(counter), kills)
+        assert (box.crashes, box.killed) == (0, 0 if answered else 1)
+        assert box.call(os.getpid) != os.getpid()  # the next call finds a fresh worker
+    finally:
+        box.close()
+
+
 def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
     box = Sandbox(parse=parse_or_crash)
     script = crashing_script()
-    missing = ScriptNotParsed(script, RULES, container="kserve-container")
     try:
-        clear_cache()
-        box.remember(missing)
+        first = Isolated(sandbox=box)
+        assert first.rewrite(script, RULES).reason is Reason.PARSER_FAILED
         assert box.crashes == 1
-        rewritten = cached_rewrite(script, RULES)
-        assert rewritten is not None
-        assert rewritten.reason is Reason.PARSER_FAILED
-        clear_cache()  # the rewrite is forgotten; the crash is not
-        box.remember(missing)
+        assert first.scripts.get(script, RULES) is None  # a crash is kept apart, by digest
+        assert first.rewrite(script, RULES).reason is Reason.PARSER_FAILED
         assert box.crashes == 1
-        again = cached_rewrite(script, RULES)
-        assert again is not None
-        assert again.reason is Reason.PARSER_FAILED
         good = "python -m huggingfaceserver --x\n"
-        box.remember(ScriptNotParsed(good, RULES, container="c"))
-        parsed = cached_rewrite(good, RULES)
-        assert parsed is not None
-        assert parsed.rules == (Rule.FORWARD_ARGS,)
+        assert first.rewrite(good, RULES).rules == (Rule.FORWARD_ARGS,)
+        assert first.scripts.get(good, RULES) is not None
+        # Another run's isolation keeps nothing of this one's.
+        other = Isolated(sandbox=box)
+        assert other.scripts.get(good, RULES) is None
+        assert other.rewrite(script, RULES).reason is Reason.PARSER_FAILED
+        assert box.crashes == 2
     finally:
         box.close()
 
 
 def test_a_full_crasher_memory_forgets_the_oldest_and_keeps_the_newest() -> None:
-    box = Sandbox(parse=parse_or_crash, crashers_kept=2)
-    first, second, newest = (
-        ScriptNotParsed(crashing_script(serial), RULES, container="c") for serial in (10, 11, 12)
-    )
+    box = Sandbox(parse=parse_or_crash)
+    isolation = Isolated(sandbox=box, crashers_kept=2)
+    first, second, newest = (crashing_script(serial) for serial in (10, 11, 12))
     try:
-        for missing in (first, second, newest):
-            box.remember(missing)
+        for script in (first, second, newest):
+            isolation.rewrite(script, RULES)
         assert box.crashes == 3
         # The newest crasher, retried by its controller, costs no worker: it is remembered.
-        box.remember(newest)
+        isolation.rewrite(newest, RULES)
         assert box.crashes == 3, "the newest crasher was forgotten"
-        box.remember(second)
+        isolation.rewrite(second, RULES)
         assert box.crashes == 3, "a crasher was forgotten while there was room for it"
         # The oldest made room for the newest, and is parsed (and crashes) again.
-        box.remember(first)
+        isolation.rewrite(first, RULES)
         assert box.crashes == 4, "the oldest crasher was kept past the memory's size"
     finally:
         box.close()
@@ -116,14 +134,14 @@ def _crashing_pod() -> dict[str, object]:
 
 def test_preview_names_the_object_and_container_whose_script_crashed(crashing: Sandbox) -> None:
     with pytest.raises(ParserCrashed) as error:
-        preview_object(_crashing_pod(), options=ISOLATED)
+        preview_object(_crashing_pod())
     name = example("legacy-head-pod.yaml")["metadata"]["name"]
     assert str(error.value) == (
         f"Pod {name}: container kserve-container: the bash parser crashed on its script"
     )
     assert crashing.crashes == 1
     # The next object gets a new worker.
-    [result] = preview_object(example("legacy-head-pod.yaml"), options=ISOLATED)
+    [result] = preview_object(example("legacy-head-pod.yaml"))
     assert result["decision"] == "patched"
 
 
@@ -139,7 +157,7 @@ def test_migrate_names_the_file_runtime_and_container(crashing: Sandbox) -> None
         f"      args: [{crashing_script(2)!r}]\n"
     )
     with pytest.raises(ParserCrashed) as error:
-        migrate_text(runtime, name="rt.yaml", options=ISOLATED)
+        migrate_text(runtime, name="rt.yaml")
     assert str(error.value) == (
         "rt.yaml: ServingRuntime/rt: container kserve-container: "
         "the bash parser crashed on its script"
@@ -153,7 +171,7 @@ def test_a_rendered_pod_whose_script_crashes_names_the_inference_service(
     runtime["spec"]["containers"][0]["args"][0] = crashing_script(3)
     isvc = kserve.inference_service(runtime, user_args=["--x"])
     with pytest.raises(ParserCrashed) as error:
-        preview_inference_service(isvc, [runtime], options=ISOLATED)
+        preview_inference_service(isvc, [runtime])
     assert str(error.value) == (
         f"InferenceService {kserve.ISVC} (head): container kserve-container: "
         "the bash parser crashed on its script"
@@ -161,9 +179,9 @@ def test_a_rendered_pod_whose_script_crashes_names_the_inference_service(
     # Parsed in the sandbox, the example renders as it does in-process, launch argv included.
     runtime = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
     isvc = kserve.inference_service(runtime, user_args=["--x"])
-    assert preview_inference_service(isvc, [runtime], options=ISOLATED) == (
-        preview_inference_service(isvc, [runtime])
-    )
+    in_sandbox = preview_inference_service(isvc, [runtime])
+    with isolated(InProcess()):
+        assert in_sandbox == preview_inference_service(isvc, [runtime])
 
 
 def _running(pid: int) -> bool:

@@ -20,7 +20,7 @@ from webhook.adapters.kube.client import KubeError
 from webhook.adapters.kube.events import NoOwner
 from webhook.core import names
 from webhook.core.notice import ISVC_KIND, NORMAL, WARNING, Notice, Owner
-from webhook.transport.events import EventQueue
+from webhook.runtime.events import EventQueue
 from webhook.transport.metrics import Metrics
 
 
@@ -165,6 +165,35 @@ def test_the_owners_a_namespace_names_share_its_rate() -> None:
         "owner-2",
         "quiet",
     ]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_all_writes_together_go_at_the_clients_pace() -> None:
+    # Owners in many namespaces each have tokens of their own: the client's bound holds.
+    metrics, writer, clock = Metrics(), Recorder(), _Clock()
+    queue = EventQueue(
+        metrics=metrics, limit=100, client_burst=3, client_refill_seconds=10, clock=clock
+    )
+    for serial in range(8):
+        queue.offer(_notice(f"owner-{serial}", namespace=f"ns-{serial}"))
+
+    async def steps() -> None:
+        await _settled(writer, 3)
+        await asyncio.sleep(0.1)  # no fourth write: the clock stands still
+        assert len(writer.writes) == 3
+        clock.now += 10  # one token back
+        await _settled(writer, 4)
+        await asyncio.sleep(0.1)
+        assert len(writer.writes) == 4
+
+    _run(queue, writer, steps)
 
 
 class _NoOwners(Recorder):
@@ -346,14 +375,14 @@ def test_events_false_writes_none(cluster: fakeapi.FakeApi, tmp_path: Path) -> N
     assert not any("events" in path for _, path in cluster.requests)
 
 
-def _raising(pod: Any, **_: Any) -> Any:
+def _raising(facts: Any, **_: Any) -> Any:
     raise RuntimeError("injected failure")
 
 
 def test_a_review_answered_by_the_error_policy_warns_its_owner(
     cluster: fakeapi.FakeApi, tmp_path: Path
 ) -> None:
-    with running(tmp_path, warm_up=False, review=_raising) as live:
+    with running(tmp_path, warm_up=False, decide=_raising) as live:
         response = _post(live, review(example("legacy-head-pod.yaml")))
         assert response["allowed"] is True
         wait(lambda: len(_events(cluster)) == 1, "the Event to be written")

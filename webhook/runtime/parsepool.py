@@ -1,12 +1,15 @@
 """First-seen scripts of admission, parsed by several sandboxes from one fair, bounded queue.
 
-A script the server has not cached is parsed in a sandbox process (`webhook.offline.sandbox`).
+A script the server has not seen is parsed in a sandbox process (`webhook.runtime.sandbox`), and
+its rewrite kept in the server's `ParsedScripts`.
 Any tenant allowed to create pods chooses what those scripts are, so their parses are shared out
 so that no tenant can delay another's:
 
 - each tenant (the pod's namespace) has a queue of its own, at most `tenant_limit` long, and the
-  workers take the tenants' queues in turn: a tenant flooding the webhook waits behind its own
-  scripts, while another's first-seen pod waits for at most one parse per worker;
+  workers take the tenants' queues in rounds: a tenant served in this round waits for the next,
+  behind every tenant that has not had its turn, a newcomer included. A tenant flooding the
+  webhook waits behind its own scripts, while another's first-seen pod waits for at most one
+  parse per worker;
 - the queues together hold at most `queue_limit` scripts; a script that finds no room is shed at
   once (`Shed`), and a review whose deadline comes before its script's turn stops waiting
   (`Late`): the server answers both by its error policy, and a retried pod finds its script
@@ -16,7 +19,9 @@ so that no tenant can delay another's:
   by digest (`CRASHERS_KEPT` of them), so the same pod, sent again, never costs a worker; a
   timeout only for `timeout_kept` seconds (a minute), as the parse may fit its budget on a
   machine less busy;
-- pods of one runtime share its script: one parse serves every review waiting for it;
+- pods of one runtime share its script: one parse serves every review waiting for it, and the
+  script stands in the queue of each tenant waiting for it, so that it is parsed at the first of
+  their turns: no review waits in another tenant's queue;
 - a worker killed while idle (the OOM killer) is replaced by the next call, which runs on; a
   worker killed under a call runs the call once more on a fresh one. While no worker can be
   started, the reviews waiting are answered `Unavailable`, `unavailable` says why (the server's
@@ -33,16 +38,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from webhook.adapters.backoff import Backoff
 from webhook.core.names import Reason, Rule
-from webhook.core.script import (
-    ScriptNotParsed,
-    ScriptRewrite,
-    parse_timeout,
-    parser_failed,
-    remember,
-    rewrite_script,
-)
-from webhook.offline.sandbox import CRASHERS_KEPT, Crashed, Failures, Sandbox, Unavailable
+from webhook.core.parsed import Needed, ParsedScripts
+from webhook.core.script import ScriptRewrite, parse_timeout, parser_failed, rewrite_script
+from webhook.offline.isolation import Crashed
+from webhook.runtime.sandbox import CRASHERS_KEPT, Failures, Sandbox, Unavailable
 
 # How long a parse that overran its budget is answered `parse-timeout` before it is tried again.
 TIMEOUT_KEPT_SECONDS: Final = 60.0
@@ -61,10 +62,11 @@ class Late(Exception):
 
 @dataclass
 class _Job:
-    missing: ScriptNotParsed
-    tenant: str
+    needed: Needed
+    tenant: str  # the first tenant that asked, named in the failure's log line
     deadline: float  # loop time after which no review waits for it
-    done: asyncio.Future[None] = field(
+    taken: bool = False  # a worker has it: its other places in the queues are passed over
+    done: asyncio.Future[ScriptRewrite] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -81,7 +83,7 @@ class Counts:
 
 
 class ParsePool:
-    """`workers` sandboxes serving the tenants' queues in turn; see the module's docstring."""
+    """`workers` sandboxes serving the tenants' queues in rounds; see the module's docstring."""
 
     def __init__(
         self,
@@ -90,33 +92,37 @@ class ParsePool:
         budget: float,
         queue_limit: int,
         tenant_limit: int,
+        scripts: ParsedScripts,
         parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
-        on_failure: Callable[[ScriptNotParsed, Reason, str], None] = lambda *_: None,
+        on_failure: Callable[[Needed, Reason, str], None] = lambda *_: None,
         failures_kept: int = CRASHERS_KEPT,
         timeout_kept: float = TIMEOUT_KEPT_SECONDS,
     ) -> None:
-        """`on_failure(missing, reason, tenant)` is told once of each parse that crashed or
+        """`on_failure(needed, reason, tenant)` is told once of each parse that crashed or
         overran its budget, whichever reviews waited for it."""
         self._boxes = [Sandbox(parse=parse) for _ in range(workers)]
+        self.scripts = scripts
         self._parse = parse
         self._on_failure = on_failure
         self._budget = budget
         self._queue_limit = queue_limit
         self._tenant_limit = tenant_limit
         self._queues: dict[str, deque[_Job]] = {}
+        # Tenants with a queue: those yet to be served in this round, and those served in it.
         self._turns: deque[str] = deque()
+        self._next_round: deque[str] = deque()
         self._queued = 0
         self._jobs: dict[tuple[str, frozenset[Rule]], _Job] = {}
         self._failures = Failures(failures_kept)
         self._timeout_kept = timeout_kept
-        self._ready: asyncio.Semaphore | None = None  # one release for each job queued
+        self._ready: asyncio.Semaphore | None = None  # one release for each place queued
         self._serving: list[asyncio.Task[None]] = []
         self._reviving: asyncio.Task[None] | None = None
         self.counts = Counts()
 
     @property
     def queued(self) -> int:
-        """Scripts waiting for a worker."""
+        """Places in the tenants' queues (a script shared by two tenants stands in both)."""
         return self._queued
 
     @property
@@ -156,48 +162,60 @@ class ParsePool:
                 started = False
         return started
 
-    async def remember(self, missing: ScriptNotParsed, *, tenant: str, deadline: float) -> None:
-        """Have the script parsed and its rewrite cached in this process, by loop time
-        `deadline`; `Shed` or `Late` when it cannot be."""
-        known = self._failures.known(missing.script)
-        if known is not None:
-            remember(missing.script, missing.rules, known[0], until=known[1])
-            return
+    def known(self, needed: Needed) -> ScriptRewrite | None:
+        """The script's rewrite when the server has it, or a failure it remembers."""
+        found = self.scripts.get(needed.script, needed.rules)
+        if found is None and (failed := self._failures.known(needed.script)) is not None:
+            found = failed[0]
+        return found
+
+    async def parse(self, needed: Needed, *, tenant: str, deadline: float) -> ScriptRewrite:
+        """The script's rewrite, parsed by loop time `deadline` and kept in the server's
+        scripts; `Shed`, `Late` or `Unavailable` when it cannot be."""
+        found = self.known(needed)
+        if found is not None:
+            return found
         if (reason := self.unavailable) is not None:
             raise Unavailable(reason)  # no worker to wait for: answered now, not at the deadline
         self._serve()
-        key = (missing.script, missing.rules)
-        job = self._jobs.get(key)
+        job = self._jobs.get(needed.key)
         if job is None:
-            job = self._queue(missing, tenant=tenant, deadline=deadline)
+            job = _Job(needed, tenant, deadline)
+            self._queue(job, tenant=tenant)
+            self._jobs[needed.key] = job
         else:
             job.deadline = max(job.deadline, deadline)
+            if not job.taken and job not in self._queues.get(tenant, ()):
+                # Waiting for another tenant's turn would let that tenant's flood delay it.
+                self._queue(job, tenant=tenant)
         wait = deadline - asyncio.get_running_loop().time()
         try:
-            await asyncio.wait_for(asyncio.shield(job.done), max(wait, 0))
+            return await asyncio.wait_for(asyncio.shield(job.done), max(wait, 0))
+        except asyncio.CancelledError:
+            if not job.done.cancelled():
+                raise  # the review itself was cancelled
+            self.counts.late += 1  # its deadline passed before its turn came
+            raise Late(f"its script was not parsed in time ({tenant})") from None
         except TimeoutError:
             self.counts.late += 1
             raise Late(
                 f"its script was not parsed within the review's deadline ({tenant})"
             ) from None
 
-    def _queue(self, missing: ScriptNotParsed, *, tenant: str, deadline: float) -> _Job:
+    def _queue(self, job: _Job, *, tenant: str) -> None:
         # A namespace's queue exists while it holds a job: one shed leaves none behind.
         queue = self._queues.get(tenant, deque())
         if len(queue) >= self._tenant_limit or self._queued >= self._queue_limit:
             self.counts.shed += 1
             full = "its namespace's" if len(queue) >= self._tenant_limit else "the"
             raise Shed(f"{full} queue of first-seen scripts is full ({tenant})")
-        job = _Job(missing, tenant, deadline)
-        if not queue:  # a tenant is in turn while its queue holds a job
+        if not queue:  # a newcomer has its turn in this round
             self._queues[tenant] = queue
             self._turns.append(tenant)
         queue.append(job)
         self._queued += 1
-        self._jobs[(missing.script, missing.rules)] = job
         assert self._ready is not None
         self._ready.release()
-        return job
 
     def _serve(self) -> None:
         """Start the workers' tasks on this loop, with the first script queued."""
@@ -207,18 +225,23 @@ class ParsePool:
             self._serving = [loop.create_task(self._work(box)) for box in self._boxes]
 
     async def _next(self) -> _Job:
-        """The next job, from the next tenant in turn."""
+        """The next job not taken yet, from the next tenant in turn."""
         assert self._ready is not None
-        await self._ready.acquire()
-        tenant = self._turns.popleft()
-        queue = self._queues[tenant]
-        job = queue.popleft()
-        if queue:
-            self._turns.append(tenant)
-        else:
-            del self._queues[tenant]
-        self._queued -= 1
-        return job
+        while True:
+            await self._ready.acquire()
+            if not self._turns:  # every tenant had its turn: the next round begins
+                self._turns, self._next_round = self._next_round, self._turns
+            tenant = self._turns.popleft()
+            queue = self._queues[tenant]
+            job = queue.popleft()
+            self._queued -= 1
+            if queue:
+                self._next_round.append(tenant)
+            else:
+                del self._queues[tenant]
+            if not job.taken:
+                job.taken = True
+                return job
 
     async def _work(self, box: Sandbox) -> None:
         loop = asyncio.get_running_loop()
@@ -226,25 +249,26 @@ class ParsePool:
             while box.unavailable is not None:  # the other workers take the jobs meanwhile
                 await asyncio.sleep(REVIVE_FIRST)
             job = await self._next()
-            missing = job.missing
+            needed = job.needed
             try:
                 if loop.time() < job.deadline:  # else nobody waits for it any more
                     rewritten, until = await self._parsed(box, job)
-                    remember(missing.script, missing.rules, rewritten, until=until)
+                    self.scripts.put(needed.script, needed.rules, rewritten, until=until)
+                    job.done.set_result(rewritten)
             except Exception as error:  # the reviews waiting answer it; this worker goes on
                 job.done.set_exception(error)
             finally:
-                del self._jobs[(missing.script, missing.rules)]
+                del self._jobs[needed.key]
                 if not job.done.done():
-                    job.done.set_result(None)
+                    job.done.cancel()
 
     async def _parsed(self, box: Sandbox, job: _Job) -> tuple[ScriptRewrite, float | None]:
         """The script's rewrite, and the monotonic time it holds until (None: for good)."""
-        missing = job.missing
+        needed = job.needed
         until = None
         try:
             rewritten = await asyncio.wait_for(
-                box.call_async(self._parse, missing.script, missing.rules), self._budget
+                box.call_async(self._parse, needed.script, needed.rules), self._budget
             )
         except TimeoutError:
             box.close()  # the worker is still parsing: it is killed, and replaced on next use
@@ -261,9 +285,9 @@ class ParsePool:
         else:
             self.counts.parsed += 1
             return rewritten, None
-        self._failures.add(missing.script, rewritten, until=until)
+        self._failures.add(needed.script, rewritten, until=until)
         assert rewritten.reason is not None
-        self._on_failure(missing, rewritten.reason, job.tenant)
+        self._on_failure(needed, rewritten.reason, job.tenant)
         return rewritten, until
 
     def revive(self) -> None:
@@ -276,7 +300,7 @@ class ParsePool:
         """Every worker is tried at once (one that cannot start says so before a review finds
         out), then those that would not start, backing off."""
         loop = asyncio.get_running_loop()
-        wait = REVIVE_FIRST
+        backoff = Backoff(REVIVE_FIRST, REVIVE_MOST)
         stopped = list(self._boxes)
         while stopped:
             for box in stopped:
@@ -284,8 +308,7 @@ class ParsePool:
                     await loop.run_in_executor(None, box.start)
             if not (stopped := [box for box in self._boxes if box.unavailable]):
                 return
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, REVIVE_MOST)
+            await asyncio.sleep(backoff.next())
 
     def close(self) -> None:
         """Stop the workers' tasks and kill their processes, at shutdown."""

@@ -2,12 +2,13 @@
 before `/readyz` passes, and each new or changed one as it appears, so that the first pod of a
 known runtime finds its script cached instead of waiting for a sandbox.
 
-With cluster credentials (the pod's ServiceAccount, or `KUBECONFIG` outside a cluster) one
-thread per kind lists and then watches it (`Cluster.follow`), and hands each object's scripts to
-the event loop; one task parses them through the parse pool, one at a time, in a namespace of
-their own, so that they never crowd out a review's. Scripts wait in a bounded `Inbox` that keeps
-only the newest of each object's containers. Without credentials, or while the API server
-cannot be reached, the replica starts as it would without warm start, and says so once.
+With the server's cluster connection (made from the pod's ServiceAccount, or `KUBECONFIG`
+outside a cluster) one thread per kind lists and then watches it (`Cluster.follow`), and hands
+each object's scripts to the event loop; one task parses them through the parse pool, one at a
+time, in a namespace of their own, so that they never crowd out a review's. Scripts wait in a
+bounded `Inbox` that keeps only the newest of each object's containers. Without a connection,
+or while the API server cannot be reached, the replica starts as it would without warm start,
+and says so once.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
-from webhook.adapters.kube.client import Cluster, KubeError, connect
+from webhook.adapters.kube.client import Cluster
 from webhook.adapters.kube.sources import FOLLOWED
 from webhook.core.model import Options
-from webhook.core.script import ScriptNotParsed, cached_rewrite
-from webhook.offline.parsepool import Late, ParsePool, Shed
-from webhook.offline.warm import launch_scripts
+from webhook.core.parsed import Needed
+from webhook.runtime.parsepool import Late, ParsePool, Shed
+from webhook.runtime.scripts import launch_scripts
 
 # The parse pool's namespace for warm-up: no pod's namespace is empty.
 TENANT: Final = ""
@@ -42,7 +43,7 @@ class Inbox:
 
     def __init__(self, limit: int = INBOX_LIMIT) -> None:
         self._limit = limit
-        self._items: OrderedDict[Key, ScriptNotParsed] = OrderedDict()
+        self._items: OrderedDict[Key, Needed] = OrderedDict()
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -52,7 +53,7 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, key: Key, missing: ScriptNotParsed) -> None:
+    def put(self, key: Key, missing: Needed) -> None:
         self._items.pop(key, None)
         self._items[key] = missing
         while len(self._items) > self._limit:
@@ -61,7 +62,7 @@ class Inbox:
         self._idle.clear()
         self._ready.set()
 
-    async def get(self) -> ScriptNotParsed:
+    async def get(self) -> Needed:
         """The oldest script waiting; `done` must follow once it is handled."""
         while not self._items:
             self._ready.clear()
@@ -88,9 +89,16 @@ class WarmUp:
     warm-up's bound has passed, or there is no cluster to read."""
 
     def __init__(
-        self, *, pool: ParsePool, options: Options, seconds: float, parsed: Callable[[], None]
+        self,
+        *,
+        cluster: Cluster | None,
+        pool: ParsePool,
+        options: Options,
+        seconds: float,
+        parsed: Callable[[], None],
     ) -> None:
-        """`parsed` is called for each script warm start parsed."""
+        """`cluster` is the server's connection (None: it has none); `parsed` is called for
+        each script warm start parsed."""
         self._pool = pool
         self._counted = parsed
         self._options = options
@@ -99,7 +107,7 @@ class WarmUp:
         self._inbox = Inbox()
         self.ready = asyncio.Event()
         self.parsed = 0
-        self._cluster: Cluster | None = None
+        self._cluster = cluster
 
     @property
     def dropped(self) -> int:
@@ -116,13 +124,8 @@ class WarmUp:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            cluster = self._cluster = Cluster(await loop.run_in_executor(None, connect))
-        except KubeError as error:
-            log.info(
-                "warm start off: first-seen scripts are parsed on first use",
-                extra={"fields": {"why": str(error)}},
-            )
+        cluster = self._cluster
+        if cluster is None:  # the server said so, once for warm start and Events
             return
         parsing = asyncio.create_task(self._parse())
         listed = [asyncio.Event() for _ in FOLLOWED]
@@ -183,10 +186,10 @@ class WarmUp:
         while True:
             missing = await self._inbox.get()
             try:
-                if cached_rewrite(missing.script, missing.rules) is None:
+                if self._pool.known(missing) is None:
                     # A generous deadline: nobody waits on these, but a stuck turn must end.
                     deadline = loop.time() + 60
-                    await self._pool.remember(missing, tenant=TENANT, deadline=deadline)
+                    await self._pool.parse(missing, tenant=TENANT, deadline=deadline)
                     self.parsed += 1
                     self._counted()
             except (Shed, Late):
