@@ -1,6 +1,7 @@
-"""The parse workers of a running server under faults: killed while idle (as the OOM killer
-does), and unable to start. No first-seen pod goes unrepaired for more than the review that
-met the fault, and `/readyz` says the truth throughout."""
+"""Fault: the parse workers of a running server killed (as the OOM killer does) while idle,
+while parsing, three times in a row, and unable to start. What must hold: no first-seen pod
+goes unrepaired for more than the review that met the fault, a kill is never blamed on the
+script (`parser-failed`), and `/readyz` says the truth throughout."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import multiprocessing
 import os
 import signal
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.builders import example, review
+from tests.support.crash import SLOW, parse_slowly
 from tests.support.poll import wait
 from tests.support.servers import Running, running
 
@@ -72,6 +75,72 @@ def test_workers_killed_while_idle_three_times_leave_no_first_seen_pod_unrepaire
                 assert ops.get("/readyz").status_code == 200
         assert _metric(live, "multinode_webhook_parse_workers_replaced_total") >= 3
         assert _metric(live, "multinode_webhook_parser_crashes_total") == 0
+
+
+def _slow_first_seen(serial: int, seconds: float) -> dict[str, Any]:
+    """A first-seen pod whose script takes `seconds` to parse under `parse_slowly`."""
+    pod = _first_seen(str(serial))
+    container = pod["spec"]["containers"][0]
+    container["args"][0] = f"{SLOW}{seconds}\n" + container["args"][0]
+    return pod
+
+
+@pytest.mark.parametrize(("kills", "repaired"), [(2, True), (3, False)])
+def test_workers_killed_under_one_parse_are_no_fault_of_the_script(
+    tmp_path: Path, kills: int, repaired: bool
+) -> None:
+    """Each kill lands while the worker parses; the parse is tried again on a fresh one. Three
+    kills in a row give the review up (the error policy answers it), but never blame the
+    script: the same pod, sent again, is repaired."""
+    with running(
+        tmp_path,
+        parse=parse_slowly,
+        parse_workers=1,
+        warm_up=False,
+        parse_budget_seconds=20,
+        deadline_seconds=25,
+    ) as live:
+        pod = _slow_first_seen(200 + kills, 1.0)
+        body = review(pod, namespace="models")
+        # The worker started with the server is killed first: each one after it is started
+        # for the review's parse.
+        wait(lambda: bool(_busy(live)), "the worker to start")
+        killed = _busy(live)
+        _kill_workers(live)
+        with ThreadPoolExecutor(1) as pool, live.client() as client:
+            answering = pool.submit(lambda: client.post("/mutate", json=body).json())
+            for _ in range(kills):
+                _wait_fresh(live, killed)
+                fresh = _busy(live) - killed
+                _kill_workers(live)
+                killed |= fresh
+            answer = answering.result()["response"]
+        if repaired:
+            assert answer.get("patchType") == "JSONPatch", answer.get("warnings")
+        else:
+            assert "parse-worker-unavailable" in answer["auditAnnotations"]["reason"], answer
+            again = _answer_pod(live, pod)
+            assert again.get("patchType") == "JSONPatch", again.get("warnings")
+        assert _metric(live, "multinode_webhook_parser_crashes_total") == 0
+        with live.ops() as ops:
+            assert ops.get("/readyz").status_code == 200
+
+
+def _wait_fresh(live: Running, killed: set[int]) -> None:
+    """Until a worker not killed yet runs."""
+    wait(lambda: bool(_busy(live) - killed), "a worker to take the parse")
+
+
+def _answer_pod(live: Running, pod: dict[str, Any]) -> dict[str, Any]:
+    with live.client() as client:
+        reply = client.post("/mutate", json=review(pod, namespace="models")).json()
+        answer: dict[str, Any] = reply["response"]
+        return answer
+
+
+def _busy(live: Running) -> set[int]:
+    """The worker processes alive."""
+    return {pid for pid in live.state.parses.pids if _alive(pid)}
 
 
 class _Refusing:

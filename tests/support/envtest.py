@@ -51,76 +51,114 @@ class Cluster:
         )
 
 
+class ControlPlane:
+    """An etcd and a kube-apiserver in `work`, with an admin token and service-account keys;
+    the API server can be stopped and started again on its port, over the same etcd."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.etcd_port, self.peer_port = servers.free_port(), servers.free_port()
+        self.api_port = servers.free_port()
+        token = secrets.token_hex(16)
+        (work / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (work / "sa.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        self.cluster = Cluster(f"https://127.0.0.1:{self.api_port}", token)
+        self._etcd: subprocess.Popen[bytes] | None = None
+        self._apiserver: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """etcd, then the API server, once it answers `/readyz`."""
+        etcd_url = f"http://127.0.0.1:{self.etcd_port}"
+        peer_url = f"http://127.0.0.1:{self.peer_port}"
+        self._etcd = subprocess.Popen(
+            [
+                str(ASSETS / "etcd"),
+                "--data-dir",
+                str(self.work / "etcd"),
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+                "--initial-cluster",
+                f"default={peer_url}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.start_apiserver()
+
+    def start_apiserver(self) -> None:
+        work = self.work
+        self._apiserver = subprocess.Popen(
+            [
+                str(ASSETS / "kube-apiserver"),
+                "--etcd-servers",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.api_port),
+                "--cert-dir",
+                str(work / "pki"),
+                "--token-auth-file",
+                str(work / "tokens.csv"),
+                "--authorization-mode",
+                "RBAC",
+                "--service-cluster-ip-range",
+                "10.0.0.0/24",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc",
+                "--service-account-key-file",
+                str(work / "sa.key"),
+                "--service-account-signing-key-file",
+                str(work / "sa.key"),
+                "--disable-admission-plugins",
+                "ServiceAccount",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "apiserver.log", "a"),  # noqa: SIM115
+        )
+        with self.cluster.client() as client:
+            wait(lambda: client.get("/readyz").status_code == 200, "kube-apiserver", 90)
+
+    def stop_apiserver(self) -> None:
+        """Stop it, as it stops for an upgrade; or kill it when its watches hold it up."""
+        if self._apiserver is not None:
+            self._apiserver.terminate()
+            try:
+                self._apiserver.wait(10)
+            except subprocess.TimeoutExpired:
+                self._apiserver.kill()
+                self._apiserver.wait(10)
+            self._apiserver = None
+
+    def stop(self) -> None:
+        self.stop_apiserver()
+        if self._etcd is not None:
+            self._etcd.terminate()
+            self._etcd.wait(30)
+            self._etcd = None
+
+
 def started(work: Path) -> Iterator[Cluster]:
     """A fresh API server with its etcd, its admin token and service-account keys in `work`."""
-    etcd_port, peer_port, api_port = servers.free_port(), servers.free_port(), servers.free_port()
-    token = secrets.token_hex(16)
-    (work / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (work / "sa.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    etcd = subprocess.Popen(
-        [
-            str(ASSETS / "etcd"),
-            "--data-dir",
-            str(work / "etcd"),
-            "--listen-client-urls",
-            f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls",
-            f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls",
-            f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster",
-            f"default=http://127.0.0.1:{peer_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    apiserver = subprocess.Popen(
-        [
-            str(ASSETS / "kube-apiserver"),
-            "--etcd-servers",
-            f"http://127.0.0.1:{etcd_port}",
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            str(api_port),
-            "--cert-dir",
-            str(work / "pki"),
-            "--token-auth-file",
-            str(work / "tokens.csv"),
-            "--authorization-mode",
-            "RBAC",
-            "--service-cluster-ip-range",
-            "10.0.0.0/24",
-            "--service-account-issuer",
-            "https://kubernetes.default.svc",
-            "--service-account-key-file",
-            str(work / "sa.key"),
-            "--service-account-signing-key-file",
-            str(work / "sa.key"),
-            "--disable-admission-plugins",
-            "ServiceAccount",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(work / "apiserver.log", "w"),  # noqa: SIM115
-    )
-    found = Cluster(f"https://127.0.0.1:{api_port}", token)
+    plane = ControlPlane(work)
     try:
-        with found.client() as client:
-            wait(lambda: client.get("/readyz").status_code == 200, "kube-apiserver", 90)
-        yield found
+        plane.start()
+        yield plane.cluster
     finally:
-        for process in (apiserver, etcd):
-            process.terminate()
-            process.wait(30)
+        plane.stop()
 
 
 def kubectl(kubeconfig: Path, *args: str) -> str:
