@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import math
 import multiprocessing
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -215,7 +216,9 @@ class Sandbox:
             if self._executor is None:
                 # spawn, not fork: the asking process may have an event loop and threads.
                 context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1, mp_context=context, initializer=leave_interrupts
+                )
             return self._executor
 
     def _died(self, *, final: bool) -> None:
@@ -265,3 +268,10 @@ def resolved(call: Callable[[], T], *, what: str, answer_crashes: bool = False) 
             crashed = shared().remember(missing).reason is Reason.PARSER_FAILED
             if crashed and not answer_crashes:
                 raise ParserCrashed(f"{what}: container {missing.container}: {CRASHED}") from None
+
+
+def leave_interrupts() -> None:
+    """A worker's initializer: Ctrl-C reaches the whole process group, and the process that
+    started the worker is the one to answer it (it stops its workers); a worker that took it
+    too would print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

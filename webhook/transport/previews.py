@@ -30,7 +30,7 @@ from webhook.core.model import Context, Options
 from webhook.offline import documents
 from webhook.offline.preview import preview_text, render
 from webhook.offline.render import NEWEST
-from webhook.offline.sandbox import stop_pool
+from webhook.offline.sandbox import leave_interrupts, stop_pool
 
 WAITING: Final = 4
 
@@ -125,7 +125,9 @@ def _yield_to_admission() -> None:
 
     At a lower priority it gets the CPU quota only when admission leaves some; with the
     highest OOM score it is the process the kernel kills when a preview runs out of memory.
+    Ctrl-C is the server's to answer, not the worker's.
     """
+    leave_interrupts()
     os.nice(10)
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text("1000")
