@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -19,6 +20,9 @@ import yaml
 from tests.support.builders import EXAMPLES
 from tests.support.cli import cli, one_line_error
 from tests.support.pace import patience
+from webhook.cli import main, parser
+from webhook.cli import preview as cli_preview
+from webhook.cli.common import switch_values
 from webhook.offline import documents
 
 
@@ -183,3 +187,47 @@ def test_ctrl_c_ends_a_preview_waiting_on_stdin_quietly() -> None:
     time.sleep(1)
     code, err = _interrupted(preview)
     assert (code, err) == (130, "")
+
+
+@pytest.mark.parametrize(
+    ("given", "value"),
+    [
+        ([], None),
+        (["--warm-up"], True),
+        (["--warm-up=true"], True),
+        (["--warm-up=False"], False),
+        (["--no-warm-up"], False),
+        (["--no-warm-up", "--warm-up"], True),
+    ],
+)
+def test_boolean_flags_take_every_form_a_person_tries(given: list[str], value: bool | None) -> None:
+    root = parser()
+    assert root.parse_args(switch_values(root, ["serve", *given])).warm_up is value
+
+
+def test_a_boolean_flag_refuses_another_value() -> None:
+    assert "--events: expected true or false, got 'maybe'" in cli("serve", "--events=maybe").stderr
+
+
+def test_a_switch_takes_no_separate_value(tmp_path: Path) -> None:
+    # -i is a switch: the file after it stays the file.
+    source = tmp_path / "runtime.yaml"
+    source.write_text((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    done = cli("migrate", "-i", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "migrated 2 containers in 1 runtime" in done.stderr
+
+
+def test_library_warnings_stay_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def warns(_args: object) -> int:
+        # As urllib3 warns on each request to a server whose certificate is not verified.
+        warnings.warn("Unverified HTTPS request", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli_preview, "run", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        assert main(["preview"]) == 0
+    assert "Unverified" not in capsys.readouterr().err

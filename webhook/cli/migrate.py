@@ -8,6 +8,7 @@ from typing import Any
 
 from webhook.cli.common import (
     EXIT_FINDINGS,
+    counted,
     Switch,
     fail,
     options,
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         for change in changes:
             print(f"migrated {named}: {change}", file=sys.stderr)
     runtimes = len({(name, c.namespace, c.runtime) for name, c in found})
-    total = f"{len(found)} containers in {runtimes} runtimes"
+    total = f"{counted(len(found), 'container')} in {counted(runtimes, 'runtime')}"
     if args.check:
         if found:
             rows = [
