@@ -8,8 +8,8 @@ from typing import Any
 
 from webhook.cli.common import (
     EXIT_FINDINGS,
-    counted,
     Switch,
+    counted,
     fail,
     options,
     read,
