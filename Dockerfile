@@ -22,6 +22,6 @@ ENV PATH=/opt/multinode-webhook/bin:$PATH \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/multinode-webhook /opt/multinode-webhook
 USER 65532:65532
-EXPOSE 8443 8080
+EXPOSE 8443 8444 8080
 ENTRYPOINT ["multinode-webhook"]
 CMD ["serve"]

@@ -242,7 +242,7 @@ def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> Non
         [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.HEAD_CONTAINER],
         [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.WORKER_CONTAINER],
     ]
-    assert summary == "2 containers in 1 runtimes would change"
+    assert summary == "2 containers in 1 runtime would change"
 
 
 def _list_of(kind: str) -> str:
@@ -289,7 +289,7 @@ def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
     done = cli("migrate", "-i", str(legacy), str(clean))
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr.count(f"migrated {legacy}:") == 2
-    assert done.stderr.splitlines()[-1] == "migrated 2 containers in 1 runtimes"
+    assert done.stderr.splitlines()[-1] == "migrated 2 containers in 1 runtime"
     assert clean.stat().st_mtime_ns == before
     assert cli("migrate", "--check", str(legacy), str(clean)).returncode == 0
     refused = cli("migrate", str(legacy), str(clean))

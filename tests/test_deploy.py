@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from celpy.adapter import json_to_cel
 
 from tests.support import kserve, llmisvc
 from tests.support.builders import REPO, TESTDATA, admit
-from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, user_overlay
+from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, render, user_overlay
 from tests.support.positional import CASES, case_pod
 from webhook import __version__
 from webhook.adapters import certs
@@ -34,17 +33,6 @@ CRD_KINDS = {"Issuer", "Certificate", "ServiceMonitor", "PrometheusRule"}
 NAMESPACE = "multinode-webhook"
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-
-
-def render(path: Path) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -358,6 +346,17 @@ def test_deployment_is_hardened(overlay: tuple[str, list[dict[str, Any]]]) -> No
             annotation["cert-manager.io/inject-ca-from"]
             == f"{NAMESPACE}/{certificate['metadata']['name']}"
         )
+    elif overlay[0] == "openshift":
+        # OpenShift's service CA writes the pair into the Secret the server mounts, and its CA
+        # into every entry's caBundle; nothing of ours makes or keeps a certificate.
+        service = one(overlay[1], "Service")["metadata"]["annotations"]
+        assert service == {"service.beta.openshift.io/serving-cert-secret-name": secret}
+        configuration = one(overlay[1], "MutatingWebhookConfiguration")["metadata"]
+        assert configuration["annotations"] == {"service.beta.openshift.io/inject-cabundle": "true"}
+        assert not [o for o in overlay[1] if o["kind"] in ("Certificate", "Job", "CronJob")]
+        assert {o["metadata"]["name"] for o in overlay[1] if o["kind"] == "Deployment"} == {
+            "multinode-webhook"
+        }
     else:
         # A Deployment keeps the pair: unlike a Job's, its pod template may change on upgrade.
         assert not [o for o in overlay[1] if o["kind"] in ("Job", "CronJob")]
@@ -405,7 +404,7 @@ def test_every_workload_uses_the_configured_image(
     name, objects = overlay
     images = _images(objects)
     expected = {"Deployment/multinode-webhook"} | (
-        {"Deployment/multinode-webhook-certs"} if name != "cert-manager" else set()
+        {"Deployment/multinode-webhook-certs"} if name in ("opt-in", "cluster-wide") else set()
     )
     assert set(images) == expected
     assert all(found == {f"multinode-webhook:{__version__}"} for found in images.values()), images

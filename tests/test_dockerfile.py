@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.support.builders import REPO
 from webhook.cli import parser
+from webhook.core import names
 
 
 def final_stage() -> dict[str, str]:
@@ -67,3 +68,8 @@ def test_the_installed_package_holds_every_module(tmp_path: Path) -> None:
     packaged = {name for name in zipfile.ZipFile(built).namelist() if name.endswith(".py")}
     sources = {str(p.relative_to(REPO)) for p in (REPO / "webhook").rglob("*.py")}
     assert sources <= packaged, sorted(sources - packaged)
+
+
+def test_the_image_exposes_every_port_the_server_listens_on() -> None:
+    exposed = {int(port.split("/")[0]) for port in final_stage()["EXPOSE"].split()}
+    assert exposed == {names.HTTPS_PORT, names.HTTP_PORT, names.PREVIEW_PORT}

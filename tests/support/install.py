@@ -12,7 +12,7 @@ import yaml
 from tests.support.builders import REPO
 
 DEPLOY: Final = REPO / "deploy"
-OVERLAYS: Final = ("opt-in", "cluster-wide", "cert-manager")
+OVERLAYS: Final = ("opt-in", "cluster-wide", "cert-manager", "openshift")
 OPTIONAL: Final = ("servicemonitor", "networkpolicy", "audit", "monitoring")
 
 
@@ -34,6 +34,51 @@ def user_overlay(folder: Path, overlay: str, *, namespace: str | None) -> Path:
             kustomization["transformers"] = [os.path.relpath(refs, folder)]
     (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     return folder
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    """The objects kustomize renders from the kustomization in `path`."""
+    done = subprocess.run(
+        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def workload_pods(objects: list[dict[str, Any]], namespace: str) -> dict[str, dict[str, Any]]:
+    """The pod each workload of `objects` would make, by `kind/name`: its template as a Pod in
+    `namespace`, under the name a controller gives it."""
+    pods: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        spec = obj.get("spec", {})
+        template = spec.get("jobTemplate", {}).get("spec", {}).get("template") or spec.get(
+            "template"
+        )
+        if not template:
+            continue
+        name = obj["metadata"]["name"]
+        pods[f"{obj['kind']}/{name}"] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                **template.get("metadata", {}),
+                "name": f"{name}-0",
+                "namespace": namespace,
+            },
+            "spec": template["spec"],
+        }
+    return pods
+
+
+def every_install(work: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each overlay with every optional component, as the README's own overlay renders it."""
+    return {
+        overlay: render(user_overlay(work / overlay, overlay, namespace=None))
+        for overlay in OVERLAYS
+    }
 
 
 def rendered_alert_rules(work: Path) -> dict[str, Any]:

@@ -12,11 +12,13 @@ import argparse
 import io
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from webhook import __version__
 from webhook.cli import certs, check, migrate, policy, preview, serve
 from webhook.cli.check import decide_isolated
+from webhook.cli.common import fail, switch_values
 from webhook.offline.isolation import isolated
 from webhook.runtime.sandbox import Isolated
 
@@ -39,8 +41,25 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            # A library's warning (urllib3's on an insecure-skip-tls-verify kubeconfig) is
+            # for its developers: the commands say what matters themselves. -W still shows them.
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore")
+            return _run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop quietly, as other command-line tools do; the workers ignore it.
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    root = parser()
+    args = root.parse_args(switch_values(root, sys.argv[1:] if argv is None else argv))
     # Lone surrogates can come from JSON escapes; print them escaped rather than crash.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -54,6 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`| head`): stop quietly, as other command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except RecursionError:
+        # Past what each reader bounds itself, as the server does.
+        fail("input is nested too deeply")
+    except MemoryError:
+        fail("input too large to hold in memory")
+    except Exception as error:
+        # The last word: a line, never a traceback.
+        problem = " ".join(str(error).split())
+        fail(f"unexpected {type(error).__name__}: {problem} (a bug: please report its input)")
     finally:
         isolation.close(wait=True)  # the process exits next
     return code

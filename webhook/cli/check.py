@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, cluster, cluster_flags, counted, fail
+from webhook.cli.common import EXIT_FINDINGS, Switch, cluster, cluster_flags, counted, fail
 from webhook.core.model import Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import STATUS_ANNOTATION
@@ -35,7 +35,8 @@ def add(commands: Any) -> None:
     )
     check.add_argument(
         "--audit",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="list covered pods in a repairable shape that carry no "
         f"{STATUS_ANNOTATION} annotation, grouped by Deployment or LeaderWorkerSet and by "
         "InferenceService or LLMInferenceService",
@@ -43,7 +44,8 @@ def add(commands: Any) -> None:
     check.add_argument(
         "-A",
         "--all-namespaces",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="audit every namespace (the default without --namespace)",
     )
     check.add_argument(
@@ -55,11 +57,12 @@ def add(commands: Any) -> None:
     )
     check.add_argument(
         "--restart",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="with --audit: restart each Deployment found, as kubectl rollout restart does "
         "(needs --yes, and RBAC to patch Deployments)",
     )
-    check.add_argument("--yes", action="store_true", help="confirm --restart")
+    check.add_argument("--yes", action=Switch, default=False, help="confirm --restart")
     check.add_argument(
         "--pod", help="a pod to explain, in --namespace (default: the kubeconfig context's)"
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from webhook.core.model import Options
 from webhook.core.names import Rule
@@ -29,6 +30,12 @@ def fail(message: str) -> NoReturn:
 def read(path: str) -> str:
     try:
         if path == "-":
+            if sys.stdin.isatty():
+                # Else a person sees a command that seems to hang.
+                print(
+                    "multinode-webhook: reading stdin (end it with Ctrl-D, or give a FILE)",
+                    file=sys.stderr,
+                )
             return sys.stdin.read()
         with open(path, encoding="utf-8") as handle:
             return handle.read()
@@ -46,6 +53,66 @@ def write(path: str, text: str) -> None:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as error:
         fail(f"cannot write {path}: {error}")
+
+
+_TRUE: Final = frozenset({"true", "yes", "on", "1"})
+_FALSE: Final = frozenset({"false", "no", "off", "0"})
+
+
+class Switch(argparse.Action):
+    """A boolean flag that takes `--x`, `--x=true|false` and `--no-x`, as a person tries them.
+
+    It takes no separate value (`-i file.yaml` keeps its file): `switch_values` turns
+    `--x=VALUE` into `--x` or `--no-x` before parsing.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        negated = [f"--no-{o[2:]}" for o in option_strings if o.startswith("--")]
+        super().__init__([*option_strings, *negated], dest, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, not (option_string or "").startswith("--no-"))
+
+    def format_usage(self) -> str:
+        return " | ".join(o for o in self.option_strings if not o.startswith("--no-"))
+
+
+def _switches(parser: argparse.ArgumentParser) -> set[str]:
+    """The long option strings of every Switch of `parser` and its subcommands."""
+    found: set[str] = set()
+    for action in parser._actions:  # argparse offers no public walk
+        if isinstance(action, Switch):
+            found.update(o for o in action.option_strings if not o.startswith("--no-"))
+        elif isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _switches(sub)
+    return found
+
+
+def switch_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """`argv` with each `--x=true|false` of a Switch written as `--x` or `--no-x`; a value
+    that is neither is an error naming the flag."""
+    switches = _switches(parser)
+    out: list[str] = []
+    for index, word in enumerate(argv):
+        if word == "--":
+            return [*out, *argv[index:]]
+        flag, equals, value = word.partition("=")
+        if not equals or flag not in switches:
+            out.append(word)
+        elif value.lower() in _TRUE:
+            out.append(flag)
+        elif value.lower() in _FALSE:
+            out.append(f"--no-{flag[2:]}")
+        else:
+            parser.error(f"{flag}: expected true or false, got {value!r}")
+    return out
 
 
 def label(text: str) -> tuple[str, str]:

@@ -6,7 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, fail, options, read, rules_flag, shown, write
+from webhook.cli.common import (
+    EXIT_FINDINGS,
+    Switch,
+    counted,
+    fail,
+    options,
+    read,
+    rules_flag,
+    shown,
+    write,
+)
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
 
@@ -33,14 +43,16 @@ def add(commands: Any) -> None:
     )
     migrate.add_argument(
         "--check",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="change nothing; print a table of what would change (file, object, container, "
         "rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
     )
     migrate.add_argument(
         "-i",
         "--in-place",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="write each changed file back instead of printing the stream",
     )
     rules_flag(migrate)
@@ -71,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         for change in changes:
             print(f"migrated {named}: {change}", file=sys.stderr)
     runtimes = len({(name, c.namespace, c.runtime) for name, c in found})
-    total = f"{len(found)} containers in {runtimes} runtimes"
+    total = f"{counted(len(found), 'container')} in {counted(runtimes, 'runtime')}"
     if args.check:
         if found:
             rows = [

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, cluster, fail, read, shown
+from webhook.cli.common import EXIT_FINDINGS, Switch, cluster, fail, read, shown
 from webhook.core.names import Mode
 from webhook.offline import documents
 from webhook.offline.policy import (
@@ -46,7 +46,8 @@ def add(commands: Any) -> None:
     )
     policy.add_argument(
         "--from-cluster",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="read the cluster's runtimes, LLMInferenceServiceConfig presets and "
         "LLMInferenceService workloads instead of files",
     )
@@ -59,7 +60,8 @@ def add(commands: Any) -> None:
     )
     policy.add_argument(
         "--explain",
-        action="store_true",
+        action=Switch,
+        default=False,
         help="print to stderr each script covered, each input left to the webhook and why, "
         "and each policy's figures against kube-apiserver's limits (scripts that do not fit one "
         "policy are split across several)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from webhook.cli.common import EXIT_FINDINGS, fail, label, options, read, rules_flag, shown
@@ -128,6 +129,17 @@ def add(commands: Any) -> None:
     preview.set_defaults(run=run)
 
 
+def _given(
+    found_in: Callable[[list[Any]], list[Mapping[str, Any]]], path: str, kind: str
+) -> list[Mapping[str, Any]]:
+    """The objects of `kind` in the file given to --runtime or --preset: a file with none is
+    an error, not a silent nothing (a wrong file named)."""
+    found = found_in(documents.load(read(path), name=shown(path)))
+    if not found:
+        fail(f"{shown(path)}: holds no {kind}")
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     labels = dict(args.namespace_label) if args.namespace_label is not None else None
     context = Context(namespace=args.namespace, namespace_labels=labels, mode=Mode(args.mode))
@@ -135,12 +147,12 @@ def run(args: argparse.Namespace) -> int:
         runtimes = [
             runtime
             for path in args.runtime or ()
-            for runtime in runtimes_in(documents.load(read(path), name=path))
+            for runtime in _given(runtimes_in, path, "ServingRuntime or ClusterServingRuntime")
         ]
         presets = [
             preset
             for path in args.preset or ()
-            for preset in presets_in(documents.load(read(path), name=path))
+            for preset in _given(presets_in, path, "LLMInferenceServiceConfig")
         ]
         results = preview_text(
             read(args.file),

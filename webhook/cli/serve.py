@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from webhook.adapters.config import Settings
-from webhook.cli.common import fail
+from webhook.cli.common import Switch, fail
 
 
 def add(commands: Any) -> None:
@@ -44,7 +44,10 @@ def settings_flags(command: argparse.ArgumentParser) -> None:
             if "Literal" in str(spec.annotation)
             else None
         )
-        if isinstance(default, tuple):
+        if spec.annotation is bool:
+            # No default here: an unset flag leaves the environment and the default in force.
+            command.add_argument(flag, action=Switch, default=None, help=help_text)
+        elif isinstance(default, tuple):
             command.add_argument(
                 flag, action="append", metavar="VALUE", help=help_text + "; repeatable"
             )
@@ -83,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
             for e in error.errors()
         )
         fail(problems)
+    if settings.cert_dir is not None and not settings.cert_dir.is_dir():
+        # Said before logging starts: one line, not a log record and then the error.
+        fail(f"{setting_source('cert_dir', given)}: {settings.cert_dir} is not a directory")
     logs.configure(level=settings.log_level, fmt=settings.log_format)
     if settings.cert_dir is None:
         directory = Path("certs").resolve()

@@ -2,7 +2,11 @@
 
 Every error names the input and the line, as `NAME:LINE:COLUMN: what`. A key that appears
 twice in one mapping is an error, not a silent last-one-wins: two manifests pasted together
-without a `---` between them would otherwise merge into one.
+without a `---` between them would otherwise merge into one. Nesting is bounded by the
+interpreter's recursion limit (an error, as on the server), and YAML aliases are expanded
+into copies of their own, up to `EXPANDED_VALUES` values in all: a few aliases can stand for a
+structure far larger than the text (the "billion laughs"), and an object reached by two paths
+would take one path's edit on the other.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
     return Loader
 
 
+# Values (mappings, sequences, scalars) a document's aliases may expand to: far past any
+# manifest (a whole cluster's runtimes is some thousands), far short of filling memory.
+EXPANDED_VALUES: Final = 1_000_000
+
 _FAST_LOADER: Final = _loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 # Pure Python: its marks index the text in characters, which `migrate` edits by position.
 _POSITIONED_LOADER: Final = _loader(yaml.SafeLoader)
@@ -87,6 +95,8 @@ def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> lis
     if stripped.startswith(("{", "[")):
         try:
             return [json.loads(text, object_pairs_hook=_json_object(name))]
+        except RecursionError:
+            raise InputError(f"{name}: input is nested too deeply") from None
         except json.JSONDecodeError as error:
             if stripped.startswith("{"):
                 where = f"{name}:{error.lineno}:{error.colno}"
@@ -113,7 +123,37 @@ def _documents(loader: yaml.SafeLoader) -> Iterator[tuple[yaml.Node, Any]]:
     while loader.check_node():
         node = loader.get_node()
         if node is not None:
-            yield node, loader.construct_document(node)
+            if _expanded(node, {}) > EXPANDED_VALUES:
+                raise InputError(
+                    f"{_where(str(loader.name), node.start_mark)}: its YAML aliases expand to "
+                    f"more than {EXPANDED_VALUES} values"
+                )
+            yield node, _unshared(loader.construct_document(node))
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` stands for with every alias expanded; each node is counted once
+    (`sizes`), so a bomb is measured in time linear in its text."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a node that contains itself counts once; the constructor refuses it
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
+    sizes[id(node)] = total
+    return total
+
+
+def _unshared(value: Any) -> Any:
+    """`value` with every list and mapping its own: an alias gives an object two parents."""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
 
 
 def load_positioned(text: str, *, name: str) -> list[tuple[yaml.Node, Any]]:

@@ -316,11 +316,22 @@ def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Chan
             edits.extend(found or ())
     if not changes:
         return text, []
+    # An anchor's text is reached through each of its aliases too: edit it once.
+    edits = list(dict.fromkeys(edits))
     edited = splice.apply(text, edits) if not whole else ""
-    if whole or [d for _, d in documents.load_positioned(edited, name=name)] != expected:
+    if whole or _reread(edited, name) != expected:
         # Not editable in place: every document written out again, none of its values lost.
         edited = "---\n".join(documents.dump(d) for d in expected if d is not None)
     return edited, changes
+
+
+def _reread(edited: str, name: str) -> list[Any] | None:
+    """The documents of the edited text; None when the edits made it unreadable (two aliases
+    of one anchor changed in different ways)."""
+    try:
+        return [d for _, d in documents.load_positioned(edited, name=name)]
+    except documents.InputError:
+        return None
 
 
 def _checked(document: Any, name: str) -> Any:

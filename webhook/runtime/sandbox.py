@@ -191,7 +191,9 @@ class Sandbox:
             if self._executor is None:
                 # spawn, not fork: the asking process may have an event loop and threads.
                 context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1, mp_context=context, initializer=leave_interrupts
+                )
             return self._executor
 
     def _died(self, deaths: list[int | None], ended: int | None) -> None:
@@ -272,3 +274,10 @@ class Isolated:
 
     def close(self, *, wait: bool = False) -> None:
         self.sandbox.close(wait=wait)
+
+
+def leave_interrupts() -> None:
+    """A worker's initializer: Ctrl-C reaches the whole process group, and the process that
+    started the worker is the one to answer it (it stops its workers); a worker that took it
+    too would print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

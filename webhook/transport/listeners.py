@@ -78,6 +78,8 @@ class Listeners:
     started: threading.Event = field(default_factory=threading.Event)
     _servers: list[_Uvicorn] = field(default_factory=list)
     _drain: asyncio.Future[None] | None = None
+    # Set by SIGINT (Ctrl-C): the command then ends as an interrupted one does (exit 130).
+    interrupted: bool = False
 
     def _uvicorn(self, asgi: ASGIApp, *, tls: bool) -> _Uvicorn:
         settings = self.state.settings
@@ -118,6 +120,11 @@ class Listeners:
         if not done.cancelled() and done.exception() is None and not done.result():
             self.state.parses.revive()
 
+    def interrupt(self) -> None:
+        """SIGINT: stop now, and say so once stopped."""
+        self.interrupted = True
+        self.stop()
+
     def terminate(self) -> None:
         """SIGTERM: drain, then stop. A second signal stops at once."""
         if self._drain is not None:
@@ -156,7 +163,7 @@ class Listeners:
         self.state.review_log.batch(loop)
         if threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGTERM, self.terminate)
-            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.interrupt)
         # The sandboxes start now, so that the first new script does not wait for them.
         starting = loop.run_in_executor(None, self.state.parses.start)
         starting.add_done_callback(self._started)
@@ -262,16 +269,24 @@ def serve(settings: Settings) -> None:
         )
 
     if settings.workers == 1:
-        run(listeners(app.AppState(settings, tls=tls)))
-        return
-    with tempfile.TemporaryDirectory(prefix="multinode-webhook-metrics-") as directory:
-        metrics.use_multiprocess(Path(directory))
-        state = app.AppState(settings, tls=tls, metrics=Metrics(multiprocess_dir=Path(directory)))
-        _run_workers(listeners(state), settings.workers)
+        serving = listeners(app.AppState(settings, tls=tls))
+        run(serving)
+        interrupted = serving.interrupted
+    else:
+        with tempfile.TemporaryDirectory(prefix="multinode-webhook-metrics-") as directory:
+            metrics.use_multiprocess(Path(directory))
+            state = app.AppState(
+                settings, tls=tls, metrics=Metrics(multiprocess_dir=Path(directory))
+            )
+            interrupted = _run_workers(listeners(state), settings.workers)
+    if interrupted:
+        # Stopped cleanly; the command line answers Ctrl-C with exit 130, quietly.
+        raise KeyboardInterrupt
 
 
-def _run_workers(listeners: Listeners, count: int) -> None:
+def _run_workers(listeners: Listeners, count: int) -> bool:
     """Fork `count` workers and wait for them; SIGTERM and SIGINT are passed on to each.
+    True when SIGINT stopped them.
 
     The workers inherit the bound sockets, the loaded certificate and the log setup; each
     polls the certificate files on its own, and counts its metrics in the shared directory.
@@ -281,7 +296,11 @@ def _run_workers(listeners: Listeners, count: int) -> None:
     for worker in workers:
         worker.start()
 
-    def forward(_signum: int, _frame: object) -> None:
+    interrupted = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = interrupted or signum == signal.SIGINT
         for worker in workers:
             if worker.is_alive():
                 with contextlib.suppress(ProcessLookupError):
@@ -291,3 +310,4 @@ def _run_workers(listeners: Listeners, count: int) -> None:
     signal.signal(signal.SIGINT, forward)
     for worker in workers:
         worker.join()
+    return interrupted

@@ -27,7 +27,7 @@ from typing import Final
 
 from webhook.core.model import Context, Options
 from webhook.offline.preview import NEWEST, InputError, preview_text, render
-from webhook.runtime.sandbox import stop_pool
+from webhook.runtime.sandbox import leave_interrupts, stop_pool
 
 WAITING: Final = 4
 
@@ -122,7 +122,9 @@ def _yield_to_admission() -> None:
 
     At a lower priority it gets the CPU quota only when admission leaves some; with the
     highest OOM score it is the process the kernel kills when a preview runs out of memory.
+    Ctrl-C is the server's to answer, not the worker's.
     """
+    leave_interrupts()
     os.nice(10)
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text("1000")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError, MaxRetryError
@@ -72,13 +73,22 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
             return client.ApiClient()
         except config.ConfigException:
             pass
+    # $KUBECONFIG read now: the client reads it once, when it is imported.
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    where = f" in {path}" if path else ""
+    if kubeconfig is not None and not os.path.isfile(kubeconfig):
+        raise KubeError(f"no cluster credentials: no kubeconfig file {kubeconfig}")
     try:
-        # $KUBECONFIG read now: the client reads it once, when it is imported.
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig or os.environ.get("KUBECONFIG"), context=context
-        )
+        config.load_kube_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
     except (config.ConfigException, OSError) as error:
-        raise KubeError(f"no cluster credentials: {error}") from None
+        raise KubeError(f"no cluster credentials{where}: {error}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, yaml.YAMLError) as error:
+        # The client reads a kubeconfig of the wrong shape (or not YAML) as far as it can,
+        # then fails inside.
+        raise KubeError(
+            f"no cluster credentials: {path or '~/.kube/config'} is not a kubeconfig "
+            f"({type(error).__name__}: {' '.join(str(error).split())})"
+        ) from None
     return client.ApiClient()
 
 

@@ -1,0 +1,233 @@
+"""No traceback, ever: every command turns any input into a result or one line on stderr with
+exit 2 (a corpus of bad inputs fed to each), and Ctrl-C ends any of them quietly with exit 130,
+its worker processes included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import pytest
+import yaml
+
+from tests.support.builders import EXAMPLES
+from tests.support.cli import cli, one_line_error
+from tests.support.pace import patience
+from webhook.cli import main, parser
+from webhook.cli import preview as cli_preview
+from webhook.cli.common import switch_values
+from webhook.offline import documents
+
+
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases each: 9**9 values from a few hundred bytes."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 9):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+# Name, content (bytes), what the one line says (None: a result may be the answer too, as
+# `migrate` gives for a mapping that is no runtime: nothing to change).
+CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
+    ("deep-yaml", b"[" * 2000, "nested too deeply"),
+    ("deep-json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
+    ("alias-bomb", _alias_bomb().encode(), "aliases expand to more than"),
+    ("binary", bytes(range(256)) * 16, "cannot read"),
+    ("empty", b"", None),
+    ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
+    ("scalar", b"just words\n", None),
+]
+# Each command, given the corpus file's path: where it reads a file.
+COMMANDS: Final[dict[str, Callable[[str], list[str]]]] = {
+    "preview": lambda f: ["preview", f],
+    "preview --runtime": lambda f: [
+        "preview",
+        str(EXAMPLES / "inferenceservice.yaml"),
+        "--runtime",
+        f,
+    ],
+    "preview --preset": lambda f: [
+        "preview",
+        str(EXAMPLES / "legacy-head-pod.yaml"),
+        "--preset",
+        f,
+    ],
+    "migrate": lambda f: ["migrate", f],
+    "migrate --check": lambda f: ["migrate", "--check", f],
+    "policy": lambda f: ["policy", f],
+    "check": lambda f: ["check", "--kubeconfig", f],
+    "check --audit": lambda f: ["check", "--audit", "--kubeconfig", f],
+    "policy --from-cluster": lambda f: ["policy", "--from-cluster", "--kubeconfig", f],
+    "serve": lambda f: ["serve", "--cert-dir", f],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(("name", "content", "says"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_every_command_answers_bad_input_with_one_line(
+    command: str, name: str, content: bytes, says: str | None, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    done = cli(*COMMANDS[command](str(path)), cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    if says is None and done.returncode in (0, 1):
+        return
+    line = one_line_error(done)
+    assert line.startswith("multinode-webhook: error: "), line
+    # The cluster commands read a kubeconfig, serve a folder: they say so in their own words.
+    assert says is None or says in line or command.startswith(("check", "policy --", "serve"))
+
+
+def test_a_file_that_is_not_there_is_named() -> None:
+    for args in (["preview", "/nope"], ["check", "--kubeconfig", "/nope"]):
+        assert "/nope" in one_line_error(cli(*args))
+
+
+def test_aliases_expand_into_copies_of_their_own_under_a_bound() -> None:
+    text = "a: &x [1, 2]\nb: *x\n"
+    [loaded] = documents.load(text)
+    assert loaded == {"a": [1, 2], "b": [1, 2]}
+    assert loaded["a"] is not loaded["b"]  # an edit of one is not an edit of the other
+    with pytest.raises(documents.InputError, match="aliases expand to more than"):
+        documents.load(_alias_bomb())
+
+
+SHARED: Final = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: serving.kserve.io/v1alpha1
+  kind: ServingRuntime
+  metadata: {name: a}
+  spec: &spec
+    containers:
+    - name: kserve-container
+      image: vllm
+      command: ["bash", "-c"]
+      args:
+      - |
+        ray start --head
+        python -m vllm.entrypoints.openai.api_server --model x "$0" "$@"
+- apiVersion: serving.kserve.io/v1alpha1
+  kind: ServingRuntime
+  metadata: {name: b}
+  spec: *spec
+"""
+
+
+def test_migrate_repairs_two_runtimes_that_share_an_anchor(tmp_path: Path) -> None:
+    source = tmp_path / "shared.yaml"
+    source.write_text(SHARED)
+    checked = cli("migrate", "--check", str(source))
+    assert checked.returncode == 1, checked.stderr
+    assert "ServingRuntime/a" in checked.stdout
+    assert "ServingRuntime/b" in checked.stdout
+    done = cli("migrate", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "&spec" in done.stdout  # edited in place, once
+    [listed] = yaml.safe_load_all(done.stdout)
+    first, second = (item["spec"]["containers"][0] for item in listed["items"])
+    assert first == second
+    assert first["command"][:2] == ["bash", "-c"]
+    assert "$0" not in first["command"][2]
+
+
+def _started(*args: str, stdin: int | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "webhook", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+
+
+def _interrupted(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group."""
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=patience(60))
+    return process.returncode, err
+
+
+def test_ctrl_c_ends_serve_and_its_workers_quietly(tmp_path: Path) -> None:
+    made = cli(
+        "certs",
+        "generate",
+        "--service",
+        "localhost",
+        "--namespace",
+        "x",
+        "--out",
+        str(tmp_path / "tls"),
+    )
+    assert made.returncode == 0, made.stderr
+    ports = ["--https-port=0", "--http-port=0", "--preview-port=0"]
+    for workers in ("1", "2"):
+        server = _started("serve", f"--cert-dir={tmp_path / 'tls'}", *ports, f"--workers={workers}")
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("listening:")
+        # The parse workers start with the server; give them the time a person would.
+        time.sleep(1)
+        code, err = _interrupted(server)
+        assert (code, "Traceback" in err, "KeyboardInterrupt" in err) == (130, False, False), err
+
+
+def test_ctrl_c_ends_a_preview_waiting_on_stdin_quietly() -> None:
+    preview = _started("preview", stdin=subprocess.PIPE)
+    time.sleep(1)
+    code, err = _interrupted(preview)
+    assert (code, err) == (130, "")
+
+
+@pytest.mark.parametrize(
+    ("given", "value"),
+    [
+        ([], None),
+        (["--warm-up"], True),
+        (["--warm-up=true"], True),
+        (["--warm-up=False"], False),
+        (["--no-warm-up"], False),
+        (["--no-warm-up", "--warm-up"], True),
+    ],
+)
+def test_boolean_flags_take_every_form_a_person_tries(given: list[str], value: bool | None) -> None:
+    root = parser()
+    assert root.parse_args(switch_values(root, ["serve", *given])).warm_up is value
+
+
+def test_a_boolean_flag_refuses_another_value() -> None:
+    assert "--events: expected true or false, got 'maybe'" in cli("serve", "--events=maybe").stderr
+
+
+def test_a_switch_takes_no_separate_value(tmp_path: Path) -> None:
+    # -i is a switch: the file after it stays the file.
+    source = tmp_path / "runtime.yaml"
+    source.write_text((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    done = cli("migrate", "-i", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "migrated 2 containers in 1 runtime" in done.stderr
+
+
+def test_library_warnings_stay_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def warns(_args: object) -> int:
+        # As urllib3 warns on each request to a server whose certificate is not verified.
+        warnings.warn("Unverified HTTPS request", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli_preview, "run", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        assert main(["preview"]) == 0
+    assert "Unverified" not in capsys.readouterr().err
