@@ -22,9 +22,9 @@ from tests.support.positional import CASES, case_pod
 from webhook import __version__
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
-from webhook.adapters.kube.check import label_selector_matches
 from webhook.core import names
 from webhook.core.names import Inject, Mode
+from webhook.inspect.installation import label_selector_matches
 from webhook.offline.policy import compile_shapes, policy_objects
 
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.

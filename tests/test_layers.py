@@ -47,7 +47,11 @@ def test_the_contracts_hold() -> None:
         ("core/mutate.py", "import webhook.runtime.admit", "Rings"),
         ("runtime/events.py", "import kubernetes", "The Kubernetes client module"),
         ("transport/app.py", "import webhook.offline.policy", "The transport takes only"),
-        ("runtime/warmup.py", "import fastapi", "The runtime holds no web framework"),
+        ("runtime/warmup.py", "import fastapi", "The runtime and the inspections"),
+        ("inspect/audit.py", "import webhook.runtime.sandbox", "Rings"),
+        ("adapters/kube/client.py", "import webhook.inspect.audit", "Rings"),
+        ("inspect/installation.py", "import kubernetes", "The Kubernetes client module"),
+        ("inspect/installed_policies.py", "import prometheus_client", "The runtime and the"),
     ],
 )
 def test_a_wrong_import_breaks_a_contract(

@@ -25,9 +25,9 @@ from tests.support.cli import cli, one_line_error
 from tests.support.fakeapi import serving_install
 from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
-from webhook.adapters.kube.check import Finding, check
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.core import names
+from webhook.inspect.installation import Finding, check
 
 NS = "multinode-webhook"
 SERVICE = "multinode-webhook"

@@ -21,11 +21,11 @@ from tests.support.cli import cli
 from tests.support.envtest import ENVTEST, Cluster, kubeconfig_for, stand_in_crd, started
 from tests.support.poll import wait
 from tests.support.proof import launch
-from webhook.adapters.kube.policies import pod_shapes
 from webhook.core import names
 from webhook.core.model import Context
 from webhook.core.names import Inject
 from webhook.core.patch import to_json
+from webhook.inspect.installed_policies import pod_shapes
 
 pytestmark = ENVTEST
 

@@ -17,12 +17,11 @@ from collections.abc import Sequence
 
 from webhook import __version__
 from webhook.cli import certs, check, migrate, policy, preview, serve
-from webhook.cli.check import decide_isolated
 from webhook.cli.common import fail, switch_values
 from webhook.offline.isolation import isolated
 from webhook.runtime.sandbox import Isolated
 
-__all__ = ["decide_isolated", "main", "parser"]
+__all__ = ["main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -7,15 +7,10 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from webhook.cli.common import EXIT_FINDINGS, Switch, cluster, cluster_flags, counted, fail
-from webhook.core.model import Context, Decision, Options
-from webhook.core.mutate import mutate
 from webhook.core.names import STATUS_ANNOTATION
-from webhook.core.view import pod_view
-from webhook.offline.isolation import current
 
 
 def add(commands: Any) -> None:
@@ -75,16 +70,9 @@ def add(commands: Any) -> None:
     check.set_defaults(run=run)
 
 
-def decide_isolated(pod: Mapping[str, Any], context: Context) -> Decision:
-    """What admission decides for a cluster's pod, its scripts parsed under this run's
-    isolation, and a script that crashes the parser answered `parser-failed` as admission
-    answers it."""
-    return mutate(pod_view(pod), context=context, options=Options(), rewrites=current().rewrite)
-
-
 def audit(args: argparse.Namespace) -> int:
-    from webhook.adapters.kube.audit import NotServing, audit, restart  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
+    from webhook.inspect.audit import NotServing, audit, restart  # noqa: PLC0415
 
     for flag, given in (("--pod", args.pod), ("--address", args.address)):
         if given:
@@ -100,7 +88,6 @@ def audit(args: argparse.Namespace) -> int:
             connected,
             webhook_config=args.webhook_config,
             namespace=args.namespace,
-            decide=decide_isolated,
         )
         left = found.unrepaired
         if args.restart and found.owners:
@@ -158,8 +145,8 @@ def audit(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.adapters.kube.check import check  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
+    from webhook.inspect.installation import check  # noqa: PLC0415
 
     if args.audit:
         return audit(args)
@@ -190,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
             namespace=namespace,
             pod=args.pod,
             address=address,
-            decide=decide_isolated,
         )
     except KubeError as error:
         fail(str(error))

@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from webhook.adapters import certs
 from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError, secret_data
-from webhook.adapters.kube.policies import InstalledPolicy, installed_policies
 from webhook.adapters.kube.probe import handshake
 from webhook.core.model import Context, Decision
 from webhook.core.mutate import mutate
@@ -36,20 +35,23 @@ from webhook.core.names import (
     Mode,
 )
 from webhook.core.raw import mapping, string
-from webhook.core.script import rewrite_script
 from webhook.core.view import pod_view
+from webhook.inspect.installed_policies import InstalledPolicy, installed_policies
+from webhook.offline.isolation import current
 
 CERTIFICATE_KEEPER: Final = "multinode-webhook-certs"
 # The label the API server gives every namespace, which selectors may name.
 _NAME_LABEL: Final = "kubernetes.io/metadata.name"
 
-# What admission decides for a pod: `mutate` in this process, unless the caller parses
-# scripts elsewhere (the command line passes one that uses its sandbox).
+# What admission decides for a pod: `decided`, unless a test hands in another.
 Decide = Callable[[Mapping[str, Any], Context], Decision]
 
 
-def in_process(pod: Mapping[str, Any], context: Context) -> Decision:
-    return mutate(pod_view(pod), context=context, rewrites=rewrite_script)
+def decided(pod: Mapping[str, Any], context: Context) -> Decision:
+    """What admission decides for a cluster's pod, its scripts parsed under the run's isolation
+    (the command line's sandbox), and a script that crashes the parser answered
+    `parser-failed` as admission answers it."""
+    return mutate(pod_view(pod), context=context, rewrites=current().rewrite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +324,7 @@ def check(
     pod: str | None = None,
     address: tuple[str, int] | None = None,
     now: dt.datetime | None = None,
-    decide: Decide = in_process,
+    decide: Decide = decided,
 ) -> list[Finding]:
     """What the installed webhook and compiled policies cover, whether the webhook's TLS is
     sound, and what happened to a pod."""

@@ -1,4 +1,4 @@
-"""A compiled policy read back as `check` reads it (webhook/adapters/kube/policies.py): the
+"""A compiled policy read back as `check` reads it (webhook/inspect/installed_policies.py): the
 templates its variables hold cover the pods of services rendered from its presets, and no
 other script."""
 
@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from tests.support import llmisvc
-from webhook.adapters.kube.policies import InstalledPolicy, held_templates
+from webhook.inspect.installed_policies import InstalledPolicy, held_templates
 from webhook.offline.policy import compile_shapes, policy_spec
 
 

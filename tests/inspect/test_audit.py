@@ -16,11 +16,10 @@ from tests.support import fakeapi
 from tests.support.builders import data_pod, example
 from tests.support.cli import cli, one_line_error
 from tests.support.crash import crashing_script, parse_or_crash
-from webhook.adapters.kube.audit import RESTARTED_AT, audit, covers, restart_ops
 from webhook.adapters.kube.client import Cluster, connect
-from webhook.cli import decide_isolated
 from webhook.core import names
 from webhook.core.patch import to_json
+from webhook.inspect.audit import RESTARTED_AT, audit, covers, restart_ops
 from webhook.offline.isolation import isolated
 from webhook.runtime.sandbox import Isolated, Sandbox
 
@@ -265,7 +264,6 @@ def test_a_script_that_crashes_the_parser_does_not_stop_the_audit(
             found = audit(
                 Cluster(connect(kubeconfig=str(kubeconfig))),
                 webhook_config="multinode-webhook",
-                decide=decide_isolated,
             )
     finally:
         box.close()

@@ -18,21 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
-from webhook.adapters.kube.check import (
-    Decide,
-    covered_namespaces,
-    in_process,
-    label_selector_matches,
-    namespace_labels,
-    policy_namespaces,
-    policy_selects,
-    serving_findings,
-    shadows,
-    webhook_configuration,
-    webhook_service,
-)
 from webhook.adapters.kube.client import Cluster
-from webhook.adapters.kube.policies import installed_policies, policy_leaves_pod
 from webhook.core import patch
 from webhook.core.model import Context
 from webhook.core.names import (
@@ -46,6 +32,20 @@ from webhook.core.names import (
 from webhook.core.patch import PatchOp
 from webhook.core.raw import mapping, string
 from webhook.core.rewrite import problem_text
+from webhook.inspect.installation import (
+    Decide,
+    covered_namespaces,
+    decided,
+    label_selector_matches,
+    namespace_labels,
+    policy_namespaces,
+    policy_selects,
+    serving_findings,
+    shadows,
+    webhook_configuration,
+    webhook_service,
+)
+from webhook.inspect.installed_policies import installed_policies, policy_leaves_pod
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
 LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
@@ -238,7 +238,7 @@ def audit(
     *,
     webhook_config: str,
     namespace: str | None = None,
-    decide: Decide = in_process,
+    decide: Decide = decided,
 ) -> Audit:
     """Every covered pod in `namespace` (or in all namespaces) the webhook left unrepaired."""
     configuration = webhook_configuration(cluster, webhook_config) or {}
