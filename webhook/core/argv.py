@@ -45,6 +45,9 @@ class Launch:
     kind: str
     argv: tuple[str, ...]
     zero: str = ""  # the script's $0: the first word after it, when there is one
+    # Whether the launch command's words read $0: when not, an arg that became $0 is dropped,
+    # whatever words of the script happen to equal it.
+    reads_zero: bool = False
     # Through eval: what eval does with each positional parameter ("exact", "runs a command:
     # …"), in order; None when the launch is not run through eval.
     evaluated: tuple[str, ...] | None = None
@@ -70,6 +73,7 @@ class _Fields:
         self.current: str | None = None  # None: nothing yet, so no word
         # Where each parameter a quoted `"$@"` gave stands: (word index, start, end).
         self.marks: list[tuple[int, int, int]] = []
+        self.read_zero = False  # a `$0` was expanded into these words
 
     def add(self, text: str) -> None:
         self.current = (self.current or "") + text
@@ -114,6 +118,7 @@ def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> No
     kind = node.type
     parameter = _parameter(node)
     if parameter is not None:
+        fields.read_zero = fields.read_zero or parameter == "0"
         if parameter == "0" and quoted:
             fields.add(params.zero)
         elif parameter == "0":
@@ -276,7 +281,9 @@ def _launch_of(root: Node, launch: Node, kind: str, values: _Params) -> Launch |
         _expand(value, values, joined, quoted=True)  # an assignment is never split
         joined.end()
         command = [word for word in _BLANKS.split(" ".join(joined.words)) if word]
-        return Launch(kind, (*command, *_words(arguments[1:], values)), values.zero)
+        rest = _fields(arguments[1:], values)
+        reads = joined.read_zero or rest.read_zero
+        return Launch(kind, (*command, *rest.words), values.zero, reads_zero=reads)
     name = launch.child_by_field_name("name")
     fields = _fields([name, *_arguments(launch)] if name is not None else [], values)
     argv = fields.words
@@ -284,7 +291,7 @@ def _launch_of(root: Node, launch: Node, kind: str, values: _Params) -> Launch |
         return _through_eval(fields, kind=kind, params=values)
     if argv[:1] == ["exec"]:
         argv = argv[1:]
-    return Launch(kind, tuple(argv), values.zero)
+    return Launch(kind, tuple(argv), values.zero, reads_zero=fields.read_zero)
 
 
 def container_launch(container: Mapping[str, Any]) -> Launch | None:
@@ -345,8 +352,9 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     inner = _launch_of(root, *found, params)
     if inner is None:
         return None
+    reads = fields.read_zero or inner.reads_zero
     if not told:
-        return Launch(kind, inner.argv, params.zero)
+        return Launch(kind, inner.argv, params.zero, reads_zero=reads)
     # Each character's byte offset, in one pass: the tree counts bytes, the spans characters.
     offsets = list(
         itertools.accumulate((len(c.encode("utf-8", "surrogatepass")) for c in text), initial=0)
@@ -355,7 +363,7 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
         _eval_fate(root, found[0], start=offsets[a], end=offsets[b], arg=text[a:b], params=params)
         for a, b in spans
     )
-    return Launch(kind, inner.argv, params.zero, fates)
+    return Launch(kind, inner.argv, params.zero, reads_zero=reads, evaluated=fates)
 
 
 def _below(node: Node, *, start: int, end: int) -> list[Node]:
