@@ -8,15 +8,26 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
-from webhook.cli.common import EXIT_FINDINGS, cluster, cluster_flags, counted, fail
+from webhook.cli.common import (
+    EXIT_FINDINGS,
+    cluster,
+    cluster_flags,
+    counted,
+    decision_flags,
+    fail,
+    options,
+)
 from webhook.core.model import Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import STATUS_ANNOTATION
 from webhook.core.raw import display_name
 from webhook.core.view import pod_view
 from webhook.offline.sandbox import resolved
+
+_SANDBOXED: Final = Options(parse_scripts=False)
 
 
 def add(commands: Any) -> None:
@@ -69,14 +80,17 @@ def add(commands: Any) -> None:
         metavar="HOST:PORT",
         help="where to reach the webhook (default: its Service's DNS name)",
     )
+    decision_flags(check)
     cluster_flags(check)
     check.set_defaults(run=run)
 
 
-def decide_in_sandbox(pod: Mapping[str, Any], context: Context) -> Decision:
-    """What admission decides for a cluster's pod, its scripts parsed in the sandbox, and a
-    script that crashes the parser answered `parser-failed` as admission answers it."""
-    options = Options(parse_scripts=False)
+def decide_in_sandbox(
+    pod: Mapping[str, Any], context: Context, *, options: Options = _SANDBOXED
+) -> Decision:
+    """What admission decides for a cluster's pod under `options` (a server's defaults unless
+    given), its scripts parsed in the sandbox, and a script that crashes the parser answered
+    `parser-failed` as admission answers it."""
     view = pod_view(pod)
     return resolved(
         lambda: mutate(view, context=context, options=options),
@@ -103,7 +117,7 @@ def audit(args: argparse.Namespace) -> int:
             connected,
             webhook_config=args.webhook_config,
             namespace=args.namespace,
-            decide=decide_in_sandbox,
+            decide=partial(decide_in_sandbox, options=options(args)),
         )
         left = found.unrepaired
         if args.restart and found.owners:
@@ -193,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             namespace=namespace,
             pod=args.pod,
             address=address,
-            decide=decide_in_sandbox,
+            decide=partial(decide_in_sandbox, options=options(args)),
         )
     except KubeError as error:
         fail(str(error))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, fail, options, read, rules_flag, shown, write
+from webhook.cli.common import EXIT_FINDINGS, decision_flags, fail, options, read, shown, write
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
 
@@ -43,7 +43,7 @@ def add(commands: Any) -> None:
         action="store_true",
         help="write each changed file back instead of printing the stream",
     )
-    rules_flag(migrate)
+    decision_flags(migrate)
     migrate.set_defaults(run=run)
 
 

@@ -345,7 +345,9 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     root = parse(source)
     if root is None:  # eval refuses the text, unless the parser was never given it
         refused = told and not never_parsed(source)
-        return Launch(kind, (), params.zero, (LOST,) * len(params.rest)) if refused else None
+        return (
+            Launch(kind, (), params.zero, evaluated=(LOST,) * len(params.rest)) if refused else None
+        )
     found = find_launch(root, source)
     if found is None:
         return None
