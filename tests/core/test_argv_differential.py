@@ -115,7 +115,7 @@ def test_the_eval_report_is_what_bash_does(batch: int, tmp_path: Path) -> None:
     args = draws(seed)
     pod = _pod()
     runs = kubelet.run_each(pod, names.LLM_CONTAINER, tmp_path, [[arg] for arg in args])
-    wrong = []
+    wrong: list[tuple[str, str, object]] = []
     for arg, calls in zip(args, runs, strict=True):
         container = {**pod["spec"]["containers"][0], "args": [arg]}
         launch = container_launch(container)
@@ -123,7 +123,7 @@ def test_the_eval_report_is_what_bash_does(batch: int, tmp_path: Path) -> None:
         assert launch.evaluated is not None, arg
         [verdict] = launch.evaluated
         if not bash_agrees(verdict, arg, calls):
-            wrong.append((arg, verdict, calls))
+            wrong.append((arg, verdict, f"stubs received {calls}"))
             continue
         if knows(verdict):
             [server] = [call for call in calls if call[:2] == ["vllm", "serve"]]
