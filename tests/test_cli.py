@@ -366,6 +366,27 @@ def test_rules_narrow_preview_and_migrate(tmp_path: Path) -> None:
     assert "invalid choice: 'everything'" in refused.stderr
 
 
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        (["--max-script-bytes", "10"], {}),
+        ([], {"MULTINODE_WEBHOOK_MAX_SCRIPT_BYTES": "10"}),
+    ],
+    ids=["flag", "environment"],
+)
+def test_the_script_limit_is_the_servers_setting(flags: list[str], env: dict[str, str]) -> None:
+    done = cli("preview", "-", "-o", "json", *flags, stdin=HEAD.read_text(), env=env)
+    [result] = json.loads(done.stdout)["results"]
+    assert (result["decision"], result["reason"]) == (Action.UNCHANGED, Reason.SCRIPT_TOO_LARGE)
+    migrated = cli("migrate", *flags, str(RUNTIME), env=env)
+    assert (migrated.returncode, migrated.stderr) == (0, "no runtime changed\n")
+
+
+def test_a_bad_script_limit_is_named_as_serve_names_it() -> None:
+    line = one_line_error(cli("preview", "--max-script-bytes", "0", str(HEAD)))
+    assert line == "multinode-webhook: error: --max-script-bytes: Input should be greater than 0"
+
+
 EXAMPLE_FILES = ["legacy-head-pod.yaml", "legacy-worker-pod.yaml", "legacy-servingruntime.yaml"]
 
 

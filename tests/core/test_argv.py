@@ -25,6 +25,7 @@ from webhook.core.argv import (
     OWN_COMMAND,
     REDIRECTION,
     RUNS,
+    TILDE,
     container_launch,
 )
 
@@ -53,6 +54,18 @@ TABLE: list[tuple[list[str], list[str]]] = [
     (["> out.log", "--kept"], [REDIRECTION, "exact"]),
     (["--kept", "|", "python3"], ["exact", OPERATOR, OWN_COMMAND]),
     (["'unclosed", "--b"], [LOST, LOST]),
+    # What eval does beyond quotes: tilde, sequence braces, C strings, backslashes.
+    (["~/models"], [TILDE]),
+    (["--cuda-graph-sizes={1..4}"], [BRACES]),
+    (
+        ["--chat-template-content-format=$'string'"],
+        ["changed: eval makes it '--chat-template-content-format=string'"],
+    ),
+    (["~+/adapter", "~root"], [TILDE, TILDE]),
+    (['$"x"'], ["changed: eval makes it 'x'"]),
+    (["}\\]"], ["changed: eval makes it '}]'"]),
+    (["--sizes={08..10..2}"], [BRACES]),
+    (["--a=\\*"], ["changed: eval makes it '--a=*'"]),
 ]
 
 
@@ -71,7 +84,7 @@ def test_what_eval_does_with_each_arg_is_what_bash_does(
     assert launch is not None
     assert list(launch.evaluated or ()) == verdicts
     calls = kubelet.run(pod, names.LLM_CONTAINER, tmp_path, check=False)
-    if not {RUNS, EXPANDED, GLOB, LOST} & set(verdicts):
+    if not {RUNS, EXPANDED, GLOB, LOST, TILDE} & set(verdicts):
         # The argv itself is bash's, from the user's args on (before them stand the preset's
         # `$START_RANK` and `${VLLM_ADDITIONAL_ARGS}`, shown as written: the pod knows them).
         [server] = [call for call in calls if call[:2] == ["vllm", "serve"]]
@@ -83,5 +96,5 @@ def test_what_eval_does_with_each_arg_is_what_bash_does(
     for arg, verdict in zip(args, verdicts, strict=True):
         assert bash_agrees(verdict, arg, calls), (arg, verdict, calls)
         # The check tells verdicts apart: "exact", said of an arg bash changed, is refused.
-        if verdict not in ("exact", LOST):
+        if verdict not in ("exact", LOST, TILDE):
             assert not bash_agrees("exact", arg, calls), (arg, calls)

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from tests.support import llmisvc
-from tests.support.builders import admit
+from tests.support.builders import TESTDATA, admit
 from tests.support.cli import cli
 from tests.support.proof import launch
 from webhook.core.names import LLM_CONTAINER, LLM_EXTRA_ARGS_ENV, Action, Reason
-from webhook.offline.migrate import ARGS_TO_ENV, migrate_text
+from webhook.offline.migrate import ARGS_TO_ENV, migrate_document, migrate_text
 
 ACTION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 ARGS = ["--served-model-name=my model", '{"a": [1, 2]}', "--x=$(id)", "a;b", "it's", "", "*"]
@@ -123,3 +123,23 @@ def test_existing_vllm_additional_args_are_kept_first() -> None:
     migrated, _ = migrate_text(yaml.safe_dump(service))
     env = yaml.safe_load(migrated)["spec"]["template"]["containers"][0]["env"]
     assert env == [{"name": LLM_EXTRA_ARGS_ENV, "value": "--a=1 --b=2"}]
+
+
+def test_a_commented_service_keeps_its_text_but_for_the_lines_that_change() -> None:
+    """Comments, quoting and each list's indentation stay as written: the golden differs from
+    the input only where `args` left and VLLM_ADDITIONAL_ARGS was set (added to the template's
+    place of `args`, appended to the worker's `env`, extended in prefill's)."""
+    source = TESTDATA / "migrate" / "llmisvc-multinode.yaml"
+    text = source.read_text()
+    migrated, changes = migrate_text(text, name=source.name)
+    assert [c.rules for c in changes] == [(ARGS_TO_ENV,)] * 3
+    assert migrated == source.with_suffix(".golden.yaml").read_text()
+    assert yaml.safe_load(migrated) == migrate_document(yaml.safe_load(text)).document
+    kept = [line for line in text.splitlines() if "args" not in line.split("#")[0]]
+    changed = [line for line in kept if line not in migrated.splitlines()]
+    assert changed == [
+        '      - "--served-model-name=my model"',
+        "      - --max-model-len=4096",
+        '              value: "--enforce-eager"   # kept, the args go after it',
+        "            - --kv-cache-dtype=fp8",
+    ]

@@ -141,6 +141,24 @@ def test_the_before_column_shows_the_bug() -> None:
     assert worker["launch"][0]["args"][0]["before"] == "dropped: bash took it as $0"
 
 
+def test_an_arg_taken_as_0_is_dropped_even_when_the_script_holds_the_same_word(
+    tmp_path: Path,
+) -> None:
+    """The legacy script says `--model_name=${MODEL_NAME}` itself: the user's first arg, the
+    same text, is still bash's $0 and never reaches the server."""
+    runtime = yaml.safe_load(EXAMPLE_RUNTIME.read_text())
+    first = "--model_name=${MODEL_NAME}"
+    isvc = kserve.inference_service(runtime, user_args=[first, "--dtype=half"])
+    head = preview_inference_service(isvc, [runtime])[0]
+    [launch] = head["launch"]
+    assert [a["before"] for a in launch["args"]] == ["dropped: bash took it as $0", "dropped"]
+    assert [a["after"] for a in launch["args"]] == ["exact", "exact"]
+    pod = render.render(isvc, runtime)[0].pod
+    received = _received(pod, names.HEAD_CONTAINER, tmp_path)
+    assert "--dtype=half" not in received
+    assert received.count(f"--model_name={kserve.ISVC}") == 1  # the script's own word only
+
+
 def test_unquoted_forwarding_shows_args_split_and_empties_dropped() -> None:
     if not kserve.CORPUS.is_dir():
         pytest.skip(f"shared runtime corpus not found at {kserve.CORPUS}")

@@ -75,9 +75,14 @@ def bash_agrees(verdict: str, arg: str, calls: list[list[str]]) -> bool:
     """Whether what bash handed the stubs (`kubelet.run`'s calls) bears out the verdict a
     launch report gives an arg of an eval launch (webhook.core.argv)."""
     servers = [call for call in calls if call[:2] == ["vllm", "serve"]]
-    others = [call for call in calls if call[0] != "vllm"]
     if verdict in (argv.LOST, REPLACED):
         return not servers
+    if verdict.startswith("cut:"):  # a syntax error after the cut may stop the server too
+        return not servers or all(arg not in server[1:] for server in servers)
+    if verdict == argv.UNTOLD:  # the report claims nothing of it
+        return True
+    if len(servers) != 1:  # any other verdict has the server run once
+        return False
     [server] = servers
     received = server[1:]
     if verdict == "exact":
@@ -91,13 +96,11 @@ def bash_agrees(verdict: str, arg: str, calls: list[list[str]]) -> bool:
         made = ast.literal_eval(verdict.removeprefix("changed: eval makes it "))
         return arg not in received and made in received
     if verdict == argv.RUNS:  # a substitution of the stub `python3 -c ran` ran before the server
-        ran = (
-            "python3 -c ran" not in arg or ["python3", "-c", "ran"] in calls[: calls.index(server)]
-        )
+        ran = "python3 -c ran" not in arg or ["python3", "-c", "ran"] in calls
         return ran and arg not in received
-    if verdict == argv.GLOB:
-        return {"decoy-a.txt", "decoy-b.txt"} <= set(received) or arg in received
-    if verdict == argv.OWN_COMMAND:
-        return any(arg in call for call in others) and arg not in received
+    if verdict in (argv.GLOB, argv.EXPANDED):  # values the pod's files and variables give
+        return True
+    if verdict == argv.TILDE:  # a home directory, or the word itself when there is none
+        return any(word.startswith(("/", "~")) or "=/" in word for word in received)
     # Dropped, expanded, brace-expanded, joined, cut: the arg as written never arrives.
     return arg not in received

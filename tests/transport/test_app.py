@@ -248,6 +248,30 @@ def test_preview_matches_the_cli(server: Running, name: str, content_type: str) 
     assert reply.json()["results"][0]["decision"] == Action.PATCHED
 
 
+def test_the_cli_and_the_server_decide_alike_on_a_script_over_the_default_limit(
+    server: Running,
+) -> None:
+    """A 70 KB script, between the server's 64 KiB limit and the 128 KiB the command line once
+    had: `preview`, `/preview` and `/mutate` all leave it unchanged, as too large."""
+    pod = copy.deepcopy(HEAD)
+    container = pod["spec"]["containers"][0]
+    container["args"][0] = "# " + "x" * 70_000 + "\n" + container["args"][0]
+    assert 64 * 1024 < len(container["args"][0]) < 128 * 1024
+    response = post_review(server, review(pod))["response"]
+    assert "patch" not in response
+    with server.previews() as client:
+        served = client.post("/preview", json=pod).json()["results"][0]
+    [offline] = json.loads(cli("preview", "-", "-o", "json", stdin=json.dumps(pod)).stdout)[
+        "results"
+    ]
+    assert response["auditAnnotations"]["reason"] == Reason.SCRIPT_TOO_LARGE
+    assert (
+        (served["decision"], served["reason"])
+        == (offline["decision"], offline["reason"])
+        == (Action.UNCHANGED, Reason.SCRIPT_TOO_LARGE)
+    )
+
+
 def test_preview_renders_an_llm_inference_service_as_the_cli_does(server: Running) -> None:
     stream = yaml.safe_dump(llmisvc.small_service(["--served-model-name=my model"]))
     stream += "---\n" + yaml.safe_dump(llmisvc.EVAL_PRESET)

@@ -1,11 +1,14 @@
-"""Every setting of `multinode-webhook serve`, in one pydantic-settings class.
+"""Every setting of `multinode-webhook serve`, in pydantic-settings classes.
 
 Each field is also an environment variable (`MULTINODE_WEBHOOK_<FIELD>`) and a `serve` flag
-(`--field-name`); a flag wins over the environment, the environment over the default.
+(`--field-name`); a flag wins over the environment, the environment over the default. The
+settings admission decides by (`DecisionSettings`) are also those of the offline front ends
+(preview, migrate, check, policy), so that they decide as a server with the same flags does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -13,17 +16,53 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webhook.core import names
-from webhook.core.model import Options
+from webhook.core.model import DEFAULT_OPTIONS, Options
 from webhook.core.names import Rule
 
 KiB = 1024
 MiB = 1024 * KiB
 
 
-class Settings(BaseSettings):
-    """The webhook server's configuration."""
+class DecisionSettings(BaseSettings):
+    """What admission decides by: the targets, our namespace, the rules and the script limit;
+    the defaults are the core's own."""
 
     model_config = SettingsConfigDict(env_prefix="MULTINODE_WEBHOOK_", frozen=True)
+
+    containers: tuple[str, ...] = Field(
+        DEFAULT_OPTIONS.containers,
+        description="names of the containers of InferenceService pods that may be rewritten",
+    )
+    llm_containers: tuple[str, ...] = Field(
+        DEFAULT_OPTIONS.llm_containers,
+        description="names of the containers of LLMInferenceService pods that may be rewritten",
+    )
+    own_namespace: str = Field(
+        DEFAULT_OPTIONS.own_namespace, description="the webhook's own namespace (never mutated)"
+    )
+    max_script_bytes: int = Field(
+        DEFAULT_OPTIONS.max_script_bytes,
+        gt=0,
+        description="largest script rewritten; a larger one leaves its container unchanged "
+        "(reason script-too-large) and is never cached",
+    )
+    rules: tuple[Rule, ...] = Field(
+        tuple(sorted(DEFAULT_OPTIONS.rules, key=list(Rule).index)),
+        description="the rewrite rules that are on; a rule left out makes none of its edits",
+    )
+
+    def options(self) -> Options:
+        return Options(
+            containers=self.containers,
+            llm_containers=self.llm_containers,
+            own_namespace=self.own_namespace,
+            rules=frozenset(self.rules),
+            max_script_bytes=self.max_script_bytes,
+        )
+
+
+class Settings(DecisionSettings):
+    """The webhook server's configuration."""
 
     bind_address: str = Field("0.0.0.0", description="address every listener binds to")
     https_port: int = Field(
@@ -67,17 +106,6 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     log_format: Literal["json", "text"] = Field("json", description="log line format")
     workers: int = Field(1, ge=1, le=64, description="server processes sharing the ports")
-    containers: tuple[str, ...] = Field(
-        names.DEFAULT_TARGET_CONTAINERS,
-        description="names of the containers of InferenceService pods that may be rewritten",
-    )
-    llm_containers: tuple[str, ...] = Field(
-        names.DEFAULT_LLM_CONTAINERS,
-        description="names of the containers of LLMInferenceService pods that may be rewritten",
-    )
-    own_namespace: str = Field(
-        names.DEFAULT_OWN_NAMESPACE, description="the webhook's own namespace (never mutated)"
-    )
     drain_seconds: float = Field(
         10.0,
         ge=0,
@@ -101,15 +129,6 @@ class Settings(BaseSettings):
         ge=1,
         description="open connections, or requests in flight, on one listener above which "
         "requests are answered 503 and their connection closed",
-    )
-    # The largest shipped script is about 24 KB (an LLM preset's): 64 KiB leaves room for a
-    # runtime that grows, and bounds what one first-seen script costs to parse (README,
-    # "Security notes").
-    max_script_bytes: int = Field(
-        64 * KiB,
-        gt=0,
-        description="largest script rewritten; a larger one leaves its container unchanged "
-        "(reason script-too-large) and is never cached",
     )
     # Two parses may run beside the server within the Deployment's 1 CPU and 256 MiB.
     parse_workers: int = Field(
@@ -145,10 +164,6 @@ class Settings(BaseSettings):
         description="bytes the decision caches may hold; a pod larger than its share "
         "(this / 1024 entries) is decided every time instead",
     )
-    rules: tuple[Rule, ...] = Field(
-        tuple(Rule),
-        description="the rewrite rules that are on; a rule left out makes none of its edits",
-    )
 
     @model_validator(mode="after")
     def _budget_under_deadline(self) -> Settings:
@@ -179,11 +194,4 @@ class Settings(BaseSettings):
     )
 
     def options(self) -> Options:
-        return Options(
-            containers=self.containers,
-            llm_containers=self.llm_containers,
-            own_namespace=self.own_namespace,
-            rules=frozenset(self.rules),
-            max_script_bytes=self.max_script_bytes,
-            cache_bytes=self.cache_bytes,
-        )
+        return dataclasses.replace(super().options(), cache_bytes=self.cache_bytes)

@@ -7,9 +7,19 @@ import argparse
 import datetime as dt
 import json
 import sys
+from functools import partial
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, Switch, cluster, cluster_flags, counted, fail
+from webhook.cli.common import (
+    EXIT_FINDINGS,
+    Switch,
+    cluster,
+    cluster_flags,
+    counted,
+    decision_flags,
+    fail,
+    options,
+)
 from webhook.core.names import STATUS_ANNOTATION
 
 
@@ -66,6 +76,7 @@ def add(commands: Any) -> None:
         metavar="HOST:PORT",
         help="where to reach the webhook (default: its Service's DNS name)",
     )
+    decision_flags(check)
     cluster_flags(check)
     check.set_defaults(run=run)
 
@@ -73,6 +84,7 @@ def add(commands: Any) -> None:
 def audit(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.client import KubeError  # noqa: PLC0415
     from webhook.inspect.audit import NotServing, audit, restart  # noqa: PLC0415
+    from webhook.inspect.installation import decided  # noqa: PLC0415
 
     for flag, given in (("--pod", args.pod), ("--address", args.address)):
         if given:
@@ -88,6 +100,7 @@ def audit(args: argparse.Namespace) -> int:
             connected,
             webhook_config=args.webhook_config,
             namespace=args.namespace,
+            decide=partial(decided, options=options(args)),
         )
         left = found.unrepaired
         if args.restart and found.owners:
@@ -146,7 +159,7 @@ def audit(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
-    from webhook.inspect.installation import check  # noqa: PLC0415
+    from webhook.inspect.installation import check, decided  # noqa: PLC0415
 
     if args.audit:
         return audit(args)
@@ -177,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             namespace=namespace,
             pod=args.pod,
             address=address,
+            decide=partial(decided, options=options(args)),
         )
     except KubeError as error:
         fail(str(error))

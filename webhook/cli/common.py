@@ -4,14 +4,21 @@ declared once (the rewrite options, the cluster connection)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from webhook.adapters.config import DecisionSettings
 from webhook.core.model import Options
 from webhook.core.names import Rule
 from webhook.core.raw import label_pair
+
+Chosen = TypeVar("Chosen", bound=DecisionSettings)
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
@@ -123,15 +130,39 @@ def label(text: str) -> tuple[str, str]:
 
 
 def options(args: argparse.Namespace) -> Options:
-    """The rewrite options of `preview` and `migrate`: what was given, else the defaults."""
-    chosen = args.rules or [rule.value for rule in Rule]
-    defaults = Options()
-    return Options(
-        containers=tuple(getattr(args, "containers", None) or defaults.containers),
-        llm_containers=tuple(getattr(args, "llm_containers", None) or defaults.llm_containers),
-        own_namespace=getattr(args, "own_namespace", None) or defaults.own_namespace,
-        rules=frozenset(Rule(rule) for rule in chosen),
-    )
+    """The decision options of an offline command: its flags, else the server's environment
+    variables, else the server's defaults (one set of settings, `DecisionSettings`)."""
+    given = {name: getattr(args, name, None) for name in DecisionSettings.model_fields}
+    return settings(DecisionSettings, given).options()
+
+
+def settings(kind: type[Chosen], given: dict[str, Any]) -> Chosen:
+    """`kind` from the flags given (None: not given), the environment and the defaults; a bad
+    value is a one-line error naming the flag or variable that set it."""
+    try:
+        return kind(**{k: v for k, v in given.items() if v is not None})
+    except SettingsError as error:
+        # An environment variable that does not parse: name it and the form it takes.
+        field = re.search(r'field "(\w+)"', str(error))
+        name = field.group(1) if field else "?"
+        fail(f'MULTINODE_WEBHOOK_{name.upper()}: expected a JSON list, e.g. ["a", "b"]')
+    except ValidationError as error:
+        # Blame what set the value: the flag when it was given, else its environment variable.
+        # A check across settings (a model validator) has no field: its message names them.
+        fail(
+            "; ".join(
+                f"{setting_source(str(e['loc'][0]), given)}: {e['msg']}"
+                if e["loc"]
+                else e["msg"].removeprefix("Value error, ")
+                for e in error.errors()
+            )
+        )
+
+
+def setting_source(field: str, given: dict[str, Any]) -> str:
+    if given.get(field) is not None:
+        return "--" + field.replace("_", "-")
+    return f"MULTINODE_WEBHOOK_{field.upper()}"
 
 
 def rules_flag(command: argparse.ArgumentParser) -> None:
@@ -144,6 +175,40 @@ def rules_flag(command: argparse.ArgumentParser) -> None:
         f"{', '.join(Rule)}); the rules not named make none of their edits, as with "
         "serve --rules",
     )
+
+
+def decision_flags(command: argparse.ArgumentParser) -> None:
+    """The flags of the settings admission decides by, as `serve` has them (and their
+    environment variables and defaults, read by `options`)."""
+    command.add_argument(
+        "--containers",
+        action="append",
+        metavar="NAME",
+        help="a container name that may be rewritten, as serve --containers (repeatable; "
+        f"default: {', '.join(DecisionSettings.model_fields['containers'].default)})",
+    )
+    command.add_argument(
+        "--llm-containers",
+        action="append",
+        metavar="NAME",
+        help="a container name of LLMInferenceService pods that may be rewritten, as serve "
+        "--llm-containers (repeatable; default: "
+        f"{', '.join(DecisionSettings.model_fields['llm_containers'].default)})",
+    )
+    command.add_argument(
+        "--own-namespace",
+        metavar="NAMESPACE",
+        help="the webhook's own namespace, never mutated, as serve --own-namespace "
+        f"(default: {DecisionSettings.model_fields['own_namespace'].default})",
+    )
+    command.add_argument(
+        "--max-script-bytes",
+        metavar="BYTES",
+        help="largest script rewritten, as serve --max-script-bytes; a larger one leaves its "
+        "container unchanged (default: "
+        f"{DecisionSettings.model_fields['max_script_bytes'].default})",
+    )
+    rules_flag(command)
 
 
 def cluster_flags(command: argparse.ArgumentParser) -> None:

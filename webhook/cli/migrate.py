@@ -10,10 +10,10 @@ from webhook.cli.common import (
     EXIT_FINDINGS,
     Switch,
     counted,
+    decision_flags,
     fail,
     options,
     read,
-    rules_flag,
     shown,
     write,
 )
@@ -55,7 +55,7 @@ def add(commands: Any) -> None:
         default=False,
         help="write each changed file back instead of printing the stream",
     )
-    rules_flag(migrate)
+    decision_flags(migrate)
     migrate.set_defaults(run=run)
 
 

@@ -7,7 +7,16 @@ import argparse
 import sys
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, Switch, cluster, fail, read, shown
+from webhook.cli.common import (
+    EXIT_FINDINGS,
+    Switch,
+    cluster,
+    decision_flags,
+    fail,
+    options,
+    read,
+    shown,
+)
 from webhook.core.names import Mode
 from webhook.offline import documents
 from webhook.offline.policy import (
@@ -68,6 +77,7 @@ def add(commands: Any) -> None:
     )
     policy.add_argument("--kubeconfig", help="kubeconfig file, with --from-cluster")
     policy.add_argument("--context", help="kubeconfig context, with --from-cluster")
+    decision_flags(policy)
     policy.set_defaults(run=run)
 
 
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 for name in args.files or ["-"]
                 for document in documents.load(read(name), name=shown(name))
             ]
-        compiled = compile_shapes(sources)
+        compiled = compile_shapes(sources, options=options(args))
     except documents.InputError as error:
         fail(str(error))
     if not compiled.shapes:

@@ -7,7 +7,15 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhook.cli.common import EXIT_FINDINGS, fail, label, options, read, rules_flag, shown
+from webhook.cli.common import (
+    EXIT_FINDINGS,
+    decision_flags,
+    fail,
+    label,
+    options,
+    read,
+    shown,
+)
 from webhook.core.model import Context
 from webhook.core.names import INJECT_LABEL, Inject, Mode
 from webhook.offline import documents
@@ -64,26 +72,6 @@ def add(commands: Any) -> None:
         "repeatable",
     )
     preview.add_argument(
-        "--containers",
-        action="append",
-        metavar="NAME",
-        help="a container name that may be rewritten, as serve --containers (repeatable; "
-        "default: kserve-container, worker-container)",
-    )
-    preview.add_argument(
-        "--llm-containers",
-        action="append",
-        metavar="NAME",
-        help="a container name of LLMInferenceService pods that may be rewritten, as serve "
-        "--llm-containers (repeatable; default: main)",
-    )
-    preview.add_argument(
-        "--own-namespace",
-        metavar="NAMESPACE",
-        help="the webhook's own namespace, never mutated, as serve --own-namespace "
-        "(default: multinode-webhook)",
-    )
-    preview.add_argument(
         "--namespace", help="namespace to simulate (default: the object's, else 'default')"
     )
     preview.add_argument(
@@ -125,7 +113,7 @@ def add(commands: Any) -> None:
         help="the KServe release whose rules build the pods of an InferenceService, from "
         f"{RELEASES[0].line} (default: %(default)s)",
     )
-    rules_flag(preview)
+    decision_flags(preview)
     preview.set_defaults(run=run)
 
 

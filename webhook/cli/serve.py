@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
 from webhook.adapters.config import Settings
+from webhook.cli import common
 from webhook.cli.common import Switch, fail
 
 
@@ -57,38 +54,17 @@ def settings_flags(command: argparse.ArgumentParser) -> None:
             )
 
 
-def setting_source(field: str, given: dict[str, Any]) -> str:
-    if given.get(field) is not None:
-        return "--" + field.replace("_", "-")
-    return f"MULTINODE_WEBHOOK_{field.upper()}"
-
-
 def run(args: argparse.Namespace) -> int:
     # Imported here so that preview and migrate start without uvicorn, FastAPI and cryptography.
     from webhook.adapters import certs  # noqa: PLC0415
     from webhook.transport import listeners, logs  # noqa: PLC0415
 
     given = {name: getattr(args, name) for name in Settings.model_fields}
-    try:
-        settings = Settings(**{k: v for k, v in given.items() if v is not None})
-    except SettingsError as error:
-        # An environment variable that does not parse: name it and the form it takes.
-        field = re.search(r'field "(\w+)"', str(error))
-        name = field.group(1) if field else "?"
-        fail(f'MULTINODE_WEBHOOK_{name.upper()}: expected a JSON list, e.g. ["a", "b"]')
-    except ValidationError as error:
-        # Blame what set the value: the flag when it was given, else its environment variable.
-        # A check across settings (a model validator) has no field: its message names them.
-        problems = "; ".join(
-            f"{setting_source(str(e['loc'][0]), given)}: {e['msg']}"
-            if e["loc"]
-            else e["msg"].removeprefix("Value error, ")
-            for e in error.errors()
-        )
-        fail(problems)
+    settings = common.settings(Settings, given)
     if settings.cert_dir is not None and not settings.cert_dir.is_dir():
         # Said before logging starts: one line, not a log record and then the error.
-        fail(f"{setting_source('cert_dir', given)}: {settings.cert_dir} is not a directory")
+        source = common.setting_source("cert_dir", given)
+        fail(f"{source}: {settings.cert_dir} is not a directory")
     logs.configure(level=settings.log_level, fmt=settings.log_format)
     if settings.cert_dir is None:
         directory = Path("certs").resolve()

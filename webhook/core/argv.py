@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from tree_sitter import Node
 
+from webhook.core import evalword
 from webhook.core.rewrite import split_shell
 from webhook.core.script import (
     find_launch,
@@ -45,6 +46,9 @@ class Launch:
     kind: str
     argv: tuple[str, ...]
     zero: str = ""  # the script's $0: the first word after it, when there is one
+    # Whether the launch command's words read $0: when not, an arg that became $0 is dropped,
+    # whatever words of the script happen to equal it.
+    reads_zero: bool = False
     # Through eval: what eval does with each positional parameter ("exact", "runs a command:
     # …"), in order; None when the launch is not run through eval.
     evaluated: tuple[str, ...] | None = None
@@ -70,6 +74,7 @@ class _Fields:
         self.current: str | None = None  # None: nothing yet, so no word
         # Where each parameter a quoted `"$@"` gave stands: (word index, start, end).
         self.marks: list[tuple[int, int, int]] = []
+        self.read_zero = False  # a `$0` was expanded into these words
 
     def add(self, text: str) -> None:
         self.current = (self.current or "") + text
@@ -114,6 +119,7 @@ def _expand(node: Node, params: _Params, fields: _Fields, *, quoted: bool) -> No
     kind = node.type
     parameter = _parameter(node)
     if parameter is not None:
+        fields.read_zero = fields.read_zero or parameter == "0"
         if parameter == "0" and quoted:
             fields.add(params.zero)
         elif parameter == "0":
@@ -276,7 +282,9 @@ def _launch_of(root: Node, launch: Node, kind: str, values: _Params) -> Launch |
         _expand(value, values, joined, quoted=True)  # an assignment is never split
         joined.end()
         command = [word for word in _BLANKS.split(" ".join(joined.words)) if word]
-        return Launch(kind, (*command, *_words(arguments[1:], values)), values.zero)
+        rest = _fields(arguments[1:], values)
+        reads = joined.read_zero or rest.read_zero
+        return Launch(kind, (*command, *rest.words), values.zero, reads_zero=reads)
     name = launch.child_by_field_name("name")
     fields = _fields([name, *_arguments(launch)] if name is not None else [], values)
     argv = fields.words
@@ -284,7 +292,7 @@ def _launch_of(root: Node, launch: Node, kind: str, values: _Params) -> Launch |
         return _through_eval(fields, kind=kind, params=values)
     if argv[:1] == ["exec"]:
         argv = argv[1:]
-    return Launch(kind, tuple(argv), values.zero)
+    return Launch(kind, tuple(argv), values.zero, reads_zero=fields.read_zero)
 
 
 def container_launch(container: Mapping[str, Any]) -> Launch | None:
@@ -318,12 +326,21 @@ BLANK: Final = "dropped: eval drops a blank arg"
 COMMENT: Final = "cut: eval reads it as a comment (after a #)"
 REDIRECTION: Final = "cut: eval reads it as a redirection of the server's output or input"
 OWN_COMMAND: Final = "cut: eval runs it as a command of its own, after the server's"
+EXACT: Final = "exact"
+TILDE: Final = "tilde: eval replaces its ~… with a home directory (or $PWD), known only in the pod"
+UNTOLD: Final = "re-parsed: eval reads it as shell code; what it makes of it is not worked out"
 OPERATOR: Final = "cut: it ends the server's command line (eval reads it as an operator)"
 _RUNS: Final = frozenset({"command_substitution", "process_substitution"})
 _EXPANDS: Final = frozenset({"expansion", "simple_expansion", "arithmetic_expansion"})
 _QUOTED: Final = frozenset({"string", "raw_string", "ansi_c_string", "translated_string"})
 _GLOB: Final = re.compile(r"[*?\[]")
 _BRACES: Final = re.compile(r"\{[^{}]*,[^{}]*\}")
+
+
+def knows(verdict: str) -> bool:
+    """Whether a verdict of `Launch.evaluated` tells the words eval makes of its arg, so that
+    the launch's argv holds them as bash hands them over."""
+    return verdict in (EXACT, EMPTY, BLANK, BRACES) or verdict.startswith(("split", "changed"))
 
 
 def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | None:
@@ -333,20 +350,30 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     text = " ".join(pieces)
     starts = [sum(len(p) + 1 for p in pieces[:index]) for index in range(len(pieces))]
     spans = [(starts[word - 1] + a, starts[word - 1] + b) for word, a, b in fields.marks if word]
-    source = text.encode("utf-8", "surrogatepass")
     told = len(spans) == len(params.rest)
+    if told:
+        models = [evalword.words(text[a:b]) if _apart(text, a, b) else None for a, b in spans]
+        modelled = _modelled(text, spans, models, kind=kind, fields=fields, params=params)
+        if modelled is not None:
+            return modelled
+    source = text.encode("utf-8", "surrogatepass")
     root = parse(source)
     if root is None:  # eval refuses the text, unless the parser was never given it
-        refused = told and not never_parsed(source)
-        return Launch(kind, (), params.zero, (LOST,) * len(params.rest)) if refused else None
+        if not told or never_parsed(source):
+            return None
+        # A quote left open stops eval before it runs anything, unless a newline came first:
+        # eval runs each line it has read before it reads the next.
+        lost = any(evalword.unclosed(text[a:b]) and "\n" not in text[a:b] for a, b in spans)
+        return Launch(kind, (), params.zero, evaluated=((LOST if lost else UNTOLD),) * len(spans))
     found = find_launch(root, source)
     if found is None:
         return None
     inner = _launch_of(root, *found, params)
     if inner is None:
         return None
+    reads = fields.read_zero or inner.reads_zero
     if not told:
-        return Launch(kind, inner.argv, params.zero)
+        return Launch(kind, inner.argv, params.zero, reads_zero=reads)
     # Each character's byte offset, in one pass: the tree counts bytes, the spans characters.
     offsets = list(
         itertools.accumulate((len(c.encode("utf-8", "surrogatepass")) for c in text), initial=0)
@@ -355,7 +382,90 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
         _eval_fate(root, found[0], start=offsets[a], end=offsets[b], arg=text[a:b], params=params)
         for a, b in spans
     )
-    return Launch(kind, inner.argv, params.zero, fates)
+    # Words are claimed only where the model of bash's word rules made the same ones, and a
+    # backslash at an arg's end quotes the blank after it, joining the next word.
+    fates = tuple(
+        JOINED if evalword.escapes_next(text[a:b]) else _checked(text[a:b], fate)
+        for (a, b), fate in zip(spans, fates, strict=True)
+    )
+    return Launch(kind, inner.argv, params.zero, reads_zero=reads, evaluated=fates)
+
+
+def _checked(arg: str, fate: str) -> str:
+    """A verdict found from the parse tree, kept when it claims no words or the model of
+    bash's word rules gives the same; else `UNTOLD`."""
+    if not knows(fate) and fate != GLOB:
+        return fate
+    model = evalword.words(arg)
+    return fate if model is not None and _told_fate(arg, model) == fate else UNTOLD
+
+
+def _apart(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] stands between blanks (or the ends of the text)."""
+    return text[start - 1 : start] in ("", " ", "\t") and text[end : end + 1] in ("", " ", "\t")
+
+
+def _modelled(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    models: Sequence[evalword.Told | None],
+    *,
+    kind: str,
+    fields: _Fields,
+    params: _Params,
+) -> Launch | None:
+    """The eval launch with each arg's words as `evalword` makes them, where it makes them for
+    every arg: the launch command is found in the text with a placeholder word for each arg,
+    which its words then replace. None when an arg is not modelled or a placeholder is lost."""
+    known = [model for model in models if model is not None]
+    if len(known) != len(models):
+        return None
+    stem = next(f"MNW{n}A" for n in range(1000) if f"MNW{n}A" not in text)
+    masked = text
+    for index, (start, end) in reversed(list(enumerate(spans))):
+        masked = f"{masked[:start]}{stem}{index}Z{masked[end:]}"
+    source = masked.encode("utf-8", "surrogatepass")
+    root = parse(source)
+    found = find_launch(root, source) if root is not None else None
+    inner = _launch_of(root, *found, params) if root is not None and found is not None else None
+    if inner is None:
+        return None
+    argv: list[str] = []
+    placed: list[int] = []
+    for word in inner.argv:
+        mark = re.fullmatch(f"{stem}([0-9]+)Z", word)
+        if mark is not None:
+            placed.append(int(mark[1]))
+            argv.extend(known[int(mark[1])].words)
+        elif stem in word:
+            return None
+        else:
+            argv.append(word)
+    if placed != list(range(len(spans))):
+        return None
+    fates = tuple(_told_fate(text[a:b], model) for (a, b), model in zip(spans, known, strict=True))
+    reads = fields.read_zero or inner.reads_zero
+    return Launch(kind, tuple(argv), params.zero, reads_zero=reads, evaluated=fates)
+
+
+def _told_fate(arg: str, told: evalword.Told) -> str:
+    """The verdict on an arg whose words `evalword` made."""
+    if told.pending == evalword.TILDE:
+        return TILDE
+    if told.pending == evalword.GLOB:
+        return GLOB
+    if told.braced:
+        return BRACES
+    made = list(told.words)
+    if made == [arg]:
+        return EXACT
+    if not made:
+        return BLANK if arg else EMPTY
+    if len(made) > 1 and made == arg.split():
+        return f"split into {len(made)} words"
+    if len(made) == 1:
+        return f"changed: eval makes it {made[0]!r}"
+    return f"changed: eval makes {len(made)} words of it: {made!r}"
 
 
 def _below(node: Node, *, start: int, end: int) -> list[Node]:

@@ -61,7 +61,10 @@ class Options:
     llm_containers: tuple[str, ...] = DEFAULT_LLM_CONTAINERS
     own_namespace: str = DEFAULT_OWN_NAMESPACE
     rules: frozenset[Rule] = frozenset(Rule)
-    max_script_bytes: int = 128 * 1024
+    # The largest shipped script is about 24 KB (an LLM preset's): 64 KiB leaves room for a
+    # runtime that grows, and bounds what one first-seen script costs to parse (README,
+    # "Security notes"). The server's setting and every offline front end default to it.
+    max_script_bytes: int = 64 * 1024
     cache_bytes: int = 32 * 1024 * 1024
 
 

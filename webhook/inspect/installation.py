@@ -20,7 +20,7 @@ from typing import Any, Final
 from webhook.adapters import certs
 from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError, secret_data
 from webhook.adapters.kube.probe import handshake
-from webhook.core.model import Context, Decision
+from webhook.core.model import DEFAULT_OPTIONS, Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import (
     DEFAULT_LLM_CONTAINERS,
@@ -47,11 +47,13 @@ _NAME_LABEL: Final = "kubernetes.io/metadata.name"
 Decide = Callable[[Mapping[str, Any], Context], Decision]
 
 
-def decided(pod: Mapping[str, Any], context: Context) -> Decision:
-    """What admission decides for a cluster's pod, its scripts parsed under the run's isolation
-    (the command line's sandbox), and a script that crashes the parser answered
-    `parser-failed` as admission answers it."""
-    return mutate(pod_view(pod), context=context, rewrites=current().rewrite)
+def decided(
+    pod: Mapping[str, Any], context: Context, *, options: Options = DEFAULT_OPTIONS
+) -> Decision:
+    """What admission decides for a cluster's pod under `options` (a server's defaults unless
+    given), its scripts parsed under the run's isolation (the command line's sandbox), and a
+    script that crashes the parser answered `parser-failed` as admission answers it."""
+    return mutate(pod_view(pod), context=context, options=options, rewrites=current().rewrite)
 
 
 @dataclass(frozen=True, slots=True)

@@ -261,6 +261,8 @@ def _node_at(root: yaml.Node, path: Path) -> yaml.Node | None:
 def _edits(text: str, root: yaml.Node, target: _Target) -> list[splice.Edit] | None:
     """The in-place edits of one container, or None when they cannot be made in place."""
     container = _node_at(root, target.path)
+    if target.plan is None and container is not None:
+        return _env_edits(text, container, target)
     command = splice.child(container, "command") if container is not None else None
     plan = target.plan
     if container is None or not isinstance(command, yaml.SequenceNode) or plan is None:
@@ -276,6 +278,46 @@ def _edits(text: str, root: yaml.Node, target: _Target) -> list[splice.Edit] | N
         moved = list(args.value[1:]) if isinstance(args, yaml.SequenceNode) else []
         items = list(plan.args) if plan.args is not None else None
         edits.append(splice.replace_list(text, container, "args", items, kept=moved))
+    return None if None in edits else [e for e in edits if e is not None]
+
+
+def _env_edits(text: str, container: yaml.Node, target: _Target) -> list[splice.Edit] | None:
+    """The in-place edits of args moved into VLLM_ADDITIONAL_ARGS: `args` goes, and the
+    variable is set where it was, added to `env`, or takes `env` the place of `args`."""
+    [*_, last] = patch.to_json(target.ops)  # the env op, after the removal of args
+    given = last["value"]
+    value = given[0]["value"] if isinstance(given, list) else given
+    value = value["value"] if isinstance(value, Mapping) else value
+    if not isinstance(value, str):
+        return None
+    env = splice.child(container, "env")
+    edits: list[splice.Edit | None]
+    if last["op"] == "replace":
+        entry = next(
+            (
+                item
+                for item in (env.value if isinstance(env, yaml.SequenceNode) else [])
+                if splice.child(item, "name") is not None
+                and getattr(splice.child(item, "name"), "value", None) == LLM_EXTRA_ARGS_ENV
+            ),
+            None,
+        )
+        scalar = splice.child(entry, "value") if entry is not None else None
+        edits = [
+            splice.replace_list(text, container, "args", None),
+            splice.replace_scalar(text, scalar, value) if scalar is not None else None,
+        ]
+    elif env is None:
+        edits = [
+            splice.replace_key_with_pairs(
+                text, container, "args", new_key="env", name=LLM_EXTRA_ARGS_ENV, value=value
+            )
+        ]
+    else:
+        edits = [
+            splice.replace_list(text, container, "args", None),
+            splice.append_pair(text, container, "env", name=LLM_EXTRA_ARGS_ENV, value=value),
+        ]
     return None if None in edits else [e for e in edits if e is not None]
 
 

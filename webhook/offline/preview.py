@@ -278,13 +278,15 @@ def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
         return "unknown: no launch command found"
     if launch.evaluated is not None and from_end <= len(launch.evaluated):
         return launch.evaluated[-from_end]
+    # Before any word is looked for: a script that never reads $0 drops the arg it became,
+    # even when one of its own words is the same text.
+    if zero and not launch.reads_zero:
+        return "dropped: bash took it as $0"
     if arg in launch.argv:
         return "exact"
     pieces = arg.split()
     if len(pieces) > 1 and all(piece in launch.argv for piece in pieces):
         return f"split into {len(pieces)} words"
-    if zero:
-        return "dropped: bash took it as $0"
     return "dropped"
 
 

@@ -155,8 +155,65 @@ def replace_list(
     return Edit(start, end, replacement)
 
 
+def _item_column(key: yaml.Node, value: yaml.Node) -> int:
+    """The column of a block sequence's `-` under `key`, or where a new one would stand."""
+    if isinstance(value, yaml.SequenceNode) and not value.flow_style:
+        return value.start_mark.column
+    return key.start_mark.column + 2
+
+
+def _pair(name: str, value: str, *, column: int) -> str:
+    """A block sequence item `- name: NAME` / `  value: VALUE` at `column`, ending in a newline."""
+    pad = " " * column
+    return f"{pad}- name: {_plain_or_quoted(name)}\n{pad}  value: {_plain_or_quoted(value)}\n"
+
+
+def replace_key_with_pairs(
+    text: str, mapping: yaml.Node, key: str, *, new_key: str, name: str, value: str
+) -> Edit | None:
+    """The edit that puts `new_key:` holding one `name`/`value` item where `key` and its value
+    stood, or None when `key` is not there to edit in place."""
+    if not isinstance(mapping, yaml.MappingNode):
+        return None
+    found = _key(mapping, key)
+    if found is None:
+        return None
+    key_node, value_node = found
+    start, end = _region(text, key_node, value_node)
+    if text[_line_start(text, start) : start].strip() or not text[:end].endswith("\n"):
+        return None  # the first key of a sequence item, or the text's last line: not here
+    column = _item_column(key_node, value_node)
+    return Edit(start, end, f"{new_key}:\n" + _pair(name, value, column=column))
+
+
+def append_pair(text: str, mapping: yaml.Node, key: str, *, name: str, value: str) -> Edit | None:
+    """The edit that adds a `name`/`value` item at the end of the block sequence under `key`,
+    or None when there is none to add to in place."""
+    if not isinstance(mapping, yaml.MappingNode):
+        return None
+    found = _key(mapping, key)
+    if found is None:
+        return None
+    key_node, value_node = found
+    if not isinstance(value_node, yaml.SequenceNode) or value_node.flow_style:
+        return None
+    _, end = _region(text, key_node, value_node)
+    if not value_node.value or not text[:end].endswith("\n"):
+        return None
+    column = _item_column(key_node, value_node)
+    return Edit(end, end, _pair(name, value, column=column))
+
+
+def replace_scalar(text: str, node: yaml.Node, value: str) -> Edit | None:
+    """The edit that sets a single-line scalar to `value`, or None when it is not one."""
+    if _source(text, node) is None:
+        return None
+    return Edit(node.start_mark.index, node.end_mark.index, _plain_or_quoted(value))
+
+
 def apply(text: str, edits: Sequence[Edit]) -> str:
     """The text with every edit made; edits must not overlap."""
-    for edit in sorted(edits, key=lambda e: e.start, reverse=True):
+    # At one offset, the longer edit first: an insertion there goes before what it replaced.
+    for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
         text = text[: edit.start] + edit.replacement + text[edit.end :]
     return text

@@ -1,0 +1,391 @@
+"""The words bash makes of one arg that eval reads as shell code, for the args this can tell.
+
+An eval launch (`eval "vllm serve … $@ …"`) pastes each arg into a command line and bash parses
+it again. Here an arg's text, standing between blanks on that line, is taken through the steps
+bash takes, as bash does them: split at unquoted blanks; brace expansion (`{a,b}`, `{1..3}`,
+`{a..e..2}`, zero-padded `{01..10}`), on the text with its quotes, which protect what they
+hold; then quote removal: `'…'`, `"…"` (and `$"…"`, untranslated), `$'…'` with its C escapes,
+and a backslash outside quotes. A word that tilde expansion or a glob would change is named
+(`TILDE`, `GLOB`): its value is the pod's. Anything else the shell would act on (an expansion,
+a substitution, an operator, a comment, a newline, an unclosed quote, a trailing backslash)
+makes `words` answer None: the caller tells what eval does with the arg by other means, and
+claims no words for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+TILDE: Final = "tilde"
+GLOB: Final = "glob"
+
+_BLANK: Final = frozenset(" \t")
+# Unquoted, these end the command line, start a comment's or a redirection's text, or run
+# something: none is worked out here.
+_OPERATOR: Final = frozenset("\n;&|()<>`")
+# After `$`, these start an expansion ($NAME, ${…}, $(…), $[…], $1, $@, $*, $#, $?, $$, $!, $-).
+_EXPANDS: Final = re.compile(r"[A-Za-z0-9_{(\[@*#?$!-]")
+_NAME_EQUALS: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_GLOB_CHARS: Final = frozenset("*?[")
+_C_ESCAPES: Final = MappingProxyType(
+    {
+        "a": "\a",
+        "b": "\b",
+        "e": "\x1b",
+        "E": "\x1b",
+        "f": "\f",
+        "n": "\n",
+        "r": "\r",
+        "t": "\t",
+        "v": "\v",
+        "\\": "\\",
+        "'": "'",
+        '"': '"',
+        "?": "?",
+    }
+)
+_OCTAL: Final = re.compile(r"[0-7]{1,3}")
+_HEX: Final = re.compile(r"[0-9A-Fa-f]{1,2}")
+_NUMBER: Final = re.compile(r"[-+]?[0-9]+")
+_DOUBLE_ESCAPE: Final = re.compile(r'\\([$`"\\\n])')
+_SEQUENCE_LIMIT: Final = 1024  # a longer sequence is not listed here
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """What bash makes of an arg: its words, or the expansion that leaves them to the pod
+    (`TILDE`, `GLOB`), and whether brace expansion made more than one word of it."""
+
+    words: tuple[str, ...]
+    pending: str = ""
+    braced: bool = False
+
+
+class _Untold(Exception):
+    """The arg holds what this module does not work out."""
+
+
+def words(arg: str) -> Told | None:
+    """What bash makes of `arg` standing alone, between blanks, on a command line it parses;
+    None when that is not worked out here."""
+    try:
+        raw = _raw_words(arg)
+        expanded = [word for each in raw for word in _braces(each)]
+        pending = next((p for word in expanded if (p := _pending(word))), "")
+        # A word of nothing but escaped newlines is no word: they vanish before words are made.
+        made = tuple(_unquoted(word) for word in expanded if word and word.replace("\\\n", ""))
+    except _Untold:
+        return None
+    return Told(made, pending, braced=expanded != raw)
+
+
+def unclosed(arg: str) -> bool:
+    """Whether the arg opens a quote it does not close, which leaves eval's text unfinished."""
+    quoted, at = "", 0
+    while at < len(arg):
+        char = arg[at]
+        if char == "\\" and quoted != "'":
+            at += 2
+            continue
+        if quoted and char == quoted:
+            quoted = ""
+        elif not quoted and char in "'\"":
+            quoted = char
+        at += 1
+    return bool(quoted)
+
+
+def escapes_next(arg: str) -> bool:
+    """Whether the arg ends in a backslash outside quotes, which quotes what follows it."""
+    quoted, at = "", 0
+    while at < len(arg):
+        char = arg[at]
+        if char == "\\" and quoted != "'":
+            if at + 1 == len(arg):
+                return not quoted
+            at += 2
+            continue
+        if quoted and char == quoted:
+            quoted = ""
+        elif not quoted and char in "'\"":
+            quoted = char
+        at += 1
+    return False
+
+
+def _skip_quoted(text: str, at: int) -> int:
+    """The index past the quoted string that starts at `at` (`'`, `"`, `$'` or `$"`)."""
+    ansi = text.startswith("$'", at)
+    if text[at] == "$":
+        at += 1
+    quote, at = text[at], at + 1
+    while at < len(text):
+        char = text[at]
+        if (char == "\\" and quote == '"') or (char == "\\" and ansi):
+            at += 2
+            continue
+        if char == quote:
+            return at + 1
+        if quote == '"' and (
+            char == "`" or (char == "$" and _EXPANDS.match(text, at + 1) is not None)
+        ):
+            raise _Untold  # a substitution or an expansion inside the double quotes
+        at += 1
+    raise _Untold  # not closed in the arg: eval goes on reading past it
+
+
+def _raw_words(arg: str) -> list[str]:
+    """The arg's words as written, quotes kept, split at unquoted blanks."""
+    found: list[str] = []
+    start, at = 0, 0
+    while at < len(arg):
+        char = arg[at]
+        if char in _BLANK:
+            if at > start:
+                found.append(arg[start:at])
+            start = at = at + 1
+            continue
+        if char in _OPERATOR or (char == "#" and at == start):
+            raise _Untold
+        if char == "\\":
+            if at + 1 >= len(arg):
+                raise _Untold  # it escapes the blank after the arg: the next word joins it
+            at += 2
+            continue
+        if char in "'\"" or arg.startswith(("$'", '$"'), at):
+            at = _skip_quoted(arg, at)
+            continue
+        if char == "$" and _EXPANDS.match(arg, at + 1) is not None:
+            raise _Untold
+        at += 1
+    if at > start:
+        found.append(arg[start:at])
+    return found
+
+
+def _gobble(text: str, at: int, satisfy: str) -> int:
+    """bash's `brace_gobbler`: from `at`, the index of the first `satisfy` at depth 0 outside
+    quotes, or -1. An open brace between blanks, or before `}`, is not one; a close brace
+    counts only after a comma or a `..` at its depth, as in bash."""
+    level, quoted, commas = 0, "", 0
+    while at < len(text):
+        char = text[at]
+        if char == "\\" and quoted != "'":
+            at += 2
+            continue
+        if quoted:
+            if char == quoted:
+                quoted = ""
+            at += 1
+            continue
+        if char in "'\"":
+            quoted = char
+            at += 1
+            continue
+        if char == satisfy and level == 0:
+            if char == "{" and text[at + 1 : at + 2] in ("", " ", "\t", "}") and at == 0:
+                at += 1
+                continue
+            if char != "}" or commas:
+                return at
+        if char == "{":
+            level += 1
+        elif char == "}" and level:
+            level -= 1
+        elif level == 0 and (
+            char == "," or (text.startswith("..", at) and text[at + 2 : at + 3] != "}")
+        ):
+            commas += 1
+        at += 1
+    return -1
+
+
+def _braces(text: str) -> list[str]:
+    """bash's `brace_expand` of one word as written."""
+    at = 0
+    while True:
+        opening = _gobble(text, at, "{")
+        if opening == -1:
+            return [text]
+        closing = _gobble(text, opening + 1, "}")
+        if closing != -1:
+            break
+        at = opening + 1
+    preamble, amble, rest = text[:opening], text[opening + 1 : closing], text[closing + 1 :]
+    if _separator(amble) == -1:
+        tack = _sequence(amble)
+        if tack is None:
+            if not rest:
+                return [text]
+            tack = [text[opening : closing + 1]]
+    else:
+        tack = _ambles(amble)
+    return [preamble + part + after for part in tack for after in _braces(rest)]
+
+
+def _separator(amble: str) -> int:
+    """Where the first comma of an amble stands (bash looks past backslashes, not quotes or
+    braces), or -1."""
+    at = 0
+    while at < len(amble):
+        if amble[at] == "\\":
+            at += 2
+            continue
+        if amble[at] == ",":
+            return at
+        at += 1
+    return -1
+
+
+def _ambles(amble: str) -> list[str]:
+    """bash's `expand_amble`: each comma-separated part at depth 0, itself expanded."""
+    parts: list[str] = []
+    start = 0
+    while True:
+        comma = _gobble(amble, start, ",")
+        end = len(amble) if comma == -1 else comma
+        parts.extend(_braces(amble[start:end]))
+        if comma == -1:
+            return parts
+        start = comma + 1
+
+
+def _sequence(amble: str) -> list[str] | None:
+    """bash's `expand_seqterm`: `x..y[..incr]` of two integers or two letters, or None."""
+    pieces = amble.split("..")
+    if len(pieces) not in (2, 3) or (len(pieces) == 3 and not _NUMBER.fullmatch(pieces[2])):
+        return None
+    first, last = pieces[0], pieces[1]
+    step = int(pieces[2]) if len(pieces) == 3 else 1
+    if _NUMBER.fullmatch(first) and _NUMBER.fullmatch(last):
+        width = max(_width(first), _width(last))
+        return _steps(int(first), int(last), step, lambda n: f"{n:0{width}d}")
+    letters = len(first) == len(last) == 1 and (first + last).isascii()
+    if letters and first.isalpha() and last.isalpha():
+        made = _steps(ord(first), ord(last), step, chr)
+        if all(word.isalnum() for word in made):
+            return made
+        raise _Untold  # a character bash's range makes that it may quote: not told here
+    return None
+
+
+def _width(number: str) -> int:
+    """The width bash pads a sequence to for one of its ends: its length when it starts with a
+    zero (`05`, `-05`), else none."""
+    zero = (number[:1] == "0" and len(number) > 1) or (number[:2] == "-0" and len(number) > 2)
+    return len(number) if zero else 0
+
+
+def _steps(low: int, high: int, step: int, shown: Callable[[int], str]) -> list[str]:
+    """bash's `mkseq`: from `low` to `high` by the size of `step`, in the direction they go."""
+    step = abs(step) or 1
+    if low > high:
+        step = -step
+    count = abs(high - low) // abs(step) + 1
+    if count > _SEQUENCE_LIMIT:
+        raise _Untold
+    return [shown(low + index * step) for index in range(count)]
+
+
+def _pending(word: str) -> str:
+    """`TILDE` or `GLOB` when that expansion may change the word, else ""."""
+    if word.startswith("~") or (
+        _NAME_EQUALS.match(word) and re.search(r"[=:]~", _outside_quotes(word))
+    ):
+        return TILDE
+    if _GLOB_CHARS & set(_outside_quotes(word)):
+        return GLOB
+    return ""
+
+
+def _outside_quotes(word: str) -> str:
+    """The word's unquoted characters (each quoted one as a space)."""
+    kept: list[str] = []
+    at = 0
+    while at < len(word):
+        char = word[at]
+        if char == "\\":
+            kept.append("  ")
+            at += 2
+        elif char in "'\"" or word.startswith(("$'", '$"'), at):
+            end = _skip_quoted(word, at)
+            kept.append(" " * (end - at))
+            at = end
+        else:
+            kept.append(char)
+            at += 1
+    return "".join(kept)
+
+
+def _unquoted(word: str) -> str:
+    """Quote removal: the word's text once its quotes and backslashes have done their work."""
+    out: list[str] = []
+    at = 0
+    while at < len(word):
+        char = word[at]
+        if char == "\\":
+            if word[at + 1] != "\n":  # a backslash and a newline vanish together
+                out.append(word[at + 1])
+            at += 2
+        elif word.startswith("$'", at):
+            end = _skip_quoted(word, at)
+            out.append(_ansi_c(word[at + 2 : end - 1]))
+            at = end
+        elif char == "'":
+            end = _skip_quoted(word, at)
+            out.append(word[at + 1 : end - 1])
+            at = end
+        elif char == '"' or word.startswith('$"', at):
+            start = at + (2 if char == "$" else 1)
+            end = _skip_quoted(word, at)
+            out.append(_DOUBLE_ESCAPE.sub(_double_escape, word[start : end - 1]))
+            at = end
+        else:
+            out.append(char)
+            at += 1
+    return "".join(out)
+
+
+def _double_escape(found: re.Match[str]) -> str:
+    """Between double quotes a backslash quotes `$`, `` ` ``, `"` and itself, and vanishes with
+    a newline after it."""
+    return "" if found[1] == "\n" else found[1]
+
+
+def _ansi_c(body: str) -> str:
+    """A `$'…'` string's text: its C escapes decoded, as bash decodes them; what depends on the
+    locale (`\\u`, `\\U`, a byte past ASCII) or ends the string early (a NUL) is not told."""
+    out: list[str] = []
+    at = 0
+    while at < len(body):
+        char = body[at]
+        if char != "\\" or at + 1 >= len(body):
+            out.append(char)
+            at += 1
+            continue
+        code = body[at + 1]
+        if code in _C_ESCAPES:
+            out.append(_C_ESCAPES[code])
+            at += 2
+        elif (octal := _OCTAL.match(body, at + 1)) is not None:
+            out.append(_byte(int(octal[0], 8)))
+            at = octal.end()
+        elif code == "x" and (hexa := _HEX.match(body, at + 2)) is not None:
+            out.append(_byte(int(hexa[0], 16)))
+            at = hexa.end()
+        elif code in "uUcx":
+            raise _Untold
+        else:
+            out.append("\\" + code)
+            at += 2
+    return "".join(out)
+
+
+def _byte(value: int) -> str:
+    if not 0 < value < 0x80:
+        raise _Untold
+    return chr(value)
