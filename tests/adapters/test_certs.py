@@ -85,6 +85,27 @@ def test_reloader_keeps_the_good_pair(tmp_path: Path) -> None:
     assert reloader.expires != expires
 
 
+def test_a_pair_that_cannot_be_staged_here_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full /tmp (or no file descriptor left) is this replica's trouble, not the pair's.
+    certs.write(certs.generate(sans=("localhost",)), tmp_path)
+    reloader = certs.CertificateReloader(tmp_path)
+    expires = reloader.expires
+    certs.write(certs.generate(sans=("localhost",), days=90), tmp_path)
+    real = tempfile.TemporaryDirectory
+
+    def full(*args: object, **kwargs: object) -> tempfile.TemporaryDirectory[str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", full)
+    assert reloader.check() is True
+    assert (reloader.expires, reloader.reload_errors) == (expires, 1)
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", real)
+    assert reloader.check() is True
+    assert reloader.expires != expires
+
+
 def test_generate_command_writes_a_service_certificate(tmp_path: Path) -> None:
     done = subprocess.run(
         [

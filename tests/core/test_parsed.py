@@ -132,35 +132,67 @@ def test_the_scripts_of_a_corpus_pod_are_read_once_each() -> None:
     assert found.container == names.HEAD_CONTAINER
 
 
-# Names a module of the core may bind at its top level to a mutable value: none.
+# What a module or class of the core may not bind, what it may not import, and what no function
+# may take as a default: anything that would hold state from one call, or one owner, to the next.
 _MUTABLE_CALLS = frozenset(
-    {"dict", "list", "set", "OrderedDict", "defaultdict", "deque", "Counter"}
-)
+    {
+        "dict", "list", "set", "bytearray", "OrderedDict", "defaultdict", "deque", "Counter",
+        "Memo", "ParsedScripts", "Decisions", "local", "lru_cache", "cache", "cached_property",
+    }
+)  # fmt: skip
+_MUTABLE_NODES = (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)
 _CACHES = frozenset({"lru_cache", "cache", "cached_property"})
 
 
-def _mutable_globals(tree: ast.Module) -> list[str]:
+def _called(node: ast.AST) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    while isinstance(target, ast.Call):  # lru_cache(maxsize=2)(len)
+        target = target.func
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return target.id if isinstance(target, ast.Name) else ""
+
+
+def _mutable(value: ast.AST) -> bool:
+    if isinstance(value, _MUTABLE_NODES):
+        return True
+    if isinstance(value, ast.Tuple):
+        return any(_mutable(item) for item in value.elts)
+    return isinstance(value, ast.Call) and _called(value) in _MUTABLE_CALLS
+
+
+def _bound(body: list[ast.stmt], where: str) -> list[str]:
+    """What the statements bind, at module or class level, through if/try/with/for."""
     found: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            for decorator in node.decorator_list:
-                target = decorator.func if isinstance(decorator, ast.Call) else decorator
-                name = (
-                    target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-                )
-                if name in _CACHES:
-                    found.append(f"{node.name}: @{name}")
-        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
-        if value is None:
-            continue
-        call = value.func if isinstance(value, ast.Call) else None
-        called = call.attr if isinstance(call, ast.Attribute) else getattr(call, "id", "")
-        if isinstance(value, (ast.Dict, ast.List, ast.Set)) or called in _MUTABLE_CALLS | _CACHES:
-            found.append(f"line {node.lineno}: {ast.unparse(node)[:60]}")
-        if isinstance(call, ast.Call):  # lru_cache(...)(function)
-            inner = call.func
-            if getattr(inner, "id", getattr(inner, "attr", "")) in _CACHES:
-                found.append(f"line {node.lineno}: {ast.unparse(node)[:60]}")
+    for node in body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else None
+        if value is not None and _mutable(value):
+            found.append(f"{where}line {node.lineno}: {ast.unparse(node)[:60]}")
+        if isinstance(node, ast.ClassDef):
+            found += _bound(node.body, f"{where}{node.name}.")
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            nested = getattr(node, field, None)
+            if isinstance(nested, list) and not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                found += _bound([n for n in nested if isinstance(n, ast.stmt)], where)
+            if field == "handlers" and isinstance(nested, list):
+                for handler in nested:
+                    found += _bound(handler.body, where)
+    return found
+
+
+def _mutable_globals(tree: ast.Module) -> list[str]:
+    found = _bound(tree.body, "")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            found.append(f"line {node.lineno}: global {', '.join(node.names)}")
+        if isinstance(node, ast.ImportFrom) and node.module == "functools":
+            found += [f"imports {a.name}" for a in node.names if a.name in _CACHES]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defaults = [*node.args.defaults, *(d for d in node.args.kw_defaults if d)]
+            found += [f"{node.name}: a mutable default" for d in defaults if _mutable(d)]
+            found += [
+                f"{node.name}: @{_called(d)}" for d in node.decorator_list if _called(d) in _CACHES
+            ]
     return found
 
 
@@ -179,8 +211,20 @@ def test_the_core_holds_no_mutable_global_state() -> None:
         "_SEEN = {}",
         "_SEEN: dict[str, int] = dict()",
         "@lru_cache\ndef f() -> None: ...",
+        "@functools.cache\ndef f() -> None: ...",
         "g = functools.lru_cache(maxsize=2)(len)",
+        "from functools import lru_cache as remember",
         "_Q = deque()",
+        "_S = {k: 1 for k in 'ab'}",
+        "_A, _B = [], 0",
+        "class C:\n    seen: list[int] = []",
+        "try:\n    _X = []\nexcept ImportError:\n    pass",
+        "try:\n    pass\nexcept ImportError:\n    _X = []",
+        "if True:\n    _M = Memo(4)",
+        "_STORE = ParsedScripts()",
+        "_T = threading.local()",
+        "def f(seen={}) -> None: ...",
+        "def f() -> None:\n    global _N\n    _N += 1",
     ],
 )
 def test_the_global_state_scan_finds_what_is_planted(planted: str) -> None:

@@ -6,8 +6,6 @@ script (`parser-failed`), and `/readyz` says the truth throughout."""
 from __future__ import annotations
 
 import copy
-import errno
-import multiprocessing
 import os
 import signal
 import uuid
@@ -21,6 +19,7 @@ from tests.support.builders import example, review
 from tests.support.crash import SLOW, parse_slowly
 from tests.support.poll import wait
 from tests.support.servers import Running, running
+from tests.support.spawning import refuse_spawning
 
 
 def _first_seen(serial: str) -> dict[str, Any]:
@@ -90,8 +89,9 @@ def test_workers_killed_under_one_parse_are_no_fault_of_the_script(
     tmp_path: Path, kills: int, repaired: bool
 ) -> None:
     """Each kill lands while the worker parses; the parse is tried again on a fresh one. Three
-    kills in a row give the review up (the error policy answers it), but never blame the
-    script: the same pod, sent again, is repaired."""
+    kills in a row give the review up (the error policy answers it, and the replica is not
+    ready until a worker runs again), but never blame the script: the same pod, sent again, is
+    repaired."""
     with running(
         tmp_path,
         parse=parse_slowly,
@@ -102,9 +102,9 @@ def test_workers_killed_under_one_parse_are_no_fault_of_the_script(
     ) as live:
         pod = _slow_first_seen(200 + kills, 1.0)
         body = review(pod, namespace="models")
-        # The worker started with the server is killed first: each one after it is started
-        # for the review's parse.
-        wait(lambda: bool(_busy(live)), "the worker to start")
+        # The worker runs (a first pod repaired); it is killed while idle, so that each one
+        # after it is started for the review's parse.
+        assert _answer(live, 300 + kills).get("patchType") == "JSONPatch"
         killed = _busy(live)
         _kill_workers(live)
         with ThreadPoolExecutor(1) as pool, live.client() as client:
@@ -119,6 +119,9 @@ def test_workers_killed_under_one_parse_are_no_fault_of_the_script(
             assert answer.get("patchType") == "JSONPatch", answer.get("warnings")
         else:
             assert "parse-worker-unavailable" in answer["auditAnnotations"]["reason"], answer
+            # No worker lasted: /readyz said so until one was started again.
+            with live.ops() as ops:
+                wait(lambda: ops.get("/readyz").status_code == 200, "a worker to run again")
             again = _answer_pod(live, pod)
             assert again.get("patchType") == "JSONPatch", again.get("warnings")
         assert _metric(live, "multinode_webhook_parser_crashes_total") == 0
@@ -143,39 +146,10 @@ def _busy(live: Running) -> set[int]:
     return {pid for pid in live.state.parses.pids if _alive(pid)}
 
 
-class _Refusing:
-    """A spawn context whose processes cannot start, as when the pod is out of processes."""
-
-    def __init__(self) -> None:
-        self._real = multiprocessing.get_context("spawn")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def Process(self, *args: Any, **kwargs: Any) -> Any:
-        process = self._real.Process(*args, **kwargs)
-
-        def refuse() -> None:
-            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
-
-        process.start = refuse  # type: ignore[method-assign]
-        return process
-
-
-def _refuse_spawning(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = multiprocessing.get_context
-    refusing = _Refusing()
-    monkeypatch.setattr(
-        multiprocessing,
-        "get_context",
-        lambda method=None: refusing if method == "spawn" else real(method),
-    )
-
-
 def test_workers_that_would_not_start_with_the_server_start_once_they_can(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _refuse_spawning(monkeypatch)
+    refuse_spawning(monkeypatch)
     with running(tmp_path, parse_workers=2, warm_up=False) as live, live.ops() as ops:
         wait(lambda: ops.get("/readyz").status_code == 503, "/readyz to fail")
         assert "no parse worker could be started" in ops.get("/readyz").json()["reason"]
@@ -193,7 +167,7 @@ def test_while_no_worker_can_start_readyz_fails_naming_why_and_the_server_recove
 ) -> None:
     with running(tmp_path) as live:
         assert _answer(live, 0).get("patchType") == "JSONPatch"  # the workers ran
-        _refuse_spawning(monkeypatch)
+        refuse_spawning(monkeypatch)
         _kill_workers(live)
         answer = _answer(live, 1)
         assert answer["allowed"] is True

@@ -196,6 +196,26 @@ def test_all_writes_together_go_at_the_clients_pace() -> None:
     _run(queue, writer, steps)
 
 
+def test_a_flood_over_many_namespaces_cannot_keep_another_namespaces_event_out() -> None:
+    # 4 namespaces fill the queue with 2 series each; the victim's first Event takes the place
+    # of the oldest of a namespace with the most waiting.
+    metrics = Metrics()
+    queue = EventQueue(metrics=metrics, limit=8, namespace_limit=2)
+    for serial in range(8):
+        queue.offer(_notice(f"owner-{serial}", namespace=f"flood-{serial % 4}"))
+    queue.offer(_notice("llama", namespace="victim"))
+    writer = Recorder()
+
+    async def steps() -> None:
+        await _settled(writer, 8)
+
+    _run(queue, writer, steps)
+    written = [notice.owner.name for notice, _, _ in writer.writes]
+    assert "llama" in written
+    assert "owner-0" not in written  # the oldest of the namespace with the most waiting
+    assert _dropped(metrics, "queue-full") == 1
+
+
 class _NoOwners(Recorder):
     def record(self, notice: Notice, *, occurrences: int, total: int | None) -> int:
         if notice.owner.name.startswith("ghost"):

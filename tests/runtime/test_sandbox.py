@@ -17,6 +17,7 @@ from tests.support import kserve
 from tests.support.builders import EXAMPLES, example
 from tests.support.crash import crashing_script, parse_or_crash
 from tests.support.poll import wait
+from tests.support.spawning import kill_at_start
 from webhook.core.names import Reason, Rule
 from webhook.offline.isolation import Crashed, InProcess, ParserCrashed, isolated
 from webhook.offline.migrate import migrate_text
@@ -217,3 +218,20 @@ def _busy(box: Sandbox, marker: str) -> None:
 def _mark_and_sleep(marker: str) -> None:
     Path(marker).touch()
     time.sleep(60)
+
+
+def test_a_worker_that_dies_as_it_starts_is_a_start_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kill_at_start(monkeypatch)
+    box = Sandbox()
+    try:
+        with pytest.raises(Unavailable, match="killed from outside 3 times"):
+            box.start()
+        assert box.start_failures == 1
+        assert box.unavailable is not None
+        monkeypatch.undo()
+        box.start()
+        assert box.unavailable is None
+    finally:
+        box.close()

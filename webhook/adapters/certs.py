@@ -274,7 +274,11 @@ class CertificateReloader:
         # The pair is checked and loaded from one snapshot of its bytes, so a file swapped
         # between the check and the load cannot reach the live context; the snapshot (a key
         # among it) is gone as soon as it is loaded.
-        with tempfile.TemporaryDirectory(prefix="multinode-webhook-tls-") as stage:
+        try:
+            staging = tempfile.TemporaryDirectory(prefix="multinode-webhook-tls-")
+        except OSError as error:
+            return self._not_staged(error)
+        with staging as stage:
             staged_cert, staged_key = Path(stage) / CERT_FILE, Path(stage) / KEY_FILE
             try:
                 staged_key.touch(mode=0o600)
@@ -284,7 +288,7 @@ class CertificateReloader:
                 expires = not_after(cert)
                 if self.expires is not None:
                     _valid_now(cert)
-            except (ssl.SSLError, ValueError, OSError) as error:
+            except (ssl.SSLError, ValueError) as error:
                 if not self._settled(digest):
                     # The two files were read across a swap of the Secret's `..data` link
                     # (one old, one new): not a bad pair, so the next check reads it whole.
@@ -294,10 +298,20 @@ class CertificateReloader:
                 self.reload_errors += 1
                 log.error("new certificate pair rejected (%s); keeping the current pair", error)
                 return self.expires is not None
+            except OSError as error:  # after SSLError, which is one
+                # This replica's disk (a full /tmp, no file descriptors left), not the pair.
+                return self._not_staged(error)
             self.context.load_cert_chain(staged_cert, staged_key)
         self._digest, self.expires = digest, expires
         log.info("serving certificate loaded, valid until %s", expires.isoformat())
         return True
+
+    def _not_staged(self, error: OSError) -> bool:
+        """The pair could not be staged here to be checked: counted and logged, never taken for
+        a bad pair, so the next check tries it again."""
+        self.reload_errors += 1
+        log.error("cannot stage the new certificate pair (%s); keeping the current pair", error)
+        return self.expires is not None
 
     def _settled(self, digest: bytes) -> bool:
         """Whether the files still hold the pair that was read (`digest`)."""

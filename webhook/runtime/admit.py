@@ -24,7 +24,7 @@ from webhook.core import admission
 from webhook.core.model import Decision, Options
 from webhook.core.mutate import Decisions, decide
 from webhook.core.names import Reason, Rule
-from webhook.core.parsed import Rewrites, known
+from webhook.core.parsed import Needed, Rewrites, known
 from webhook.core.read import PodFacts, read_pod
 from webhook.core.script import ScriptRewrite
 from webhook.core.selection import scripts_needed
@@ -93,45 +93,49 @@ class Admission:
         self, request: admission.ReviewRequest, *, shadow: bool, started: float
     ) -> Answer:
         """The review's answer; `started` is its `time.perf_counter()` on arrival."""
-        first_seen = 0
+        sent: list[Needed] = []  # the scripts sent to the pool, whatever becomes of them
         try:
             context = request.context(shadow=shadow)
             facts = read_pod(request.pod, context=context, options=self._options)
             decision = self._decisions.get(facts)
             if decision is None:
-                rewrites, first_seen = await self._parsed(facts, request=request, started=started)
+                rewrites = await self._parsed(facts, request=request, started=started, sent=sent)
                 decision = self._decisions.keep(facts, self._decide(facts, rewrites=rewrites))
             elapsed = time.perf_counter() - started
             if elapsed > self._deadline:
                 overrun = DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
-                return Answer(self._failed(request, overrun), None, first_seen, overran=True)
+                return Answer(self._failed(request, overrun), None, len(sent), overran=True)
             if self._deny and _parser_failed(decision):
                 failed = ParserFailed("the bash parser crashed or overran on a script of the pod")
-                return Answer(self._failed(request, failed), None, first_seen)
+                return Answer(self._failed(request, failed), None, len(sent))
             response = admission.allow(request, decision, answers=self._answers)
-            return Answer(response, decision, first_seen)
+            return Answer(response, decision, len(sent))
         except (Shed, Late, Unavailable) as error:
-            return Answer(self._unparsed(request, error), None, first_seen, _SHED[type(error)])
+            return Answer(self._unparsed(request, error), None, len(sent), _SHED[type(error)])
         except Exception as error:
-            return Answer(self._failed(request, error), None, first_seen)
+            return Answer(self._failed(request, error), None, len(sent))
 
     async def _parsed(
-        self, facts: PodFacts, *, request: admission.ReviewRequest, started: float
-    ) -> tuple[Rewrites, int]:
+        self,
+        facts: PodFacts,
+        *,
+        request: admission.ReviewRequest,
+        started: float,
+        sent: list[Needed],
+    ) -> Rewrites:
         """The rewrites of every script the pod needs, those not seen yet parsed by the pool
-        by the review's deadline; and how many were sent to it."""
+        by the review's deadline; `sent` gains each one sent to it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline * PARSE_SHARE - (time.perf_counter() - started)
         rewrites: dict[tuple[str, frozenset[Rule]], ScriptRewrite] = {}
-        first_seen = 0
         for needed in scripts_needed(facts):
             found = self._pool.known(needed)
             if found is None:
-                first_seen += 1
+                sent.append(needed)
                 tenant = request.namespace or ""
                 found = await self._pool.parse(needed, tenant=tenant, deadline=deadline)
             rewrites[needed.key] = found
-        return known(rewrites), first_seen
+        return known(rewrites)
 
     def _unparsed(
         self, request: admission.ReviewRequest, error: Shed | Late | Unavailable

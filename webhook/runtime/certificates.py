@@ -6,9 +6,12 @@ reloader."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from webhook.adapters.certs import CertificateReloader
+
+log = logging.getLogger("multinode_webhook.certificates")
 
 
 async def watch_certificates(
@@ -18,5 +21,8 @@ async def watch_certificates(
     cancelled."""
     while True:
         await asyncio.sleep(every)
-        tls.check()
-        checked()
+        try:
+            tls.check()
+            checked()
+        except Exception:  # the loop must outlive any pass: the next one tries again
+            log.exception("the certificate check failed; it runs again")

@@ -2,15 +2,17 @@
 
 Admission only `offer`s a notice: a dictionary lookup and a count, never a call to the API. A
 notice already in a series adds one to it; a new one takes a place in a bounded queue (in all,
-and for each namespace, so that one tenant's flood cannot crowd out the others' Events) or is
-dropped and counted. The task writes each series once, then at most every `repeat_seconds` with
-the occurrences seen since; every write costs the owner a token from a bucket (`burst`, one back
-every `refill_seconds`), and its namespace one from another (a pod names its owner, so chooses
-that bucket), so no owner's or namespace's pods can make the server write much; and all writes
-together go at most as fast as client-go lets a process (`CLIENT_BURST`, 5 a second). An owner that
-does not exist gets no Event. A new series with no token is dropped and counted; a series
-already written keeps its count for a later write. An API error drops what was to be written,
-counted and logged at a bounded rate.
+and for each namespace) or is dropped and counted. With the queue full, a newcomer from a
+namespace with fewer waiting takes the place of the oldest of the namespace with the most, so
+that no flood, however many namespaces it spans, keeps another tenant's Events out. The task
+writes each series once, then at most every `repeat_seconds` with the occurrences seen since;
+every write costs the owner a token from a bucket (`burst`, one back every `refill_seconds`),
+and its namespace one from another (a pod names its owner, so chooses that bucket), so no
+owner's or namespace's pods can make the server write much; and all writes together go at most
+as fast as `CLIENT_BURST` allows (10, then 5 a second; a write is an owner lookup and an Event
+create or patch, a few requests). An owner that does not exist gets no Event. A new series with
+no token is dropped and counted; a series already written keeps its count for a later write. An
+API error drops what was to be written, counted and logged at a bounded rate.
 
 With no cluster connection (no ServiceAccount, no `KUBECONFIG`), or `--events=false`, the queue
 is off and `offer` costs one attribute test.
@@ -172,7 +174,9 @@ class EventQueue:
             return
         namespace = notice.owner.namespace
         waiting = self._new_by_namespace.get(namespace, 0)
-        if self._new >= self._limit or waiting >= self._namespace_limit:
+        if waiting >= self._namespace_limit or (
+            self._new >= self._limit and not self._made_room(waiting)
+        ):
             self._metrics.event_dropped("queue-full")
             return
         self._new += 1
@@ -181,6 +185,20 @@ class EventQueue:
         if len(self._series) > self._series_limit:
             self._evict()
         self._push(key)
+
+    def _made_room(self, waiting: int) -> bool:
+        """With the queue full, drop the oldest new series of the namespace with the most
+        waiting, when it has more than one more than the newcomer's (`waiting`): many
+        namespaces together cannot keep another's Events out."""
+        most = max(self._new_by_namespace, key=self._new_by_namespace.__getitem__)
+        if self._new_by_namespace[most] <= waiting + 1:
+            return False
+        for key, series in self._series.items():
+            if series.total is None and series.queued and key[0].namespace == most:
+                self._forget_new(key, series)
+                self._metrics.event_dropped("queue-full")
+                return True
+        return False
 
     def _evict(self) -> None:
         """Forget the oldest series that is not waiting to be written."""

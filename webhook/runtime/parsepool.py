@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from webhook.core.parsed import Needed, ParsedScripts
 from webhook.core.script import ScriptRewrite, parse_timeout, parser_failed, rewrite_script
 from webhook.offline.isolation import Crashed
 from webhook.runtime.sandbox import CRASHERS_KEPT, Failures, Sandbox, Unavailable
+
+log = logging.getLogger("multinode_webhook.parsepool")
 
 # How long a parse that overran its budget is answered `parse-timeout` before it is tried again.
 TIMEOUT_KEPT_SECONDS: Final = 60.0
@@ -65,7 +68,8 @@ class _Job:
     needed: Needed
     tenant: str  # the first tenant that asked, named in the failure's log line
     deadline: float  # loop time after which no review waits for it
-    taken: bool = False  # a worker has it: its other places in the queues are passed over
+    # The tenants whose queues hold it: all of them give it up when a worker takes it.
+    places: list[str] = field(default_factory=list)
     done: asyncio.Future[ScriptRewrite] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -151,6 +155,19 @@ class ParsePool:
         """Attempts to start a worker that failed."""
         return sum(box.start_failures for box in self._boxes)
 
+    async def started(self) -> bool:
+        """`start`, on the event loop, each worker after the calls it runs already; the workers
+        that would not start are tried again (`revive`)."""
+        started = True
+        for box in self._boxes:
+            try:
+                await box.start_async()
+            except (Unavailable, Crashed):
+                started = False
+        if not started:
+            self.revive()
+        return started
+
     def start(self) -> bool:
         """Start every worker process now, so that the first new script does not wait; False
         when one would not start (`revive`, on the event loop, keeps trying)."""
@@ -185,9 +202,11 @@ class ParsePool:
             self._jobs[needed.key] = job
         else:
             job.deadline = max(job.deadline, deadline)
-            if not job.taken and job not in self._queues.get(tenant, ()):
-                # Waiting for another tenant's turn would let that tenant's flood delay it.
-                self._queue(job, tenant=tenant)
+            if job.places and tenant not in job.places:
+                # Waiting for another tenant's turn would let that tenant's flood delay it; with
+                # no room in this tenant's queue it still waits for the other's.
+                with contextlib.suppress(Shed):
+                    self._queue(job, tenant=tenant, counted=False)
         wait = deadline - asyncio.get_running_loop().time()
         try:
             return await asyncio.wait_for(asyncio.shield(job.done), max(wait, 0))
@@ -202,17 +221,20 @@ class ParsePool:
                 f"its script was not parsed within the review's deadline ({tenant})"
             ) from None
 
-    def _queue(self, job: _Job, *, tenant: str) -> None:
+    def _queue(self, job: _Job, *, tenant: str, counted: bool = True) -> None:
+        """A place for the job in the tenant's queue; `Shed` (counted unless told not to) when
+        there is no room."""
         # A namespace's queue exists while it holds a job: one shed leaves none behind.
         queue = self._queues.get(tenant, deque())
         if len(queue) >= self._tenant_limit or self._queued >= self._queue_limit:
-            self.counts.shed += 1
+            self.counts.shed += counted
             full = "its namespace's" if len(queue) >= self._tenant_limit else "the"
             raise Shed(f"{full} queue of first-seen scripts is full ({tenant})")
         if not queue:  # a newcomer has its turn in this round
             self._queues[tenant] = queue
             self._turns.append(tenant)
         queue.append(job)
+        job.places.append(tenant)
         self._queued += 1
         assert self._ready is not None
         self._ready.release()
@@ -225,23 +247,35 @@ class ParsePool:
             self._serving = [loop.create_task(self._work(box)) for box in self._boxes]
 
     async def _next(self) -> _Job:
-        """The next job not taken yet, from the next tenant in turn."""
+        """The next job, from the next tenant in turn; its places in the other tenants'
+        queues are given up, so that none of them spends a turn on it."""
         assert self._ready is not None
         while True:
             await self._ready.acquire()
             if not self._turns:  # every tenant had its turn: the next round begins
                 self._turns, self._next_round = self._next_round, self._turns
+            if not self._turns:
+                continue  # the release of a place given up since
             tenant = self._turns.popleft()
-            queue = self._queues[tenant]
-            job = queue.popleft()
-            self._queued -= 1
-            if queue:
-                self._next_round.append(tenant)
-            else:
-                del self._queues[tenant]
-            if not job.taken:
-                job.taken = True
-                return job
+            job = self._queues[tenant][0]
+            for holder in job.places:
+                self._leave(job, holder, served=holder == tenant)
+            job.places.clear()
+            return job
+
+    def _leave(self, job: _Job, tenant: str, *, served: bool) -> None:
+        """Take the job's place out of the tenant's queue; a queue left empty goes, with its
+        tenant's turn. The served tenant's turn is spent: it waits for the next round."""
+        queue = self._queues[tenant]
+        queue.remove(job)
+        self._queued -= 1
+        if not queue:
+            del self._queues[tenant]
+            for turns in (self._turns, self._next_round):
+                if tenant in turns:
+                    turns.remove(tenant)
+        elif served:
+            self._next_round.append(tenant)
 
     async def _work(self, box: Sandbox) -> None:
         loop = asyncio.get_running_loop()
@@ -257,6 +291,7 @@ class ParsePool:
                     job.done.set_result(rewritten)
             except Exception as error:  # the reviews waiting answer it; this worker goes on
                 job.done.set_exception(error)
+                job.done.exception()  # retrieved here: no review may be left to read it
             finally:
                 del self._jobs[needed.key]
                 if not job.done.done():
@@ -267,11 +302,11 @@ class ParsePool:
         needed = job.needed
         until = None
         try:
-            rewritten = await asyncio.wait_for(
-                box.call_async(self._parse, needed.script, needed.rules), self._budget
+            # The budget is each try's: a fresh worker started after a crash has one of its own.
+            rewritten = await box.call_async(
+                self._parse, needed.script, needed.rules, timeout=self._budget
             )
-        except TimeoutError:
-            box.close()  # the worker is still parsing: it is killed, and replaced on next use
+        except TimeoutError:  # the worker was killed, and is replaced on next use
             self.counts.timeouts += 1
             rewritten = parse_timeout(self._budget)
             # The parse may fit its budget on a machine less busy: it is tried again later.
@@ -298,14 +333,19 @@ class ParsePool:
 
     async def _reviver(self) -> None:
         """Every worker is tried at once (one that cannot start says so before a review finds
-        out), then those that would not start, backing off."""
-        loop = asyncio.get_running_loop()
+        out; each waits its turn after the calls under way), then those that would not start,
+        backing off."""
         backoff = Backoff(REVIVE_FIRST, REVIVE_MOST)
         stopped = list(self._boxes)
         while stopped:
             for box in stopped:
-                with contextlib.suppress(Unavailable):
-                    await loop.run_in_executor(None, box.start)
+                try:
+                    await box.start_async()
+                except (Unavailable, Crashed):
+                    pass  # it says why, and is tried again
+                except Exception as error:  # the reviver must outlive any failure
+                    box.unavailable = f"a parse worker could not be started: {error}"
+                    log.exception("a parse worker could not be started")
             if not (stopped := [box for box in self._boxes if box.unavailable]):
                 return
             await asyncio.sleep(backoff.next())

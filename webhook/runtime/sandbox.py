@@ -127,8 +127,15 @@ class Sandbox:
         return [process.pid for process in processes.values() if process.pid is not None]
 
     def start(self) -> None:
-        """Start the worker now rather than on the first call, which then pays no start-up."""
-        self._submit(int).result()
+        """Start the worker now rather than on the first call, which then pays no start-up:
+        an empty call, so that a worker that would not start, or died as it started, is told
+        (`Unavailable`, counted) as a call's would be. For a process with no event loop yet;
+        on a loop, `start_async`, which waits its turn with the calls."""
+        self.call(int)
+
+    async def start_async(self) -> None:
+        """`start`, on the event loop, after the calls already under way."""
+        await self.call_async(int)
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
         """`fn(*args)` in the worker; `Crashed` if the call killed it (`_died` says when),
@@ -138,12 +145,19 @@ class Sandbox:
             while True:
                 future = self._submit(fn, *args)
                 try:
-                    return future.result()
+                    result = future.result()
                 except BrokenProcessPool:
                     self._died(deaths, self._exit_signal())
+                else:
+                    self.unavailable = None  # a worker ran the call
+                    return result
 
-    async def call_async(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """`call`, awaited: the event loop runs on while the worker parses."""
+    async def call_async(
+        self, fn: Callable[..., T], /, *args: Any, timeout: float | None = None
+    ) -> T:
+        """`call`, awaited: the event loop runs on while the worker parses. Each try gets
+        `timeout` seconds (a fresh worker's start-up is no fault of the call's): past it the
+        worker is killed and `TimeoutError` raised."""
         if self._async is None:
             self._async = asyncio.Lock()
         async with self._async:
@@ -151,11 +165,17 @@ class Sandbox:
             while True:
                 future = self._submit(fn, *args)
                 try:
-                    return await asyncio.wrap_future(future)
+                    result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+                except TimeoutError:
+                    self.close()  # the worker is still at it: killed, and replaced on next use
+                    raise
                 except BrokenProcessPool:
                     # Waiting for the dead worker's exit code must not hold up the event loop.
                     ended = await asyncio.to_thread(self._exit_signal)
                     self._died(deaths, ended)
+                else:
+                    self.unavailable = None  # a worker ran the call
+                    return result
 
     def _submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """The call handed to the worker. A worker that died while idle broke the pool before
@@ -172,7 +192,6 @@ class Sandbox:
                 self.close()
                 self._unavailable(f"no parse worker could be started: {error}")
             else:
-                self.unavailable = None
                 return future
         raise AssertionError("unreachable")
 
@@ -213,8 +232,9 @@ class Sandbox:
             self.crashes += 1
             raise Crashed
         if kills >= KILLS_TRIED:
+            # No worker lasts long enough to run a call: as good as none can be started.
             self.killed += 1
-            raise Unavailable(f"the parse worker was killed from outside {kills} times in a row")
+            self._unavailable(f"the parse worker was killed from outside {kills} times in a row")
 
     def _exit_signal(self) -> int | None:
         """The signal that ended the worker, when one did."""

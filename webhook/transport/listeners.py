@@ -115,11 +115,6 @@ class Listeners:
         for server in self._servers:
             server.should_exit = True
 
-    def _started(self, done: asyncio.Future[bool]) -> None:
-        """A worker that would not start is tried again on the loop until it runs."""
-        if not done.cancelled() and done.exception() is None and not done.result():
-            self.state.parses.revive()
-
     def interrupt(self) -> None:
         """SIGINT: stop now, and say so once stopped."""
         self.interrupted = True
@@ -165,8 +160,7 @@ class Listeners:
             loop.add_signal_handler(signal.SIGTERM, self.terminate)
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
         # The sandboxes start now, so that the first new script does not wait for them.
-        starting = loop.run_in_executor(None, self.state.parses.start)
-        starting.add_done_callback(self._started)
+        starting = asyncio.create_task(self.state.parses.started())
         settings = self.state.settings
         watcher = (
             asyncio.create_task(
