@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support import shell
+from webhook.core.bash import FORWARDS_LIMIT, launch_kind, parse
 from webhook.core.names import Reason, Rule
-from webhook.core.script import (
-    FORWARDS_LIMIT,
-    MODEL_LINE,
-    ScriptRewrite,
-    launch_kind,
-    parse,
-    rewrite_script,
-)
+from webhook.core.script import MODEL_LINE, ScriptRewrite, rewrite_script
 
 
 def rewrite(script: str) -> ScriptRewrite:

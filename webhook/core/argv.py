@@ -24,8 +24,7 @@ from typing import Any, Final
 from tree_sitter import Node
 
 from webhook.core import evalword
-from webhook.core.rewrite import split_shell
-from webhook.core.script import (
+from webhook.core.bash import (
     find_launch,
     indirect_assignment,
     never_parsed,
@@ -33,6 +32,7 @@ from webhook.core.script import (
     parse,
     positional,
 )
+from webhook.core.rewrite import split_shell
 
 _BLANKS: Final = re.compile(r"[ \t\n]+")
 _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
