@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support import kubelet
+from tests.support.argsgrammar import drawn_arg
 from tests.support.builders import data_pod
 from tests.support.proof import bash_agrees
 from webhook.core import names
@@ -28,76 +29,11 @@ from webhook.core.argv import container_launch, knows
 BATCH = 500
 BATCHES = int(os.environ.get("ARGV_FUZZ_BATCHES", "4"))
 SEED = int(os.environ.get("ARGV_FUZZ_SEED", "0"))
-# What a user might write, and what bash reads as syntax. Left out: `&` (alone, or in `|&`, as
-# `&&` would make next to `|`), which runs the server in the background, past the end of its
-# case; redirections, which would leave files that later cases glob; `$1`, which eval reads as
-# the arg itself.
-PIECES = [
-    "'",
-    '"',
-    "$",
-    "$'",
-    '$"',
-    "\\",
-    "\\\\",
-    "{",
-    "}",
-    ",",
-    "..",
-    "{1..3}",
-    "{a..c..2}",
-    "{0..10..5}",
-    "{x,y}",
-    "~",
-    "~/",
-    "~root",
-    "~+",
-    "~-",
-    "~nobody-here",
-    "/",
-    "*",
-    "?",
-    "[",
-    "]",
-    "[ab]",
-    ";",
-    "#",
-    "\n",
-    " ",
-    "\t",
-    "ü",
-    "✓",
-    "=",
-    "--x=",
-    "a",
-    "1",
-    "-",
-    ":",
-    "@",
-    "%",
-    "+",
-    "(",
-    ")",
-    "`",
-    "$(python3 -c ran)",
-    "$HOME",
-    "${X}",
-    "|",
-    "||",
-    "\\n",
-    "\\x41",
-    "\\101",
-    "\\u00e9",
-    "\\e",
-    "!",
-    "^",
-    "=~",
-]
 
 
 def draws(seed: int) -> list[str]:
     rnd = random.Random(seed)
-    return ["".join(rnd.choice(PIECES) for _ in range(rnd.randint(1, 6))) for _ in range(BATCH)]
+    return [drawn_arg(rnd) for _ in range(BATCH)]
 
 
 def _pod() -> dict[str, Any]:

@@ -43,7 +43,7 @@ from webhook.core.evaluated import (
     SEGMENT_PATTERN,
     policy_leaves,
 )
-from webhook.core.model import Decision, Options
+from webhook.core.model import DEFAULT_OPTIONS, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode
 from webhook.core.patch import pointer
@@ -86,7 +86,7 @@ class Shape:
     command: tuple[str, ...]
     script: str | None  # the legacy shape's args[0]; None when the script is in `command`
     needs_args: bool  # a Ray worker is a target only with args of its own
-    evaluated: bool  # eval re-parsed its args: literal ones are unwrapped
+    evaluated: bool  # eval re-parsed its args, so the core unwraps the literal ones
     new_command: tuple[str, ...]
     # By position; then, for the legacy shape with no user args, for eval's with args unwrapped.
     statuses: tuple[str, ...]
@@ -118,18 +118,22 @@ class Compiled:
         return [f"{shape.source} {shape.name}", *self.also.get(shape.digest, [])]
 
 
-def containers_in(document: Any, source: str) -> Iterator[tuple[bool | None, Any, str]]:
+def containers_in(
+    document: Any, source: str, *, options: Options = DEFAULT_OPTIONS
+) -> Iterator[tuple[bool | None, Any, str]]:
     """(LLM family, or None when the pod's labels say, container, where) for every container
-    of the objects a document holds."""
+    of the objects a document holds; a pod's containers in the family admission reads them in
+    with `options`' target names."""
     for _, label, found in objects_in(document):
-        yield from _object_containers(found, f"{source}: {label}")
+        yield from _object_containers(found, f"{source}: {label}", options)
 
 
 def _object_containers(
-    document: Mapping[str, Any], label: str
+    document: Mapping[str, Any], label: str, options: Options
 ) -> Iterator[tuple[bool | None, Any, str]]:
     """The containers of one object: a runtime's, a preset (a marker), a pod's or a
-    workload's pod templates' (crowded ones a marker)."""
+    workload's pod templates' (crowded ones a marker, and one before the containers of a
+    template with several targets)."""
     kind = document.get("kind")
     spec = mapping(document.get("spec"))
     if kind in RUNTIME_KINDS:
@@ -156,17 +160,34 @@ def _object_containers(
     for template in templates:
         labels = mapping(mapping(mapping(template).get("metadata")).get("labels"))
         containers = mapping(mapping(template).get("spec")).get("containers") or []
-        if names.ISVC_LABEL in labels:
-            llm = False
-        elif labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
-            llm = True
-        else:
+        isvc = names.ISVC_LABEL in labels
+        if not isvc and labels.get(names.PART_OF_LABEL) != names.LLMISVC_PART_OF:
             continue
+        families = [
+            (_family(labels, mapping(container).get("name"), options), container)
+            for container in containers
+        ]
         if len(containers) > POSITIONS:
-            yield llm, {"crowded": len(containers)}, label
+            yield not isvc, {"crowded": len(containers)}, label
             continue
-        for container in containers:
-            yield llm, container, label
+        targets = [string(mapping(c).get("name")) for llm, c in families if llm is not None]
+        if len(targets) > 1:
+            yield not isvc, {"targets": targets}, label
+        for llm, container in families:
+            yield (not isvc if llm is None else llm), container, label
+
+
+def _family(labels: Mapping[str, Any], name: Any, options: Options) -> bool | None:
+    """Whether admission reads a pod's container of this name as an LLMInferenceService's
+    target (False: an InferenceService's; None: no target), as `webhook.core.read` does: an
+    InferenceService's target names first, so a pod with both labels has both kinds."""
+    isvc = names.ISVC_LABEL in labels
+    llm = labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF
+    if (isvc or not llm) and name in options.containers:
+        return False
+    if llm and name in options.llm_containers:
+        return True
+    return None
 
 
 def _pod(
@@ -227,11 +248,14 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     statuses = [status(first), *(status(decided(p, given)) for p in range(1, POSITIONS))]
     if legacy and patched_bare:
         statuses += [status(bare_first), *(status(decided(p, bare)) for p in range(1, POSITIONS))]
-    rewrite = isolation.current().rewrite(launch, options.rules)
-    evaluated = rewrite.evaluated
+    # Whether the core unwraps an arg that is only quoting around literal text: only when eval
+    # re-parsed the args before the repair (not when it was handed `"$@"` already, whatever
+    # became of the first arg), as the core decides it.
+    quoted = decided(0, ["'--x'"])
+    evaluated = any(op.path.endswith("/args") and op.op == "replace" for op in quoted.patch)
     if evaluated:
-        # An arg eval would unwrap: the patch then replaces the args too.
-        statuses += [status(decided(p, ["'--x'"])) for p in range(POSITIONS)]
+        # The patch then replaces the args too.
+        statuses += [status(quoted), *(status(decided(p, ["'--x'"])) for p in range(1, POSITIONS))]
     return Shape(
         llm=llm,
         name=name,
@@ -253,8 +277,14 @@ def compile_shapes(
     compiled = Compiled()
     seen: set[tuple[bool, str]] = set()
     for source, document in documents:
-        for llm, container, label in containers_in(document, source):
+        for llm, container, label in containers_in(document, source, options=options):
             if llm is None or not isinstance(container, Mapping):
+                continue
+            if container.get("targets"):
+                compiled.uncovered.append(
+                    f"{label}: {len(container['targets'])} target containers "
+                    f"({', '.join(container['targets'])}), and the policy repairs a pod with one"
+                )
                 continue
             if container.get("crowded"):
                 compiled.uncovered.append(
@@ -366,7 +396,7 @@ def _template_shape(container: Mapping[str, Any], label: str, options: Options) 
         others = (*shape.new_command[:word], *shape.new_command[word + 1 :])
         return (shape.needs_args, shape.evaluated, shape.statuses, others), shape.new_command[word]
 
-    found = templates.compiled(command[word], repair)
+    found = templates.compiled(command[word], repair, max_bytes=options.max_script_bytes)
     if isinstance(found, str):
         return f"{label} {name}: {found}" if found else ""
     template, holes, (needs_args, evaluated, statuses, _) = found
@@ -502,14 +532,30 @@ def policy_spec(given: Sequence[Shape], *, patch: Patch = jsonpatch_message) -> 
         ],
         "variables": [
             {
-                "name": "isvc",
+                "name": "isvcPod",
                 "expression": f"has({labels}) && {_cel(names.ISVC_LABEL)} in {labels}",
             },
-            {"name": "names", "expression": f"variables.isvc ? {targets} : {llm_targets}"},
+            {
+                "name": "llmPod",
+                "expression": f"has({labels}) && {_cel(names.PART_OF_LABEL)} in {labels} && "
+                f"{labels}[{_cel(names.PART_OF_LABEL)}] == {_cel(names.LLMISVC_PART_OF)}",
+            },
+            # Admission's target names: a pod with both labels has both kinds.
+            {
+                "name": "names",
+                "expression": f"(variables.isvcPod ? {targets} : []) + "
+                f"(variables.llmPod ? {llm_targets} : [])",
+            },
             {
                 "name": "index",
                 "expression": f"size(object.spec.containers) > {POSITIONS} ? -1 : "
                 + _single_target(),
+            },
+            # Whether the target is an InferenceService's (else an LLMInferenceService's).
+            {
+                "name": "isvc",
+                "expression": "variables.index >= 0 && variables.isvcPod && "
+                f"object.spec.containers[variables.index].name in {targets}",
             },
             *(_template_variables(templated) if templated else []),
             {"name": "shape", "expression": f"variables.index < 0 ? -1 : {chain}"},

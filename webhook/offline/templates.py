@@ -399,11 +399,27 @@ def edits_between(
 Repair = Callable[[str], tuple[Any, str] | None]
 
 
-def compiled(word: str, repair: Repair) -> tuple[Template, tuple[int, ...], Any] | str:
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def within(runs: Sequence[str], holes: Sequence[Hole], max_bytes: int) -> int:
+    """The most characters a rendering may have and be sure to stay within `max_bytes` in
+    UTF-8 (the webhook leaves a larger script alone): exact when the holes write ASCII only,
+    as every known action does; negative when the runs alone are over."""
+    fixed = sum(len(run) for run in runs)
+    width = max((_utf8(c) for hole in holes for c in hole.characters), default=1)
+    return fixed + (max_bytes - sum(_utf8(run) for run in runs)) // width
+
+
+def compiled(
+    word: str, repair: Repair, *, max_bytes: int | None = None
+) -> tuple[Template, tuple[int, ...], Any] | str:
     """The template of a preset's script word, the longest text of each of its holes, and
     what `repair` (the core's, on a pod with that script: (what the policy records, the new
     script), None when it is left alone) makes of the first probe's rendering; or why the
-    policy leaves the preset to the webhook."""
+    policy leaves the preset to the webhook. With `max_bytes`, the template reads no rendering
+    over that many bytes (the core leaves those alone)."""
     try:
         runs, holes = skeleton(word)
     except Unknown as unknown:
@@ -411,6 +427,9 @@ def compiled(word: str, repair: Repair) -> tuple[Template, tuple[int, ...], Any]
     if not holes:
         return ""
     longest = sum(len(run) for run in runs) + sum(hole.longest for hole in holes)
+    limit = longest if max_bytes is None else min(longest, within(runs, holes, max_bytes))
+    if limit < sum(len(run) for run in runs):
+        return ""
     gaps = tuple(f"^(?:{hole.pattern})$" for hole in holes)
     bare = Template(tuple(runs), gaps, (), longest)
     outcomes = []
@@ -426,7 +445,7 @@ def compiled(word: str, repair: Repair) -> tuple[Template, tuple[int, ...], Any]
     edits = edits_between(script, first[1], runs=runs, starts=starts)
     if not edits:
         return "its repair changes text an action writes"
-    template = Template(tuple(runs), gaps, tuple(edits), longest)
+    template = Template(tuple(runs), gaps, tuple(edits), limit)
     for other, _, outcome in others:
         if outcome is None or outcome[0] != first[0] or template.repaired(other) != outcome[1]:
             return "its repair differs between services rendered from it"

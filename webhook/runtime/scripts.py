@@ -17,7 +17,7 @@ from webhook.offline.policy import containers_in
 def launch_scripts(document: Any, *, options: Options) -> Iterator[Needed]:
     """Each script a target-named container of the object runs, as admission will ask for it;
     not those over `options.max_script_bytes`, which admission never parses."""
-    for llm, container, _ in containers_in(document, ""):
+    for llm, container, _ in containers_in(document, "", options=options):
         if llm is None or not isinstance(container, Mapping):
             continue
         name = container.get("name")
