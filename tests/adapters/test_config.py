@@ -41,7 +41,7 @@ def test_flags_reach_every_setting() -> None:
 def test_every_setting_is_documented() -> None:
     flags = section((REPO / "docs" / "reference.md").read_text(), "### Flags")
     for name in Settings.model_fields:
-        assert f"| `--{name.replace('_', '-')}" in flags, name
+        assert f"| `--{name.replace('_', '-')}`" in flags, name
         assert f"`MULTINODE_WEBHOOK_{name.upper()}`" in flags, name
 
 
