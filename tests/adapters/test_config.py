@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.builders import REPO
 from tests.support.cli import cli, one_line_error
+from tests.support.markdown import section
 from webhook.adapters.config import Settings
 from webhook.cli import parser
 from webhook.core.names import Rule
@@ -38,10 +39,10 @@ def test_flags_reach_every_setting() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    readme = (REPO / "README.md").read_text()
+    flags = section((REPO / "docs" / "reference.md").read_text(), "### Flags")
     for name in Settings.model_fields:
-        assert f"`--{name.replace('_', '-')}" in readme, name
-        assert f"`MULTINODE_WEBHOOK_{name.upper()}`" in readme, name
+        assert f"| `--{name.replace('_', '-')}`" in flags, name
+        assert f"`MULTINODE_WEBHOOK_{name.upper()}`" in flags, name
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The README's install, on a real API server: `kubectl apply --server-side -k`, then what the
+"""The install of docs/install.md, on a real API server: `kubectl apply --server-side -k`, then what the
 cluster would run, run here.
 
 There is no kubelet, scheduler or controller manager in envtest: no pod ever starts. So the
@@ -275,7 +275,7 @@ def test_the_documented_install_works(
                 )
                 deployment = _one(rendered, "Deployment", "multinode-webhook")
                 _serves_as_the_api_server_expects(deployment, secret, configuration, tmp_path)
-            # The README's break glass, then uninstall (no namespace controller runs here to
+            # The break glass of docs/operate.md, then uninstall (no namespace controller runs here to
             # finish deleting the namespace, so kubectl is not asked to wait for it).
             kubectl(admin, "delete", "mutatingwebhookconfiguration", "multinode-webhook")
             kubectl(admin, "delete", "-k", str(source), "--ignore-not-found", "--wait=false")
@@ -316,7 +316,7 @@ def _rendered(admin: Path, source: Path) -> list[dict[str, Any]]:
 def test_an_upgrade_updates_every_object_and_keeps_the_certificate(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """The README's upgrade: another tag in the user's overlay, then the install's own apply,
+    """The upgrade of docs/install.md: another tag in the user's overlay, then the install's own apply,
     while the certificate Deployment of the first install has made the Secret."""
     admin = kubeconfig_for(cluster, tmp_path / "kubeconfig")
     source = user_overlay(tmp_path / "my-install", "opt-in", namespace="mw-upgrade")

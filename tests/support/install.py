@@ -1,4 +1,4 @@
-"""The README's own overlay for an install, written for the tests that render or apply it."""
+"""The overlay docs/install.md writes for an install, written for the tests that render or apply it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ OPTIONAL: Final = ("servicemonitor", "networkpolicy", "audit", "monitoring")
 
 
 def user_overlay(folder: Path, overlay: str, *, namespace: str | None) -> Path:
-    """A kustomization in `folder`, as the README writes one: one of our overlays, every
+    """A kustomization in `folder`, as docs/install.md writes one: one of our overlays, every
     optional component, and to install elsewhere the namespace line (with cert-manager, also
     its namespace-refs transformer)."""
     folder.mkdir(parents=True)
@@ -74,7 +74,7 @@ def workload_pods(objects: list[dict[str, Any]], namespace: str) -> dict[str, di
 
 
 def every_install(work: Path) -> dict[str, list[dict[str, Any]]]:
-    """Each overlay with every optional component, as the README's own overlay renders it."""
+    """Each overlay with every optional component, as that overlay renders it."""
     return {
         overlay: render(user_overlay(work / overlay, overlay, namespace=None))
         for overlay in OVERLAYS

@@ -424,7 +424,7 @@ def test_wrong_method_and_unknown_path(server: Running) -> None:
                 ops.get("/nowhere"),
             ],
         }
-        # Each 404 is a refusal, counted as the README says: the six on paths that are not
+        # Each 404 is a refusal, counted as docs/reference.md says: the six on paths that are not
         # ours as "other" (/preview and /mutate on the wrong port count under their names).
         assert _metric(ops.get("/metrics").text, sample) - before == 6
     for status, answers in replies.items():

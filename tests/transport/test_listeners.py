@@ -1,5 +1,5 @@
-"""The server's life: certificate rotation under load, SIGTERM mid-burst, the README's quick
-start, several workers on one port."""
+"""The server's life: certificate rotation under load, SIGTERM mid-burst, the README's first
+command, several workers on one port."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def test_sigterm_finishes_every_review_in_flight(tmp_path: Path) -> None:
 
 
 def _readme_server_command() -> list[str]:
-    """The server start of the README's first quick-start command."""
+    """The server start of the README's first command."""
     readme = (REPO / "README.md").read_text()
     block = re.search(r"```bash\n(.*?)```", readme, re.DOTALL)
     assert block

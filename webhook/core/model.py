@@ -62,7 +62,7 @@ class Options:
     own_namespace: str = DEFAULT_OWN_NAMESPACE
     rules: frozenset[Rule] = frozenset(Rule)
     # The largest shipped script is about 24 KB (an LLM preset's): 64 KiB leaves room for a
-    # runtime that grows, and bounds what one first-seen script costs to parse (README,
+    # runtime that grows, and bounds what one first-seen script costs to parse (docs/reference.md,
     # "Security notes"). The server's setting and every offline front end default to it.
     max_script_bytes: int = 64 * 1024
     cache_bytes: int = 32 * 1024 * 1024
