@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support import fakeapi
-from tests.support.builders import EXAMPLES, TESTDATA, example
+from tests.support.builders import EXAMPLES, TESTDATA, WORKLOADS, example, workload
 from tests.support.cli import cli, one_line_error
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
@@ -31,29 +31,6 @@ def preview_json(text: str, *args: str) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
     return results
-
-
-def workload(kind: str, api_version: str, template_path: tuple[str, ...]) -> dict[str, Any]:
-    pod = example("legacy-head-pod.yaml")
-    template: dict[str, Any] = {"metadata": pod["metadata"], "spec": pod["spec"]}
-    for token in reversed(template_path[1:]):
-        template = {token: template}
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": {"name": "w", "namespace": "models"},
-        template_path[0]: template,
-    }
-
-
-WORKLOADS = [
-    ("Deployment", "apps/v1", ("spec", "template")),
-    ("ReplicaSet", "apps/v1", ("spec", "template")),
-    ("StatefulSet", "apps/v1", ("spec", "template")),
-    ("DaemonSet", "apps/v1", ("spec", "template")),
-    ("Job", "batch/v1", ("spec", "template")),
-    ("CronJob", "batch/v1", ("spec", "jobTemplate", "spec", "template")),
-]
 
 
 def test_pod_from_file_json_output() -> None:
@@ -70,8 +47,13 @@ def test_pod_from_file_json_output() -> None:
         "warnings",
         "object",
         "diff",
+        "launch",
     }
     assert (result["kind"], result["decision"]) == ("Pod", Action.PATCHED)
+    assert [(a["arg"], a["after"]) for a in result["launch"][0]["args"]] == [
+        ("--max-model-len=4096", "exact"),
+        ("--dtype=half", "exact"),
+    ]
     assert (
         jsonpatch.apply_patch(example("legacy-head-pod.yaml"), result["patch"]) == result["object"]
     )

@@ -30,6 +30,7 @@ from webhook.core.mutate import mutate
 from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
 from webhook.core.raw import at, display_name, mapping, string
+from webhook.core.rewrite import split_shell
 from webhook.core.view import pod_view
 from webhook.offline import documents, isolation, llmrender
 from webhook.offline import render as render_pods
@@ -201,7 +202,7 @@ def preview_object(
         what = f"{kind} {display_name(obj)}"
         result = _result(obj, kind, _decided(obj, what=what, context=request, options=options))
         if kind == "Pod":
-            _with_llm_launch(result, obj, result["object"], what=what, options=options)
+            _with_launch(result, obj, result["object"], what=what, options=options)
         return [result]
     return [_template_result(obj, path, namespace=namespace, context=context, options=options)]
 
@@ -223,20 +224,54 @@ def _template_result(
     what = what or f"{kind} {display_name(obj)}"
     result = _result(obj, kind, _decided(pod, what=what, context=request, options=options))
     after = {"spec": mapping(at(result["object"], path)).get("spec")}
-    _with_llm_launch(result, pod, after, what=what, options=options)
+    _with_launch(result, pod, after, what=what, options=options)
     return result
 
 
-def _with_llm_launch(
+def _with_launch(
     result: Result, before: Mapping[str, Any], after: Any, *, what: str, options: Options
 ) -> None:
-    """The launch argv of an LLMInferenceService pod's containers, whose args are all the
-    user's, added to its result."""
+    """The launch argv of a pod's target containers added to its result: an
+    LLMInferenceService pod's, whose args are all the user's, or any other pod's that has a
+    launch command, whose args after its script are."""
     labels = mapping(mapping(before.get("metadata")).get("labels"))
     if labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
         result["launch"] = _launched(
             before, after, targets=options.llm_containers, what=what, options=options
         )
+        return
+    try:
+        found = isolation.current().call(_script_launches, before, after, options.containers)
+    except isolation.Crashed:
+        raise isolation.ParserCrashed(f"{what}: {isolation.CRASHED}") from None
+    if found:
+        result["launch"] = found
+
+
+def _script_args(container: Any) -> list[str]:
+    """A container's args that follow its script, where an InferenceService's args land: all
+    of them, but for the script itself when it is the first (`command: [bash, -c]`)."""
+    command = [str(word) for word in mapping(container).get("command") or []]
+    args = [str(word) for word in mapping(container).get("args") or []]
+    split = split_shell(command)
+    return args[1:] if split is not None and not split[1] else args
+
+
+def _script_launches(before: Any, after: Any, targets: Sequence[str]) -> list[LaunchJson]:
+    """`_launches` of a pod given as is, each target container with its own args after its
+    script as the user's; a container whose launch command cannot be told, before or after,
+    is left out (its args have no fate to show)."""
+    reports: list[LaunchJson] = []
+    for container in mapping(mapping(before).get("spec")).get("containers") or []:
+        name = mapping(container).get("name")
+        if name not in targets:
+            continue
+        # Admission moves the script out of args and leaves the args after it as they are, so
+        # the same args are the user's before and after.
+        [report] = _launches(before, after, _script_args(container), [str(name)])
+        if report["command"] or report["after"]:
+            reports.append(report)
+    return reports
 
 
 def _preview_lws(

@@ -1,0 +1,81 @@
+"""What preview reports of a Pod or workload given as is: its launch argv and the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.builders import WORKLOADS, example, workload
+from webhook.offline.preview import preview_object, render
+
+# The legacy head pod's args, as the table shows them: bash takes the first as $0 and drops the
+# rest, and once admitted each reaches the server.
+HEAD_ROWS = [
+    "  kserve-container arg 1  --max-model-len=4096  dropped: bash took it as $0 → exact",
+    "  kserve-container arg 2  --dtype=half          dropped → exact",
+]
+
+
+def _vllm_pod(container: dict[str, Any]) -> dict[str, Any]:
+    """A KServe head pod with one more container, `container`, next to its own."""
+    pod = example("legacy-head-pod.yaml")
+    pod["spec"]["containers"].append({"image": "i", **container})
+    return pod
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [example("legacy-head-pod.yaml"), *(workload(*w) for w in WORKLOADS)],
+    ids=["Pod", *(w[0] for w in WORKLOADS)],
+)
+def test_the_table_shows_each_arg_of_a_pod_or_workload(obj: dict[str, Any]) -> None:
+    [result] = preview_object(obj)
+    table = render([result], "table").splitlines()
+    assert table[1:3] == HEAD_ROWS
+    [launch] = result["launch"]
+    assert (launch["container"], launch["command"]) == (
+        "kserve-container",
+        "python -m huggingfaceserver",
+    )
+
+
+@pytest.mark.parametrize(
+    ("container", "rows"),
+    [
+        # Not a target container: admission never touches it, preview shows nothing of it.
+        ({"name": "sidecar", "command": ["envoy"], "args": ["--x"]}, []),
+        # A target without a command runs its image's entrypoint: no launch command to tell.
+        ({"name": "worker-container", "args": ["--x"]}, []),
+        # No shell: every arg reaches the command as written.
+        (
+            {"name": "worker-container", "command": ["vllm", "serve"], "args": ["--a", "b c"]},
+            [
+                "  worker-container arg 1  --a    exact → exact",
+                '  worker-container arg 2  "b c"  exact → exact',
+            ],
+        ),
+        # A script in command: every arg is after it.
+        (
+            {
+                "name": "worker-container",
+                "command": ["sh", "-c", 'exec vllm serve "$@"', "vllm"],
+                "args": ["--x"],
+            },
+            ["  worker-container arg 1  --x  exact → exact"],
+        ),
+        (
+            {"name": "worker-container", "command": ["sh", "-c", 'exec vllm serve "$@"']},
+            ["  worker-container: no args of yours"],
+        ),
+    ],
+    ids=["not-a-target", "no-command", "no-shell", "script-in-command", "no-args"],
+)
+def test_each_target_container_with_a_launch_command_has_its_rows(
+    container: dict[str, Any], rows: list[str]
+) -> None:
+    table = render(preview_object(_vllm_pod(container)), "table").splitlines()
+    assert [line for line in table if line.startswith("  ") and "warning" not in line] == [
+        *HEAD_ROWS,
+        *rows,
+    ]
