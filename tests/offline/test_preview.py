@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.builders import WORKLOADS, example, workload
-from webhook.offline.preview import preview_object, render
+from tests.support.builders import WORKLOADS, data_pod, example, workload
+from webhook.core import names
+from webhook.offline.preview import REPLACED, preview_object, render
 
 # The legacy head pod's args, as the table shows them: bash takes the first as $0 and drops the
 # rest, and once admitted each reaches the server.
@@ -79,3 +80,42 @@ def test_each_target_container_with_a_launch_command_has_its_rows(
         *HEAD_ROWS,
         *rows,
     ]
+
+
+@pytest.mark.parametrize(
+    ("obj", "headline"),
+    [
+        (
+            data_pod("llm-script-replaced"),
+            "Pod granite-kserve-mn-0-1: unchanged (script-replaced), "
+            f"annotated {names.PROBLEM_ANNOTATION}",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}},
+            "Pod p: skipped (not-kserve)",
+        ),
+        (
+            example("legacy-head-pod.yaml"),
+            "Pod llama-predictor-5d8f7c9b4-head: patched (lossy-args)",
+        ),
+    ],
+    ids=["script-replaced", "skipped", "patched"],
+)
+def test_the_headline_names_what_the_patch_of_an_unchanged_object_writes(
+    obj: dict[str, Any], headline: str
+) -> None:
+    [result] = preview_object(obj)
+    assert render([result], "table").splitlines()[0] == headline
+    diff = render([result], "diff")
+    assert (f"# {headline}\n" in diff) is (result["decision"] != "patched")
+
+
+def test_the_args_that_replaced_a_script_are_lost_whatever_admission_does() -> None:
+    [result] = preview_object(data_pod("llm-script-replaced"))
+    [launch] = result["launch"]
+    assert [(a["arg"], a["before"], a["after"]) for a in launch["args"]] == [
+        ("--max-model-len=4096", REPLACED, REPLACED),
+        ("--enforce-eager", REPLACED, REPLACED),
+    ]
+    # The pod keeps its containers: its patch only explains it.
+    assert [op["path"] for op in result["patch"]] == ["/metadata/annotations"]

@@ -239,6 +239,7 @@ def _with_launch(
         result["launch"] = _launched(
             before, after, targets=options.llm_containers, what=what, options=options
         )
+        _mark_replaced(result)
         return
     try:
         found = isolation.current().call(_script_launches, before, after, options.containers)
@@ -458,9 +459,7 @@ def preview_llm_service(
             user_args=None if pod.user_args else (),
         )
         if decision.reason is Reason.SCRIPT_REPLACED and pod.user_args:
-            for launch in result["launch"]:
-                for arg in launch["args"]:
-                    arg["before"] = arg["after"] = REPLACED
+            _mark_replaced(result)
             result["warnings"].append(
                 f"{what}: bash runs {pod.user_args[0]!r} as the script, and the pod "
                 f"crash-loops; `multinode-webhook migrate` writes the args as "
@@ -468,6 +467,21 @@ def preview_llm_service(
             )
         results.append(result)
     return results
+
+
+def _mark_replaced(result: Result) -> None:
+    """Every arg of a container whose args replaced its preset's script is lost, before
+    admission and after alike: there is no launch command to follow, and admission leaves the
+    container as it is."""
+    replaced = {
+        step["step"].removeprefix("container/")
+        for step in result["trace"]
+        if step["verdict"] == Reason.SCRIPT_REPLACED
+    }
+    for launch in result.get("launch", []):
+        if launch["container"] in replaced:
+            for arg in launch["args"]:
+                arg["before"] = arg["after"] = REPLACED
 
 
 def _launched(
@@ -589,12 +603,30 @@ def hints(results: list[Result]) -> list[str]:
     return found
 
 
+def _annotations(result: Result) -> list[str]:
+    """The annotations the patch writes on an object whose containers it leaves alone (a
+    `script-replaced` pod gets its problem annotation): what a patch with `unchanged` does."""
+    if result["decision"] == Action.PATCHED:
+        return []
+    written: list[str] = []
+    for op in result["patch"]:
+        _, found, key = op["path"].rpartition("/metadata/annotations")
+        value = op.get("value")
+        if found and key:
+            written.append(key[1:].replace("~1", "/").replace("~0", "~"))
+        elif found and isinstance(value, Mapping):
+            written += [str(name) for name in value]
+    return written
+
+
 def _headline(result: Result) -> str:
     where = f" ({result['template']})" if "template" in result else ""
     origin = f", from {result['rendered_from']}" if "rendered_from" in result else ""
+    written = _annotations(result)
+    annotated = f", annotated {', '.join(written)}" if written else ""
     return (
         f"{result['kind']} {result['name']}{where}: {result['decision']} "
-        f"({result['reason']}){origin}"
+        f"({result['reason']}){annotated}{origin}"
     )
 
 
@@ -626,8 +658,8 @@ def _table(results: list[Result]) -> str:
 
 def _diff_with_notes(result: Result) -> str:
     """The object's diff; before it, as `#` lines a patch tool skips, what admission decided
-    when it changes nothing, and every warning."""
-    notes = [] if result["diff"] else [_headline(result)]
+    when it rewrites no container (and which annotations its diff adds), and every warning."""
+    notes = [] if result["diff"] and result["decision"] == Action.PATCHED else [_headline(result)]
     notes += [f"warning: {warning}" for warning in result["warnings"]]
     return "".join(f"# {note}\n" for note in notes) + result["diff"]
 
