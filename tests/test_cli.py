@@ -191,7 +191,7 @@ def test_preview_prints_a_table_on_a_terminal_and_json_to_a_pipe() -> None:
             "AdmissionReview: request.uid is missing",
         ),
         (None, ["/nonexistent/pod.yaml"], "cannot read /nonexistent/pod.yaml"),
-        ("[1, 2]", [], "expected a Kubernetes object, found a int"),
+        ("[1, 2]", [], "expected a Kubernetes object, found a number"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(stdin: str | None, args: list[str], message: str) -> None:
@@ -284,7 +284,7 @@ def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
     [
         ("", "<stdin>: the input holds no Kubernetes object"),
         ("# only a comment\n", "<stdin>: the input holds no Kubernetes object"),
-        ("just words\n", "<stdin>: expected a Kubernetes object, found a str"),
+        ("just words\n", "<stdin>: expected a Kubernetes object, found a string"),
         (
             "kind: Pod\nmetadata:\n  name: a\nkind: Pod\n",
             "<stdin>:4:1: duplicate key 'kind' (a missing --- between two documents?)",

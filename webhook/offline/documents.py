@@ -11,6 +11,7 @@ would take one path's edit on the other.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any, Final
@@ -20,6 +21,27 @@ import yaml
 
 class InputError(ValueError):
     """The input is not JSON or YAML holding Kubernetes objects; the message is one line."""
+
+
+# A value where an object was expected, in the words of YAML and JSON (a YAML timestamp loads
+# as a date, `!!binary` as bytes).
+_VALUES: Final[dict[type, str]] = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    type(None): "null",
+    dt.date: "a date",
+    dt.datetime: "a date",
+    bytes: "binary data",
+}
+
+
+def not_an_object(value: object) -> str:
+    """What to say of a document or item that is a value, not a Kubernetes object."""
+    found = _VALUES.get(type(value)) or f"a value of type {type(value).__name__}"
+    return f"expected a Kubernetes object, found {found}"
 
 
 def _one_line(text: object) -> str:

@@ -336,6 +336,5 @@ def _reread(edited: str, name: str) -> list[Any] | None:
 
 def _checked(document: Any, name: str) -> Any:
     if document is not None and not isinstance(document, Mapping):
-        kind = type(document).__name__
-        raise documents.InputError(f"{name}: expected a Kubernetes object, found a {kind}")
+        raise documents.InputError(f"{name}: {documents.not_an_object(document)}")
     return document

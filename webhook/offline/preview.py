@@ -174,7 +174,7 @@ def preview_object(
     if isinstance(obj, list):
         return [r for item in obj for r in preview_object(item, context=context, options=options)]
     if not isinstance(obj, Mapping):
-        raise documents.InputError(f"expected a Kubernetes object, found a {type(obj).__name__}")
+        raise documents.InputError(documents.not_an_object(obj))
     kind = obj.get("kind")
     if not isinstance(kind, str) or not kind:
         raise documents.InputError("a document has no kind")
