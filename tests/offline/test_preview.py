@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.builders import WORKLOADS, data_pod, example, workload
 from webhook.core import names
-from webhook.offline.preview import REPLACED, preview_object, render
+from webhook.offline.preview import REPLACED, failures, preview_object, render
 
 # The legacy head pod's args, as the table shows them: bash takes the first as $0 and drops the
 # rest, and once admitted each reaches the server.
@@ -119,3 +119,24 @@ def test_the_args_that_replaced_a_script_are_lost_whatever_admission_does() -> N
     ]
     # The pod keeps its containers: its patch only explains it.
     assert [op["path"] for op in result["patch"]] == ["/metadata/annotations"]
+
+
+def _nameless(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The legacy head pod, opted out (so `--fail-on unpatched` names it), with `metadata`
+    in place of its name."""
+    pod = example("legacy-head-pod.yaml")
+    del pod["metadata"]["name"]
+    pod["metadata"].update(metadata)
+    pod["metadata"]["labels"][names.INJECT_LABEL] = names.POD_OPT_OUT
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("metadata", "named"),
+    [({}, "Pod (no name)"), ({"generateName": "llama-predictor-"}, "Pod llama-predictor-")],
+    ids=["no-name", "generate-name"],
+)
+def test_a_pod_without_a_name_is_still_named_in_lines(metadata: dict[str, Any], named: str) -> None:
+    results = preview_object(_nameless(metadata))
+    assert render(results, "table").startswith(f"{named}: skipped (pod-opted-out)\n")
+    assert failures(results, "unpatched") == [f"{named}: skipped (pod-opted-out)"]

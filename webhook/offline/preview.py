@@ -29,7 +29,7 @@ from webhook.core.model import (
 from webhook.core.mutate import mutate
 from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
-from webhook.core.raw import at, display_name, mapping, string
+from webhook.core.raw import NO_NAME, at, display_name, mapping, shown_name, string
 from webhook.core.rewrite import split_shell
 from webhook.core.view import pod_view
 from webhook.offline import documents, isolation, llmrender
@@ -189,7 +189,7 @@ def preview_object(
             context, namespace=review.namespace, kind=review.kind, operation=review.operation
         )
         pod = mapping(mapping(obj.get("request")).get("object"))
-        decision = _decided(pod, what=f"Pod {display_name(pod)}", context=request, options=options)
+        decision = _decided(pod, what=f"Pod {shown_name(pod)}", context=request, options=options)
         return [_result(pod, "Pod", decision)]
 
     group, version = _group_version(obj.get("apiVersion"))
@@ -199,7 +199,7 @@ def preview_object(
     path = TEMPLATE_PATHS.get((group, kind))
     if path is None:
         request = _simulated(context, namespace=namespace, kind=Kind(group, version, kind))
-        what = f"{kind} {display_name(obj)}"
+        what = f"{kind} {shown_name(obj)}"
         result = _result(obj, kind, _decided(obj, what=what, context=request, options=options))
         if kind == "Pod":
             _with_launch(result, obj, result["object"], what=what, options=options)
@@ -221,7 +221,7 @@ def _template_result(
     pod = {"apiVersion": "v1", "kind": "Pod", **mapping(at(obj, path))}
     request = _simulated(context, namespace=namespace, kind=POD_KIND, base="/" + "/".join(path))
     kind = string(obj.get("kind"))
-    what = what or f"{kind} {display_name(obj)}"
+    what = what or f"{kind} {shown_name(obj)}"
     result = _result(obj, kind, _decided(pod, what=what, context=request, options=options))
     after = {"spec": mapping(at(result["object"], path)).get("spec")}
     _with_launch(result, pod, after, what=what, options=options)
@@ -284,7 +284,7 @@ def _preview_lws(
     current: Mapping[str, Any] = obj
     templates = [(role, path) for role, path in LWS_TEMPLATES if isinstance(at(obj, path), dict)]
     for role, path in templates:
-        what = f"LeaderWorkerSet {display_name(obj)} ({role})"
+        what = f"LeaderWorkerSet {shown_name(obj)} ({role})"
         result = _template_result(
             current, path, namespace=namespace, context=context, options=options, what=what
         )
@@ -292,7 +292,7 @@ def _preview_lws(
         results.append(result)
         current = result["object"]
     if not results:
-        raise documents.InputError(f"LeaderWorkerSet {display_name(obj)}: no pod template")
+        raise documents.InputError(f"LeaderWorkerSet {shown_name(obj)}: no pod template")
     return results
 
 
@@ -578,14 +578,14 @@ def failures(results: list[Result], condition: str) -> list[str]:
     """
     if condition == "warning":
         return [
-            f"{result['kind']} {result['name']}: {step['step']} left unchanged, "
+            f"{result['kind']} {result['name'] or NO_NAME}: {step['step']} left unchanged, "
             f"{step['verdict']}: {step['detail']}"
             for result in results
             for step in result["trace"]
             if step["verdict"] in WARNED_REASONS
         ]
     return [
-        f"{result['kind']} {result['name']}: {result['decision']} ({result['reason']})"
+        f"{result['kind']} {result['name'] or NO_NAME}: {result['decision']} ({result['reason']})"
         for result in results
         if result["decision"] != Action.PATCHED and result["reason"] not in _NOT_UNPATCHED
     ]
@@ -625,7 +625,7 @@ def _headline(result: Result) -> str:
     written = _annotations(result)
     annotated = f", annotated {', '.join(written)}" if written else ""
     return (
-        f"{result['kind']} {result['name']}{where}: {result['decision']} "
+        f"{result['kind']} {result['name'] or NO_NAME}{where}: {result['decision']} "
         f"({result['reason']}){annotated}{origin}"
     )
 
