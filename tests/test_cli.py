@@ -220,9 +220,10 @@ def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> Non
     assert (check.returncode, check.stderr) == (1, "")
     header, *rows, summary = check.stdout.splitlines()
     assert header.split() == ["FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"]
-    assert [row.split()[:4] for row in rows] == [
-        [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.HEAD_CONTAINER],
-        [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.WORKER_CONTAINER],
+    runtime = "ServingRuntime/huggingface-multinode-legacy"
+    assert [row.split()[:5] for row in rows] == [
+        [str(source), "-", runtime, names.HEAD_CONTAINER, "(head)"],
+        [str(source), "-", runtime, names.WORKER_CONTAINER, "(worker)"],
     ]
     assert summary == "2 containers in 1 runtime would change"
 

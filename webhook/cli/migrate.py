@@ -45,8 +45,8 @@ def add(commands: Any) -> None:
         "--check",
         action=Switch,
         default=False,
-        help="change nothing; print a table of what would change (file, object, container, "
-        "rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
+        help="change nothing; print a table of what would change (file, object, container and "
+        "its role, rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
     )
     migrate.add_argument(
         "-i",
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         if found:
             rows = [
-                (name, c.namespace or "-", c.runtime, c.container, ", ".join(c.rules))
+                (name, c.namespace or "-", c.runtime, c.where, ", ".join(c.rules))
                 for name, c in found
             ]
             table([("FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"), *rows])
