@@ -320,6 +320,22 @@ def test_migrate_bad_input() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "flags", [["-i", "--check"], ["--in-place", "--check=true"], ["--check", "--in-place=yes"]]
+)
+def test_migrate_refuses_in_place_with_check_and_leaves_the_file(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    source = tmp_path / "runtime.yaml"
+    source.write_text(RUNTIME.read_text())
+    line = one_line_error(cli("migrate", *flags, str(source)))
+    assert line == (
+        "multinode-webhook: error: -i/--in-place and --check do not go together: "
+        "--check changes nothing"
+    )
+    assert source.read_text() == RUNTIME.read_text()
+
+
 def test_help_explains_every_command() -> None:
     done = cli("--help")
     assert "preview" in done.stdout

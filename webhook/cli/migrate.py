@@ -61,6 +61,10 @@ def add(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     files: list[str] = args.files or ["-"]
+    if args.in_place and args.check:
+        # Else one of them is ignored: either files change that a check was to leave alone, or
+        # a check passes for files meant to be fixed.
+        fail("-i/--in-place and --check do not go together: --check changes nothing")
     if len(files) > 1 and not (args.in_place or args.check):
         fail("several files need -i/--in-place or --check")
     if args.in_place and "-" in files:
