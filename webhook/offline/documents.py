@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
 
@@ -36,6 +36,23 @@ _VALUES: Final[dict[type, str]] = {
     dt.datetime: "a date",
     bytes: "binary data",
 }
+
+
+class Apart(NamedTuple):
+    """How a front end takes runtimes and presets apart from the input, as its errors name
+    it: the CLI's `--runtime FILE` and `--preset FILE`; empty where there is no such way (a
+    `/preview` request has its one body)."""
+
+    runtime: str = ""
+    preset: str = ""
+
+
+ONLY_IN_THE_INPUT: Final = Apart()
+
+
+def give(apart: str) -> str:
+    """How to give what an input lacks: in the same input, or apart as the front end takes it."""
+    return f"pass it with {apart} or in the same input" if apart else "pass it in the same input"
 
 
 def not_an_object(value: object) -> str:

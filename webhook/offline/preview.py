@@ -403,13 +403,13 @@ def preview_inference_service(
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
     kserve_version: str = render_pods.NEWEST,
+    apart: str = "",
 ) -> list[Result]:
     """The results for the head and worker pods KServe builds from `isvc`, each with the
     launch argv before and after admission."""
     try:
-        rendered = render_pods.render(
-            isvc, render_pods.choose_runtime(isvc, runtimes), version=kserve_version
-        )
+        chosen = render_pods.choose_runtime(isvc, runtimes, apart=apart)
+        rendered = render_pods.render(isvc, chosen, version=kserve_version)
     except render_pods.RenderError as error:
         name = display_name(mapping(isvc))
         raise documents.InputError(f"InferenceService {name}: {error}") from None
@@ -437,12 +437,13 @@ def preview_llm_service(
     *,
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
+    apart: str = "",
 ) -> list[Result]:
     """The results for the pods KServe builds from an LLMInferenceService and its presets,
     each with what `vllm serve` receives before and after admission."""
     name = display_name(mapping(service))
     try:
-        rendered = llmrender.render(service, presets)
+        rendered = llmrender.render(service, presets, apart=apart)
     except llmrender.RenderError as error:
         raise documents.InputError(f"LLMInferenceService {name}: {error}") from None
     results = []
@@ -530,8 +531,10 @@ def preview_text(
     runtimes: Sequence[Mapping[str, Any]] = (),
     presets: Sequence[Mapping[str, Any]] = (),
     kserve_version: str = render_pods.NEWEST,
+    apart: documents.Apart = documents.ONLY_IN_THE_INPUT,
 ) -> list[Result]:
-    """Results for every object in a JSON or YAML text; errors name the input.
+    """Results for every object in a JSON or YAML text; errors name the input, and `apart`
+    for what it lacks.
 
     An InferenceService is rendered into the pods KServe builds, with its runtime from
     `runtimes` or from the same text, and an LLMInferenceService with its presets from
@@ -554,9 +557,12 @@ def preview_text(
                     context=context,
                     options=options,
                     kserve_version=kserve_version,
+                    apart=apart.runtime,
                 )
             elif kind == llmrender.SERVICE_KIND:
-                results += preview_llm_service(doc, given_presets, context=context, options=options)
+                results += preview_llm_service(
+                    doc, given_presets, context=context, options=options, apart=apart.preset
+                )
             elif not (given_runtimes and runtimes_in([doc])) and not (
                 given_presets and presets_in([doc])
             ):
