@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support import fakeapi
-from tests.support.builders import EXAMPLES, TESTDATA, example
+from tests.support.builders import EXAMPLES, TESTDATA, WORKLOADS, example, workload
 from tests.support.cli import cli, one_line_error
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
@@ -31,29 +31,6 @@ def preview_json(text: str, *args: str) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
     return results
-
-
-def workload(kind: str, api_version: str, template_path: tuple[str, ...]) -> dict[str, Any]:
-    pod = example("legacy-head-pod.yaml")
-    template: dict[str, Any] = {"metadata": pod["metadata"], "spec": pod["spec"]}
-    for token in reversed(template_path[1:]):
-        template = {token: template}
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": {"name": "w", "namespace": "models"},
-        template_path[0]: template,
-    }
-
-
-WORKLOADS = [
-    ("Deployment", "apps/v1", ("spec", "template")),
-    ("ReplicaSet", "apps/v1", ("spec", "template")),
-    ("StatefulSet", "apps/v1", ("spec", "template")),
-    ("DaemonSet", "apps/v1", ("spec", "template")),
-    ("Job", "batch/v1", ("spec", "template")),
-    ("CronJob", "batch/v1", ("spec", "jobTemplate", "spec", "template")),
-]
 
 
 def test_pod_from_file_json_output() -> None:
@@ -70,8 +47,13 @@ def test_pod_from_file_json_output() -> None:
         "warnings",
         "object",
         "diff",
+        "launch",
     }
     assert (result["kind"], result["decision"]) == ("Pod", Action.PATCHED)
+    assert [(a["arg"], a["after"]) for a in result["launch"][0]["args"]] == [
+        ("--max-model-len=4096", "exact"),
+        ("--dtype=half", "exact"),
+    ]
     assert (
         jsonpatch.apply_patch(example("legacy-head-pod.yaml"), result["patch"]) == result["object"]
     )
@@ -209,7 +191,7 @@ def test_preview_prints_a_table_on_a_terminal_and_json_to_a_pipe() -> None:
             "AdmissionReview: request.uid is missing",
         ),
         (None, ["/nonexistent/pod.yaml"], "cannot read /nonexistent/pod.yaml"),
-        ("[1, 2]", [], "expected a Kubernetes object, found a int"),
+        ("[1, 2]", [], "expected a Kubernetes object, found a number"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(stdin: str | None, args: list[str], message: str) -> None:
@@ -238,9 +220,10 @@ def test_migrate_fixes_runtimes_and_keeps_other_documents(tmp_path: Path) -> Non
     assert (check.returncode, check.stderr) == (1, "")
     header, *rows, summary = check.stdout.splitlines()
     assert header.split() == ["FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"]
-    assert [row.split()[:4] for row in rows] == [
-        [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.HEAD_CONTAINER],
-        [str(source), "-", "ServingRuntime/huggingface-multinode-legacy", names.WORKER_CONTAINER],
+    runtime = "ServingRuntime/huggingface-multinode-legacy"
+    assert [row.split()[:5] for row in rows] == [
+        [str(source), "-", runtime, names.HEAD_CONTAINER, "(head)"],
+        [str(source), "-", runtime, names.WORKER_CONTAINER, "(worker)"],
     ]
     assert summary == "2 containers in 1 runtime would change"
 
@@ -302,7 +285,7 @@ def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
     [
         ("", "<stdin>: the input holds no Kubernetes object"),
         ("# only a comment\n", "<stdin>: the input holds no Kubernetes object"),
-        ("just words\n", "<stdin>: expected a Kubernetes object, found a str"),
+        ("just words\n", "<stdin>: expected a Kubernetes object, found a string"),
         (
             "kind: Pod\nmetadata:\n  name: a\nkind: Pod\n",
             "<stdin>:4:1: duplicate key 'kind' (a missing --- between two documents?)",
@@ -335,6 +318,22 @@ def test_migrate_bad_input() -> None:
     assert done.returncode == 2
     assert "invalid YAML" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "flags", [["-i", "--check"], ["--in-place", "--check=true"], ["--check", "--in-place=yes"]]
+)
+def test_migrate_refuses_in_place_with_check_and_leaves_the_file(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    source = tmp_path / "runtime.yaml"
+    source.write_text(RUNTIME.read_text())
+    line = one_line_error(cli("migrate", *flags, str(source)))
+    assert line == (
+        "multinode-webhook: error: -i/--in-place and --check do not go together: "
+        "--check changes nothing"
+    )
+    assert source.read_text() == RUNTIME.read_text()
 
 
 def test_help_explains_every_command() -> None:

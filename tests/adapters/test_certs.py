@@ -189,6 +189,53 @@ def test_generate_refuses_a_validity_under_one_day(tmp_path: Path, days: str) ->
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("service", "namespace", "refused"),
+    [
+        ("multinode-webhook", "ops", None),
+        ("hook", "0ps", None),  # a namespace may start with a digit (RFC 1123)
+        ("Bad Name!", "ops", "Service name 'Bad Name!'"),
+        ("0hook", "ops", "Service name '0hook'"),  # a Service may not (RFC 1035)
+        ("hook-", "ops", "Service name 'hook-'"),
+        ("h" * 64, "ops", "Service name 'hhh"),
+        ("hook", "team_a", "namespace 'team_a'"),
+        ("hook", "", "namespace ''"),
+    ],
+)
+def test_only_dns_labels_are_named_in_a_certificate(
+    service: str, namespace: str, refused: str | None
+) -> None:
+    problem = certs.name_problem(service, namespace)
+    assert problem is None if refused is None else (problem or "").startswith(refused)
+
+
+def test_generate_refuses_a_name_that_is_no_dns_label_in_one_line(tmp_path: Path) -> None:
+    flags = ["--service", "Bad Name!", "--namespace", "n", "--out", str(tmp_path / "out")]
+    line = one_line_error(cli("certs", "generate", *flags))
+    assert line.startswith("multinode-webhook: error: Service name 'Bad Name!' is not a DNS label")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("present", certs.PAIR_FILES)
+def test_generate_keeps_a_pair_in_use_unless_forced(tmp_path: Path, present: str) -> None:
+    (tmp_path / present).write_text("a running server's\n")
+    flags = ["--service", "hook", "--namespace", "ops", "--out", str(tmp_path)]
+    for refused in (
+        cli("certs", "generate", *flags),
+        cli("certs", "generate", *flags, "--no-force"),
+    ):
+        line = one_line_error(refused)
+        assert f"{tmp_path} holds {present} already" in line
+        assert "--force" in line
+        assert [p.name for p in tmp_path.iterdir()] == [present]
+        assert (tmp_path / present).read_text() == "a running server's\n"
+    forced = cli("certs", "generate", *flags, "--force")
+    assert forced.returncode == 0, forced.stderr
+    cert = (tmp_path / certs.CERT_FILE).read_bytes()
+    assert certs.covers(cert, certs.service_sans("hook", "ops"))
+    assert certs.key_matches(cert, (tmp_path / certs.KEY_FILE).read_bytes())
+
+
 def test_a_pair_read_across_a_secret_update_is_not_counted_as_refused(tmp_path: Path) -> None:
     # The kubelet swaps both files with one rename of `..data`, but the reloader reads them
     # one after the other and can straddle it. To land the swap between the two reads every

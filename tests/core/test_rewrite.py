@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.builders import admit, data_pod
 from webhook.core import names
+from webhook.core.mutate import WARNING_LIMIT
 from webhook.core.patch import to_json
 from webhook.core.rewrite import changed_words
 
@@ -42,3 +43,23 @@ def _status(model: str) -> str:
 def test_text_the_repair_leaves_alone_does_not_change_the_digest() -> None:
     # A preset rendered for two services differs in such text: one policy records both.
     assert _status("a") == _status("other-model")
+
+
+@pytest.mark.parametrize(
+    ("first", "shown"),
+    [
+        ("--max-model-len=4096", "'--max-model-len=4096'"),
+        ("--served-model-name=granite", "'--served-model-name=g...'"),
+        ("--x=" + "y" * 200, "'--x=yyyyyyyyyyyyyyyyy...'"),
+    ],
+    ids=["short", "long", "huge"],
+)
+def test_the_script_replaced_warning_is_said_whole(first: str, shown: str) -> None:
+    pod = data_pod("llm-script-replaced")
+    pod["spec"]["containers"][0]["args"][0] = first
+    [warning] = admit(pod).warnings
+    assert warning == (
+        "multinode-webhook left main unchanged: args replaced the preset's script, "
+        f"so bash runs {shown}"
+    )
+    assert len(warning) <= WARNING_LIMIT

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.support import kserve
-from tests.support.builders import admit, example
+from tests.support.builders import EXAMPLES, admit, example
 from tests.support.kserve import build_pod
 from webhook.core import names
 from webhook.core.names import Reason
@@ -141,3 +141,19 @@ def test_a_literal_script_keeps_its_chomping(chomp: str, after: str, tail: str) 
     script = yaml.safe_load(text)["spec"]["containers"][0]["args"][0]
     new = yaml.safe_load(migrated)["spec"]["containers"][0]["command"][2]
     assert new == script.replace("/mnt/models", '/mnt/models "$@"', 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("legacy-servingruntime.yaml", ["kserve-container (head)", "worker-container (worker)"]),
+        # A preset's leader and worker both call their container `main`.
+        ("llminferenceservice-preset.yaml", ["main (template)", "main (worker)"]),
+        ("llminferenceservice.yaml", ["main (template)"]),
+    ],
+)
+def test_each_change_names_its_container_with_its_role(name: str, where: list[str]) -> None:
+    _, changes = migrate_text((EXAMPLES / name).read_text(), name=name)
+    assert [change.where for change in changes] == where
+    # As `migrate` lists each change on stderr.
+    assert all(f" {change.where}: " in str(change) for change in changes)

@@ -146,3 +146,7 @@ def test_a_service_no_preset_given_renders_is_one_line_and_exit_2() -> None:
     error = one_line_error(cli("preview", "-", stdin=stream))
     assert "LLMInferenceService granite: its shape takes the preset " in error
     assert "'config-llm-worker-data-parallel'" in error
+    # The command line takes presets apart from the input too, and says so.
+    assert error.endswith(
+        "not among the presets given: pass it with --preset FILE or in the same input"
+    )

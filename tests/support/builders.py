@@ -60,6 +60,31 @@ def example(name: str) -> dict[str, Any]:
     return _load(EXAMPLES / name)
 
 
+# Every workload kind preview walks into, with its API version and where its pod template is.
+WORKLOADS: Final = [
+    ("Deployment", "apps/v1", ("spec", "template")),
+    ("ReplicaSet", "apps/v1", ("spec", "template")),
+    ("StatefulSet", "apps/v1", ("spec", "template")),
+    ("DaemonSet", "apps/v1", ("spec", "template")),
+    ("Job", "batch/v1", ("spec", "template")),
+    ("CronJob", "batch/v1", ("spec", "jobTemplate", "spec", "template")),
+]
+
+
+def workload(kind: str, api_version: str, template_path: tuple[str, ...]) -> dict[str, Any]:
+    """A workload of `kind` whose pod template, at `template_path`, is the legacy head pod's."""
+    pod = example("legacy-head-pod.yaml")
+    template: dict[str, Any] = {"metadata": pod["metadata"], "spec": pod["spec"]}
+    for token in reversed(template_path[1:]):
+        template = {token: template}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": "w", "namespace": "models"},
+        template_path[0]: template,
+    }
+
+
 def data_pod(name: str) -> dict[str, Any]:
     """An input pod of `tests/testdata/pods/`, freshly loaded."""
     return _load(TESTDATA / "pods" / f"{name}.yaml")

@@ -110,6 +110,27 @@ def test_records_share_the_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert (line["msg"], line["a"], line["level"]) == ("hello", 1, "info")
 
 
+@pytest.mark.parametrize(
+    ("msg", "args"),
+    [
+        ("Started server process [%d]", (7,)),
+        ("Shutting down", ()),
+        ("Finished server process [%d]", (7,)),
+        ("Waiting for connections to close. (CTRL+C to force quit)", ()),
+    ],
+)
+def test_uvicorns_lines_come_under_the_listeners_logger(
+    capsys: pytest.CaptureFixture[str], msg: str, args: tuple[int, ...]
+) -> None:
+    logs.configure(level="info", fmt="json")
+    try:
+        logging.getLogger("uvicorn.error").info(msg, *args)
+    finally:
+        logging.getLogger().handlers.clear()
+    line = json.loads(capsys.readouterr().err)
+    assert (line["logger"], line["msg"]) == ("multinode_webhook.listeners", msg % args)
+
+
 def test_the_server_logs_every_review(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pod = example("legacy-head-pod.yaml")
     del pod["metadata"]["name"]

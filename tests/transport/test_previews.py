@@ -9,11 +9,13 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.support import llmisvc
 from tests.support.builders import EXAMPLES
 from webhook.core.model import Context, Options
-from webhook.offline.preview import preview_text, render
-from webhook.transport.previews import PreviewRefused, PreviewWorker
+from webhook.offline.preview import NEWEST, preview_text, render
+from webhook.transport.previews import PreviewRefused, PreviewWorker, rendered_preview
 
 HEAD = (EXAMPLES / "legacy-head-pod.yaml").read_text()
 CONTEXT = Context()
@@ -109,3 +111,27 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
     assert oom == 1000
     assert status == 503
     assert json.loads(after.splitlines()[0])[0]["op"]
+
+
+# What a request lacks, and how its error says to give it: in its one body, never with a flag
+# of the command line, which a request has no way to pass.
+@pytest.mark.parametrize(
+    ("body", "lacking"),
+    [
+        (
+            (EXAMPLES / "inferenceservice.yaml").read_text(),
+            "not among those given (none): pass it in the same input",
+        ),
+        (
+            yaml.safe_dump(llmisvc.small_service([])),
+            "which is not among the presets given: pass it in the same input",
+        ),
+    ],
+    ids=["runtime", "preset"],
+)
+def test_a_request_is_told_to_give_what_it_lacks_in_its_body(body: str, lacking: str) -> None:
+    with pytest.raises(PreviewRefused) as refused:
+        rendered_preview(body, context=CONTEXT, options=OPTIONS, fmt="json", kserve_version=NEWEST)
+    assert refused.value.status == 400
+    assert str(refused.value).endswith(lacking)
+    assert " --" not in str(refused.value)

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
+import re
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ CERT_FILE: Final = "tls.crt"
 KEY_FILE: Final = "tls.key"
 CA_FILE: Final = "ca.crt"
 DEFAULT_SANS: Final = ("localhost", "127.0.0.1")
+PAIR_FILES: Final = (CERT_FILE, KEY_FILE, CA_FILE)
+# Kubernetes names a Service with an RFC 1035 label and a namespace with an RFC 1123 one;
+# a certificate for any other name is one no client can ask for.
+_SERVICE_NAME: Final = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_NAMESPACE_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 log = logging.getLogger("multinode_webhook.certs")
 
@@ -62,6 +68,26 @@ def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
         except ValueError:
             entries.append(x509.DNSName(name))
     return x509.SubjectAlternativeName(entries)
+
+
+def name_problem(service: str, namespace: str) -> str | None:
+    """Why a Service and namespace cannot be named in a certificate, or None when they can."""
+    if not _SERVICE_NAME.fullmatch(service):
+        return (
+            f"Service name {service!r} is not a DNS label (RFC 1035): at most 63 lowercase "
+            "letters, digits and '-', starting with a letter and ending with a letter or digit"
+        )
+    if not _NAMESPACE_NAME.fullmatch(namespace):
+        return (
+            f"namespace {namespace!r} is not a DNS label (RFC 1123): at most 63 lowercase "
+            "letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return None
+
+
+def pair_in(directory: Path) -> list[str]:
+    """The files of a serving pair `directory` holds already: a server may be loading them."""
+    return [name for name in PAIR_FILES if (directory / name).exists()]
 
 
 def service_sans(service: str, namespace: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from webhook.cli.common import cluster, cluster_flags, fail, positive_days
+from webhook.cli.common import Switch, cluster, cluster_flags, fail, positive_days
 
 
 def add(commands: Any) -> None:
@@ -22,7 +22,9 @@ def add(commands: Any) -> None:
         "generate",
         help="write a CA and a serving certificate for a Service into a folder",
         description="Write ca.crt, tls.crt and tls.key for NAME, NAME.NS, NAME.NS.svc and "
-        "NAME.NS.svc.cluster.local, and print the base64 caBundle for the webhook configuration.",
+        "NAME.NS.svc.cluster.local, and print the base64 caBundle for the webhook configuration. "
+        "A folder that holds a pair already (a running server's ./certs, which it would reload) "
+        "is refused unless --force.",
     )
     generate.add_argument("--service", required=True, help="the webhook's Service name")
     generate.add_argument("--namespace", required=True, help="the Service's namespace")
@@ -31,6 +33,12 @@ def add(commands: Any) -> None:
     )
     generate.add_argument(
         "--days", type=int, default=365, help="validity in days (default: %(default)s)"
+    )
+    generate.add_argument(
+        "--force",
+        action=Switch,
+        default=False,
+        help="replace a pair already in --out (a server using it reloads the new one)",
     )
     generate.set_defaults(run=generate_run)
 
@@ -83,6 +91,17 @@ def generate_run(args: argparse.Namespace) -> int:
     from webhook.adapters import certs  # noqa: PLC0415 - preview and migrate start without it
 
     positive_days(args.days)
+    problem = certs.name_problem(args.service, args.namespace)
+    if problem is not None:
+        fail(problem)
+    existing = certs.pair_in(args.out)
+    if existing and not args.force:
+        # A local server hot-reloads ./certs: a pair for a cluster Service would replace its
+        # localhost one under it.
+        fail(
+            f"{args.out} holds {', '.join(existing)} already (a server using them would load "
+            "the new pair): choose another --out, or give --force to replace them"
+        )
     bundle = certs.generate(sans=certs.service_sans(args.service, args.namespace), days=args.days)
     try:
         certs.write(bundle, args.out)
@@ -97,6 +116,7 @@ def generate_run(args: argparse.Namespace) -> int:
 
 
 def bootstrap_run(args: argparse.Namespace) -> int:
+    from webhook.adapters import certs  # noqa: PLC0415
     from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep  # noqa: PLC0415
     from webhook.adapters.kube.client import KubeError, current_namespace  # noqa: PLC0415
 
@@ -114,6 +134,9 @@ def bootstrap_run(args: argparse.Namespace) -> int:
     )
     if not namespace:
         fail("--namespace is required: neither a pod's nor the kubeconfig context's is known")
+    problem = certs.name_problem(args.service, namespace)
+    if problem is not None:
+        fail(problem)
     target = cluster(args)
 
     def once() -> Outcome:

@@ -45,8 +45,8 @@ def add(commands: Any) -> None:
         "--check",
         action=Switch,
         default=False,
-        help="change nothing; print a table of what would change (file, object, container, "
-        "rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
+        help="change nothing; print a table of what would change (file, object, container and "
+        "its role, rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
     )
     migrate.add_argument(
         "-i",
@@ -61,6 +61,10 @@ def add(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     files: list[str] = args.files or ["-"]
+    if args.in_place and args.check:
+        # Else one of them is ignored: either files change that a check was to leave alone, or
+        # a check passes for files meant to be fixed.
+        fail("-i/--in-place and --check do not go together: --check changes nothing")
     if len(files) > 1 and not (args.in_place or args.check):
         fail("several files need -i/--in-place or --check")
     if args.in_place and "-" in files:
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         if found:
             rows = [
-                (name, c.namespace or "-", c.runtime, c.container, ", ".join(c.rules))
+                (name, c.namespace or "-", c.runtime, c.where, ", ".join(c.rules))
                 for name, c in found
             ]
             table([("FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"), *rows])

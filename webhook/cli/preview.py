@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             runtimes=runtimes,
             presets=presets,
             kserve_version=args.kserve_version,
+            apart=documents.Apart(runtime="--runtime FILE", preset="--preset FILE"),
         )
     except documents.InputError as error:
         fail(str(error))

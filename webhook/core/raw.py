@@ -7,7 +7,7 @@ Objects are tested as `dict`, which is what every JSON and YAML parser here prod
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 
 def mapping(value: object) -> Mapping[str, Any]:
@@ -42,6 +42,15 @@ def display_name(obj: Mapping[str, Any]) -> str:
     """An object's name for people: `metadata.name`, else its `generateName`, else empty."""
     metadata = mapping(obj.get("metadata"))
     return string(metadata.get("name")) or string(metadata.get("generateName"))
+
+
+NO_NAME: Final = "(no name)"
+
+
+def shown_name(obj: Mapping[str, Any]) -> str:
+    """`display_name` for a message: `(no name)` rather than nothing, so a line never reads
+    `Pod : skipped`."""
+    return display_name(obj) or NO_NAME
 
 
 def label_pair(pair: str) -> tuple[str, str]:

@@ -193,7 +193,9 @@ def _script_in_args(name: str, rewritten: ScriptRewrite, args: Sequence[str]) ->
     script is nowhere in the pod: the container is explained, never rewritten."""
     if rewritten.script is None and rewritten.reason is Reason.NO_LAUNCH_COMMAND:
         first = args[0] if len(args[0]) <= 24 else args[0][:21] + "..."
-        detail = f"the args replaced the preset's script; bash runs {first!r} as one"
+        # Whole within a warning's limit (mutate.WARNING_LIMIT) for a container name of up to
+        # 11 characters: the first arg is cut to fit, not the sentence.
+        detail = f"args replaced the preset's script, so bash runs {first!r}"
         return ContainerPlan(name, Reason.SCRIPT_REPLACED, detail)
     if rewritten.script is None:
         return ContainerPlan(name, rewritten.reason or Reason.NO_LAUNCH_COMMAND, rewritten.detail)

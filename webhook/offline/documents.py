@@ -11,15 +11,54 @@ would take one path's edit on the other.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
 
 
 class InputError(ValueError):
     """The input is not JSON or YAML holding Kubernetes objects; the message is one line."""
+
+
+# A value where an object was expected, in the words of YAML and JSON (a YAML timestamp loads
+# as a date, `!!binary` as bytes).
+_VALUES: Final[dict[type, str]] = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    type(None): "null",
+    dt.date: "a date",
+    dt.datetime: "a date",
+    bytes: "binary data",
+}
+
+
+class Apart(NamedTuple):
+    """How a front end takes runtimes and presets apart from the input, as its errors name
+    it: the CLI's `--runtime FILE` and `--preset FILE`; empty where there is no such way (a
+    `/preview` request has its one body)."""
+
+    runtime: str = ""
+    preset: str = ""
+
+
+ONLY_IN_THE_INPUT: Final = Apart()
+
+
+def give(apart: str) -> str:
+    """How to give what an input lacks: in the same input, or apart as the front end takes it."""
+    return f"pass it with {apart} or in the same input" if apart else "pass it in the same input"
+
+
+def not_an_object(value: object) -> str:
+    """What to say of a document or item that is a value, not a Kubernetes object."""
+    found = _VALUES.get(type(value)) or f"a value of type {type(value).__name__}"
+    return f"expected a Kubernetes object, found {found}"
 
 
 def _one_line(text: object) -> str:

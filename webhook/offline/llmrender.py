@@ -28,6 +28,7 @@ from typing import Any, Final
 from webhook.core import names
 from webhook.core.raw import mapping, string
 from webhook.offline import gobuiltins, gotemplate
+from webhook.offline.documents import give
 
 SERVICE_KIND: Final = "LLMInferenceService"
 PRESET_KIND: Final = "LLMInferenceServiceConfig"
@@ -166,10 +167,11 @@ def _well_known(spec: Mapping[str, Any]) -> list[str]:
 
 
 def chosen_presets(
-    service: Mapping[str, Any], presets: Sequence[Mapping[str, Any]]
+    service: Mapping[str, Any], presets: Sequence[Mapping[str, Any]], *, apart: str = ""
 ) -> list[Mapping[str, Any]]:
     """The presets the controller merges for `service`, in order: the well-known ones for its
-    shape (told after its `baseRefs` are merged in), then its `baseRefs`."""
+    shape (told after its `baseRefs` are merged in), then its `baseRefs`. `apart`: how the
+    front end takes a preset besides the input, for its errors."""
     spec = _spec(service)
     refs = [string(mapping(ref).get("name")) for ref in spec.get("baseRefs") or []]
     based: list[Mapping[str, Any]] = []
@@ -186,7 +188,7 @@ def chosen_presets(
         if preset is None:
             raise RenderError(
                 f"its shape takes the preset {suffix!r} (as kserve-{suffix}), which is not among "
-                "the presets given (--preset FILE, or in the same input)"
+                f"the presets given: {give(apart)}"
             )
         found.append(preset)
     return found + based
@@ -237,11 +239,15 @@ def template_data(
 
 
 def rendered_spec(
-    service: Mapping[str, Any], presets: Sequence[Mapping[str, Any]], *, tls: bool = True
+    service: Mapping[str, Any],
+    presets: Sequence[Mapping[str, Any]],
+    *,
+    tls: bool = True,
+    apart: str = "",
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The service's spec as the controller makes it: its presets merged, then its own spec,
     then the whole rendered as a template. (the spec, the presets' names in merge order)"""
-    chosen = chosen_presets(service, presets)
+    chosen = chosen_presets(service, presets, apart=apart)
     merged: Any = {}
     for preset in chosen:
         merged = merge(merged, _spec(preset))
@@ -265,11 +271,15 @@ def _main_args(workload: Any) -> tuple[str, ...] | None:
 
 
 def render(
-    service: Mapping[str, Any], presets: Sequence[Mapping[str, Any]], *, tls: bool = True
+    service: Mapping[str, Any],
+    presets: Sequence[Mapping[str, Any]],
+    *,
+    tls: bool = True,
+    apart: str = "",
 ) -> list[RenderedPod]:
     """The pods KServe creates for `service`: for each workload (decode, and prefill when it
     is given), one single-node pod, or a LeaderWorkerSet's leader and worker."""
-    spec, applied = rendered_spec(service, presets, tls=tls)
+    spec, applied = rendered_spec(service, presets, tls=tls, apart=apart)
     metadata = mapping(service.get("metadata"))
     name, namespace = string(metadata.get("name")), string(metadata.get("namespace")) or "default"
     own = _spec(service)

@@ -47,6 +47,15 @@ _LLM_LISTS: Final = (
     ("spec", "prefill", "template", "containers"),
     ("spec", "prefill", "worker", "containers"),
 )
+# Which pods a container list makes: one name (a preset's `main`) can stand in several.
+_ROLES: Final[Mapping[Path, str]] = {
+    ("spec", "containers"): "head",
+    ("spec", "workerSpec", "containers"): "worker",
+    ("spec", "template", "containers"): "template",
+    ("spec", "worker", "containers"): "worker",
+    ("spec", "prefill", "template", "containers"): "prefill template",
+    ("spec", "prefill", "worker", "containers"): "prefill worker",
+}
 _ACTION: Final = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 # The rule named for args moved into VLLM_ADDITIONAL_ARGS.
 ARGS_TO_ENV: Final = "args-to-env"
@@ -61,9 +70,15 @@ class Change:
     container: str
     rules: tuple[str, ...]
     namespace: str = ""
+    role: str = ""  # which pods it is in: head, worker, template, prefill worker...
+
+    @property
+    def where(self) -> str:
+        """The container with its role: `main (worker)`."""
+        return f"{self.container} ({self.role})" if self.role else self.container
 
     def __str__(self) -> str:
-        return f"{self.runtime} {self.container}: {', '.join(self.rules)}"
+        return f"{self.runtime} {self.where}: {', '.join(self.rules)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +138,18 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                 if not isinstance(name, str) or name not in names:
                     continue
                 where = (*path, *list_path, index)
+                role = _ROLES[list_path]
                 if kind == LLM_SERVICE:
                     if _multi_node(source):
-                        yield from _args_to_env(
-                            container, where, Change(label, name, (ARGS_TO_ENV,), namespace)
-                        )
+                        change = Change(label, name, (ARGS_TO_ENV,), namespace, role)
+                        yield from _args_to_env(container, where, change)
                     continue
                 plan = _plan(
                     container, index=index, name=name, llm=llm, label=label, options=options
                 )
                 if plan.outcome is Reason.LOSSY_ARGS:
-                    yield _Target(where, plan, Change(label, name, tuple(plan.rules), namespace))
+                    change = Change(label, name, tuple(plan.rules), namespace, role)
+                    yield _Target(where, plan, change)
 
 
 def _plan(
@@ -378,6 +394,5 @@ def _reread(edited: str, name: str) -> list[Any] | None:
 
 def _checked(document: Any, name: str) -> Any:
     if document is not None and not isinstance(document, Mapping):
-        kind = type(document).__name__
-        raise documents.InputError(f"{name}: expected a Kubernetes object, found a {kind}")
+        raise documents.InputError(f"{name}: {documents.not_an_object(document)}")
     return document

@@ -29,7 +29,8 @@ from webhook.core.model import (
 from webhook.core.mutate import mutate
 from webhook.core.names import WARNED_REASONS, Action, Reason
 from webhook.core.patch import PatchJson, to_json
-from webhook.core.raw import at, display_name, mapping, string
+from webhook.core.raw import NO_NAME, at, display_name, mapping, shown_name, string
+from webhook.core.rewrite import split_shell
 from webhook.core.view import pod_view
 from webhook.offline import documents, isolation, llmrender
 from webhook.offline import render as render_pods
@@ -173,7 +174,7 @@ def preview_object(
     if isinstance(obj, list):
         return [r for item in obj for r in preview_object(item, context=context, options=options)]
     if not isinstance(obj, Mapping):
-        raise documents.InputError(f"expected a Kubernetes object, found a {type(obj).__name__}")
+        raise documents.InputError(documents.not_an_object(obj))
     kind = obj.get("kind")
     if not isinstance(kind, str) or not kind:
         raise documents.InputError("a document has no kind")
@@ -188,7 +189,7 @@ def preview_object(
             context, namespace=review.namespace, kind=review.kind, operation=review.operation
         )
         pod = mapping(mapping(obj.get("request")).get("object"))
-        decision = _decided(pod, what=f"Pod {display_name(pod)}", context=request, options=options)
+        decision = _decided(pod, what=f"Pod {shown_name(pod)}", context=request, options=options)
         return [_result(pod, "Pod", decision)]
 
     group, version = _group_version(obj.get("apiVersion"))
@@ -198,10 +199,10 @@ def preview_object(
     path = TEMPLATE_PATHS.get((group, kind))
     if path is None:
         request = _simulated(context, namespace=namespace, kind=Kind(group, version, kind))
-        what = f"{kind} {display_name(obj)}"
+        what = f"{kind} {shown_name(obj)}"
         result = _result(obj, kind, _decided(obj, what=what, context=request, options=options))
         if kind == "Pod":
-            _with_llm_launch(result, obj, result["object"], what=what, options=options)
+            _with_launch(result, obj, result["object"], what=what, options=options)
         return [result]
     return [_template_result(obj, path, namespace=namespace, context=context, options=options)]
 
@@ -220,23 +221,58 @@ def _template_result(
     pod = {"apiVersion": "v1", "kind": "Pod", **mapping(at(obj, path))}
     request = _simulated(context, namespace=namespace, kind=POD_KIND, base="/" + "/".join(path))
     kind = string(obj.get("kind"))
-    what = what or f"{kind} {display_name(obj)}"
+    what = what or f"{kind} {shown_name(obj)}"
     result = _result(obj, kind, _decided(pod, what=what, context=request, options=options))
     after = {"spec": mapping(at(result["object"], path)).get("spec")}
-    _with_llm_launch(result, pod, after, what=what, options=options)
+    _with_launch(result, pod, after, what=what, options=options)
     return result
 
 
-def _with_llm_launch(
+def _with_launch(
     result: Result, before: Mapping[str, Any], after: Any, *, what: str, options: Options
 ) -> None:
-    """The launch argv of an LLMInferenceService pod's containers, whose args are all the
-    user's, added to its result."""
+    """The launch argv of a pod's target containers added to its result: an
+    LLMInferenceService pod's, whose args are all the user's, or any other pod's that has a
+    launch command, whose args after its script are."""
     labels = mapping(mapping(before.get("metadata")).get("labels"))
     if labels.get(names.PART_OF_LABEL) == names.LLMISVC_PART_OF:
         result["launch"] = _launched(
             before, after, targets=options.llm_containers, what=what, options=options
         )
+        _mark_replaced(result)
+        return
+    try:
+        found = isolation.current().call(_script_launches, before, after, options.containers)
+    except isolation.Crashed:
+        raise isolation.ParserCrashed(f"{what}: {isolation.CRASHED}") from None
+    if found:
+        result["launch"] = found
+
+
+def _script_args(container: Any) -> list[str]:
+    """A container's args that follow its script, where an InferenceService's args land: all
+    of them, but for the script itself when it is the first (`command: [bash, -c]`)."""
+    command = [str(word) for word in mapping(container).get("command") or []]
+    args = [str(word) for word in mapping(container).get("args") or []]
+    split = split_shell(command)
+    return args[1:] if split is not None and not split[1] else args
+
+
+def _script_launches(before: Any, after: Any, targets: Sequence[str]) -> list[LaunchJson]:
+    """`_launches` of a pod given as is, each target container with its own args after its
+    script as the user's; a container whose launch command cannot be told, before or after,
+    is left out (its args have no fate to show)."""
+    reports: list[LaunchJson] = []
+    for container in mapping(mapping(before).get("spec")).get("containers") or []:
+        name = mapping(container).get("name")
+        if name not in targets:
+            continue
+        # Admission moves the script out of args and leaves the args after it as they are, so
+        # the same args are the user's before and after.
+        [report] = _launches(before, after, _script_args(container), [str(name)])
+        if report["command"] or report["after"]:
+            reports.append(report)
+    return reports
 
 
 def _preview_lws(
@@ -248,7 +284,7 @@ def _preview_lws(
     current: Mapping[str, Any] = obj
     templates = [(role, path) for role, path in LWS_TEMPLATES if isinstance(at(obj, path), dict)]
     for role, path in templates:
-        what = f"LeaderWorkerSet {display_name(obj)} ({role})"
+        what = f"LeaderWorkerSet {shown_name(obj)} ({role})"
         result = _template_result(
             current, path, namespace=namespace, context=context, options=options, what=what
         )
@@ -256,7 +292,7 @@ def _preview_lws(
         results.append(result)
         current = result["object"]
     if not results:
-        raise documents.InputError(f"LeaderWorkerSet {display_name(obj)}: no pod template")
+        raise documents.InputError(f"LeaderWorkerSet {shown_name(obj)}: no pod template")
     return results
 
 
@@ -369,13 +405,13 @@ def preview_inference_service(
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
     kserve_version: str = render_pods.NEWEST,
+    apart: str = "",
 ) -> list[Result]:
     """The results for the head and worker pods KServe builds from `isvc`, each with the
     launch argv before and after admission."""
     try:
-        rendered = render_pods.render(
-            isvc, render_pods.choose_runtime(isvc, runtimes), version=kserve_version
-        )
+        chosen = render_pods.choose_runtime(isvc, runtimes, apart=apart)
+        rendered = render_pods.render(isvc, chosen, version=kserve_version)
     except render_pods.RenderError as error:
         name = display_name(mapping(isvc))
         raise documents.InputError(f"InferenceService {name}: {error}") from None
@@ -403,12 +439,13 @@ def preview_llm_service(
     *,
     context: Context = DEFAULT_CONTEXT,
     options: Options = DEFAULT_OPTIONS,
+    apart: str = "",
 ) -> list[Result]:
     """The results for the pods KServe builds from an LLMInferenceService and its presets,
     each with what `vllm serve` receives before and after admission."""
     name = display_name(mapping(service))
     try:
-        rendered = llmrender.render(service, presets)
+        rendered = llmrender.render(service, presets, apart=apart)
     except llmrender.RenderError as error:
         raise documents.InputError(f"LLMInferenceService {name}: {error}") from None
     results = []
@@ -425,9 +462,7 @@ def preview_llm_service(
             user_args=None if pod.user_args else (),
         )
         if decision.reason is Reason.SCRIPT_REPLACED and pod.user_args:
-            for launch in result["launch"]:
-                for arg in launch["args"]:
-                    arg["before"] = arg["after"] = REPLACED
+            _mark_replaced(result)
             result["warnings"].append(
                 f"{what}: bash runs {pod.user_args[0]!r} as the script, and the pod "
                 f"crash-loops; `multinode-webhook migrate` writes the args as "
@@ -435,6 +470,21 @@ def preview_llm_service(
             )
         results.append(result)
     return results
+
+
+def _mark_replaced(result: Result) -> None:
+    """Every arg of a container whose args replaced its preset's script is lost, before
+    admission and after alike: there is no launch command to follow, and admission leaves the
+    container as it is."""
+    replaced = {
+        step["step"].removeprefix("container/")
+        for step in result["trace"]
+        if step["verdict"] == Reason.SCRIPT_REPLACED
+    }
+    for launch in result.get("launch", []):
+        if launch["container"] in replaced:
+            for arg in launch["args"]:
+                arg["before"] = arg["after"] = REPLACED
 
 
 def _launched(
@@ -483,8 +533,10 @@ def preview_text(
     runtimes: Sequence[Mapping[str, Any]] = (),
     presets: Sequence[Mapping[str, Any]] = (),
     kserve_version: str = render_pods.NEWEST,
+    apart: documents.Apart = documents.ONLY_IN_THE_INPUT,
 ) -> list[Result]:
-    """Results for every object in a JSON or YAML text; errors name the input.
+    """Results for every object in a JSON or YAML text; errors name the input, and `apart`
+    for what it lacks.
 
     An InferenceService is rendered into the pods KServe builds, with its runtime from
     `runtimes` or from the same text, and an LLMInferenceService with its presets from
@@ -507,9 +559,12 @@ def preview_text(
                     context=context,
                     options=options,
                     kserve_version=kserve_version,
+                    apart=apart.runtime,
                 )
             elif kind == llmrender.SERVICE_KIND:
-                results += preview_llm_service(doc, given_presets, context=context, options=options)
+                results += preview_llm_service(
+                    doc, given_presets, context=context, options=options, apart=apart.preset
+                )
             elif not (given_runtimes and runtimes_in([doc])) and not (
                 given_presets and presets_in([doc])
             ):
@@ -531,14 +586,14 @@ def failures(results: list[Result], condition: str) -> list[str]:
     """
     if condition == "warning":
         return [
-            f"{result['kind']} {result['name']}: {step['step']} left unchanged, "
+            f"{result['kind']} {result['name'] or NO_NAME}: {step['step']} left unchanged, "
             f"{step['verdict']}: {step['detail']}"
             for result in results
             for step in result["trace"]
             if step["verdict"] in WARNED_REASONS
         ]
     return [
-        f"{result['kind']} {result['name']}: {result['decision']} ({result['reason']})"
+        f"{result['kind']} {result['name'] or NO_NAME}: {result['decision']} ({result['reason']})"
         for result in results
         if result["decision"] != Action.PATCHED and result["reason"] not in _NOT_UNPATCHED
     ]
@@ -556,12 +611,30 @@ def hints(results: list[Result]) -> list[str]:
     return found
 
 
+def _annotations(result: Result) -> list[str]:
+    """The annotations the patch writes on an object whose containers it leaves alone (a
+    `script-replaced` pod gets its problem annotation): what a patch with `unchanged` does."""
+    if result["decision"] == Action.PATCHED:
+        return []
+    written: list[str] = []
+    for op in result["patch"]:
+        _, found, key = op["path"].rpartition("/metadata/annotations")
+        value = op.get("value")
+        if found and key:
+            written.append(key[1:].replace("~1", "/").replace("~0", "~"))
+        elif found and isinstance(value, Mapping):
+            written += [str(name) for name in value]
+    return written
+
+
 def _headline(result: Result) -> str:
     where = f" ({result['template']})" if "template" in result else ""
     origin = f", from {result['rendered_from']}" if "rendered_from" in result else ""
+    written = _annotations(result)
+    annotated = f", annotated {', '.join(written)}" if written else ""
     return (
-        f"{result['kind']} {result['name']}{where}: {result['decision']} "
-        f"({result['reason']}){origin}"
+        f"{result['kind']} {result['name'] or NO_NAME}{where}: {result['decision']} "
+        f"({result['reason']}){annotated}{origin}"
     )
 
 
@@ -593,8 +666,8 @@ def _table(results: list[Result]) -> str:
 
 def _diff_with_notes(result: Result) -> str:
     """The object's diff; before it, as `#` lines a patch tool skips, what admission decided
-    when it changes nothing, and every warning."""
-    notes = [] if result["diff"] else [_headline(result)]
+    when it rewrites no container (and which annotations its diff adds), and every warning."""
+    notes = [] if result["diff"] and result["decision"] == Action.PATCHED else [_headline(result)]
     notes += [f"warning: {warning}" for warning in result["warnings"]]
     return "".join(f"# {note}\n" for note in notes) + result["diff"]
 

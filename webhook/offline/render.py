@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from webhook.core import names
 from webhook.core.raw import mapping, string
+from webhook.offline.documents import give
 
 MODEL_MOUNT: Final = "/mnt/models"
 PVC_VOLUME: Final = "kserve-pvc-source"
@@ -220,9 +221,10 @@ def _mount_pvc(pod: dict[str, Any], target: str, storage: str) -> None:
 
 
 def choose_runtime(
-    isvc: Mapping[str, Any], runtimes: Sequence[Mapping[str, Any]]
+    isvc: Mapping[str, Any], runtimes: Sequence[Mapping[str, Any]], *, apart: str = ""
 ) -> Mapping[str, Any]:
-    """The runtime `spec.predictor.model.runtime` names, or the only multi-node one given."""
+    """The runtime `spec.predictor.model.runtime` names, or the only multi-node one given;
+    `apart`: how the front end takes a runtime besides the input, for its errors."""
     wanted = string(
         mapping(mapping(mapping(isvc.get("spec")).get("predictor")).get("model")).get("runtime")
     )
@@ -233,16 +235,13 @@ def choose_runtime(
             given = ", ".join(string(mapping(r.get("metadata")).get("name")) for r in runtimes)
             raise RenderError(
                 f"the InferenceService names runtime {wanted!r}, not among those given "
-                f"({given or 'none'}): pass it with --runtime FILE or in the same input"
+                f"({given or 'none'}): {give(apart)}"
             )
         return named[0]
     if len(multinode) == 1:
         return multinode[0]
     if not multinode:
-        raise RenderError(
-            "no multi-node runtime (one with spec.workerSpec) given: pass it with "
-            "--runtime FILE or in the same input"
-        )
+        raise RenderError(f"no multi-node runtime (one with spec.workerSpec) given: {give(apart)}")
     raise RenderError(
         "several multi-node runtimes given and the InferenceService names none "
         "(spec.predictor.model.runtime)"

@@ -31,9 +31,10 @@ from webhook.runtime.events import send_events
 from webhook.runtime.warmup import WarmUp
 from webhook.transport import app, metrics
 from webhook.transport.coalesce import CoalescingHttpToolsProtocol
+from webhook.transport.logs import LISTENERS_LOGGER
 from webhook.transport.metrics import Metrics
 
-log = logging.getLogger("multinode_webhook.listeners")
+log = logging.getLogger(LISTENERS_LOGGER)
 
 
 class _Uvicorn(uvicorn.Server):

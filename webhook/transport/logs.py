@@ -22,6 +22,7 @@ import orjson
 
 FIELDS = "fields"
 REVIEW_LOGGER = "multinode_webhook.review"
+LISTENERS_LOGGER: Final = "multinode_webhook.listeners"
 
 
 class _Clock:
@@ -127,7 +128,11 @@ class ReviewLog:
 
 class _Once(logging.Filter):
     """Lets each of uvicorn's lifecycle lines through once: every listener is a uvicorn server
-    of its own in one process, and each would print "Started server process" again."""
+    of its own in one process, and each would print "Started server process" again.
+
+    Each line uvicorn logs is the listeners' and comes under their logger's name: uvicorn logs
+    its start and stop lines as `uvicorn.error`, which reads as an error where there is none.
+    """
 
     LIFECYCLE: Final = frozenset(
         {
@@ -146,6 +151,7 @@ class _Once(logging.Filter):
         self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.name = LISTENERS_LOGGER
         if record.msg not in self.LIFECYCLE:
             return True
         line = record.getMessage()

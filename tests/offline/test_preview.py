@@ -1,0 +1,142 @@
+"""What preview reports of a Pod or workload given as is: its launch argv and the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.builders import WORKLOADS, data_pod, example, workload
+from webhook.core import names
+from webhook.offline.preview import REPLACED, failures, preview_object, render
+
+# The legacy head pod's args, as the table shows them: bash takes the first as $0 and drops the
+# rest, and once admitted each reaches the server.
+HEAD_ROWS = [
+    "  kserve-container arg 1  --max-model-len=4096  dropped: bash took it as $0 → exact",
+    "  kserve-container arg 2  --dtype=half          dropped → exact",
+]
+
+
+def _vllm_pod(container: dict[str, Any]) -> dict[str, Any]:
+    """A KServe head pod with one more container, `container`, next to its own."""
+    pod = example("legacy-head-pod.yaml")
+    pod["spec"]["containers"].append({"image": "i", **container})
+    return pod
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [example("legacy-head-pod.yaml"), *(workload(*w) for w in WORKLOADS)],
+    ids=["Pod", *(w[0] for w in WORKLOADS)],
+)
+def test_the_table_shows_each_arg_of_a_pod_or_workload(obj: dict[str, Any]) -> None:
+    [result] = preview_object(obj)
+    table = render([result], "table").splitlines()
+    assert table[1:3] == HEAD_ROWS
+    [launch] = result["launch"]
+    assert (launch["container"], launch["command"]) == (
+        "kserve-container",
+        "python -m huggingfaceserver",
+    )
+
+
+@pytest.mark.parametrize(
+    ("container", "rows"),
+    [
+        # Not a target container: admission never touches it, preview shows nothing of it.
+        ({"name": "sidecar", "command": ["envoy"], "args": ["--x"]}, []),
+        # A target without a command runs its image's entrypoint: no launch command to tell.
+        ({"name": "worker-container", "args": ["--x"]}, []),
+        # No shell: every arg reaches the command as written.
+        (
+            {"name": "worker-container", "command": ["vllm", "serve"], "args": ["--a", "b c"]},
+            [
+                "  worker-container arg 1  --a    exact → exact",
+                '  worker-container arg 2  "b c"  exact → exact',
+            ],
+        ),
+        # A script in command: every arg is after it.
+        (
+            {
+                "name": "worker-container",
+                "command": ["sh", "-c", 'exec vllm serve "$@"', "vllm"],
+                "args": ["--x"],
+            },
+            ["  worker-container arg 1  --x  exact → exact"],
+        ),
+        (
+            {"name": "worker-container", "command": ["sh", "-c", 'exec vllm serve "$@"']},
+            ["  worker-container: no args of yours"],
+        ),
+    ],
+    ids=["not-a-target", "no-command", "no-shell", "script-in-command", "no-args"],
+)
+def test_each_target_container_with_a_launch_command_has_its_rows(
+    container: dict[str, Any], rows: list[str]
+) -> None:
+    table = render(preview_object(_vllm_pod(container)), "table").splitlines()
+    assert [line for line in table if line.startswith("  ") and "warning" not in line] == [
+        *HEAD_ROWS,
+        *rows,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("obj", "headline"),
+    [
+        (
+            data_pod("llm-script-replaced"),
+            "Pod granite-kserve-mn-0-1: unchanged (script-replaced), "
+            f"annotated {names.PROBLEM_ANNOTATION}",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}},
+            "Pod p: skipped (not-kserve)",
+        ),
+        (
+            example("legacy-head-pod.yaml"),
+            "Pod llama-predictor-5d8f7c9b4-head: patched (lossy-args)",
+        ),
+    ],
+    ids=["script-replaced", "skipped", "patched"],
+)
+def test_the_headline_names_what_the_patch_of_an_unchanged_object_writes(
+    obj: dict[str, Any], headline: str
+) -> None:
+    [result] = preview_object(obj)
+    assert render([result], "table").splitlines()[0] == headline
+    diff = render([result], "diff")
+    assert (f"# {headline}\n" in diff) is (result["decision"] != "patched")
+
+
+def test_the_args_that_replaced_a_script_are_lost_whatever_admission_does() -> None:
+    [result] = preview_object(data_pod("llm-script-replaced"))
+    [launch] = result["launch"]
+    assert [(a["arg"], a["before"], a["after"]) for a in launch["args"]] == [
+        ("--max-model-len=4096", REPLACED, REPLACED),
+        ("--enforce-eager", REPLACED, REPLACED),
+    ]
+    # The pod keeps its containers: its patch only explains it.
+    assert [op["path"] for op in result["patch"]] == ["/metadata/annotations"]
+
+
+def _nameless(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The legacy head pod, opted out (so `--fail-on unpatched` names it), with `metadata`
+    in place of its name."""
+    pod = example("legacy-head-pod.yaml")
+    del pod["metadata"]["name"]
+    pod["metadata"].update(metadata)
+    pod["metadata"]["labels"][names.INJECT_LABEL] = names.POD_OPT_OUT
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("metadata", "named"),
+    [({}, "Pod (no name)"), ({"generateName": "llama-predictor-"}, "Pod llama-predictor-")],
+    ids=["no-name", "generate-name"],
+)
+def test_a_pod_without_a_name_is_still_named_in_lines(metadata: dict[str, Any], named: str) -> None:
+    results = preview_object(_nameless(metadata))
+    assert render(results, "table").startswith(f"{named}: skipped (pod-opted-out)\n")
+    assert failures(results, "unpatched") == [f"{named}: skipped (pod-opted-out)"]
