@@ -12,7 +12,8 @@ import pytest
 from tests.support import fakeapi
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.adapters.kube.events import EventWriter, NoOwner, series_name
-from webhook.core.notice import ISVC_KIND, LLMISVC_KIND, NORMAL, Notice, Owner
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
+from webhook.core.notice import NORMAL, Notice, Owner
 
 NOTICE = Notice(Owner(ISVC_KIND, "llama", "models"), NORMAL, "ArgsRepaired", "said", "d1")
 

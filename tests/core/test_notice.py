@@ -9,10 +9,9 @@ import pytest
 from tests.support import llmisvc
 from tests.support.builders import admit, example
 from webhook.core import names
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
 from webhook.core.model import Context
 from webhook.core.notice import (
-    ISVC_KIND,
-    LLMISVC_KIND,
     MESSAGE_LIMIT,
     NORMAL,
     WARNING,

@@ -16,7 +16,7 @@ import pytest
 from tests.support import kubelet, llmisvc
 from tests.support.builders import admit
 from tests.support.proof import bash_agrees
-from webhook.core import names
+from webhook.core import kinds, names
 from webhook.core.patch import to_json
 from webhook.offline import gotemplate, llmrender
 from webhook.offline.preview import preview_llm_service
@@ -25,7 +25,7 @@ from webhook.offline.preview import preview_llm_service
 def _preset(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1alpha2",
-        "kind": llmrender.PRESET_KIND,
+        "kind": kinds.PRESET_KIND,
         "metadata": {"name": name},
         "spec": spec or {},
     }
@@ -34,7 +34,7 @@ def _preset(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
 def _service(spec: dict[str, Any], name: str = "granite") -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1alpha2",
-        "kind": llmrender.SERVICE_KIND,
+        "kind": kinds.LLMISVC_KIND,
         "metadata": {"name": name, "namespace": "models"},
         "spec": spec,
     }
@@ -184,7 +184,7 @@ def test_the_template_sees_the_service_by_its_go_field_names() -> None:
 # release): its LLMInferenceServiceSample, its test config, and what ReplaceVariables renders.
 SAMPLE = {
     "apiVersion": "serving.kserve.io/v1alpha2",
-    "kind": llmrender.SERVICE_KIND,
+    "kind": kinds.LLMISVC_KIND,
     "metadata": {"name": "test-llm-preset", "namespace": "test-llm-preset-test"},
     "spec": {
         "model": {"name": "llama", "uri": "llama"},

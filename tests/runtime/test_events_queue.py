@@ -19,7 +19,8 @@ from tests.support.servers import running
 from webhook.adapters.kube.client import KubeError
 from webhook.adapters.kube.events import NoOwner
 from webhook.core import names
-from webhook.core.notice import ISVC_KIND, NORMAL, WARNING, Notice, Owner
+from webhook.core.kinds import ISVC_KIND
+from webhook.core.notice import NORMAL, WARNING, Notice, Owner
 from webhook.runtime.events import EventQueue
 from webhook.transport.metrics import Metrics
 

@@ -17,6 +17,7 @@ from webhook.cli.common import (
     read,
     shown,
 )
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
 from webhook.core.names import Mode
 from webhook.offline import documents
 from webhook.offline.policy import (
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.explain:
         return 0
     for shape in compiled.shapes:
-        kind = "LLMInferenceService" if shape.llm else "InferenceService"
+        kind = LLMISVC_KIND if shape.llm else ISVC_KIND
         what = f"{kind} pods"
         if shape.template is not None:
             what = "the pods of every LLMInferenceService rendered from it"

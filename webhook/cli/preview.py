@@ -16,6 +16,7 @@ from webhook.cli.common import (
     read,
     shown,
 )
+from webhook.core.kinds import PRESET_KIND
 from webhook.core.model import Context
 from webhook.core.names import INJECT_LABEL, Inject, Mode
 from webhook.offline import documents
@@ -138,9 +139,7 @@ def run(args: argparse.Namespace) -> int:
             for runtime in _given(runtimes_in, path, "ServingRuntime or ClusterServingRuntime")
         ]
         presets = [
-            preset
-            for path in args.preset or ()
-            for preset in _given(presets_in, path, "LLMInferenceServiceConfig")
+            preset for path in args.preset or () for preset in _given(presets_in, path, PRESET_KIND)
         ]
         results = preview_text(
             read(args.file),

@@ -14,6 +14,7 @@ import dataclasses
 from types import MappingProxyType
 from typing import Final
 
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
 from webhook.core.memo import Memo
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Context, Decision, Options
 from webhook.core.names import (
@@ -85,7 +86,7 @@ def mutate(
 
 def _owner(facts: PodFacts) -> str:
     """The kind of object whose args the pod carries."""
-    return "LLMInferenceService" if facts.isvc is None and facts.llm else "InferenceService"
+    return LLMISVC_KIND if facts.isvc is None and facts.llm else ISVC_KIND
 
 
 def _problem(facts: PodFacts, selection: Selection) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Every name the webhook shares with Kubernetes, KServe and its own manifests, and the words
-of its domain (actions, reasons, verdicts, modes, rules) as enums.
+of its domain (actions, reasons, verdicts, modes, rules) as enums. KServe's kinds, and where
+objects keep their pod templates, are in `webhook.core.kinds`.
 
 Manifests, docs and tests compare against these, so a name changes in one place. The enums
 are `StrEnum`s: each member is its wire string, so it is written to JSON, logs and metrics as

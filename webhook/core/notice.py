@@ -13,6 +13,7 @@ import re
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND, NAME_LABEL
 from webhook.core.memo import Memo
 from webhook.core.model import Decision
 from webhook.core.names import (
@@ -27,10 +28,7 @@ from webhook.core.names import (
 )
 from webhook.core.view import PodView
 
-ISVC_KIND: Final = "InferenceService"
-LLMISVC_KIND: Final = "LLMInferenceService"
 # KServe names an LLMInferenceService's workloads with this label (DESIGN §2.1).
-NAME_LABEL: Final = "app.kubernetes.io/name"
 NORMAL: Final = "Normal"
 WARNING: Final = "Warning"
 REPAIRED: Final = "ArgsRepaired"

@@ -20,6 +20,7 @@ from typing import Any, Final, TypedDict
 
 from webhook.adapters.kube.client import Cluster
 from webhook.core import patch
+from webhook.core.kinds import LWS_NAME_LABEL, NAME_LABEL
 from webhook.core.model import Context
 from webhook.core.names import (
     ISVC_LABEL,
@@ -48,10 +49,8 @@ from webhook.inspect.installation import (
 from webhook.inspect.installed_policies import installed_policies, policy_leaves_pod
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
-LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
 LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"
 # The LLMInferenceService of a pod: KServe names it in this label.
-LLMISVC_NAME: Final = "app.kubernetes.io/name"
 
 
 @dataclass
@@ -220,7 +219,7 @@ def _owner(cluster: Cluster, pod: Mapping[str, Any], namespace: str) -> tuple[st
     """(kind, name) of the Deployment or LeaderWorkerSet that recreates the pod, else
     ("Pod", its name)."""
     metadata = mapping(pod.get("metadata"))
-    lws = string(mapping(metadata.get("labels")).get(LWS_NAME))
+    lws = string(mapping(metadata.get("labels")).get(LWS_NAME_LABEL))
     if lws:
         return "LeaderWorkerSet", lws
     for reference in map(mapping, metadata.get("ownerReferences") or []):
@@ -272,7 +271,7 @@ def audit(
                 continue
             patched, problem = _unrepaired(pod, name, decide=decide)
             llm = pod_labels.get(PART_OF_LABEL) == LLMISVC_PART_OF
-            service = string(pod_labels.get(LLMISVC_NAME)) if llm else ""
+            service = string(pod_labels.get(NAME_LABEL)) if llm else ""
             if problem is not None:
                 replaced.append(Replaced(name, string(metadata.get("name")), service, problem))
             if not patched:

@@ -20,6 +20,7 @@ from typing import Any, Final
 from webhook.adapters import certs
 from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError, secret_data
 from webhook.adapters.kube.probe import handshake
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
 from webhook.core.model import DEFAULT_OPTIONS, Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import (
@@ -122,8 +123,8 @@ class Family:
 
 
 FAMILIES: Final = (
-    Family("InferenceService", ISVC_LABEL, "--containers", DEFAULT_TARGET_CONTAINERS),
-    Family("LLMInferenceService", PART_OF_LABEL, "--llm-containers", DEFAULT_LLM_CONTAINERS),
+    Family(ISVC_KIND, ISVC_LABEL, "--containers", DEFAULT_TARGET_CONTAINERS),
+    Family(LLMISVC_KIND, PART_OF_LABEL, "--llm-containers", DEFAULT_LLM_CONTAINERS),
 )
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Final, NamedTuple
 
 import yaml
+
+from webhook.core.raw import display_name
 
 
 class InputError(ValueError):
@@ -224,3 +226,30 @@ _Dumper.add_representer(str, _string)
 def dump(document: Any) -> str:
     """YAML that keeps the keys in the object's own order."""
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+Path = tuple[str | int, ...]
+
+
+def _label(obj: Mapping[str, Any]) -> str:
+    return f"{obj.get('kind')}/{display_name(obj)}"
+
+
+def objects_in(
+    document: Any, path: Path = (), parent: str = ""
+) -> Iterator[tuple[Path, str, Mapping[str, Any]]]:
+    """(path, label, object) for every object of a document, OpenShift Templates and Lists
+    walked; the label names the Template around an object."""
+    if not isinstance(document, Mapping):
+        return
+    kind = document.get("kind")
+    if kind == "Template" and isinstance(document.get("objects"), list):
+        for index, item in enumerate(document["objects"]):
+            yield from objects_in(item, (*path, "objects", index), f"{_label(document)} ")
+    elif (
+        isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list)
+    ):
+        for index, item in enumerate(document["items"]):
+            yield from objects_in(item, (*path, "items", index), parent)
+    else:
+        yield path, f"{parent}{_label(document)}", document

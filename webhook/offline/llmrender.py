@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.core import names
+from webhook.core.kinds import LWS_NAME_LABEL, NAME_LABEL
 from webhook.core.raw import mapping, string
 from webhook.offline import gobuiltins, gotemplate
 from webhook.offline.documents import give
 
-SERVICE_KIND: Final = "LLMInferenceService"
-PRESET_KIND: Final = "LLMInferenceServiceConfig"
 GROUP: Final = "serving.kserve.io"
 
 # The well-known presets, by the service's shape: (prefill?, workers?) -> name suffix.
@@ -300,14 +299,14 @@ def render(
             component = _WORKLOAD + (f"-{role}" if multi else "") + suffix
             labels = {
                 names.PART_OF_LABEL: names.LLMISVC_PART_OF,
-                "app.kubernetes.io/name": name,
+                NAME_LABEL: name,
                 "app.kubernetes.io/component": component,
             }
             if role != "worker":
                 labels["kserve.io/component"] = "workload"
                 labels["llm-d.ai/role"] = kind or ("decode" if len(workloads) > 1 else "both")
             if multi:
-                labels["leaderworkerset.sigs.k8s.io/name"] = f"{name}-kserve-mn{suffix}"
+                labels[LWS_NAME_LABEL] = f"{name}-kserve-mn{suffix}"
             full = f"{kind}-{role}" if kind and multi else (kind or role)
             pod = {
                 "apiVersion": "v1",

@@ -24,21 +24,18 @@ import jsonpatch
 import yaml
 
 from webhook.core import patch
+from webhook.core.kinds import LLMISVC_KIND, PRESET_KIND, SOURCE_KINDS
 from webhook.core.model import DEFAULT_OPTIONS, ContainerPlan, Options
 from webhook.core.names import LLM_EXTRA_ARGS_ENV, Reason
 from webhook.core.patch import PatchOp
-from webhook.core.raw import at, display_name, mapping, string
+from webhook.core.raw import at, mapping, string
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
 from webhook.core.view import container_view
 from webhook.offline import documents, isolation, splice
+from webhook.offline.documents import Path, objects_in
 from webhook.offline.isolation import ParserCrashed
 
-RUNTIME_KINDS: Final = frozenset({"ServingRuntime", "ClusterServingRuntime"})
-LLM_CONFIG: Final = "LLMInferenceServiceConfig"
-LLM_SERVICE: Final = "LLMInferenceService"
-SOURCE_KINDS: Final = RUNTIME_KINDS | {LLM_CONFIG, LLM_SERVICE}
-Path = tuple[str | int, ...]
 # Where each kind keeps the container lists migrate looks at.
 _RUNTIME_LISTS: Final = (("spec", "containers"), ("spec", "workerSpec", "containers"))
 _LLM_LISTS: Final = (
@@ -99,36 +96,12 @@ class _Target:
     ops: tuple[PatchOp, ...] = ()
 
 
-def _label(obj: Mapping[str, Any]) -> str:
-    return f"{obj.get('kind')}/{display_name(obj)}"
-
-
-def objects_in(
-    document: Any, path: Path = (), parent: str = ""
-) -> Iterator[tuple[Path, str, Mapping[str, Any]]]:
-    """(path, label, object) for every object of a document, OpenShift Templates and Lists
-    walked; the label names the Template around an object."""
-    if not isinstance(document, Mapping):
-        return
-    kind = document.get("kind")
-    if kind == "Template" and isinstance(document.get("objects"), list):
-        for index, item in enumerate(document["objects"]):
-            yield from objects_in(item, (*path, "objects", index), f"{_label(document)} ")
-    elif (
-        isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list)
-    ):
-        for index, item in enumerate(document["items"]):
-            yield from objects_in(item, (*path, "items", index), parent)
-    else:
-        yield path, f"{parent}{_label(document)}", document
-
-
 def _targets(document: Any, options: Options) -> Iterator[_Target]:
     for path, label, source in objects_in(document):
         kind = source.get("kind")
         if kind not in SOURCE_KINDS:
             continue
-        llm = kind in (LLM_CONFIG, LLM_SERVICE)
+        llm = kind in (PRESET_KIND, LLMISVC_KIND)
         names = options.llm_containers if llm else options.containers
         namespace = string(mapping(source.get("metadata")).get("namespace"))
         for list_path in _LLM_LISTS if llm else _RUNTIME_LISTS:
@@ -139,7 +112,7 @@ def _targets(document: Any, options: Options) -> Iterator[_Target]:
                     continue
                 where = (*path, *list_path, index)
                 role = _ROLES[list_path]
-                if kind == LLM_SERVICE:
+                if kind == LLMISVC_KIND:
                     if _multi_node(source):
                         change = Change(label, name, (ARGS_TO_ENV,), namespace, role)
                         yield from _args_to_env(container, where, change)

@@ -43,6 +43,14 @@ from webhook.core.evaluated import (
     SEGMENT_PATTERN,
     policy_leaves,
 )
+from webhook.core.kinds import (
+    LWS_KIND,
+    LWS_TEMPLATES,
+    PRESET_KIND,
+    PRESET_TEMPLATES,
+    RUNTIME_KINDS,
+    TEMPLATE_PATHS,
+)
 from webhook.core.model import DEFAULT_OPTIONS, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Mode
@@ -52,8 +60,7 @@ from webhook.core.rewrite import shape_digest, split_shell
 from webhook.core.template import Template
 from webhook.core.view import pod_view
 from webhook.offline import isolation, templates
-from webhook.offline.migrate import LLM_CONFIG, RUNTIME_KINDS, objects_in
-from webhook.offline.preview import LWS_KIND, LWS_TEMPLATES, TEMPLATE_PATHS
+from webhook.offline.documents import objects_in
 
 POLICY_NAME: Final = "multinode-webhook"
 # What kube-apiserver accepts: code points in one CEL expression, the CEL cost of one
@@ -68,13 +75,6 @@ API_VERSION: Final = "admissionregistration.k8s.io/v1"
 # Container positions the policy covers: a status annotation is kept for each.
 POSITIONS: Final = 8
 _STATUS_PATH: Final = pointer("metadata", "annotations", names.STATUS_ANNOTATION)
-# Where a preset holds the pod templates of its roles.
-PRESET_TEMPLATES: Final = (
-    ("template",),
-    ("worker",),
-    ("prefill", "template"),
-    ("prefill", "worker"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,7 @@ def _object_containers(
         for container in mapping(spec.get("workerSpec")).get("containers") or []:
             yield False, container, label
         return
-    if kind == LLM_CONFIG:
+    if kind == PRESET_KIND:
         for path in PRESET_TEMPLATES:
             for container in mapping(at(spec, path)).get("containers") or []:
                 if isinstance(container, Mapping):

@@ -17,6 +17,15 @@ import jsonpatch
 from webhook.core import names
 from webhook.core.admission import ReviewError, parse_review
 from webhook.core.argv import Launch, container_launch
+from webhook.core.kinds import (
+    ISVC_KIND,
+    LLMISVC_KIND,
+    LWS_KIND,
+    LWS_TEMPLATES,
+    PRESET_KIND,
+    RUNTIME_KINDS,
+    TEMPLATE_PATHS,
+)
 from webhook.core.model import (
     DEFAULT_CONTEXT,
     DEFAULT_OPTIONS,
@@ -34,7 +43,8 @@ from webhook.core.rewrite import split_shell
 from webhook.core.view import pod_view
 from webhook.offline import documents, isolation, llmrender
 from webhook.offline import render as render_pods
-from webhook.offline.migrate import RUNTIME_KINDS, additional_args, objects_in
+from webhook.offline.documents import objects_in
+from webhook.offline.migrate import additional_args
 
 # What a server's preview endpoint needs besides `preview_text` and `render`, from here alone.
 InputError = documents.InputError
@@ -57,26 +67,6 @@ _NOT_UNPATCHED: Final = frozenset(
 )
 # What `migrate` rewrites: a runtime, or a Template holding one.
 _MIGRATE_KINDS: Final = RUNTIME_KINDS | {"Template"}
-
-# A LeaderWorkerSet's two pod templates (KServe's multi-node LLMInferenceService): the leader's
-# (the workers' when it has none of its own) and the workers'.
-LWS_KIND: Final = ("leaderworkerset.x-k8s.io", "LeaderWorkerSet")
-LWS_TEMPLATES: Final = (
-    ("leader", ("spec", "leaderWorkerTemplate", "leaderTemplate")),
-    ("worker", ("spec", "leaderWorkerTemplate", "workerTemplate")),
-)
-
-# Where each workload keeps its pod template, by (API group, kind).
-TEMPLATE_PATHS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
-    ("", "ReplicationController"): ("spec", "template"),
-    ("", "PodTemplate"): ("template",),
-    ("apps", "Deployment"): ("spec", "template"),
-    ("apps", "ReplicaSet"): ("spec", "template"),
-    ("apps", "StatefulSet"): ("spec", "template"),
-    ("apps", "DaemonSet"): ("spec", "template"),
-    ("batch", "Job"): ("spec", "template"),
-    ("batch", "CronJob"): ("spec", "jobTemplate", "spec", "template"),
-}
 
 
 class TraceJson(TypedDict):
@@ -419,7 +409,7 @@ def preview_inference_service(
     for pod in rendered:
         result, _ = _rendered_result(
             pod.pod,
-            source=("InferenceService", display_name(mapping(isvc)), pod.role),
+            source=(ISVC_KIND, display_name(mapping(isvc)), pod.role),
             context=context,
             options=options,
             targets=options.containers,
@@ -455,7 +445,7 @@ def preview_llm_service(
         # the preset's whole), and none of them are the user's when it gives none.
         result, decision = _rendered_result(
             pod.pod,
-            source=("LLMInferenceService", name, pod.role),
+            source=(LLMISVC_KIND, name, pod.role),
             context=context,
             options=options,
             targets=options.llm_containers,
@@ -515,7 +505,7 @@ def _of_kinds(documents_: Sequence[Any], kinds: frozenset[str]) -> list[Mapping[
 
 def presets_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
     """Every LLMInferenceServiceConfig given, inside Lists and Templates too."""
-    return _of_kinds(documents_, frozenset({llmrender.PRESET_KIND}))
+    return _of_kinds(documents_, frozenset({PRESET_KIND}))
 
 
 def runtimes_in(documents_: Sequence[Any]) -> list[Mapping[str, Any]]:
@@ -546,13 +536,13 @@ def preview_text(
     loaded = documents.load(text, name=name, allow_aliases=allow_aliases)
     kinds = {string(mapping(doc).get("kind")) for doc in loaded}
     # Runtimes and presets are the inputs of what is rendered, not objects to preview.
-    given_runtimes = [*runtimes, *runtimes_in(loaded)] if "InferenceService" in kinds else []
-    given_presets = [*presets, *presets_in(loaded)] if llmrender.SERVICE_KIND in kinds else []
+    given_runtimes = [*runtimes, *runtimes_in(loaded)] if ISVC_KIND in kinds else []
+    given_presets = [*presets, *presets_in(loaded)] if LLMISVC_KIND in kinds else []
     results: list[Result] = []
     try:
         for doc in loaded:
             kind = mapping(doc).get("kind")
-            if kind == "InferenceService":
+            if kind == ISVC_KIND:
                 results += preview_inference_service(
                     doc,
                     given_runtimes,
@@ -561,7 +551,7 @@ def preview_text(
                     kserve_version=kserve_version,
                     apart=apart.runtime,
                 )
-            elif kind == llmrender.SERVICE_KIND:
+            elif kind == LLMISVC_KIND:
                 results += preview_llm_service(
                     doc, given_presets, context=context, options=options, apart=apart.preset
                 )

@@ -21,8 +21,9 @@ from typing import Any, Final
 
 from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError
 from webhook.core import patch
+from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
 from webhook.core.names import PREFIX
-from webhook.core.notice import ISVC_KIND, LLMISVC_KIND, Notice, Owner
+from webhook.core.notice import Notice, Owner
 from webhook.core.raw import mapping
 
 COMPONENT: Final = "multinode-webhook"
