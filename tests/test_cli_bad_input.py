@@ -21,7 +21,7 @@ from tests.support.builders import EXAMPLES
 from tests.support.cli import cli, one_line_error
 from tests.support.pace import patience
 from webhook.cli import main, parser
-from webhook.cli import preview as cli_preview
+from webhook.cli import preview_command as cli_preview
 from webhook.cli.common import switch_values
 from webhook.offline import documents
 

@@ -65,3 +65,11 @@ def test_a_wrong_import_breaks_a_contract(
     assert done.returncode != 0, done.stdout
     broken = [line for line in done.stdout.splitlines() if line.endswith("BROKEN")]
     assert any(line.startswith(contract) for line in broken), done.stdout
+
+
+def test_no_two_modules_share_a_file_name() -> None:
+    # One name, one meaning: a reader who meets `events.py` knows which one it is.
+    names = [
+        path.name for path in sorted((REPO / "webhook").rglob("*.py")) if path.name != "__init__.py"
+    ]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import fakeapi
 from webhook.adapters.kube.client import Cluster, KubeError, connect
-from webhook.adapters.kube.events import EventWriter, NoOwner, series_name
+from webhook.adapters.kube.event_writer import EventWriter, NoOwner, series_name
 from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
 from webhook.core.notice import NORMAL, Notice, Owner
 

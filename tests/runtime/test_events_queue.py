@@ -17,7 +17,7 @@ from tests.support.pace import patience
 from tests.support.poll import wait
 from tests.support.servers import running
 from webhook.adapters.kube.client import KubeError
-from webhook.adapters.kube.events import NoOwner
+from webhook.adapters.kube.event_writer import NoOwner
 from webhook.core import names
 from webhook.core.kinds import ISVC_KIND
 from webhook.core.notice import NORMAL, WARNING, Notice, Owner

@@ -19,7 +19,7 @@ from tests.support.crash import crashing_script, parse_or_crash
 from tests.support.poll import wait
 from tests.support.spawning import kill_at_start
 from webhook.core.names import Reason, Rule
-from webhook.offline.isolation import Crashed, InProcess, ParserCrashed, isolated
+from webhook.offline.isolation import InProcess, ParserFailed, isolated
 from webhook.offline.migrate import migrate_text
 from webhook.offline.preview import preview_inference_service, preview_object
 from webhook.runtime.sandbox import Isolated, Sandbox, Unavailable
@@ -47,7 +47,7 @@ def test_a_call_runs_in_another_process_and_a_crash_starts_a_new_one() -> None:
     try:
         first = box.call(os.getpid)
         assert first != os.getpid()
-        with pytest.raises(Crashed):
+        with pytest.raises(ParserFailed):
             box.call(_die)
         assert box.crashes == 1
         second = box.call(os.getpid)
@@ -134,7 +134,7 @@ def _crashing_pod() -> dict[str, object]:
 
 
 def test_preview_names_the_object_and_container_whose_script_crashed(crashing: Sandbox) -> None:
-    with pytest.raises(ParserCrashed) as error:
+    with pytest.raises(ParserFailed) as error:
         preview_object(_crashing_pod())
     name = example("legacy-head-pod.yaml")["metadata"]["name"]
     assert str(error.value) == (
@@ -157,7 +157,7 @@ def test_migrate_names_the_file_runtime_and_container(crashing: Sandbox) -> None
         "      command: [bash, -c]\n"
         f"      args: [{crashing_script(2)!r}]\n"
     )
-    with pytest.raises(ParserCrashed) as error:
+    with pytest.raises(ParserFailed) as error:
         migrate_text(runtime, name="rt.yaml")
     assert str(error.value) == (
         "rt.yaml: ServingRuntime/rt: container kserve-container: "
@@ -171,7 +171,7 @@ def test_a_rendered_pod_whose_script_crashes_names_the_inference_service(
     runtime = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
     runtime["spec"]["containers"][0]["args"][0] = crashing_script(3)
     isvc = kserve.inference_service(runtime, user_args=["--x"])
-    with pytest.raises(ParserCrashed) as error:
+    with pytest.raises(ParserFailed) as error:
         preview_inference_service(isvc, [runtime])
     assert str(error.value) == (
         f"InferenceService {kserve.ISVC} (head): container kserve-container: "
@@ -211,7 +211,7 @@ def test_close_ends_the_worker_at_once_even_mid_call(tmp_path: Path) -> None:
 
 
 def _busy(box: Sandbox, marker: str) -> None:
-    with contextlib.suppress(Crashed):
+    with contextlib.suppress(ParserFailed):
         box.call(_mark_and_sleep, marker)
 
 

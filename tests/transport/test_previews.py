@@ -15,7 +15,7 @@ from tests.support import llmisvc
 from tests.support.builders import EXAMPLES
 from webhook.core.model import Context, Options
 from webhook.offline.preview import NEWEST, preview_text, render
-from webhook.transport.previews import PreviewRefused, PreviewWorker, rendered_preview
+from webhook.transport.preview_worker import PreviewRefused, PreviewWorker, rendered_preview
 
 HEAD = (EXAMPLES / "legacy-head-pod.yaml").read_text()
 CONTEXT = Context()

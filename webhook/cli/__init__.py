@@ -1,6 +1,6 @@
 """The `multinode-webhook` command line: argument parsing, file I/O and exit codes only, one
-module per command (serve, preview, migrate, policy, certs, check) and the option groups they share
-in `common`.
+module per command (`serve_command`, `preview_command`, `migrate_command`, `policy_command`,
+`certs_command`, `check_command`) and the option groups they share in `common`.
 
 Every command hands its input to the core and prints what comes back. Unreadable input ends
 with exit 2 and one line on stderr, never a traceback.
@@ -16,7 +16,14 @@ import warnings
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.cli import certs, check, migrate, policy, preview, serve
+from webhook.cli import (
+    certs_command,
+    check_command,
+    migrate_command,
+    policy_command,
+    preview_command,
+    serve_command,
+)
 from webhook.cli.common import fail, switch_values
 from webhook.offline.isolation import isolated
 from webhook.runtime.sandbox import Isolated
@@ -35,7 +42,14 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (preview, migrate, policy, serve, certs, check):
+    for command in (
+        preview_command,
+        migrate_command,
+        policy_command,
+        serve_command,
+        certs_command,
+        check_command,
+    ):
         command.add(commands)
     return root
 

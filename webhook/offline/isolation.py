@@ -23,20 +23,18 @@ from webhook.offline.documents import InputError
 
 T = TypeVar("T")
 
-CRASHED: Final = "the bash parser crashed on its script"
+PARSER_FAILED_MESSAGE: Final = "the bash parser crashed on its script"
 
 
-class Crashed(Exception):
-    """The process that ran a call died under it: the parser crashed."""
-
-
-class ParserCrashed(InputError):
-    """A front end's input holds a script that crashes the parser: one line naming where."""
+class ParserFailed(InputError):
+    """The bash parser failed on a script: it crashed the process that ran it (a sandbox
+    worker), or, under `--on-error deny`, crashed or overran its budget in admission. From a
+    front end, the message is one line naming where."""
 
 
 class Isolation(Protocol):
     """How scripts are parsed: `rewrite` answers `parser-failed` for a script that crashes the
-    parser; `call` runs a function that parses, raising `Crashed` if the parser crashed."""
+    parser; `call` runs a function that parses, raising `ParserFailed` if the parser crashed."""
 
     def rewrite(self, script: str, rules: frozenset[Rule]) -> ScriptRewrite: ...
 

@@ -34,7 +34,7 @@ from webhook.core.rewrite import container_ops, plan_container
 from webhook.core.view import container_view
 from webhook.offline import documents, isolation, splice
 from webhook.offline.documents import Path, objects_in
-from webhook.offline.isolation import ParserCrashed
+from webhook.offline.isolation import ParserFailed
 
 # Where each kind keeps the container lists migrate looks at.
 _RUNTIME_LISTS: Final = (("spec", "containers"), ("spec", "workerSpec", "containers"))
@@ -139,7 +139,9 @@ def _plan(
         runtime=True,
     )
     if plan.outcome is Reason.PARSER_FAILED:
-        raise isolation.ParserCrashed(f"{label}: container {name}: {isolation.CRASHED}")
+        raise isolation.ParserFailed(
+            f"{label}: container {name}: {isolation.PARSER_FAILED_MESSAGE}"
+        )
     return replace(
         plan,
         command=None if plan.command is None else tuple(map(unmask, plan.command)),
@@ -317,8 +319,8 @@ def migrate_text(
     document that cannot be is written out again whole. JSON comes back as JSON."""
     try:
         return _migrated(text, name=name, options=options)
-    except ParserCrashed as error:
-        raise ParserCrashed(f"{name}: {error}") from None
+    except ParserFailed as error:
+        raise ParserFailed(f"{name}: {error}") from None
 
 
 def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Change]]:

@@ -233,8 +233,8 @@ def _with_launch(
         return
     try:
         found = isolation.current().call(_script_launches, before, after, options.containers)
-    except isolation.Crashed:
-        raise isolation.ParserCrashed(f"{what}: {isolation.CRASHED}") from None
+    except isolation.ParserFailed:
+        raise isolation.ParserFailed(f"{what}: {isolation.PARSER_FAILED_MESSAGE}") from None
     if found:
         result["launch"] = found
 
@@ -293,7 +293,9 @@ def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Op
     decision = mutate(pod_view(pod), context=context, options=options, rewrites=rewrites)
     crashed = isolation.crashed_container(decision)
     if crashed is not None:
-        raise isolation.ParserCrashed(f"{what}: container {crashed}: {isolation.CRASHED}")
+        raise isolation.ParserFailed(
+            f"{what}: container {crashed}: {isolation.PARSER_FAILED_MESSAGE}"
+        )
     return decision
 
 
@@ -489,8 +491,8 @@ def _launched(
     """`_launches`, parsed under the run's isolation."""
     try:
         return isolation.current().call(_launches, before, after, user_args, targets)
-    except isolation.Crashed:
-        raise isolation.ParserCrashed(f"{what}: {isolation.CRASHED}") from None
+    except isolation.ParserFailed:
+        raise isolation.ParserFailed(f"{what}: {isolation.PARSER_FAILED_MESSAGE}") from None
 
 
 def _of_kinds(documents_: Sequence[Any], kinds: frozenset[str]) -> list[Mapping[str, Any]]:

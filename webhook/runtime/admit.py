@@ -28,6 +28,7 @@ from webhook.core.parsed import Needed, Rewrites, known
 from webhook.core.read import PodFacts, read_pod
 from webhook.core.script import ScriptRewrite
 from webhook.core.selection import scripts_needed
+from webhook.offline.isolation import ParserFailed
 from webhook.runtime.parsepool import Late, ParsePool, Shed
 from webhook.runtime.ratelimit import RateLimit
 from webhook.runtime.sandbox import Unavailable
@@ -49,10 +50,6 @@ log = logging.getLogger("multinode_webhook.app")
 
 class DeadlineExceeded(RuntimeError):
     """The review took longer than its internal budget."""
-
-
-class ParserFailed(RuntimeError):
-    """A script of the pod crashed the parser: an error of ours, under `--on-error deny`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +102,7 @@ class Admission:
             if elapsed > self._deadline:
                 overrun = DeadlineExceeded(f"review took {elapsed:.3f}s, over its budget")
                 return Answer(self._failed(request, overrun), None, len(sent), overran=True)
-            if self._deny and _parser_failed(decision):
+            if self._deny and _script_unparsed(decision):
                 failed = ParserFailed("the bash parser crashed or overran on a script of the pod")
                 return Answer(self._failed(request, failed), None, len(sent))
             response = admission.allow(request, decision, answers=self._answers)
@@ -170,6 +167,6 @@ _SHED: Final[dict[type[Exception], str]] = {
 }
 
 
-def _parser_failed(decision: Decision) -> bool:
+def _script_unparsed(decision: Decision) -> bool:
     failed = (Reason.PARSER_FAILED, Reason.PARSE_TIMEOUT)
     return any(step.verdict in failed for step in decision.trace)

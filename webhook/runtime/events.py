@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from webhook.adapters.kube.client import Cluster, KubeError
-from webhook.adapters.kube.events import EventWriter, NoOwner
+from webhook.adapters.kube.event_writer import EventWriter, NoOwner
 from webhook.core import admission
 from webhook.core.memo import Memo
 from webhook.core.model import Decision

@@ -43,7 +43,7 @@ from webhook.adapters.backoff import Backoff
 from webhook.core.names import Reason, Rule
 from webhook.core.parsed import Needed, ParsedScripts
 from webhook.core.script import ScriptRewrite, parse_timeout, parser_failed, rewrite_script
-from webhook.offline.isolation import Crashed
+from webhook.offline.isolation import ParserFailed
 from webhook.runtime.sandbox import CRASHERS_KEPT, Failures, Sandbox, Unavailable
 
 log = logging.getLogger("multinode_webhook.parsepool")
@@ -162,7 +162,7 @@ class ParsePool:
         for box in self._boxes:
             try:
                 await box.start_async()
-            except (Unavailable, Crashed):
+            except (Unavailable, ParserFailed):
                 started = False
         if not started:
             self.revive()
@@ -311,7 +311,7 @@ class ParsePool:
             rewritten = parse_timeout(self._budget)
             # The parse may fit its budget on a machine less busy: it is tried again later.
             until = time.monotonic() + self._timeout_kept
-        except Crashed:
+        except ParserFailed:
             self.counts.crashes += 1
             rewritten = parser_failed()
         except Unavailable:
@@ -341,7 +341,7 @@ class ParsePool:
             for box in stopped:
                 try:
                     await box.start_async()
-                except (Unavailable, Crashed):
+                except (Unavailable, ParserFailed):
                     pass  # it says why, and is tried again
                 except Exception as error:  # the reviver must outlive any failure
                     box.unavailable = f"a parse worker could not be started: {error}"

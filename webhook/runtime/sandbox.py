@@ -34,7 +34,7 @@ from typing import Any, Final, NoReturn, TypeVar
 from webhook.core.names import Rule
 from webhook.core.parsed import ParsedScripts
 from webhook.core.script import ScriptRewrite, parser_failed, rewrite_script
-from webhook.offline.isolation import Crashed
+from webhook.offline.isolation import ParserFailed
 
 T = TypeVar("T")
 
@@ -138,7 +138,7 @@ class Sandbox:
         await self.call_async(int)
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """`fn(*args)` in the worker; `Crashed` if the call killed it (`_died` says when),
+        """`fn(*args)` in the worker; `ParserFailed` if the call killed it (`_died` says when),
         `Unavailable` if none could be started or every try was killed from outside."""
         with self._sync:
             deaths: list[int | None] = []
@@ -196,7 +196,7 @@ class Sandbox:
         raise AssertionError("unreachable")
 
     def rewrite(self, script: str, rules: frozenset[Rule]) -> ScriptRewrite:
-        """The script's rewrite, parsed in the worker; `Crashed` if the parse killed it."""
+        """The script's rewrite, parsed in the worker; `ParserFailed` if the parse killed it."""
         return self.call(self._parse, script, rules)
 
     def close(self, *, wait: bool = False) -> None:
@@ -230,7 +230,7 @@ class Sandbox:
         kills = len(deaths) - crashes
         if crashes >= 2:
             self.crashes += 1
-            raise Crashed
+            raise ParserFailed
         if kills >= KILLS_TRIED:
             # No worker lasts long enough to run a call: as good as none can be started.
             self.killed += 1
@@ -282,7 +282,7 @@ class Isolated:
             return known[0]
         try:
             found = self.sandbox.rewrite(script, rules)
-        except Crashed:
+        except ParserFailed:
             found = parser_failed()
             self._crashers.add(script, found)
             return found

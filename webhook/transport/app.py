@@ -43,7 +43,7 @@ from webhook.runtime.ratelimit import RateLimit
 from webhook.runtime.warmup import WarmUp
 from webhook.transport.logs import ReviewLog
 from webhook.transport.metrics import CONTENT_TYPE, ERROR, Metrics
-from webhook.transport.previews import PreviewRefused, PreviewWorker
+from webhook.transport.preview_worker import PreviewRefused, PreviewWorker
 
 MUTATE: Final = "/mutate"
 MUTATE_SHADOW: Final = "/mutate/shadow"
