@@ -24,8 +24,8 @@ import httpx
 from tests.support.pace import patience
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
-from webhook.transport import app
 from webhook.transport.listeners import Listeners, bind
+from webhook.transport.state import AppState
 
 SANS = ("localhost", "127.0.0.1")
 
@@ -60,7 +60,7 @@ def client_context(*ca_pems: bytes) -> ssl.SSLContext:
 
 @dataclass
 class Running:
-    state: app.AppState
+    state: AppState
     https_port: int
     http_port: int
     preview_port: int | None
@@ -114,7 +114,7 @@ def running(
         cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
     )
     injected = {"parse": parse, "decide": decide}
-    state = app.AppState(
+    state = AppState(
         config,
         tls=certs.CertificateReloader(cert_dir),
         **{name: given for name, given in injected.items() if given is not None},

@@ -13,8 +13,8 @@ from webhook.adapters import certs
 from webhook.adapters.config import Settings
 from webhook.core.model import Decision
 from webhook.core.mutate import decide
-from webhook.transport import app
 from webhook.transport.listeners import Listeners, bind, run
+from webhook.transport.state import AppState
 
 
 def slow_decide(facts: Any, **kwargs: Any) -> Decision:
@@ -26,7 +26,7 @@ def slow_decide(facts: Any, **kwargs: Any) -> Decision:
 def main() -> None:
     cert_dir = Path(sys.argv[1])
     settings = Settings(cert_dir=cert_dir, log_level="info", log_format="json", deadline_seconds=5)
-    state = app.AppState(settings, tls=certs.CertificateReloader(cert_dir), decide=slow_decide)
+    state = AppState(settings, tls=certs.CertificateReloader(cert_dir), decide=slow_decide)
     https_socket = bind("127.0.0.1", 0, reuse_port=False)
     http_socket = bind("127.0.0.1", 0, reuse_port=False)
     print(https_socket.getsockname()[1], http_socket.getsockname()[1], flush=True)

@@ -15,7 +15,8 @@ import pytest
 from tests.support.builders import example, review
 from tests.support.pace import patience
 from tests.support.servers import free_port, running, spawned
-from webhook.transport import app, logs
+from webhook.transport import logs
+from webhook.transport.state import REFUSALS_LOGGED_PER_SECOND
 
 FIELDS = {
     "endpoint": "/mutate",
@@ -170,7 +171,7 @@ def test_refused_requests_are_logged_but_not_without_bound(
             assert reply.status_code == 400
         assert previews.post("/preview?format=xml", content=b"{}").status_code in (400, 415)
     refusals = [r for r in caplog.records if r.getMessage() == "request refused"]
-    assert 1 <= len(refusals) <= app.REFUSALS_LOGGED_PER_SECOND + 2
+    assert 1 <= len(refusals) <= REFUSALS_LOGGED_PER_SECOND + 2
     fields = refusals[0].fields  # type: ignore[attr-defined]
     assert fields["endpoint"] == "/mutate"
     assert fields["status"] == 400

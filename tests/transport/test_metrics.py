@@ -7,8 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from webhook.adapters.config import Settings
-from webhook.transport.app import AppState
 from webhook.transport.metrics import Metrics
+from webhook.transport.state import AppState
 
 LATENCY = "multinode_webhook_review_duration_seconds"
 SIZE = "multinode_webhook_request_body_bytes"

@@ -23,7 +23,7 @@ from webhook.core.admission import API_VERSIONS, ReviewRequest
 from webhook.core.mutate import mutate
 from webhook.core.script import rewrite_script
 from webhook.core.view import ReviewView
-from webhook.transport.app import RequestError, decode_review, parse_body
+from webhook.transport.http import RequestError, decode_review, parse_body
 
 SERVER_RECURSION_LIMIT = 1000  # CPython's default, which `serve` keeps
 EXAMPLES = 5_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 300

@@ -8,7 +8,7 @@ no exception carries work. Any error of ours is answered by the error policy: ad
 with a warning (fail open), or refused with a 500 under `--on-error deny`.
 
 What happened is returned (`Answer`), not counted here: metrics, the review log and Events
-observe each answer around the pass (`webhook.transport.app`).
+observe each answer around the pass (`webhook.transport.admission_app`).
 """
 
 from __future__ import annotations

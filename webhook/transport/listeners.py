@@ -29,10 +29,14 @@ from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.runtime.certificates import watch_certificates
 from webhook.runtime.events import send_events
 from webhook.runtime.warmup import WarmUp
-from webhook.transport import app, metrics
+from webhook.transport import metrics
+from webhook.transport.admission_app import admission_app, guarded
 from webhook.transport.coalesce import CoalescingHttpToolsProtocol
 from webhook.transport.logs import LISTENERS_LOGGER
 from webhook.transport.metrics import Metrics
+from webhook.transport.ops_app import ops_app
+from webhook.transport.preview_app import preview_app
+from webhook.transport.state import AppState
 
 log = logging.getLogger(LISTENERS_LOGGER)
 
@@ -72,7 +76,7 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 class Listeners:
     """One process serving the HTTPS and the plain-HTTP listener on already-bound sockets."""
 
-    state: app.AppState
+    state: AppState
     https_socket: socket.socket
     http_socket: socket.socket
     preview_socket: socket.socket | None = None
@@ -87,7 +91,7 @@ class Listeners:
         tls_state = self.state.tls
         server: _Uvicorn  # bound below; the cap reads it only once requests arrive
         config = uvicorn.Config(
-            app.guarded(
+            guarded(
                 asgi,
                 self.state,
                 limit=settings.max_connections,
@@ -148,11 +152,11 @@ class Listeners:
 
     async def serve(self) -> None:
         listening = [
-            (self._uvicorn(app.admission_app(self.state), tls=True), self.https_socket),
-            (self._uvicorn(app.ops_app(self.state), tls=False), self.http_socket),
+            (self._uvicorn(admission_app(self.state), tls=True), self.https_socket),
+            (self._uvicorn(ops_app(self.state), tls=False), self.http_socket),
         ]
         if self.preview_socket is not None:
-            preview = self._uvicorn(app.preview_app(self.state), tls=True)
+            preview = self._uvicorn(preview_app(self.state), tls=True)
             listening.append((preview, self.preview_socket))
         self._servers = [server for server, _ in listening]
         loop = asyncio.get_running_loop()
@@ -258,21 +262,19 @@ def serve(settings: Settings) -> None:
     # The ports as bound (port 0 takes a free one), for whoever started the server.
     print("listening:", " ".join(f"{name}={port}" for name, port in ports.items()), flush=True)
 
-    def listeners(state: app.AppState) -> Listeners:
+    def listeners(state: AppState) -> Listeners:
         return Listeners(
             state, sockets["https_port"], sockets["http_port"], sockets.get("preview_port")
         )
 
     if settings.workers == 1:
-        serving = listeners(app.AppState(settings, tls=tls))
+        serving = listeners(AppState(settings, tls=tls))
         run(serving)
         interrupted = serving.interrupted
     else:
         with tempfile.TemporaryDirectory(prefix="multinode-webhook-metrics-") as directory:
             metrics.use_multiprocess(Path(directory))
-            state = app.AppState(
-                settings, tls=tls, metrics=Metrics(multiprocess_dir=Path(directory))
-            )
+            state = AppState(settings, tls=tls, metrics=Metrics(multiprocess_dir=Path(directory)))
             interrupted = _run_workers(listeners(state), settings.workers)
     if interrupted:
         # Stopped cleanly; the command line answers Ctrl-C with exit 130, quietly.
