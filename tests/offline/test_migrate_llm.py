@@ -143,3 +143,38 @@ def test_a_commented_service_keeps_its_text_but_for_the_lines_that_change() -> N
         '              value: "--enforce-eager"   # kept, the args go after it',
         "            - --kv-cache-dtype=fp8",
     ]
+
+
+def test_a_document_not_editable_in_place_is_rewritten_alone_and_said_so() -> None:
+    """A flow-style `env` list cannot take a new entry in place: that service's document is
+    written out again whole (its values kept), and the other documents of the file keep every
+    line, comments included."""
+    other = (
+        "# kept as written\nkind: ConfigMap   # a comment\napiVersion: v1\nmetadata: {name: c}\n"
+    )
+    service = (
+        "apiVersion: serving.kserve.io/v1alpha1\n"
+        "kind: LLMInferenceService\n"
+        "metadata: {name: s}\n"
+        "spec:\n"
+        "  parallelism: {tensor: 1, data: 2, dataLocal: 1}\n"
+        "  template:\n"
+        "    containers:\n"
+        "    - name: main\n"
+        "      env: [{name: A, value: '1'}]   # flow style\n"
+        "      args: ['--max-model-len=4096']\n"
+        "  worker:\n"
+        "    containers:\n"
+        "    - name: main\n"
+    )
+    migrated, changes = migrate_text(other + "---\n" + service, name="both.yaml")
+    assert changes
+    assert all(change.rewritten for change in changes)
+    assert migrated.startswith(other + "---\n")
+    [kept, rewritten] = list(yaml.safe_load_all(migrated))
+    assert kept == yaml.safe_load(other)
+    [main] = rewritten["spec"]["template"]["containers"]
+    assert "args" not in main
+    assert main["env"][0] == {"name": "A", "value": "1"}
+    result = cli("migrate", stdin=other + "---\n" + service)
+    assert "written out again whole" in result.stderr

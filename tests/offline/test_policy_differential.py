@@ -322,3 +322,34 @@ def test_known_divergences_are_rows(row: Row) -> None:
         for p, _ in split(compiled)
     ]
     assert judged(policies, row.pod) == row.verdict
+
+
+def _pod_of(container_name: str) -> dict[str, Any]:
+    script = "python -m huggingfaceserver --model_dir=/mnt/models\n"
+    return built_pod(
+        {names.ISVC_LABEL: "m"},
+        [{"name": container_name, "command": ["bash", "-c"], "args": [script, "--user-arg"]}],
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "container_name", "namespace"),
+    [
+        (Options(containers=("my-server",)), "my-server", "models"),
+        (Options(containers=("my-server",)), names.HEAD_CONTAINER, "models"),
+        (Options(own_namespace="mnw"), names.HEAD_CONTAINER, "mnw"),
+        (Options(llm_containers=("engine",)), names.HEAD_CONTAINER, "models"),
+    ],
+    ids=["custom-container", "default-name-not-a-target", "own-namespace", "custom-llm-container"],
+)
+def test_a_policy_compiled_with_options_targets_what_a_server_with_them_does(
+    options: Options, container_name: str, namespace: str
+) -> None:
+    pod = _pod_of(container_name)
+    compiled = compile_shapes([("src", pod)], options=options)
+    policy = Policy(policy_spec(compiled.shapes, options=options, patch=jsonpatch_map))
+    decision = admit(pod, context=Context(namespace=namespace), options=options)
+    by_webhook = jsonpatch.apply_patch(pod, to_json(decision.patch))
+    by_policy = jsonpatch.apply_patch(pod, policy.patch(pod, namespace=namespace))
+    assert by_policy in (by_webhook, pod)
+    assert (by_policy == by_webhook) or bool(compiled.uncovered)

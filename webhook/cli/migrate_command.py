@@ -86,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         for change in changes:
             print(f"migrated {named}: {change}", file=sys.stderr)
+        if any(change.rewritten for change in changes):
+            # Said once a file: the values are right, but a reviewer of the diff should know.
+            print(
+                f"{named}: a document could not be edited in place and was written out again "
+                "whole: its comments and quoting are not kept",
+                file=sys.stderr,
+            )
     runtimes = len({(name, c.namespace, c.runtime) for name, c in found})
     total = f"{counted(len(found), 'container')} in {counted(runtimes, 'runtime')}"
     if args.check:

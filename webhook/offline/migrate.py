@@ -68,6 +68,9 @@ class Change:
     rules: tuple[str, ...]
     namespace: str = ""
     role: str = ""  # which pods it is in: head, worker, template, prefill worker...
+    # Its document could not be edited in place and was written out again whole: its values
+    # kept, its comments and quoting not.
+    rewritten: bool = False
 
     @property
     def where(self) -> str:
@@ -338,23 +341,28 @@ def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Chan
     edits: list[splice.Edit] = []
     changes: list[Change] = []
     expected: list[Any] = []
-    whole = False
     for root, document in loaded:
         targets = list(_targets(_checked(document, name), options)) if document is not None else []
-        expected.append(_applied(document, targets) if targets else document)
-        for target in targets:
-            changes.append(target.change)
-            found = _edits(text, root, target)
-            whole = whole or found is None
-            edits.extend(found or ())
+        migrated = _applied(document, targets) if targets else document
+        expected.append(migrated)
+        found = [_edits(text, root, target) for target in targets]
+        if all(edit is not None for edit in found):
+            changes.extend(target.change for target in targets)
+            edits.extend(edit for each in found for edit in each or ())
+            continue
+        # Not editable in place: this document alone is written out again, its values kept.
+        changes.extend(replace(target.change, rewritten=True) for target in targets)
+        dumped = documents.dump(migrated).removesuffix("\n")
+        edits.append(splice.Edit(root.start_mark.index, root.end_mark.index, dumped))
     if not changes:
         return text, []
     # An anchor's text is reached through each of its aliases too: edit it once.
-    edits = list(dict.fromkeys(edits))
-    edited = splice.apply(text, edits) if not whole else ""
-    if whole or _reread(edited, name) != expected:
-        # Not editable in place: every document written out again, none of its values lost.
+    edited = splice.apply(text, list(dict.fromkeys(edits)))
+    if _reread(edited, name) != expected:
+        # Edits that do not read back as meant (two aliases of one anchor changed in different
+        # ways): every document written out again, none of its values lost.
         edited = "---\n".join(documents.dump(d) for d in expected if d is not None)
+        changes = [replace(change, rewritten=True) for change in changes]
     return edited, changes
 
 

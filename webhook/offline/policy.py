@@ -112,6 +112,8 @@ class Compiled:
     uncovered: list[str] = field(default_factory=list)
     # By digest, the other inputs a shape stands for: presets and workloads of one script.
     also: dict[str, list[str]] = field(default_factory=dict)
+    # What the shapes were compiled for: the policy targets the same containers and namespace.
+    options: Options = DEFAULT_OPTIONS
 
     def sources(self, shape: Shape) -> list[str]:
         """Every input the shape was compiled from, with its container's name."""
@@ -274,7 +276,7 @@ def compile_shapes(
 ) -> Compiled:
     """The shapes of every target-named container in the documents, each known once."""
     options = options or Options()
-    compiled = Compiled()
+    compiled = Compiled(options=options)
     seen: set[tuple[bool, str]] = set()
     for source, document in documents:
         for llm, container, label in containers_in(document, source, options=options):
@@ -457,14 +459,20 @@ def _condition(shape: Shape) -> str:
     return "(" + " && ".join(parts) + ")"
 
 
-def policy_spec(given: Sequence[Shape], *, patch: Patch = jsonpatch_message) -> dict[str, Any]:
+def policy_spec(
+    given: Sequence[Shape],
+    *,
+    options: Options = DEFAULT_OPTIONS,
+    patch: Patch = jsonpatch_message,
+) -> dict[str, Any]:
     """The MutatingAdmissionPolicy's spec for these shapes (the exact ones first, then the
-    templates, in the lists indexed by `variables.shape`)."""
+    templates, in the lists indexed by `variables.shape`), targeting the containers and
+    skipping the namespace of `options`, as a server started with them does."""
     exact = [shape for shape in given if shape.template is None]
     templated = [shape for shape in given if shape.template is not None]
     shapes = [*exact, *templated]
-    targets = _cel(list(names.DEFAULT_TARGET_CONTAINERS))
-    llm_targets = _cel(list(names.DEFAULT_LLM_CONTAINERS))
+    targets = _cel(list(options.containers))
+    llm_targets = _cel(list(options.llm_containers))
     labels = "object.metadata.labels"
     chain = (
         f"variables.template >= 0 ? {len(exact)} + variables.template : -1" if templated else "-1"
@@ -527,7 +535,7 @@ def policy_spec(given: Sequence[Shape], *, patch: Patch = jsonpatch_message) -> 
             {
                 "name": "not-a-system-namespace",
                 "expression": "!(request.namespace in "
-                f"{_cel(sorted({*names.SYSTEM_NAMESPACES, names.DEFAULT_OWN_NAMESPACE}))})",
+                f"{_cel(sorted({*names.SYSTEM_NAMESPACES, options.own_namespace}))})",
             },
         ],
         "variables": [
@@ -863,7 +871,7 @@ def _policy(shapes: Sequence[Shape], name: str, compiled: Compiled) -> dict[str,
         "apiVersion": API_VERSION,
         "kind": "MutatingAdmissionPolicy",
         "metadata": {"name": name, "annotations": annotations},
-        "spec": policy_spec(shapes),
+        "spec": policy_spec(shapes, options=compiled.options),
     }
 
 
