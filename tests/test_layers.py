@@ -43,7 +43,7 @@ def test_the_contracts_hold() -> None:
         ("adapters/config.py", "import fastapi", "Adapters hold no web framework"),
         ("transport/state.py", "import kubernetes", "The Kubernetes client module"),
         ("runtime/parsepool.py", "import webhook.transport.metrics", "Rings"),
-        ("offline/policy.py", "import webhook.runtime.sandbox", "Rings"),
+        ("offline/policy/shapes.py", "import webhook.runtime.sandbox", "Rings"),
         ("core/mutate.py", "import webhook.runtime.admit", "Rings"),
         ("runtime/events.py", "import kubernetes", "The Kubernetes client module"),
         ("transport/preview_app.py", "import webhook.offline.policy", "The transport takes only"),
