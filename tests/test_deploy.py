@@ -24,7 +24,7 @@ from webhook.adapters import certs
 from webhook.adapters.config import Settings
 from webhook.core import names
 from webhook.core.names import Inject, Mode
-from webhook.inspect.installation import label_selector_matches
+from webhook.inspect.selectors import label_selector_matches
 from webhook.offline.policy import compile_shapes, policy_objects
 
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.

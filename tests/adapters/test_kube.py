@@ -27,7 +27,8 @@ from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.core import names
-from webhook.inspect.installation import Finding, check
+from webhook.inspect.findings import Finding
+from webhook.inspect.installation import check
 
 NS = "multinode-webhook"
 SERVICE = "multinode-webhook"

@@ -33,20 +33,17 @@ from webhook.core.names import (
 from webhook.core.patch import PatchOp
 from webhook.core.raw import mapping, string
 from webhook.core.rewrite import problem_text
-from webhook.inspect.installation import (
-    Decide,
+from webhook.inspect.installation import Decide, decided, webhook_configuration
+from webhook.inspect.installed_policies import installed_policies, policy_leaves_pod
+from webhook.inspect.selectors import (
     covered_namespaces,
-    decided,
     label_selector_matches,
     namespace_labels,
     policy_namespaces,
     policy_selects,
-    serving_findings,
     shadows,
-    webhook_configuration,
-    webhook_service,
 )
-from webhook.inspect.installed_policies import installed_policies, policy_leaves_pod
+from webhook.inspect.serving import serving_findings, webhook_service
 
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
 LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"

@@ -11,38 +11,38 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from webhook.adapters import certs
-from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError, secret_data
-from webhook.adapters.kube.probe import handshake
-from webhook.core.kinds import ISVC_KIND, LLMISVC_KIND
+from webhook.adapters.kube.client import NOT_FOUND, Cluster, KubeError
 from webhook.core.model import DEFAULT_OPTIONS, Context, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import (
-    DEFAULT_LLM_CONTAINERS,
-    DEFAULT_TARGET_CONTAINERS,
     INJECT_LABEL,
-    ISVC_LABEL,
-    PART_OF_LABEL,
     STATUS_ANNOTATION,
-    SYSTEM_NAMESPACES,
     Action,
     Inject,
-    Mode,
 )
 from webhook.core.raw import mapping, string
 from webhook.core.view import pod_view
+from webhook.inspect.findings import Finding
 from webhook.inspect.installed_policies import InstalledPolicy, installed_policies
+from webhook.inspect.selectors import (
+    covered_namespaces,
+    install_mode,
+    namespace_labels,
+    policy_namespaces,
+)
+from webhook.inspect.serving import (
+    CERTIFICATE_KEEPER,
+    certificate_findings,
+    keeper_finding,
+    served_certificate_finding,
+    serving_findings,
+    webhook_service,
+)
+from webhook.inspect.targets import entry_family, target_containers_findings
 from webhook.offline.isolation import current
-
-CERTIFICATE_KEEPER: Final = "multinode-webhook-certs"
-# The label the API server gives every namespace, which selectors may name.
-_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 
 # What admission decides for a pod: `decided`, unless a test hands in another.
 Decide = Callable[[Mapping[str, Any], Context], Decision]
@@ -55,267 +55,6 @@ def decided(
     given), its scripts parsed under the run's isolation (the command line's sandbox), and a
     script that crashes the parser answered `parser-failed` as admission answers it."""
     return mutate(pod_view(pod), context=context, options=options, rewrites=current().rewrite)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One line of the check report: `ok` False marks a problem, `verified` False what could
-    not be verified from here (neither a problem nor a pass)."""
-
-    text: str
-    ok: bool = True
-    verified: bool = True
-
-
-def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Kubernetes label selector semantics: matchLabels and matchExpressions, all must hold.
-
-    An empty or absent selector matches everything.
-    """
-    selector = mapping(selector)
-    for key, value in mapping(selector.get("matchLabels")).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = expression.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
-
-
-def install_mode(selector: Mapping[str, Any]) -> str:
-    """How an entry's namespaceSelector selects: opt-in, cluster-wide, or custom."""
-    labels = mapping(selector.get("matchLabels"))
-    if labels.get(INJECT_LABEL) in (Inject.ENABLED, Inject.SHADOW):
-        return Mode.OPT_IN
-    for expression in selector.get("matchExpressions") or []:
-        if expression.get("key") == INJECT_LABEL and expression.get("operator") == "NotIn":
-            return Mode.CLUSTER_WIDE
-    return "custom"
-
-
-# The container names a matchConditions expression lets through: `c.name in ['a', 'b']`.
-_CEL_NAMES = re.compile(r"\.name\s+in\s+\[([^\]]*)\]")
-_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    """The pods a webhook entry is for, told by the label its objectSelector keys on, and the
-    `serve` flag (and its environment variable) naming their target containers."""
-
-    pods: str
-    label: str
-    flag: str
-    default: tuple[str, ...]
-
-    @property
-    def env(self) -> str:
-        return "MULTINODE_WEBHOOK_" + self.flag.removeprefix("--").replace("-", "_").upper()
-
-
-FAMILIES: Final = (
-    Family(ISVC_KIND, ISVC_LABEL, "--containers", DEFAULT_TARGET_CONTAINERS),
-    Family(LLMISVC_KIND, PART_OF_LABEL, "--llm-containers", DEFAULT_LLM_CONTAINERS),
-)
-
-
-def entry_family(entry: Mapping[str, Any]) -> Family | None:
-    """The family of pods an entry's objectSelector selects, or None for any other."""
-    keys = {
-        expression.get("key")
-        for expression in mapping(entry.get("objectSelector")).get("matchExpressions") or []
-    } | set(mapping(mapping(entry.get("objectSelector")).get("matchLabels")))
-    return next((family for family in FAMILIES if family.label in keys), None)
-
-
-def cel_container_names(entries: Sequence[Any]) -> set[str]:
-    """The container names the entries' matchConditions list; empty when they list none."""
-    found: set[str] = set()
-    for entry in entries:
-        for condition in mapping(entry).get("matchConditions") or []:
-            expression = string(mapping(condition).get("expression"))
-            for listed in _CEL_NAMES.findall(expression):
-                found.update(single or double for single, double in _QUOTED.findall(listed))
-    return found
-
-
-def served_container_names(deployment: Mapping[str, Any], family: Family) -> set[str] | None:
-    """The containers of `family`'s pods the Deployment's `serve` rewrites (its flag, else its
-    environment variable, else the default); None when no container of it runs `serve`."""
-    spec = mapping(mapping(mapping(deployment.get("spec")).get("template")).get("spec"))
-    for container in spec.get("containers") or []:
-        words = [*(container.get("command") or []), *(container.get("args") or [])]
-        if "serve" not in words:
-            continue
-        flags = [
-            value
-            for word, value in zip(words, [*words[1:], ""], strict=True)
-            if word == family.flag
-        ]
-        flags += [w.split("=", 1)[1] for w in words if w.startswith(family.flag + "=")]
-        if flags:
-            return set(flags)
-        for variable in container.get("env") or []:
-            if variable.get("name") == family.env:
-                try:
-                    return {str(name) for name in json.loads(string(variable.get("value")))}
-                except (TypeError, ValueError):
-                    return None
-        return set(family.default)
-    return None
-
-
-def target_containers_findings(
-    entries: Sequence[Any], deployment: Mapping[str, Any] | None, *, name: str
-) -> list[Finding]:
-    """Whether the server and the API server agree on which containers are targets, for each
-    family of pods: a name the matchConditions leave out is never sent to the server."""
-    findings: list[Finding] = []
-    for family in FAMILIES:
-        chosen = [entry for entry in entries if entry_family(mapping(entry)) is family]
-        if not chosen:
-            findings.append(
-                Finding(f"{family.pods} pods: no webhook entry selects them (not covered)")
-            )
-            continue
-        findings.append(_containers_finding(family, chosen, deployment, name=name))
-    return findings
-
-
-def _containers_finding(
-    family: Family, entries: Sequence[Any], deployment: Mapping[str, Any] | None, *, name: str
-) -> Finding:
-    listed = cel_container_names(entries)
-    if not listed:
-        return Finding(f"{family.pods} pods: matchConditions do not filter by container name")
-    served = served_container_names(deployment, family) if deployment is not None else None
-    if served is None:
-        return Finding(
-            f"Deployment {name} running serve not found: "
-            f"its {family.flag} were not compared with the matchConditions",
-            verified=False,
-        )
-    if served == listed:
-        return Finding(
-            f"{family.pods} target containers: {', '.join(sorted(served))} (server and CEL agree)"
-        )
-    return Finding(
-        f"{family.pods} target containers differ: the server rewrites "
-        f"{', '.join(sorted(served))} ({family.flag}), the matchConditions let through "
-        f"{', '.join(sorted(listed))}; a name on one side only is never rewritten",
-        ok=False,
-    )
-
-
-_DOWN = "pods are admitted unrepaired while it is (failurePolicy Ignore)"
-
-
-def deployment_finding(
-    deployment: Mapping[str, Any] | None, *, namespace: str, name: str
-) -> Finding:
-    """Whether the webhook's Deployment has a ready replica."""
-    if deployment is None:
-        return Finding(
-            f"Deployment {namespace}/{name} not found: nothing serves the webhook; {_DOWN}",
-            ok=False,
-        )
-    wanted = mapping(deployment.get("spec")).get("replicas", 1)
-    ready = mapping(deployment.get("status")).get("readyReplicas") or 0
-    if not ready:
-        return Finding(
-            f"Deployment {namespace}/{name} has no ready replicas (0 of {wanted}): {_DOWN}; "
-            f"see kubectl -n {namespace} describe deploy/{name}",
-            ok=False,
-        )
-    return Finding(f"Deployment {namespace}/{name}: {ready} of {wanted} replicas ready")
-
-
-def endpoints_finding(slices: Sequence[Mapping[str, Any]], *, name: str) -> Finding:
-    """Whether the Service the API server calls has a ready endpoint."""
-    ready = sum(
-        1
-        for piece in slices
-        for endpoint in piece.get("endpoints") or []
-        # An unset condition means ready (discovery.k8s.io/v1).
-        if mapping(endpoint.get("conditions")).get("ready") is not False
-    )
-    if not ready:
-        return Finding(f"Service {name} has no ready endpoints: {_DOWN}", ok=False)
-    return Finding(f"Service {name}: {ready} ready endpoints")
-
-
-def webhook_service(entries: Sequence[Any]) -> tuple[str, str]:
-    """(namespace, name) of the Service the first entry calls: the webhook's own, whose
-    Deployment bears the same name."""
-    first = mapping(entries[0]) if entries else {}
-    service = mapping(mapping(first.get("clientConfig")).get("service"))
-    return string(service.get("namespace")), string(service.get("name"))
-
-
-def serving_findings(
-    cluster: Cluster, deployment: Mapping[str, Any] | None, *, namespace: str, name: str
-) -> list[Finding]:
-    """Whether something serves the webhook: its Deployment's ready replicas and its
-    Service's ready endpoints."""
-    return [
-        deployment_finding(deployment, namespace=namespace, name=name),
-        endpoints_finding(cluster.endpoint_slices(namespace, name), name=f"{namespace}/{name}"),
-    ]
-
-
-def keeper_finding(deployment: Mapping[str, Any] | None, *, namespace: str, name: str) -> Finding:
-    """Whether the Deployment that makes and renews the serving certificate runs, when the
-    install has one."""
-    if deployment is None:
-        return Finding(
-            f"Deployment {namespace}/{name} not found: certificates come from cert-manager, "
-            "or nothing renews them",
-            verified=False,
-        )
-    if not mapping(deployment.get("status")).get("readyReplicas"):
-        return Finding(
-            f"Deployment {namespace}/{name} has no ready replica: the serving certificate is "
-            f"neither made nor renewed; see kubectl -n {namespace} logs deploy/{name}",
-            ok=False,
-        )
-    return Finding(f"Deployment {namespace}/{name} keeps the serving certificate")
-
-
-def served_certificate_finding(
-    address: tuple[str, int], *, server_name: str, ca_bundle: bytes, given: bool
-) -> Finding:
-    """Whether the certificate served at `address` verifies as the API server would see it.
-    An address the user `given` that cannot be reached is a problem; the Service's own, from
-    outside the cluster, is only not verified."""
-    host, port = address
-    found = handshake(address, server_name=server_name, ca_bundle=ca_bundle)
-    if found.verified is None:
-        if given:
-            return Finding(f"--address {host}:{port} cannot be reached: {found.detail}", ok=False)
-        return Finding(
-            f"served certificate NOT verified: {host}:{port} is not reachable from here "
-            f"({found.detail}); the Secret was checked instead (--address HOST:PORT through "
-            "kubectl port-forward verifies it)",
-            verified=False,
-        )
-    if not found.verified:
-        return Finding(
-            f"served certificate at {host}:{port} FAILS against caBundle: {found.detail}",
-            ok=False,
-        )
-    return Finding(
-        f"served certificate at {host}:{port} verifies against caBundle as {server_name}"
-        f" (until {found.expires:%Y-%m-%d})"
-    )
 
 
 def check(
@@ -389,7 +128,7 @@ def check(
     ca_bundle = base64.b64decode(
         string(mapping(entries[0].get("clientConfig")).get("caBundle")) or ""
     )
-    findings.extend(_certificate_findings(cluster, ca_bundle, service_ns, secret, now))
+    findings.extend(certificate_findings(cluster, ca_bundle, service_ns, secret, now))
     if service_name and ca_bundle:
         server_name = f"{service_name}.{service_ns}.svc"
         findings.append(
@@ -413,12 +152,6 @@ def check(
     return findings
 
 
-def shadows(entry: Mapping[str, Any]) -> bool:
-    """Whether a webhook entry calls /mutate/shadow, which never patches."""
-    path = mapping(mapping(entry.get("clientConfig")).get("service")).get("path", "")
-    return str(path).endswith("/shadow")
-
-
 def webhook_configuration(cluster: Cluster, name: str) -> dict[str, Any] | None:
     """The MutatingWebhookConfiguration, or None when there is none (a policy-only install)."""
     try:
@@ -427,41 +160,6 @@ def webhook_configuration(cluster: Cluster, name: str) -> dict[str, Any] | None:
         if error.status == NOT_FOUND:
             return None
         raise
-
-
-def policy_selects(
-    policy: InstalledPolicy, namespace_labels: Mapping[str, str], pod_labels: Mapping[str, str]
-) -> bool:
-    """Whether a binding of the policy selects a pod with these labels in such a namespace."""
-    return any(
-        label_selector_matches(namespaces, namespace_labels)
-        and label_selector_matches(objects, pod_labels)
-        for _, namespaces, objects in policy.bindings
-    )
-
-
-def namespace_labels(cluster: Cluster) -> dict[str, dict[str, str]]:
-    """Every namespace's labels, with the name label the API server gives each, which
-    namespace selectors may name."""
-    found = {}
-    for item in cluster.namespaces():
-        metadata = mapping(item.get("metadata"))
-        name = string(metadata.get("name"))
-        found[name] = {**mapping(metadata.get("labels")), _NAME_LABEL: name}
-    return found
-
-
-def policy_namespaces(
-    policy: InstalledPolicy, namespaces: Mapping[str, Mapping[str, str]]
-) -> list[str]:
-    """The namespaces a binding of the policy selects, but the system ones, which the policy's
-    own conditions leave out."""
-    return [
-        name
-        for name, labels in sorted(namespaces.items())
-        if name not in SYSTEM_NAMESPACES
-        and any(label_selector_matches(selector, labels) for _, selector, _ in policy.bindings)
-    ]
 
 
 def policy_findings(
@@ -509,55 +207,6 @@ def _presets(sources: Sequence[str]) -> dict[str, list[str]]:
         if preset:
             found.setdefault(preset, []).append(role)
     return found
-
-
-def covered_namespaces(
-    entries: list[Any], namespaces: Mapping[str, Mapping[str, str]]
-) -> tuple[set[str], set[str]]:
-    """(the namespaces some entry mutates, those some entry shadows), by namespace selector."""
-    mutated: set[str] = set()
-    shadowed: set[str] = set()
-    for entry in entries:
-        into = shadowed if shadows(entry) else mutated
-        selector = mapping(entry.get("namespaceSelector"))
-        into.update(
-            n for n, labels in namespaces.items() if label_selector_matches(selector, labels)
-        )
-    return mutated, shadowed
-
-
-def _certificate_findings(
-    cluster: Cluster, ca_bundle: bytes, namespace: str, secret: str, now: dt.datetime
-) -> list[Finding]:
-    if not ca_bundle:
-        return [Finding("caBundle is empty: the API server cannot verify the webhook", ok=False)]
-    found = cluster.secret(namespace, secret)
-    if found is None:
-        return [
-            Finding(
-                f"Secret {namespace}/{secret} not found: the webhook's pods cannot start "
-                "without their serving certificate",
-                ok=False,
-            )
-        ]
-    data = secret_data(found)
-    cert = data.get(certs.CERT_FILE)
-    if not cert:
-        return [Finding(f"Secret {namespace}/{secret} has no tls.crt", ok=False)]
-    expires = certs.not_after(cert)
-    days = (expires - now).days
-    findings = [
-        Finding(
-            f"Secret {namespace}/{secret}: certificate valid until {expires:%Y-%m-%d} "
-            f"({days} days)",
-            ok=days > 0,
-        )
-    ]
-    if certs.issued_by(cert, ca_bundle):
-        findings.append(Finding("caBundle verifies the Secret's certificate"))
-    else:
-        findings.append(Finding("caBundle does NOT verify the Secret's certificate", ok=False))
-    return findings
 
 
 def _pod_finding(
