@@ -361,9 +361,7 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     # A quote left open stops eval before it runs anything, unless a newline came first: eval
     # runs each line it has read before it reads the next. The parser may take it as closed
     # (`$'\\'`), so this is asked of the text before the parse tree is.
-    lost = told and any(
-        evalword.unclosed(text[a:b]) and "\n" not in text[a:b] for a, b in spans
-    )
+    lost = told and any(evalword.unclosed(text[a:b]) and "\n" not in text[a:b] for a, b in spans)
     if lost and evalword.unclosed(text):
         return Launch(kind, (), params.zero, evaluated=(LOST,) * len(spans))
     if root is None:  # eval refuses the text, unless the parser was never given it
