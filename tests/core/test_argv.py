@@ -66,6 +66,21 @@ TABLE: list[tuple[list[str], list[str]]] = [
     (["}\\]"], ["changed: eval makes it '}]'"]),
     (["--sizes={08..10..2}"], [BRACES]),
     (["--a=\\*"], ["changed: eval makes it '--a=*'"]),
+    # A backslash escapes inside $'…': the quote it escapes does not close the string.
+    (["$'\\'{a,b}'"], ['changed: eval makes it "\'{a,b}"']),
+    (["$'\\''{a,b}"], [BRACES]),
+    (["--x=$'\\''{1..2}"], [BRACES]),
+    (["$HOME$'\\'", "--b"], [LOST, LOST]),
+    (["--a=$(python3 -c ran)$'\\'"], [LOST]),
+    # Tilde: after escaped newlines; never with a quoted prefix; in an assignment-like word
+    # only after its first `=` or a `:`.
+    (["\\\n~/models"], [TILDE]),
+    (["~'/x'"], ["changed: eval makes it '~/x'"]),
+    (["X=a=~/b", "X+=a:~/b"], ["exact", TILDE]),
+    # A sequence whose end or step is past int64 is left as written.
+    (["{9223372036854775808..9223372036854775808}"], ["exact"]),
+    (["--cuda-graph-sizes={1..3..18446744073709551617}"], ["exact"]),
+    (["{-9223372036854775808..-9223372036854775807}"], [BRACES]),
 ]
 
 
@@ -93,8 +108,20 @@ def test_what_eval_does_with_each_arg_is_what_bash_does(
             ours[ours.index("${VLLM_ADDITIONAL_ARGS}") + 1 :]
             == server[server.index("--data-parallel-start-rank") + 2 :]
         ), (ours, server)
-    for arg, verdict in zip(args, verdicts, strict=True):
-        assert bash_agrees(verdict, arg, calls), (arg, verdict, calls)
+    for index, (arg, verdict) in enumerate(zip(args, verdicts, strict=True)):
+        # The arg's own word is found by its place when each arg before it is one word.
+        before = verdicts[:index]
+        one_word = all(v == "exact" or v.startswith("changed: eval makes it ") for v in before)
+        at = index if one_word else None
+        assert bash_agrees(verdict, arg, calls, at=at), (arg, verdict, calls)
         # The check tells verdicts apart: "exact", said of an arg bash changed, is refused.
         if verdict not in ("exact", LOST, TILDE):
             assert not bash_agrees("exact", arg, calls), (arg, calls)
+
+
+@pytest.mark.parametrize("arg", ["plain-word", "~'/x'", "X=a=~/b", "--x=~/b"])
+def test_the_proof_refuses_a_tilde_bash_did_not_expand(arg: str, tmp_path: Path) -> None:
+    # The preset's own words (/mnt/models) start with `/`: only the arg's own word may count.
+    calls = kubelet.run(_pod([arg]), names.LLM_CONTAINER, tmp_path, check=False)
+    assert not bash_agrees(TILDE, arg, calls, at=0), calls
+    assert bash_agrees(TILDE, "~/x", kubelet.run(_pod(["~/x"]), names.LLM_CONTAINER, tmp_path))

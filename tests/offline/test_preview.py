@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import kubelet
 from tests.support.builders import WORKLOADS, data_pod, example, workload
 from webhook.core import names
 from webhook.offline.preview import REPLACED, failures, preview_object, render
@@ -140,3 +142,32 @@ def test_a_pod_without_a_name_is_still_named_in_lines(metadata: dict[str, Any], 
     results = preview_object(_nameless(metadata))
     assert render(results, "table").startswith(f"{named}: skipped (pod-opted-out)\n")
     assert failures(results, "unpatched") == [f"{named}: skipped (pod-opted-out)"]
+
+
+def test_preview_tells_zero_by_place_not_by_text(tmp_path: Path) -> None:
+    # The command names its own $0 (`--`): the user's first arg, also `--`, is $1, delivered.
+    script = "exec python -m vllm.entrypoints.openai.api_server --model /mnt/models $@"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "p",
+            "namespace": "models",
+            "labels": {"serving.kserve.io/inferenceservice": "m"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "i",
+                    "command": ["bash", "-c", script, "--"],
+                    "args": ["--", "--dtype=half"],
+                }
+            ]
+        },
+    }
+    delivered = kubelet.run(pod, "kserve-container", tmp_path)[-1]
+    assert delivered[-2:] == ["--", "--dtype=half"]
+    [result] = preview_object(pod)
+    [launch] = result["launch"]
+    assert [a["before"] for a in launch["args"]] == ["exact", "exact"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import pwd
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +73,12 @@ def assert_args_forwarded(pod: dict[str, Any], name: str, tmp_path: Path) -> Non
     assert launch(rewritten, name, tmp_path / "rewritten") == [*flags, *HOSTILE_ARGS]
 
 
-def bash_agrees(verdict: str, arg: str, calls: list[list[str]]) -> bool:
+def bash_agrees(verdict: str, arg: str, calls: list[list[str]], *, at: int | None = None) -> bool:
     """Whether what bash handed the stubs (`kubelet.run`'s calls) bears out the verdict a
-    launch report gives an arg of an eval launch (webhook.core.argv)."""
+    launch report gives an arg of an eval launch (webhook.core.argv). `at` is the arg's place
+    among the user's args, each before it one word, in a launch whose user args follow the
+    preset's `--data-parallel-start-rank N`: a tilde, glob or expansion verdict is then checked
+    on the word standing there (without it, on any word)."""
     servers = [call for call in calls if call[:2] == ["vllm", "serve"]]
     if verdict in (argv.LOST, REPLACED):
         return not servers
@@ -98,9 +103,48 @@ def bash_agrees(verdict: str, arg: str, calls: list[list[str]]) -> bool:
     if verdict == argv.RUNS:  # a substitution of the stub `python3 -c ran` ran before the server
         ran = "python3 -c ran" not in arg or ["python3", "-c", "ran"] in calls
         return ran and arg not in received
-    if verdict in (argv.GLOB, argv.EXPANDED):  # values the pod's files and variables give
-        return True
+    own = _own_words(received, at)
+    if verdict == argv.EXPANDED:  # a value the pod's variables give, never the `$…` itself
+        return arg not in own
+    if verdict == argv.GLOB:  # the files it matched, or the pattern, its glob kept
+        return any(word != arg or set(word) & set("*?[") for word in own)
     if verdict == argv.TILDE:  # a home directory, or the word itself when there is none
-        return any(word.startswith(("/", "~")) or "=/" in word for word in received)
+        return any(_tilde_expanded(word) for word in own)
     # Dropped, expanded, brace-expanded, joined, cut: the arg as written never arrives.
     return arg not in received
+
+
+def _own_words(received: list[str], at: int | None) -> list[str]:
+    """The word at the arg's place `at` among the user's args (after the preset's
+    `--data-parallel-start-rank N`), or every word when that place is not known."""
+    marker = "--data-parallel-start-rank"
+    if at is None or marker not in received:
+        return received
+    place = received.index(marker) + 2 + at
+    return received[place : place + 1]
+
+
+def _tilde_expanded(word: str) -> bool:
+    """Whether the word bears the mark of a tilde expansion: where bash expands one (the word's
+    start and, in a word like an assignment, after its first `=` and after each `:`), a path
+    from `/`, or a `~name` left as written because no such user is known."""
+    starts = [word]
+    assignment = re.match(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=", word)
+    if assignment is not None:
+        starts.extend(word[assignment.end() :].split(":"))
+    return any(part.startswith("/") or _unknown_user(part) for part in starts)
+
+
+def _unknown_user(part: str) -> bool:
+    """Whether `part` is a tilde-prefix bash leaves as written: `~-` with no $OLDPWD, or a
+    `~name` naming no user."""
+    prefix = part.split("/", 1)[0]
+    if not prefix.startswith("~") or prefix in ("~", "~+"):
+        return False
+    if prefix == "~-":
+        return True
+    try:
+        pwd.getpwnam(prefix[1:])
+    except KeyError:
+        return True
+    return False

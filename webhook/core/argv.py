@@ -358,12 +358,15 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
             return modelled
     source = text.encode("utf-8", "surrogatepass")
     root = parse(source)
+    # A quote left open stops eval before it runs anything, unless a newline came first: eval
+    # runs each line it has read before it reads the next. The parser may take it as closed
+    # (`$'\\'`), so this is asked of the text before the parse tree is.
+    lost = told and any(evalword.unclosed(text[a:b]) and "\n" not in text[a:b] for a, b in spans)
+    if lost and evalword.unclosed(text):
+        return Launch(kind, (), params.zero, evaluated=(LOST,) * len(spans))
     if root is None:  # eval refuses the text, unless the parser was never given it
         if not told or never_parsed(source):
             return None
-        # A quote left open stops eval before it runs anything, unless a newline came first:
-        # eval runs each line it has read before it reads the next.
-        lost = any(evalword.unclosed(text[a:b]) and "\n" not in text[a:b] for a, b in spans)
         return Launch(kind, (), params.zero, evaluated=((LOST if lost else UNTOLD),) * len(spans))
     found = find_launch(root, source)
     if found is None:

@@ -29,7 +29,7 @@ _BLANK: Final = frozenset(" \t")
 _OPERATOR: Final = frozenset("\n;&|()<>`")
 # After `$`, these start an expansion ($NAME, ${…}, $(…), $[…], $1, $@, $*, $#, $?, $$, $!, $-).
 _EXPANDS: Final = re.compile(r"[A-Za-z0-9_{(\[@*#?$!-]")
-_NAME_EQUALS: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_NAME_EQUALS: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
 _GLOB_CHARS: Final = frozenset("*?[")
 _C_ESCAPES: Final = MappingProxyType(
     {
@@ -52,6 +52,8 @@ _OCTAL: Final = re.compile(r"[0-7]{1,3}")
 _HEX: Final = re.compile(r"[0-9A-Fa-f]{1,2}")
 _NUMBER: Final = re.compile(r"[-+]?[0-9]+")
 _DOUBLE_ESCAPE: Final = re.compile(r'\\([$`"\\\n])')
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 _SEQUENCE_LIMIT: Final = 1024  # a longer sequence is not listed here
 
 
@@ -91,11 +93,7 @@ def unclosed(arg: str) -> bool:
         if char == "\\" and quoted != "'":
             at += 2
             continue
-        if quoted and char == quoted:
-            quoted = ""
-        elif not quoted and char in "'\"":
-            quoted = char
-        at += 1
+        quoted, at = _quote_step(arg, at, quoted)
     return bool(quoted)
 
 
@@ -109,12 +107,22 @@ def escapes_next(arg: str) -> bool:
                 return not quoted
             at += 2
             continue
-        if quoted and char == quoted:
-            quoted = ""
-        elif not quoted and char in "'\"":
-            quoted = char
-        at += 1
+        quoted, at = _quote_step(arg, at, quoted)
     return False
+
+
+def _quote_step(text: str, at: int, quoted: str) -> tuple[str, int]:
+    """One step of a scan for quotes at `text[at]` (not a backslash bash honours there): the
+    quote open after it (`'`, `"`, or `$'`, inside which a backslash escapes, as in `$'\\''`)
+    and the index to go on from."""
+    char = text[at]
+    if quoted:
+        return ("" if char == quoted[-1] else quoted), at + 1
+    if text.startswith("$'", at):
+        return "$'", at + 2
+    if char in "'\"":
+        return char, at + 1
+    return "", at + 1
 
 
 def _skip_quoted(text: str, at: int) -> int:
@@ -177,14 +185,10 @@ def _gobble(text: str, at: int, satisfy: str) -> int:
         if char == "\\" and quoted != "'":
             at += 2
             continue
-        if quoted:
-            if char == quoted:
-                quoted = ""
-            at += 1
-            continue
-        if char in "'\"":
-            quoted = char
-            at += 1
+        if quoted or char in "'\"" or text.startswith("$'", at):
+            # bash reads `$'…'` into a single-quoted string before brace expansion: what it
+            # holds, up to the quote no backslash escapes, is quoted.
+            quoted, at = _quote_step(text, at, quoted)
             continue
         if char == satisfy and level == 0:
             if char == "{" and text[at + 1 : at + 2] in ("", " ", "\t", "}") and at == 0:
@@ -261,7 +265,11 @@ def _sequence(amble: str) -> list[str] | None:
         return None
     first, last = pieces[0], pieces[1]
     step = int(pieces[2]) if len(pieces) == 3 else 1
+    if not _INT64_MIN < step <= _INT64_MAX:
+        return None  # bash takes no step it cannot hold in an intmax_t, nor its lowest
     if _NUMBER.fullmatch(first) and _NUMBER.fullmatch(last):
+        if not all(_INT64_MIN <= int(end) <= _INT64_MAX for end in (first, last)):
+            return None  # an end past intmax_t: bash leaves the braces as written
         width = max(_width(first), _width(last))
         return _steps(int(first), int(last), step, lambda n: f"{n:0{width}d}")
     letters = len(first) == len(last) == 1 and (first + last).isascii()
@@ -293,13 +301,54 @@ def _steps(low: int, high: int, step: int, shown: Callable[[int], str]) -> list[
 
 def _pending(word: str) -> str:
     """`TILDE` or `GLOB` when that expansion may change the word, else ""."""
-    if word.startswith("~") or (
-        _NAME_EQUALS.match(word) and re.search(r"[=:]~", _outside_quotes(word))
-    ):
+    if _tilde(_joined_lines(word)):
         return TILDE
     if _GLOB_CHARS & set(_outside_quotes(word)):
         return GLOB
     return ""
+
+
+def _joined_lines(word: str) -> str:
+    """The word with its escaped newlines gone, as bash's parser drops them, outside single
+    quotes (and `$'…'`)."""
+    kept: list[str] = []
+    quoted, at = "", 0
+    while at < len(word):
+        if word[at] == "\\" and quoted != "'":
+            if quoted == "$'" or word[at + 1 : at + 2] != "\n":
+                kept.append(word[at : at + 2])
+            at += 2
+            continue
+        quoted, after = _quote_step(word, at, quoted)
+        kept.append(word[at:after])
+        at = after
+    return "".join(kept)
+
+
+def _tilde(word: str) -> bool:
+    """Whether tilde expansion acts on the word: an unquoted `~` at its start, or, in a word
+    like an assignment (`NAME=`, `NAME+=`, `NAME[…]=`), right after its first `=` or after an
+    unquoted `:` in its value, with no quoted character before the `/` (or `:`) that ends its
+    tilde-prefix."""
+    if word.startswith("~"):
+        return _unquoted_prefix(word, 1, "/")
+    assignment = _NAME_EQUALS.match(word)
+    if assignment is None:
+        return False
+    value = assignment.end()
+    bare = _outside_quotes(word)
+    starts = [value, *(at + 1 for at in range(value, len(bare)) if bare[at] == ":")]
+    return any(word[at : at + 1] == "~" and _unquoted_prefix(word, at + 1, "/:") for at in starts)
+
+
+def _unquoted_prefix(word: str, at: int, ends: str) -> bool:
+    """Whether the tilde-prefix from `at` (up to one of `ends`, or the word's end) holds no
+    quoted character: bash expands only an unquoted one."""
+    while at < len(word) and word[at] not in ends:
+        if word[at] in "'\"\\":
+            return False
+        at += 1
+    return True
 
 
 def _outside_quotes(word: str) -> str:

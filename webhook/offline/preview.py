@@ -299,6 +299,17 @@ def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Op
     return decision
 
 
+def _first_is_zero(container: Any, count: int) -> bool:
+    """Whether the first of a container's last `count` args is bash's $0: its script came from
+    args[0] and nothing in its command follows it. Told by place, not by text."""
+    command = [str(word) for word in mapping(container).get("command") or []]
+    args = mapping(container).get("args") or []
+    split = split_shell(command)
+    if not count or split is None or split[1]:
+        return False
+    return len(args) - count == 1
+
+
 def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
     """How one user arg, the `from_end`th parameter counted from the last, reaches the launch
     command: exact, split, taken as $0, dropped, or what eval did with it."""
@@ -337,9 +348,7 @@ def _launches(
             if user_args is None
             else user_args
         )
-        # The user's args are the last of the container's: the first of them is bash's $0
-        # when the script took the whole of args[0].
-        zero = bool(given) and old is not None and old.zero == given[0]
+        zero = old is not None and _first_is_zero(container, len(given))
         # What stands for each arg once admitted: itself, or the word eval made of it.
         own = [str(arg) for arg in mapping(after_containers[index]).get("args") or []]
         delivered = own if user_args is None and len(own) == len(given) else given
