@@ -72,6 +72,8 @@ TABLE: list[tuple[list[str], list[str]]] = [
     (["--x=$'\\''{1..2}"], [BRACES]),
     (["$HOME$'\\'", "--b"], [LOST, LOST]),
     (["--a=$(python3 -c ran)$'\\'"], [LOST]),
+    # A quote inside a comment opens nothing: the server starts, the comment cut off.
+    (['#"(@%', "--b"], [COMMENT, COMMENT]),
     # Tilde: after escaped newlines; never with a quoted prefix; in an assignment-like word
     # only after its first `=` or a `:`.
     (["\\\n~/models"], [TILDE]),

@@ -115,13 +115,16 @@ def bash_agrees(verdict: str, arg: str, calls: list[list[str]], *, at: int | Non
 
 
 def _own_words(received: list[str], at: int | None) -> list[str]:
-    """The word at the arg's place `at` among the user's args (after the preset's
-    `--data-parallel-start-rank N`), or every word when that place is not known."""
+    """The words from the arg's place `at` among the user's args (after the preset's
+    `--data-parallel-start-rank N`) to the preset's closing `--trust-remote-code`: the arg's
+    own when it is the last user arg (an arg eval splits stands in several), or every word
+    when that place is not known."""
     marker = "--data-parallel-start-rank"
     if at is None or marker not in received:
         return received
     place = received.index(marker) + 2 + at
-    return received[place : place + 1]
+    end = len(received) - (received[-1:] == ["--trust-remote-code"])
+    return received[place:end]
 
 
 def _tilde_expanded(word: str) -> bool:

@@ -86,12 +86,20 @@ def words(arg: str) -> Told | None:
 
 
 def unclosed(arg: str) -> bool:
-    """Whether the arg opens a quote it does not close, which leaves eval's text unfinished."""
+    """Whether the arg opens a quote it does not close, which leaves eval's text unfinished. A
+    `#` opening a word, outside quotes, starts a comment: quotes after it, to the line's end,
+    open nothing."""
     quoted, at = "", 0
     while at < len(arg):
         char = arg[at]
         if char == "\\" and quoted != "'":
             at += 2
+            continue
+        if char == "#" and not quoted and (at == 0 or arg[at - 1] in " \t\n"):
+            end = arg.find("\n", at)
+            if end < 0:
+                return False
+            at = end
             continue
         quoted, at = _quote_step(arg, at, quoted)
     return bool(quoted)
