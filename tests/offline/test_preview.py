@@ -10,7 +10,8 @@ import pytest
 from tests.support import kubelet
 from tests.support.builders import WORKLOADS, data_pod, example, workload
 from webhook.core import names
-from webhook.offline.preview import REPLACED, failures, preview_object, render
+from webhook.offline.preview import REPLACED, preview_object
+from webhook.offline.report import failures, formatted
 
 # The legacy head pod's args, as the table shows them: bash takes the first as $0 and drops the
 # rest, and once admitted each reaches the server.
@@ -34,7 +35,7 @@ def _vllm_pod(container: dict[str, Any]) -> dict[str, Any]:
 )
 def test_the_table_shows_each_arg_of_a_pod_or_workload(obj: dict[str, Any]) -> None:
     [result] = preview_object(obj)
-    table = render([result], "table").splitlines()
+    table = formatted([result], "table").splitlines()
     assert table[1:3] == HEAD_ROWS
     [launch] = result["launch"]
     assert (launch["container"], launch["command"]) == (
@@ -77,7 +78,7 @@ def test_the_table_shows_each_arg_of_a_pod_or_workload(obj: dict[str, Any]) -> N
 def test_each_target_container_with_a_launch_command_has_its_rows(
     container: dict[str, Any], rows: list[str]
 ) -> None:
-    table = render(preview_object(_vllm_pod(container)), "table").splitlines()
+    table = formatted(preview_object(_vllm_pod(container)), "table").splitlines()
     assert [line for line in table if line.startswith("  ") and "warning" not in line] == [
         *HEAD_ROWS,
         *rows,
@@ -107,8 +108,8 @@ def test_the_headline_names_what_the_patch_of_an_unchanged_object_writes(
     obj: dict[str, Any], headline: str
 ) -> None:
     [result] = preview_object(obj)
-    assert render([result], "table").splitlines()[0] == headline
-    diff = render([result], "diff")
+    assert formatted([result], "table").splitlines()[0] == headline
+    diff = formatted([result], "diff")
     assert (f"# {headline}\n" in diff) is (result["decision"] != "patched")
 
 
@@ -140,7 +141,7 @@ def _nameless(metadata: dict[str, Any]) -> dict[str, Any]:
 )
 def test_a_pod_without_a_name_is_still_named_in_lines(metadata: dict[str, Any], named: str) -> None:
     results = preview_object(_nameless(metadata))
-    assert render(results, "table").startswith(f"{named}: skipped (pod-opted-out)\n")
+    assert formatted(results, "table").startswith(f"{named}: skipped (pod-opted-out)\n")
     assert failures(results, "unpatched") == [f"{named}: skipped (pod-opted-out)"]
 
 

@@ -14,8 +14,9 @@ import yaml
 from tests.support import llmisvc
 from tests.support.builders import EXAMPLES
 from webhook.core.model import Context, Options
-from webhook.offline.preview import NEWEST, preview_text, render
-from webhook.transport.preview_worker import PreviewRefused, PreviewWorker, rendered_preview
+from webhook.offline.preview import NEWEST, preview_text
+from webhook.offline.report import formatted
+from webhook.transport.preview_worker import PreviewRefused, PreviewWorker, formatted_preview
 
 HEAD = (EXAMPLES / "legacy-head-pod.yaml").read_text()
 CONTEXT = Context()
@@ -38,11 +39,11 @@ def test_the_worker_renders_what_the_cli_renders() -> None:
     async def go() -> str:
         worker = PreviewWorker()
         try:
-            return await worker.render(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
+            return await worker.preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
         finally:
             worker.close()
 
-    expected = render(preview_text(HEAD, name="body", context=CONTEXT, options=OPTIONS), "json")
+    expected = formatted(preview_text(HEAD, name="body", context=CONTEXT, options=OPTIONS), "json")
     assert json.loads(asyncio.run(go())) == json.loads(expected)
 
 
@@ -54,7 +55,7 @@ def test_bad_input_is_a_400_naming_the_fault(text: str, error: str) -> None:
     async def go() -> None:
         worker = PreviewWorker()
         try:
-            await worker.render(text, context=CONTEXT, options=OPTIONS, fmt="json")
+            await worker.preview(text, context=CONTEXT, options=OPTIONS, fmt="json")
         finally:
             worker.close()
 
@@ -70,7 +71,7 @@ def test_previews_past_the_queue_are_refused() -> None:
         try:
             work = [
                 asyncio.ensure_future(
-                    worker.render(_many_pods(30), context=CONTEXT, options=OPTIONS, fmt="patch")
+                    worker.preview(_many_pods(30), context=CONTEXT, options=OPTIONS, fmt="patch")
                 )
                 for _ in range(3)
             ]
@@ -90,18 +91,18 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
     async def go() -> tuple[int, int, int, str]:
         worker = PreviewWorker()
         try:
-            await worker.render(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
+            await worker.preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
             pid = _worker_pid(worker)
             priority = os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0)
             oom = int(Path(f"/proc/{pid}/oom_score_adj").read_text())
             running = asyncio.ensure_future(
-                worker.render(_many_pods(1000), context=CONTEXT, options=OPTIONS, fmt="json")
+                worker.preview(_many_pods(1000), context=CONTEXT, options=OPTIONS, fmt="json")
             )
             await asyncio.sleep(0)  # the render runs up to its submission to the worker
             os.kill(pid, signal.SIGKILL)  # as the OOM killer would
             with pytest.raises(PreviewRefused) as refused:
                 await running
-            after = await worker.render(HEAD, context=CONTEXT, options=OPTIONS, fmt="patch")
+            after = await worker.preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="patch")
             return priority, oom, refused.value.status, after
         finally:
             worker.close()
@@ -131,7 +132,7 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
 )
 def test_a_request_is_told_to_give_what_it_lacks_in_its_body(body: str, lacking: str) -> None:
     with pytest.raises(PreviewRefused) as refused:
-        rendered_preview(body, context=CONTEXT, options=OPTIONS, fmt="json", kserve_version=NEWEST)
+        formatted_preview(body, context=CONTEXT, options=OPTIONS, fmt="json", kserve_version=NEWEST)
     assert refused.value.status == 400
     assert str(refused.value).endswith(lacking)
     assert " --" not in str(refused.value)

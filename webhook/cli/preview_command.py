@@ -20,17 +20,9 @@ from webhook.core.kinds import PRESET_KIND
 from webhook.core.model import Context
 from webhook.core.names import INJECT_LABEL, Inject, Mode
 from webhook.offline import documents
-from webhook.offline.preview import (
-    FAIL_ON,
-    FORMATS,
-    failures,
-    hints,
-    presets_in,
-    preview_text,
-    render,
-    runtimes_in,
-)
+from webhook.offline.preview import presets_in, preview_text, runtimes_in
 from webhook.offline.render import NEWEST, RELEASES
+from webhook.offline.report import FAIL_ON, FORMATS, failures, formatted, hints
 
 
 def add(commands: Any) -> None:
@@ -156,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
     for hint in hints(results):
         print(f"multinode-webhook: hint: {hint}", file=sys.stderr)
     # A person at a terminal reads the table; a pipe or a file gets JSON, as before.
-    sys.stdout.write(render(results, args.output or ("table" if sys.stdout.isatty() else "json")))
+    sys.stdout.write(
+        formatted(results, args.output or ("table" if sys.stdout.isatty() else "json"))
+    )
     found = [
         f"multinode-webhook: --fail-on {condition}: {line}"
         for condition in args.fail_on or ()

@@ -97,7 +97,7 @@ def preview_app(state: AppState) -> FastAPI:
             namespace=namespace, namespace_labels=_labels(namespace_label), mode=Mode(mode)
         )
         try:
-            rendered = await state.previews.render(
+            rendered = await state.previews.preview(
                 text, context=context, options=options, fmt=format, kserve_version=kserve_version
             )
         except PreviewRefused as refused:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from webhook.core.model import Context, Options
-from webhook.offline.preview import NEWEST, InputError, preview_text, render
+from webhook.offline.preview import NEWEST, InputError, formatted, preview_text
 from webhook.runtime.sandbox import leave_interrupts, stop_pool
 
 WAITING: Final = 4
@@ -40,7 +40,7 @@ class PreviewRefused(Exception):
         self.status = status
 
 
-def rendered_preview(
+def formatted_preview(
     text: str, *, context: Context, options: Options, fmt: str, kserve_version: str
 ) -> str:
     """The preview of `text` in format `fmt`, or a `PreviewRefused(400)` naming the fault.
@@ -60,7 +60,7 @@ def rendered_preview(
         raise PreviewRefused(400, str(error)) from None
     except RecursionError:
         raise PreviewRefused(400, "input is nested too deeply") from None
-    return render(results, fmt)
+    return formatted(results, fmt)
 
 
 class PreviewWorker:
@@ -71,7 +71,7 @@ class PreviewWorker:
         self._admitted = 0
         self._executor: ProcessPoolExecutor | None = None
 
-    async def render(
+    async def preview(
         self,
         text: str,
         *,
@@ -91,7 +91,7 @@ class PreviewWorker:
         self._admitted += 1
         try:
             future = self._executor.submit(
-                _render_in_worker,
+                _preview_in_worker,
                 text,
                 context=context,
                 options=options,
@@ -130,16 +130,16 @@ def _yield_to_admission() -> None:
         Path("/proc/self/oom_score_adj").write_text("1000")
 
 
-def _render_in_worker(
+def _preview_in_worker(
     text: str, *, context: Context, options: Options, fmt: str, kserve_version: str
 ) -> str | tuple[int, str]:
-    """`rendered_preview`, with a refusal returned as (status, message): exceptions with
+    """`formatted_preview`, with a refusal returned as (status, message): exceptions with
     arguments of their own do not survive the trip between processes."""
     # This process is a sandbox already, so it parses here (the offline front ends' default
     # isolation): a script that crashes the parser ends it, and the next preview starts a new
     # one.
     try:
-        return rendered_preview(
+        return formatted_preview(
             text, context=context, options=options, fmt=fmt, kserve_version=kserve_version
         )
     except PreviewRefused as refused:
