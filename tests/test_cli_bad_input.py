@@ -189,6 +189,36 @@ def test_ctrl_c_ends_a_preview_waiting_on_stdin_quietly() -> None:
     assert (code, err) == (130, "")
 
 
+# `python -m webhook` and what the console script runs (`from webhook.__main__ import run`).
+_ENTRIES: Final = {
+    "python -m webhook": ["-m", "webhook"],
+    "console script": ["-c", "import sys; from webhook.__main__ import run; sys.exit(run())"],
+}
+
+
+@pytest.mark.parametrize("entry", _ENTRIES)
+def test_ctrl_c_while_the_command_line_imports_ends_it_quietly(entry: str) -> None:
+    # -X importtime reports each module as its import ends: the signal goes once the import of
+    # the command line is under way (the core imported), long before the web framework is.
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", *_ENTRIES[entry], "preview"],
+        stdin=subprocess.PIPE,  # left open: were the import done, preview would wait on it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    seen = ""
+    for line in process.stderr:
+        seen += line
+        if line.rstrip().endswith("webhook.core.names"):
+            break
+    assert seen.rstrip().endswith("webhook.core.names"), seen
+    code, err = _interrupted(process)
+    assert (code, "Traceback" in err, "KeyboardInterrupt" in err) == (130, False, False), err
+
+
 @pytest.mark.parametrize(
     ("given", "value"),
     [
