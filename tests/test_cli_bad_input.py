@@ -34,12 +34,19 @@ def _alias_bomb() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _string_bomb() -> str:
+    """One 50 KB string aliased 20,000 times: 20,003 values, a megabyte of text, a gigabyte
+    of output."""
+    return f"a: &s {'x' * 50_000}\nb: [{', '.join(['*s'] * 20_000)}]\n"
+
+
 # Name, content (bytes), what the one line says (None: a result may be the answer too, as
 # `migrate` gives for a mapping that is no runtime: nothing to change).
 CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
     ("deep-yaml", b"[" * 2000, "nested too deeply"),
     ("deep-json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
     ("alias-bomb", _alias_bomb().encode(), "aliases expand to more than"),
+    ("string-bomb", _string_bomb().encode(), "aliases expand to more than"),
     ("binary", bytes(range(256)) * 16, "cannot read"),
     ("empty", b"", None),
     ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
@@ -99,6 +106,13 @@ def test_aliases_expand_into_copies_of_their_own_under_a_bound() -> None:
     assert loaded["a"] is not loaded["b"]  # an edit of one is not an edit of the other
     with pytest.raises(documents.InputError, match="aliases expand to more than"):
         documents.load(_alias_bomb())
+    with pytest.raises(documents.InputError, match="aliases expand to more than 10000000 char"):
+        documents.load(_string_bomb())
+    for load in (documents.load, lambda text: documents.load_positioned(text, name="x")):
+        with pytest.raises(documents.InputError, match="characters"):
+            load(_string_bomb())
+    # A long string without aliases, or aliased a few times, is the text's own size.
+    assert documents.load(f"a: &s {'x' * 4_000_000}\nb: *s\nc: *s\n")
 
 
 SHARED: Final = """\

@@ -4,9 +4,10 @@ Every error names the input and the line, as `NAME:LINE:COLUMN: what`. A key tha
 twice in one mapping is an error, not a silent last-one-wins: two manifests pasted together
 without a `---` between them would otherwise merge into one. Nesting is bounded by the
 interpreter's recursion limit (an error, as on the server), and YAML aliases are expanded
-into copies of their own, up to `EXPANDED_VALUES` values in all: a few aliases can stand for a
-structure far larger than the text (the "billion laughs"), and an object reached by two paths
-would take one path's edit on the other.
+into copies of their own, up to `EXPANDED_VALUES` values in all and `ALIASED_CHARACTERS`
+characters of strings more than the text holds: a few aliases can stand for a structure far
+larger than the text (the "billion laughs", or one long string aliased thousands of times), and
+an object reached by two paths would take one path's edit on the other.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
 # Values (mappings, sequences, scalars) a document's aliases may expand to: far past any
 # manifest (a whole cluster's runtimes is some thousands), far short of filling memory.
 EXPANDED_VALUES: Final = 1_000_000
+# Characters of scalars (strings, keys, numbers) a document's aliases may add to what its text
+# holds: a long string aliased thousands of times is few values and gigabytes of output.
+ALIASED_CHARACTERS: Final = 10_000_000
 
 _FAST_LOADER: Final = _loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 # Pure Python: its marks index the text in characters, which `migrate` edits by position.
@@ -164,28 +168,52 @@ def _documents(loader: yaml.SafeLoader) -> Iterator[tuple[yaml.Node, Any]]:
     while loader.check_node():
         node = loader.get_node()
         if node is not None:
-            if _expanded(node, {}) > EXPANDED_VALUES:
+            size = _Size()
+            values, characters = size.expanded(node)
+            if values > EXPANDED_VALUES:
                 raise InputError(
                     f"{_where(str(loader.name), node.start_mark)}: its YAML aliases expand to "
                     f"more than {EXPANDED_VALUES} values"
                 )
+            if characters - size.distinct > ALIASED_CHARACTERS:
+                raise InputError(
+                    f"{_where(str(loader.name), node.start_mark)}: its YAML aliases expand to "
+                    f"more than {ALIASED_CHARACTERS} characters"
+                )
             yield node, _unshared(loader.construct_document(node))
 
 
-def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """How many values `node` stands for with every alias expanded; each node is counted once
-    (`sizes`), so a bomb is measured in time linear in its text."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    sizes[id(node)] = 1  # a node that contains itself counts once; the constructor refuses it
-    total = 1
-    if isinstance(node, yaml.SequenceNode):
-        total += sum(_expanded(item, sizes) for item in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        total += sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
-    sizes[id(node)] = total
-    return total
+class _Size:
+    """How many values and scalar characters a node stands for with every alias expanded; each
+    node is measured once, so a bomb is measured in time linear in its text. `distinct` is the
+    characters of the scalars the text itself holds (each node once)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[int, tuple[int, int]] = {}
+        self.distinct = 0
+
+    def expanded(self, node: yaml.Node) -> tuple[int, int]:
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        # A node that contains itself counts once; the constructor refuses it.
+        self.sizes[id(node)] = (1, 0)
+        values, characters = 1, 0
+        if isinstance(node, yaml.ScalarNode):
+            characters = len(node.value)
+            self.distinct += characters
+        else:
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            for child in children:
+                more_values, more_characters = self.expanded(child)
+                values += more_values
+                characters += more_characters
+        self.sizes[id(node)] = (values, characters)
+        return values, characters
 
 
 def _unshared(value: Any) -> Any:
