@@ -49,6 +49,22 @@ CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
     ("string-bomb", _string_bomb().encode(), "aliases expand to more than"),
     ("binary", bytes(range(256)) * 16, "cannot read"),
     ("empty", b"", None),
+    # Values YAML loads that JSON has no type for: -o json (the default off a terminal) writes
+    # them as text, as the YAML output writes them as YAML.
+    (
+        "date",
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {released: 2024-05-01}\n",
+        None,
+    ),
+    ("set", b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: !!set {a, b}\n", None),
+    (
+        "binary-value",
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {x: !!binary aGVsbG8=}\n",
+        None,
+    ),
+    ("nul", b'kind: Pod\nx: "a\x00b"\n', "invalid YAML"),
+    ("long-number", b"kind: Pod\nspec: {x: " + b"9" * 5000 + b"}\n", "more than 4300 digits"),
+    ("long-number-json", b'{"kind": "Pod", "x": ' + b"9" * 5000 + b"}", "more than 4300 digits"),
     ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
     ("scalar", b"just words\n", None),
 ]
@@ -86,6 +102,7 @@ def test_every_command_answers_bad_input_with_one_line(
     path.write_bytes(content)
     done = cli(*COMMANDS[command](str(path)), cwd=tmp_path)
     assert "Traceback" not in done.stderr
+    assert "a bug" not in done.stderr  # the catch-all's words: an input no reader foresaw
     if says is None and done.returncode in (0, 1):
         return
     line = one_line_error(done)
@@ -275,3 +292,26 @@ def test_library_warnings_stay_off_the_terminal(
         warnings.simplefilter("default")
         assert main(["preview"]) == 0
     assert "Unverified" not in capsys.readouterr().err
+
+
+def test_json_output_writes_yaml_only_values_as_text(tmp_path: Path) -> None:
+    source = tmp_path / "pod.yaml"
+    source.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {released: 2024-05-01}\n"
+        "spec: {x: !!binary aGVsbG8=, y: !!set {b, a}}\n"
+    )
+    done = cli("preview", "-o", "json", str(source))
+    assert done.returncode == 0, done.stderr
+    assert '"2024-05-01"' in done.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "--service", "w", "--namespace", "n", "--out", "tls"],
+        ["bootstrap", "--kubeconfig", "/nope"],
+    ],
+)
+def test_certs_days_end_by_the_last_year_x509_writes(command: list[str], tmp_path: Path) -> None:
+    line = one_line_error(cli("certs", *command, "--days", "3000000", cwd=tmp_path))
+    assert "--days must be at most" in line, line

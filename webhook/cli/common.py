@@ -4,6 +4,7 @@ declared once (the rewrite options, the cluster connection)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import sys
 from collections.abc import Sequence
@@ -239,5 +240,10 @@ def cluster(args: argparse.Namespace) -> Any:
 
 
 def positive_days(days: int) -> None:
+    """--days of a new certificate: at least one, and ending by 9999, the last year X.509
+    writes."""
     if days < 1:
         fail(f"--days must be at least 1, got {days}")
+    last = (dt.datetime(9999, 12, 30, tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)).days
+    if days > last:
+        fail(f"--days must be at most {last} (a certificate ends by the year 9999), got {days}")

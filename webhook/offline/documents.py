@@ -12,8 +12,10 @@ an object reached by two paths would take one path's edit on the other.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, NamedTuple
 
@@ -130,6 +132,14 @@ def _yaml_error(error: yaml.YAMLError, name: str) -> InputError:
     return InputError(f"{name}: invalid YAML: {_one_line(error)}")
 
 
+def _value_error(error: ValueError, name: str) -> InputError:
+    """A value the reader cannot build: a number longer than Python converts."""
+    if "integer string conversion" in str(error):
+        limit = sys.get_int_max_str_digits()
+        return InputError(f"{name}: holds a number of more than {limit} digits")
+    return InputError(f"{name}: invalid value: {_one_line(error)}")
+
+
 def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> list[Any]:
     """Every non-empty document of a JSON text or a YAML stream.
 
@@ -146,6 +156,10 @@ def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> lis
             if stripped.startswith("{"):
                 where = f"{name}:{error.lineno}:{error.colno}"
                 raise InputError(f"{where}: invalid JSON: {error.msg}") from None
+        except InputError:
+            raise
+        except ValueError as error:
+            raise _value_error(error, name) from None
     try:
         if not allow_aliases and any(
             isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_FAST_LOADER)
@@ -161,6 +175,10 @@ def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> lis
         raise _yaml_error(error, name) from None
     except RecursionError:
         raise InputError(f"{name}: input is nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as error:
+        raise _value_error(error, name) from None
     return [document for _, document in documents if document is not None]
 
 
@@ -227,16 +245,36 @@ def _unshared(value: Any) -> Any:
 
 def load_positioned(text: str, *, name: str) -> list[tuple[yaml.Node, Any]]:
     """Each YAML document's node tree (marks index `text` in characters) and its value."""
-    loader = _POSITIONED_LOADER(text)
-    loader.name = name
+    loader: yaml.SafeLoader | None = None
     try:
+        # Built inside: the reader refuses a character YAML does not allow (a NUL) at once.
+        loader = _POSITIONED_LOADER(text)
+        loader.name = name
         return list(_documents(loader))
     except yaml.YAMLError as error:
         raise _yaml_error(error, name) from None
     except RecursionError:
         raise InputError(f"{name}: input is nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as error:
+        raise _value_error(error, name) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def json_value(value: object) -> Any:
+    """A `json.dumps` default for the values YAML loads that JSON has no type for: a date or
+    time as ISO 8601 text, a set (`!!set`) as a sorted list, binary data (`!!binary`) as
+    base64 text, as `kubectl` would send them."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class _Dumper(yaml.SafeDumper):
