@@ -266,6 +266,34 @@ def test_boolean_flags_take_every_form_a_person_tries(given: list[str], value: b
     assert root.parse_args(switch_values(root, ["serve", *given])).warm_up is value
 
 
+@pytest.mark.parametrize(
+    ("given", "value"),
+    [
+        (["-i"], True),
+        (["-i=true"], True),
+        (["-i=false"], False),
+        (["--in-place=no"], False),
+        (["--in-p=yes"], True),  # an abbreviation argparse takes, with a value too
+        (["--in-p"], True),
+        (["--no-in-p=true"], False),
+        (["--no-in-place=false"], True),
+    ],
+)
+def test_short_and_abbreviated_switches_take_a_value(given: list[str], value: bool) -> None:
+    root = parser()
+    assert root.parse_args(switch_values(root, ["migrate", *given, "f.yaml"])).in_place is value
+
+
+def test_migrate_i_false_leaves_the_file_as_it_is(tmp_path: Path) -> None:
+    source = tmp_path / "runtime.yaml"
+    source.write_text((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    before = source.read_text()
+    done = cli("migrate", "-i=false", str(source))
+    assert done.returncode == 0, done.stderr
+    assert source.read_text() == before
+    assert done.stdout not in ("", before)  # the repaired runtime went to stdout
+
+
 def test_a_boolean_flag_refuses_another_value() -> None:
     assert "--events: expected true or false, got 'maybe'" in cli("serve", "--events=maybe").stderr
 
