@@ -4,6 +4,7 @@ its worker processes included."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -343,3 +344,40 @@ def test_json_output_writes_yaml_only_values_as_text(tmp_path: Path) -> None:
 def test_certs_days_end_by_the_last_year_x509_writes(command: list[str], tmp_path: Path) -> None:
     line = one_line_error(cli("certs", *command, "--days", "3000000", cwd=tmp_path))
     assert "--days must be at most" in line, line
+
+
+def _kubeconfig(tmp_path: Path, user: str) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\n'
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+        f"users: [{{name: u, user: {user}}}]\n"
+    )
+    return str(path)
+
+
+def test_library_logging_stays_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def logs(_args: object) -> int:
+        # As the Kubernetes client logs a failed credential plugin on the root logger (which
+        # configures it), then urllib3 each retry.
+        logging.error("exec: process returned 1")
+        logging.getLogger("urllib3.connectionpool").warning("Retrying")
+        return 0
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(cli_preview, "run", logs)
+    assert main(["preview"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_failing_credential_plugin_is_a_credentials_error(tmp_path: Path) -> None:
+    plugin = (
+        "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: sh, "
+        'args: ["-c", "echo please log in >&2; exit 1"], interactiveMode: Never}}'
+    )
+    line = one_line_error(cli("check", "--kubeconfig", _kubeconfig(tmp_path, plugin)))
+    assert "no cluster credentials" in line, line
+    assert "credential plugin failed" in line, line
