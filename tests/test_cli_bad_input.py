@@ -4,6 +4,7 @@ its worker processes included."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -34,14 +35,37 @@ def _alias_bomb() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _string_bomb() -> str:
+    """One 50 KB string aliased 20,000 times: 20,003 values, a megabyte of text, a gigabyte
+    of output."""
+    return f"a: &s {'x' * 50_000}\nb: [{', '.join(['*s'] * 20_000)}]\n"
+
+
 # Name, content (bytes), what the one line says (None: a result may be the answer too, as
 # `migrate` gives for a mapping that is no runtime: nothing to change).
 CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
     ("deep-yaml", b"[" * 2000, "nested too deeply"),
     ("deep-json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
     ("alias-bomb", _alias_bomb().encode(), "aliases expand to more than"),
+    ("string-bomb", _string_bomb().encode(), "aliases expand to more than"),
     ("binary", bytes(range(256)) * 16, "cannot read"),
     ("empty", b"", None),
+    # Values YAML loads that JSON has no type for: -o json (the default off a terminal) writes
+    # them as text, as the YAML output writes them as YAML.
+    (
+        "date",
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {released: 2024-05-01}\n",
+        None,
+    ),
+    ("set", b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: !!set {a, b}\n", None),
+    (
+        "binary-value",
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {x: !!binary aGVsbG8=}\n",
+        None,
+    ),
+    ("nul", b'kind: Pod\nx: "a\x00b"\n', "invalid YAML"),
+    ("long-number", b"kind: Pod\nspec: {x: " + b"9" * 5000 + b"}\n", "more than 4300 digits"),
+    ("long-number-json", b'{"kind": "Pod", "x": ' + b"9" * 5000 + b"}", "more than 4300 digits"),
     ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
     ("scalar", b"just words\n", None),
 ]
@@ -79,6 +103,7 @@ def test_every_command_answers_bad_input_with_one_line(
     path.write_bytes(content)
     done = cli(*COMMANDS[command](str(path)), cwd=tmp_path)
     assert "Traceback" not in done.stderr
+    assert "a bug" not in done.stderr  # the catch-all's words: an input no reader foresaw
     if says is None and done.returncode in (0, 1):
         return
     line = one_line_error(done)
@@ -99,6 +124,13 @@ def test_aliases_expand_into_copies_of_their_own_under_a_bound() -> None:
     assert loaded["a"] is not loaded["b"]  # an edit of one is not an edit of the other
     with pytest.raises(documents.InputError, match="aliases expand to more than"):
         documents.load(_alias_bomb())
+    with pytest.raises(documents.InputError, match="aliases expand to more than 10000000 char"):
+        documents.load(_string_bomb())
+    for load in (documents.load, lambda text: documents.load_positioned(text, name="x")):
+        with pytest.raises(documents.InputError, match="characters"):
+            load(_string_bomb())
+    # A long string without aliases, or aliased a few times, is the text's own size.
+    assert documents.load(f"a: &s {'x' * 4_000_000}\nb: *s\nc: *s\n")
 
 
 SHARED: Final = """\
@@ -189,6 +221,36 @@ def test_ctrl_c_ends_a_preview_waiting_on_stdin_quietly() -> None:
     assert (code, err) == (130, "")
 
 
+# `python -m webhook` and what the console script runs (`from webhook.__main__ import run`).
+_ENTRIES: Final = {
+    "python -m webhook": ["-m", "webhook"],
+    "console script": ["-c", "import sys; from webhook.__main__ import run; sys.exit(run())"],
+}
+
+
+@pytest.mark.parametrize("entry", _ENTRIES)
+def test_ctrl_c_while_the_command_line_imports_ends_it_quietly(entry: str) -> None:
+    # -X importtime reports each module as its import ends: the signal goes once the import of
+    # the command line is under way (the core imported), long before the web framework is.
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", *_ENTRIES[entry], "preview"],
+        stdin=subprocess.PIPE,  # left open: were the import done, preview would wait on it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    seen = ""
+    for line in process.stderr:
+        seen += line
+        if line.rstrip().endswith("webhook.core.names"):
+            break
+    assert seen.rstrip().endswith("webhook.core.names"), seen
+    code, err = _interrupted(process)
+    assert (code, "Traceback" in err, "KeyboardInterrupt" in err) == (130, False, False), err
+
+
 @pytest.mark.parametrize(
     ("given", "value"),
     [
@@ -203,6 +265,34 @@ def test_ctrl_c_ends_a_preview_waiting_on_stdin_quietly() -> None:
 def test_boolean_flags_take_every_form_a_person_tries(given: list[str], value: bool | None) -> None:
     root = parser()
     assert root.parse_args(switch_values(root, ["serve", *given])).warm_up is value
+
+
+@pytest.mark.parametrize(
+    ("given", "value"),
+    [
+        (["-i"], True),
+        (["-i=true"], True),
+        (["-i=false"], False),
+        (["--in-place=no"], False),
+        (["--in-p=yes"], True),  # an abbreviation argparse takes, with a value too
+        (["--in-p"], True),
+        (["--no-in-p=true"], False),
+        (["--no-in-place=false"], True),
+    ],
+)
+def test_short_and_abbreviated_switches_take_a_value(given: list[str], value: bool) -> None:
+    root = parser()
+    assert root.parse_args(switch_values(root, ["migrate", *given, "f.yaml"])).in_place is value
+
+
+def test_migrate_i_false_leaves_the_file_as_it_is(tmp_path: Path) -> None:
+    source = tmp_path / "runtime.yaml"
+    source.write_text((EXAMPLES / "legacy-servingruntime.yaml").read_text())
+    before = source.read_text()
+    done = cli("migrate", "-i=false", str(source))
+    assert done.returncode == 0, done.stderr
+    assert source.read_text() == before
+    assert done.stdout not in ("", before)  # the repaired runtime went to stdout
 
 
 def test_a_boolean_flag_refuses_another_value() -> None:
@@ -231,3 +321,63 @@ def test_library_warnings_stay_off_the_terminal(
         warnings.simplefilter("default")
         assert main(["preview"]) == 0
     assert "Unverified" not in capsys.readouterr().err
+
+
+def test_json_output_writes_yaml_only_values_as_text(tmp_path: Path) -> None:
+    source = tmp_path / "pod.yaml"
+    source.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {released: 2024-05-01}\n"
+        "spec: {x: !!binary aGVsbG8=, y: !!set {b, a}}\n"
+    )
+    done = cli("preview", "-o", "json", str(source))
+    assert done.returncode == 0, done.stderr
+    assert '"2024-05-01"' in done.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "--service", "w", "--namespace", "n", "--out", "tls"],
+        ["bootstrap", "--kubeconfig", "/nope"],
+    ],
+)
+def test_certs_days_end_by_the_last_year_x509_writes(command: list[str], tmp_path: Path) -> None:
+    line = one_line_error(cli("certs", *command, "--days", "3000000", cwd=tmp_path))
+    assert "--days must be at most" in line, line
+
+
+def _kubeconfig(tmp_path: Path, user: str) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\n'
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+        f"users: [{{name: u, user: {user}}}]\n"
+    )
+    return str(path)
+
+
+def test_library_logging_stays_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def logs(_args: object) -> int:
+        # As the Kubernetes client logs a failed credential plugin on the root logger (which
+        # configures it), then urllib3 each retry.
+        logging.error("exec: process returned 1")
+        logging.getLogger("urllib3.connectionpool").warning("Retrying")
+        return 0
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(cli_preview, "run", logs)
+    assert main(["preview"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_failing_credential_plugin_is_a_credentials_error(tmp_path: Path) -> None:
+    plugin = (
+        "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: sh, "
+        'args: ["-c", "echo please log in >&2; exit 1"], interactiveMode: Never}}'
+    )
+    line = one_line_error(cli("check", "--kubeconfig", _kubeconfig(tmp_path, plugin)))
+    assert "no cluster credentials" in line, line
+    assert "credential plugin failed" in line, line

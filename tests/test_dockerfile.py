@@ -49,7 +49,7 @@ def test_the_image_serves_with_the_console_script_as_a_non_root_user() -> None:
     entrypoint, command = json.loads(stage["ENTRYPOINT"]), json.loads(stage["CMD"])
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert entrypoint == ["multinode-webhook"]
-    assert scripts[entrypoint[0]] == "webhook.cli:main"
+    assert scripts[entrypoint[0]] == "webhook.__main__:run"
     assert parser().parse_args(command).command == "serve"
     user, _, group = stage["USER"].partition(":")
     assert user.isdigit(), stage["USER"]

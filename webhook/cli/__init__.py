@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import sys
 import warnings
@@ -58,6 +59,12 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ende
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    root = logging.getLogger()
+    if not root.handlers:
+        # A library's log records (the Kubernetes client's, urllib3's retries) print nothing:
+        # logging.error on a root without handlers would configure it to print them all.
+        # `serve` routes logging itself.
+        root.addHandler(logging.NullHandler())
     try:
         with warnings.catch_warnings():
             # A library's warning (urllib3's on an insecure-skip-tls-verify kubeconfig) is

@@ -4,6 +4,7 @@ declared once (the rewrite options, the cluster connection)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import sys
 from collections.abc import Sequence
@@ -90,33 +91,48 @@ class Switch(argparse.Action):
         return " | ".join(o for o in self.option_strings if not o.startswith("--no-"))
 
 
-def _switches(parser: argparse.ArgumentParser) -> set[str]:
-    """The long option strings of every Switch of `parser` and its subcommands."""
-    found: set[str] = set()
-    for action in parser._actions:  # argparse offers no public walk
-        if isinstance(action, Switch):
-            found.update(o for o in action.option_strings if not o.startswith("--no-"))
-        elif isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                found |= _switches(sub)
-    return found
+def _switch(parser: argparse.ArgumentParser, flag: str) -> tuple[Switch, bool] | None:
+    """The Switch of `parser` that `flag` names, as argparse reads it (an option string, or an
+    unambiguous prefix of a long one), and whether it names the negation (`--no-x`)."""
+    actions = parser._option_string_actions  # argparse offers no public lookup
+    named: str | None = flag if flag in actions else None
+    if named is None and flag.startswith("--") and parser.allow_abbrev:
+        matches = [o for o in actions if o.startswith(flag)]
+        named = matches[0] if len(matches) == 1 else None  # several: argparse says ambiguous
+    action = actions.get(named) if named is not None else None
+    if not isinstance(action, Switch) or named is None:
+        return None
+    return action, named.startswith("--no-")
+
+
+def _subcommand(parser: argparse.ArgumentParser, word: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+            return action.choices[word]  # type: ignore[no-any-return]
+    return None
 
 
 def switch_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
-    """`argv` with each `--x=true|false` of a Switch written as `--x` or `--no-x`; a value
-    that is neither is an error naming the flag."""
-    switches = _switches(parser)
+    """`argv` with each `--x=true|false` of a Switch written as `--x` or `--no-x`: its short
+    option (`-i=false`) and an abbreviation argparse takes (`--chec=true`) too, in the
+    (sub)command the word belongs to; a value that is neither is an error naming the flag."""
+    current = parser
     out: list[str] = []
     for index, word in enumerate(argv):
         if word == "--":
             return [*out, *argv[index:]]
+        if not word.startswith("-"):
+            current = _subcommand(current, word) or current
         flag, equals, value = word.partition("=")
-        if not equals or flag not in switches:
+        found = _switch(current, flag) if equals and flag.startswith("-") else None
+        if found is None:
             out.append(word)
-        elif value.lower() in _TRUE:
-            out.append(flag)
-        elif value.lower() in _FALSE:
-            out.append(f"--no-{flag[2:]}")
+            continue
+        switch, negated = found
+        if value.lower() in _TRUE | _FALSE:
+            positive = next(o for o in switch.option_strings if o.startswith("--"))
+            on = (value.lower() in _TRUE) != negated
+            out.append(positive if on else f"--no-{positive[2:]}")
         else:
             parser.error(f"{flag}: expected true or false, got {value!r}")
     return out
@@ -239,5 +255,10 @@ def cluster(args: argparse.Namespace) -> Any:
 
 
 def positive_days(days: int) -> None:
+    """--days of a new certificate: at least one, and ending by 9999, the last year X.509
+    writes."""
     if days < 1:
         fail(f"--days must be at least 1, got {days}")
+    last = (dt.datetime(9999, 12, 30, tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)).days
+    if days > last:
+        fail(f"--days must be at most {last} (a certificate ends by the year 9999), got {days}")

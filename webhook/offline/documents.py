@@ -4,15 +4,18 @@ Every error names the input and the line, as `NAME:LINE:COLUMN: what`. A key tha
 twice in one mapping is an error, not a silent last-one-wins: two manifests pasted together
 without a `---` between them would otherwise merge into one. Nesting is bounded by the
 interpreter's recursion limit (an error, as on the server), and YAML aliases are expanded
-into copies of their own, up to `EXPANDED_VALUES` values in all: a few aliases can stand for a
-structure far larger than the text (the "billion laughs"), and an object reached by two paths
-would take one path's edit on the other.
+into copies of their own, up to `EXPANDED_VALUES` values in all and `ALIASED_CHARACTERS`
+characters of strings more than the text holds: a few aliases can stand for a structure far
+larger than the text (the "billion laughs", or one long string aliased thousands of times), and
+an object reached by two paths would take one path's edit on the other.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, NamedTuple
 
@@ -98,6 +101,9 @@ def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
 # Values (mappings, sequences, scalars) a document's aliases may expand to: far past any
 # manifest (a whole cluster's runtimes is some thousands), far short of filling memory.
 EXPANDED_VALUES: Final = 1_000_000
+# Characters of scalars (strings, keys, numbers) a document's aliases may add to what its text
+# holds: a long string aliased thousands of times is few values and gigabytes of output.
+ALIASED_CHARACTERS: Final = 10_000_000
 
 _FAST_LOADER: Final = _loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 # Pure Python: its marks index the text in characters, which `migrate` edits by position.
@@ -126,6 +132,14 @@ def _yaml_error(error: yaml.YAMLError, name: str) -> InputError:
     return InputError(f"{name}: invalid YAML: {_one_line(error)}")
 
 
+def _value_error(error: ValueError, name: str) -> InputError:
+    """A value the reader cannot build: a number longer than Python converts."""
+    if "integer string conversion" in str(error):
+        limit = sys.get_int_max_str_digits()
+        return InputError(f"{name}: holds a number of more than {limit} digits")
+    return InputError(f"{name}: invalid value: {_one_line(error)}")
+
+
 def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> list[Any]:
     """Every non-empty document of a JSON text or a YAML stream.
 
@@ -142,6 +156,10 @@ def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> lis
             if stripped.startswith("{"):
                 where = f"{name}:{error.lineno}:{error.colno}"
                 raise InputError(f"{where}: invalid JSON: {error.msg}") from None
+        except InputError:
+            raise
+        except ValueError as error:
+            raise _value_error(error, name) from None
     try:
         if not allow_aliases and any(
             isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_FAST_LOADER)
@@ -157,6 +175,10 @@ def load(text: str, *, name: str = "<input>", allow_aliases: bool = True) -> lis
         raise _yaml_error(error, name) from None
     except RecursionError:
         raise InputError(f"{name}: input is nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as error:
+        raise _value_error(error, name) from None
     return [document for _, document in documents if document is not None]
 
 
@@ -164,28 +186,52 @@ def _documents(loader: yaml.SafeLoader) -> Iterator[tuple[yaml.Node, Any]]:
     while loader.check_node():
         node = loader.get_node()
         if node is not None:
-            if _expanded(node, {}) > EXPANDED_VALUES:
+            size = _Size()
+            values, characters = size.expanded(node)
+            if values > EXPANDED_VALUES:
                 raise InputError(
                     f"{_where(str(loader.name), node.start_mark)}: its YAML aliases expand to "
                     f"more than {EXPANDED_VALUES} values"
                 )
+            if characters - size.distinct > ALIASED_CHARACTERS:
+                raise InputError(
+                    f"{_where(str(loader.name), node.start_mark)}: its YAML aliases expand to "
+                    f"more than {ALIASED_CHARACTERS} characters"
+                )
             yield node, _unshared(loader.construct_document(node))
 
 
-def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """How many values `node` stands for with every alias expanded; each node is counted once
-    (`sizes`), so a bomb is measured in time linear in its text."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    sizes[id(node)] = 1  # a node that contains itself counts once; the constructor refuses it
-    total = 1
-    if isinstance(node, yaml.SequenceNode):
-        total += sum(_expanded(item, sizes) for item in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        total += sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
-    sizes[id(node)] = total
-    return total
+class _Size:
+    """How many values and scalar characters a node stands for with every alias expanded; each
+    node is measured once, so a bomb is measured in time linear in its text. `distinct` is the
+    characters of the scalars the text itself holds (each node once)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[int, tuple[int, int]] = {}
+        self.distinct = 0
+
+    def expanded(self, node: yaml.Node) -> tuple[int, int]:
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        # A node that contains itself counts once; the constructor refuses it.
+        self.sizes[id(node)] = (1, 0)
+        values, characters = 1, 0
+        if isinstance(node, yaml.ScalarNode):
+            characters = len(node.value)
+            self.distinct += characters
+        else:
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            for child in children:
+                more_values, more_characters = self.expanded(child)
+                values += more_values
+                characters += more_characters
+        self.sizes[id(node)] = (values, characters)
+        return values, characters
 
 
 def _unshared(value: Any) -> Any:
@@ -199,16 +245,36 @@ def _unshared(value: Any) -> Any:
 
 def load_positioned(text: str, *, name: str) -> list[tuple[yaml.Node, Any]]:
     """Each YAML document's node tree (marks index `text` in characters) and its value."""
-    loader = _POSITIONED_LOADER(text)
-    loader.name = name
+    loader: yaml.SafeLoader | None = None
     try:
+        # Built inside: the reader refuses a character YAML does not allow (a NUL) at once.
+        loader = _POSITIONED_LOADER(text)
+        loader.name = name
         return list(_documents(loader))
     except yaml.YAMLError as error:
         raise _yaml_error(error, name) from None
     except RecursionError:
         raise InputError(f"{name}: input is nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as error:
+        raise _value_error(error, name) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def json_value(value: object) -> Any:
+    """A `json.dumps` default for the values YAML loads that JSON has no type for: a date or
+    time as ISO 8601 text, a set (`!!set`) as a sorted list, binary data (`!!binary`) as
+    base64 text, as `kubectl` would send them."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class _Dumper(yaml.SafeDumper):

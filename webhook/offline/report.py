@@ -188,11 +188,19 @@ def formatted(results: list[Result], fmt: str) -> str:
     if fmt == "table":
         return _table(results)
     if fmt == "json":
-        return json.dumps({"results": results}, indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(
+                {"results": results}, indent=2, ensure_ascii=False, default=documents.json_value
+            )
+            + "\n"
+        )
     if fmt == "yaml":
         return documents.dump({"results": results})
     if fmt == "patch":
-        return "".join(json.dumps(result["patch"], ensure_ascii=False) + "\n" for result in results)
+        return "".join(
+            json.dumps(result["patch"], ensure_ascii=False, default=documents.json_value) + "\n"
+            for result in results
+        )
     if fmt == "diff":
         return "".join(_diff_with_notes(result) for result in results)
     if fmt == "manifest":

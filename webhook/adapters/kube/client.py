@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import threading
 import time
@@ -78,6 +79,8 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
     where = f" in {path}" if path else ""
     if kubeconfig is not None and not os.path.isfile(kubeconfig):
         raise KubeError(f"no cluster credentials: no kubeconfig file {kubeconfig}")
+    plugin = _PluginFailure()
+    logging.getLogger().addHandler(plugin)
     try:
         config.load_kube_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
     except (config.ConfigException, OSError) as error:
@@ -89,7 +92,26 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
             f"no cluster credentials: {path or '~/.kube/config'} is not a kubeconfig "
             f"({type(error).__name__}: {' '.join(str(error).split())})"
         ) from None
+    finally:
+        logging.getLogger().removeHandler(plugin)
+    if plugin.failure is not None:
+        # The client logs a failed exec credential plugin and goes on without credentials.
+        raise KubeError(f"no cluster credentials{where}: {plugin.failure}")
     return client.ApiClient()
+
+
+class _PluginFailure(logging.Handler):
+    """The first error the client logs (on the root logger) of its exec credential plugin."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.failure: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.failure is None and message.startswith("exec:"):
+            first = next((line for line in message.splitlines() if line.strip()), message)
+            self.failure = f"the credential plugin failed: {' '.join(first.split())}"
 
 
 def current_namespace(*, kubeconfig: str | None = None, context: str | None = None) -> str | None:
