@@ -3,6 +3,7 @@ kind of breach makes them fail."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -73,3 +74,17 @@ def test_no_two_modules_share_a_file_name() -> None:
         path.name for path in sorted((REPO / "webhook").rglob("*.py")) if path.name != "__init__.py"
     ]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+# Past this many lines a module says why it is one job (as `It is long because …`).
+LONG_MODULE = 400
+
+
+def test_a_long_module_says_why_it_is_one_job() -> None:
+    unexplained = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "webhook").rglob("*.py"))
+        if len(path.read_text().splitlines()) > LONG_MODULE
+        and "It is long because" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
+    ]
+    assert unexplained == []

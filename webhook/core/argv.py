@@ -11,6 +11,9 @@ working directory matches it. An `eval "vllm serve …"` launch is followed into
 joins its words with spaces and runs the text as a script of its own, and what it does to each
 arg there (runs its `$(…)`, expands its `$VAR`, globs, braces, cuts the command line at its
 `;` or `#`, strips its quotes) is told arg by arg.
+
+It is long because it is one job, what each arg becomes through a launch command, for every
+launch form (direct, `exec $CMD`, `eval`); the eval words themselves are in `evalword`.
 """
 
 from __future__ import annotations

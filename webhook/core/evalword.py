@@ -10,6 +10,9 @@ and a backslash outside quotes. A word that tilde expansion or a glob would chan
 a substitution, an operator, a comment, a newline, an unclosed quote, a trailing backslash)
 makes `words` answer None: the caller tells what eval does with the arg by other means, and
 claims no words for it.
+
+It is long because bash's word rules are one job that only holds together whole: each step
+(quotes, `$'…'` escapes, braces, tildes) reads the text the step before it left.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ printing treat them). One leniency: a field
 of an absent object reads as no value, where Go stops at the nil pointer; the presets of
 KServe before v0.21 read `.Spec.Parallelism.DataLocal` unguarded, and are previewed for
 services without parallelism all the same.
+
+It is long because a template engine is one job: lexer, parser and evaluator read the same
+nodes; Go's values and builtins are apart, in `webhook.offline.gobuiltins`.
 """
 
 from __future__ import annotations

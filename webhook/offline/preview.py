@@ -3,6 +3,10 @@
 A Pod, a workload's pod template, each item of a List or of a YAML stream, or the object of an
 AdmissionReview goes through the very `mutate` that `/mutate` calls. Each gets a result with the
 patch (its pointers relative to the object given), the resulting object and a unified diff.
+
+It is long because each kind of object it previews (a pod, a workload, a LeaderWorkerSet, an
+InferenceService or LLMInferenceService rendered into pods) takes its own path to the one
+decision; the results' formats are in `webhook.offline.report`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ the preset is rendered for a probe service, the core repairs the script, and the
 makes are located in the runs. A second probe service, whose every value and branch differs,
 must then be repaired by the same edits with the same status, or the preset is left to the
 webhook: a hole's text must never change what the core makes of the script.
+
+It is long because a preset's template is read one way for three users (holes, literal runs,
+their size bounds): splitting it would set the three against each other.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The only module that imports `kubernetes`. Objects are read and written as raw JSON
 (`_preload_content=False`), never through the client's models, which drop the fields they do
 not know.
+
+It is long because it is, by an import contract, the one module that speaks to the Kubernetes
+client: every call the project makes, and the follow loop warm start runs, are here.
 """
 
 from __future__ import annotations
