@@ -134,8 +134,12 @@ class Sandbox:
         self.call(int)
 
     async def start_async(self) -> None:
-        """`start`, on the event loop, after the calls already under way."""
-        await self.call_async(int)
+        """`start`, on the event loop, after the calls already under way; the worker is spawned
+        on a thread, so that the loop serves on meanwhile."""
+        if self._async is None:
+            self._async = asyncio.Lock()
+        async with self._async:
+            await asyncio.to_thread(self.start)
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
         """`fn(*args)` in the worker; `ParserFailed` if the call killed it (`_died` says when),
