@@ -23,6 +23,7 @@ from tests.support.envtest import (
     kubectl,
     register_webhook,
     stand_in_crd,
+    stand_in_inference_services,
 )
 from tests.support.install import user_overlay
 from tests.support.poll import wait
@@ -89,13 +90,7 @@ def test_owners_are_told_what_admission_did(
     admin = kubeconfig_for(cluster, tmp_path / "admin")
     pods = f"/api/v1/namespaces/{NAMESPACE}/pods"
     with cluster.client() as client:
-        stand_in_crd(
-            client,
-            group=GROUP,
-            kind="InferenceService",
-            plural="inferenceservices",
-            version="v1beta1",
-        )
+        stand_in_inference_services(client)
         stand_in_crd(
             client,
             group=GROUP,

@@ -22,7 +22,7 @@ from tests.support.envtest import (
     ENVTEST,
     ControlPlane,
     kubeconfig_for,
-    stand_in_crd,
+    stand_in_inference_services,
     stand_in_serving_runtimes,
 )
 from tests.support.poll import wait
@@ -94,13 +94,7 @@ def test_a_replica_rides_out_an_api_server_restart(
         cluster = plane.cluster
         with cluster.client() as client:
             stand_in_serving_runtimes(client)
-            stand_in_crd(
-                client,
-                group=GROUP,
-                kind="InferenceService",
-                plural="inferenceservices",
-                version="v1beta1",
-            )
+            stand_in_inference_services(client)
             reply = client.post("/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}})
             assert reply.status_code == 201, reply.text
             _owner(client, "before")

@@ -256,6 +256,17 @@ def stand_in_crd(
     wait(lambda: client.get(path).status_code == 200, f"the {plural} stand-in")
 
 
+def stand_in_inference_services(client: httpx.Client) -> None:
+    """The InferenceService kind (serving.kserve.io/v1beta1), for Events to name as owner."""
+    stand_in_crd(
+        client,
+        group="serving.kserve.io",
+        kind="InferenceService",
+        plural="inferenceservices",
+        version="v1beta1",
+    )
+
+
 def stand_in_serving_runtimes(client: httpx.Client) -> None:
     """The ServingRuntime kind (serving.kserve.io/v1alpha1), for warm start to follow."""
     stand_in_crd(
