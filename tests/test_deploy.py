@@ -17,7 +17,7 @@ from celpy.adapter import json_to_cel
 
 from tests.support import kserve, llmisvc
 from tests.support.builders import REPO, TESTDATA, admit
-from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, render, user_overlay
+from tests.support.install import DEPLOY, OPTIONAL, OVERLAYS, render, user_overlay, workload_pods
 from tests.support.positional import CASES, case_pod
 from webhook import __version__
 from webhook.adapters import certs
@@ -384,18 +384,12 @@ def test_bootstrap_rbac_is_scoped_to_our_objects() -> None:
 
 def _images(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
     """Every container image of every workload, by `kind/name`."""
-    found: dict[str, set[str]] = {}
-    for obj in objects:
-        spec = obj.get("spec", {})
-        template = spec.get("jobTemplate", {}).get("spec", {}).get("template") or spec.get(
-            "template"
-        )
-        if not template:
-            continue
-        pod = template["spec"]
-        containers = [*pod.get("initContainers", []), *pod["containers"]]
-        found[f"{obj['kind']}/{obj['metadata']['name']}"] = {c["image"] for c in containers}
-    return found
+    return {
+        where: {
+            c["image"] for c in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
+        }
+        for where, pod in workload_pods(objects, "any").items()
+    }
 
 
 def test_every_workload_uses_the_configured_image(
