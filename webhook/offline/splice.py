@@ -41,7 +41,11 @@ def child(node: yaml.Node, token: str | int) -> yaml.Node | None:
     return None
 
 
-def _key(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+def _key(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The key and value nodes of `key` in a mapping node; None for any other node, or a
+    mapping without it."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
     return next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
 
 
@@ -135,8 +139,6 @@ def replace_list(
 ) -> Edit | None:
     """The edit that sets `mapping[key]` to `items` (None: removes the key), or None when the
     key is not there to edit in place."""
-    if not isinstance(mapping, yaml.MappingNode):
-        return None
     found = _key(mapping, key)
     if found is None:
         return None
@@ -173,8 +175,6 @@ def replace_key_with_pairs(
 ) -> Edit | None:
     """The edit that puts `new_key:` holding one `name`/`value` item where `key` and its value
     stood, or None when `key` is not there to edit in place."""
-    if not isinstance(mapping, yaml.MappingNode):
-        return None
     found = _key(mapping, key)
     if found is None:
         return None
@@ -189,8 +189,6 @@ def replace_key_with_pairs(
 def append_pair(text: str, mapping: yaml.Node, key: str, *, name: str, value: str) -> Edit | None:
     """The edit that adds a `name`/`value` item at the end of the block sequence under `key`,
     or None when there is none to add to in place."""
-    if not isinstance(mapping, yaml.MappingNode):
-        return None
     found = _key(mapping, key)
     if found is None:
         return None
