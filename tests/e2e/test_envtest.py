@@ -254,7 +254,7 @@ def test_rolling_restarts_let_no_pod_through(cluster: Cluster, tmp_path: Path) -
     such pod can wait behind two flood parses past its deadline, and be admitted unrepaired by
     the error policy (what warm start is for)."""
     head = example("legacy-head-pod.yaml")
-    flags = ("--log-level", "warning", "--keep-alive-seconds", "1")
+    flags = ("--log-level", "warning")
     credentials = {"KUBECONFIG": str(kubeconfig_for(cluster, tmp_path / "kubeconfig"))}
     created: list[str] = []
     failures: list[str] = []

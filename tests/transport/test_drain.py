@@ -20,9 +20,9 @@ from tests.support.keepalive import PooledClient, Service, load
 from tests.support.servers import client_context
 
 RESTARTS = 3
-# What each replica is started with: quiet logs (their pipes are not read while they run), and
-# a short keep-alive so that a drain takes about a second here.
-FLAGS = ("--log-level", "warning", "--keep-alive-seconds", "1")
+# What each replica is started with: quiet logs (their pipes are not read while they run). The
+# keep-alive and drain timeouts are the defaults, as deployed.
+FLAGS = ("--log-level", "warning")
 
 
 def test_rolling_restarts_under_keep_alive_load_lose_no_review(tmp_path: Path) -> None:

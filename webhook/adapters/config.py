@@ -121,8 +121,11 @@ class Settings(DecisionSettings):
         description="deadline for a request's headers and body to arrive on the HTTPS port; "
         "a connection slower than that is closed",
     )
+    # Longer than the API server's own idle timeout (Go's 90 s), so that the API server closes an
+    # idle connection first: a server closing one races the review the API server may be
+    # writing on it that moment, which it does not retry, and the pod is admitted unrepaired.
     keep_alive_seconds: int = Field(
-        5, ge=1, description="how long an idle keep-alive connection stays open, in seconds"
+        120, ge=1, description="how long an idle keep-alive connection stays open, in seconds"
     )
     max_connections: int = Field(
         1000,

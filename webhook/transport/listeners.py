@@ -133,13 +133,15 @@ class Listeners:
         self._drain = asyncio.ensure_future(self._drained())
 
     async def _drained(self) -> None:
-        """Keep answering while the clients move off: /readyz fails, every admission response
-        closes its connection, and idle connections close once quiet for --keep-alive-seconds.
-        Stop when no admission connection is left, or after --drain-seconds.
+        """Keep answering while the clients move off: /readyz fails and every admission
+        response closes its connection. Stop when no admission connection is left, or after
+        --drain-seconds.
 
-        Closing a keep-alive connection at once, as a plain shutdown does, loses the review a
-        client may be writing on it that moment: the API server does not retry a POST, and
-        admits the pod unrepaired.
+        Closing an idle keep-alive connection, as a plain shutdown does at once, loses the review
+        a client may be writing on it that moment: the API server does not retry a POST, and
+        admits the pod unrepaired. So a connection is left for its client to use once more, and
+        be told to close, until the drain ends; the keep-alive timeout, longer than the API
+        server's own, does not close it first.
         """
         self.state.draining = True
         log.info("draining", extra={"fields": {"seconds": self.state.settings.drain_seconds}})
