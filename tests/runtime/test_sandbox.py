@@ -208,15 +208,23 @@ def test_close_ends_the_worker_at_once_even_mid_call(tmp_path: Path) -> None:
     # once kept a server's process from exiting at all.
     wait(lambda: not _running(worker), "the sandbox worker to end", seconds=5)
     busy.join(5)
+    # The call under way is not tried again on a worker of its own, which would outlive the
+    # sandbox; nor is a later one.
+    assert not busy.is_alive()
+    assert box.pids == []
+    assert not started.with_name("started-again").exists()
+    with pytest.raises(Unavailable, match="stopped at shutdown"):
+        box.call(os.getpid)
 
 
 def _busy(box: Sandbox, marker: str) -> None:
-    with contextlib.suppress(ParserFailed):
+    with contextlib.suppress(Unavailable):
         box.call(_mark_and_sleep, marker)
 
 
 def _mark_and_sleep(marker: str) -> None:
-    Path(marker).touch()
+    path = Path(marker)
+    (path.with_name("started-again") if path.exists() else path).touch()
     time.sleep(60)
 
 

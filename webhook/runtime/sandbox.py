@@ -109,6 +109,8 @@ class Sandbox:
         self._sync = threading.Lock()
         self._making = threading.Lock()
         self._async: asyncio.Lock | None = None
+        # Set by `close`: no worker is started again, not even for a call under way.
+        self._closed = False
         # Calls that killed their worker, and the fresh one that ran them again.
         self.crashes = 0
         # Workers found dead before a call (killed while idle, as by the OOM killer), replaced.
@@ -171,7 +173,7 @@ class Sandbox:
                 try:
                     result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
                 except TimeoutError:
-                    self.close()  # the worker is still at it: killed, and replaced on next use
+                    self._discard()  # the worker is still at it: killed, and replaced on next use
                     raise
                 except BrokenProcessPool:
                     # Waiting for the dead worker's exit code must not hold up the event loop.
@@ -186,14 +188,18 @@ class Sandbox:
         this call: that is no crash of this call's, and a new worker takes it."""
         for attempt in (1, 2):
             try:
-                future = self._pool().submit(fn, *args)
+                # Under `_making`, so that `close` never misses a worker being spawned here.
+                with self._making:
+                    if self._closed:
+                        raise Unavailable("the parse worker was stopped at shutdown")
+                    future = self._pool().submit(fn, *args)
             except BrokenProcessPool:
                 self.replaced += 1
-                self.close()
+                self._discard()
                 if attempt == 2:
                     self._unavailable("a new parse worker died before it took a call")
             except (OSError, RuntimeError) as error:
-                self.close()
+                self._discard()
                 self._unavailable(f"no parse worker could be started: {error}")
             else:
                 return future
@@ -204,20 +210,29 @@ class Sandbox:
         return self.call(self._parse, script, rules)
 
     def close(self, *, wait: bool = False) -> None:
-        """Stop the worker now (`stop_pool`; `wait` when the process is about to exit)."""
-        if self._executor is not None:
-            stop_pool(self._executor, wait=wait)
-            self._executor = None
+        """Shut down for good (`wait` when the process is about to exit): the worker is stopped
+        now, even mid-call, and that call and every later one are `Unavailable`. A call under
+        way must not start a worker of its own again, which nothing would ever stop."""
+        self._closed = True
+        self._discard(wait=wait)
+
+    def _discard(self, *, wait: bool = False) -> None:
+        """Stop the worker now (`stop_pool`); the next call starts a fresh one."""
+        with self._making:
+            if self._executor is not None:
+                stop_pool(self._executor, wait=wait)
+                self._executor = None
 
     def _pool(self) -> ProcessPoolExecutor:
-        with self._making:  # `start` may run on another thread than the calls
-            if self._executor is None:
-                # spawn, not fork: the asking process may have an event loop and threads.
-                context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(
-                    max_workers=1, mp_context=context, initializer=leave_interrupts
-                )
-            return self._executor
+        """The pool, made if need be; under `_making` (`start` may run on another thread
+        than the calls)."""
+        if self._executor is None:
+            # spawn, not fork: the asking process may have an event loop and threads.
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=leave_interrupts
+            )
+        return self._executor
 
     def _died(self, deaths: list[int | None], ended: int | None) -> None:
         """The worker died under a call, by the signal `ended`, which `deaths` (the signals
@@ -229,7 +244,7 @@ class Sandbox:
         any other signal (the parser's SIGSEGV) is the call's crash once it happens twice: the
         first may have been bad luck."""
         deaths.append(ended)
-        self.close()
+        self._discard()
         crashes = sum(1 for death in deaths if death not in (None, signal.SIGKILL))
         kills = len(deaths) - crashes
         if crashes >= 2:
