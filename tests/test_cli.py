@@ -18,7 +18,7 @@ import yaml
 
 from tests.support import fakeapi
 from tests.support.builders import EXAMPLES, TESTDATA, WORKLOADS, example, workload
-from tests.support.cli import cli, one_line_error
+from tests.support.cli import cli, in_process, one_line_error
 from webhook.core import names
 from webhook.core.names import Action, Mode, Reason
 
@@ -27,7 +27,7 @@ RUNTIME = EXAMPLES / "legacy-servingruntime.yaml"
 
 
 def preview_json(text: str, *args: str) -> list[dict[str, Any]]:
-    done = cli("preview", "-", "-o", "json", *args, stdin=text)
+    done = in_process("preview", "-", "-o", "json", *args, stdin=text)
     assert done.returncode == 0, done.stderr
     results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
     return results
@@ -195,7 +195,7 @@ def test_preview_prints_a_table_on_a_terminal_and_json_to_a_pipe() -> None:
     ],
 )
 def test_bad_input_exits_2_with_one_line(stdin: str | None, args: list[str], message: str) -> None:
-    done = cli("preview", *(args or ["-"]), stdin=stdin)
+    done = in_process("preview", *(args or ["-"]), stdin=stdin or "")
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1
@@ -297,7 +297,7 @@ def test_migrate_in_place_rewrites_only_changed_files(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("command", ["preview", "migrate"])
 def test_unreadable_input_names_the_file_and_line(command: str, stdin: str, message: str) -> None:
-    done = cli(command, "-", stdin=stdin)
+    done = in_process(command, "-", stdin=stdin)
     assert done.returncode == 2, done.stdout
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"multinode-webhook: error: {message}"), line
@@ -434,10 +434,10 @@ CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
     ids=["patched", "exact", "not-a-pod", "no-launch", "in-function", "opted-out", "mixed"],
 )
 def test_fail_on(stdin: str, warning: int, unpatched: int) -> None:
-    assert cli("preview", "-", stdin=stdin).returncode == 0
-    assert cli("preview", "--fail-on", "warning", "-", stdin=stdin).returncode == warning
-    assert cli("preview", "--fail-on", "unpatched", "-", stdin=stdin).returncode == unpatched
-    both = cli("preview", "--fail-on", "warning", "--fail-on", "unpatched", "-", stdin=stdin)
+    assert in_process("preview", "-", stdin=stdin).returncode == 0
+    assert in_process("preview", "--fail-on", "warning", "-", stdin=stdin).returncode == warning
+    assert in_process("preview", "--fail-on", "unpatched", "-", stdin=stdin).returncode == unpatched
+    both = in_process("preview", "--fail-on", "warning", "--fail-on", "unpatched", "-", stdin=stdin)
     assert both.returncode == max(warning, unpatched)
 
 

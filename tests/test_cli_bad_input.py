@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.support.builders import EXAMPLES
-from tests.support.cli import cli, one_line_error
+from tests.support.cli import cli, in_process, one_line_error
 from tests.support.pace import patience
 from webhook.cli import main, parser
 from webhook.cli import preview_command as cli_preview
@@ -101,7 +101,23 @@ def test_every_command_answers_bad_input_with_one_line(
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    done = cli(*COMMANDS[command](str(path)), cwd=tmp_path)
+    _answers_with_one_line(in_process(*COMMANDS[command](str(path)), cwd=tmp_path), command, says)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_process_ends_on_bad_input_with_one_line(
+    command: str, tmp_path: Path
+) -> None:
+    """The table above, one row per command, as a process: its exit prints nothing more."""
+    name, content, says = next(row for row in CORPUS if row[0] == "deep-json")
+    path = tmp_path / name
+    path.write_bytes(content)
+    _answers_with_one_line(cli(*COMMANDS[command](str(path)), cwd=tmp_path), command, says)
+
+
+def _answers_with_one_line(
+    done: subprocess.CompletedProcess[str], command: str, says: str | None
+) -> None:
     assert "Traceback" not in done.stderr
     assert "a bug" not in done.stderr  # the catch-all's words: an input no reader foresaw
     if says is None and done.returncode in (0, 1):

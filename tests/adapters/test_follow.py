@@ -49,9 +49,9 @@ def test_a_broken_watch_costs_a_few_requests_a_second(
 ) -> None:
     with _following(fault, tmp_path, monkeypatch) as (stub, _):
         wait(lambda: stub.watches >= 2, "the watch to be opened again")
-        time.sleep(3)
+        time.sleep(1.5)
         requests = stub.lists + stub.watches
-    # Backing off from 0.8 s, doubling: a handful in 3 s where it was thousands.
+    # Backing off from 0.8 s, doubling: a handful in 1.5 s where it was thousands.
     assert requests <= 10, (stub.lists, stub.watches)
 
 

@@ -1,13 +1,19 @@
-"""Running the `multinode-webhook` command line as a user does: a subprocess, its output read."""
+"""Running the `multinode-webhook` command line as a user does: a subprocess, its output read;
+and `in_process`, its `main` called here, for the tables that ask many inputs one question
+each (exit codes, one-line errors) and would otherwise start an interpreter for every row."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.pace import patience
+from webhook.cli import main
 
 
 def cli(
@@ -35,3 +41,64 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = done.stderr.strip().splitlines()
     return line
+
+
+def in_process(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`main(ARGS)` in this process, with `stdin` as its input and `env` added to the
+    environment (in `cwd`): what `cli` answers, without the process around it. The process's
+    own exit (its hooks, a signal) is what `cli` is for."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _recursion_limit(PYTHON_DEFAULT_RECURSION_LIMIT),
+        _environment(env or {}),
+        contextlib.chdir(cwd or Path.cwd()),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        _stdin(stdin),
+    ):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+# What a fresh interpreter allows: a test run may have raised it (Hypothesis does), and the
+# readers' depth bounds are what a user's process meets first.
+PYTHON_DEFAULT_RECURSION_LIMIT = 1000
+
+
+@contextlib.contextmanager
+def _recursion_limit(limit: int) -> Iterator[None]:
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+@contextlib.contextmanager
+def _environment(added: dict[str, str]) -> Iterator[None]:
+    before = {name: os.environ.get(name) for name in added}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _stdin(text: str) -> Iterator[None]:
+    before = sys.stdin
+    sys.stdin = io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = before
