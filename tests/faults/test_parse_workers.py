@@ -94,7 +94,7 @@ def test_workers_killed_under_one_parse_are_no_fault_of_the_script(
     repaired."""
     with running(
         tmp_path,
-        parse=parse_slowly,
+        rewrite=parse_slowly,
         parse_workers=1,
         warm_up=False,
         parse_budget_seconds=20,

@@ -258,7 +258,7 @@ def test_a_script_that_crashes_the_parser_does_not_stop_the_audit(
     )
     crashing["spec"]["containers"][0]["args"][0] = crashing_script(9)
     api.put("pods", crashing)
-    box = Sandbox(parse=parse_or_crash)
+    box = Sandbox(rewrite=parse_or_crash)
     try:
         with isolated(Isolated(sandbox=box)):
             found = audit(

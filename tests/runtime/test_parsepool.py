@@ -22,7 +22,7 @@ def _missing(script: str) -> Needed:
 
 
 def _pool(
-    parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = parse_slowly, **limits: float
+    rewrite: Callable[[str, frozenset[Rule]], ScriptRewrite] = parse_slowly, **limits: float
 ) -> ParsePool:
     settings = {"workers": 1, "budget": 5.0, "queue_limit": 64, "tenant_limit": 8, **limits}
     return ParsePool(
@@ -31,7 +31,7 @@ def _pool(
         queue_limit=int(settings["queue_limit"]),
         tenant_limit=int(settings["tenant_limit"]),
         scripts=ParsedScripts(),
-        parse=parse,
+        rewrite=rewrite,
         timeout_kept=settings.get("timeout_kept", LONG),
     )
 
@@ -200,7 +200,7 @@ def test_a_failure_is_told_once_however_many_reviews_waited_for_it() -> None:
         queue_limit=8,
         tenant_limit=8,
         scripts=ParsedScripts(),
-        parse=parse_or_crash,
+        rewrite=parse_or_crash,
         on_failure=lambda missing, reason, tenant: told.append((missing.container, reason, tenant)),
     )
     script = crashing_script(90)

@@ -34,7 +34,7 @@ def _die() -> None:
 @pytest.fixture
 def crashing() -> Iterator[Sandbox]:
     """A sandbox whose parse dies on `crashing_script`, the offline front ends' isolation."""
-    box = Sandbox(parse=parse_or_crash)
+    box = Sandbox(rewrite=parse_or_crash)
     try:
         with isolated(Isolated(sandbox=box)):
             yield box
@@ -86,7 +86,7 @@ def test_a_worker_killed_from_outside_is_no_crash_of_the_call(
 
 
 def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
-    box = Sandbox(parse=parse_or_crash)
+    box = Sandbox(rewrite=parse_or_crash)
     script = crashing_script()
     try:
         first = Isolated(sandbox=box)
@@ -108,7 +108,7 @@ def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
 
 
 def test_a_full_crasher_memory_forgets_the_oldest_and_keeps_the_newest() -> None:
-    box = Sandbox(parse=parse_or_crash)
+    box = Sandbox(rewrite=parse_or_crash)
     isolation = Isolated(sandbox=box, crashers_kept=2)
     first, second, newest = (crashing_script(serial) for serial in (10, 11, 12))
     try:

@@ -109,11 +109,11 @@ def running(
     bundle = bundle or certs.generate(sans=SANS)
     cert_dir = kube_style_cert_dir(tmp_path / "tls", bundle)
     decide = settings.pop("decide", None)
-    parse = settings.pop("parse", None)
+    rewrite = settings.pop("rewrite", None)
     config = Settings(
         cert_dir=cert_dir, **{"cert_reload_seconds": 0.1, "log_level": "warning", **settings}
     )
-    injected = {"parse": parse, "decide": decide}
+    injected = {"rewrite": rewrite, "decide": decide}
     state = AppState(
         config,
         tls=certs.CertificateReloader(cert_dir),

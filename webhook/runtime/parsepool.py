@@ -97,16 +97,16 @@ class ParsePool:
         queue_limit: int,
         tenant_limit: int,
         scripts: ParsedScripts,
-        parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
+        rewrite: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
         on_failure: Callable[[Needed, Reason, str], None] = lambda *_: None,
         failures_kept: int = CRASHERS_KEPT,
         timeout_kept: float = TIMEOUT_KEPT_SECONDS,
     ) -> None:
         """`on_failure(needed, reason, tenant)` is told once of each parse that crashed or
         overran its budget, whichever reviews waited for it."""
-        self._boxes = [Sandbox(parse=parse) for _ in range(workers)]
+        self._boxes = [Sandbox(rewrite=rewrite) for _ in range(workers)]
         self.scripts = scripts
-        self._parse = parse
+        self._rewrite = rewrite
         self._on_failure = on_failure
         self._budget = budget
         self._queue_limit = queue_limit
@@ -304,7 +304,7 @@ class ParsePool:
         try:
             # The budget is each try's: a fresh worker started after a crash has one of its own.
             rewritten = await box.call_async(
-                self._parse, needed.script, needed.rules, timeout=self._budget
+                self._rewrite, needed.script, needed.rules, timeout=self._budget
             )
         except TimeoutError:  # the worker was killed, and is replaced on next use
             self.counts.timeouts += 1

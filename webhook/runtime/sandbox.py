@@ -102,9 +102,9 @@ class Sandbox:
     def __init__(
         self,
         *,
-        parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
+        rewrite: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script,
     ) -> None:
-        self._parse = parse
+        self._rewrite = rewrite
         self._executor: ProcessPoolExecutor | None = None
         self._sync = threading.Lock()
         self._making = threading.Lock()
@@ -207,7 +207,7 @@ class Sandbox:
 
     def rewrite(self, script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         """The script's rewrite, parsed in the worker; `ParserFailed` if the parse killed it."""
-        return self.call(self._parse, script, rules)
+        return self.call(self._rewrite, script, rules)
 
     def close(self, *, wait: bool = False) -> None:
         """Shut down for good (`wait` when the process is about to exit): the worker is stopped

@@ -45,7 +45,7 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     tls: CertificateReloader | None = None
     decide: Decide = decide
-    parse: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script
+    rewrite: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_script
     review_log: ReviewLog = field(init=False)
     refusals: RateLimit = field(default_factory=lambda: RateLimit(REFUSALS_LOGGED_PER_SECOND))
     previews: PreviewWorker = field(default_factory=PreviewWorker)
@@ -106,7 +106,7 @@ class AppState:
             queue_limit=self.settings.parse_queue,
             tenant_limit=self.settings.parse_queue_per_namespace,
             scripts=self.scripts,
-            parse=self.parse,
+            rewrite=self.rewrite,
             on_failure=self._parse_failed,
         )
         self.admission = Admission(
