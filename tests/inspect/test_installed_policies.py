@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from tests.support import llmisvc
-from webhook.inspect.installed_policies import InstalledPolicy, held_templates
+from webhook.inspect.installed_policies import InstalledPolicy, held_patterns
 from webhook.offline.policy import compile_shapes, policy_spec
 
 
@@ -21,7 +21,7 @@ def _policy() -> InstalledPolicy:
         failure_policy="Ignore",
         digests=frozenset(shape.digest for shape in compiled.shapes),
         bindings=(),
-        templates=held_templates(policy_spec(compiled.shapes)),
+        patterns=held_patterns(policy_spec(compiled.shapes)),
     )
 
 
@@ -47,10 +47,10 @@ def test_a_pod_whose_script_was_edited_is_not_known() -> None:
 
 def test_a_policy_with_no_templates_or_broken_ones_holds_none() -> None:
     spec = policy_spec(compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)]).shapes)
-    assert len(held_templates(spec)) == 1
+    assert len(held_patterns(spec)) == 1
     broken = copy.deepcopy(spec)
     for variable in broken["variables"]:
         if variable["name"] == "t0runs":
             variable["expression"] = "variables.x"
-    assert held_templates(broken) == ()
-    assert held_templates({"variables": []}) == ()
+    assert held_patterns(broken) == ()
+    assert held_patterns({"variables": []}) == ()

@@ -200,7 +200,7 @@ def test_a_small_preset_covers_services_it_was_not_compiled_from(
 ) -> None:
     compiled = compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)])
     [shape] = compiled.shapes
-    assert shape.template is not None
+    assert shape.pattern is not None
     pod = llmisvc.build_pod(
         llmisvc.EVAL_PRESET, role="leader", user_args=HOSTILE, identity=identity
     )

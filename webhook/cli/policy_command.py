@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     for shape in compiled.shapes:
         kind = LLMISVC_KIND if shape.llm else ISVC_KIND
         what = f"{kind} pods"
-        if shape.template is not None:
+        if shape.pattern is not None:
             what = "the pods of every LLMInferenceService rendered from it"
         print(f"covered: {shape.source} {shape.name} ({what})", file=sys.stderr)
         for other in compiled.also.get(shape.digest, []):

@@ -171,10 +171,10 @@ def policy_findings(
     service of, and the namespaces they bind."""
     findings = []
     for policy in policies:
-        exact = len(policy.digests) - len(policy.templates)
-        held = [f"{exact} scripts"] if exact or not policy.templates else []
-        if policy.templates:
-            held.append(f"{len(policy.templates)} preset scripts")
+        exact = len(policy.digests) - len(policy.patterns)
+        held = [f"{exact} scripts"] if exact or not policy.patterns else []
+        if policy.patterns:
+            held.append(f"{len(policy.patterns)} preset scripts")
         findings.append(
             Finding(
                 f"MutatingAdmissionPolicy {policy.name}: {' and '.join(held)} "

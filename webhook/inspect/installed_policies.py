@@ -2,11 +2,11 @@
 they repair, which namespaces their bindings select, and whether one covers a given pod.
 
 Ours are the MutatingAdmissionPolicies that carry the shapes annotation: the digests of the
-scripts compiled into them, and of the presets, whose templates the policy's variables hold
-(read back here as `webhook.core.template` reads them) with the presets' sources in the
+scripts compiled into them, and of the presets, whose patterns the policy's variables hold
+(read back here as `webhook.core.pattern` reads them) with the presets' sources in the
 presets annotation. A pod is covered when a binding of such a policy selects its namespace and
 labels, and the digest of its target container's script is among them or its script is a
-rendering of one of the templates.
+rendering of one of the patterns.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from webhook.adapters.kube.client import Cluster
 from webhook.core.evaluated import policy_leaves
 from webhook.core.model import DEFAULT_CONTEXT, DEFAULT_OPTIONS, Options
 from webhook.core.names import POLICY_PRESETS_ANNOTATION, POLICY_SHAPES_ANNOTATION, PREFIX
+from webhook.core.pattern import ScriptPattern
 from webhook.core.raw import is_string_list, mapping, string
 from webhook.core.read import ContainerFacts, read_pod
 from webhook.core.rewrite import container_shape
-from webhook.core.template import Template
 from webhook.core.view import pod_view
 
 GROUP: Final = "admissionregistration.k8s.io"
@@ -31,28 +31,28 @@ VERSION: Final = "v1"
 
 
 @dataclass(frozen=True, slots=True)
-class InstalledTemplate:
+class InstalledPattern:
     """A preset's script as a policy holds it: the container's name, its command (the script
-    word empty) and which word is the script, and the template the script must render."""
+    word empty) and which word is the script, and the pattern the script must match."""
 
     name: str
     command: tuple[str, ...]
     word: int
-    template: Template
+    pattern: ScriptPattern
 
     def renders(self, name: str, command: Sequence[str]) -> bool:
-        """Whether a container of this name and command is one the template covers."""
+        """Whether a container of this name and command is one the pattern covers."""
         if name != self.name or len(command) != len(self.command):
             return False
         others = [word for index, word in enumerate(command) if index != self.word]
         if others != [word for index, word in enumerate(self.command) if index != self.word]:
             return False
-        return self.template.starts(command[self.word]) is not None
+        return self.pattern.starts(command[self.word]) is not None
 
 
 @dataclass(frozen=True, slots=True)
 class InstalledPolicy:
-    """A compiled policy, the digests of its scripts, its templates and the presets they came
+    """A compiled policy, the digests of its scripts, its patterns and the presets they came
     from, and its bindings' selectors."""
 
     name: str
@@ -61,14 +61,14 @@ class InstalledPolicy:
     digests: frozenset[str]
     # (binding name, namespaceSelector, objectSelector) of each binding naming the policy.
     bindings: tuple[tuple[str, Mapping[str, Any], Mapping[str, Any]], ...]
-    templates: tuple[InstalledTemplate, ...] = ()
+    patterns: tuple[InstalledPattern, ...] = ()
     presets: tuple[str, ...] = ()
 
     def knows(self, pod: Mapping[str, Any], options: Options = DEFAULT_OPTIONS) -> bool:
         """Whether the pod's script is one the policy repairs (its args aside)."""
         return any(
             digest in self.digests
-            or (container.llm and any(t.renders(container.name, command) for t in self.templates))
+            or (container.llm and any(t.renders(container.name, command) for t in self.patterns))
             for container, command, digest in _commanded(pod, options)
         )
 
@@ -79,8 +79,8 @@ def _strings(value: Any) -> list[str]:
     return list(value)
 
 
-def held_templates(spec: Mapping[str, Any]) -> tuple[InstalledTemplate, ...]:
-    """The templates a policy's variables hold (CEL literals of lists, JSON text too), or
+def held_patterns(spec: Mapping[str, Any]) -> tuple[InstalledPattern, ...]:
+    """The patterns a policy's variables hold (CEL literals of lists, JSON text too), or
     none when they are not all there."""
     expressions = {
         string(mapping(v).get("name")): string(mapping(v).get("expression"))
@@ -96,11 +96,11 @@ def held_templates(spec: Mapping[str, Any]) -> tuple[InstalledTemplate, ...]:
             runs = _strings(json.loads(expressions[f"t{number}runs"]))
             gaps = _strings(json.loads(expressions[f"t{number}gaps"]))
             found.append(
-                InstalledTemplate(
+                InstalledPattern(
                     name=names[number],
                     command=tuple(_strings(command)),
                     word=int(at[number]),
-                    template=Template(tuple(runs), tuple(gaps), (), int(longest[number])),
+                    pattern=ScriptPattern(tuple(runs), tuple(gaps), (), int(longest[number])),
                 )
             )
     except (ValueError, KeyError, IndexError, TypeError):
@@ -134,7 +134,7 @@ def installed_policies(cluster: Cluster) -> list[InstalledPolicy]:
                 version=string(annotations.get(f"{PREFIX}/version")),
                 failure_policy=string(mapping(policy.get("spec")).get("failurePolicy")),
                 digests=frozenset(digests),
-                templates=held_templates(mapping(policy.get("spec"))),
+                patterns=held_patterns(mapping(policy.get("spec"))),
                 presets=tuple(_listed(annotations, POLICY_PRESETS_ANNOTATION)),
                 bindings=tuple(
                     (

@@ -9,9 +9,9 @@ and the status annotation (whose digest depends on the container's position, so 
 each of the first `POSITIONS`).
 
 A preset (LLMInferenceServiceConfig) is compiled once for every LLMInferenceService: its script
-is a template (`webhook.offline.templates`) that the policy reads each pod's script against, in
-CEL, as `webhook.core.template` reads it, and the repair is a list of edits inside the
-template's literal text. A rendered workload the preset already repairs adds nothing.
+is a pattern (`webhook.offline.preset_patterns`) that the policy reads each pod's script against, in
+CEL, as `webhook.core.pattern` reads it, and the repair is a list of edits inside the
+pattern's literal runs. A rendered workload the preset already repairs adds nothing.
 
 A pod the policy does not recognise is left alone, so it may cover fewer pods than the webhook,
 never differently. It leaves to the webhook:
@@ -56,7 +56,7 @@ from webhook.offline.policy.shapes import (
     Shape,
     compile_shapes,
     containers_in,
-    template_digest,
+    pattern_digest,
 )
 
 __all__ = [
@@ -79,9 +79,9 @@ __all__ = [
     "figures",
     "jsonpatch_map",
     "jsonpatch_message",
+    "pattern_digest",
     "policy_objects",
     "policy_spec",
     "split",
-    "template_digest",
     "with_bindings",
 ]

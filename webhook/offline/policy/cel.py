@@ -1,5 +1,5 @@
 """The CEL of a MutatingAdmissionPolicy for compiled shapes (`policy_spec`): match conditions,
-the variables that find a pod's shape (exact scripts compared, templates read), and the
+the variables that find a pod's shape (exact scripts compared, patterns read), and the
 JSONPatch that applies its repair, written with `JSONPatch{…}` for the API server or with plain
 maps, so that cel-python can evaluate it outside one."""
 
@@ -70,16 +70,16 @@ def policy_spec(
     patch: Patch = jsonpatch_message,
 ) -> dict[str, Any]:
     """The MutatingAdmissionPolicy's spec for these shapes (the exact ones first, then the
-    templates, in the lists indexed by `variables.shape`), targeting the containers and
+    patterns, in the lists indexed by `variables.shape`), targeting the containers and
     skipping the namespace of `options`, as a server started with them does."""
-    exact = [shape for shape in given if shape.template is None]
-    templated = [shape for shape in given if shape.template is not None]
-    shapes = [*exact, *templated]
+    exact = [shape for shape in given if shape.pattern is None]
+    patterned = [shape for shape in given if shape.pattern is not None]
+    shapes = [*exact, *patterned]
     targets = _cel(list(options.containers))
     llm_targets = _cel(list(options.llm_containers))
     labels = "object.metadata.labels"
     chain = (
-        f"variables.template >= 0 ? {len(exact)} + variables.template : -1" if templated else "-1"
+        f"variables.template >= 0 ? {len(exact)} + variables.template : -1" if patterned else "-1"
     )
     for number in reversed(range(len(exact))):
         chain = f"{_condition(exact[number])} ? {number} : {chain}"
@@ -169,7 +169,7 @@ def policy_spec(
                 "expression": "variables.index >= 0 && variables.isvcPod && "
                 f"object.spec.containers[variables.index].name in {targets}",
             },
-            *(_template_variables(templated) if templated else []),
+            *(_pattern_variables(patterned) if patterned else []),
             {"name": "shape", "expression": f"variables.index < 0 ? -1 : {chain}"},
             {"name": "commands", "expression": _cel([list(s.new_command) for s in exact])},
             {
@@ -177,7 +177,7 @@ def policy_spec(
                 "expression": "variables.shape < 0 ? [] : "
                 + (
                     f"variables.shape >= {len(exact)} ? variables.templateCommand : "
-                    if templated
+                    if patterned
                     else ""
                 )
                 + "variables.commands[variables.shape]",
@@ -208,10 +208,10 @@ def _indices(count: int) -> str:
     return _ints(range(count))
 
 
-def _template_condition(number: int, shape: Shape) -> str:
-    """Whether the target container may be a rendering of template `number`: its name, its
+def _pattern_condition(number: int, shape: Shape) -> str:
+    """Whether the target container may be a rendering of pattern `number`: its name, its
     command but the script word, and the script's size, first run and last run."""
-    assert shape.template is not None
+    assert shape.pattern is not None
     container = "object.spec.containers[variables.index]"
     script = f"{container}.command[{shape.word}]"
     runs = f"variables.t{number}runs"
@@ -226,7 +226,7 @@ def _template_condition(number: int, shape: Shape) -> str:
         ),
         f"size({script}) <= variables.templateLongest[{number}]",
         f"{script}.startsWith({runs}[0])",
-        f"{script}.endsWith({runs}[{len(shape.template.runs) - 1}])",
+        f"{script}.endsWith({runs}[{len(shape.pattern.runs) - 1}])",
     ]
     if shape.needs_args:
         parts.append(f"has({container}.args) && size({container}.args) >= 1")
@@ -236,30 +236,30 @@ def _template_condition(number: int, shape: Shape) -> str:
     return " && ".join(parts)
 
 
-def _template_match(number: int, shape: Shape) -> list[dict[str, str]]:
-    """The variables that read the target's script as template `number`, as
-    `webhook.core.template` reads it: `t<n>` whether its cheap conditions hold, `t<n>s<k>`
+def _pattern_match(number: int, shape: Shape) -> list[dict[str, str]]:
+    """The variables that read the target's script as pattern `number`, as
+    `webhook.core.pattern` reads it: `t<n>` whether its cheap conditions hold, `t<n>s<k>`
     where run k starts (each found after the one before, the last one ending the script; -1
     when it is not there), and `t<n>ok` whether every hole between them matches its
-    pattern. The API server evaluates a variable when it is first used, so a template whose
+    pattern. The API server evaluates a variable when it is first used, so a pattern whose
     cheap conditions fail costs only them."""
-    template = shape.template
-    assert template is not None
+    pattern = shape.pattern
+    assert pattern is not None
     name = f"variables.t{number}"
     script = f"object.spec.containers[variables.index].command[{shape.word}]"
     runs = f"{name}runs"
-    last = len(template.runs) - 1
+    last = len(pattern.runs) - 1
     found = [
-        {"name": f"t{number}runs", "expression": _cel(list(template.runs))},
-        {"name": f"t{number}gaps", "expression": _cel(list(template.gaps))},
-        {"name": f"t{number}", "expression": _template_condition(number, shape)},
+        {"name": f"t{number}runs", "expression": _cel(list(pattern.runs))},
+        {"name": f"t{number}gaps", "expression": _cel(list(pattern.gaps))},
+        {"name": f"t{number}", "expression": _pattern_condition(number, shape)},
     ]
     starts = ["0"]
     for run in range(1, last + 1):
         before = f"{name}s{run - 1}" if run > 1 else f"({name} ? 0 : -1)"
-        after = f"{before} + {len(template.runs[run - 1])}"
+        after = f"{before} + {len(pattern.runs[run - 1])}"
         if run == last:
-            end = f"size({script}) - {len(template.runs[run])}"
+            end = f"size({script}) - {len(pattern.runs[run])}"
             where = f"{end} >= {after} ? {end} : -1"
         else:
             where = f"{script}.indexOf({runs}[{run}], {after})"
@@ -274,7 +274,7 @@ def _template_match(number: int, shape: Shape) -> list[dict[str, str]]:
         starts.append(f"{name}s{run}")
     holes = []
     for hole in range(1, last + 1):
-        begins = f"{starts[hole - 1]} + {len(template.runs[hole - 1])}"
+        begins = f"{starts[hole - 1]} + {len(pattern.runs[hole - 1])}"
         # The size test bounds what the match may cost (the pattern holds no more anyway);
         # no pattern matches a newline, and RE2's `$` is the text's end, so the match alone
         # is the core's test.
@@ -289,12 +289,14 @@ def _template_match(number: int, shape: Shape) -> list[dict[str, str]]:
     return found
 
 
-def _template_variables(shapes: Sequence[Shape]) -> list[dict[str, str]]:
-    """The variables that match a script against the policy's templates and build the
-    repaired command: `template` is the first template the script is a rendering of (-1:
-    none), `starts` where its runs start, `templateCommand` the command with its edits made."""
-    found = [shape.template for shape in shapes if shape.template is not None]
-    edits = max(len(template.edits) for template in found)
+def _pattern_variables(shapes: Sequence[Shape]) -> list[dict[str, str]]:
+    """The variables that match a script against the policy's patterns and build the
+    repaired command: `template` is the first pattern the script is a rendering of (-1:
+    none), `starts` where its runs start, `templateCommand` the command with its edits made.
+    The variables keep the `template` names of the first releases: `check` reads them back
+    from the policies installed (`webhook.inspect.installed_policies`)."""
+    found = [shape.pattern for shape in shapes if shape.pattern is not None]
+    edits = max(len(pattern.edits) for pattern in found)
     chain, starts_chain = "-1", "[]"
     for number in reversed(range(len(shapes))):
         chain = f"variables.t{number}ok ? {number} : {chain}"
@@ -320,7 +322,7 @@ def _template_variables(shapes: Sequence[Shape]) -> list[dict[str, str]]:
         *(
             variable
             for number, shape in enumerate(shapes)
-            for variable in _template_match(number, shape)
+            for variable in _pattern_match(number, shape)
         ),
         {"name": "template", "expression": f"variables.index < 0 || variables.isvc ? -1 : {chain}"},
         {"name": "starts", "expression": f"variables.template < 0 ? [] : {starts_chain}"},

@@ -69,40 +69,40 @@ def estimated_cost(shapes: Sequence[Shape]) -> int:
     """An upper bound of the CEL cost of one admission, by the cost model of Kubernetes' CEL
     libraries (a string compared, searched or cut costs 1 + a tenth of its length; a regex
     match, a tenth of the text's length times a quarter of the pattern's): every exact
-    shape's command and script compared, and every template read, as if each one's cheap
-    conditions held, then one template's edits made."""
+    shape's command and script compared, and every pattern read, as if each one's cheap
+    conditions held, then one pattern's edits made."""
     exact = sum(
         sum(1 + len(word) // 10 for word in (*shape.command, shape.script or ""))
         for shape in shapes
-        if shape.template is None
+        if shape.pattern is None
     )
-    templates = [shape for shape in shapes if shape.template is not None]
-    read = sum(_template_cost(shape) for shape in templates)
-    edits = max((_edits_cost(shape) for shape in templates), default=0)
+    patterns = [shape for shape in shapes if shape.pattern is not None]
+    read = sum(_pattern_cost(shape) for shape in patterns)
+    edits = max((_edits_cost(shape) for shape in patterns), default=0)
     return exact + read + edits + 64 * POSITIONS
 
 
-def _template_cost(shape: Shape) -> int:
-    """What reading a script as one template costs at most: its command compared, its first
+def _pattern_cost(shape: Shape) -> int:
+    """What reading a script as one pattern costs at most: its command compared, its first
     and last runs, a search for each run and a cut for each hole (each over the whole
     script, which its size bounds), and each hole's pattern match (over its text, which its
     size test bounds)."""
-    template = shape.template
-    assert template is not None
-    script = 1 + template.longest // 10
+    pattern = shape.pattern
+    assert pattern is not None
+    script = 1 + pattern.longest // 10
     words = sum(1 + len(word) // 10 for word in shape.command)
-    ends = 2 + (len(template.runs[0]) + len(template.runs[-1])) // 10
-    runs = len(template.runs)
+    ends = 2 + (len(pattern.runs[0]) + len(pattern.runs[-1])) // 10
+    runs = len(pattern.runs)
     holes = sum(
         (1 + widest // 10) * (2 + len(gap) // 4)
-        for widest, gap in zip(shape.holes, template.gaps, strict=True)
+        for widest, gap in zip(shape.holes, pattern.gaps, strict=True)
     )
     return words + ends + 2 * runs * script + holes
 
 
 def _edits_cost(shape: Shape) -> int:
-    """What making one template's edits costs at most: a cut of the script for each, and the
+    """What making one pattern's edits costs at most: a cut of the script for each, and the
     join of the new script."""
-    template = shape.template
-    assert template is not None
-    return (len(template.edits) + 1) * (1 + template.longest // 10) + 1 + template.longest // 5
+    pattern = shape.pattern
+    assert pattern is not None
+    return (len(pattern.edits) + 1) * (1 + pattern.longest // 10) + 1 + pattern.longest // 5

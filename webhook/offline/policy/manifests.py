@@ -73,7 +73,7 @@ def _policy(shapes: Sequence[Shape], name: str, compiled: Compiled) -> dict[str,
         {
             source
             for shape in shapes
-            if shape.template is not None
+            if shape.pattern is not None
             for source in compiled.sources(shape)
         }
     )

@@ -25,11 +25,11 @@ from webhook.core.kinds import (
 from webhook.core.model import DEFAULT_OPTIONS, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action
+from webhook.core.pattern import ScriptPattern
 from webhook.core.raw import at, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
-from webhook.core.template import Template
 from webhook.core.view import pod_view
-from webhook.offline import isolation, templates
+from webhook.offline import isolation, preset_patterns
 from webhook.offline.documents import objects_in
 
 # Container positions the policy covers: a status annotation is kept for each.
@@ -50,16 +50,16 @@ class Shape:
     # By position; then, for the legacy shape with no user args, for eval's with args unwrapped.
     statuses: tuple[str, ...]
     source: str
-    # A preset's: its script word (at `word` of `command`, there "") as a template.
-    template: Template | None = None
+    # A preset's: its script word (at `word` of `command`, there "") as a pattern.
+    pattern: ScriptPattern | None = None
     word: int = -1
-    # A preset's: the longest text each hole of its template holds.
+    # A preset's: the longest text each hole of its pattern holds.
     holes: tuple[int, ...] = ()
 
     @property
     def digest(self) -> str:
-        if self.template is not None:
-            return template_digest(self)
+        if self.pattern is not None:
+            return pattern_digest(self)
         return shape_digest(name=self.name, command=self.command, script=self.script)
 
 
@@ -111,16 +111,16 @@ def _object_containers(
         return
     group = string(document.get("apiVersion")).rpartition("/")[0]
     if kind == "Pod":
-        templates: list[Any] = [document]
+        pod_templates: list[Any] = [document]
     elif (group, kind) == LWS_KIND:
-        templates = [at(document, path) for _, path in LWS_TEMPLATES]
+        pod_templates = [at(document, path) for _, path in LWS_TEMPLATES]
     elif (group, kind) in TEMPLATE_PATHS:
-        templates = [at(document, TEMPLATE_PATHS[group, string(kind)])]
+        pod_templates = [at(document, TEMPLATE_PATHS[group, string(kind)])]
     else:
         return
-    for template in templates:
-        labels = mapping(mapping(mapping(template).get("metadata")).get("labels"))
-        containers = mapping(mapping(template).get("spec")).get("containers") or []
+    for pod_template in pod_templates:
+        labels = mapping(mapping(mapping(pod_template).get("metadata")).get("labels"))
+        containers = mapping(mapping(pod_template).get("spec")).get("containers") or []
         isvc = names.ISVC_LABEL in labels
         if not isvc and labels.get(names.PART_OF_LABEL) != names.LLMISVC_PART_OF:
             continue
@@ -257,7 +257,7 @@ def compile_shapes(
                 preset = container["preset"]
                 if any("{{" in str(word) for word in preset.get("command") or []):
                     if preset.get("name") in options.llm_containers:
-                        _add(compiled, seen, _template_shape(preset, label, options))
+                        _add(compiled, seen, _pattern_shape(preset, label, options))
                     continue
                 container = preset  # noqa: PLW2901 - a preset's exact script is as a pod's
             name = container.get("name")
@@ -289,14 +289,14 @@ def _add(compiled: Compiled, seen: set[tuple[bool, str]], shape: Shape | str) ->
     if (shape.llm, shape.digest) not in seen:
         seen.add((shape.llm, shape.digest))
         compiled.shapes.append(shape)
-    elif shape.template is not None:
+    elif shape.pattern is not None:
         compiled.also.setdefault(shape.digest, []).append(f"{shape.source} {shape.name}")
 
 
 def _fold_renderings(compiled: Compiled) -> None:
     """Drop each exact LLM shape (a rendered workload's) that a compiled preset repairs
     alike, so that a policy compiled from presets and their workloads holds each script once."""
-    found = [shape for shape in compiled.shapes if shape.template is not None]
+    found = [shape for shape in compiled.shapes if shape.pattern is not None]
     kept = []
     for shape in compiled.shapes:
         by = next((t for t in found if shape.llm and _renders(t, shape)), None)
@@ -309,7 +309,7 @@ def _fold_renderings(compiled: Compiled) -> None:
 
 def _renders(preset: Shape, shape: Shape) -> bool:
     """Whether the exact `shape` is a rendering of `preset` that it repairs alike."""
-    assert preset.template is not None
+    assert preset.pattern is not None
     facts = (preset.name, preset.needs_args, preset.evaluated, preset.statuses)
     if shape.script is not None or facts != (
         shape.name,
@@ -325,19 +325,19 @@ def _renders(preset: Shape, shape: Shape) -> bool:
     script, command[word] = command[word], ""
     repaired, new[word] = new[word], ""
     return tuple(command) == tuple(new) == preset.command and (
-        preset.template.repaired(script) == repaired
+        preset.pattern.repaired(script) == repaired
     )
 
 
-def template_digest(shape: Shape) -> str:
-    """What names a preset's compiled script: its container's name, command and template."""
-    assert shape.template is not None
-    template = shape.template
-    text = json.dumps([shape.name, shape.command, template.runs, template.gaps])
+def pattern_digest(shape: Shape) -> str:
+    """What names a preset's compiled script: its container's name, command and pattern."""
+    assert shape.pattern is not None
+    pattern = shape.pattern
+    text = json.dumps([shape.name, shape.command, pattern.runs, pattern.gaps])
     return shape_digest(name=shape.name, command=(), script=text)
 
 
-def _template_shape(container: Mapping[str, Any], label: str, options: Options) -> Shape | str:
+def _pattern_shape(container: Mapping[str, Any], label: str, options: Options) -> Shape | str:
     """A preset's container whose script is a template: its shape for every service, or why
     the policy leaves it to the webhook (empty: the webhook leaves it alone too)."""
     name = string(container.get("name"))
@@ -357,10 +357,10 @@ def _template_shape(container: Mapping[str, Any], label: str, options: Options) 
         others = (*shape.new_command[:word], *shape.new_command[word + 1 :])
         return (shape.needs_args, shape.evaluated, shape.statuses, others), shape.new_command[word]
 
-    found = templates.compiled(command[word], repair, max_bytes=options.max_script_bytes)
+    found = preset_patterns.compiled(command[word], repair, max_bytes=options.max_script_bytes)
     if isinstance(found, str):
         return f"{label} {name}: {found}" if found else ""
-    template, holes, (needs_args, evaluated, statuses, _) = found
+    pattern, holes, (needs_args, evaluated, statuses, _) = found
     blank = (*command[:word], "", *command[word + 1 :])
     return Shape(
         llm=True,
@@ -372,7 +372,7 @@ def _template_shape(container: Mapping[str, Any], label: str, options: Options) 
         new_command=blank,
         statuses=statuses,
         source=label,
-        template=template,
+        pattern=pattern,
         word=word,
         holes=holes,
     )

@@ -27,7 +27,7 @@ class Edit:
 
 
 @dataclass(frozen=True, slots=True)
-class Template:
+class ScriptPattern:
     """Runs (two or more), a hole pattern between each two (anchored, `^(?:…)$`), the edits
     in script order, and the longest script the template renders."""
 

@@ -1,4 +1,4 @@
-"""A preset's script compiled into a template (webhook/offline/templates.py): the runs and hole
+"""A preset's script compiled into a pattern (webhook/offline/preset_patterns.py): the runs and hole
 patterns its actions make, the presets it refuses and why, and that the patterns read in
 RE2 (the API server's) as in Python (the core's)."""
 
@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from webhook.offline import templates
-from webhook.offline.templates import MODEL, NAME, NUMBER, Unknown, escaped, skeleton
+from webhook.offline import preset_patterns
+from webhook.offline.preset_patterns import MODEL, NAME, NUMBER, Unknown, escaped, skeleton
 
 SKELETONS = [
     # (script word, its runs, its holes' patterns)
@@ -97,15 +97,15 @@ HIDES = [
     (NUMBER, " x", False),
     (NUMBER, "11", True),  # `1` then `11`: the first `11` starts inside the hole
     (NUMBER, "1x", False),  # `1` then `1x`: the first `1x` starts where the hole ends
-    (templates.literal("--tls "), "tls", True),
-    (templates.literal("--tls "), " b", False),
-    (templates.literal("ab").then(NUMBER), "b1", True),
-    (templates.literal("ab").then(NUMBER), "ba", False),
+    (preset_patterns.literal("--tls "), "tls", True),
+    (preset_patterns.literal("--tls "), " b", False),
+    (preset_patterns.literal("ab").then(NUMBER), "b1", True),
+    (preset_patterns.literal("ab").then(NUMBER), "ba", False),
 ]
 
 
 @pytest.mark.parametrize(("hole", "run", "hides"), HIDES)
-def test_a_run_a_hole_may_hide_is_known(hole: templates.Hole, run: str, hides: bool) -> None:
+def test_a_run_a_hole_may_hide_is_known(hole: preset_patterns.Hole, run: str, hides: bool) -> None:
     assert hole.hides(run) is hides
 
 
@@ -128,14 +128,15 @@ def test_a_repair_that_differs_between_services_leaves_the_preset() -> None:
         return "status", script.replace("$@", script.split()[1])
 
     assert (
-        templates.compiled(word, repair) == "its repair differs between services rendered from it"
+        preset_patterns.compiled(word, repair)
+        == "its repair differs between services rendered from it"
     )
 
 
 def test_a_preset_the_core_repairs_compiles_to_its_edits() -> None:
     word = "serve {{ .Spec.Model.Name }} $@"
-    found = templates.compiled(word, lambda script: ("status", script.replace("$@", '"$@"')))
+    found = preset_patterns.compiled(word, lambda script: ("status", script.replace("$@", '"$@"')))
     assert not isinstance(found, str)
-    template, holes, recorded = found
-    assert (template.runs, holes, recorded) == (("serve ", " $@"), (MODEL.longest,), "status")
-    assert template.repaired("serve org/m $@") == 'serve org/m "$@"'
+    pattern, holes, recorded = found
+    assert (pattern.runs, holes, recorded) == (("serve ", " $@"), (MODEL.longest,), "status")
+    assert pattern.repaired("serve org/m $@") == 'serve org/m "$@"'

@@ -1,4 +1,4 @@
-"""A preset's script compiled into the core's `Template`, for policy mode: every script KServe
+"""A preset's script compiled into the core's `ScriptPattern`, for policy mode: every script KServe
 renders from the preset, for any LLMInferenceService, is then known to the policy.
 
 KServe renders a preset by running the merged config's JSON text as a Go template, so the
@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from webhook.core.template import Edit, Template
+from webhook.core.pattern import Edit, ScriptPattern
 from webhook.offline import gobuiltins, gotemplate, llmrender
 
 
@@ -417,11 +417,11 @@ def within(runs: Sequence[str], holes: Sequence[Hole], max_bytes: int) -> int:
 
 def compiled(
     word: str, repair: Repair, *, max_bytes: int | None = None
-) -> tuple[Template, tuple[int, ...], Any] | str:
-    """The template of a preset's script word, the longest text of each of its holes, and
+) -> tuple[ScriptPattern, tuple[int, ...], Any] | str:
+    """The pattern of a preset's script word, the longest text of each of its holes, and
     what `repair` (the core's, on a pod with that script: (what the policy records, the new
     script), None when it is left alone) makes of the first probe's rendering; or why the
-    policy leaves the preset to the webhook. With `max_bytes`, the template reads no rendering
+    policy leaves the preset to the webhook. With `max_bytes`, the pattern reads no rendering
     over that many bytes (the core leaves those alone)."""
     try:
         runs, holes = skeleton(word)
@@ -434,13 +434,13 @@ def compiled(
     if limit < sum(len(run) for run in runs):
         return ""
     gaps = tuple(f"^(?:{hole.pattern})$" for hole in holes)
-    bare = Template(tuple(runs), gaps, (), longest)
+    bare = ScriptPattern(tuple(runs), gaps, (), longest)
     outcomes = []
     for data in PROBES:
         script = rendered(word, data)
         starts = bare.starts(script)
         if starts is None:
-            return "a probe rendering of its script is not read back as the template"
+            return "a probe rendering of its script is not read back as the pattern"
         outcomes.append((script, starts, repair(script)))
     (script, starts, first), *others = outcomes
     if first is None:
@@ -448,8 +448,8 @@ def compiled(
     edits = edits_between(script, first[1], runs=runs, starts=starts)
     if not edits:
         return "its repair changes text an action writes"
-    template = Template(tuple(runs), gaps, tuple(edits), limit)
+    pattern = ScriptPattern(tuple(runs), gaps, tuple(edits), limit)
     for other, _, outcome in others:
-        if outcome is None or outcome[0] != first[0] or template.repaired(other) != outcome[1]:
+        if outcome is None or outcome[0] != first[0] or pattern.repaired(other) != outcome[1]:
             return "its repair differs between services rendered from it"
-    return template, tuple(hole.longest for hole in holes), first[0]
+    return pattern, tuple(hole.longest for hole in holes), first[0]

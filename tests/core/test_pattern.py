@@ -1,15 +1,15 @@
-"""A script read as a compiled preset's template (webhook/core/template.py): where its runs
+"""A script read as a compiled preset's pattern (webhook/core/pattern.py): where its runs
 start, and the repair made as edits inside them."""
 
 from __future__ import annotations
 
 import pytest
 
-from webhook.core.template import Edit, Template
+from webhook.core.pattern import Edit, ScriptPattern
 
 DIGITS = "^(?:[0-9]{1,3})$"
 # `--tp=<n> serve <n> $@`, its repair quoting `$@`.
-TEMPLATE = Template(
+TEMPLATE = ScriptPattern(
     runs=("--tp=", " serve ", " $@"),
     gaps=(DIGITS, DIGITS),
     edits=(Edit(run=2, offset=1, length=2, text='"$@"'),),
