@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support import fakeapi, poll, servers
 from tests.support.builders import data_pod, example
-from tests.support.cli import cli, one_line_error
+from tests.support.cli import cli, in_process, one_line_error
 from tests.support.fakeapi import serving_install
 from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
@@ -331,7 +331,7 @@ def test_check_exits_1_for_each_way_the_install_is_down(
         address = (
             "127.0.0.1:1" if fault == "unreachable-address" else f"127.0.0.1:{live.https_port}"
         )
-        done = cli("check", "--kubeconfig", str(kubeconfig), "--address", address)
+        done = in_process("check", "--kubeconfig", str(kubeconfig), "--address", address)
     assert said in done.stdout, done.stdout
     assert done.returncode == (0 if fault == "none" else 1), done.stdout
     found = done.stdout.count("\n!! ") + done.stdout.startswith("!! ")
@@ -371,13 +371,7 @@ def test_check_compares_the_server_containers_with_the_cel_names(
     api, cluster, kubeconfig = fake
     run_bootstrap(cluster, now=dt.datetime.now(dt.UTC))
     serving_install(api, *extra_args)
-    flags = ["--kubeconfig", str(kubeconfig)]
-    done = subprocess.run(
-        [sys.executable, "-m", "webhook", "check", *flags],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = in_process("check", "--kubeconfig", str(kubeconfig))
     pods = "LLMInferenceService" if "llm" in "".join(extra_args) else "InferenceService"
     if agree:
         assert "   InferenceService target containers: kserve-container, worker-container " in (

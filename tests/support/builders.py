@@ -19,6 +19,8 @@ from webhook.core.script import rewrite_script
 from webhook.core.view import pod_view
 
 REPO: Final = Path(__file__).resolve().parents[2]
+# libyaml's safe loader where PyYAML has it: the corpus is read many times over a run.
+SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 EXAMPLES: Final = REPO / "examples"
 TESTDATA: Final = REPO / "tests" / "testdata"
 

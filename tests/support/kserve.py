@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.builders import REPO
+from tests.support.builders import REPO, SAFE_LOADER
 from webhook.core import names
 from webhook.offline.render import render
 
@@ -76,7 +76,7 @@ def load_runtimes(path: Path) -> list[Mapping[str, Any]]:
     if path.name.endswith(".tmpl"):
         text = render_helm(text)
     found: list[Mapping[str, Any]] = []
-    for document in yaml.safe_load_all(text):
+    for document in yaml.load_all(text, Loader=SAFE_LOADER):
         if not isinstance(document, dict):
             continue
         objects = document.get("objects", []) if document.get("kind") == "Template" else [document]

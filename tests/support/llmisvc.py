@@ -14,7 +14,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from tests.support.builders import REPO
+from tests.support.builders import REPO, SAFE_LOADER
 from webhook.core import names
 from webhook.core.raw import at
 from webhook.offline import gotemplate, llmrender
@@ -192,7 +192,7 @@ def build_pod(
 
 
 def load(path: Path) -> dict[str, Any]:
-    config = yaml.safe_load(path.read_text())
+    config = yaml.load(path.read_text(), Loader=SAFE_LOADER)
     assert isinstance(config, dict), path
     assert config.get("kind") == "LLMInferenceServiceConfig", path
     return config
