@@ -122,7 +122,7 @@ def test_which_pods_names_every_reason() -> None:
 
 
 def test_the_metrics_table_names_every_metric() -> None:
-    families = text_string_to_metric_families(Metrics().render().decode())
+    families = text_string_to_metric_families(Metrics().exposition().decode())
     # The classic text format shows each counter's creation time as a family of its own.
     exposed = {f.name for f in families if not f.name.endswith("_created")}
     table = section(REFERENCE, "## Logs and metrics")

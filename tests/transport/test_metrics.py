@@ -16,7 +16,7 @@ REVIEWS = "multinode_webhook_reviews"
 
 
 def _samples(metrics: Metrics, family: str) -> list[Sample]:
-    text = metrics.render().decode()
+    text = metrics.exposition().decode()
     return [s for f in text_string_to_metric_families(text) if f.name == family for s in f.samples]
 
 

@@ -290,7 +290,8 @@ class Metrics:
     def ready(self, ready: bool) -> None:
         self._ready.set(1 if ready else 0)
 
-    def render(self) -> bytes:
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus's text format, as `/metrics` answers."""
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         # A registry per scrape: the collector reads every worker's files each time.

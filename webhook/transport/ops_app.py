@@ -32,6 +32,6 @@ def ops_app(state: AppState) -> FastAPI:
     async def metrics() -> Response:
         state.certificate_metrics()
         state.metrics.ready(state.unready() is None)
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
     return app
