@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -200,7 +199,8 @@ def test_close_ends_the_worker_at_once_even_mid_call(tmp_path: Path) -> None:
     worker = box.call(os.getpid)
     assert worker != os.getpid()
     started = tmp_path / "started"
-    busy = threading.Thread(target=_busy, args=(box, str(started)), daemon=True)
+    outcome: list[BaseException] = []
+    busy = threading.Thread(target=_busy, args=(box, str(started), outcome), daemon=True)
     busy.start()
     wait(started.exists, "the worker to run the call")
     box.close()
@@ -211,15 +211,20 @@ def test_close_ends_the_worker_at_once_even_mid_call(tmp_path: Path) -> None:
     # The call under way is not tried again on a worker of its own, which would outlive the
     # sandbox; nor is a later one.
     assert not busy.is_alive()
+    [answer] = outcome
+    assert isinstance(answer, Unavailable), answer
+    assert str(answer) == "the parse worker was stopped at shutdown"
     assert box.pids == []
     assert not started.with_name("started-again").exists()
     with pytest.raises(Unavailable, match="stopped at shutdown"):
         box.call(os.getpid)
 
 
-def _busy(box: Sandbox, marker: str) -> None:
-    with contextlib.suppress(Unavailable):
+def _busy(box: Sandbox, marker: str, outcome: list[BaseException]) -> None:
+    try:
         box.call(_mark_and_sleep, marker)
+    except BaseException as error:
+        outcome.append(error)
 
 
 def _mark_and_sleep(marker: str) -> None:

@@ -397,7 +397,7 @@ def _tls_socket(live: servers.Running) -> ssl.SSLSocket:
     return client_context(live.ca_pem).wrap_socket(raw, server_hostname="localhost")
 
 
-def _closed_within(tls: ssl.SSLSocket, seconds: float, *, trickle: bytes = b"") -> bool:
+def _closed_within(tls: socket.socket, seconds: float, *, trickle: bytes = b"") -> bool:
     """Whether the server closes the connection within `seconds`, while `trickle` is sent a
     byte every 0.1 s. The tests give it far longer than the deadline under test: a server
     without that deadline never closes such a connection, however long it is given."""
@@ -444,6 +444,36 @@ def test_a_request_slower_than_the_read_deadline_is_closed(tmp_path: Path, start
         assert _closed_within(tls, 20.0, trickle=b"x-slow: " + b"a" * 40)
         assert client.post("/mutate", json=review()).status_code == 200
         tls.close()
+
+
+def test_a_silent_connection_to_the_ops_port_is_closed(tmp_path: Path) -> None:
+    """The probes' port has the read deadline too: connections that send nothing would
+    otherwise hold its cap until /healthz is refused and the kubelet restarts the pod."""
+    with running(tmp_path, read_seconds=0.6, max_connections=2) as live, live.ops() as ops:
+        silent = [socket.create_connection(("127.0.0.1", live.http_port)) for _ in range(2)]
+        assert all(_closed_within(sock, 20.0) for sock in silent)
+        assert ops.get("/healthz").status_code == 200
+        for sock in silent:
+            sock.close()
+
+
+def test_over_the_cap_the_connection_idle_the_longest_makes_room(tmp_path: Path) -> None:
+    """Connections that made one request and hold on, as a client squatting the cap would:
+    the next review is answered, and the one idle the longest is closed for it."""
+    with running(tmp_path, max_connections=3) as live:
+        idle = []
+        for _ in range(3):
+            tls = _tls_socket(live)
+            tls.sendall(b"GET /held HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            assert servers.read_response(tls)[0] == 404
+            idle.append(tls)
+        with live.client() as client:
+            assert client.post("/mutate", json=review()).status_code == 200
+        assert _closed_within(idle[0], 20.0)
+        for tls in idle[1:]:
+            tls.sendall(b"GET /held HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            assert servers.read_response(tls)[0] == 404  # still open: only one made room
+            tls.close()
 
 
 def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:

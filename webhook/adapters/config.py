@@ -118,7 +118,7 @@ class Settings(DecisionSettings):
     read_seconds: float = Field(
         10.0,
         gt=0,
-        description="deadline for a request's headers and body to arrive on the HTTPS port; "
+        description="deadline for a request's headers and body to arrive, on every port; "
         "a connection slower than that is closed",
     )
     # Longer than the API server's own idle timeout (Go's 90 s), so that the API server closes an
@@ -131,7 +131,8 @@ class Settings(DecisionSettings):
         1000,
         ge=1,
         description="open connections, or requests in flight, on one listener above which "
-        "requests are answered 503 and their connection closed",
+        "the connection idle the longest is closed, or with none idle requests are answered "
+        "503 and their connection closed",
     )
     # Two parses may run beside the server within the Deployment's 1 CPU and 256 MiB.
     parse_workers: int = Field(

@@ -113,21 +113,30 @@ class AdmissionHandler:
         )
 
 
-def guarded(asgi: ASGIApp, state: AppState, *, limit: int, load: Callable[[], int]) -> ASGIApp:
+def guarded(
+    asgi: ASGIApp,
+    state: AppState,
+    *,
+    limit: int,
+    load: Callable[[], int],
+    make_room: Callable[[], bool],
+) -> ASGIApp:
     """`asgi` behind a cap, and quiet when shutdown cuts it short.
 
-    Over `limit` open connections or requests in flight (`load`, this one included), a
-    request is answered 503 and its connection closed: uvicorn's own `limit_concurrency` does
-    the same with a plain-text body, and every error of ours is JSON. A request still running
-    when the shutdown grace ends is cancelled by uvicorn, which would log the cancellation as
-    an application error with its traceback; it is answered 503 and logged in one line.
+    Over `limit` open connections or requests in flight (`load`, this one included), the
+    connection idle the longest between requests is closed to make room (`make_room`); with
+    none idle, a request is answered 503 and its connection closed: uvicorn's own
+    `limit_concurrency` does the same with a plain-text body, and every error of ours is JSON.
+    A request still running when the shutdown grace ends is cancelled by uvicorn, which would
+    log the cancellation as an application error with its traceback; it is answered 503 and
+    logged in one line.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await asgi(scope, receive, send)
             return
-        if load() > limit:
+        if load() > limit and not make_room():
             error = RequestError(503, f"over {limit} open connections or requests; retry")
             state.refused(scope["path"], error)
             await send_json(send, 503, error_body(str(error)), close=True)

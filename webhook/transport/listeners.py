@@ -22,6 +22,7 @@ from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
@@ -51,6 +52,29 @@ class _Uvicorn(uvicorn.Server):
     def load(self) -> int:
         """Open connections or requests in flight, whichever is more."""
         return max(len(self.server_state.connections), len(self.server_state.tasks))
+
+    def close_idlest(self) -> bool:
+        """Close the connection that has waited longest for its next request, if one waits;
+        whether one did.
+
+        Over the connection cap, this makes room for a request rather than refusing it: with
+        a keep-alive longer than the API server's, a client could otherwise hold the cap for
+        minutes with connections it no longer uses, and every review after would be refused.
+        Aborted, not closed: a TLS close waits for the peer's answer, and the connection
+        would count meanwhile."""
+        # uvicorn arms a connection's keep-alive timer when it starts to wait for the next
+        # request: the earliest to fire is the connection idle the longest.
+        waiting = [
+            (connection.timeout_keep_alive_task.when(), connection)
+            for connection in self.server_state.connections
+            if isinstance(connection, HttpToolsProtocol)
+            and connection.timeout_keep_alive_task is not None
+        ]
+        if not waiting:
+            return False
+        _, idlest = min(waiting, key=lambda found: found[0])
+        idlest.transport.abort()
+        return True
 
 
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -96,12 +120,11 @@ class Listeners:
                 self.state,
                 limit=settings.max_connections,
                 load=lambda: server.load(),  # noqa: PLW0108 - bound below
+                make_room=lambda: server.close_idlest(),  # noqa: PLW0108 - bound below
             ),
-            http=(
-                CoalescingHttpToolsProtocol.with_deadline(settings.read_seconds)
-                if tls
-                else "httptools"
-            ),
+            # The read deadline on every port: a silent connection to the ops port would
+            # otherwise count against the cap for ever, until the probes are refused.
+            http=CoalescingHttpToolsProtocol.with_deadline(settings.read_seconds),
             timeout_keep_alive=settings.keep_alive_seconds,
             lifespan="off",
             access_log=False,

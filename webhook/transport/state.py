@@ -36,9 +36,9 @@ class AppState:
     """What the routes share: settings, metrics, the TLS reloader, the admission pass and
     the per-review log.
 
-    `decide` is the core's in production, and `parse` the core's parse; tests hand in ones that
-    fail on purpose. `scripts` keeps the rewrites of the scripts the server has seen, and
-    `parses` parses those it has not, in sandbox processes shared out fairly.
+    `decide` is the core's in production, and `rewrite` the core's script rewrite; tests hand
+    in ones that fail on purpose. `scripts` keeps the rewrites of the scripts the server has
+    seen, and `parses` parses those it has not, in sandbox processes shared out fairly.
     """
 
     settings: Settings
