@@ -9,7 +9,7 @@ from webhook.core.pattern import Edit, ScriptPattern
 
 DIGITS = "^(?:[0-9]{1,3})$"
 # `--tp=<n> serve <n> $@`, its repair quoting `$@`.
-TEMPLATE = ScriptPattern(
+PATTERN = ScriptPattern(
     runs=("--tp=", " serve ", " $@"),
     gaps=(DIGITS, DIGITS),
     edits=(Edit(run=2, offset=1, length=2, text='"$@"'),),
@@ -32,15 +32,15 @@ READINGS = [
 
 
 @pytest.mark.parametrize(("script", "starts", "repaired"), READINGS)
-def test_a_script_is_read_as_a_rendering_of_the_template_or_not(
+def test_a_script_is_read_as_a_rendering_of_the_pattern_or_not(
     script: str, starts: list[int] | None, repaired: str | None
 ) -> None:
-    assert TEMPLATE.starts(script) == starts
-    assert TEMPLATE.repaired(script) == repaired
+    assert PATTERN.starts(script) == starts
+    assert PATTERN.repaired(script) == repaired
 
 
-def test_a_repaired_script_is_no_rendering_of_its_template() -> None:
+def test_a_repaired_script_is_no_rendering_of_its_pattern() -> None:
     # The edits change a run, so a pod the policy repaired is not repaired again.
-    repaired = TEMPLATE.repaired("--tp=8 serve 16 $@")
+    repaired = PATTERN.repaired("--tp=8 serve 16 $@")
     assert repaired is not None
-    assert TEMPLATE.starts(repaired) is None
+    assert PATTERN.starts(repaired) is None

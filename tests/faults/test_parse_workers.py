@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.builders import example, review
-from tests.support.crash import SLOW, parse_slowly
+from tests.support.crash import SLOW, rewrite_slowly
 from tests.support.poll import wait
 from tests.support.servers import Running, running
 from tests.support.spawning import refuse_spawning
@@ -77,7 +77,7 @@ def test_workers_killed_while_idle_three_times_leave_no_first_seen_pod_unrepaire
 
 
 def _slow_first_seen(serial: int, seconds: float) -> dict[str, Any]:
-    """A first-seen pod whose script takes `seconds` to parse under `parse_slowly`."""
+    """A first-seen pod whose script takes `seconds` to parse under `rewrite_slowly`."""
     pod = _first_seen(str(serial))
     container = pod["spec"]["containers"][0]
     container["args"][0] = f"{SLOW}{seconds}\n" + container["args"][0]
@@ -94,7 +94,7 @@ def test_workers_killed_under_one_parse_are_no_fault_of_the_script(
     repaired."""
     with running(
         tmp_path,
-        rewrite=parse_slowly,
+        rewrite=rewrite_slowly,
         parse_workers=1,
         warm_up=False,
         parse_budget_seconds=20,

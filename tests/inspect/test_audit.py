@@ -15,7 +15,7 @@ import pytest
 from tests.support import fakeapi
 from tests.support.builders import data_pod, example
 from tests.support.cli import cli, one_line_error
-from tests.support.crash import crashing_script, parse_or_crash
+from tests.support.crash import crashing_script, rewrite_or_crash
 from webhook.adapters.kube.client import Cluster, connect
 from webhook.core import names
 from webhook.core.patch import to_json
@@ -258,7 +258,7 @@ def test_a_script_that_crashes_the_parser_does_not_stop_the_audit(
     )
     crashing["spec"]["containers"][0]["args"][0] = crashing_script(9)
     api.put("pods", crashing)
-    box = Sandbox(rewrite=parse_or_crash)
+    box = Sandbox(rewrite=rewrite_or_crash)
     try:
         with isolated(Isolated(sandbox=box)):
             found = audit(

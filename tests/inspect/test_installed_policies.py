@@ -1,5 +1,5 @@
 """A compiled policy read back as `check` reads it (webhook/inspect/installed_policies.py): the
-templates its variables hold cover the pods of services rendered from its presets, and no
+patterns its variables hold cover the pods of services rendered from its presets, and no
 other script."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_a_pod_whose_script_was_edited_is_not_known() -> None:
     assert not policy.knows(renamed)
 
 
-def test_a_policy_with_no_templates_or_broken_ones_holds_none() -> None:
+def test_a_policy_with_no_patterns_or_broken_ones_holds_none() -> None:
     spec = policy_spec(compile_shapes([("preset.yaml", llmisvc.EVAL_PRESET)]).shapes)
     assert len(held_patterns(spec)) == 1
     broken = copy.deepcopy(spec)

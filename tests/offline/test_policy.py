@@ -1,4 +1,4 @@
-"""The compiled MutatingAdmissionPolicy against the core (DESIGN §7, policy mode), its CEL run
+"""The compiled MutatingAdmissionPolicy against the core (DESIGN §7.3), its CEL run
 with cel-python: every pod it changes equals the webhook's result byte for byte, and every pod
 the webhook leaves alone it leaves alone. The whole runtime corpus, every LLM preset's pods,
 every golden and the positional-parameter table, with hostile args."""

@@ -1,4 +1,4 @@
-"""The compiled policy against the webhook, on generated pods (DESIGN §7, policy mode): every pod
+"""The compiled policy against the webhook, on generated pods (DESIGN §7.3): every pod
 it changes must come out byte for byte as `mutate` makes it, and every pod the webhook repairs
 that it leaves alone must be one `policy --explain` names as left to the webhook.
 

@@ -1,4 +1,4 @@
-"""The policy compiled from LLMInferenceServiceConfig presets (DESIGN §7, policy mode), its CEL
+"""The policy compiled from LLMInferenceServiceConfig presets (DESIGN §7.3), its CEL
 run with cel-python against the core: for every preset of every release in the shared corpus,
 each role's pods rendered for two LLMInferenceServices the policy was not compiled from (other
 names, namespaces, models, parallelism and addresses, TLS on and off), with hostile args.

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.support.crash import SLOW, crashing_script, parse_or_crash, parse_slowly, slow_script
+from tests.support.crash import SLOW, crashing_script, rewrite_or_crash, rewrite_slowly, slow_script
 from webhook.core.names import Reason, Rule
 from webhook.core.parsed import Needed, ParsedScripts
 from webhook.core.script import ScriptRewrite, rewrite_script
@@ -22,7 +22,7 @@ def _missing(script: str) -> Needed:
 
 
 def _pool(
-    rewrite: Callable[[str, frozenset[Rule]], ScriptRewrite] = parse_slowly, **limits: float
+    rewrite: Callable[[str, frozenset[Rule]], ScriptRewrite] = rewrite_slowly, **limits: float
 ) -> ParsePool:
     settings = {"workers": 1, "budget": 5.0, "queue_limit": 64, "tenant_limit": 8, **limits}
     return ParsePool(
@@ -87,7 +87,7 @@ def test_a_parse_over_its_budget_is_stopped_and_remembered() -> None:
 
 
 def test_a_crash_is_parser_failed_and_remembered() -> None:
-    pool = _pool(parse_or_crash, queue_limit=4, tenant_limit=4)
+    pool = _pool(rewrite_or_crash, queue_limit=4, tenant_limit=4)
     script = crashing_script(20)
 
     async def body(pool: ParsePool, now: float) -> None:
@@ -200,7 +200,7 @@ def test_a_failure_is_told_once_however_many_reviews_waited_for_it() -> None:
         queue_limit=8,
         tenant_limit=8,
         scripts=ParsedScripts(),
-        rewrite=parse_or_crash,
+        rewrite=rewrite_or_crash,
         on_failure=lambda missing, reason, tenant: told.append((missing.container, reason, tenant)),
     )
     script = crashing_script(90)
@@ -221,7 +221,7 @@ def _fail_on_marker(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
 
 
 def _slow_then_fail(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
-    return _fail_on_marker(script, rules) if parse_slowly(script, rules) else _never()
+    return _fail_on_marker(script, rules) if rewrite_slowly(script, rules) else _never()
 
 
 def _never() -> ScriptRewrite:

@@ -14,7 +14,7 @@ import yaml
 
 from tests.support import kserve
 from tests.support.builders import EXAMPLES, example
-from tests.support.crash import crashing_script, parse_or_crash
+from tests.support.crash import crashing_script, rewrite_or_crash
 from tests.support.poll import wait
 from tests.support.spawning import kill_at_start
 from webhook.core.names import Reason, Rule
@@ -33,7 +33,7 @@ def _die() -> None:
 @pytest.fixture
 def crashing() -> Iterator[Sandbox]:
     """A sandbox whose parse dies on `crashing_script`, the offline front ends' isolation."""
-    box = Sandbox(rewrite=parse_or_crash)
+    box = Sandbox(rewrite=rewrite_or_crash)
     try:
         with isolated(Isolated(sandbox=box)):
             yield box
@@ -85,7 +85,7 @@ def test_a_worker_killed_from_outside_is_no_crash_of_the_call(
 
 
 def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
-    box = Sandbox(rewrite=parse_or_crash)
+    box = Sandbox(rewrite=rewrite_or_crash)
     script = crashing_script()
     try:
         first = Isolated(sandbox=box)
@@ -107,7 +107,7 @@ def test_a_crashing_script_is_parser_failed_and_never_parsed_again() -> None:
 
 
 def test_a_full_crasher_memory_forgets_the_oldest_and_keeps_the_newest() -> None:
-    box = Sandbox(rewrite=parse_or_crash)
+    box = Sandbox(rewrite=rewrite_or_crash)
     isolation = Isolated(sandbox=box, crashers_kept=2)
     first, second, newest = (crashing_script(serial) for serial in (10, 11, 12))
     try:
@@ -176,7 +176,7 @@ def test_a_rendered_pod_whose_script_crashes_names_the_inference_service(
         f"InferenceService {kserve.ISVC} (head): container kserve-container: "
         "the bash parser crashed on its script"
     )
-    # Parsed in the sandbox, the example renders as it does in-process, launch argv included.
+    # Parsed in the sandbox, the example previews as it does in-process, launch argv included.
     runtime = yaml.safe_load((EXAMPLES / "legacy-servingruntime.yaml").read_text())
     isvc = kserve.inference_service(runtime, user_args=["--x"])
     in_sandbox = preview_inference_service(isvc, [runtime])

@@ -15,7 +15,7 @@ from webhook.core.script import ScriptRewrite, rewrite_script
 MARKER: Final = "# this line crashes the parser"
 
 
-def parse_or_crash(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+def rewrite_or_crash(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     """`rewrite_script`, except that a script holding `MARKER` kills the process."""
     if MARKER in script:
         os.kill(os.getpid(), signal.SIGSEGV)
@@ -23,14 +23,14 @@ def parse_or_crash(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
 
 
 def crashing_script(serial: int = 0) -> str:
-    """A legacy head script that crashes `parse_or_crash`, unlike any other of `serial`."""
+    """A legacy head script that crashes `rewrite_or_crash`, unlike any other of `serial`."""
     return f"{MARKER} {serial}\npython -m huggingfaceserver --model_dir=/mnt/models\n"
 
 
 SLOW: Final = "# this line makes the parse take seconds:"
 
 
-def parse_slowly(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
+def rewrite_slowly(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     """`rewrite_script`, after sleeping the seconds a `SLOW` line names."""
     for line in script.splitlines():
         if line.startswith(SLOW):
@@ -39,6 +39,6 @@ def parse_slowly(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
 
 
 def slow_script(seconds: float, serial: int = 0) -> str:
-    """A legacy head script whose parse by `parse_slowly` takes `seconds`, unlike any other of
+    """A legacy head script whose parse by `rewrite_slowly` takes `seconds`, unlike any other of
     `serial`."""
     return f"{SLOW} {seconds}\n# {serial}\npython -m huggingfaceserver --model_dir=/mnt/models\n"

@@ -20,7 +20,7 @@ import yaml
 from tests.support import llmisvc
 from tests.support.builders import EXAMPLES, data_pod, example, golden, review
 from tests.support.cli import cli
-from tests.support.crash import crashing_script, parse_or_crash
+from tests.support.crash import crashing_script, rewrite_or_crash
 from tests.support.poll import wait
 from tests.support.servers import Running, running
 from webhook.core import names
@@ -457,7 +457,7 @@ def _crashing_head(serial: int) -> dict[str, Any]:
 
 
 def test_a_script_that_crashes_the_parser_is_admitted_unchanged(tmp_path: Path) -> None:
-    with running(tmp_path, rewrite=parse_or_crash) as live, live.ops() as ops:
+    with running(tmp_path, rewrite=rewrite_or_crash) as live, live.ops() as ops:
         for _ in range(3):  # the same pod again, as its controller retries it
             response = post_review(live, review(_crashing_head(7)))["response"]
             assert response["allowed"] is True
@@ -474,7 +474,7 @@ def test_a_script_that_crashes_the_parser_is_admitted_unchanged(tmp_path: Path) 
 
 
 def test_a_parser_crash_denies_when_configured(tmp_path: Path) -> None:
-    with running(tmp_path, rewrite=parse_or_crash, on_error="deny") as live:
+    with running(tmp_path, rewrite=rewrite_or_crash, on_error="deny") as live:
         response = post_review(live, review(_crashing_head(8)))["response"]
         assert response["allowed"] is False
         assert response["status"]["code"] == 500

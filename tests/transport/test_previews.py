@@ -35,7 +35,7 @@ def _worker_pid(worker: PreviewWorker) -> int:
     return pid
 
 
-def test_the_worker_renders_what_the_cli_renders() -> None:
+def test_the_worker_writes_what_the_cli_writes() -> None:
     async def go() -> str:
         worker = PreviewWorker()
         try:
@@ -98,7 +98,7 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
             running = asyncio.ensure_future(
                 worker.preview(_many_pods(1000), context=CONTEXT, options=OPTIONS, fmt="json")
             )
-            await asyncio.sleep(0)  # the render runs up to its submission to the worker
+            await asyncio.sleep(0)  # the preview runs up to its submission to the worker
             os.kill(pid, signal.SIGKILL)  # as the OOM killer would
             with pytest.raises(PreviewRefused) as refused:
                 await running

@@ -1,5 +1,5 @@
 """What the owner of a pod is told of its review: the Kubernetes Events a decision calls for, on
-the InferenceService or LLMInferenceService whose args the pod carries (DESIGN §7, "Events").
+the InferenceService or LLMInferenceService whose args the pod carries (DESIGN §7.2).
 
 Pure: a decision and the pod's labels in, `Notice`s out, each one line that names what the
 owner can do. Sending them, later and off the admission path, is the transport's job

@@ -1,4 +1,4 @@
-"""Whether and why a pod is rewritten: all of DESIGN §4, steps 0 to 6, in one function.
+"""Whether and why a pod is rewritten: all of DESIGN §4, steps 0 to 7, in one function.
 
 `select` answers for `/mutate`, `/mutate/shadow`, `/preview` and the CLI alike, from the pod's
 facts only. Step 0 (the namespace test) runs only when the caller knows the namespace's labels:

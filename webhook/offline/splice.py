@@ -3,7 +3,7 @@
 `migrate` changes only `command` and `args`. Re-emitting whole documents would re-quote
 untouched scripts (an emitter will not write a literal block with trailing spaces), re-indent
 lists and drop comments, so that a reviewer faces hundreds of changed lines for a few edits.
-Here the value's span is found from the parser's marks and only it is rendered again: items
+Here the value's span is found from the parser's marks and only it is written again: items
 kept from the old value keep their source text, scripts become literal blocks.
 """
 
@@ -108,7 +108,7 @@ def _literal(value: str, *, indent: int) -> str | None:
     return f"|{chomp}{body}"
 
 
-def render_list(
+def written_list(
     text: str,
     key: yaml.Node,
     old: yaml.Node,
@@ -120,13 +120,13 @@ def render_list(
     block sequence. `kept[i]` is the old node item `i` keeps, whose text is reused."""
     block = isinstance(old, yaml.SequenceNode) and not old.flow_style
     column = old.start_mark.column if block else key.start_mark.column + 2
-    rendered = [f"{key.value}:"] if isinstance(key, yaml.ScalarNode) else [str(key)]
+    lines = [f"{key.value}:"] if isinstance(key, yaml.ScalarNode) else [str(key)]
     for item, node in zip(items, kept, strict=True):
         written = _source(text, node) if node is not None else None
         if written is None and "\n" in item:
             written = _literal(item, indent=column + 2)
-        rendered.append(" " * column + "- " + (written or _plain_or_quoted(item)))
-    return "\n".join(rendered) + "\n"
+        lines.append(" " * column + "- " + (written or _plain_or_quoted(item)))
+    return "\n".join(lines) + "\n"
 
 
 def replace_list(
@@ -153,7 +153,7 @@ def replace_list(
         if following[:column] != " " * column or following[column:] in ("", " ", "\n", "#"):
             return None
         return Edit(start, end + column, "")
-    replacement = render_list(text, key_node, value_node, items, kept=kept)
+    replacement = written_list(text, key_node, value_node, items, kept=kept)
     return Edit(start, end, replacement)
 
 

@@ -1,4 +1,4 @@
-"""The Events queue: what admission tells owners, sent later by a background task (DESIGN §7).
+"""The Events queue: what admission tells owners, sent later by a background task (DESIGN §7.2).
 
 Admission only `offer`s a notice: a dictionary lookup and a count, never a call to the API. A
 notice already in a series adds one to it; a new one takes a place in a bounded queue (in all,

@@ -1,5 +1,5 @@
 """The preview listener's app: `POST /preview`, what admission would do to the objects of a
-body, rendered in the preview worker process."""
+body, written out in the preview worker process."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def preview_app(state: AppState) -> FastAPI:
             namespace=namespace, namespace_labels=_labels(namespace_label), mode=Mode(mode)
         )
         try:
-            rendered = await state.previews.preview(
+            text = await state.previews.preview(
                 text, context=context, options=options, fmt=format, kserve_version=kserve_version
             )
         except PreviewRefused as refused:
@@ -105,6 +105,6 @@ def preview_app(state: AppState) -> FastAPI:
         # One count per request, however many objects it held.
         seconds = time.perf_counter() - started
         state.metrics.review(PREVIEW, PREVIEW_DECISION, seconds=seconds, size=len(body))
-        return Response(rendered, media_type=PREVIEW_MEDIA[format])
+        return Response(text, media_type=PREVIEW_MEDIA[format])
 
     return app

@@ -107,7 +107,7 @@ class AppState:
             tenant_limit=self.settings.parse_queue_per_namespace,
             scripts=self.scripts,
             rewrite=self.rewrite,
-            on_failure=self._parse_failed,
+            on_failure=self._parse_went_wrong,
         )
         self.admission = Admission(
             options=self.settings.options(),
@@ -117,7 +117,7 @@ class AppState:
             decide=self.decide,
         )
 
-    def _parse_failed(self, needed: Needed, reason: Reason, namespace: str) -> None:
+    def _parse_went_wrong(self, needed: Needed, reason: Reason, namespace: str) -> None:
         """Count and log a parse that crashed or overran its worker."""
         fields = {"namespace": namespace, "container": needed.container}
         if reason is Reason.PARSE_TIMEOUT:

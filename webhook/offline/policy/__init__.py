@@ -1,5 +1,5 @@
 """The policy compiler: the repair of known scripts as a MutatingAdmissionPolicy that the API
-server runs itself (DESIGN §7, policy mode): no server, no certificates, no fail-open window.
+server runs itself (DESIGN §7.3): no server, no certificates, no fail-open window.
 
 Each container the inputs hold (runtimes, pods, workloads) is a *shape*: its family
 (InferenceService or LLMInferenceService pod), name, `command` and, for the legacy shape, the
