@@ -165,8 +165,11 @@ def test_workers_that_would_not_start_with_the_server_start_once_they_can(
 def test_while_no_worker_can_start_readyz_fails_naming_why_and_the_server_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with running(tmp_path) as live:
+    with running(tmp_path, parse_workers=2) as live:
         assert _answer(live, 0).get("patchType") == "JSONPatch"  # the workers ran
+        # Both are started (on a thread) before any is killed: one still starting would
+        # come up after the kill and parse.
+        wait(lambda: len(_busy(live)) == 2, "both workers to start")
         refuse_spawning(monkeypatch)
         _kill_workers(live)
         answer = _answer(live, 1)
