@@ -77,10 +77,24 @@ def test_a_wrong_import_breaks_a_contract(
     assert any(line.startswith(contract) for line in broken), done.stdout
 
 
-def test_no_two_modules_share_a_file_name() -> None:
+@pytest.mark.parametrize("tree", ["webhook", "tests", "bench"])
+def test_no_two_modules_share_a_file_name(tree: str) -> None:
     # One name, one meaning: a reader who meets `events.py` knows which one it is.
     names = [
-        path.name for path in sorted((REPO / "webhook").rglob("*.py")) if path.name != "__init__.py"
+        path.name
+        for path in sorted((REPO / tree).rglob("*.py"))
+        if path.name not in ("__init__.py", "conftest.py")
+    ]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_no_two_classes_share_a_name() -> None:
+    # One name, one meaning: `Action` is the admission verdict, not also a Go template's.
+    names = [
+        node.name
+        for path in sorted((REPO / "webhook").rglob("*.py"))
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ClassDef)
     ]
     assert sorted({n for n in names if names.count(n) > 1}) == []
 

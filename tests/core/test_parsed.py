@@ -15,7 +15,7 @@ from webhook.core import names
 from webhook.core.model import DEFAULT_CONTEXT, Context, Options
 from webhook.core.mutate import decide
 from webhook.core.names import Rule
-from webhook.core.parsed import Needed, ParsedScripts, Unknown, known
+from webhook.core.parsed import Needed, NotParsed, ParsedScripts, known
 from webhook.core.patch import to_json
 from webhook.core.read import read_pod
 from webhook.core.script import ScriptRewrite, parser_failed, rewrite_script
@@ -60,7 +60,7 @@ def test_an_outcome_that_does_not_last_is_forgotten_at_its_time() -> None:
 def test_known_answers_only_what_was_parsed_first() -> None:
     rewrites = known({(SCRIPT, RULES): UNCHANGED})
     assert rewrites(SCRIPT, RULES) is UNCHANGED
-    with pytest.raises(Unknown):
+    with pytest.raises(NotParsed):
         rewrites("echo other\n", RULES)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.core.pattern import Edit, ScriptPattern
+from webhook.core.pattern import RunEdit, ScriptPattern
 
 DIGITS = "^(?:[0-9]{1,3})$"
 # `--tp=<n> serve <n> $@`, its repair quoting `$@`.
 PATTERN = ScriptPattern(
     runs=("--tp=", " serve ", " $@"),
     gaps=(DIGITS, DIGITS),
-    edits=(Edit(run=2, offset=1, length=2, text='"$@"'),),
+    edits=(RunEdit(run=2, offset=1, length=2, text='"$@"'),),
     longest=30,
 )
 

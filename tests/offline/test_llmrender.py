@@ -119,7 +119,7 @@ def test_a_versioned_preset_name_is_chosen_by_its_suffix() -> None:
 def test_what_cannot_be_rendered_says_why(
     spec: dict[str, Any], presets: list[dict[str, Any]], error: str
 ) -> None:
-    with pytest.raises(llmrender.RenderError, match=error):
+    with pytest.raises(llmrender.LLMRenderError, match=error):
         llmrender.chosen_presets(_service(spec), presets)
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from webhook.offline import preset_patterns
-from webhook.offline.preset_patterns import MODEL, NAME, NUMBER, Unknown, escaped, skeleton
+from webhook.offline.preset_patterns import MODEL, NAME, NUMBER, UnknownAction, escaped, skeleton
 
 SKELETONS = [
     # (script word, its runs, its holes' patterns)
@@ -88,7 +88,7 @@ REFUSED = [
 def test_a_script_word_the_compiler_does_not_know_is_refused_with_the_reason(
     word: str, reason: str
 ) -> None:
-    with pytest.raises(Unknown, match=re.escape(reason)):
+    with pytest.raises(UnknownAction, match=re.escape(reason)):
         skeleton(word)
 
 

@@ -43,7 +43,7 @@ class Needed(NamedTuple):
         return (self.script, self.rules)
 
 
-class Unknown(LookupError):
+class NotParsed(LookupError):
     """A script the caller did not have parsed before asking the core: a bug of the caller's."""
 
 
@@ -128,12 +128,12 @@ def _cost(key: tuple[str, frozenset[Rule]], value: ScriptRewrite) -> int:
 
 def known(rewrites: Mapping[tuple[str, frozenset[Rule]], ScriptRewrite]) -> Rewrites:
     """`Rewrites` over the rewrites a caller has in hand for one pass; asking for any other
-    script is `Unknown`."""
+    script is `NotParsed`."""
 
     def lookup(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
         try:
             return rewrites[(script, rules)]
         except KeyError:
-            raise Unknown("a script was asked for that was not parsed first") from None
+            raise NotParsed("a script was asked for that was not parsed first") from None
 
     return lookup

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Edit:
+class RunEdit:
     """The repair's change to one run: `length` code points from `offset` become `text`."""
 
     run: int
@@ -33,7 +33,7 @@ class ScriptPattern:
 
     runs: tuple[str, ...]
     gaps: tuple[str, ...]
-    edits: tuple[Edit, ...]
+    edits: tuple[RunEdit, ...]
     longest: int
 
     def starts(self, script: str) -> list[int] | None:
@@ -67,7 +67,7 @@ class ScriptPattern:
         return apply(script, self.edits, starts)
 
 
-def apply(script: str, edits: Sequence[Edit], starts: Sequence[int]) -> str:
+def apply(script: str, edits: Sequence[RunEdit], starts: Sequence[int]) -> str:
     """`script` with `edits` made, its runs starting at `starts`."""
     out = []
     position = 0

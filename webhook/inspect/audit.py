@@ -51,7 +51,7 @@ LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"
 
 
 @dataclass
-class Owner:
+class PodOwner:
     """The pods of one owner that need recreating, and how."""
 
     namespace: str
@@ -126,7 +126,7 @@ class Replaced:
 @dataclass(frozen=True, slots=True)
 class Audit:
     namespaces: tuple[str, ...]  # the namespaces looked at that an entry covers
-    owners: tuple[Owner, ...]
+    owners: tuple[PodOwner, ...]
     replaced: tuple[Replaced, ...] = ()
     # (namespace, pod) in a namespace only a compiled policy covers, whose script it does not
     # know: its runtime changed after the policy was compiled.
@@ -248,7 +248,7 @@ def audit(
         for name in ([namespace] if namespace else sorted(labels))
         if name in mutated or name in bound
     ]
-    owners: dict[tuple[str, str, str], Owner] = {}
+    owners: dict[tuple[str, str, str], PodOwner] = {}
     replaced: list[Replaced] = []
     uncovered: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
@@ -282,7 +282,7 @@ def audit(
             kind, owner_name = _owner(cluster, pod, name)
             key = (name, kind, owner_name)
             if key not in owners:
-                owners[key] = Owner(
+                owners[key] = PodOwner(
                     name,
                     kind,
                     owner_name,
@@ -331,7 +331,7 @@ def not_serving(cluster: Cluster, configuration: Mapping[str, Any]) -> list[str]
 
 
 def restart(
-    cluster: Cluster, owners: Sequence[Owner], *, webhook_config: str, now: dt.datetime
+    cluster: Cluster, owners: Sequence[PodOwner], *, webhook_config: str, now: dt.datetime
 ) -> tuple[list[str], int]:
     """Restart every Deployment among `owners`, as `kubectl rollout restart` does, and delete
     the leaders of a LeaderWorkerSet's unrepaired groups, which it recreates whole: (what was

@@ -81,7 +81,7 @@ Node = Field | Constant | Call | Chain
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
+class GoAction:
     """One `{{ … }}` of a template: its text (trimmed), its keyword (`if`, `else`, `else if`,
     `end`, or "" for a value) and its pipeline (None for `else` and `end`)."""
 
@@ -284,7 +284,7 @@ def parse_pipeline(text: str) -> Node:
     return node
 
 
-def _action(text: str) -> Action | None:
+def _action(text: str) -> GoAction | None:
     """An action's text read: None for a comment."""
     if text.startswith("/*"):
         if not text.endswith("*/"):
@@ -295,15 +295,15 @@ def _action(text: str) -> Action | None:
     if keyword in ("else", "end"):
         rest = text[len(keyword) :].strip()
         if keyword == "else" and re.match(r"if(?![A-Za-z0-9_])", rest):
-            return Action(text, "else if", parse_pipeline(rest[2:]))
+            return GoAction(text, "else if", parse_pipeline(rest[2:]))
         if rest:
             raise TemplateError(f"unexpected {rest!r} in {keyword}")
-        return Action(text, keyword, None)
+        return GoAction(text, keyword, None)
     if keyword == "if":
-        return Action(text, "if", parse_pipeline(text[2:]))
+        return GoAction(text, "if", parse_pipeline(text[2:]))
     if keyword in _ACTIONS_NOT_RENDERED:
         raise TemplateError(f"the action {keyword!r} is not supported")
-    return Action(text, "", parse_pipeline(text))
+    return GoAction(text, "", parse_pipeline(text))
 
 
 _OPEN: Final = "{{"
@@ -363,11 +363,11 @@ def _action_end(template: str, at: int) -> int:
     return -1
 
 
-def pieces(template: str) -> list[str | Action]:
+def pieces(template: str) -> list[str | GoAction]:
     """The template's literal text and actions in order (comments dropped), with the
     `{{-`/`-}}` trimming done: `{{- ` eats the blanks before, ` -}}` the blanks after.
     Raises `TemplateError`, naming the action, for one this renderer does not know."""
-    found: list[str | tuple[Action | None, bool, bool]] = []
+    found: list[str | tuple[GoAction | None, bool, bool]] = []
     scanned = list(_scan(template))
     for text, body, left, right in scanned[:-1]:
         found.append(text)
@@ -384,7 +384,7 @@ def pieces(template: str) -> list[str | Action]:
                 found[index - 1] = before.rstrip(" \t\r\n")
             if right and isinstance(after, str):
                 found[index + 1] = after.lstrip(" \t\r\n")
-    out: list[str | Action] = []
+    out: list[str | GoAction] = []
     for piece in found:
         if isinstance(piece, str):
             if out and isinstance(out[-1], str):

@@ -67,7 +67,7 @@ GLOBAL_CONFIG: Final = {
 _WORKLOAD: Final = "llminferenceservice-workload"
 
 
-class RenderError(ValueError):
+class LLMRenderError(ValueError):
     """The service cannot be rendered from the presets given: the message says why."""
 
 
@@ -146,7 +146,7 @@ def _well_known(spec: Mapping[str, Any]) -> list[str]:
         elif _data_parallel(prefill):
             chosen.append(_WELL_KNOWN["prefill-worker"])
         else:
-            raise RenderError(
+            raise LLMRenderError(
                 "a prefill worker without data parallelism takes a pipeline-parallel preset, "
                 "which KServe does not ship"
             )
@@ -158,7 +158,7 @@ def _well_known(spec: Mapping[str, Any]) -> list[str]:
     elif _data_parallel(spec):
         chosen.append(_WELL_KNOWN[f"{decode}worker"])
     else:
-        raise RenderError(
+        raise LLMRenderError(
             "a worker without data parallelism (spec.parallelism.data or dataLocal) takes a "
             "pipeline-parallel preset, which KServe does not ship"
         )
@@ -178,14 +178,14 @@ def chosen_presets(
     for ref in refs:
         preset = _preset_named(presets, ref)
         if preset is None:
-            raise RenderError(f"baseRefs names {ref!r}, and no preset given is called so")
+            raise LLMRenderError(f"baseRefs names {ref!r}, and no preset given is called so")
         based.append(preset)
         resolved = merge(resolved, _spec(preset))
     found: list[Mapping[str, Any]] = []
     for suffix in _well_known(mapping(resolved)):
         preset = _preset_named(presets, f"kserve-{suffix}") or _preset_named(presets, suffix)
         if preset is None:
-            raise RenderError(
+            raise LLMRenderError(
                 f"its shape takes the preset {suffix!r} (as kserve-{suffix}), which is not among "
                 f"the presets given: {give(apart)}"
             )
@@ -256,7 +256,7 @@ def rendered_spec(
     try:
         out = json.loads(gotemplate.render(text, template_data(service, tls=tls)))
     except ValueError as error:
-        raise RenderError(f"its merged presets do not render: {error}") from None
+        raise LLMRenderError(f"its merged presets do not render: {error}") from None
     applied = tuple(string(mapping(p.get("metadata")).get("name")) for p in chosen)
     return dict(mapping(out)), applied
 

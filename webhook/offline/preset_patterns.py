@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from webhook.core.pattern import Edit, ScriptPattern
+from webhook.core.pattern import RunEdit, ScriptPattern
 from webhook.offline import gobuiltins, gotemplate, llmrender
 
 
@@ -211,11 +211,11 @@ def _value(node: gotemplate.Node) -> Hole | None:
     return None
 
 
-class Unknown(ValueError):
+class UnknownAction(ValueError):
     """A template this compiler does not know: the message says what."""
 
 
-def _sequence(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hole, int, str]:
+def _sequence(items: Sequence[str | gotemplate.GoAction], start: int) -> tuple[Hole, int, str]:
     """The hole that items from `start` make, up to an `else`, `else if` or `end` (or the
     last), the index of what stopped them and its keyword ("" at the last)."""
     hole = EMPTY
@@ -234,13 +234,13 @@ def _sequence(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hol
             continue
         found = _value(item.node) if item.node is not None else None
         if found is None:
-            raise Unknown(f"the action {{{{ {item.text} }}}}")
+            raise UnknownAction(f"the action {{{{ {item.text} }}}}")
         hole = hole.then(found)
         index += 1
     return hole, index, ""
 
 
-def _branches(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hole, int]:
+def _branches(items: Sequence[str | gotemplate.GoAction], start: int) -> tuple[Hole, int]:
     """The hole an `if` makes (each branch, or nothing without an `else`), its items from
     `start` on, and the index after its `end`."""
     taken, index, stop = _sequence(items, start)
@@ -251,12 +251,12 @@ def _branches(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hol
     if stop == "else":
         other, index, stop = _sequence(items, index + 1)
         if stop != "end":
-            raise Unknown("an `if` with two `else`" if stop else "an `if` with no `end`")
+            raise UnknownAction("an `if` with two `else`" if stop else "an `if` with no `end`")
         options.append(other)
     else:
         options.append(EMPTY)
     if stop != "end":
-        raise Unknown("an `if` with no `end`")
+        raise UnknownAction("an `if` with no `end`")
     forms = [o.forms for o in options]
     return (
         Hole(
@@ -270,12 +270,12 @@ def _branches(items: Sequence[str | gotemplate.Action], start: int) -> tuple[Hol
 
 
 def skeleton(word: str) -> tuple[list[str], list[Hole]]:
-    """The runs and holes of a template word. Raises `Unknown`."""
+    """The runs and holes of a template word. Raises `UnknownAction`."""
     text = json.dumps(word, ensure_ascii=False)[1:-1]
     try:
         items = gotemplate.pieces(text)
     except gobuiltins.TemplateError as error:
-        raise Unknown(str(error)) from None
+        raise UnknownAction(str(error)) from None
     runs: list[str] = [""]
     holes: list[Hole] = []
     index = 0
@@ -291,13 +291,13 @@ def skeleton(word: str) -> tuple[list[str], list[Hole]]:
             index += 1
             continue
         if item.keyword in ("else", "else if", "end"):
-            raise Unknown(f"an unmatched {{{{ {item.text} }}}}")
+            raise UnknownAction(f"an unmatched {{{{ {item.text} }}}}")
         if item.keyword == "if":
             hole, index = _branches(items, index + 1)
         else:
             found = _value(item.node) if item.node is not None else None
             if found is None:
-                raise Unknown(f"the action {{{{ {item.text} }}}}")
+                raise UnknownAction(f"the action {{{{ {item.text} }}}}")
             hole, index = found, index + 1
         if between:
             holes[-1] = holes[-1].then(hole)
@@ -308,11 +308,11 @@ def skeleton(word: str) -> tuple[list[str], list[Hole]]:
         runs.append("")
     if any("\n" in hole.characters for hole in holes):
         # The core refuses a hole with a newline, and the policy's patterns then match none.
-        raise Unknown("an action that writes a newline")
+        raise UnknownAction("an action that writes a newline")
     for number, hole in enumerate(holes[:-1], start=1):
         # The last run is found by the script's end; each other one by its first occurrence.
         if hole.hides(runs[number]):
-            raise Unknown(
+            raise UnknownAction(
                 f"a text that may first occur inside the hole before it: {runs[number]!r}"
             )
     return runs, holes
@@ -380,7 +380,7 @@ def _changes(old: str, new: str) -> list[tuple[int, int, str]]:
 
 def edits_between(
     old: str, new: str, *, runs: Sequence[str], starts: Sequence[int]
-) -> list[Edit] | None:
+) -> list[RunEdit] | None:
     """The edits that make `new` of `old`, each inside one run (runs at `starts`), or None
     when one touches a hole."""
     found = []
@@ -395,7 +395,7 @@ def edits_between(
         )
         if run is None:
             return None
-        found.append(Edit(run, low - starts[run], high - low, text))
+        found.append(RunEdit(run, low - starts[run], high - low, text))
     return found
 
 
@@ -425,7 +425,7 @@ def compiled(
     over that many bytes (the core leaves those alone)."""
     try:
         runs, holes = skeleton(word)
-    except Unknown as unknown:
+    except UnknownAction as unknown:
         return f"its script holds {unknown}"
     if not holes:
         return ""

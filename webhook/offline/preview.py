@@ -401,7 +401,7 @@ def preview_llm_service(
     name = display_name(mapping(service))
     try:
         rendered = llmrender.render(service, presets, apart=apart)
-    except llmrender.RenderError as error:
+    except llmrender.LLMRenderError as error:
         raise documents.InputError(f"LLMInferenceService {name}: {error}") from None
     results = []
     for pod in rendered:

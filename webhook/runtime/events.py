@@ -65,7 +65,7 @@ Key = tuple[Owner, str, str, str, str]
 SAID_KEPT: Final = 256
 
 
-class Counts(Protocol):
+class EventCounts(Protocol):
     """What the queue counts, in the server's metrics."""
 
     def event_dropped(self, reason: str) -> None: ...
@@ -100,7 +100,7 @@ class EventQueue:
     def __init__(
         self,
         *,
-        metrics: Counts,
+        metrics: EventCounts,
         limit: int = QUEUE_LIMIT,
         namespace_limit: int = NAMESPACE_LIMIT,
         series_limit: int = SERIES_LIMIT,

@@ -76,7 +76,7 @@ class _Job:
 
 
 @dataclass
-class Counts:
+class ParseCounts:
     """What the pool did, for the server's metrics."""
 
     parsed: int = 0
@@ -122,7 +122,7 @@ class ParsePool:
         self._ready: asyncio.Semaphore | None = None  # one release for each place queued
         self._serving: list[asyncio.Task[None]] = []
         self._reviving: asyncio.Task[None] | None = None
-        self.counts = Counts()
+        self.counts = ParseCounts()
 
     @property
     def queued(self) -> int:
