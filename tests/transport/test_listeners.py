@@ -32,6 +32,7 @@ from tests.support.servers import client_context, running
 from webhook.adapters import certs
 from webhook.core import names
 from webhook.core.names import Reason
+from webhook.transport import listeners
 from webhook.transport.listeners import bind
 
 
@@ -355,7 +356,12 @@ def test_admission_is_answered_while_the_largest_preview_runs(tmp_path: Path) ->
     assert len(json.loads(content)["results"]) == len(pods)
 
 
-def test_over_the_connection_cap_a_request_gets_a_json_503(tmp_path: Path) -> None:
+def test_over_the_connection_cap_a_request_gets_a_json_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Connections too young to be dropped for room: the cap itself answers.
+    monkeypatch.setattr(listeners, "MAKE_ROOM_AFTER", 3600.0)
+
     def first_reply(status: int) -> httpx.Response:
         """Reviews on fresh connections until one is answered `status`: the server counts a
         connection once its handshake is done, and forgets it once it is closed."""
@@ -457,23 +463,31 @@ def test_a_silent_connection_to_the_ops_port_is_closed(tmp_path: Path) -> None:
             sock.close()
 
 
-def test_over_the_cap_the_connection_idle_the_longest_makes_room(tmp_path: Path) -> None:
-    """Connections that made one request and hold on, as a client squatting the cap would:
-    the next review is answered, and the one idle the longest is closed for it."""
+@pytest.mark.parametrize("first", [b"GET /held HTTP/1.1\r\nhost: localhost\r\n\r\n", b""])
+def test_over_the_cap_the_connection_waiting_longest_on_its_client_makes_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: bytes
+) -> None:
+    """Connections that hold on after one request, or never send one, as a client squatting
+    the cap would: the next review is answered, and the oldest of them is dropped for it."""
+    monkeypatch.setattr(listeners, "MAKE_ROOM_AFTER", 0.0)
     with running(tmp_path, max_connections=3) as live:
-        idle = []
+        held = []
         for _ in range(3):
             tls = _tls_socket(live)
-            tls.sendall(b"GET /held HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            assert servers.read_response(tls)[0] == 404
-            idle.append(tls)
+            if first:
+                tls.sendall(first)
+                assert servers.read_response(tls)[0] == 404
+            held.append(tls)
         with live.client() as client:
             assert client.post("/mutate", json=review()).status_code == 200
-        assert _closed_within(idle[0], 20.0)
-        for tls in idle[1:]:
+        assert _closed_within(held[0], 20.0)
+        for tls in held[1:]:
             tls.sendall(b"GET /held HTTP/1.1\r\nhost: localhost\r\n\r\n")
             assert servers.read_response(tls)[0] == 404  # still open: only one made room
             tls.close()
+        with live.ops() as ops:
+            metrics = ops.get("/metrics").text
+    assert "multinode_webhook_connections_dropped_total 1.0" in metrics
 
 
 def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:

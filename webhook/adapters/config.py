@@ -131,8 +131,8 @@ class Settings(DecisionSettings):
         1000,
         ge=1,
         description="open connections, or requests in flight, on one listener above which "
-        "the connection idle the longest is closed, or with none idle requests are answered "
-        "503 and their connection closed",
+        "the connection that has waited longest on its client is dropped, or with none to "
+        "drop requests are answered 503 and their connection closed",
     )
     # Two parses may run beside the server within the Deployment's 1 CPU and 256 MiB.
     parse_workers: int = Field(

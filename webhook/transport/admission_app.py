@@ -124,8 +124,8 @@ def guarded(
     """`asgi` behind a cap, and quiet when shutdown cuts it short.
 
     Over `limit` open connections or requests in flight (`load`, this one included), the
-    connection idle the longest between requests is closed to make room (`make_room`); with
-    none idle, a request is answered 503 and its connection closed: uvicorn's own
+    connection that has waited longest on its client is dropped to make room (`make_room`,
+    counted); with none to drop, a request is answered 503 and its connection closed: uvicorn's own
     `limit_concurrency` does the same with a plain-text body, and every error of ours is JSON.
     A request still running when the shutdown grace ends is cancelled by uvicorn, which would
     log the cancellation as an application error with its traceback; it is answered 503 and
@@ -136,11 +136,14 @@ def guarded(
         if scope["type"] != "http":
             await asgi(scope, receive, send)
             return
-        if load() > limit and not make_room():
-            error = RequestError(503, f"over {limit} open connections or requests; retry")
-            state.refused(scope["path"], error)
-            await send_json(send, 503, error_body(str(error)), close=True)
-            return
+        if load() > limit:
+            if make_room():
+                state.metrics.connection_dropped()
+            else:
+                error = RequestError(503, f"over {limit} open connections or requests; retry")
+                state.refused(scope["path"], error)
+                await send_json(send, 503, error_body(str(error)), close=True)
+                return
         try:
             await asgi(scope, receive, send)
         except asyncio.CancelledError:

@@ -117,5 +117,27 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def _read_too_slow(self) -> None:
         self._read_deadline = None
+        # Aborted, not closed: a TLS close waits up to 30 s for the peer's own, and the
+        # connection counts against the cap meanwhile.
         if not self.transport.is_closing():
-            self.transport.close()
+            self.transport.abort()
+
+    def waiting_since(self) -> float | None:
+        """Since when (loop time) the connection has waited on its client, between requests
+        or part-way through one; None while the server owes it an answer or is still
+        writing one, or once it is closing."""
+        if self.transport.is_closing() or self.transport.get_write_buffer_size():
+            return None
+        if self.timeout_keep_alive_task is not None:
+            return self.timeout_keep_alive_task.when() - self.timeout_keep_alive
+        if self._read_deadline is not None:
+            return self._read_deadline.when() - self.read_seconds
+        return None
+
+    def evict(self) -> None:
+        """Drop the connection now, to make room for another."""
+        self._cancel_read_deadline()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+        self.transport.abort()

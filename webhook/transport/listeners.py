@@ -19,10 +19,10 @@ import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from webhook.adapters import certs
 from webhook.adapters.config import Settings
@@ -41,6 +41,11 @@ from webhook.transport.state import AppState
 
 log = logging.getLogger(LISTENERS_LOGGER)
 
+# How long a connection must have waited on its client before it may be dropped to make room:
+# the API server writes a review as soon as it has a connection, and reuses the one it used
+# last, so one quiet (or part-way through a request) this long is none it is writing on.
+MAKE_ROOM_AFTER: Final = 1.0
+
 
 class _Uvicorn(uvicorn.Server):
     """A uvicorn server that leaves signals to `Listeners`, which owns two of them."""
@@ -53,27 +58,30 @@ class _Uvicorn(uvicorn.Server):
         """Open connections or requests in flight, whichever is more."""
         return max(len(self.server_state.connections), len(self.server_state.tasks))
 
-    def close_idlest(self) -> bool:
-        """Close the connection that has waited longest for its next request, if one waits;
-        whether one did.
+    def make_room(self, limit: int) -> bool:
+        """Over the cap, drop the connection that has waited longest on its client (quiet
+        between requests, or part-way through one) for `MAKE_ROOM_AFTER` at least; whether
+        one was dropped. Not when the excess is requests in flight: dropping a connection
+        frees none of those.
 
-        Over the connection cap, this makes room for a request rather than refusing it: with
-        a keep-alive longer than the API server's, a client could otherwise hold the cap for
-        minutes with connections it no longer uses, and every review after would be refused.
-        Aborted, not closed: a TLS close waits for the peer's answer, and the connection
-        would count meanwhile."""
-        # uvicorn arms a connection's keep-alive timer when it starts to wait for the next
-        # request: the earliest to fire is the connection idle the longest.
+        It makes room for a request rather than refusing it: with a keep-alive longer than
+        the API server's, a client could otherwise hold the cap for minutes with connections
+        it does not use, and every review after would be refused. The longest-waiting goes
+        first, as the API server reuses the connection it used last."""
+        if len(self.server_state.tasks) > limit:
+            return False
+        loop = asyncio.get_running_loop()
         waiting = [
-            (connection.timeout_keep_alive_task.when(), connection)
+            (since, connection)
             for connection in self.server_state.connections
-            if isinstance(connection, HttpToolsProtocol)
-            and connection.timeout_keep_alive_task is not None
+            if isinstance(connection, CoalescingHttpToolsProtocol)
+            and (since := connection.waiting_since()) is not None
+            and loop.time() - since >= MAKE_ROOM_AFTER
         ]
         if not waiting:
             return False
-        _, idlest = min(waiting, key=lambda found: found[0])
-        idlest.transport.abort()
+        _, longest = min(waiting, key=lambda found: found[0])
+        longest.evict()
         return True
 
 
@@ -120,7 +128,7 @@ class Listeners:
                 self.state,
                 limit=settings.max_connections,
                 load=lambda: server.load(),  # noqa: PLW0108 - bound below
-                make_room=lambda: server.close_idlest(),  # noqa: PLW0108 - bound below
+                make_room=lambda: server.make_room(settings.max_connections),
             ),
             # The read deadline on every port: a silent connection to the ops port would
             # otherwise count against the cap for ever, until the probes are refused.

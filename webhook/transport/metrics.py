@@ -109,6 +109,12 @@ class Metrics:
             ["endpoint", "code"],
             registry=registry,
         )
+        self._dropped = Counter(
+            "multinode_webhook_connections_dropped",
+            "Connections dropped over --max-connections to make room for a request: the one "
+            "that had waited longest on its client",
+            registry=registry,
+        )
         self._too_large = Counter(
             "multinode_webhook_scripts_too_large",
             "Reviews with a script over --max-script-bytes, left unchanged, by endpoint",
@@ -269,6 +275,9 @@ class Metrics:
 
     def rejected(self, endpoint: str, code: int) -> None:
         self._rejected.labels(endpoint, str(code)).inc()
+
+    def connection_dropped(self) -> None:
+        self._dropped.inc()
 
     def certificate_reload_errors(self, count: int) -> None:
         """Catch up with the reloader's running count of refused pairs."""
