@@ -179,20 +179,23 @@ def spawned(
     *flags: str,
     env: Mapping[str, str] | None = None,
     command: Sequence[str] = ("serve",),
+    log: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
     """`multinode-webhook serve` (or `command`, a serve command line) in a process of its own,
     as deployed (uvloop, signals), on free ports of 127.0.0.1, once ready: the process, its
-    HTTPS port and its plain-HTTP port. Its output is piped; `env` adds to this process's
-    environment."""
+    HTTPS port and its plain-HTTP port. Its output is piped, or its log (stderr) written to
+    `log` for a server that logs more than a pipe nobody reads holds; `env` adds to this
+    process's environment."""
     # Port 0: the server binds free ports itself and says which, so no port changes hands.
     ports = ["--bind-address", "127.0.0.1", "--https-port", "0", "--http-port", "0"]
     ports += ["--preview-port", "0", *flags]
+    logged = log.open("w") if log is not None else None
     process = subprocess.Popen(
         [sys.executable, "-m", "webhook", *command, *ports],
         cwd=tmp_path,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if logged is None else logged,
         text=True,
     )
     try:
@@ -214,3 +217,5 @@ def spawned(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=patience(30))
+        if logged is not None:
+            logged.close()
