@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,12 +102,31 @@ def test_quiet_above_info() -> None:
     assert stream.getvalue() == ""
 
 
+@pytest.fixture
+def logging_put_back() -> Iterator[None]:
+    """What `logs.configure` changes, put back after the test: the root's handlers and level,
+    uvicorn's loggers (their handlers, propagation and the filter that names their lines the
+    listeners'), and the record details it turns off. Left in place, a later test in this
+    process would find uvicorn's lines under our logger."""
+    root = logging.getLogger()
+    uvicorn = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = (root.handlers[:], root.level)
+    saved_uvicorn = [(lg.handlers[:], lg.propagate, lg.filters[:]) for lg in uvicorn]
+    details = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    try:
+        yield
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        for lg, (handlers, propagate, filters) in zip(uvicorn, saved_uvicorn, strict=True):
+            lg.handlers[:], lg.propagate, lg.filters[:] = handlers, propagate, filters
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = details
+
+
+@pytest.mark.usefixtures("logging_put_back")
 def test_records_share_the_format(capsys: pytest.CaptureFixture[str]) -> None:
     logs.configure(level="info", fmt="json")
-    try:
-        logging.getLogger("multinode_webhook.test").info("hello", extra={"fields": {"a": 1}})
-    finally:
-        logging.getLogger().handlers.clear()
+    logging.getLogger("multinode_webhook.test").info("hello", extra={"fields": {"a": 1}})
     line = json.loads(capsys.readouterr().err)
     assert (line["msg"], line["a"], line["level"]) == ("hello", 1, "info")
 
@@ -120,14 +140,12 @@ def test_records_share_the_format(capsys: pytest.CaptureFixture[str]) -> None:
         ("Waiting for connections to close. (CTRL+C to force quit)", ()),
     ],
 )
+@pytest.mark.usefixtures("logging_put_back")
 def test_uvicorns_lines_come_under_the_listeners_logger(
     capsys: pytest.CaptureFixture[str], msg: str, args: tuple[int, ...]
 ) -> None:
     logs.configure(level="info", fmt="json")
-    try:
-        logging.getLogger("uvicorn.error").info(msg, *args)
-    finally:
-        logging.getLogger().handlers.clear()
+    logging.getLogger("uvicorn.error").info(msg, *args)
     line = json.loads(capsys.readouterr().err)
     assert (line["logger"], line["msg"]) == ("multinode_webhook.listeners", msg % args)
 
