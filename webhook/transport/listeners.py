@@ -70,13 +70,13 @@ class _Uvicorn(uvicorn.Server):
         first, as the API server reuses the connection it used last."""
         if len(self.server_state.tasks) > limit:
             return False
-        loop = asyncio.get_running_loop()
+        latest = asyncio.get_running_loop().time() - MAKE_ROOM_AFTER
         waiting = [
             (since, connection)
             for connection in self.server_state.connections
             if isinstance(connection, CoalescingHttpToolsProtocol)
             and (since := connection.waiting_since()) is not None
-            and loop.time() - since >= MAKE_ROOM_AFTER
+            and since <= latest
         ]
         if not waiting:
             return False
