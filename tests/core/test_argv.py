@@ -20,12 +20,15 @@ from webhook.core.argv import (
     EMPTY,
     EXPANDED,
     GLOB,
+    JOINED,
     LOST,
     OPERATOR,
     OWN_COMMAND,
     REDIRECTION,
     RUNS,
     TILDE,
+    UNCHECKED,
+    UNTOLD,
     container_launch,
 )
 
@@ -51,8 +54,12 @@ TABLE: list[tuple[list[str], list[str]]] = [
     (["--a;python3 -V"], [OPERATOR]),
     (["#", "--lost"], [COMMENT, COMMENT]),
     (["--kept", "--b #x", "--lost"], ["exact", COMMENT, COMMENT]),
-    (["> out.log", "--kept"], [REDIRECTION, "exact"]),
-    (["--kept", "|", "python3"], ["exact", OPERATOR, OWN_COMMAND]),
+    # An operator hands the rest of the line to bash, which may refuse it (`;}`) and start no
+    # server: no arg's words are claimed.
+    (["> out.log", "--kept"], [REDIRECTION, UNCHECKED]),
+    (["--kept", "|", "python3"], [UNCHECKED, OPERATOR, OWN_COMMAND]),
+    (["=~", ";}"], [UNCHECKED, UNCHECKED]),
+    (["x;#'"], [OPERATOR]),
     (["'unclosed", "--b"], [LOST, LOST]),
     # What eval does beyond quotes: tilde, sequence braces, C strings, backslashes.
     (["~/models"], [TILDE]),
@@ -83,6 +90,23 @@ TABLE: list[tuple[list[str], list[str]]] = [
     (["{9223372036854775808..9223372036854775808}"], ["exact"]),
     (["--cuda-graph-sizes={1..3..18446744073709551617}"], ["exact"]),
     (["{-9223372036854775808..-9223372036854775807}"], [BRACES]),
+    # Past an arg whose fate is not worked out, none is; an arg that escapes the blank after
+    # it takes the next into its word.
+    (["--x=1\n\\y", "--dtype=half"], [UNCHECKED, UNCHECKED]),
+    (["a\n\\x", "c"], [UNCHECKED, UNCHECKED]),
+    (["{\\", "y"], [JOINED, JOINED]),
+    # A `#` after an escaped newline opens a word, and so a comment.
+    (["\\\n#comment"], [OPERATOR]),
+    (["a \\\n#b"], [OPERATOR]),
+    # `${1..3}` is a bad substitution: bash runs nothing of the command.
+    (["x ${1..3}$(python3 -c ran)"], [UNTOLD]),
+    # A word brace expansion made is like an assignment only if the word written was.
+    (["{a..c..2}=~", "x{a,b}=~"], [BRACES, BRACES]),
+    # The parse tree's reading of an arg gives way to the model's where it has one.
+    (["{", "y"], ["exact", "exact"]),
+    # The kubelet turns `$$` into `$` before bash reads the args.
+    (["$$~root"], ["changed: the kubelet makes it '$~root'"]),
+    (["--x='$$'"], ["changed: eval makes it '--x=$'"]),
 ]
 
 
@@ -101,7 +125,7 @@ def test_what_eval_does_with_each_arg_is_what_bash_does(
     assert launch is not None
     assert list(launch.evaluated or ()) == verdicts
     calls = kubelet.run(pod, names.LLM_CONTAINER, tmp_path, check=False)
-    if not {RUNS, EXPANDED, GLOB, LOST, TILDE} & set(verdicts):
+    if not {RUNS, EXPANDED, GLOB, LOST, TILDE, JOINED, UNTOLD, UNCHECKED} & set(verdicts):
         # The argv itself is bash's, from the user's args on (before them stand the preset's
         # `$START_RANK` and `${VLLM_ADDITIONAL_ARGS}`, shown as written: the pod knows them).
         [server] = [call for call in calls if call[:2] == ["vllm", "serve"]]
@@ -113,11 +137,11 @@ def test_what_eval_does_with_each_arg_is_what_bash_does(
     for index, (arg, verdict) in enumerate(zip(args, verdicts, strict=True)):
         # The arg's own word is found by its place when each arg before it is one word.
         before = verdicts[:index]
-        one_word = all(v == "exact" or v.startswith("changed: eval makes it ") for v in before)
+        one_word = all(v == "exact" or v.startswith("changed: ") for v in before)
         at = index if one_word else None
         assert bash_agrees(verdict, arg, calls, at=at), (arg, verdict, calls)
         # The check tells verdicts apart: "exact", said of an arg bash changed, is refused.
-        if verdict not in ("exact", LOST, TILDE):
+        if verdict not in ("exact", LOST, TILDE, UNTOLD, UNCHECKED):
             assert not bash_agrees("exact", arg, calls), (arg, calls)
 
 
@@ -127,3 +151,35 @@ def test_the_proof_refuses_a_tilde_bash_did_not_expand(arg: str, tmp_path: Path)
     calls = kubelet.run(_pod([arg]), names.LLM_CONTAINER, tmp_path, check=False)
     assert not bash_agrees(TILDE, arg, calls, at=0), calls
     assert bash_agrees(TILDE, "~/x", kubelet.run(_pod(["~/x"]), names.LLM_CONTAINER, tmp_path))
+
+
+# The kubelet expands `$(NAME)` of the container's env before bash reads the args: a value the
+# pod writes is worked out, one it gives from elsewhere is not, nor what follows that arg.
+KUBELET_ENV = [
+    {"name": "SPACED", "value": "a b"},
+    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+]
+KUBELET_TABLE: list[tuple[list[str], list[str]]] = [
+    (["--z='$(SPACED)'"], ["changed: eval makes it '--z=a b'"]),
+    (["--node=$(NODE)", "--kept"], [UNTOLD, UNTOLD]),
+    (["--kept", "--node=$(NODE)"], ["exact", UNTOLD]),
+    (["--x=$(no such name)"], [RUNS]),
+    (["--host=$(MODEL_SVC_SERVICE_HOST)"], [UNTOLD]),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "verdicts"), KUBELET_TABLE, ids=[" ".join(r[0]) for r in KUBELET_TABLE]
+)
+def test_what_the_kubelet_does_first_is_in_the_verdict(
+    args: list[str], verdicts: list[str], tmp_path: Path
+) -> None:
+    pod = _pod(args)
+    pod["spec"]["containers"][0]["env"] = KUBELET_ENV
+    launch = container_launch(pod["spec"]["containers"][0])
+    assert launch is not None
+    assert list(launch.evaluated or ()) == verdicts
+    calls = kubelet.run(pod, names.LLM_CONTAINER, tmp_path, check=False)
+    for index, (arg, verdict) in enumerate(zip(args, verdicts, strict=True)):
+        at = index if all(v == "exact" for v in verdicts[:index]) else None
+        assert bash_agrees(verdict, arg, calls, at=at), (arg, verdict, calls)

@@ -84,22 +84,24 @@ def bash_agrees(verdict: str, arg: str, calls: list[list[str]], *, at: int | Non
         return not servers
     if verdict.startswith("cut:"):  # a syntax error after the cut may stop the server too
         return not servers or all(arg not in server[1:] for server in servers)
-    if verdict == argv.UNTOLD:  # the report claims nothing of it
+    if verdict in (argv.UNTOLD, argv.UNCHECKED):  # the report claims nothing of it
         return True
     if len(servers) != 1:  # any other verdict has the server run once
         return False
     [server] = servers
     received = server[1:]
     if verdict == "exact":
-        return arg in received
+        return arg in (_own_words(received, at)[:1] if at is not None else received)
     if verdict.startswith("split into"):
         pieces = arg.split()
         return arg not in received and any(
             received[i : i + len(pieces)] == pieces for i in range(len(received))
         )
-    if verdict.startswith("changed: eval makes it "):
-        made = ast.literal_eval(verdict.removeprefix("changed: eval makes it "))
-        return arg not in received and made in received
+    for changed in ("changed: eval makes it ", argv.KUBELET_CHANGED):
+        if verdict.startswith(changed):
+            made = ast.literal_eval(verdict.removeprefix(changed))
+            own = _own_words(received, at)
+            return arg not in own[:1] and made in own[:1] if at is not None else made in received
     if verdict == argv.RUNS:  # a substitution of the stub `python3 -c ran` ran before the server
         ran = "python3 -c ran" not in arg or ["python3", "-c", "ran"] in calls
         return ran and arg not in received

@@ -18,6 +18,7 @@ launch form (direct, `exec $CMD`, `eval`); the eval words themselves are in `eva
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Final
 
 from tree_sitter import Node
 
-from webhook.core import evalword
+from webhook.core import evalword, varrefs
 from webhook.core.bash import (
     find_launch,
     indirect_assignment,
@@ -55,6 +56,9 @@ class Launch:
     # Through eval: what eval does with each positional parameter ("exact", "runs a command:
     # …"), in order; None when the launch is not run through eval.
     evaluated: tuple[str, ...] | None = None
+    # Otherwise: whether the launch command's words hold anything of each positional
+    # parameter, told by where each lands, not by its text; None when not worked out.
+    read: tuple[bool, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +305,11 @@ def _launch_of(root: Node, launch: Node, kind: str, values: _Params) -> Launch |
 def container_launch(container: Mapping[str, Any]) -> Launch | None:
     """What a container's launch command receives: from its script when it runs one with bash
     or sh, else its command and args themselves; None when neither can be told."""
-    command = [str(word) for word in container.get("command") or []]
-    args = [str(word) for word in container.get("args") or []]
+    env = varrefs.written_env(container)
+    command = [varrefs.expand(str(word), env).text for word in container.get("command") or []]
+    written = [str(word) for word in container.get("args") or []]
+    given = [varrefs.expand(word, env) for word in written]
+    args = [word.text for word in given]
     if not command:
         return None
     split = split_shell(command)
@@ -314,7 +321,26 @@ def container_launch(container: Mapping[str, Any]) -> Launch | None:
         return None
     script, *rest = words
     zero = rest[0] if rest else shell[0].rsplit("/", 1)[-1]
-    return launch_argv(script, zero=zero, params=rest[1:])
+    launch = launch_argv(script, zero=zero, params=rest[1:])
+    if launch is None:
+        return None
+    if launch.evaluated is None:
+        # The same launch handed a mark for each parameter shows which of them it reads.
+        stem = _stem(" ".join(words))
+        marks = [f"{stem}{index}Z" for index in range(len(rest[1:]))]
+        probe = launch_argv(script, zero=zero, params=marks)
+        read = None if probe is None else tuple(any(m in w for w in probe.argv) for m in marks)
+        return dataclasses.replace(launch, read=read)
+    # What eval makes of an arg whose text only the pod knows is not worked out here; one the
+    # kubelet changed does not arrive as written, even where eval leaves it.
+    first = len(given) - len(launch.evaluated)  # the params are the args' last ones
+    fates = [
+        UNTOLD
+        if word.pod_only
+        else (f"{KUBELET_CHANGED}{word.text!r}" if fate == EXACT and word.text != arg else fate)
+        for word, arg, fate in zip(given[first:], written[first:], launch.evaluated, strict=True)
+    ]
+    return dataclasses.replace(launch, evaluated=_past_untold(fates))
 
 
 # What eval does with an arg, by the nodes it makes of it, most telling first.
@@ -330,13 +356,27 @@ COMMENT: Final = "cut: eval reads it as a comment (after a #)"
 REDIRECTION: Final = "cut: eval reads it as a redirection of the server's output or input"
 OWN_COMMAND: Final = "cut: eval runs it as a command of its own, after the server's"
 EXACT: Final = "exact"
+# Followed by the word's repr: an arg the kubelet changed (`$$`, a `$(VAR)` of the env) and
+# eval then left as it was.
+KUBELET_CHANGED: Final = "changed: the kubelet makes it "
 TILDE: Final = "tilde: eval replaces its ~… with a home directory (or $PWD), known only in the pod"
 UNTOLD: Final = "re-parsed: eval reads it as shell code; what it makes of it is not worked out"
+UNCHECKED: Final = (
+    "unchecked: an operator in the args leaves the rest of the line to bash, which may refuse"
+    " it and start no server"
+)
 OPERATOR: Final = "cut: it ends the server's command line (eval reads it as an operator)"
 _RUNS: Final = frozenset({"command_substitution", "process_substitution"})
 _EXPANDS: Final = frozenset({"expansion", "simple_expansion", "arithmetic_expansion"})
 _QUOTED: Final = frozenset({"string", "raw_string", "ansi_c_string", "translated_string"})
 _GLOB: Final = re.compile(r"[*?\[]")
+# Verdicts that say what bash makes of the arg's own word, beyond those `knows` names.
+_CLAIMS_WORDS: Final = frozenset({GLOB, TILDE, EXPANDED, RUNS})
+# A `${…}` bash takes: a parameter (with `#` or `!` before it), an index, then its end or an
+# operator. Anything else is a "bad substitution" that stops the command before it runs.
+_PARAMETER_EXPANSION: Final = re.compile(
+    r"\$\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(\[[^\]]*\])?[}:#%/^,@=?+-]"
+)
 _BRACES: Final = re.compile(r"\{[^{}]*,[^{}]*\}")
 
 
@@ -354,6 +394,7 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     starts = [sum(len(p) + 1 for p in pieces[:index]) for index in range(len(pieces))]
     spans = [(starts[word - 1] + a, starts[word - 1] + b) for word, a, b in fields.marks if word]
     told = len(spans) == len(params.rest)
+    models: list[evalword.Told | None] = []
     if told:
         models = [evalword.words(text[a:b]) if _apart(text, a, b) else None for a, b in spans]
         modelled = _modelled(text, spans, models, kind=kind, fields=fields, params=params)
@@ -361,16 +402,18 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
             return modelled
     source = text.encode("utf-8", "surrogatepass")
     root = parse(source)
-    # A quote left open stops eval before it runs anything, unless a newline came first: eval
-    # runs each line it has read before it reads the next. The parser may take it as closed
-    # (`$'\\'`), so this is asked of the text before the parse tree is.
-    lost = told and any(evalword.unclosed(text[a:b]) and "\n" not in text[a:b] for a, b in spans)
-    if lost and evalword.unclosed(text):
-        return Launch(kind, (), params.zero, evaluated=(LOST,) * len(spans))
+    # A quote left open stops eval before it runs anything when the text is one line: eval
+    # runs each line it has read before it reads the next, and a backquote's text is parsed
+    # only once it runs. The parser may take the quote as closed (`$'\\'`), so this is asked
+    # of the text before the parse tree is; with more lines, what runs is not worked out.
+    if told and evalword.unclosed(text):
+        one_line = evalword.one_line(text)
+        fate = LOST if one_line and any(evalword.unclosed(text[a:b]) for a, b in spans) else UNTOLD
+        return Launch(kind, (), params.zero, evaluated=(fate,) * len(spans))
     if root is None:  # eval refuses the text, unless the parser was never given it
         if not told or never_parsed(source):
             return None
-        return Launch(kind, (), params.zero, evaluated=((LOST if lost else UNTOLD),) * len(spans))
+        return Launch(kind, (), params.zero, evaluated=(UNTOLD,) * len(spans))
     found = find_launch(root, source)
     if found is None:
         return None
@@ -390,20 +433,48 @@ def _through_eval(fields: _Fields, *, kind: str, params: _Params) -> Launch | No
     )
     # Words are claimed only where the model of bash's word rules made the same ones, and a
     # backslash at an arg's end quotes the blank after it, joining the next word.
+    args = [text[a:b] for a, b in spans]
+    if any(evalword.unclosed(arg) or evalword.operates(arg) for arg in args):
+        # Past the launch command bash must take the rest of the line, or it runs none of it;
+        # what is there is not checked here, so no arg's words are claimed.
+        fates = tuple(
+            UNCHECKED if _claims_words(fate) or fate == JOINED else fate for fate in fates
+        )
+        return Launch(kind, inner.argv, params.zero, reads_zero=reads, evaluated=fates)
+    # A backslash at an arg's end quotes the blank after it: the next arg joins its word,
+    # whatever the parse tree made of the two.
+    escapes = [evalword.escapes_next(arg) for arg in args]
     fates = tuple(
-        JOINED if evalword.escapes_next(text[a:b]) else _checked(text[a:b], fate)
-        for (a, b), fate in zip(spans, fates, strict=True)
+        JOINED
+        if escapes[index] or (index and escapes[index - 1])
+        else _checked(arg, fate, model=model)
+        for index, (arg, fate, model) in enumerate(zip(args, fates, models, strict=True))
     )
-    return Launch(kind, inner.argv, params.zero, reads_zero=reads, evaluated=fates)
+    return Launch(kind, inner.argv, params.zero, reads_zero=reads, evaluated=_past_untold(fates))
 
 
-def _checked(arg: str, fate: str) -> str:
-    """A verdict found from the parse tree, kept when it claims no words or the model of
-    bash's word rules gives the same; else `UNTOLD`."""
-    if not knows(fate) and fate != GLOB:
+def _claims_words(verdict: str) -> bool:
+    """Whether a verdict says what bash makes of the arg's own word."""
+    return knows(verdict) or verdict in _CLAIMS_WORDS
+
+
+def _past_untold(fates: Sequence[str]) -> tuple[str, ...]:
+    """The verdicts, none worked out past an arg whose own is not: it may cut the line, or
+    run on into the next arg, where the parse tree saw neither."""
+    untold = next((index for index, fate in enumerate(fates) if fate == UNTOLD), len(fates))
+    return (*fates[:untold], *(UNTOLD,) * (len(fates) - untold))
+
+
+def _checked(arg: str, fate: str, *, model: evalword.Told | None) -> str:
+    """A verdict found from the parse tree of a line that holds no operator and no open
+    quote: where the arg stands on it, from the tree (after the launch command, it is cut);
+    what bash makes of it, from the model of bash's word rules where that tells it, else from
+    the tree where it claims no words, else `UNTOLD`."""
+    if fate.startswith("cut:") or fate in (LOST, EMPTY):
         return fate
-    model = evalword.words(arg)
-    return fate if model is not None and _told_fate(arg, model) == fate else UNTOLD
+    if model is not None:
+        return _told_fate(arg, model)
+    return UNTOLD if knows(fate) or fate == GLOB else fate
 
 
 def _apart(text: str, start: int, end: int) -> bool:
@@ -426,7 +497,7 @@ def _modelled(
     known = [model for model in models if model is not None]
     if len(known) != len(models):
         return None
-    stem = next(f"MNW{n}A" for n in range(1000) if f"MNW{n}A" not in text)
+    stem = _stem(text)
     masked = text
     for index, (start, end) in reversed(list(enumerate(spans))):
         masked = f"{masked[:start]}{stem}{index}Z{masked[end:]}"
@@ -452,6 +523,11 @@ def _modelled(
     fates = tuple(_told_fate(text[a:b], model) for (a, b), model in zip(spans, known, strict=True))
     reads = fields.read_zero or inner.reads_zero
     return Launch(kind, tuple(argv), params.zero, reads_zero=reads, evaluated=fates)
+
+
+def _stem(text: str) -> str:
+    """A word for marks (the stem, then a number and `Z`) that `text` does not hold."""
+    return next(stem for n in itertools.count() if (stem := f"MNW{n}A") not in text)
 
 
 def _told_fate(arg: str, told: evalword.Told) -> str:
@@ -515,7 +591,15 @@ def _eval_fate(root: Node, launch: Node, *, start: int, end: int, arg: str, para
     if rest.strip():  # what follows its last word in the arg ends the command line
         after = words[-1].end_byte + len(rest) - len(rest.lstrip())
         return _cut(root, start=after, end=end)
-    types = {node.type for word in words for node in _below(word, start=start, end=end)}
+    below = [node for word in words for node in _below(word, start=start, end=end)]
+    if any(
+        node.is_named
+        and node_text(node).startswith("${")
+        and not _PARAMETER_EXPANSION.match(node_text(node))
+        for node in below
+    ):
+        return UNTOLD  # tree-sitter may read it as something else (`${1..3}`, braces)
+    types = {node.type for node in below}
     if types & _RUNS:
         return RUNS
     if types & _EXPANDS:

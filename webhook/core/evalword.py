@@ -30,6 +30,8 @@ _BLANK: Final = frozenset(" \t")
 # Unquoted, these end the command line, start a comment's or a redirection's text, or run
 # something: none is worked out here.
 _OPERATOR: Final = frozenset("\n;&|()<>`")
+# Unquoted, these end a word, so that a `#` after one starts a comment.
+_ENDS_WORD: Final = frozenset(" \t\n;&|()<>")
 # After `$`, these start an expansion ($NAME, ${…}, $(…), $[…], $1, $@, $*, $#, $?, $$, $!, $-).
 _EXPANDS: Final = re.compile(r"[A-Za-z0-9_{(\[@*#?$!-]")
 _NAME_EQUALS: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
@@ -78,34 +80,77 @@ def words(arg: str) -> Told | None:
     """What bash makes of `arg` standing alone, between blanks, on a command line it parses;
     None when that is not worked out here."""
     try:
-        raw = _raw_words(arg)
-        expanded = [word for each in raw for word in _braces(each)]
-        pending = next((p for word in expanded if (p := _pending(word))), "")
-        # A word of nothing but escaped newlines is no word: they vanish before words are made.
-        made = tuple(_unquoted(word) for word in expanded if word and word.replace("\\\n", ""))
+        # Escaped newlines vanish as bash reads the line, before words are made: a `#` after
+        # one opens a word, and so a comment.
+        raw = _raw_words(_joined_lines(arg))
+        # Whether a word is like an assignment, for tilde expansion, is asked of it as
+        # written: the words brace expansion makes of `{a,b}=~` are not.
+        expanded = [
+            (word, _NAME_EQUALS.match(each) is not None) for each in raw for word in _braces(each)
+        ]
+        pending = next(
+            (p for word, assignment in expanded if (p := _pending(word, assignment=assignment))),
+            "",
+        )
+        made = tuple(_unquoted(word) for word, _ in expanded if word)
     except _Untold:
         return None
-    return Told(made, pending, braced=expanded != raw)
+    return Told(made, pending, braced=[word for word, _ in expanded] != raw)
 
 
 def unclosed(arg: str) -> bool:
     """Whether the arg opens a quote it does not close, which leaves eval's text unfinished. A
-    `#` opening a word, outside quotes, starts a comment: quotes after it, to the line's end,
-    open nothing."""
+    `#` opening a word (after a blank or an operator, outside quotes) starts a comment: quotes
+    after it, to the line's end, open nothing."""
     quoted, at = "", 0
+    opens_word = True  # at the arg's start, or after an unquoted blank or operator
     while at < len(arg):
         char = arg[at]
         if char == "\\" and quoted != "'":
+            # An escaped newline vanishes: what follows it opens a word if it did before.
+            opens_word = opens_word and not quoted and arg[at + 1 : at + 2] == "\n"
             at += 2
             continue
-        if char == "#" and not quoted and (at == 0 or arg[at - 1] in " \t\n"):
+        if char == "#" and not quoted and opens_word:
             end = arg.find("\n", at)
             if end < 0:
                 return False
             at = end
             continue
+        if not quoted:
+            opens_word = char in _ENDS_WORD
         quoted, at = _quote_step(arg, at, quoted)
     return bool(quoted)
+
+
+def operates(arg: str) -> bool:
+    """Whether the arg holds, outside quotes and substitutions (`$(…)`, `` `…` ``), what ends
+    a command line or starts another: `;`, `&`, `|`, `(`, `)`, `<`, `>`, a newline; or leaves
+    a substitution open."""
+    quoted, depth, backquoted, at = "", 0, False, 0
+    while at < len(arg):
+        char = arg[at]
+        if char == "\\" and quoted != "'":
+            at += 2
+        elif quoted or char in "'\"" or arg.startswith("$'", at):
+            quoted, at = _quote_step(arg, at, quoted)
+        elif arg.startswith("$(", at):
+            depth, at = depth + 1, at + 2
+        elif char == ")" and depth:
+            depth, at = depth - 1, at + 1
+        elif char == "`":
+            backquoted, at = not backquoted, at + 1
+        elif char in _OPERATOR and not depth and not backquoted:
+            return True
+        else:
+            at += 1
+    return bool(depth) or backquoted
+
+
+def one_line(text: str) -> bool:
+    """Whether bash parses the whole text before it runs any of it: one line (its escaped
+    newlines joined) with no backquote, whose text is parsed only once it runs."""
+    return "\n" not in _joined_lines(text) and "`" not in text
 
 
 def escapes_next(arg: str) -> bool:
@@ -310,9 +355,10 @@ def _steps(low: int, high: int, step: int, shown: Callable[[int], str]) -> list[
     return [shown(low + index * step) for index in range(count)]
 
 
-def _pending(word: str) -> str:
-    """`TILDE` or `GLOB` when that expansion may change the word, else ""."""
-    if _tilde(_joined_lines(word)):
+def _pending(word: str, *, assignment: bool) -> str:
+    """`TILDE` or `GLOB` when that expansion may change the word (made of a word like an
+    assignment, or not), else ""."""
+    if _tilde(word, assignment=assignment):
         return TILDE
     if _GLOB_CHARS & set(_outside_quotes(word)):
         return GLOB
@@ -336,17 +382,17 @@ def _joined_lines(word: str) -> str:
     return "".join(kept)
 
 
-def _tilde(word: str) -> bool:
+def _tilde(word: str, *, assignment: bool) -> bool:
     """Whether tilde expansion acts on the word: an unquoted `~` at its start, or, in a word
-    like an assignment (`NAME=`, `NAME+=`, `NAME[…]=`), right after its first `=` or after an
-    unquoted `:` in its value, with no quoted character before the `/` (or `:`) that ends its
-    tilde-prefix."""
+    made of one like an assignment (`NAME=`, `NAME+=`, `NAME[…]=`), right after its first `=`
+    or after an unquoted `:` in its value, with no quoted character before the `/` (or `:`)
+    that ends its tilde-prefix."""
     if word.startswith("~"):
         return _unquoted_prefix(word, 1, "/")
-    assignment = _NAME_EQUALS.match(word)
-    if assignment is None:
+    name = _NAME_EQUALS.match(word) if assignment else None
+    if name is None:
         return False
-    value = assignment.end()
+    value = name.end()
     bare = _outside_quotes(word)
     starts = [value, *(at + 1 for at in range(value, len(bare)) if bare[at] == ":")]
     return any(word[at : at + 1] == "~" and _unquoted_prefix(word, at + 1, "/:") for at in starts)
