@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,43 @@ def test_preview_tells_zero_by_place_not_by_text(tmp_path: Path) -> None:
     [result] = preview_object(pod)
     [launch] = result["launch"]
     assert [a["before"] for a in launch["args"]] == ["exact", "exact"]
+
+
+def _legacy_head(*, script_in_command: bool, user_args: list[str]) -> dict[str, Any]:
+    pod = copy.deepcopy(data_pod("legacy-head-pod"))
+    container = pod["spec"]["containers"][0]
+    script = container["args"][0]
+    if script_in_command:
+        container["command"] = [*container["command"], script]
+        container["args"] = user_args
+    else:
+        container["args"] = [script, *user_args]
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("script_in_command", "user_args", "fates"),
+    [
+        # The script writes `--model_name=${MODEL_NAME}` itself, and never reads its args.
+        (
+            False,
+            ["--dtype=half", "--model_name=${MODEL_NAME}"],
+            ["dropped: bash took it as $0", "dropped"],
+        ),
+        (
+            True,
+            ["--model_name=${MODEL_NAME}", "--dtype=half"],
+            ["dropped: bash took it as $0", "dropped"],
+        ),
+    ],
+    ids=["script-in-args", "script-in-command"],
+)
+def test_an_arg_the_script_never_reads_is_dropped_whatever_its_text(
+    script_in_command: bool, user_args: list[str], fates: list[str], tmp_path: Path
+) -> None:
+    pod = _legacy_head(script_in_command=script_in_command, user_args=user_args)
+    delivered = kubelet.run(pod, "kserve-container", tmp_path)[-1]
+    assert not set(user_args) & set(delivered), delivered
+    [result] = preview_object(pod)
+    [launch] = result["launch"]
+    assert [a["before"] for a in launch["args"]] == fates

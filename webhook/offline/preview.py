@@ -254,14 +254,15 @@ def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Op
 
 
 def _first_is_zero(container: Any, count: int) -> bool:
-    """Whether the first of a container's last `count` args is bash's $0: its script came from
-    args[0] and nothing in its command follows it. Told by place, not by text."""
+    """Whether the first of a container's last `count` args is bash's $0: the word after the
+    script `bash -c` runs. Told by place, not by text."""
     command = [str(word) for word in mapping(container).get("command") or []]
     args = mapping(container).get("args") or []
     split = split_shell(command)
-    if not count or split is None or split[1]:
+    if not count or split is None:
         return False
-    return len(args) - count == 1
+    # bash -c takes the word after the script as $0, in command or in args alike.
+    return len(split[1]) + len(args) - count == 1
 
 
 def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
@@ -275,6 +276,9 @@ def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
     # even when one of its own words is the same text.
     if zero and not launch.reads_zero:
         return "dropped: bash took it as $0"
+    read = launch.read
+    if not zero and read is not None and from_end <= len(read) and not read[-from_end]:
+        return "dropped"  # the launch command reads nothing of it, whatever its words say
     if arg in launch.argv:
         return "exact"
     pieces = arg.split()
