@@ -248,6 +248,7 @@ def _costly_shapes(size: int) -> dict[str, str]:
         "MODEL blocks": "export MODEL=${MODEL_ID}\nif [[ ! -z ${MODEL_DIR} ]]\nthen\n"
         "  export MODEL=${MODEL_DIR}\nfi\n",
         "positional reads": "echo $1 $2 $@\n",
+        "set lines": "set -euo pipefail\n",
         "comments": "# " + "x" * 70 + "\n",
     }
     shapes = {name: line * (size // len(line)) + launch for name, line in repeated.items()}

@@ -1,5 +1,6 @@
 """Scripts that read or forward the positional parameters: each pattern's decision, and under
-the real /bin/bash the exact argv of the launcher: no arg lost, duplicated or added."""
+the real /bin/bash the exact argv of the launcher: no arg lost, duplicated or added; for a
+script left alone, what it gives the launcher as it stands."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def test_positional_pattern(case: Case, tmp_path: Path) -> None:
     if case.action is not Action.PATCHED:
         assert decision.patch == ()
         assert original == untouched
+        if case.argv is not None:
+            assert launch(original, names.HEAD_CONTAINER, tmp_path) == case.argv
         return
     rewritten = jsonpatch.apply_patch(original, to_json(decision.patch))
     assert launch(rewritten, names.HEAD_CONTAINER, tmp_path) == case.argv

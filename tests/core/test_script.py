@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.support import shell
@@ -300,6 +302,14 @@ BOUNDED_CASES: list[tuple[str, str | None, Reason | None]] = [
         "echo '$1'\n" * FORWARDS_LIMIT + 'python -m huggingfaceserver "$@"',
         None,
     ),
+    # So are its positional parameters taken to move, past that many spots where `set`, `eval`
+    # … stand and move none.
+    (
+        "set -e\n" * FORWARDS_LIMIT + "python -m huggingfaceserver",
+        "set -e\n" * FORWARDS_LIMIT + 'python -m huggingfaceserver "$@"',
+        None,
+    ),
+    ("set -e\n" * _MANY + "python -m huggingfaceserver", None, Reason.READS_POSITIONAL_PARAMS),
 ]
 
 
@@ -360,3 +370,88 @@ def test_a_launch_command_run_from_an_array(
     assert (result.script, result.reason) == (expected, reason), result.detail
     if expected is not None:
         assert shell.parses(expected)
+
+
+# A command before the launch: whether the webhook takes it to move the script's positional
+# parameters (the launch's `$@` is then not the script's args, and the script is left alone).
+# Options alone move none; a few forms bash runs without moving them are taken to all the same
+# (`shift 0`, `set --` given `"$@"`, a subshell's), as no runtime writes them.
+MOVES_CASES = [
+    ("set -e", False),
+    ("set -x", False),
+    ("set +e", False),
+    ("set -eu", False),
+    ("set -o pipefail", False),
+    ("set -euo pipefail", False),
+    ("set -oo pipefail errexit", False),
+    ("set +o posix", False),
+    ("set -o", False),
+    ("set", False),
+    ("set -e >/dev/null", False),
+    ("builtin set -e", False),
+    ("echo shift set --", False),
+    ("f() { shift; set -- x; }; f a", False),
+    ("shift", True),
+    ("shift 2", True),
+    ("shift 0", True),
+    ("\\shift", True),
+    ("builtin shift", True),
+    ("command -p shift", True),
+    ("set --", True),
+    ("set -- a", True),
+    ("set a", True),
+    ("set -e a", True),
+    ("set -e --", True),
+    ("set - a", True),
+    ("set -", True),
+    ('set -- "$@"', True),
+    ("set $OPTS", True),
+    ('set -o "$NAME"', True),
+    ("set -o -- a", True),
+    ("FOO=1 set -- a", True),
+    ('"set" -- a', True),
+    ("eval shift", True),
+    ("eval 'set -- a'", True),
+    ("{ shift; }", True),
+    ("if true; then shift; fi", True),
+    ("( shift )", True),
+    ("x=$(shift)", True),
+]
+
+
+@pytest.mark.parametrize(("command", "moves"), MOVES_CASES)
+def test_what_may_move_the_args_before_the_launch(command: str, moves: bool) -> None:
+    result = rewrite(f"{command}\nvllm serve /m\n")
+    if moves:
+        assert (result.script, result.reason) == (None, Reason.READS_POSITIONAL_PARAMS)
+    else:
+        assert result.script == f'{command}\nvllm serve /m "$@"\n', result.detail
+    # What bash leaves of the args `a b`: where the webhook sees no move, there is none.
+    script = f'exec 3>&1 >/dev/null 2>&1\n{command}\nprintf "%s\\0" "$@" >&3'
+    left = subprocess.run(
+        ["/bin/bash", "-c", script, "n", "a", "b"], capture_output=True, check=False
+    )
+    assert moves or left.stdout == b"a\0b\0"
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ('vllm serve /m "$@"\nshift\n', 'vllm serve /m "$@"\nshift\n'),
+        ("vllm serve /m $@; set -- x\n", 'vllm serve /m "$@"; set -- x\n'),
+        ("f() { shift; }\nvllm serve /m\n", 'f() { shift; }\nvllm serve /m "$@"\n'),
+        (
+            "while true; do\n  vllm serve /m\ndone\nshift\n",
+            'while true; do\n  vllm serve /m "$@"\ndone\nshift\n',
+        ),
+        ("while true; do\n  vllm serve /m\n  shift\ndone\n", None),
+        ("until false; do\n  shift\n  vllm serve /m $@\ndone\n", None),
+        ('args=(vllm serve /m)\nshift\nexec "${args[@]}" $@\n', None),
+        ('CMD="vllm serve /m $0 $@"\nshift\nexec $CMD\n', None),
+        ('shift\neval "vllm serve /m $@"\n', None),
+    ],
+)
+def test_a_move_counts_before_the_launch_or_in_its_loop(script: str, expected: str | None) -> None:
+    result = rewrite(script)
+    reason = None if expected is not None else Reason.READS_POSITIONAL_PARAMS
+    assert (result.script, result.reason) == (expected, reason), result.detail

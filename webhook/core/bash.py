@@ -1,6 +1,6 @@
 """The bash syntax the core reads: tree-sitter-bash, the screen that keeps from it what crashes
 it, and the queries on its trees (which command launches the server, where the positional
-parameters stand).
+parameters stand, what may move them before it).
 
 The parser is C code fed with untrusted text: a script holding a character above U+FFFF
 crashes tree-sitter-bash's scanner (SIGSEGV) after `{` or `${`, so such a script is never
@@ -69,6 +69,21 @@ _ARRAY_WORD: Final = re.compile(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}"')
 _SERVER_MODULES: Final = ("huggingfaceserver", "sglang.launch_server")
 # Builtins that set a variable named among their words.
 _ARRAY_WRITERS: Final = "read|mapfile|readarray|declare|typeset|local|export|readonly|unset|eval"
+# Words that run the builtin named after them, options aside (`builtin shift`, `command set`).
+_RUNNERS: Final = frozenset({"builtin", "command"})
+# Where the name of a command that may move the positional parameters may stand (quoted or
+# not), for `_moves_args` to read its words: any other command moves none.
+_MAYBE_MOVES: Final = re.compile(rb"(?<![\w-])(?:shift|set|eval|builtin|command)(?![\w-])")
+# Quoting that leaves a command's name the same builtin to bash (`\shift`, `"set"`).
+_NAME_QUOTES: Final = str.maketrans("", "", "\\\"'")
+# A `set` word that only switches options (`-e`, `+x`, `-euo`): it takes one option name per
+# `o` after it (`-euo pipefail`, `-oo pipefail errexit`). Any other word (`--`, `-`, an operand,
+# an expansion) may set the positional parameters, and `set --` alone clears them.
+_SET_OPTIONS: Final = re.compile(r"[-+][A-Za-z]+")
+_OPTION_NAME: Final = re.compile(r"[a-z]+")
+# What eval may run that moves the positional parameters: read from its words' text.
+_EVAL_MOVES: Final = re.compile(r"\b(?:shift|set)\b")
+_LOOPS: Final = frozenset({"while_statement", "for_statement", "c_style_for_statement"})
 
 
 def _outermost(nodes: Sequence[Node]) -> tuple[list[int], list[int]]:
@@ -170,6 +185,32 @@ class Tree:
         pattern = rf"\b(?:{_ARRAY_WRITERS})\b[^\n;&|]*\b{re.escape(name)}\b"
         return re.search(pattern.encode(), self.source) is not None
 
+    def moves_args(self, launch: Node) -> bool:
+        """Whether a command that may change the script's positional parameters (`shift`,
+        `set` with anything but options, either of them through eval) may run before the
+        launch command: anywhere before it, or anywhere in a loop around it, in a subshell or
+        a command substitution too. Then the launch command's `$@` is not the script's args,
+        and one added there would not be either. A function body's are its own (bash gives a
+        function positional parameters of its own), as are the args `reads_args` reads.
+
+        Only the spots where such a command's name may stand are looked up in the tree; past
+        `FORWARDS_LIMIT` spots that move nothing, the script is taken to move its args, as no
+        script worth repairing holds that many."""
+        loop = _outermost_loop(launch)
+        end = loop.end_byte if loop is not None else launch.start_byte
+        looked_up = 0
+        for found in _MAYBE_MOVES.finditer(self.source, 0, end):
+            spot = found.start()
+            if launch.start_byte <= spot < launch.end_byte or _inside(self._functions, spot):
+                continue
+            command = _named_command(self.root, spot)
+            if command is not None and _moves_args(_words(command)):
+                return True
+            looked_up += 1
+            if looked_up > FORWARDS_LIMIT:
+                return True
+        return False
+
     def positionals(self, start: int, end: int) -> list[Node] | None:
         """Every positional expansion between these bytes, in script order; None when more
         than `FORWARDS_LIMIT` may stand there."""
@@ -214,6 +255,51 @@ def _top_level(command: Node) -> bool:
     if parent is not None and parent.type == "redirected_statement":
         parent = parent.parent
     return parent is not None and parent.type == "program"
+
+
+def _named_command(root: Node, spot: int) -> Node | None:
+    """The simple command whose name holds byte `spot`, or None."""
+    node = root.named_descendant_for_byte_range(spot, spot + 1)
+    while node is not None and node.type not in ("command_name", "command", "program"):
+        node = node.parent
+    return node.parent if node is not None and node.type == "command_name" else None
+
+
+def _outermost_loop(node: Node) -> Node | None:
+    """The outermost `while`, `until` or `for` loop around a node, or None."""
+    found = None
+    parent = node.parent
+    while parent is not None:
+        if parent.type in _LOOPS:
+            found = parent
+        parent = parent.parent
+    return found
+
+
+def _moves_args(words: Sequence[str]) -> bool:
+    """Whether a command of these words may change the positional parameters."""
+    while words and words[0].translate(_NAME_QUOTES) in _RUNNERS:
+        words = list(itertools.dropwhile(lambda word: word.startswith("-"), words[1:]))
+    if not words:
+        return False
+    name = words[0].translate(_NAME_QUOTES)
+    if name == EVAL:
+        return any(_EVAL_MOVES.search(word) for word in words[1:])
+    if name == "shift":
+        return True
+    if name != "set":
+        return False
+    names_due = 0
+    for word in words[1:]:
+        if names_due:
+            names_due -= 1
+            if not _OPTION_NAME.fullmatch(word):
+                return True
+        elif _SET_OPTIONS.fullmatch(word):
+            names_due = word.count("o")
+        else:
+            return True
+    return False
 
 
 def _assigned_name(assignment: Node) -> str:

@@ -13,8 +13,9 @@ quoted `"$@"`:
   string run by `exec $CMD`) is replaced by it (`exact-args`);
 - a script that reads its args elsewhere (`$1`, `"${@:2}"`, `X=("$@")`) is left to do so.
 
-A launch command inside a function, or a positional parameter inside one of its words, cannot
-be placed safely, and the script is left alone with the reason. Everything else in the script
+A launch command inside a function, a positional parameter inside one of its words, or a
+`shift` or `set -- …` that may run before it (the launch's `$@` is then not the script's args)
+cannot be placed safely, and the script is left alone with the reason. Everything else in the script
 is kept byte for byte. A script the parser is never given (`webhook.core.bash.never_parsed`) is
 left alone as `unsupported-characters`.
 """
@@ -192,6 +193,8 @@ def _eval_forwarding(tree: Tree, launch: Node, found: Sequence[Node]) -> _Forwar
 
 
 def _forwarding(tree: Tree, launch: Node, kind: str) -> _Forwarding:
+    if tree.moves_args(launch):
+        return _Forwarding(unplaceable="the script may shift or set its args before launching")
     # From the command's name on: `VAR=… cmd` assignments before it are not its words.
     name = launch.child_by_field_name("name")
     found = tree.positionals(name.start_byte if name else launch.start_byte, launch.end_byte)
