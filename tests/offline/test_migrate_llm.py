@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,52 @@ def test_existing_vllm_additional_args_are_kept_first() -> None:
     migrated, _ = migrate_text(yaml.safe_dump(service))
     env = yaml.safe_load(migrated)["spec"]["template"]["containers"][0]["env"]
     assert env == [{"name": LLM_EXTRA_ARGS_ENV, "value": "--a=1 --b=2"}]
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        (
+            {
+                "name": LLM_EXTRA_ARGS_ENV,
+                "valueFrom": {"configMapKeyRef": {"name": "f", "key": "k"}},
+            },
+            "comes from valueFrom",
+        ),
+        ({"name": LLM_EXTRA_ARGS_ENV}, "has no value"),
+    ],
+    ids=["value-from", "no-value"],
+)
+@pytest.mark.parametrize("flow", [False, True], ids=["in-place", "whole"])
+def test_a_variable_that_cannot_take_the_args_leaves_them_and_says_why(
+    entry: dict[str, Any], why: str, flow: bool
+) -> None:
+    """The template's variable cannot take its args: they stay, and its change says why; the
+    worker's are moved all the same, whether its document is edited in place or (all flow
+    style) written out again whole."""
+    service = _service(["--b=2"], worker=True)
+    service["spec"]["template"]["containers"][0]["env"] = [entry]
+    dumped = yaml.safe_dump(service, default_flow_style=flow, sort_keys=False, width=10_000)
+    text = "# a service\n" + dumped
+    migrated, changes = migrate_text(text)
+    [left, moved] = changes
+    assert (left.role, moved.role) == ("template", "worker")
+    assert why in left.left
+    assert moved.left == ""
+    assert [left.rewritten, moved.rewritten] == [False, flow]
+    assert str(left) == f"{left.runtime} {left.where}: {ARGS_TO_ENV}: {left.left}"
+    document = migrate_document(yaml.safe_load(text))
+    assert yaml.safe_load(migrated) == document.document
+    assert document.document["spec"]["template"] == service["spec"]["template"]
+    assert [c.left for c in document.changes] == [c.left for c in changes]
+    # Left alone, it is not a change migrate makes, but --check still fails on it.
+    service["spec"]["worker"]["containers"][0].pop("args")
+    only = yaml.safe_dump(service, sort_keys=False)
+    assert migrate_text(only) == (only, [replace(left, rewritten=False)])
+    done = cli("migrate", "--check", stdin=only)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == "no runtime would change\n"
+    assert done.stderr == f"not migrated <stdin>: {left}\n"
 
 
 def test_a_commented_service_keeps_its_text_but_for_the_lines_that_change() -> None:
