@@ -380,8 +380,12 @@ def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Chan
             continue
         # Not editable in place: this document alone is written out again, its values kept.
         changes.extend(_rewritten(target.change) for target in targets)
-        dumped = documents.dump(migrated).removesuffix("\n")
-        edits.append(splice.Edit(root.start_mark.index, root.end_mark.index, dumped))
+        start, end = root.start_mark.index, root.end_mark.index
+        dumped = documents.dump(migrated)
+        # The document ends in a line break when its span holds one, as the text did.
+        if not text[start:end].endswith("\n"):
+            dumped = dumped.removesuffix("\n")
+        edits.append(splice.Edit(start, end, dumped))
     if not changes:
         return text, []
     # An anchor's text is reached through each of its aliases too: edit it once.

@@ -25,7 +25,7 @@ _LITERAL_SAFE: Final = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Edit:
-    """Replace `text[start:end]` with `replacement`."""
+    """Replace `text[start:end]` with `replacement`, its lines ending in "\n"."""
 
     start: int
     end: int
@@ -209,9 +209,18 @@ def replace_scalar(text: str, node: yaml.Node, value: str) -> Edit | None:
     return Edit(node.start_mark.index, node.end_mark.index, _plain_or_quoted(value))
 
 
+def _line_break(text: str) -> str:
+    """The text's line break, as its first line ends ("\n" for a text of one line)."""
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
 def apply(text: str, edits: Sequence[Edit]) -> str:
-    """The text with every edit made; edits must not overlap."""
+    """The text with every edit made, each replacement's lines ending as the text's do (a
+    Windows file keeps CRLF throughout); edits must not overlap."""
+    line_break = _line_break(text)
     # At one offset, the longer edit first: an insertion there goes before what it replaced.
     for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
-        text = text[: edit.start] + edit.replacement + text[edit.end :]
+        replacement = edit.replacement.replace("\n", line_break)
+        text = text[: edit.start] + replacement + text[edit.end :]
     return text
