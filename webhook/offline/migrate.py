@@ -231,7 +231,8 @@ def _args_to_env(container: Mapping[str, Any], path: Path, change: Change) -> It
             if why:
                 yield _Target(path, None, replace(change, left=why))
                 return
-            before = string(entry.get("value"))
+            # A block scalar's last line break would end eval's command before the args.
+            before = string(entry.get("value")).rstrip("\n")
             value = f"{before} {quoted}" if before else quoted
             ops.append(patch.replace(f"{at}/env/{index}/value", value))
     yield _Target(path, None, change, tuple(ops))
