@@ -11,7 +11,6 @@ status annotation is masked, so that a release does not touch every golden.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.support.builders import TESTDATA, VERSION_MASK, admit, golden
+from tests.support.builders import TESTDATA, VERSION_MASK, admit, golden, refresh_golden
 from webhook import __version__
 from webhook.core.names import STATUS_ANNOTATION, Action
 from webhook.core.patch import to_json
@@ -28,7 +27,6 @@ from webhook.offline import documents
 PODS = TESTDATA / "pods"
 SUFFIX = ".golden.yaml"
 INPUTS = sorted(p for p in PODS.glob("*.yaml") if not p.name.endswith(SUFFIX))
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
 def golden_of(source: Path) -> Path:
@@ -61,11 +59,7 @@ def test_golden(source: Path) -> None:
     golden = golden_of(source)
     actual = outcome(yaml.safe_load(source.read_text()))
     stored = yaml.safe_load(golden.read_text()) if golden.exists() else None
-    if UPDATE and stored != actual:
-        assert not os.environ.get("CI"), "UPDATE_GOLDEN is refused under CI"
-        golden.write_text(documents.dump(actual))
-        pytest.fail(f"updated {golden.name}: review its diff, then run again without UPDATE_GOLDEN")
-    assert golden.exists(), f"no golden for {source.name}: run with UPDATE_GOLDEN=1"
+    refresh_golden(golden, documents.dump(actual), stale=stored != actual)
     assert stored == actual
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support import llmisvc
-from tests.support.builders import TESTDATA, admit
+from tests.support.builders import TESTDATA, admit, refresh_golden
 from tests.support.cli import cli
 from tests.support.proof import launch
 from webhook.core.names import LLM_CONTAINER, LLM_EXTRA_ARGS_ENV, Action, Reason
@@ -125,16 +126,88 @@ def test_existing_vllm_additional_args_are_kept_first() -> None:
     assert env == [{"name": LLM_EXTRA_ARGS_ENV, "value": "--a=1 --b=2"}]
 
 
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        (
+            {
+                "name": LLM_EXTRA_ARGS_ENV,
+                "valueFrom": {"configMapKeyRef": {"name": "f", "key": "k"}},
+            },
+            "comes from valueFrom",
+        ),
+        ({"name": LLM_EXTRA_ARGS_ENV}, "has no value"),
+    ],
+    ids=["value-from", "no-value"],
+)
+@pytest.mark.parametrize("flow", [False, True], ids=["in-place", "whole"])
+def test_a_variable_that_cannot_take_the_args_leaves_them_and_says_why(
+    entry: dict[str, Any], why: str, flow: bool
+) -> None:
+    """The template's variable cannot take its args: they stay, and its change says why; the
+    worker's are moved all the same, whether its document is edited in place or (all flow
+    style) written out again whole."""
+    service = _service(["--b=2"], worker=True)
+    service["spec"]["template"]["containers"][0]["env"] = [entry]
+    dumped = yaml.safe_dump(service, default_flow_style=flow, sort_keys=False, width=10_000)
+    text = "# a service\n" + dumped
+    migrated, changes = migrate_text(text)
+    [left, moved] = changes
+    assert (left.role, moved.role) == ("template", "worker")
+    assert why in left.left
+    assert moved.left == ""
+    assert [left.rewritten, moved.rewritten] == [False, flow]
+    assert str(left) == f"{left.runtime} {left.where}: {ARGS_TO_ENV}: {left.left}"
+    document = migrate_document(yaml.safe_load(text))
+    assert yaml.safe_load(migrated) == document.document
+    assert document.document["spec"]["template"] == service["spec"]["template"]
+    assert [c.left for c in document.changes] == [c.left for c in changes]
+    # Left alone, it is not a change migrate makes, but --check still fails on it.
+    service["spec"]["worker"]["containers"][0].pop("args")
+    only = yaml.safe_dump(service, sort_keys=False)
+    assert migrate_text(only) == (only, [replace(left, rewritten=False)])
+    done = cli("migrate", "--check", stdin=only)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == "no runtime would change\n"
+    assert done.stderr == f"not migrated <stdin>: {left}\n"
+
+
+MIGRATE_DATA = TESTDATA / "migrate"
+GOLDEN_SUFFIX = ".golden.yaml"
+SERVICES = sorted(
+    p for p in MIGRATE_DATA.glob("llmisvc-*.yaml") if not p.name.endswith(GOLDEN_SUFFIX)
+)
+
+
+def _golden_of(source: Path) -> Path:
+    return source.with_name(source.name.removesuffix(".yaml") + GOLDEN_SUFFIX)
+
+
+@pytest.mark.parametrize("source", SERVICES, ids=lambda p: p.name)
+def test_a_service_is_edited_in_place_into_its_golden(source: Path) -> None:
+    """Each service of `tests/testdata/migrate` (`UPDATE_GOLDEN=1` writes a stale golden
+    anew): edited in place, never written out again whole, into the values the document
+    migration makes, every comment line kept."""
+    text = source.read_text()
+    migrated, changes = migrate_text(text, name=source.name)
+    golden = _golden_of(source)
+    refresh_golden(golden, migrated, stale=not golden.exists() or golden.read_text() != migrated)
+    assert migrated == golden.read_text()
+    assert changes
+    assert not any(change.rewritten or change.left for change in changes)
+    assert yaml.safe_load(migrated) == migrate_document(yaml.safe_load(text)).document
+    comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    assert [line for line in comments if line not in migrated.splitlines()] == []
+
+
 def test_a_commented_service_keeps_its_text_but_for_the_lines_that_change() -> None:
     """Comments, quoting and each list's indentation stay as written: the golden differs from
     the input only where `args` left and VLLM_ADDITIONAL_ARGS was set (added to the template's
     place of `args`, appended to the worker's `env`, extended in prefill's)."""
-    source = TESTDATA / "migrate" / "llmisvc-multinode.yaml"
+    source = MIGRATE_DATA / "llmisvc-multinode.yaml"
     text = source.read_text()
     migrated, changes = migrate_text(text, name=source.name)
     assert [c.rules for c in changes] == [(ARGS_TO_ENV,)] * 3
-    assert migrated == source.with_suffix(".golden.yaml").read_text()
-    assert yaml.safe_load(migrated) == migrate_document(yaml.safe_load(text)).document
     kept = [line for line in text.splitlines() if "args" not in line.split("#")[0]]
     changed = [line for line in kept if line not in migrated.splitlines()]
     assert changed == [
@@ -143,6 +216,33 @@ def test_a_commented_service_keeps_its_text_but_for_the_lines_that_change() -> N
         '              value: "--enforce-eager"   # kept, the args go after it',
         "            - --kv-cache-dtype=fp8",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("|\n          --enforce-eager\n", "--enforce-eager --a\n"),
+        ("|-   # flags\n          --enforce-eager\n", "--enforce-eager --a   # flags\n"),
+        (">\n          --enforce-eager\n          --x=1\n\n", "--enforce-eager --x=1 --a\n\n"),
+        ("--enforce-eager\n          --x=1   # flags\n", "--enforce-eager --x=1 --a   # flags\n"),
+        ("'--enforce-eager\n          --x=1'\n", "--enforce-eager --x=1 --a\n"),
+    ],
+    ids=["literal", "literal-commented", "folded", "plain", "quoted"],
+)
+def test_a_value_over_several_lines_is_written_again_on_one(value: str, written: str) -> None:
+    """Only the value's own lines and those of `args` change (a block scalar's last line
+    break goes, else eval would end the command before the args); the lines after it stay."""
+    head = (
+        "kind: LLMInferenceService\nmetadata: {name: s}\nspec:\n  template:\n    containers:\n"
+        "    - name: main\n      env:\n      - name: VLLM_ADDITIONAL_ARGS\n        value: "
+    )
+    rest = "      - name: B   # kept\n        value: b\n"
+    worker = "  worker: {containers: [{name: main}]}\n"
+    text = f"{head}{value}{rest}      args: [--a]\n{worker}"
+    migrated, [change] = migrate_text(text, name="s.yaml")
+    assert not change.rewritten
+    assert migrated == f"{head}{written}{rest}{worker}"
+    assert yaml.safe_load(migrated) == migrate_document(yaml.safe_load(text)).document
 
 
 def test_a_document_not_editable_in_place_is_rewritten_alone_and_said_so() -> None:

@@ -1,6 +1,7 @@
 """The compiled policy against the webhook, on generated pods (DESIGN §7.3): every pod
-it changes must come out byte for byte as `mutate` makes it, and every pod the webhook repairs
-that it leaves alone must be one `policy --explain` names as left to the webhook.
+it changes must come out byte for byte as `mutate` makes it, and every pod the webhook changes
+(a repair, or the problem annotation of a `script-replaced` pod) that it leaves alone must be
+one `policy --explain` names as left to the webhook.
 
 Each batch draws `BATCH` pods: a pod of a runtime of the shared corpus (head or worker), a pod
 of an LLMInferenceService preset of the shared corpus (any role, either service), and a pod
@@ -97,20 +98,24 @@ def judged(
     policies: list[Policy], pod: dict[str, Any], *, options: Options = DEFAULT_OPTIONS
 ) -> str:
     """ "covered" when the policies make the webhook's pod of it, byte for byte; "left" when
-    the webhook does not repair it and neither do they; "explained" when the webhook repairs it,
-    they leave it alone, and `policy --explain` on the pod names it as left to the webhook.
+    the webhook does not change it and neither do they; "explained" when the webhook changes
+    it, they leave it alone, and `policy --explain` on the pod names it as left to the webhook
+    (by the reason of the webhook's decision, when that is not a repair: a problem annotated).
     Anything else fails, naming the difference."""
     decision = admit(pod, context=Context(namespace=NAMESPACE), options=options)
     stored = copy.deepcopy(pod)
     for policy in policies:
         stored = policy.apply(stored, namespace=NAMESPACE)
-    if decision.action is not Action.PATCHED:
+    if not decision.patch:
         assert stored == pod, f"the webhook leaves it ({decision.reason}), the policy does not"
         return "left"
     webhook = jsonpatch.apply_patch(copy.deepcopy(pod), to_json(decision.patch))
     if stored == pod:
         left = compile_shapes([("pod.yaml", pod)], options=options).uncovered
-        assert left, "the policy leaves a pod the webhook repairs, and --explain says covered"
+        assert left, "the policy leaves a pod the webhook changes, and --explain says covered"
+        assert decision.action is Action.PATCHED or any(
+            f" {decision.reason} " in line for line in left
+        ), f"the policy leaves a {decision.reason} pod, and --explain does not say so: {left}"
         return "explained"
     assert json.dumps(stored) == json.dumps(webhook), (
         f"the policy makes {json.dumps(stored['spec'])[:1500]}\n"
@@ -296,6 +301,22 @@ ROWS: Final = (
         ),
         "covered",
     ),
+    # The webhook's one change to a script-in-args preset's pod with args of its own is the
+    # problem annotation (`script-replaced`): the policy leaves it, and --explain says why.
+    Row(
+        "script-in-args-preset-with-args",
+        llmisvc.SCRIPT_IN_ARGS_PRESET,
+        llmisvc.build_pod(
+            llmisvc.SCRIPT_IN_ARGS_PRESET, role="leader", user_args=["--max-model-len=4096"]
+        ),
+        "explained",
+    ),
+    Row(
+        "script-in-args-preset-without-args",
+        llmisvc.SCRIPT_IN_ARGS_PRESET,
+        llmisvc.build_pod(llmisvc.SCRIPT_IN_ARGS_PRESET, role="leader"),
+        "left",
+    ),
     # A preset's template reads renderings up to its longest; the webhook leaves a script over
     # its limit alone, and so must the policy.
     Row(
@@ -319,7 +340,7 @@ def test_known_divergences_are_rows(row: Row) -> None:
                 [s for s in compiled.shapes if s.digest in _digests(p)], patch=jsonpatch_map
             )
         )
-        for p, _ in split(compiled)
+        for p, _ in (split(compiled) if compiled.shapes else [])
     ]
     assert judged(policies, row.pod) == row.verdict
 

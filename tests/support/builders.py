@@ -1,14 +1,17 @@
 """Builders for what the tests feed the webhook: the example and test-data pods, a generic
 KServe-labelled pod, AdmissionReview bodies around any object, and the goldens, the
-independent record of what admission makes of each test-data pod."""
+independent record of what admission makes of each test-data pod (and `migrate` of each
+service), with how a stale one is written anew (`UPDATE_GOLDEN=1`)."""
 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 import yaml
 
 from webhook import __version__
@@ -55,6 +58,21 @@ def golden(name: str) -> dict[str, Any]:
         status = annotations[names.STATUS_ANNOTATION]
         annotations[names.STATUS_ANNOTATION] = status.replace(VERSION_MASK, __version__)
     return found
+
+
+# Set to 1, a stale golden is written anew (refused under CI).
+UPDATE_GOLDEN: Final = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def refresh_golden(path: Path, text: str, *, stale: bool) -> None:
+    """Under UPDATE_GOLDEN=1, write a stale golden as `text` and fail naming it, so that its
+    diff is reviewed and it never passes by comparing a golden with itself; fail when there is
+    none."""
+    if UPDATE_GOLDEN and stale:
+        assert not os.environ.get("CI"), "UPDATE_GOLDEN is refused under CI"
+        path.write_text(text)
+        pytest.fail(f"updated {path.name}: review its diff, then run again without UPDATE_GOLDEN")
+    assert path.exists(), f"no golden {path.name}: run with UPDATE_GOLDEN=1"
 
 
 def example(name: str) -> dict[str, Any]:

@@ -31,8 +31,9 @@ def add(commands: Any) -> None:
             "move a multi-node LLMInferenceService's args into VLLM_ADDITIONAL_ARGS, and print "
             "the stream with them fixed. Only "
             "the changed command and args lines differ; comments, quoting and every other "
-            "document stay as written. Changes are listed on stderr. Exit 0 when done, 1 when "
-            "--check finds changes to make, 2 when the input cannot be read."
+            "document stay as written. Changes are listed on stderr, and so are those left to "
+            "make by hand. Exit 0 when done, 1 when --check finds changes to make (by migrate or "
+            "by hand), 2 when the input cannot be read."
         ),
     )
     migrate.add_argument(
@@ -46,7 +47,8 @@ def add(commands: Any) -> None:
         action=Switch,
         default=False,
         help="change nothing; print a table of what would change (file, object, container and "
-        "its role, rules) and exit 1 when anything would, 0 when nothing would (for GitOps CI)",
+        "its role, rules) and exit 1 when anything would or is left to change by hand, 0 when "
+        "nothing is (for GitOps CI)",
     )
     migrate.add_argument(
         "-i",
@@ -70,13 +72,19 @@ def run(args: argparse.Namespace) -> int:
     if args.in_place and "-" in files:
         fail("-i/--in-place needs files, not stdin")
     found: list[tuple[str, Change]] = []
+    undone = False
     for name in files:
         try:
             named = shown(name)
-            text, changes = migrate_text(read(name), name=named, options=options(args))
+            text, made = migrate_text(read(name), name=named, options=options(args))
         except documents.InputError as error:
             fail(str(error))
+        changes = [change for change in made if not change.left]
         found.extend((named, change) for change in changes)
+        for change in made:
+            if change.left:
+                undone = True
+                print(f"not migrated {named}: {change}", file=sys.stderr)
         if args.check:
             continue
         if args.in_place:
@@ -103,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             ]
             table([("FILE", "NAMESPACE", "OBJECT", "CONTAINER", "RULES"), *rows])
         print(f"{total} would change" if found else "no runtime would change")
-        return EXIT_FINDINGS if found else 0
+        return EXIT_FINDINGS if found or undone else 0
     print(f"migrated {total}" if found else "no runtime changed", file=sys.stderr)
     return 0
 

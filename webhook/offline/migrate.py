@@ -7,7 +7,8 @@ need no webhook. So does an LLMInferenceServiceConfig preset's `main` (leader, w
 its Go template actions (`{{ … }}`) are masked while the script is parsed and kept byte for
 byte. A multi-node LLMInferenceService whose `main` carries args of its own has them moved
 into `VLLM_ADDITIONAL_ARGS`, each shell-quoted, since on KServe v0.16 and RHOAI up to 3.3 they
-replace the preset's script (DESIGN §2.1). `migrate_text` edits YAML in place: only the
+replace the preset's script (DESIGN §2.1); one set from `valueFrom` cannot take them, and the
+change says so. `migrate_text` edits YAML in place: only the
 changed `command` and `args` lines differ, comments and quoting elsewhere stay as written.
 """
 
@@ -71,6 +72,8 @@ class Change:
     # Its document could not be edited in place and was written out again whole: its values
     # kept, its comments and quoting not.
     rewritten: bool = False
+    # Why the rules could not be applied, the container left as it was ("": they were).
+    left: str = ""
 
     @property
     def where(self) -> str:
@@ -78,12 +81,14 @@ class Change:
         return f"{self.container} ({self.role})" if self.role else self.container
 
     def __str__(self) -> str:
-        return f"{self.runtime} {self.where}: {', '.join(self.rules)}"
+        done = f"{self.runtime} {self.where}: {', '.join(self.rules)}"
+        return f"{done}: {self.left}" if self.left else done
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """The rewritten document (None when nothing changes) and its changes."""
+    """The rewritten document (None when nothing changes) and its changes, with those that
+    could not be made (their `left` says why)."""
 
     document: Any
     changes: list[Change]
@@ -91,7 +96,8 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """A container to change: its plan when the rewrite changes it (None: `ops` does)."""
+    """A container to change: its plan when the rewrite changes it (None: `ops` does; neither
+    when its change says why it is left as it is)."""
 
     path: Path
     plan: ContainerPlan | None
@@ -220,17 +226,38 @@ def _args_to_env(container: Mapping[str, Any], path: Path, change: Change) -> It
         if index is None:
             ops.append(patch.add(at + "/env/-", {"name": LLM_EXTRA_ARGS_ENV, "value": quoted}))
         else:
-            before = string(mapping(env[index]).get("value"))
+            entry = mapping(env[index])
+            why = _unextendable(entry)
+            if why:
+                yield _Target(path, None, replace(change, left=why))
+                return
+            # A block scalar's last line break would end eval's command before the args.
+            before = string(entry.get("value")).rstrip("\n")
             value = f"{before} {quoted}" if before else quoted
             ops.append(patch.replace(f"{at}/env/{index}/value", value))
     yield _Target(path, None, change, tuple(ops))
 
 
+def _unextendable(entry: Mapping[str, Any]) -> str:
+    """Why the args cannot go after the value of a VLLM_ADDITIONAL_ARGS entry ("": they can)."""
+    if "valueFrom" in entry:
+        return (
+            f"{LLM_EXTRA_ARGS_ENV} comes from valueFrom, which migrate cannot add the args to; "
+            "move them there by hand"
+        )
+    if not isinstance(entry.get("value"), str):
+        return (
+            f"{LLM_EXTRA_ARGS_ENV} has no value for migrate to add the args to; move them "
+            "there by hand"
+        )
+    return ""
+
+
 def migrate_document(document: Any, *, options: Options = DEFAULT_OPTIONS) -> Migration:
     """Rewrite every container of the runtimes in one document whose args do not arrive."""
     targets = list(_targets(document, options))
-    if not targets:
-        return Migration(None, [])
+    if all(target.change.left for target in targets):
+        return Migration(None, [t.change for t in targets])
     return Migration(_applied(document, targets), [t.change for t in targets])
 
 
@@ -254,6 +281,8 @@ def _node_at(root: yaml.Node, path: Path) -> yaml.Node | None:
 
 def _edits(text: str, root: yaml.Node, target: _Target) -> list[splice.Edit] | None:
     """The in-place edits of one container, or None when they cannot be made in place."""
+    if target.change.left:
+        return []
     container = _node_at(root, target.path)
     if target.plan is None and container is not None:
         return _env_edits(text, container, target)
@@ -351,9 +380,13 @@ def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Chan
             edits.extend(edit for each in found for edit in each or ())
             continue
         # Not editable in place: this document alone is written out again, its values kept.
-        changes.extend(replace(target.change, rewritten=True) for target in targets)
-        dumped = documents.dump(migrated).removesuffix("\n")
-        edits.append(splice.Edit(root.start_mark.index, root.end_mark.index, dumped))
+        changes.extend(_rewritten(target.change) for target in targets)
+        start, end = root.start_mark.index, root.end_mark.index
+        dumped = documents.dump(migrated)
+        # The document ends in a line break when its span holds one, as the text did.
+        if not text[start:end].endswith("\n"):
+            dumped = dumped.removesuffix("\n")
+        edits.append(splice.Edit(start, end, dumped))
     if not changes:
         return text, []
     # An anchor's text is reached through each of its aliases too: edit it once.
@@ -362,8 +395,13 @@ def _migrated(text: str, *, name: str, options: Options) -> tuple[str, list[Chan
         # Edits that do not read back as meant (two aliases of one anchor changed in different
         # ways): every document written out again, none of its values lost.
         edited = "---\n".join(documents.dump(d) for d in expected if d is not None)
-        changes = [replace(change, rewritten=True) for change in changes]
+        changes = [_rewritten(change) for change in changes]
     return edited, changes
+
+
+def _rewritten(change: Change) -> Change:
+    """The change, made in a document written out again whole (a container left is not)."""
+    return change if change.left else replace(change, rewritten=True)
 
 
 def _reread(edited: str, name: str) -> list[Any] | None:

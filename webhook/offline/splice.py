@@ -22,10 +22,13 @@ _LITERAL_SAFE: Final = re.compile(
     r"[\t\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*"
 )
 
+# A block scalar's first line: its indicators, and a comment after them.
+_BLOCK_HEADER: Final = re.compile(r"[|>][-+0-9]*(?P<comment>[ \t]+#.*)?[ \t]*")
+
 
 @dataclass(frozen=True, slots=True)
 class Edit:
-    """Replace `text[start:end]` with `replacement`."""
+    """Replace `text[start:end]` with `replacement`, its lines ending in "\n"."""
 
     start: int
     end: int
@@ -203,15 +206,34 @@ def append_pair(text: str, mapping: yaml.Node, key: str, *, name: str, value: st
 
 
 def replace_scalar(text: str, node: yaml.Node, value: str) -> Edit | None:
-    """The edit that sets a single-line scalar to `value`, or None when it is not one."""
-    if _source(text, node) is None:
+    """The edit that writes a scalar as `value`, on one line where it began, or None when it is
+    no scalar. Of a block scalar (`|`, `>`), its header's comment and the line breaks after its
+    text stay."""
+    if not isinstance(node, yaml.ScalarNode):
         return None
-    return Edit(node.start_mark.index, node.end_mark.index, _plain_or_quoted(value))
+    start, end = node.start_mark.index, node.end_mark.index
+    written = _plain_or_quoted(value)
+    if node.style in ("|", ">"):
+        span = text[start:end]
+        header = _BLOCK_HEADER.fullmatch(span.partition("\n")[0].rstrip("\r"))
+        if header is not None and header["comment"]:
+            written += header["comment"]
+        end = start + len(span.rstrip())
+    return Edit(start, end, written)
+
+
+def _line_break(text: str) -> str:
+    """The text's line break, as its first line ends ("\n" for a text of one line)."""
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
 
 
 def apply(text: str, edits: Sequence[Edit]) -> str:
-    """The text with every edit made; edits must not overlap."""
+    """The text with every edit made, each replacement's lines ending as the text's do (a
+    Windows file keeps CRLF throughout); edits must not overlap."""
+    line_break = _line_break(text)
     # At one offset, the longer edit first: an insertion there goes before what it replaced.
     for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
-        text = text[: edit.start] + edit.replacement + text[edit.end :]
+        replacement = edit.replacement.replace("\n", line_break)
+        text = text[: edit.start] + replacement + text[edit.end :]
     return text

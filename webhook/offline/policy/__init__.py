@@ -19,6 +19,8 @@ never differently. It leaves to the webhook:
 - a pod with more than one container of a target name, or more than `POSITIONS` containers;
 - an eval-shape pod with a newline in an arg (an arg that is only quoting around literal text
   is replaced by the word eval makes of it, as the webhook does, with the core's patterns);
+- a pod whose script in `args` a service's args replaced (KServe v0.16, RHOAI 2.25 to 3.3):
+  the webhook only marks it `script-replaced` with an annotation, which the policy does not;
 - every script not given, and a preset whose template this compiler does not know (the reason
   is given).
 

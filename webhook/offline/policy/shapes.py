@@ -24,7 +24,7 @@ from webhook.core.kinds import (
 )
 from webhook.core.model import DEFAULT_OPTIONS, Decision, Options
 from webhook.core.mutate import mutate
-from webhook.core.names import Action
+from webhook.core.names import Action, Reason
 from webhook.core.pattern import ScriptPattern
 from webhook.core.raw import at, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
@@ -184,7 +184,9 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     if split is None:
         return ""
     legacy = not split[1]
-    if legacy and (llm or not args or not isinstance(args[0], str)):
+    if legacy and llm:
+        return _script_replaced(container, source, options)
+    if legacy and (not args or not isinstance(args[0], str)):
         return ""
     if any("{{" in word for word in (*command, *(args[:1] if legacy else []))):
         return f"{source} {name}: its script holds template placeholders the pod will not"
@@ -227,6 +229,22 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
         new_command=tuple(first.patch[0].value),
         statuses=tuple(statuses),
         source=source,
+    )
+
+
+def _script_replaced(container: Mapping[str, Any], source: str, options: Options) -> str:
+    """Why the policy leaves the pods of an LLMInferenceService container whose script is in
+    `args` (KServe v0.16, RHOAI 2.25 to 3.3; DESIGN §2.1): a service's args replace the script,
+    and the webhook's one change to such a pod, an annotation naming the problem, is a report
+    the policy does not make. Empty when the webhook leaves such a pod alone too."""
+    name = string(container.get("name"))
+    replaced = _decided(_pod(container, llm=True, position=0, args=["--x"]), options)
+    if replaced.reason is not Reason.SCRIPT_REPLACED or not replaced.patch:
+        return ""
+    return (
+        f"{source} {name}: an LLMInferenceService's args replace its script in args, so the "
+        f"webhook marks such pods {replaced.reason} with {names.PROBLEM_ANNOTATION}, which the "
+        "policy does not write"
     )
 
 
