@@ -6,6 +6,9 @@ The parser is C code fed with untrusted text: a script holding a character above
 crashes tree-sitter-bash's scanner (SIGSEGV) after `{` or `${`, so such a script is never
 handed to it (`never_parsed`). A server must not parse even other scripts in its own process:
 it has them parsed in a sandbox process (`webhook.runtime.sandbox`).
+
+It is long because each query reads the same trees with the same bounds on what it visits:
+apart, they would each screen and walk the script again.
 """
 
 from __future__ import annotations

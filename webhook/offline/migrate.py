@@ -10,6 +10,9 @@ into `VLLM_ADDITIONAL_ARGS`, each shell-quoted, since on KServe v0.16 and RHOAI 
 replace the preset's script (DESIGN §2.1); one set from `valueFrom` cannot take them, and the
 change says so. `migrate_text` edits YAML in place: only the
 changed `command` and `args` lines differ, comments and quoting elsewhere stay as written.
+
+It is long because it is one job, a document's changes made once and written two ways (in
+place, or whole where its YAML cannot be edited so), and the two must agree.
 """
 
 from __future__ import annotations
