@@ -29,10 +29,30 @@ def _vllm_pod(container: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
+def _review(pod: dict[str, Any]) -> dict[str, Any]:
+    """`pod` as the API server sends it for admission."""
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "default",
+            "object": pod,
+        },
+    }
+
+
 @pytest.mark.parametrize(
     "obj",
-    [example("legacy-head-pod.yaml"), *(workload(*w) for w in WORKLOADS)],
-    ids=["Pod", *(w[0] for w in WORKLOADS)],
+    [
+        example("legacy-head-pod.yaml"),
+        _review(example("legacy-head-pod.yaml")),
+        *(workload(*w) for w in WORKLOADS),
+    ],
+    ids=["Pod", "AdmissionReview", *(w[0] for w in WORKLOADS)],
 )
 def test_the_table_shows_each_arg_of_a_pod_or_workload(obj: dict[str, Any]) -> None:
     [result] = preview_object(obj)

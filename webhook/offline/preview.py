@@ -133,8 +133,10 @@ def preview_object(
             context, namespace=review.namespace, kind=review.kind, operation=review.operation
         )
         pod = mapping(mapping(obj.get("request")).get("object"))
-        decision = _decided(pod, what=f"Pod {shown_name(pod)}", context=request, options=options)
-        return [_result(pod, "Pod", decision)]
+        what = f"Pod {shown_name(pod)}"
+        result = _result(pod, "Pod", _decided(pod, what=what, context=request, options=options))
+        _with_launch(result, pod, result["object"], what=what, options=options)
+        return [result]
 
     group, version = _group_version(obj.get("apiVersion"))
     namespace = string(mapping(obj.get("metadata")).get("namespace"))
