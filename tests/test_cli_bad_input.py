@@ -66,6 +66,27 @@ CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
     ("nul", b'kind: Pod\nx: "a\x00b"\n', "invalid YAML"),
     ("long-number", b"kind: Pod\nspec: {x: " + b"9" * 5000 + b"}\n", "more than 4300 digits"),
     ("long-number-json", b'{"kind": "Pod", "x": ' + b"9" * 5000 + b"}", "more than 4300 digits"),
+    ("hex-number", b"kind: Pod\nspec: {x: 0x" + b"f" * 5000 + b"}\n", "more than 4300 digits"),
+    # A key JSON cannot hold: -o json says so, the other outputs write it.
+    (
+        "date-key",
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {2024-05-01: x}\n",
+        None,
+    ),
+    # Fields of the wrong type where a runtime's are read: no runtime to change.
+    ("kind-list", b"kind: [ServingRuntime]\nspec: {containers: []}\n", None),
+    (
+        "args-not-a-list",
+        b"apiVersion: serving.kserve.io/v1alpha1\nkind: ServingRuntime\nmetadata: {name: r}\n"
+        b"spec: {containers: [{name: kserve-container, command: [bash, -c], args: 5}]}\n",
+        None,
+    ),
+    (
+        "containers-not-a-list",
+        b"apiVersion: serving.kserve.io/v1alpha1\nkind: ServingRuntime\nmetadata: {name: r}\n"
+        b"spec: {containers: 5, workerSpec: {containers: 5}}\n",
+        None,
+    ),
     ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
     ("scalar", b"just words\n", None),
 ]

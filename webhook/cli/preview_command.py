@@ -145,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
         )
     except documents.InputError as error:
         fail(str(error))
+    # A person at a terminal reads the table; a pipe or a file gets JSON, as before.
+    try:
+        text = formatted(results, args.output or ("table" if sys.stdout.isatty() else "json"))
+    except documents.InputError as error:
+        fail(f"{shown(args.file)}: {error}")
     for hint in hints(results):
         print(f"multinode-webhook: hint: {hint}", file=sys.stderr)
-    # A person at a terminal reads the table; a pipe or a file gets JSON, as before.
-    sys.stdout.write(
-        formatted(results, args.output or ("table" if sys.stdout.isatty() else "json"))
-    )
+    sys.stdout.write(text)
     found = [
         f"multinode-webhook: --fail-on {condition}: {line}"
         for condition in args.fail_on or ()

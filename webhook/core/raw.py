@@ -20,6 +20,11 @@ def string(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def items(value: object) -> list[Any]:
+    """The value when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def is_string_list(value: object) -> bool:
     """Whether the value is a list of strings (as `command` and `args` must be)."""
     return isinstance(value, list) and all(isinstance(item, str) for item in value)

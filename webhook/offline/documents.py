@@ -95,6 +95,14 @@ def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
             _unique_keys(node, str(self.name))
             return super().construct_mapping(node, deep=deep)
 
+        def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+            value: int = super().construct_yaml_int(node)
+            # A hex, octal or binary number Python builds at any length, and then cannot
+            # write in decimal (JSON, YAML, a table): refused here as a decimal one is.
+            str(value)
+            return value
+
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     return Loader
 
 

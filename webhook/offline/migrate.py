@@ -32,7 +32,7 @@ from webhook.core.kinds import LLMISVC_KIND, PRESET_KIND, SOURCE_KINDS
 from webhook.core.model import DEFAULT_OPTIONS, ContainerPlan, Options
 from webhook.core.names import LLM_EXTRA_ARGS_ENV, Reason
 from webhook.core.patch import PatchOp
-from webhook.core.raw import at, mapping, string
+from webhook.core.raw import at, items, mapping, string
 from webhook.core.read import read_container
 from webhook.core.rewrite import container_ops, plan_container
 from webhook.core.view import container_view
@@ -110,7 +110,7 @@ class _Target:
 
 def _targets(document: Any, options: Options) -> Iterator[_Target]:
     for path, label, source in objects_in(document):
-        kind = source.get("kind")
+        kind = string(source.get("kind"))
         if kind not in SOURCE_KINDS:
             continue
         llm = kind in (PRESET_KIND, LLMISVC_KIND)
@@ -166,7 +166,7 @@ def _masked(container: Mapping[str, Any]) -> tuple[Mapping[str, Any], Callable[[
     shell reads as plain text, and the function that puts them back."""
     words = [
         w
-        for w in (*(container.get("command") or ()), *(container.get("args") or ()))
+        for w in (*items(container.get("command")), *items(container.get("args")))
         if isinstance(w, str)
     ]
     actions = sorted({a for word in words for a in _ACTION.findall(word)})

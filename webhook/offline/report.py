@@ -184,7 +184,15 @@ def _diff_with_notes(result: Result) -> str:
 
 
 def formatted(results: list[Result], fmt: str) -> str:
-    """The results as the CLI prints them and `/preview` returns them."""
+    """The results as the CLI prints them and `/preview` returns them; an input JSON cannot
+    hold (a date or a list as a mapping's key) is an input error."""
+    try:
+        return _formatted(results, fmt)
+    except TypeError as error:  # json.dumps, on a key type YAML allows and JSON does not
+        raise documents.InputError(f"the results cannot be written as JSON: {error}") from None
+
+
+def _formatted(results: list[Result], fmt: str) -> str:
     if fmt == "table":
         return _table(results)
     if fmt == "json":

@@ -26,7 +26,7 @@ from webhook.core.model import DEFAULT_OPTIONS, Decision, Options
 from webhook.core.mutate import mutate
 from webhook.core.names import Action, Reason
 from webhook.core.pattern import ScriptPattern
-from webhook.core.raw import at, mapping, string
+from webhook.core.raw import at, items, mapping, string
 from webhook.core.rewrite import shape_digest, split_shell
 from webhook.core.view import pod_view
 from webhook.offline import isolation, preset_patterns
@@ -95,17 +95,17 @@ def _object_containers(
     """The containers of one object: a runtime's, a preset (a marker), a pod's or a
     workload's pod templates' (crowded ones a marker, and one before the containers of a
     template with several targets)."""
-    kind = document.get("kind")
+    kind = string(document.get("kind"))
     spec = mapping(document.get("spec"))
     if kind in RUNTIME_KINDS:
-        for container in spec.get("containers") or []:
+        for container in items(spec.get("containers")):
             yield False, container, label
-        for container in mapping(spec.get("workerSpec")).get("containers") or []:
+        for container in items(mapping(spec.get("workerSpec")).get("containers")):
             yield False, container, label
         return
     if kind == PRESET_KIND:
         for path in PRESET_TEMPLATES:
-            for container in mapping(at(spec, path)).get("containers") or []:
+            for container in items(mapping(at(spec, path)).get("containers")):
                 if isinstance(container, Mapping):
                     yield True, {"preset": container}, f"{label} {'.'.join(path)}"
         return
@@ -115,12 +115,12 @@ def _object_containers(
     elif (group, kind) == LWS_KIND:
         pod_templates = [at(document, path) for _, path in LWS_TEMPLATES]
     elif (group, kind) in TEMPLATE_PATHS:
-        pod_templates = [at(document, TEMPLATE_PATHS[group, string(kind)])]
+        pod_templates = [at(document, TEMPLATE_PATHS[group, kind])]
     else:
         return
     for pod_template in pod_templates:
         labels = mapping(mapping(mapping(pod_template).get("metadata")).get("labels"))
-        containers = mapping(mapping(pod_template).get("spec")).get("containers") or []
+        containers = items(mapping(mapping(pod_template).get("spec")).get("containers"))
         isvc = names.ISVC_LABEL in labels
         if not isvc and labels.get(names.PART_OF_LABEL) != names.LLMISVC_PART_OF:
             continue
@@ -177,7 +177,7 @@ def _shape(llm: bool, container: Mapping[str, Any], source: str, options: Option
     leaves it alone too)."""
     name = string(container.get("name"))
     command = container.get("command")
-    args = container.get("args") or []
+    args = items(container.get("args"))
     if not isinstance(command, list) or not all(isinstance(w, str) for w in command):
         return ""
     split = split_shell(command)
