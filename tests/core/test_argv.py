@@ -7,10 +7,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from tests.support import kubelet
-from tests.support.builders import data_pod
+from tests.support.builders import admit, data_pod
 from tests.support.proof import bash_agrees
 from webhook.core import names
 from webhook.core.argv import (
@@ -31,6 +32,8 @@ from webhook.core.argv import (
     UNTOLD,
     container_launch,
 )
+from webhook.core.patch import to_json
+from webhook.offline.preview import preview_object
 
 LORA = '{"name":"adapter","path":"/mnt/lora/adapter"}'
 KV = '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'
@@ -183,3 +186,28 @@ def test_what_the_kubelet_does_first_is_in_the_verdict(
     for index, (arg, verdict) in enumerate(zip(args, verdicts, strict=True)):
         at = index if all(v == "exact" for v in verdicts[:index]) else None
         assert bash_agrees(verdict, arg, calls, at=at), (arg, verdict, calls)
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [
+        ("--max-model-len=4096", "exact"),
+        ("--max-model-len=4096 # tuned", UNCHECKED),
+        ("x;", UNCHECKED),
+        ("'", UNCHECKED),
+    ],
+)
+def test_a_value_eval_expands_from_the_env_is_shell_code_too(
+    value: str, verdict: str, tmp_path: Path
+) -> None:
+    # The preset's eval expands ${VLLM_ADDITIONAL_ARGS} before the args, and reads its value
+    # as shell code: before admission and after, as the repair leaves that word as it was.
+    pod = _pod(["--dtype=half"])
+    pod["spec"]["containers"][0]["env"] = [{"name": "VLLM_ADDITIONAL_ARGS", "value": value}]
+    [result] = preview_object(pod)
+    [row] = result["launch"][0]["args"]
+    assert (row["before"], row["after"]) == (verdict, verdict)
+    admitted = jsonpatch.apply_patch(pod, to_json(admit(pod).patch))
+    for each in (pod, admitted):
+        calls = kubelet.run(each, names.LLM_CONTAINER, tmp_path, check=False)
+        assert bash_agrees(verdict, "--dtype=half", calls), calls

@@ -11,7 +11,7 @@ import pytest
 from tests.support import kubelet
 from tests.support.builders import WORKLOADS, data_pod, example, workload
 from webhook.core import names
-from webhook.offline.preview import REPLACED, preview_object
+from webhook.offline.preview import REPLACED, UNFOLLOWED, preview_object
 from webhook.offline.report import failures, formatted
 
 # The legacy head pod's args, as the table shows them: bash takes the first as $0 and drops the
@@ -233,3 +233,43 @@ def test_an_arg_the_script_never_reads_is_dropped_whatever_its_text(
     [result] = preview_object(pod)
     [launch] = result["launch"]
     assert [a["before"] for a in launch["args"]] == fates
+
+
+# The legacy head's launch line, and ways a script may read its args after it: each fate the
+# report gives is held against what bash hands the server.
+_LAUNCH = "--pipeline-parallel-size=${PIPELINE_PARALLEL_SIZE}\n"
+READ_FORMS = {
+    "none": "",
+    "quoted": ' "$@"',
+    "unquoted": " $@",
+    "star": ' "$*"',
+    "slice": ' "${@:2}"',
+    "numbered": ' "$1" $2',
+    "zero": ' "$0"',
+    "last": ' "${@: -1}"',
+}
+
+
+@pytest.mark.parametrize("tail", READ_FORMS.values(), ids=READ_FORMS.keys())
+def test_each_fate_of_an_arg_is_what_bash_does(tail: str, tmp_path: Path) -> None:
+    pod = copy.deepcopy(data_pod("legacy-head-pod"))
+    container = pod["spec"]["containers"][0]
+    script = container["args"][0]
+    assert _LAUNCH in script
+    user_args = ["--zero-arg", "--dtype=half", "--x=a b"]
+    container["args"] = [script.replace(_LAUNCH, _LAUNCH.rstrip("\n") + tail + "\n"), *user_args]
+    delivered = kubelet.run(pod, "kserve-container", tmp_path)[-1]
+    [result] = preview_object(pod)
+    [launch] = result["launch"]
+    for row in launch["args"]:
+        arg, fate = row["arg"], row["before"]
+        if fate == "exact":
+            assert arg in delivered, (arg, delivered)
+        elif fate.startswith("dropped"):
+            assert arg not in delivered, delivered
+            assert not set(arg.split()) & set(delivered), (arg, delivered)
+        elif fate.startswith("split"):
+            assert arg not in delivered, delivered
+            assert set(arg.split()) <= set(delivered), (arg, delivered)
+        else:
+            assert fate == UNFOLLOWED, fate

@@ -324,13 +324,26 @@ def container_launch(container: Mapping[str, Any]) -> Launch | None:
     launch = launch_argv(script, zero=zero, params=rest[1:])
     if launch is None:
         return None
+    # eval reads the values of the env's variables it expands as shell code too: one that
+    # may end the line or run into the args leaves every arg unchecked, before and after
+    # admission alike.
+    if launch.kind.startswith("eval") and not all(
+        _plain(name, env) for name in _VARIABLE.findall(script)
+    ):
+        return dataclasses.replace(launch, evaluated=(UNCHECKED,) * len(rest[1:]))
     if launch.evaluated is None:
         # The same launch handed a mark for each parameter shows which of them it reads.
         stem = _stem(" ".join(words))
         marks = [f"{stem}{index}Z" for index in range(len(rest[1:]))]
         probe = launch_argv(script, zero=zero, params=marks)
         read = None if probe is None else tuple(any(m in w for w in probe.argv) for m in marks)
-        return dataclasses.replace(launch, read=read)
+        # A parameter read in a way not followed here (`${@:2}`, `$1`, an array) shows its
+        # mark as written: none is known to be dropped then.
+        if read is not None and not all(read) and _READS_PARAMS.search(script):
+            read = None
+        # A $0 the script reads before its launch command (`set -- "$0" "$@"`) may reach it.
+        reads_zero = launch.reads_zero or _READS_ZERO.search(script) is not None
+        return dataclasses.replace(launch, read=read, reads_zero=reads_zero)
     # What eval makes of an arg whose text only the pod knows is not worked out here; one the
     # kubelet changed does not arrive as written, even where eval leaves it.
     first = len(given) - len(launch.evaluated)  # the params are the args' last ones
@@ -362,14 +375,19 @@ KUBELET_CHANGED: Final = "changed: the kubelet makes it "
 TILDE: Final = "tilde: eval replaces its ~… with a home directory (or $PWD), known only in the pod"
 UNTOLD: Final = "re-parsed: eval reads it as shell code; what it makes of it is not worked out"
 UNCHECKED: Final = (
-    "unchecked: an operator in the args leaves the rest of the line to bash, which may refuse"
-    " it and start no server"
+    "unchecked: eval reads an operator on the line (in the args, or in a value of the env),"
+    " which may end it or keep the server from starting"
 )
 OPERATOR: Final = "cut: it ends the server's command line (eval reads it as an operator)"
 _RUNS: Final = frozenset({"command_substitution", "process_substitution"})
 _EXPANDS: Final = frozenset({"expansion", "simple_expansion", "arithmetic_expansion"})
 _QUOTED: Final = frozenset({"string", "raw_string", "ansi_c_string", "translated_string"})
 _GLOB: Final = re.compile(r"[*?\[]")
+# A script's reads of its positional parameters, in any form.
+_READS_PARAMS: Final = re.compile(r"\$(\{[!#]?)?[0-9@*#]|\$\{!|BASH_ARGV")
+_READS_ZERO: Final = re.compile(r"\$\{?0(?![0-9])|BASH_ARGV0")
+# The variables a script expands (`$NAME`, `${NAME…}`).
+_VARIABLE: Final = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 # Verdicts that say what bash makes of the arg's own word, beyond those `knows` names.
 _CLAIMS_WORDS: Final = frozenset({GLOB, TILDE, EXPANDED, RUNS})
 # A `${…}` bash takes: a parameter (with `#` or `!` before it), an index, then its end or an
@@ -523,6 +541,13 @@ def _modelled(
     fates = tuple(_told_fate(text[a:b], model) for (a, b), model in zip(spans, known, strict=True))
     reads = fields.read_zero or inner.reads_zero
     return Launch(kind, tuple(argv), params.zero, reads_zero=reads, evaluated=fates)
+
+
+def _plain(name: str, env: varrefs.WrittenEnv) -> bool:
+    """Whether the env variable `name`, unset or written in the pod, holds only words bash's
+    word rules model (no operator, comment, open quote or expansion)."""
+    value = env.values.get(name, None if env.open else "")
+    return value is not None and evalword.words(value) is not None
 
 
 def _stem(text: str) -> str:

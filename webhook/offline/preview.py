@@ -267,6 +267,9 @@ def _first_is_zero(container: Any, count: int) -> bool:
     return len(split[1]) + len(args) - count == 1
 
 
+UNFOLLOWED: Final = "unknown: the script reads its args in a way not followed here"
+
+
 def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
     """How one user arg, the `from_end`th parameter counted from the last, reaches the launch
     command: exact, split, taken as $0, dropped, or what eval did with it."""
@@ -276,9 +279,9 @@ def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
         return launch.evaluated[-from_end]
     # Before any word is looked for: a script that never reads $0 drops the arg it became,
     # even when one of its own words is the same text.
-    if zero and not launch.reads_zero:
+    read = launch.read  # None: the script reads its args in a way not followed here
+    if zero and read is not None and not launch.reads_zero:
         return "dropped: bash took it as $0"
-    read = launch.read
     if not zero and read is not None and from_end <= len(read) and not read[-from_end]:
         return "dropped"  # the launch command reads nothing of it, whatever its words say
     if arg in launch.argv:
@@ -286,7 +289,9 @@ def _fate(arg: str, launch: Launch | None, *, zero: bool, from_end: int) -> str:
     pieces = arg.split()
     if len(pieces) > 1 and all(piece in launch.argv for piece in pieces):
         return f"split into {len(pieces)} words"
-    return "dropped"
+    if read is not None and not pieces:
+        return "dropped"  # read unquoted, a blank arg splits into no word
+    return UNFOLLOWED
 
 
 def _launches(
