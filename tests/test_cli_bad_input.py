@@ -152,6 +152,27 @@ def _answers_with_one_line(
     assert says is None or says in line or command.startswith(("check", "policy --", "serve"))
 
 
+@pytest.mark.parametrize("command", ["preview", "migrate", "policy"])
+def test_stdin_that_is_not_utf8_is_refused_as_a_file_is(command: str, tmp_path: Path) -> None:
+    content = "kind: Pod\n".encode("utf-16")
+    (tmp_path / "utf16.yaml").write_bytes(content)
+    lines = [
+        subprocess.run(
+            [sys.executable, "-m", "webhook", command, given],
+            input=content,
+            capture_output=True,
+            timeout=patience(60),
+            check=False,
+        ).stderr.decode()
+        for given in ("-", str(tmp_path / "utf16.yaml"))
+    ]
+    assert lines == [
+        f"multinode-webhook: error: cannot read {name}: 'utf-8' codec can't decode byte 0xff in "
+        "position 0: invalid start byte\n"
+        for name in ("<stdin>", tmp_path / "utf16.yaml")
+    ]
+
+
 def test_a_file_that_is_not_there_is_named() -> None:
     for args in (["preview", "/nope"], ["check", "--kubeconfig", "/nope"]):
         assert "/nope" in one_line_error(cli(*args))

@@ -97,7 +97,8 @@ def _environment(added: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def _stdin(text: str) -> Iterator[None]:
     before = sys.stdin
-    sys.stdin = io.StringIO(text)
+    # With a byte buffer under it, as a process's own stdin has.
+    sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode("utf-8", "surrogateescape")))
     try:
         yield
     finally:

@@ -44,11 +44,13 @@ def read(path: str) -> str:
                     "multinode-webhook: reading stdin (end it with Ctrl-D, or give a FILE)",
                     file=sys.stderr,
                 )
-            return sys.stdin.read()
+            # The bytes, decoded as a file is: Python's stdin would let invalid UTF-8 through
+            # as surrogates, to fail later in words that do not say why.
+            return sys.stdin.buffer.read().decode("utf-8")
         with open(path, encoding="utf-8") as handle:
             return handle.read()
     except (OSError, UnicodeDecodeError) as error:
-        fail(f"cannot read {path}: {error}")
+        fail(f"cannot read {shown(path)}: {error}")
 
 
 def shown(path: str) -> str:
