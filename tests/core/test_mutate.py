@@ -13,7 +13,7 @@ from tests.support.builders import admit, example, golden, pod
 from webhook import __version__
 from webhook.core import names
 from webhook.core.model import Context, Options
-from webhook.core.mutate import WARNING_LIMIT, Decisions, mutate
+from webhook.core.mutate import WARNING_LIMIT, Decisions, mutate, short
 from webhook.core.names import Action, Reason, Rule
 from webhook.core.patch import to_json
 from webhook.core.script import ScriptRewrite, parse_timeout, parser_failed, rewrite_script
@@ -248,3 +248,26 @@ def test_two_owners_decisions_never_meet() -> None:
 
 def _never(script: str, rules: frozenset[Rule]) -> ScriptRewrite:
     raise AssertionError("a kept decision needs no script")
+
+
+@pytest.mark.parametrize(
+    ("text", "shortened"),
+    [
+        ("fits", "fits"),
+        # The longest quoted arg gives way, the sentence is said whole.
+        (
+            f"multinode-webhook: main arg 3 '{'x' * 150}' now reaches the server as one word",
+            f"multinode-webhook: main arg 3 '{'x' * 50}...' now reaches the server as one word",
+        ),
+        (
+            f'c arg 2 "a b" and "{"y" * 200}" end',
+            f'c arg 2 "a b" and "{"y" * 93}..." end',
+        ),
+        # An apostrophe is no quote; with no quoted arg to shorten, the end is cut.
+        ("the preset's script " + "z" * 150, ("the preset's script " + "z" * 150)[:117] + "..."),
+    ],
+    ids=["fits", "quoted", "longest", "unquoted"],
+)
+def test_a_long_warning_shortens_its_arg_not_its_sentence(text: str, shortened: str) -> None:
+    assert short(text) == shortened
+    assert len(short(text)) <= WARNING_LIMIT

@@ -11,6 +11,7 @@ once.
 from __future__ import annotations
 
 import dataclasses
+import re
 from types import MappingProxyType
 from typing import Final
 
@@ -32,12 +33,23 @@ from webhook.core.selection import Selection, select
 from webhook.core.view import PodView
 
 WARNING_LIMIT: Final = 120
+# An arg as a warning quotes it (its repr, or in double quotes), not an apostrophe's word.
+_QUOTED: Final = re.compile(r"(?<!\w)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")(?!\w)")
 DECISION_CACHE_SIZE: Final = 1024
 
 
 def short(text: str) -> str:
-    """A warning cut to what kubectl shows on one line."""
-    return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 3] + "..."
+    """A warning cut to what kubectl shows on one line: its longest quoted arg shortened, so
+    that the sentence is said whole, else its end cut."""
+    if len(text) <= WARNING_LIMIT:
+        return text
+    quoted = max(_QUOTED.finditer(text), key=lambda found: len(found[0]), default=None)
+    if quoted is not None:
+        quote, body = quoted[0][0], quoted[0][1:-1]
+        keep = len(body) - (len(text) - WARNING_LIMIT) - len("...")
+        if keep > 0:
+            return f"{text[: quoted.start()]}{quote}{body[:keep]}...{quote}{text[quoted.end() :]}"
+    return text[: WARNING_LIMIT - 3] + "..."
 
 
 class Decisions:
