@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.support import llmisvc
-from tests.support.builders import TESTDATA, admit, refresh_golden
-from tests.support.cli import cli
+from tests.support.builders import EXAMPLES, TESTDATA, admit, refresh_golden
+from tests.support.cli import cli, in_process
 from tests.support.proof import launch
 from webhook.core.names import LLM_CONTAINER, LLM_EXTRA_ARGS_ENV, Action, Reason
 from webhook.offline.migrate import ARGS_TO_ENV, migrate_document, migrate_text
@@ -278,3 +278,9 @@ def test_a_document_not_editable_in_place_is_rewritten_alone_and_said_so() -> No
     assert main["env"][0] == {"name": "A", "value": "1"}
     result = cli("migrate", stdin=other + "---\n" + service)
     assert "written out again whole" in result.stderr
+
+
+def test_the_summary_names_a_service_an_object_not_a_runtime() -> None:
+    done = in_process("migrate", "--check", str(EXAMPLES / "llminferenceservice.yaml"))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[-1] == "1 container in 1 object would change"

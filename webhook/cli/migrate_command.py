@@ -101,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
                 "whole: its comments and quoting are not kept",
                 file=sys.stderr,
             )
-    runtimes = len({(name, c.namespace, c.runtime) for name, c in found})
-    total = f"{counted(len(found), 'container')} in {counted(runtimes, 'runtime')}"
+    objects = {(name, c.namespace, c.runtime) for name, c in found}
+    # A runtime is what most files hold; a preset or a service is named for what it is.
+    noun = "runtime" if all("Runtime/" in label for _, _, label in objects) else "object"
+    total = f"{counted(len(found), 'container')} in {counted(len(objects), noun)}"
     if args.check:
         if found:
             rows = [
