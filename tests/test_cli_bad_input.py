@@ -21,7 +21,7 @@ import yaml
 from tests.support.builders import EXAMPLES
 from tests.support.cli import cli, in_process, one_line_error
 from tests.support.pace import patience
-from webhook.cli import main, parser
+from webhook.cli import common, main, parser
 from webhook.cli import preview_command as cli_preview
 from webhook.cli.common import switch_values
 from webhook.offline import documents
@@ -442,3 +442,12 @@ def test_a_failing_credential_plugin_is_a_credentials_error(tmp_path: Path) -> N
     line = one_line_error(cli("check", "--kubeconfig", _kubeconfig(tmp_path, plugin)))
     assert "no cluster credentials" in line, line
     assert "credential plugin failed" in line, line
+
+
+@pytest.mark.parametrize("command", ["preview", "migrate", "policy"])
+def test_an_endless_input_ends_in_one_line(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "INPUT_LIMIT", 1 << 20)
+    line = one_line_error(in_process(command, "/dev/zero"))
+    assert (
+        line == "multinode-webhook: error: /dev/zero: larger than 1 MiB, more than a command reads"
+    )

@@ -35,7 +35,13 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_INPUT)
 
 
+# The most a command reads of one input: a whole cluster's manifests are some megabytes, and
+# an endless input (`/dev/zero`, a stream) must end in a line, not in the memory running out.
+INPUT_LIMIT: Final = 256 << 20
+
+
 def read(path: str) -> str:
+    """An input file's text (`-`: stdin), as UTF-8."""
     try:
         if path == "-":
             if sys.stdin.isatty():
@@ -46,9 +52,13 @@ def read(path: str) -> str:
                 )
             # The bytes, decoded as a file is: Python's stdin would let invalid UTF-8 through
             # as surrogates, to fail later in words that do not say why.
-            return sys.stdin.buffer.read().decode("utf-8")
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+            data = sys.stdin.buffer.read(INPUT_LIMIT + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(INPUT_LIMIT + 1)
+        if len(data) > INPUT_LIMIT:
+            fail(f"{shown(path)}: larger than {INPUT_LIMIT >> 20} MiB, more than a command reads")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         fail(f"cannot read {shown(path)}: {error}")
 
