@@ -17,6 +17,7 @@ import yaml
 from tests.support import kserve
 from tests.support.builders import EXAMPLES, example
 from tests.support.crash import crashing_script, rewrite_or_crash
+from tests.support.interrupts import takes_sigint
 from tests.support.pace import patience
 from tests.support.poll import wait
 from tests.support.spawning import kill_at_start
@@ -253,14 +254,6 @@ def test_a_worker_that_dies_as_it_starts_is_a_start_failure(
         box.close()
 
 
-def _takes_sigint(pid: int) -> bool:
-    """Whether SIGINT would reach the process now: neither held back nor ignored."""
-    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    masks = dict(line.split(":\t", 1) for line in status.splitlines() if line.startswith("Sig"))
-    bit = 1 << (signal.SIGINT - 1)
-    return not (int(masks["SigBlk"], 16) | int(masks["SigIgn"], 16)) & bit
-
-
 def test_ctrl_c_as_a_worker_starts_is_left_to_the_process_that_started_it() -> None:
     # Ctrl-C reaches the whole process group, the worker's imports under way included: it
     # printed a KeyboardInterrupt traceback from them, the asking process being the one to stop.
@@ -273,7 +266,7 @@ def test_ctrl_c_as_a_worker_starts_is_left_to_the_process_that_started_it() -> N
         while not box.pids and time.monotonic() < deadline:
             time.sleep(0.001)  # it imports for a good part of a second: caught in it
         [worker] = box.pids
-        assert not _takes_sigint(worker)
+        assert not takes_sigint(worker)
         os.kill(worker, signal.SIGINT)
         calling.join(patience(60))
         assert answered == [worker]

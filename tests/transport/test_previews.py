@@ -13,6 +13,7 @@ import yaml
 
 from tests.support import llmisvc
 from tests.support.builders import EXAMPLES
+from tests.support.interrupts import takes_sigint
 from webhook.core.model import Context, Options
 from webhook.offline.preview import NEWEST, preview_text
 from webhook.offline.report import formatted
@@ -112,6 +113,29 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
     assert oom == 1000
     assert status == 503
     assert json.loads(after.splitlines()[0])[0]["op"]
+
+
+def test_ctrl_c_as_the_worker_starts_is_left_to_the_server() -> None:
+    # Ctrl-C reaches the server's whole process group, the worker's imports under way included:
+    # it printed a KeyboardInterrupt traceback from them, the server being the one to stop.
+    async def go() -> tuple[bool, bool, str]:
+        worker = PreviewWorker()
+        try:
+            running = asyncio.ensure_future(
+                worker.preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
+            )
+            await asyncio.sleep(0)  # the preview runs up to its submission: the worker spawned
+            pid = _worker_pid(worker)
+            takes = takes_sigint(pid)
+            os.kill(pid, signal.SIGINT)
+            answer = await running
+            return takes, _worker_pid(worker) == pid, answer
+        finally:
+            worker.close()
+
+    takes, same, answer = asyncio.run(go())
+    assert (takes, same) == (False, True)
+    assert json.loads(answer)["results"]
 
 
 # What a request lacks, and how its error says to give it: in its one body, never with a flag

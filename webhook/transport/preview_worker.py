@@ -27,7 +27,7 @@ from typing import Final
 
 from webhook.core.model import Context, Options
 from webhook.offline.preview import NEWEST, InputError, formatted, preview_text
-from webhook.runtime.sandbox import leave_interrupts, stop_pool
+from webhook.runtime.sandbox import interrupts_held, leave_interrupts, stop_pool
 
 WAITING: Final = 4
 
@@ -90,14 +90,15 @@ class PreviewWorker:
             )
         self._admitted += 1
         try:
-            future = self._executor.submit(
-                _preview_in_worker,
-                text,
-                context=context,
-                options=options,
-                fmt=fmt,
-                kserve_version=kserve_version,
-            )
+            with interrupts_held():  # the worker is spawned here, with the first preview
+                future = self._executor.submit(
+                    _preview_in_worker,
+                    text,
+                    context=context,
+                    options=options,
+                    fmt=fmt,
+                    kserve_version=kserve_version,
+                )
             outcome = await asyncio.wrap_future(future)
         except BrokenProcessPool:
             self.close()  # the next preview starts a fresh worker
