@@ -5,8 +5,6 @@ its worker processes included."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ import yaml
 
 from tests.support.builders import EXAMPLES
 from tests.support.cli import cli, in_process, one_line_error
+from tests.support.interrupts import interrupted, started
 from tests.support.pace import patience
 from webhook.cli import common, main, parser
 from webhook.cli import preview_command as cli_preview
@@ -234,51 +233,11 @@ def test_migrate_repairs_two_runtimes_that_share_an_anchor(tmp_path: Path) -> No
     assert "$0" not in first["command"][2]
 
 
-def _started(*args: str, stdin: int | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "webhook", *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
-
-
-def _interrupted(process: subprocess.Popen[str]) -> tuple[int, str]:
-    """Ctrl-C as a terminal sends it: SIGINT to the whole process group."""
-    os.killpg(process.pid, signal.SIGINT)
-    _, err = process.communicate(timeout=patience(60))
-    return process.returncode, err
-
-
-def test_ctrl_c_ends_serve_and_its_workers_quietly(tmp_path: Path) -> None:
-    made = cli(
-        "certs",
-        "generate",
-        "--service",
-        "localhost",
-        "--namespace",
-        "x",
-        "--out",
-        str(tmp_path / "tls"),
-    )
-    assert made.returncode == 0, made.stderr
-    ports = ["--https-port=0", "--http-port=0", "--preview-port=0"]
-    for workers in ("1", "2"):
-        server = _started("serve", f"--cert-dir={tmp_path / 'tls'}", *ports, f"--workers={workers}")
-        assert server.stdout is not None
-        assert server.stdout.readline().startswith("listening:")
-        # The parse workers start with the server; give them the time a person would.
-        time.sleep(1)
-        code, err = _interrupted(server)
-        assert (code, "Traceback" in err, "KeyboardInterrupt" in err) == (130, False, False), err
-
-
+# Ctrl-C at the moments start-up races it, workers being started: tests/test_interrupts.py.
 def test_ctrl_c_ends_a_preview_waiting_on_stdin_quietly() -> None:
-    preview = _started("preview", stdin=subprocess.PIPE)
-    time.sleep(1)
-    code, err = _interrupted(preview)
+    with started("preview", stdin=subprocess.PIPE) as preview:
+        time.sleep(1)
+        code, err = interrupted(preview)
     assert (code, err) == (130, "")
 
 
@@ -308,7 +267,7 @@ def test_ctrl_c_while_the_command_line_imports_ends_it_quietly(entry: str) -> No
         if line.rstrip().endswith("webhook.core.names"):
             break
     assert seen.rstrip().endswith("webhook.core.names"), seen
-    code, err = _interrupted(process)
+    code, err = interrupted(process)
     assert (code, "Traceback" in err, "KeyboardInterrupt" in err) == (130, False, False), err
 
 

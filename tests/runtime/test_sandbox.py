@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,15 @@ import yaml
 from tests.support import kserve
 from tests.support.builders import EXAMPLES, example
 from tests.support.crash import crashing_script, rewrite_or_crash
+from tests.support.interrupts import takes_sigint
+from tests.support.pace import patience
 from tests.support.poll import wait
 from tests.support.spawning import kill_at_start
 from webhook.core.names import Reason, Rule
 from webhook.offline.isolation import InProcess, ParserFailed, isolated
 from webhook.offline.migrate import migrate_text
 from webhook.offline.preview import preview_inference_service, preview_object
-from webhook.runtime.sandbox import Isolated, Sandbox, Unavailable
+from webhook.runtime.sandbox import Isolated, Sandbox, Unavailable, stop_pool
 
 RULES = frozenset(Rule)
 
@@ -248,3 +252,33 @@ def test_a_worker_that_dies_as_it_starts_is_a_start_failure(
         assert box.unavailable is None
     finally:
         box.close()
+
+
+def test_ctrl_c_as_a_worker_starts_is_left_to_the_process_that_started_it() -> None:
+    # Ctrl-C reaches the whole process group, the worker's imports under way included: it
+    # printed a KeyboardInterrupt traceback from them, the asking process being the one to stop.
+    box = Sandbox()
+    answered: list[int] = []
+    calling = threading.Thread(target=lambda: answered.append(box.call(os.getpid)), daemon=True)
+    try:
+        calling.start()
+        deadline = time.monotonic() + patience(30)
+        while not box.pids and time.monotonic() < deadline:
+            time.sleep(0.001)  # it imports for a good part of a second: caught in it
+        [worker] = box.pids
+        assert not takes_sigint(worker)
+        os.kill(worker, signal.SIGINT)
+        calling.join(patience(60))
+        assert answered == [worker]
+        assert (box.replaced, box.crashes) == (0, 0)
+    finally:
+        box.close()
+
+
+def test_a_pool_whose_first_call_ctrl_c_cut_short_stops_at_once() -> None:
+    # Its first `submit` makes the manager thread, then starts it: Ctrl-C between the two, and
+    # the command's last act, stopping the pool, raised (cannot join thread before it is started).
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    # typeshed has the attribute's type wrong (the wake-up's, not the thread's).
+    pool._executor_manager_thread = threading.Thread(target=int)  # type: ignore[assignment]
+    stop_pool(pool, wait=True)

@@ -232,6 +232,23 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
+def write_kubeconfig(path: Path, port: int) -> Path:
+    """A kubeconfig at `path` for an API server on 127.0.0.1:`port`, over plain HTTP."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "fake", "user": {"token": "fake"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }
+        )
+    )
+    return path
+
+
 @contextlib.contextmanager
 def serving(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
     """The fake API and a kubeconfig that points at it."""
@@ -240,24 +257,7 @@ def serving(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "fake",
-                "clusters": [
-                    {
-                        "name": "fake",
-                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
-                    }
-                ],
-                "users": [{"name": "fake", "user": {"token": "fake"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.server_port)
     try:
         yield api, kubeconfig
     finally:

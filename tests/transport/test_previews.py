@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from tests.support import llmisvc
 from tests.support.builders import EXAMPLES
+from tests.support.interrupts import takes_sigint
+from webhook.adapters.config import Settings
 from webhook.core.model import Context, Options
-from webhook.offline.preview import NEWEST, preview_text
+from webhook.offline.preview import NEWEST, InputError, preview_text
 from webhook.offline.report import formatted
-from webhook.transport.preview_worker import PreviewRefused, PreviewWorker, formatted_preview
+from webhook.transport import preview_worker
+from webhook.transport.preview_app import preview_app
+from webhook.transport.preview_worker import (
+    FAILURE_CHARS,
+    PreviewFailed,
+    PreviewRefused,
+    PreviewWorker,
+    formatted_preview,
+)
+from webhook.transport.state import AppState
 
 HEAD = (EXAMPLES / "legacy-head-pod.yaml").read_text()
 CONTEXT = Context()
@@ -114,6 +128,29 @@ def test_the_worker_gives_way_and_a_dead_one_is_replaced() -> None:
     assert json.loads(after.splitlines()[0])[0]["op"]
 
 
+def test_ctrl_c_as_the_worker_starts_is_left_to_the_server() -> None:
+    # Ctrl-C reaches the server's whole process group, the worker's imports under way included:
+    # it printed a KeyboardInterrupt traceback from them, the server being the one to stop.
+    async def go() -> tuple[bool, bool, str]:
+        worker = PreviewWorker()
+        try:
+            running = asyncio.ensure_future(
+                worker.preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="json")
+            )
+            await asyncio.sleep(0)  # the preview runs up to its submission: the worker spawned
+            pid = _worker_pid(worker)
+            takes = takes_sigint(pid)
+            os.kill(pid, signal.SIGINT)
+            answer = await running
+            return takes, _worker_pid(worker) == pid, answer
+        finally:
+            worker.close()
+
+    takes, same, answer = asyncio.run(go())
+    assert (takes, same) == (False, True)
+    assert json.loads(answer)["results"]
+
+
 # What a request lacks, and how its error says to give it: in its one body, never with a flag
 # of the command line, which a request has no way to pass.
 @pytest.mark.parametrize(
@@ -136,3 +173,81 @@ def test_a_request_is_told_to_give_what_it_lacks_in_its_body(body: str, lacking:
     assert refused.value.status == 400
     assert str(refused.value).endswith(lacking)
     assert " --" not in str(refused.value)
+
+
+def test_a_body_its_format_cannot_write_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writing the results out is part of the preview: a value the format has no way to write is
+    # the input's fault, as one it cannot read.
+    def unwritable(*_: object) -> str:
+        raise InputError("body: a mapping key that is a date has no JSON form")
+
+    monkeypatch.setattr(preview_worker, "formatted", unwritable)
+    with pytest.raises(PreviewRefused) as refused:
+        formatted_preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="json", kserve_version=NEWEST)
+    assert (refused.value.status, str(refused.value)) == (
+        400,
+        "body: a mapping key that is a date has no JSON form",
+    )
+
+
+def test_a_fault_of_ours_comes_back_from_the_worker_in_one_short_line() -> None:
+    # The app refuses an unknown format before the worker sees it: here it stands for any
+    # exception the preview does not expect.
+    async def go() -> str:
+        worker = PreviewWorker()
+        try:
+            return await worker.preview(HEAD, context=CONTEXT, options=OPTIONS, fmt="nonsense")
+        finally:
+            worker.close()
+
+    with pytest.raises(PreviewFailed) as failed:
+        asyncio.run(go())
+    assert failed.value.kind == "ValueError"
+    assert str(failed.value).startswith("ValueError: unknown format 'nonsense'")
+    assert failed.value.__cause__ is None  # no traceback of the worker's along with it
+
+
+def test_a_long_failure_is_cut_to_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*_: object) -> str:
+        raise TypeError("not this\n" * 10_000)
+
+    monkeypatch.setattr(preview_worker, "formatted", failing)
+    outcome = preview_worker._preview_in_worker(
+        HEAD, context=CONTEXT, options=OPTIONS, fmt="json", kserve_version=NEWEST
+    )
+    assert isinstance(outcome, preview_worker._Failed)
+    assert outcome.kind == "TypeError"
+    assert len(outcome.message) == FAILURE_CHARS
+    assert outcome.message.startswith("not this not this")
+
+
+def test_a_failed_preview_is_a_500_naming_its_kind_and_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing(*_: Any, **__: Any) -> str:
+        raise PreviewFailed("TypeError", "keys must be str, int, float, bool or None, not date")
+
+    async def post(state: AppState) -> httpx.Response:
+        transport = httpx.ASGITransport(app=preview_app(state))
+        async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+            headers = {"content-type": "application/yaml"}
+            return await client.post("/preview", content=HEAD, headers=headers)
+
+    state = AppState(Settings())
+    monkeypatch.setattr(state.previews, "preview", failing)
+    try:
+        with caplog.at_level(logging.INFO, logger="multinode_webhook"):
+            reply = asyncio.run(post(state))
+    finally:
+        state.parses.close()
+    assert reply.status_code == 500
+    assert reply.json() == {"error": "multinode-webhook internal error: TypeError"}
+    [record] = [r for r in caplog.records if r.name.startswith("multinode_webhook")]
+    assert (record.levelname, record.getMessage(), record.exc_info) == (
+        "ERROR",
+        "preview failed",
+        None,
+    )
+    assert record.fields == {  # type: ignore[attr-defined]
+        "error": "TypeError: keys must be str, int, float, bool or None, not date"
+    }

@@ -151,9 +151,12 @@ def bootstrap_run(args: argparse.Namespace) -> int:
         )
 
     if args.every is not None:
+        # SIGTERM, the Deployment's stop, lets a pass under way finish. Ctrl-C stops at once,
+        # mid-pass too, as it stops the one-off form (exit 130): a pass may end anywhere, as the
+        # CA goes into caBundle before the Secret changes and the next pass finishes the job,
+        # and a pass waiting on an API server that never answers would never end.
         stop = threading.Event()
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         keep(once, every=args.every, stop=stop, say=lambda line: print(line, flush=True))
         return 0
     try:

@@ -19,6 +19,7 @@ command line parses through one (`Isolated`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import multiprocessing
@@ -26,7 +27,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, NoReturn, TypeVar
@@ -92,7 +93,9 @@ def stop_pool(executor: ProcessPoolExecutor, *, wait: bool) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         worker.kill()
-    if wait and manager is not None:
+    # Ctrl-C can cut the pool's first call short after it made the thread and before it was
+    # started: there is nothing to wait for then, and `join` would raise.
+    if wait and manager is not None and manager.is_alive():
         manager.join(timeout=5)
 
 
@@ -192,7 +195,9 @@ class Sandbox:
                 with self._making:
                     if self._closed:
                         raise Unavailable("the parse worker was stopped at shutdown")
-                    future = self._pool().submit(fn, *args)
+                    pool = self._pool()
+                    with interrupts_held():  # the worker is spawned here, on the first call
+                        future = pool.submit(fn, *args)
             except BrokenProcessPool:
                 self.replaced += 1
                 self._discard()
@@ -315,8 +320,29 @@ class Isolated:
         self.sandbox.close(wait=wait)
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT back from the calling thread while it starts a worker process (a pool's
+    `submit`), which inherits the hold; its initializer, `leave_interrupts`, lets it go.
+
+    A spawned worker imports the project before any code of ours runs in it, and Ctrl-C in
+    that moment printed its traceback: held, the signal waits, and is dropped once the worker
+    ignores it. The process that starts the worker gets its own Ctrl-C once the hold ends.
+    A mask, not SIG_IGN, as the resource tracker of `multiprocessing` does it: a thread may
+    set its own mask, where only the main thread may set a handler. Not around the making of
+    the pool, which starts that tracker, and its start lifts the hold.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def leave_interrupts() -> None:
     """A worker's initializer: Ctrl-C reaches the whole process group, and the process that
     started the worker is the one to answer it (it stops its workers); a worker that took it
-    too would print its own traceback."""
+    too would print its own traceback. A Ctrl-C held since the worker started
+    (`interrupts_held`) is dropped here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

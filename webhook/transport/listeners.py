@@ -45,6 +45,8 @@ log = logging.getLogger(LISTENERS_LOGGER)
 # the API server writes a review as soon as it has a connection, and reuses the one it used
 # last, so one quiet (or part-way through a request) this long is none it is writing on.
 MAKE_ROOM_AFTER: Final = 1.0
+# What stops the server: SIGTERM drains it, SIGINT (Ctrl-C) stops it at once.
+STOP_SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 class _Uvicorn(uvicorn.Server):
@@ -197,6 +199,9 @@ class Listeners:
         if threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGTERM, self.terminate)
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
+            # A forked worker starts with both held back (`_run_workers`): one sent meanwhile
+            # is handled now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         # The sandboxes start now, so that the first new script does not wait for them.
         starting = asyncio.create_task(self.state.parses.started())
         settings = self.state.settings
@@ -320,12 +325,15 @@ def _run_workers(listeners: Listeners, count: int) -> bool:
 
     The workers inherit the bound sockets, the loaded certificate and the log setup; each
     polls the certificate files on its own, and counts its metrics in the shared directory.
+
+    Both signals are held back while the workers are forked, and each worker lets them go
+    once its own handlers are in (`Listeners.serve`): Ctrl-C right after `listening:` landed
+    in a worker before its handlers (a KeyboardInterrupt in the fork's own locks, which left
+    it hung) or in this process before `forward` (the workers it had forked were never told,
+    and it waited on them for ever). The process has no other thread to take them meanwhile.
     """
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=run, args=(listeners,)) for _ in range(count)]
-    for worker in workers:
-        worker.start()
-
     interrupted = False
 
     def forward(signum: int, _frame: object) -> None:
@@ -336,8 +344,14 @@ def _run_workers(listeners: Listeners, count: int) -> bool:
                 with contextlib.suppress(ProcessLookupError):
                     worker.terminate()
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        for worker in workers:
+            worker.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one sent meanwhile is forwarded now
     for worker in workers:
         worker.join()
     return interrupted

@@ -3,6 +3,7 @@ body, written out in the preview worker process."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Final
 
@@ -23,8 +24,11 @@ from webhook.transport.http import (
     json_errors,
     read_body,
 )
-from webhook.transport.preview_worker import PreviewRefused
+from webhook.transport.metrics import ERROR
+from webhook.transport.preview_worker import PreviewFailed, PreviewRefused
 from webhook.transport.state import AppState
+
+log = logging.getLogger("multinode_webhook.app")
 
 PREVIEW_DECISION: Final = "preview"
 PREVIEW_MEDIA: Final = {
@@ -102,6 +106,13 @@ def preview_app(state: AppState) -> FastAPI:
             )
         except PreviewRefused as refused:
             raise RequestError(refused.status, str(refused)) from None
+        except PreviewFailed as failed:
+            # As admission answers its own faults: one line in the log, the kind to the client.
+            log.error("preview failed", extra={"fields": {"error": str(failed)}})
+            seconds = time.perf_counter() - started
+            state.metrics.review(PREVIEW, ERROR, seconds=seconds, size=len(body))
+            message = f"multinode-webhook internal error: {failed.kind}"
+            return JSONResponse({"error": message}, status_code=500)
         # One count per request, however many objects it held.
         seconds = time.perf_counter() - started
         state.metrics.review(PREVIEW, PREVIEW_DECISION, seconds=seconds, size=len(body))
