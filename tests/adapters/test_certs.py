@@ -209,6 +209,29 @@ def test_only_dns_labels_are_named_in_a_certificate(
     assert problem is None if refused is None else (problem or "").startswith(refused)
 
 
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("webhook.example", True),
+        ("host.docker.internal", True),
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("0ps", True),
+        ("Bad Name!", False),
+        ("Webhook.Example", False),
+        ("a..b", False),
+        ("webhook.", False),
+        ("*.example", False),
+        ("", False),
+        (f"{'h' * 64}.example", False),
+        (".".join(["h" * 63] * 4), False),  # 255 characters, past DNS's 253
+    ],
+)
+def test_a_subject_alternative_name_is_a_dns_name_or_an_ip_address(name: str, named: bool) -> None:
+    problem = certs.san_problem(name)
+    assert problem is None if named else (problem or "").startswith(f"{name!r} is neither")
+
+
 def test_generate_refuses_a_name_that_is_no_dns_label_in_one_line(tmp_path: Path) -> None:
     flags = ["--service", "Bad Name!", "--namespace", "n", "--out", str(tmp_path / "out")]
     line = one_line_error(cli("certs", "generate", *flags))

@@ -31,10 +31,12 @@ KEY_FILE: Final = "tls.key"
 CA_FILE: Final = "ca.crt"
 DEFAULT_SANS: Final = ("localhost", "127.0.0.1")
 PAIR_FILES: Final = (CERT_FILE, KEY_FILE, CA_FILE)
-# Kubernetes names a Service with an RFC 1035 label and a namespace with an RFC 1123 one;
-# a certificate for any other name is one no client can ask for.
+# Kubernetes names a Service with an RFC 1035 label and a namespace with an RFC 1123 one, and
+# a host is named by RFC 1123 labels between dots; a certificate for any other name is one no
+# client can ask for.
 _SERVICE_NAME: Final = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-_NAMESPACE_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_NAME_MOST: Final = 253
 
 log = logging.getLogger("multinode_webhook.certs")
 
@@ -77,10 +79,26 @@ def name_problem(service: str, namespace: str) -> str | None:
             f"Service name {service!r} is not a DNS label (RFC 1035): at most 63 lowercase "
             "letters, digits and '-', starting with a letter and ending with a letter or digit"
         )
-    if not _NAMESPACE_NAME.fullmatch(namespace):
+    if not _LABEL.fullmatch(namespace):
         return (
             f"namespace {namespace!r} is not a DNS label (RFC 1123): at most 63 lowercase "
             "letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return None
+
+
+def san_problem(name: str) -> str | None:
+    """Why `name` cannot be a subject alternative name, or None when it can: a DNS name (RFC
+    1123 labels, as `name_problem` asks of a namespace, between dots) or an IP address."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        if len(name) <= _DNS_NAME_MOST and all(_LABEL.fullmatch(p) for p in name.split(".")):
+            return None
+        return (
+            f"{name!r} is neither an IP address nor a DNS name (RFC 1123): labels of at most 63 "
+            "lowercase letters, digits and '-', each starting and ending with a letter or "
+            f"digit, between dots, {_DNS_NAME_MOST} characters in all"
         )
     return None
 
