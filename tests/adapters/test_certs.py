@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,54 @@ def test_self_signed_pair_is_reused_until_it_no_longer_fits(tmp_path: Path) -> N
     made = certs.ensure_self_signed(tmp_path, sans=(*certs.DEFAULT_SANS, "extra.example"))
     assert made == "the certificate does not name extra.example"
     assert certs.covers((tmp_path / certs.CERT_FILE).read_bytes(), ("extra.example",))
+
+
+def _generated_for_a_cluster(folder: Path) -> None:
+    certs.write(certs.generate(sans=certs.service_sans("hook", "ops")), folder)
+
+
+def _garbage_certificate(folder: Path) -> None:
+    certs.write(certs.generate(sans=certs.DEFAULT_SANS), folder)
+    (folder / certs.CERT_FILE).write_text("garbage")
+
+
+def _a_key_alone(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / certs.KEY_FILE).write_bytes(certs.generate(sans=("x",)).key_pem)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [_generated_for_a_cluster, _garbage_certificate, _a_key_alone],
+    ids=["certs-generate", "garbage", "key-alone"],
+)
+def test_a_pair_serve_did_not_make_is_never_replaced(
+    tmp_path: Path, pair: Callable[[Path], None]
+) -> None:
+    pair(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(certs.ForeignPair, match=f"give --cert-dir {tmp_path} to serve that pair"):
+        certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_pair_serve_made_with_a_file_lost_is_made_again(tmp_path: Path) -> None:
+    certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS)
+    (tmp_path / certs.KEY_FILE).unlink()
+    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) == "tls.key missing"
+    cert = (tmp_path / certs.CERT_FILE).read_bytes()
+    assert certs.key_matches(cert, (tmp_path / certs.KEY_FILE).read_bytes())
+
+
+def test_serve_keeps_the_pair_certs_generate_wrote_in_its_folder(tmp_path: Path) -> None:
+    made = cli("certs", "generate", "--service", "hook", "--namespace", "ops", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    before = {p.name: p.read_bytes() for p in (tmp_path / "certs").iterdir()}
+    ports = ["--https-port=0", "--http-port=0", "--preview-port=0", "--no-warm-up", "--no-events"]
+    # A serve that took the folder would still be serving: the timeout ends it.
+    line = one_line_error(cli("serve", *ports, cwd=tmp_path, timeout=30))
+    assert "a pair serve did not make for localhost" in line, line
+    assert {p.name: p.read_bytes() for p in (tmp_path / "certs").iterdir()} == before
 
 
 def test_reloader_refuses_to_start_without_a_good_pair(tmp_path: Path) -> None:

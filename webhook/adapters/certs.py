@@ -62,6 +62,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+_CA_NAME: Final = _name("multinode-webhook CA")
+
+
 def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
     entries: list[x509.GeneralName] = []
     for name in names:
@@ -186,9 +189,8 @@ def generate(*, sans: tuple[str, ...], days: int = 365, now: dt.datetime | None 
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=5)
     end = start + dt.timedelta(days=days, minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("multinode-webhook CA")
     ca = (
-        _builder(ca_name, ca_name, ca_key, start, end)
+        _builder(_CA_NAME, _CA_NAME, ca_key, start, end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(
@@ -198,7 +200,7 @@ def generate(*, sans: tuple[str, ...], days: int = 365, now: dt.datetime | None 
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        _builder(_name(sans[0]), ca_name, key, start, end)
+        _builder(_name(sans[0]), _CA_NAME, key, start, end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -245,23 +247,47 @@ def covers(cert_pem: bytes, sans: tuple[str, ...]) -> bool:
     return all(name in present for name in wanted)
 
 
+class ForeignPair(Exception):
+    """The folder `serve` makes its pair in holds one it did not make; the message says what
+    to do."""
+
+
+def _made_for_localhost(cert_pem: bytes) -> bool:
+    """Whether `serve` made this certificate: issued by a CA of ours and naming localhost, as
+    neither a pair `certs generate` made for a Service nor one from another tool is."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return cert.issuer == _CA_NAME and covers(cert_pem, DEFAULT_SANS)
+
+
 def ensure_self_signed(directory: Path, *, sans: tuple[str, ...], days: int = 365) -> str | None:
     """Reuse the pair in `directory` when it is valid for a day more and names `sans`, else
     make a new CA and pair (the CA's key is never kept). None when reused, else why it made
-    a new one."""
-    ca, cert = directory / CA_FILE, directory / CERT_FILE
-    reason = "no certificate yet"
-    if ca.exists() and cert.exists() and (directory / KEY_FILE).exists():
-        try:
-            pem = cert.read_bytes()
-            if not_after(pem) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1):
-                reason = "the certificate expires within a day"
-            elif missing := [name for name in sans if not covers(pem, (name,))]:
-                reason = f"the certificate does not name {', '.join(missing)}"
-            else:
-                return None
-        except ValueError as error:
-            reason = f"unreadable certificate ({error})"
+    a new one. `ForeignPair` when the folder holds a pair it did not make for localhost (one
+    `certs generate` made for a cluster, say), which it never replaces."""
+    existing = pair_in(directory)
+    if not existing:
+        write(generate(sans=sans, days=days), directory)
+        return "no certificate yet"
+    try:
+        pem = (directory / CERT_FILE).read_bytes()
+        ours = _made_for_localhost(pem)
+    except (OSError, ValueError):
+        ours = False  # no certificate, or not one: whose the rest is, nothing tells
+    if not ours:
+        raise ForeignPair(
+            f"{directory} holds {', '.join(existing)}, a pair serve did not make for localhost "
+            "(such as one certs generate wrote for a cluster's Service), which it never "
+            f"replaces: give --cert-dir {directory} to serve that pair, or move it out of "
+            f"{directory} for serve to make its own"
+        )
+    if len(existing) < len(PAIR_FILES):
+        reason = f"{', '.join(sorted(set(PAIR_FILES) - set(existing)))} missing"
+    elif not_after(pem) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1):
+        reason = "the certificate expires within a day"
+    elif missing := [name for name in sans if not covers(pem, (name,))]:
+        reason = f"the certificate does not name {', '.join(missing)}"
+    else:
+        return None
     write(generate(sans=sans, days=days), directory)
     return reason
 

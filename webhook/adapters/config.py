@@ -84,7 +84,8 @@ class Settings(DecisionSettings):
     cert_dir: Path | None = Field(
         None,
         description="directory with tls.crt and tls.key (reloaded when they change); "
-        "unset: a self-signed CA and certificate are made under ./certs and reused",
+        "unset: a self-signed CA and certificate are made under ./certs and reused (never "
+        "over a pair serve did not make there)",
     )
     san: tuple[str, ...] = Field(
         (),
