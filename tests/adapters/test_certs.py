@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.support import servers
+from tests.support.builders import REPO
 from tests.support.cli import cli, one_line_error
 from webhook.adapters import certs
 
@@ -90,12 +92,17 @@ def test_a_pair_serve_made_with_a_file_lost_is_made_again(tmp_path: Path) -> Non
 
 
 def test_serve_keeps_the_pair_certs_generate_wrote_in_its_folder(tmp_path: Path) -> None:
-    made = cli("certs", "generate", "--service", "hook", "--namespace", "ops", cwd=tmp_path)
+    # Run from a folder of its own, the package under test is found on PYTHONPATH, not
+    # through the working directory.
+    here = {"PYTHONPATH": str(REPO)}
+    made = cli(
+        "certs", "generate", "--service", "hook", "--namespace", "ops", cwd=tmp_path, env=here
+    )
     assert made.returncode == 0, made.stderr
     before = {p.name: p.read_bytes() for p in (tmp_path / "certs").iterdir()}
     ports = ["--https-port=0", "--http-port=0", "--preview-port=0", "--no-warm-up", "--no-events"]
     # A serve that took the folder would still be serving: the timeout ends it.
-    line = one_line_error(cli("serve", *ports, cwd=tmp_path, timeout=30))
+    line = one_line_error(cli("serve", *ports, cwd=tmp_path, env=here, timeout=30))
     assert "a pair serve did not make for localhost" in line, line
     assert {p.name: p.read_bytes() for p in (tmp_path / "certs").iterdir()} == before
 
@@ -107,6 +114,35 @@ def test_reloader_refuses_to_start_without_a_good_pair(tmp_path: Path) -> None:
     (tmp_path / certs.KEY_FILE).write_bytes(other.key_pem)  # key of another certificate
     with pytest.raises(ValueError, match="no valid certificate and key"):
         certs.CertificateReloader(tmp_path)
+
+
+def _junk_pair(folder: Path) -> None:
+    (folder / certs.CERT_FILE).write_text("junk")
+    (folder / certs.KEY_FILE).write_text("junk")
+
+
+def _no_key(folder: Path) -> None:
+    (folder / certs.CERT_FILE).write_bytes(certs.generate(sans=("localhost",)).cert_pem)
+
+
+@pytest.mark.parametrize(
+    ("pair", "why"),
+    [(_junk_pair, "pair rejected ([SSL]"), (_no_key, "pair unreadable ([Errno 2]")],
+    ids=["junk", "no-key"],
+)
+def test_a_first_pair_that_does_not_load_is_one_line_saying_why(
+    tmp_path: Path, pair: Callable[[Path], None], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # There is no current pair to keep: no log says one is kept, the error says why.
+    pair(tmp_path)
+    with pytest.raises(
+        ValueError, match=re.escape(f"no valid certificate and key in {tmp_path}: {why}")
+    ):
+        certs.CertificateReloader(tmp_path)
+    assert caplog.records == []
+    flags = ["--https-port=0", "--http-port=0", "--preview-port=0", "--no-warm-up", "--no-events"]
+    line = one_line_error(cli("serve", f"--cert-dir={tmp_path}", *flags, timeout=30))
+    assert f"no valid certificate and key in {tmp_path}: {why}" in line, line
 
 
 def test_reloader_leaves_no_copy_of_the_key_behind(

@@ -315,6 +315,7 @@ class CertificateReloader:
     A changed pair replaces the one being served only when it parses, its key matches and it
     is valid now; otherwise the last good pair keeps serving, with an error log and a count
     in `reload_errors`. (The first pair is loaded even when expired: `/readyz` reports it.)
+    A first pair that does not load is a ValueError saying why: there is no pair to keep.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -337,8 +338,7 @@ class CertificateReloader:
         try:
             cert, key, digest = self._read()
         except OSError as error:
-            log.error("cannot read certificate files: %s; keeping the current pair", error)
-            return self.expires is not None
+            return self._refused(f"unreadable ({error})")
         if digest in (self._digest, self._rejected):
             return self.expires is not None
         # The pair is checked and loaded from one snapshot of its bytes, so a file swapped
@@ -366,8 +366,7 @@ class CertificateReloader:
                     return self.expires is not None
                 self._rejected = digest
                 self.reload_errors += 1
-                log.error("new certificate pair rejected (%s); keeping the current pair", error)
-                return self.expires is not None
+                return self._refused(f"rejected ({error})")
             except OSError as error:  # after SSLError, which is one
                 # This replica's disk (a full /tmp, no file descriptors left), not the pair.
                 return self._not_staged(error)
@@ -380,8 +379,15 @@ class CertificateReloader:
         """The pair could not be staged here to be checked: counted and logged, never taken for
         a bad pair, so the next check tries it again."""
         self.reload_errors += 1
-        log.error("cannot stage the new certificate pair (%s); keeping the current pair", error)
-        return self.expires is not None
+        return self._refused(f"not staged here ({error})")
+
+    def _refused(self, why: str) -> bool:
+        """A pair that did not load: the current one keeps serving, with an error log; with
+        none yet (the first load), a ValueError saying why, the one line `serve` exits with."""
+        if self.expires is None:
+            raise ValueError(f"no valid certificate and key in {self.cert_file.parent}: pair {why}")
+        log.error("new certificate pair %s; keeping the current pair", why)
+        return True
 
     def _settled(self, digest: bytes) -> bool:
         """Whether the files still hold the pair that was read (`digest`)."""
