@@ -88,6 +88,20 @@ CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
     ),
     ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
     ("scalar", b"just words\n", None),
+    # YAML text with bytes that are not UTF-8 in it, a tag no loader knows, a document that is
+    # a list, one with nothing in it: each got past the kubeconfig reader of `certs bootstrap`.
+    (
+        "not-utf8",
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nx: \xff\xfe\x80\n",
+        "cannot read",
+    ),
+    (
+        "custom-tag",
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: !foo {a: 1}\n",
+        "invalid YAML",
+    ),
+    ("list", b"- a\n- b\n", None),
+    ("empty-document", b"---\n", None),
 ]
 # Each command, given the corpus file's path: where it reads a file.
 COMMANDS: Final[dict[str, Callable[[str], list[str]]]] = {
@@ -108,6 +122,9 @@ COMMANDS: Final[dict[str, Callable[[str], list[str]]]] = {
     "migrate --check": lambda f: ["migrate", "--check", f],
     "policy": lambda f: ["policy", f],
     "check": lambda f: ["check", "--kubeconfig", f],
+    # Without --namespace, these read the kubeconfig's context for one first.
+    "check --pod": lambda f: ["check", "--pod", "p", "--kubeconfig", f],
+    "certs bootstrap": lambda f: ["certs", "bootstrap", "--kubeconfig", f],
     "check --audit": lambda f: ["check", "--audit", "--kubeconfig", f],
     "policy --from-cluster": lambda f: ["policy", "--from-cluster", "--kubeconfig", f],
     "serve": lambda f: ["serve", "--cert-dir", f],
@@ -121,7 +138,11 @@ def test_every_command_answers_bad_input_with_one_line(
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    _answers_with_one_line(in_process(*COMMANDS[command](str(path)), cwd=tmp_path), command, says)
+    args = COMMANDS[command](str(path))
+    done = in_process(*args, cwd=tmp_path)
+    _answers_with_one_line(done, command, says)
+    if "--kubeconfig" in args:
+        assert str(path) in one_line_error(done)  # the file to fix, named
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -148,7 +169,9 @@ def _answers_with_one_line(
     line = one_line_error(done)
     assert line.startswith("multinode-webhook: error: "), line
     # The cluster commands read a kubeconfig, serve a folder: they say so in their own words.
-    assert says is None or says in line or command.startswith(("check", "policy --", "serve"))
+    assert (
+        says is None or says in line or command.startswith(("check", "policy --", "serve", "certs"))
+    )
 
 
 @pytest.mark.parametrize("command", ["preview", "migrate", "policy"])
@@ -173,7 +196,12 @@ def test_stdin_that_is_not_utf8_is_refused_as_a_file_is(command: str, tmp_path: 
 
 
 def test_a_file_that_is_not_there_is_named() -> None:
-    for args in (["preview", "/nope"], ["check", "--kubeconfig", "/nope"]):
+    for args in (
+        ["preview", "/nope"],
+        ["check", "--kubeconfig", "/nope"],
+        ["check", "--pod", "p", "--kubeconfig", "/nope"],
+        ["certs", "bootstrap", "--kubeconfig", "/nope"],
+    ):
         assert "/nope" in one_line_error(cli(*args))
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.support import servers
+from tests.support.builders import REPO
 from tests.support.cli import cli, one_line_error
 from webhook.adapters import certs
 
@@ -51,6 +54,59 @@ def test_self_signed_pair_is_reused_until_it_no_longer_fits(tmp_path: Path) -> N
     assert certs.covers((tmp_path / certs.CERT_FILE).read_bytes(), ("extra.example",))
 
 
+def _generated_for_a_cluster(folder: Path) -> None:
+    certs.write(certs.generate(sans=certs.service_sans("hook", "ops")), folder)
+
+
+def _garbage_certificate(folder: Path) -> None:
+    certs.write(certs.generate(sans=certs.DEFAULT_SANS), folder)
+    (folder / certs.CERT_FILE).write_text("garbage")
+
+
+def _a_key_alone(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / certs.KEY_FILE).write_bytes(certs.generate(sans=("x",)).key_pem)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [_generated_for_a_cluster, _garbage_certificate, _a_key_alone],
+    ids=["certs-generate", "garbage", "key-alone"],
+)
+def test_a_pair_serve_did_not_make_is_never_replaced(
+    tmp_path: Path, pair: Callable[[Path], None]
+) -> None:
+    pair(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(certs.ForeignPair, match=f"give --cert-dir {tmp_path} to serve that pair"):
+        certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_pair_serve_made_with_a_file_lost_is_made_again(tmp_path: Path) -> None:
+    certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS)
+    (tmp_path / certs.KEY_FILE).unlink()
+    assert certs.ensure_self_signed(tmp_path, sans=certs.DEFAULT_SANS) == "tls.key missing"
+    cert = (tmp_path / certs.CERT_FILE).read_bytes()
+    assert certs.key_matches(cert, (tmp_path / certs.KEY_FILE).read_bytes())
+
+
+def test_serve_keeps_the_pair_certs_generate_wrote_in_its_folder(tmp_path: Path) -> None:
+    # Run from a folder of its own, the package under test is found on PYTHONPATH, not
+    # through the working directory.
+    here = {"PYTHONPATH": str(REPO)}
+    made = cli(
+        "certs", "generate", "--service", "hook", "--namespace", "ops", cwd=tmp_path, env=here
+    )
+    assert made.returncode == 0, made.stderr
+    before = {p.name: p.read_bytes() for p in (tmp_path / "certs").iterdir()}
+    ports = ["--https-port=0", "--http-port=0", "--preview-port=0", "--no-warm-up", "--no-events"]
+    # A serve that took the folder would still be serving: the timeout ends it.
+    line = one_line_error(cli("serve", *ports, cwd=tmp_path, env=here, timeout=30))
+    assert "a pair serve did not make for localhost" in line, line
+    assert {p.name: p.read_bytes() for p in (tmp_path / "certs").iterdir()} == before
+
+
 def test_reloader_refuses_to_start_without_a_good_pair(tmp_path: Path) -> None:
     bundle = certs.generate(sans=("localhost",))
     other = certs.generate(sans=("localhost",))
@@ -58,6 +114,35 @@ def test_reloader_refuses_to_start_without_a_good_pair(tmp_path: Path) -> None:
     (tmp_path / certs.KEY_FILE).write_bytes(other.key_pem)  # key of another certificate
     with pytest.raises(ValueError, match="no valid certificate and key"):
         certs.CertificateReloader(tmp_path)
+
+
+def _junk_pair(folder: Path) -> None:
+    (folder / certs.CERT_FILE).write_text("junk")
+    (folder / certs.KEY_FILE).write_text("junk")
+
+
+def _no_key(folder: Path) -> None:
+    (folder / certs.CERT_FILE).write_bytes(certs.generate(sans=("localhost",)).cert_pem)
+
+
+@pytest.mark.parametrize(
+    ("pair", "why"),
+    [(_junk_pair, "pair rejected ([SSL]"), (_no_key, "pair unreadable ([Errno 2]")],
+    ids=["junk", "no-key"],
+)
+def test_a_first_pair_that_does_not_load_is_one_line_saying_why(
+    tmp_path: Path, pair: Callable[[Path], None], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # There is no current pair to keep: no log says one is kept, the error says why.
+    pair(tmp_path)
+    with pytest.raises(
+        ValueError, match=re.escape(f"no valid certificate and key in {tmp_path}: {why}")
+    ):
+        certs.CertificateReloader(tmp_path)
+    assert caplog.records == []
+    flags = ["--https-port=0", "--http-port=0", "--preview-port=0", "--no-warm-up", "--no-events"]
+    line = one_line_error(cli("serve", f"--cert-dir={tmp_path}", *flags, timeout=30))
+    assert f"no valid certificate and key in {tmp_path}: {why}" in line, line
 
 
 def test_reloader_leaves_no_copy_of_the_key_behind(
@@ -207,6 +292,29 @@ def test_only_dns_labels_are_named_in_a_certificate(
 ) -> None:
     problem = certs.name_problem(service, namespace)
     assert problem is None if refused is None else (problem or "").startswith(refused)
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("webhook.example", True),
+        ("host.docker.internal", True),
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("0ps", True),
+        ("Bad Name!", False),
+        ("Webhook.Example", False),
+        ("a..b", False),
+        ("webhook.", False),
+        ("*.example", False),
+        ("", False),
+        (f"{'h' * 64}.example", False),
+        (".".join(["h" * 63] * 4), False),  # 255 characters, past DNS's 253
+    ],
+)
+def test_a_subject_alternative_name_is_a_dns_name_or_an_ip_address(name: str, named: bool) -> None:
+    problem = certs.san_problem(name)
+    assert problem is None if named else (problem or "").startswith(f"{name!r} is neither")
 
 
 def test_generate_refuses_a_name_that_is_no_dns_label_in_one_line(tmp_path: Path) -> None:

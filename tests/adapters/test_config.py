@@ -53,6 +53,10 @@ def test_every_setting_is_documented() -> None:
         (["--body-limit", "0"], "--body-limit: Input should be greater than 0"),
         (["--rules", "all"], "--rules: Input should be 'script-to-command', 'forward-args'"),
         (
+            ["--san", "localhost", "--san", "Bad Name!"],
+            "--san: 'Bad Name!' is neither an IP address nor a DNS name (RFC 1123)",
+        ),
+        (
             ["--parse-budget-seconds", "2"],
             "--parse-budget-seconds (2) must be under --deadline-seconds (1)",
         ),
@@ -69,6 +73,11 @@ def test_bad_values_exit_2_with_one_line(args: list[str], message: str) -> None:
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"multinode-webhook: error: {message}")
+
+
+def test_an_environment_san_that_is_no_name_names_the_variable() -> None:
+    line = one_line_error(cli("serve", env={"MULTINODE_WEBHOOK_SAN": '["a b"]'}))
+    assert line.startswith("multinode-webhook: error: MULTINODE_WEBHOOK_SAN: 'a b' is neither")
 
 
 def test_a_malformed_environment_list_names_the_variable() -> None:

@@ -339,6 +339,46 @@ def test_check_exits_1_for_each_way_the_install_is_down(
     assert total.startswith(f"{found} problem{'' if found == 1 else 's'} (!!), "), total
 
 
+def _keeper_gone(api: fakeapi.FakeApi, annotations: dict[str, str]) -> None:
+    del api.objects["deployments", NS, "multinode-webhook-certs"]
+    configuration = api.objects["mutatingwebhookconfigurations", "", CONFIG]
+    configuration["metadata"]["annotations"] = annotations
+
+
+@pytest.mark.parametrize(
+    ("annotations", "said"),
+    [
+        (None, f"   Deployment {NS}/multinode-webhook-certs keeps the serving certificate"),
+        (
+            {"service.beta.openshift.io/inject-cabundle": "true"},
+            "   OpenShift's service CA makes and renews the serving certificate",
+        ),
+        (
+            {"cert-manager.io/inject-ca-from": f"{NS}/{SERVICE}"},
+            f"   cert-manager makes and renews the serving certificate (Certificate {NS}/{SERVICE}",
+        ),
+        ({}, f"?? Deployment {NS}/multinode-webhook-certs not found, and the webhook"),
+        (
+            {"service.beta.openshift.io/inject-cabundle": "false"},
+            f"?? Deployment {NS}/multinode-webhook-certs not found, and the webhook",
+        ),
+    ],
+    ids=["bootstrap", "openshift", "cert-manager", "none", "openshift-off"],
+)
+def test_check_names_what_keeps_the_certificate_and_counts_in_words(
+    fake: Any, installed: Any, annotations: dict[str, str] | None, said: str
+) -> None:
+    api, _cluster, kubeconfig = fake
+    serving_install(api)
+    if annotations is not None:
+        _keeper_gone(api, annotations)
+    done = in_process("check", "--kubeconfig", str(kubeconfig))
+    assert f"\n{said}" in done.stdout, done.stdout
+    assert f"MutatingWebhookConfiguration {CONFIG}: 4 webhooks\n" in done.stdout
+    assert f"Service {NS}/{SERVICE}: 1 ready endpoint\n" in done.stdout
+    assert done.returncode == 0, done.stdout
+
+
 def test_check_from_outside_the_cluster_says_what_it_did_not_verify(
     fake: Any, installed: Any
 ) -> None:

@@ -5,10 +5,12 @@ other script."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
 from tests.support import llmisvc
+from webhook.inspect.installation import policy_findings
 from webhook.inspect.installed_policies import InstalledPolicy, held_patterns
 from webhook.offline.policy import compile_shapes, policy_spec
 
@@ -43,6 +45,28 @@ def test_a_pod_whose_script_was_edited_is_not_known() -> None:
     assert policy.knows(pod)
     assert not policy.knows(edited)
     assert not policy.knows(renamed)
+
+
+@pytest.mark.parametrize(
+    ("digests", "patterns", "held"),
+    [
+        ({"a"}, False, "p: 1 script (compiled"),
+        ({"a", "b"}, False, "p: 2 scripts (compiled"),
+        (set(), False, "p: 0 scripts (compiled"),
+        (set(), True, "p: 1 preset script (compiled"),
+    ],
+)
+def test_check_counts_a_policys_scripts_in_words(
+    digests: set[str], patterns: bool, held: str
+) -> None:
+    preset = _policy()
+    policy = dataclasses.replace(
+        preset,
+        digests=frozenset(digests) | (preset.digests if patterns else frozenset()),
+        patterns=preset.patterns if patterns else (),
+    )
+    [finding, *_] = policy_findings([policy], {}, [])
+    assert f"MutatingAdmissionPolicy {held} by an unknown version)" in finding.text
 
 
 def test_a_policy_with_no_patterns_or_broken_ones_holds_none() -> None:

@@ -31,10 +31,12 @@ KEY_FILE: Final = "tls.key"
 CA_FILE: Final = "ca.crt"
 DEFAULT_SANS: Final = ("localhost", "127.0.0.1")
 PAIR_FILES: Final = (CERT_FILE, KEY_FILE, CA_FILE)
-# Kubernetes names a Service with an RFC 1035 label and a namespace with an RFC 1123 one;
-# a certificate for any other name is one no client can ask for.
+# Kubernetes names a Service with an RFC 1035 label and a namespace with an RFC 1123 one, and
+# a host is named by RFC 1123 labels between dots; a certificate for any other name is one no
+# client can ask for.
 _SERVICE_NAME: Final = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-_NAMESPACE_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_NAME_MOST: Final = 253
 
 log = logging.getLogger("multinode_webhook.certs")
 
@@ -60,6 +62,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+_CA_NAME: Final = _name("multinode-webhook CA")
+
+
 def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
     entries: list[x509.GeneralName] = []
     for name in names:
@@ -77,10 +82,26 @@ def name_problem(service: str, namespace: str) -> str | None:
             f"Service name {service!r} is not a DNS label (RFC 1035): at most 63 lowercase "
             "letters, digits and '-', starting with a letter and ending with a letter or digit"
         )
-    if not _NAMESPACE_NAME.fullmatch(namespace):
+    if not _LABEL.fullmatch(namespace):
         return (
             f"namespace {namespace!r} is not a DNS label (RFC 1123): at most 63 lowercase "
             "letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return None
+
+
+def san_problem(name: str) -> str | None:
+    """Why `name` cannot be a subject alternative name, or None when it can: a DNS name (RFC
+    1123 labels, as `name_problem` asks of a namespace, between dots) or an IP address."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        if len(name) <= _DNS_NAME_MOST and all(_LABEL.fullmatch(p) for p in name.split(".")):
+            return None
+        return (
+            f"{name!r} is neither an IP address nor a DNS name (RFC 1123): labels of at most 63 "
+            "lowercase letters, digits and '-', each starting and ending with a letter or "
+            f"digit, between dots, {_DNS_NAME_MOST} characters in all"
         )
     return None
 
@@ -168,9 +189,8 @@ def generate(*, sans: tuple[str, ...], days: int = 365, now: dt.datetime | None 
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=5)
     end = start + dt.timedelta(days=days, minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("multinode-webhook CA")
     ca = (
-        _builder(ca_name, ca_name, ca_key, start, end)
+        _builder(_CA_NAME, _CA_NAME, ca_key, start, end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(
@@ -180,7 +200,7 @@ def generate(*, sans: tuple[str, ...], days: int = 365, now: dt.datetime | None 
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        _builder(_name(sans[0]), ca_name, key, start, end)
+        _builder(_name(sans[0]), _CA_NAME, key, start, end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -227,23 +247,47 @@ def covers(cert_pem: bytes, sans: tuple[str, ...]) -> bool:
     return all(name in present for name in wanted)
 
 
+class ForeignPair(Exception):
+    """The folder `serve` makes its pair in holds one it did not make; the message says what
+    to do."""
+
+
+def _made_for_localhost(cert_pem: bytes) -> bool:
+    """Whether `serve` made this certificate: issued by a CA of ours and naming localhost, as
+    neither a pair `certs generate` made for a Service nor one from another tool is."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return cert.issuer == _CA_NAME and covers(cert_pem, DEFAULT_SANS)
+
+
 def ensure_self_signed(directory: Path, *, sans: tuple[str, ...], days: int = 365) -> str | None:
     """Reuse the pair in `directory` when it is valid for a day more and names `sans`, else
     make a new CA and pair (the CA's key is never kept). None when reused, else why it made
-    a new one."""
-    ca, cert = directory / CA_FILE, directory / CERT_FILE
-    reason = "no certificate yet"
-    if ca.exists() and cert.exists() and (directory / KEY_FILE).exists():
-        try:
-            pem = cert.read_bytes()
-            if not_after(pem) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1):
-                reason = "the certificate expires within a day"
-            elif missing := [name for name in sans if not covers(pem, (name,))]:
-                reason = f"the certificate does not name {', '.join(missing)}"
-            else:
-                return None
-        except ValueError as error:
-            reason = f"unreadable certificate ({error})"
+    a new one. `ForeignPair` when the folder holds a pair it did not make for localhost (one
+    `certs generate` made for a cluster, say), which it never replaces."""
+    existing = pair_in(directory)
+    if not existing:
+        write(generate(sans=sans, days=days), directory)
+        return "no certificate yet"
+    try:
+        pem = (directory / CERT_FILE).read_bytes()
+        ours = _made_for_localhost(pem)
+    except (OSError, ValueError):
+        ours = False  # no certificate, or not one: whose the rest is, nothing tells
+    if not ours:
+        raise ForeignPair(
+            f"{directory} holds {', '.join(existing)}, a pair serve did not make for localhost "
+            "(such as one certs generate wrote for a cluster's Service), which it never "
+            f"replaces: give --cert-dir {directory} to serve that pair, or move it out of "
+            f"{directory} for serve to make its own"
+        )
+    if len(existing) < len(PAIR_FILES):
+        reason = f"{', '.join(sorted(set(PAIR_FILES) - set(existing)))} missing"
+    elif not_after(pem) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1):
+        reason = "the certificate expires within a day"
+    elif missing := [name for name in sans if not covers(pem, (name,))]:
+        reason = f"the certificate does not name {', '.join(missing)}"
+    else:
+        return None
     write(generate(sans=sans, days=days), directory)
     return reason
 
@@ -271,6 +315,7 @@ class CertificateReloader:
     A changed pair replaces the one being served only when it parses, its key matches and it
     is valid now; otherwise the last good pair keeps serving, with an error log and a count
     in `reload_errors`. (The first pair is loaded even when expired: `/readyz` reports it.)
+    A first pair that does not load is a ValueError saying why: there is no pair to keep.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -293,8 +338,7 @@ class CertificateReloader:
         try:
             cert, key, digest = self._read()
         except OSError as error:
-            log.error("cannot read certificate files: %s; keeping the current pair", error)
-            return self.expires is not None
+            return self._refused(f"unreadable ({error})")
         if digest in (self._digest, self._rejected):
             return self.expires is not None
         # The pair is checked and loaded from one snapshot of its bytes, so a file swapped
@@ -322,8 +366,7 @@ class CertificateReloader:
                     return self.expires is not None
                 self._rejected = digest
                 self.reload_errors += 1
-                log.error("new certificate pair rejected (%s); keeping the current pair", error)
-                return self.expires is not None
+                return self._refused(f"rejected ({error})")
             except OSError as error:  # after SSLError, which is one
                 # This replica's disk (a full /tmp, no file descriptors left), not the pair.
                 return self._not_staged(error)
@@ -336,8 +379,15 @@ class CertificateReloader:
         """The pair could not be staged here to be checked: counted and logged, never taken for
         a bad pair, so the next check tries it again."""
         self.reload_errors += 1
-        log.error("cannot stage the new certificate pair (%s); keeping the current pair", error)
-        return self.expires is not None
+        return self._refused(f"not staged here ({error})")
+
+    def _refused(self, why: str) -> bool:
+        """A pair that did not load: the current one keeps serving, with an error log; with
+        none yet (the first load), a ValueError saying why, the one line `serve` exits with."""
+        if self.expires is None:
+            raise ValueError(f"no valid certificate and key in {self.cert_file.parent}: pair {why}")
+        log.error("new certificate pair %s; keeping the current pair", why)
+        return True
 
     def _settled(self, digest: bytes) -> bool:
         """Whether the files still hold the pair that was read (`digest`)."""

@@ -12,7 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webhook.core import names
@@ -83,11 +84,29 @@ class Settings(DecisionSettings):
     cert_dir: Path | None = Field(
         None,
         description="directory with tls.crt and tls.key (reloaded when they change); "
-        "unset: a self-signed CA and certificate are made under ./certs and reused",
+        "unset: a self-signed CA and certificate are made under ./certs and reused (never "
+        "over a pair serve did not make there)",
     )
     san: tuple[str, ...] = Field(
-        (), description="extra subject alternative names for the self-signed certificate"
+        (),
+        description="extra subject alternative names (DNS names or IP addresses) for the "
+        "self-signed certificate",
     )
+
+    @field_validator("san")
+    @classmethod
+    def _san_names(cls, san: tuple[str, ...]) -> tuple[str, ...]:
+        # Imported here: the offline front ends read DecisionSettings from this module and
+        # start without cryptography.
+        from webhook.adapters.certs import san_problem  # noqa: PLC0415
+
+        for name in san:
+            problem = san_problem(name)
+            if problem is not None:
+                # A PydanticCustomError's message is said as it is, without "Value error, ".
+                raise PydanticCustomError("san", problem)
+        return san
+
     cert_reload_seconds: float = Field(
         5.0, gt=0, description="how often to check the certificate files for changes"
     )

@@ -129,9 +129,12 @@ def bootstrap_run(args: argparse.Namespace) -> int:
         )
     if args.every is not None and args.every <= dt.timedelta(0):
         fail("--every must be longer than 0s")
-    namespace = args.namespace or current_namespace(
-        kubeconfig=args.kubeconfig, context=args.context
-    )
+    try:
+        namespace = args.namespace or current_namespace(
+            kubeconfig=args.kubeconfig, context=args.context
+        )
+    except KubeError as error:
+        fail(str(error))
     if not namespace:
         fail("--namespace is required: neither a pod's nor the kubeconfig context's is known")
     problem = certs.name_problem(args.service, namespace)

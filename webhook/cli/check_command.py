@@ -179,7 +179,10 @@ def run(args: argparse.Namespace) -> int:
         address = (host, int(port))
     namespace = args.namespace
     if args.pod and not namespace:
-        namespace = current_namespace(kubeconfig=args.kubeconfig, context=args.context)
+        try:
+            namespace = current_namespace(kubeconfig=args.kubeconfig, context=args.context)
+        except KubeError as error:
+            fail(str(error))
         if not namespace:
             fail("--pod needs --namespace: the kubeconfig context names none")
     try:

@@ -19,7 +19,9 @@ def add(commands: Any) -> None:
             "Serve admission reviews over HTTPS (--https-port), /preview on an HTTPS port of its "
             "own (--preview-port), and /healthz, /readyz, /metrics over plain HTTP (--http-port). "
             "Without --cert-dir, a self-signed CA and serving certificate for localhost are made "
-            "under ./certs (reused on the next start) and the caBundle is printed."
+            "under ./certs (reused on the next start) and the caBundle is printed; a pair there "
+            "that serve did not make (certs generate's, for a cluster) is never replaced: serve "
+            "refuses to start, saying so."
         ),
     )
     settings_flags(serve)
@@ -69,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if settings.cert_dir is None:
         directory = Path("certs").resolve()
         replacing = (directory / certs.CA_FILE).exists()
-        made = certs.ensure_self_signed(directory, sans=(*certs.DEFAULT_SANS, *settings.san))
+        try:
+            made = certs.ensure_self_signed(directory, sans=(*certs.DEFAULT_SANS, *settings.san))
+        except certs.ForeignPair as error:
+            fail(str(error))
         if made is None:
             print(f"reusing a self-signed certificate in {directory}")
         else:

@@ -1,5 +1,5 @@
 """A line of the `check` report (`Finding`): a pass, a problem, or what could not be verified
-from where the command ran."""
+from where the command ran; and how its lines count things (`counted`)."""
 
 from __future__ import annotations
 
@@ -14,3 +14,8 @@ class Finding:
     text: str
     ok: bool = True
     verified: bool = True
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 endpoint`, `2 endpoints`: a count with its noun."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -25,7 +25,7 @@ from webhook.core.names import (
 )
 from webhook.core.raw import mapping, string
 from webhook.core.view import pod_view
-from webhook.inspect.findings import Finding
+from webhook.inspect.findings import Finding, counted
 from webhook.inspect.installed_policies import InstalledPolicy, installed_policies
 from webhook.inspect.selectors import (
     covered_namespaces,
@@ -86,7 +86,9 @@ def check(
     findings: list[Finding] = []
     entries = configuration.get("webhooks") or []
     findings.append(
-        Finding(f"MutatingWebhookConfiguration {webhook_config}: {len(entries)} entries")
+        Finding(
+            f"MutatingWebhookConfiguration {webhook_config}: {counted(len(entries), 'webhook')}"
+        )
     )
     if not entries:
         return [*findings, Finding("no webhook entries: nothing is mutated", ok=False)]
@@ -111,6 +113,7 @@ def check(
         *serving_findings(cluster, deployment, namespace=service_ns, name=service_name),
         keeper_finding(
             cluster.deployment(service_ns, CERTIFICATE_KEEPER),
+            configuration,
             namespace=service_ns,
             name=CERTIFICATE_KEEPER,
         ),
@@ -172,9 +175,9 @@ def policy_findings(
     findings = []
     for policy in policies:
         exact = len(policy.digests) - len(policy.patterns)
-        held = [f"{exact} scripts"] if exact or not policy.patterns else []
+        held = [counted(exact, "script")] if exact or not policy.patterns else []
         if policy.patterns:
-            held.append(f"{len(policy.patterns)} preset scripts")
+            held.append(counted(len(policy.patterns), "preset script"))
         findings.append(
             Finding(
                 f"MutatingAdmissionPolicy {policy.name}: {' and '.join(held)} "

@@ -12,9 +12,14 @@ from webhook.adapters import certs
 from webhook.adapters.kube.client import Cluster, secret_data
 from webhook.adapters.kube.probe import handshake
 from webhook.core.raw import mapping, string
-from webhook.inspect.findings import Finding
+from webhook.inspect.findings import Finding, counted
 
 CERTIFICATE_KEEPER: Final = "multinode-webhook-certs"
+# Annotations on the webhook configuration by which another keeper of the certificate writes
+# its CA into caBundle, and renews the pair: OpenShift's service CA, or cert-manager's CA
+# injector (from the Certificate the value names).
+OPENSHIFT_INJECT_CABUNDLE: Final = "service.beta.openshift.io/inject-cabundle"
+CERT_MANAGER_INJECT_CA_FROM: Final = "cert-manager.io/inject-ca-from"
 
 
 _DOWN = "pods are admitted unrepaired while it is (failurePolicy Ignore)"
@@ -51,7 +56,7 @@ def endpoints_finding(slices: Sequence[Mapping[str, Any]], *, name: str) -> Find
     )
     if not ready:
         return Finding(f"Service {name} has no ready endpoints: {_DOWN}", ok=False)
-    return Finding(f"Service {name}: {ready} ready endpoints")
+    return Finding(f"Service {name}: {counted(ready, 'ready endpoint')}")
 
 
 def webhook_service(entries: Sequence[Any]) -> tuple[str, str]:
@@ -73,13 +78,32 @@ def serving_findings(
     ]
 
 
-def keeper_finding(deployment: Mapping[str, Any] | None, *, namespace: str, name: str) -> Finding:
+def keeper_finding(
+    deployment: Mapping[str, Any] | None,
+    configuration: Mapping[str, Any],
+    *,
+    namespace: str,
+    name: str,
+) -> Finding:
     """Whether the Deployment that makes and renews the serving certificate runs, when the
-    install has one."""
+    install has one; else whether the webhook configuration names another keeper."""
     if deployment is None:
+        annotations = mapping(mapping(configuration.get("metadata")).get("annotations"))
+        if annotations.get(OPENSHIFT_INJECT_CABUNDLE) == "true":
+            return Finding(
+                "OpenShift's service CA makes and renews the serving certificate "
+                f"({OPENSHIFT_INJECT_CABUNDLE} on the webhook configuration)"
+            )
+        certificate = annotations.get(CERT_MANAGER_INJECT_CA_FROM)
+        if isinstance(certificate, str) and certificate:
+            return Finding(
+                f"cert-manager makes and renews the serving certificate (Certificate "
+                f"{certificate}, {CERT_MANAGER_INJECT_CA_FROM} on the webhook configuration)"
+            )
         return Finding(
-            f"Deployment {namespace}/{name} not found: certificates come from cert-manager, "
-            "or nothing renews them",
+            f"Deployment {namespace}/{name} not found, and the webhook configuration names no "
+            f"other keeper ({OPENSHIFT_INJECT_CABUNDLE} or {CERT_MANAGER_INJECT_CA_FROM}): "
+            "nothing may renew the serving certificate",
             verified=False,
         )
     if not mapping(deployment.get("status")).get("readyReplicas"):

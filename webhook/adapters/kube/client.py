@@ -16,7 +16,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +31,7 @@ from webhook.adapters.backoff import Backoff
 from webhook.core.patch import PatchOp, to_json
 from webhook.core.raw import mapping, string
 
+DEFAULT_KUBECONFIG: Final = "~/.kube/config"
 SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 NOT_FOUND: Final = 404
 GONE: Final = 410
@@ -77,30 +79,47 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
             return client.ApiClient()
         except config.ConfigException:
             pass
+    plugin = _PluginFailure()
+    logging.getLogger().addHandler(plugin)
+    try:
+        with _reading_kubeconfig(kubeconfig) as path:
+            config.load_kube_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
+    finally:
+        logging.getLogger().removeHandler(plugin)
+    if plugin.failure is not None:
+        # The client logs a failed exec credential plugin and goes on without credentials.
+        where = f" in {path}" if path else ""
+        raise KubeError(f"no cluster credentials{where}: {plugin.failure}")
+    return client.ApiClient()
+
+
+@contextmanager
+def _reading_kubeconfig(kubeconfig: str | None) -> Iterator[str | None]:
+    """The kubeconfig to read (given, else $KUBECONFIG, else None: the client's default), and
+    any error of the client reading it as one `KubeError` line naming the file."""
     # $KUBECONFIG read now: the client reads it once, when it is imported.
     path = kubeconfig or os.environ.get("KUBECONFIG")
     where = f" in {path}" if path else ""
     if kubeconfig is not None and not os.path.isfile(kubeconfig):
         raise KubeError(f"no cluster credentials: no kubeconfig file {kubeconfig}")
-    plugin = _PluginFailure()
-    logging.getLogger().addHandler(plugin)
     try:
-        config.load_kube_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
+        yield path
     except (config.ConfigException, OSError) as error:
         raise KubeError(f"no cluster credentials{where}: {error}") from None
-    except (TypeError, ValueError, AttributeError, KeyError, yaml.YAMLError) as error:
-        # The client reads a kubeconfig of the wrong shape (or not YAML) as far as it can,
-        # then fails inside.
+    except (
+        TypeError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        RecursionError,
+        yaml.YAMLError,
+    ) as error:
+        # The client reads a kubeconfig of the wrong shape (or not YAML, or nested past the
+        # YAML reader's depth) as far as it can, then fails inside.
         raise KubeError(
-            f"no cluster credentials: {path or '~/.kube/config'} is not a kubeconfig "
+            f"no cluster credentials: {path or DEFAULT_KUBECONFIG} is not a kubeconfig "
             f"({type(error).__name__}: {' '.join(str(error).split())})"
         ) from None
-    finally:
-        logging.getLogger().removeHandler(plugin)
-    if plugin.failure is not None:
-        # The client logs a failed exec credential plugin and goes on without credentials.
-        raise KubeError(f"no cluster credentials{where}: {plugin.failure}")
-    return client.ApiClient()
 
 
 class _PluginFailure(logging.Handler):
@@ -119,19 +138,24 @@ class _PluginFailure(logging.Handler):
 
 def current_namespace(*, kubeconfig: str | None = None, context: str | None = None) -> str | None:
     """$POD_NAMESPACE, else the namespace of the pod's service account, else the namespace of
-    the kubeconfig's context (given, else the current one), else None."""
+    the kubeconfig's context (given, else the current one), else None. A kubeconfig that is
+    not there or not one is a `KubeError` naming it, in `connect`'s words."""
     if os.environ.get("POD_NAMESPACE"):
         return os.environ["POD_NAMESPACE"]
     try:
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
     except OSError:
         pass
-    try:
-        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    except (config.ConfigException, OSError):
-        return None
-    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
-    found = mapping(mapping(chosen).get("context")).get("namespace")
+    with _reading_kubeconfig(kubeconfig) as path:
+        if path is None and not Path(DEFAULT_KUBECONFIG).expanduser().exists():
+            return None  # no kubeconfig at all: nothing names a namespace
+        contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=path or DEFAULT_KUBECONFIG
+        )
+        chosen = (
+            next((c for c in contexts if c.get("name") == context), None) if context else active
+        )
+        found = mapping(mapping(chosen).get("context")).get("namespace")
     return found if isinstance(found, str) and found else None
 
 
