@@ -15,12 +15,12 @@ from webhook.cli.common import (
     Switch,
     cluster,
     cluster_flags,
-    counted,
     decision_flags,
     fail,
     options,
 )
 from webhook.core.names import STATUS_ANNOTATION
+from webhook.inspect.findings import counted
 
 
 def add(commands: Any) -> None:

@@ -25,11 +25,6 @@ EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 
 
-def counted(number: int, noun: str) -> str:
-    """`1 problem`, `2 problems`: a count with its noun."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 def fail(message: str) -> NoReturn:
     print(f"multinode-webhook: error: {message}", file=sys.stderr)
     raise SystemExit(EXIT_INPUT)

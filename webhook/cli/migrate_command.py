@@ -9,7 +9,6 @@ from typing import Any
 from webhook.cli.common import (
     EXIT_FINDINGS,
     Switch,
-    counted,
     decision_flags,
     fail,
     options,
@@ -17,6 +16,7 @@ from webhook.cli.common import (
     shown,
     write,
 )
+from webhook.inspect.findings import counted
 from webhook.offline import documents
 from webhook.offline.migrate import Change, migrate_text
 
