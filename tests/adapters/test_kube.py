@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from tests.support.cli import cli, in_process, one_line_error
 from tests.support.fakeapi import serving_install
 from webhook.adapters import certs
 from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
+from webhook.adapters.kube import client as client_module
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.core import names
 from webhook.inspect.findings import Finding
@@ -607,3 +609,15 @@ def test_check_names_each_broken_piece_of_tls_and_configuration(
     damage(api)
     findings = check(cluster, webhook_config=CONFIG, secret=SECRET, address=("127.0.0.1", 1))
     assert [f.text for f in findings if not f.ok and said in f.text] == [said]
+
+
+def test_a_call_to_a_silent_api_server_ends_in_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bootstrap's passes and check read the cluster with no deadline of their own.
+    monkeypatch.setattr(client_module, "CALL_TIMEOUT", (5.0, 0.2))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        kubeconfig = fakeapi.write_kubeconfig(tmp_path / "kubeconfig", listener.getsockname()[1])
+        cluster = Cluster(connect(kubeconfig=str(kubeconfig)))
+        with pytest.raises(KubeError, match="cannot reach the API server"):
+            cluster.secret(NS, SECRET)

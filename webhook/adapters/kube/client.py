@@ -48,6 +48,10 @@ BACKOFF_MOST: Final = 30.0
 HEALTHY_SECONDS: Final = 10.0
 # The calls behind Events run one at a time, off admission: one that hangs must not hold the rest.
 EVENT_TIMEOUT: Final = 5.0
+# Any other call (check, the bootstrap's passes, a policy read from the cluster): seconds to
+# connect, and to wait on a silent API server between bytes, before it is said unreachable;
+# a pass that hung would never end, nor retry.
+CALL_TIMEOUT: Final = (10.0, 60.0)
 
 
 class KubeError(RuntimeError):
@@ -201,6 +205,7 @@ class Cluster:
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
+            kwargs.setdefault("_request_timeout", CALL_TIMEOUT)
             response = method(*args, _preload_content=False, **kwargs)
         except ApiException as error:
             raise KubeError(
