@@ -25,8 +25,8 @@ from tests.support.builders import data_pod, example
 from tests.support.cli import cli, in_process, one_line_error
 from tests.support.fakeapi import serving_install
 from webhook.adapters import certs
-from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
 from webhook.adapters.kube import client as client_module
+from webhook.adapters.kube.bootstrap import Outcome, bootstrap, keep
 from webhook.adapters.kube.client import Cluster, KubeError, connect
 from webhook.core import names
 from webhook.inspect.findings import Finding
