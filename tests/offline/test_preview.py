@@ -273,3 +273,18 @@ def test_each_fate_of_an_arg_is_what_bash_does(tail: str, tmp_path: Path) -> Non
             assert set(arg.split()) <= set(delivered), (arg, delivered)
         else:
             assert fate == UNFOLLOWED, fate
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("command", True), ("args", 5), ("env", "x"), ("command", {"a": 1})],
+    ids=["command-true", "args-number", "env-string", "command-mapping"],
+)
+@pytest.mark.parametrize("wrapped", [False, True], ids=["Pod", "AdmissionReview"])
+def test_a_field_of_the_wrong_type_reads_as_absent(field: str, value: Any, wrapped: bool) -> None:
+    pod = example("legacy-head-pod.yaml")
+    pod["spec"]["containers"][0][field] = value
+    [result] = preview_object(_review(pod) if wrapped else pod)
+    assert "launch" not in result or all(
+        row["before"] and row["after"] for launch in result["launch"] for row in launch["args"]
+    )

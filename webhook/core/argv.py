@@ -36,6 +36,7 @@ from webhook.core.bash import (
     parse,
     positional,
 )
+from webhook.core.raw import items
 from webhook.core.rewrite import split_shell
 
 _BLANKS: Final = re.compile(r"[ \t\n]+")
@@ -306,8 +307,8 @@ def container_launch(container: Mapping[str, Any]) -> Launch | None:
     """What a container's launch command receives: from its script when it runs one with bash
     or sh, else its command and args themselves; None when neither can be told."""
     env = varrefs.written_env(container)
-    command = [varrefs.expand(str(word), env).text for word in container.get("command") or []]
-    written = [str(word) for word in container.get("args") or []]
+    command = [varrefs.expand(str(word), env).text for word in items(container.get("command"))]
+    written = [str(word) for word in items(container.get("args"))]
     given = [varrefs.expand(word, env) for word in written]
     args = [word.text for word in given]
     if not command:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from webhook.core.raw import items
+
 _REFERENCE: Final = re.compile(r"\$(\$|\(([^)]*)\))")
 # What Kubernetes takes as an env variable's name.
 _NAME: Final = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
@@ -51,7 +53,7 @@ def written_env(container: Mapping[str, Any]) -> WrittenEnv:
     """The container's env, each value's own references to earlier ones expanded as the
     kubelet does."""
     env = WrittenEnv(open=bool(container.get("envFrom")))
-    for item in container.get("env") or []:
+    for item in items(container.get("env")):
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             continue
         value = item.get("value")

@@ -17,7 +17,7 @@ from webhook.core.names import (
     ISVC_LABEL,
     PART_OF_LABEL,
 )
-from webhook.core.raw import mapping, string
+from webhook.core.raw import items, mapping, string
 from webhook.inspect.findings import Finding
 
 # The container names a matchConditions expression lets through: `c.name in ['a', 'b']`.
@@ -72,8 +72,8 @@ def served_container_names(deployment: Mapping[str, Any], family: Family) -> set
     """The containers of `family`'s pods the Deployment's `serve` rewrites (its flag, else its
     environment variable, else the default); None when no container of it runs `serve`."""
     spec = mapping(mapping(mapping(deployment.get("spec")).get("template")).get("spec"))
-    for container in spec.get("containers") or []:
-        words = [*(container.get("command") or []), *(container.get("args") or [])]
+    for container in items(spec.get("containers")):
+        words = [*items(container.get("command")), *items(container.get("args"))]
         if "serve" not in words:
             continue
         flags = [
@@ -84,7 +84,7 @@ def served_container_names(deployment: Mapping[str, Any], family: Family) -> set
         flags += [w.split("=", 1)[1] for w in words if w.startswith(family.flag + "=")]
         if flags:
             return set(flags)
-        for variable in container.get("env") or []:
+        for variable in items(container.get("env")):
             if variable.get("name") == family.env:
                 try:
                     return {str(name) for name in json.loads(string(variable.get("value")))}

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from webhook.core import names
 from webhook.core.kinds import LWS_NAME_LABEL, NAME_LABEL
-from webhook.core.raw import mapping, string
+from webhook.core.raw import items, mapping, string
 from webhook.offline import gobuiltins, gotemplate
 from webhook.offline.documents import give
 
@@ -262,7 +262,7 @@ def rendered_spec(
 
 
 def _main_args(workload: Any) -> tuple[str, ...] | None:
-    for container in mapping(workload).get("containers") or []:
+    for container in items(mapping(workload).get("containers")):
         if mapping(container).get("name") == names.LLM_CONTAINER:
             args = mapping(container).get("args")
             return tuple(str(a) for a in args) if isinstance(args, list) else None

@@ -41,7 +41,7 @@ from webhook.core.model import (
 from webhook.core.mutate import mutate
 from webhook.core.names import Reason
 from webhook.core.patch import to_json
-from webhook.core.raw import at, display_name, mapping, shown_name, string
+from webhook.core.raw import at, display_name, items, mapping, shown_name, string
 from webhook.core.rewrite import split_shell
 from webhook.core.view import pod_view
 from webhook.offline import documents, isolation, llmrender
@@ -198,8 +198,8 @@ def _with_launch(
 def _script_args(container: Any) -> list[str]:
     """A container's args that follow its script, where an InferenceService's args land: all
     of them, but for the script itself when it is the first (`command: [bash, -c]`)."""
-    command = [str(word) for word in mapping(container).get("command") or []]
-    args = [str(word) for word in mapping(container).get("args") or []]
+    command = [str(word) for word in items(mapping(container).get("command"))]
+    args = [str(word) for word in items(mapping(container).get("args"))]
     split = split_shell(command)
     return args[1:] if split is not None and not split[1] else args
 
@@ -209,7 +209,7 @@ def _script_launches(before: Any, after: Any, targets: Sequence[str]) -> list[La
     script as the user's; a container whose launch command cannot be told, before or after,
     is left out (its args have no fate to show)."""
     reports: list[LaunchJson] = []
-    for container in mapping(mapping(before).get("spec")).get("containers") or []:
+    for container in items(mapping(mapping(before).get("spec")).get("containers")):
         name = mapping(container).get("name")
         if name not in targets:
             continue
@@ -258,8 +258,8 @@ def _decided(pod: Mapping[str, Any], *, what: str, context: Context, options: Op
 def _first_is_zero(container: Any, count: int) -> bool:
     """Whether the first of a container's last `count` args is bash's $0: the word after the
     script `bash -c` runs. Told by place, not by text."""
-    command = [str(word) for word in mapping(container).get("command") or []]
-    args = mapping(container).get("args") or []
+    command = [str(word) for word in items(mapping(container).get("command"))]
+    args = items(mapping(container).get("args"))
     split = split_shell(command)
     if not count or split is None:
         return False
@@ -303,19 +303,21 @@ def _launches(
     """The target containers' launch argv in the pod as built and as admitted. `user_args`
     None: each container's own args are the user's (an LLMInferenceService's pod)."""
     reports: list[LaunchJson] = []
-    after_containers = mapping(mapping(after).get("spec")).get("containers") or []
-    for index, container in enumerate(mapping(mapping(before).get("spec")).get("containers") or []):
+    after_containers = items(mapping(mapping(after).get("spec")).get("containers"))
+    for index, container in enumerate(
+        items(mapping(mapping(before).get("spec")).get("containers"))
+    ):
         if mapping(container).get("name") not in targets:
             continue
         old, new = container_launch(container), container_launch(after_containers[index])
         given = (
-            [str(arg) for arg in mapping(container).get("args") or []]
+            [str(arg) for arg in items(mapping(container).get("args"))]
             if user_args is None
             else user_args
         )
         zero = old is not None and _first_is_zero(container, len(given))
         # What stands for each arg once admitted: itself, or the word eval made of it.
-        own = [str(arg) for arg in mapping(after_containers[index]).get("args") or []]
+        own = [str(arg) for arg in items(mapping(after_containers[index]).get("args"))]
         delivered = own if user_args is None and len(own) == len(given) else given
         reports.append(
             {

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from webhook.core import names
-from webhook.core.raw import mapping, string
+from webhook.core.raw import items, mapping, string
 from webhook.offline.documents import give
 
 MODEL_MOUNT: Final = "/mnt/models"
@@ -110,7 +110,7 @@ def merge_container(runtime: Mapping[str, Any], isvc: Mapping[str, Any]) -> dict
         if key in _MODEL_KEYS or (key == "name" and not value):
             continue
         if key == "args":
-            merged["args"] = [*(merged.get("args") or []), *(value or [])]
+            merged["args"] = [*items(merged.get("args")), *(value or [])]
         elif key == "command":
             if value:
                 merged["command"] = copy.deepcopy(value)
@@ -146,7 +146,7 @@ def fill_placeholders(value: Any, metadata: Mapping[str, Any]) -> Any:
 def _set_env(container: dict[str, Any], env: Sequence[tuple[str, str]]) -> None:
     """AddEnvVarToPodSpec: overwrite a variable of the same name, or append it."""
     added = [{"name": name, "value": value} for name, value in env]
-    container["env"] = _merged_list(container.get("env") or [], added, "name")
+    container["env"] = _merged_list(items(container.get("env")), added, "name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,11 +281,11 @@ def render(
         (
             "worker",
             mapping(runtime_spec.get("workerSpec")),
-            mapping(next(iter(worker_spec.get("containers") or []), {})),
+            mapping(next(iter(items(worker_spec.get("containers"))), {})),
             names.WORKER_CONTAINER,
         ),
     ):
-        containers = [copy.deepcopy(c) for c in source.get("containers") or []]
+        containers = [copy.deepcopy(c) for c in items(source.get("containers"))]
         if role == "worker":
             containers = [c for c in containers if mapping(c).get("name") == target][:1]
         for index, container in enumerate(containers):
@@ -297,7 +297,7 @@ def render(
             _set_env(merged, controller_env(role, predictor, line))
             containers[index] = merged
         if role == "head":
-            containers += [copy.deepcopy(c) for c in predictor_spec.get("containers") or []]
+            containers += [copy.deepcopy(c) for c in items(predictor_spec.get("containers"))]
             if line.isvc_name_everywhere:
                 for container in containers:
                     _set_env(container, [("INFERENCE_SERVICE_NAME", name)])
@@ -319,7 +319,7 @@ def render(
             pod["metadata"]["annotations"] = {SOURCE_URI_ANNOTATION: predictor.storage}
         if predictor.storage.startswith("pvc://"):
             _mount_pvc(pod, target, predictor.storage)
-        user_args = tuple(str(a) for a in patch.get("args") or [])
+        user_args = tuple(str(a) for a in items(patch.get("args")))
         pods.append(Rendered(role, pod, user_args))
     return pods
 

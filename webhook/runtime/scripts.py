@@ -10,6 +10,7 @@ from typing import Any
 
 from webhook.core.model import Options
 from webhook.core.parsed import Needed
+from webhook.core.raw import items
 from webhook.core.rewrite import split_shell
 from webhook.offline.policy import containers_in
 
@@ -29,7 +30,7 @@ def launch_scripts(document: Any, *, options: Options) -> Iterator[Needed]:
         split = split_shell(command)
         if split is None:
             continue
-        args = container.get("args") or []
+        args = items(container.get("args"))
         script = split[1][0] if split[1] else (args[0] if args else None)
         if not isinstance(script, str):
             continue

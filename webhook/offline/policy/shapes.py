@@ -273,7 +273,7 @@ def compile_shapes(
                 continue
             if "preset" in container:
                 preset = container["preset"]
-                if any("{{" in str(word) for word in preset.get("command") or []):
+                if any("{{" in str(word) for word in items(preset.get("command"))):
                     if preset.get("name") in options.llm_containers:
                         _add(compiled, seen, _pattern_shape(preset, label, options))
                     continue
@@ -286,7 +286,7 @@ def compile_shapes(
                 if shape:
                     compiled.uncovered.append(shape)
                 continue
-            args = container.get("args") or []
+            args = items(container.get("args"))
             if shape.evaluated and policy_leaves([str(arg) for arg in args]):
                 compiled.uncovered.append(
                     f"{label} {name}: an arg holds a newline, and the policy leaves such eval "
@@ -363,7 +363,7 @@ def _pattern_shape(container: Mapping[str, Any], label: str, options: Options) -
     if not isinstance(command, list) or not all(isinstance(w, str) for w in command):
         return ""
     words = [index for index, word in enumerate(command) if "{{" in word]
-    if len(words) != 1 or any("{{" in str(arg) for arg in container.get("args") or []):
+    if len(words) != 1 or any("{{" in str(arg) for arg in items(container.get("args"))):
         return f"{label} {name}: template actions outside one script word"
     word = words[0]
 
