@@ -86,6 +86,12 @@ CORPUS: Final[list[tuple[str, bytes, str | None]]] = [
         b"spec: {containers: 5, workerSpec: {containers: 5}}\n",
         None,
     ),
+    (
+        "baserefs-number",
+        b"apiVersion: serving.kserve.io/v1alpha1\nkind: LLMInferenceService\n"
+        b"metadata: {name: x}\nspec: {baseRefs: 5}\n",
+        None,
+    ),
     ("huge", b"a: " + b"x" * (4 << 20) + b"\n", None),
     ("scalar", b"just words\n", None),
     # YAML text with bytes that are not UTF-8 in it, a tag no loader knows, a document that is

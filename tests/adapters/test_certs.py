@@ -370,3 +370,12 @@ def test_a_pair_read_across_a_secret_update_is_not_counted_as_refused(tmp_path: 
     assert reloader.reload_errors == 0
     assert reloader.check() is True
     assert (reloader.expires, reloader.reload_errors) == (certs.not_after(new.cert_pem), 0)
+
+
+def test_serve_where_certs_is_a_file_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "certs").touch()
+    done = cli("serve", "--https-port=0", cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
+    assert one_line_error(done) == (
+        f"multinode-webhook: error: cannot keep a self-signed pair in {tmp_path / 'certs'}: "
+        "File exists"
+    )

@@ -56,6 +56,7 @@ def test_every_setting_is_documented() -> None:
             ["--san", "localhost", "--san", "Bad Name!"],
             "--san: 'Bad Name!' is neither an IP address nor a DNS name (RFC 1123)",
         ),
+        (["--san", "fe80::1%eth0"], "--san: 'fe80::1%eth0' has a zone (%eth0)"),
         (
             ["--parse-budget-seconds", "2"],
             "--parse-budget-seconds (2) must be under --deadline-seconds (1)",

@@ -94,7 +94,7 @@ def san_problem(name: str) -> str | None:
     """Why `name` cannot be a subject alternative name, or None when it can: a DNS name (RFC
     1123 labels, as `name_problem` asks of a namespace, between dots) or an IP address."""
     try:
-        ipaddress.ip_address(name)
+        address = ipaddress.ip_address(name)
     except ValueError:
         if len(name) <= _DNS_NAME_MOST and all(_LABEL.fullmatch(p) for p in name.split(".")):
             return None
@@ -103,6 +103,8 @@ def san_problem(name: str) -> str | None:
             "lowercase letters, digits and '-', each starting and ending with a letter or "
             f"digit, between dots, {_DNS_NAME_MOST} characters in all"
         )
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        return f"{name!r} has a zone (%{address.scope_id}), which a certificate cannot name"
     return None
 
 

@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             made = certs.ensure_self_signed(directory, sans=(*certs.DEFAULT_SANS, *settings.san))
         except certs.ForeignPair as error:
             fail(str(error))
+        except OSError as error:  # ./certs a file, or not writable
+            fail(f"cannot keep a self-signed pair in {directory}: {error.strerror or error}")
         if made is None:
             print(f"reusing a self-signed certificate in {directory}")
         else:

@@ -172,7 +172,7 @@ def chosen_presets(
     shape (told after its `baseRefs` are merged in), then its `baseRefs`. `apart`: how the
     front end takes a preset besides the input, for its errors."""
     spec = _spec(service)
-    refs = [string(mapping(ref).get("name")) for ref in spec.get("baseRefs") or []]
+    refs = [string(mapping(ref).get("name")) for ref in items(spec.get("baseRefs"))]
     based: list[Mapping[str, Any]] = []
     resolved: Any = spec
     for ref in refs:
