@@ -12,6 +12,7 @@ waits for (a child in /proc, a line, a connection), not times; a timeout only bo
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import threading
@@ -166,4 +167,30 @@ def test_ctrl_c_ends_certs_bootstrap_between_its_passes(tmp_path: Path) -> None:
         ) as keeper:
             assert keeper.stdout is not None
             assert keeper.stdout.readline().startswith("new certificate")
+            _ended_quietly(keeper)
+
+
+def test_ctrl_c_reaches_a_command_started_with_it_held_back(
+    silent_api: tuple[socket.socket, Path],
+) -> None:
+    # A mask outlives exec: a parent that held SIGINT back when it started the command (as
+    # multiprocessing does around the processes it starts) must not make it deaf to Ctrl-C.
+    listener, kubeconfig = silent_api
+    with contextlib.ExitStack() as stack:
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            keeper = stack.enter_context(
+                started(
+                    "certs",
+                    "bootstrap",
+                    "--every=1m",
+                    "--namespace=x",
+                    f"--kubeconfig={kubeconfig}",
+                )
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        listener.settimeout(patience(60))
+        connection, _ = listener.accept()
+        with connection:
             _ended_quietly(keeper)

@@ -20,6 +20,9 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 
 def run() -> int:
     signal.signal(signal.SIGINT, _interrupted)
+    # A Ctrl-C held back by whatever started this process (a mask outlives exec) would never
+    # arrive: the command waits on an API server or a stdin for ever.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     from webhook.cli import main  # noqa: PLC0415 - after the handler, which covers the import
 
     try:

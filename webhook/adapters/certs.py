@@ -4,6 +4,9 @@ Kubernetes updates a mounted Secret by swapping a `..data` symlink, so the reloa
 digests of the files' contents, not mtimes. A new pair is first loaded into a scratch context;
 only a pair that loads there is loaded into the live context, so a half-written or mismatched
 pair never replaces the one being served.
+
+It is long because a pair's whole life is one job: made, judged (whose it is, what it names,
+when it ends), written and served as it changes, each step reading what the one before left.
 """
 
 from __future__ import annotations
