@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support import kubelet
-from tests.support.builders import WORKLOADS, data_pod, example, workload
+from tests.support.builders import WORKLOADS, data_pod, example, review, workload
 from webhook.core import names
 from webhook.offline.preview import REPLACED, UNFOLLOWED, preview_object
 from webhook.offline.report import failures, formatted
@@ -29,27 +29,11 @@ def _vllm_pod(container: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def _review(pod: dict[str, Any]) -> dict[str, Any]:
-    """`pod` as the API server sends it for admission."""
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "default",
-            "object": pod,
-        },
-    }
-
-
 @pytest.mark.parametrize(
     "obj",
     [
         example("legacy-head-pod.yaml"),
-        _review(example("legacy-head-pod.yaml")),
+        review(example("legacy-head-pod.yaml")),
         *(workload(*w) for w in WORKLOADS),
     ],
     ids=["Pod", "AdmissionReview", *(w[0] for w in WORKLOADS)],
@@ -284,7 +268,7 @@ def test_each_fate_of_an_arg_is_what_bash_does(tail: str, tmp_path: Path) -> Non
 def test_a_field_of_the_wrong_type_reads_as_absent(field: str, value: Any, wrapped: bool) -> None:
     pod = example("legacy-head-pod.yaml")
     pod["spec"]["containers"][0][field] = value
-    [result] = preview_object(_review(pod) if wrapped else pod)
+    [result] = preview_object(review(pod) if wrapped else pod)
     assert "launch" not in result or all(
         row["before"] and row["after"] for launch in result["launch"] for row in launch["args"]
     )
