@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Final
 
 import pytest
 import yaml
 
 from tests.support import kserve
-from tests.support.builders import EXAMPLES, example
+from tests.support.builders import EXAMPLES, REPO, example
 from tests.support.crash import crashing_script, rewrite_or_crash
 from tests.support.interrupts import takes_sigint
 from tests.support.pace import patience
@@ -282,3 +286,43 @@ def test_a_pool_whose_first_call_ctrl_c_cut_short_stops_at_once() -> None:
     # typeshed has the attribute's type wrong (the wake-up's, not the thread's).
     pool._executor_manager_thread = threading.Thread(target=int)  # type: ignore[assignment]
     stop_pool(pool, wait=True)
+
+
+_ORPHANING: Final = """
+import os, sys
+from webhook.runtime.sandbox import Sandbox
+box = Sandbox()
+print(box.call(os.getpid), flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def test_a_worker_ends_with_the_process_that_started_it() -> None:
+    # Killed (SIGKILL, the OOM killer), a command stops none of its workers.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHANING],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    try:
+        wait(lambda: _ended(worker), "the orphaned worker to end")
+    finally:  # not left behind by a failure
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _ended(pid: int) -> bool:
+    """Whether the process is gone, or a zombie its new parent has yet to reap."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status

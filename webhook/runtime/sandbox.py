@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import math
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -42,6 +43,8 @@ T = TypeVar("T")
 CRASHERS_KEPT: Final = 1024
 # How many times a call is tried on a worker killed from outside (SIGKILL) under it.
 KILLS_TRIED: Final = 3
+# How often a worker looks whether the process that started it is still there.
+PARENT_CHECK_SECONDS: Final = 1.0
 
 
 class Failures:
@@ -343,6 +346,24 @@ def leave_interrupts() -> None:
     """A worker's initializer: Ctrl-C reaches the whole process group, and the process that
     started the worker is the one to answer it (it stops its workers); a worker that took it
     too would print its own traceback. A Ctrl-C held since the worker started
-    (`interrupts_held`) is dropped here."""
+    (`interrupts_held`) is dropped here. And the worker ends with that process
+    (`end_with_parent`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    end_with_parent()
+
+
+def end_with_parent() -> None:
+    """A worker's watch on the process that started it. Killed (SIGKILL, the OOM killer), that
+    process stops no worker, and its workers would wait on their queues for ever, orphans of
+    a command long gone. A worker ends once its parent has (it is then another's child).
+    Polled, not `PR_SET_PDEATHSIG`, which fires when the thread that spawned the worker ends,
+    and workers are spawned from threads."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
