@@ -184,31 +184,15 @@ def _diff_with_notes(result: Result) -> str:
 
 
 def formatted(results: list[Result], fmt: str) -> str:
-    """The results as the CLI prints them and `/preview` returns them; an input JSON cannot
-    hold (a date or a list as a mapping's key) is an input error."""
-    try:
-        return _formatted(results, fmt)
-    except TypeError as error:  # json.dumps, on a key type YAML allows and JSON does not
-        raise documents.InputError(f"the results cannot be written as JSON: {error}") from None
-
-
-def _formatted(results: list[Result], fmt: str) -> str:
+    """The results as the CLI prints them and `/preview` returns them."""
     if fmt == "table":
         return _table(results)
     if fmt == "json":
-        return (
-            json.dumps(
-                {"results": results}, indent=2, ensure_ascii=False, default=documents.json_value
-            )
-            + "\n"
-        )
+        return _json({"results": results}, indent=2) + "\n"
     if fmt == "yaml":
         return documents.dump({"results": results})
     if fmt == "patch":
-        return "".join(
-            json.dumps(result["patch"], ensure_ascii=False, default=documents.json_value) + "\n"
-            for result in results
-        )
+        return "".join(_json(result["patch"]) + "\n" for result in results)
     if fmt == "diff":
         return "".join(_diff_with_notes(result) for result in results)
     if fmt == "manifest":
@@ -219,3 +203,12 @@ def _formatted(results: list[Result], fmt: str) -> str:
             if result.get("template") != "leader"
         )
     raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def _json(value: object, *, indent: int | None = None) -> str:
+    """`value` as JSON text; an input JSON cannot hold (a date or a list as a mapping's key,
+    which YAML allows) is an input error."""
+    try:
+        return json.dumps(value, indent=indent, ensure_ascii=False, default=documents.json_value)
+    except TypeError as error:
+        raise documents.InputError(f"the results cannot be written as JSON: {error}") from None
